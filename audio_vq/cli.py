@@ -1,0 +1,108 @@
+"""The `audio-vq` command: ``audio-vq <command> key=value ...`` (Hydra-style overrides).
+
+Each command is a packaged Hydra config (``configs/<command>.yaml``) and a function taking the
+composed config. ``audio-vq --help`` lists the commands; ``audio-vq <command> --help`` prints
+the command's keys with their defaults and comments and the options of its config groups.
+User errors (bad keys or values, unusable datasets) print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from . import __version__
+
+PROG = "audio-vq"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    run: str  # "module:function" taking the composed config; imported only when the command runs
+    groups: tuple[str, ...] = ()  # config groups whose options --help lists
+    example: str = ""
+
+
+COMMANDS: dict[str, Command] = {
+    "prepare": Command(
+        "scan a dataset, validate every file, split it and write manifest.jsonl + speakers.json",
+        "audio_vq.prepare:main",
+        groups=("corpus",),
+        example="audio-vq prepare corpus=synthetic root=data/synthetic out=data/demo",
+    ),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else EXIT_USAGE
+    if argv[0] in ("-V", "--version"):
+        print(f"{PROG} {__version__}")
+        return 0
+    name, overrides = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"{PROG}: error: unknown command '{name}' (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        return EXIT_USAGE
+    command = COMMANDS[name]
+    if any(a in ("-h", "--help") for a in overrides):
+        print(_command_help(name, command))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return _run(name, command, overrides)
+
+
+def _run(name: str, command: Command, overrides: list[str]) -> int:
+    from .audio import AudioError
+    from .config import ConfigError, compose
+    from .corpora import CorpusError
+    from .manifest import ManifestError
+
+    try:
+        cfg = compose(name, overrides)
+        return _resolve(command.run)(cfg) or 0
+    except (ConfigError, CorpusError, ManifestError, AudioError) as e:
+        print(f"{PROG} {name}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG} {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _resolve(target: str) -> Callable:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: {PROG} <command> [key=value ...]", "", "commands:"]
+    lines += [f"  {n:{width}s}  {c.summary}" for n, c in COMMANDS.items()]
+    lines += ["", f"'{PROG} <command> --help' lists a command's keys and their defaults.",
+              f"'{PROG} --version' prints the version."]
+    return "\n".join(lines)
+
+
+def _command_help(name: str, command: Command) -> str:
+    from .config import config_text, group_options
+
+    lines = [f"usage: {PROG} {name} [key=value ...]", "", command.summary]
+    if command.example:
+        lines += ["", "example:", f"  {command.example}"]
+    lines += ["", f"keys (configs/{name}.yaml; override any as key=value, nested as a.b=value):", ""]
+    lines += ["  " + line for line in config_text(name).rstrip().splitlines()]
+    for group in command.groups:
+        for option in group_options(group):
+            lines += ["", f"{group}={option}  (keys {group}.<key>=value):", ""]
+            lines += ["  " + line for line in config_text(f"{group}/{option}").rstrip().splitlines()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

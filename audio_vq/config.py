@@ -1,0 +1,100 @@
+"""Compose a command's Hydra config from the packaged configs and `key=value` overrides.
+
+Every failure is a :class:`ConfigError` with a one-line message naming the key: an unknown key,
+an unparsable override, a missing required key (``???``) or a value out of range.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Callable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_PACKAGE = "audio_vq.configs"
+HYDRA_VERSION_BASE = "1.3"
+
+
+class ConfigError(ValueError):
+    """A bad command-line override or config value; the message names the key."""
+
+
+def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """The resolved config ``configs/<config_name>.yaml`` with ``overrides`` applied.
+
+    Raises ConfigError for unknown keys, malformed overrides and missing required keys."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"'{o}': expected key=value")
+    try:
+        with initialize_config_module(CONFIG_PACKAGE, version_base=HYDRA_VERSION_BASE):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_hydra_message(e)) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        keys = ", ".join(f"{k}=..." for k in missing)
+        raise ConfigError(f"missing required key{'s' if len(missing) > 1 else ''}: {keys}")
+    return cfg
+
+
+def require(cfg: DictConfig, key: str, ok: Callable[[Any], bool], expected: str) -> Any:
+    """``cfg[key]`` (dotted) if ``ok(value)``; else ConfigError naming the key and what was expected."""
+    value = OmegaConf.select(cfg, key)
+    try:
+        good = ok(value)
+    except (TypeError, ValueError):
+        good = False
+    if not good:
+        raise ConfigError(f"{key}={value!r}: expected {expected}")
+    return value
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def config_text(name: str) -> str:
+    """The packaged YAML of ``configs/<name>.yaml`` (comments included), for --help."""
+    return resources.files(CONFIG_PACKAGE).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of config group ``group`` (file names under configs/<group>/)."""
+    folder = resources.files(CONFIG_PACKAGE).joinpath(group)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _hydra_message(e: Exception) -> str:
+    """Hydra's multi-line messages, cut to one line that says what is wrong and with which key."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    quoted = lines[0].split("'")[1] if lines[0].count("'") >= 2 else None
+    if lines[0].startswith("Could not override") and quoted:
+        if any("+" + quoted in line for line in lines[1:]):
+            return f"unknown key '{quoted}'"
+        return f"bad value for '{quoted}': {' '.join(lines[1:])}"
+    if "You must specify" in lines[0] and quoted:
+        return f"missing required key '{quoted}' (options: {', '.join(group_options(quoted))})"
+    if isinstance(e, MissingConfigException) and "Could not find" in lines[0]:
+        missing = lines[0].split("Could not find ")[1].strip("'")
+        group, _, option = missing.rpartition("/")
+        if group and _is_group(group):
+            return f"{group}={option}: no such option (options: {', '.join(group_options(group))})"
+        return f"config '{missing}' not found"
+    if isinstance(e, OverrideParseException):
+        return f"cannot parse override: {lines[0]}"
+    return " ".join(lines)
+
+
+def _is_group(name: str) -> bool:
+    return resources.files(CONFIG_PACKAGE).joinpath(name).is_dir()

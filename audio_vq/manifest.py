@@ -1,0 +1,225 @@
+"""The manifest: the contract between `prepare` and every later stage (see DESIGN.md).
+
+``manifest.jsonl`` holds one utterance per line::
+
+    {"id": "p225_001", "path": "wav48/p225/p225_001.wav", "speaker": "p225",
+     "num_samples": 120000, "sample_rate": 48000, "split": "train",
+     "text": "Please call Stella.", "alignment": null}
+
+``path`` and ``alignment`` are absolute or relative to the manifest's folder; ``num_samples``
+and ``sample_rate`` describe the file at ``path`` as stored (loaders resample on the fly).
+Beside it ``speakers.json`` maps each speaker the decoder can be conditioned on to its index.
+fairseq's ``.tsv`` manifest (first line: root folder; then ``relpath<TAB>num_samples``) is read
+and written too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterable, Iterator
+
+MANIFEST_NAME = "manifest.jsonl"
+SPEAKERS_NAME = "speakers.json"
+SPLITS = ("train", "valid", "test")
+
+
+class ManifestError(ValueError):
+    """A manifest, speakers or tsv file that does not follow the contract; names file and line."""
+
+
+@dataclass
+class Utterance:
+    """One utterance. Corpus scanners fill id, path, speaker and what they know of text,
+    alignment and split; `prepare` fills num_samples and sample_rate after decoding the file."""
+
+    id: str
+    path: str
+    speaker: str
+    num_samples: int | None = None
+    sample_rate: int | None = None
+    split: str | None = None
+    text: str | None = None
+    alignment: str | None = None
+
+    @property
+    def duration(self) -> float:
+        if not self.num_samples or not self.sample_rate:
+            raise ValueError(f"{self.id}: duration unknown before prepare decodes the file")
+        return self.num_samples / self.sample_rate
+
+    def to_json(self) -> str:
+        record = {k: v for k, v in asdict(self).items() if v is not None or k in _REQUIRED}
+        return json.dumps(record, ensure_ascii=False)
+
+
+_REQUIRED = ("id", "path", "speaker", "num_samples", "sample_rate", "split")
+_FIELDS = {f.name for f in fields(Utterance)}
+
+
+def resolve(path: str | os.PathLike, base: str | os.PathLike) -> Path:
+    """A manifest path made absolute: relative paths are relative to the manifest's folder."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(base) / p
+
+
+def read_manifest(path: str | os.PathLike, resolve_paths: bool = True) -> list[Utterance]:
+    """Read ``manifest.jsonl`` (or the folder holding it). With ``resolve_paths`` the audio and
+    alignment paths come back absolute."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.exists():
+        raise ManifestError(f"{path}: manifest not found")
+    base = path.parent.resolve()
+    out: list[Utterance] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{where}: not JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise ManifestError(f"{where}: expected a JSON object")
+            missing = [k for k in _REQUIRED if record.get(k) is None]
+            if missing:
+                raise ManifestError(f"{where}: missing key(s) {', '.join(missing)}")
+            # keys added by other tools are tolerated and dropped
+            utt = Utterance(**{k: v for k, v in record.items() if k in _FIELDS})
+            if utt.split not in SPLITS:
+                raise ManifestError(f"{where}: split must be one of {'/'.join(SPLITS)}, got {utt.split!r}")
+            if utt.id in seen:
+                raise ManifestError(f"{where}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
+            seen[utt.id] = lineno
+            if resolve_paths:
+                utt.path = str(resolve(utt.path, base))
+                if utt.alignment:
+                    utt.alignment = str(resolve(utt.alignment, base))
+            out.append(utt)
+    return out
+
+
+def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], relative: bool = True) -> Path:
+    """Write ``manifest.jsonl`` atomically. With ``relative`` paths under the manifest's folder
+    are stored relative to it, so the folder can move as a whole."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        path = path / MANIFEST_NAME
+    base = path.parent.resolve()
+    lines = []
+    for u in utterances:
+        missing = [k for k in _REQUIRED if getattr(u, k) is None]
+        if missing:
+            raise ManifestError(f"{u.id}: cannot write a manifest entry without {', '.join(missing)}")
+        rec = Utterance(**asdict(u))
+        if relative:
+            rec.path = _relative_if_inside(rec.path, base)
+            if rec.alignment:
+                rec.alignment = _relative_if_inside(rec.alignment, base)
+        lines.append(rec.to_json() + "\n")
+    atomic_write_text(path, "".join(lines))
+    return path
+
+
+def read_speakers(path: str | os.PathLike) -> dict[str, int]:
+    """Read ``speakers.json`` (or the folder holding it): speaker -> index, indices 0..N-1."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SPEAKERS_NAME
+    try:
+        speakers = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: speakers file not found") from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}: not JSON ({e.msg})") from None
+    if (not isinstance(speakers, dict) or False
+            or sorted(speakers.values()) != list(range(len(speakers)))):
+        raise ManifestError(f"{path}: expected an object mapping speaker -> index 0..N-1")
+    return {str(k): int(v) for k, v in speakers.items()}
+
+
+def write_speakers(path: str | os.PathLike, speakers: Iterable[str]) -> dict[str, int]:
+    """Write ``speakers.json`` with the given speakers indexed in sorted order."""
+    path = Path(path)
+    if path.suffix != ".json":
+        path = path / SPEAKERS_NAME
+    mapping = {s: i for i, s in enumerate(sorted(set(speakers)))}
+    atomic_write_text(path, json.dumps(mapping, indent=1, ensure_ascii=False) + "\n")
+    return mapping
+
+
+def write_fairseq_tsv(path: str | os.PathLike, utterances: Iterable[Utterance], root: str | os.PathLike | None = None) -> Path:
+    """fairseq's wav2vec/HuBERT manifest: first line the root folder, then ``relpath<TAB>num_samples``.
+
+    ``root`` defaults to the deepest folder holding every file. fairseq expects 16 kHz audio,
+    so write it from a manifest prepared with ``cache_audio=true`` or of 16 kHz sources."""
+    path = Path(path)
+    utts = list(utterances)
+    abs_paths = [Path(u.path).resolve() for u in utts]
+    if root is None:
+        root = Path(os.path.commonpath([str(p.parent) for p in abs_paths])) if abs_paths else Path(".").resolve()
+    root = Path(root).resolve()
+    lines = [f"{root}\n"]
+    for u, p in zip(utts, abs_paths):
+        lines.append(f"{os.path.relpath(p, root)}\t{u.num_samples}\n")
+    atomic_write_text(path, "".join(lines))
+    return path
+
+
+def read_fairseq_tsv(path: str | os.PathLike) -> list[tuple[Path, int]]:
+    """Read a fairseq ``.tsv`` manifest: [(absolute audio path, num_samples)]."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: tsv manifest not found") from None
+    if not lines:
+        raise ManifestError(f"{path}: empty tsv manifest (the first line must be the root folder)")
+    root = Path(lines[0].strip())
+    out = []
+    for lineno, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[1].strip().isdigit():
+            raise ManifestError(f"{path}:{lineno}: expected 'relpath<TAB>num_samples'")
+        out.append((root / parts[0], int(parts[1])))
+    return out
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def iter_split(utterances: Iterable[Utterance], split: str | None) -> Iterator[Utterance]:
+    """The utterances of one split (all when ``split`` is None)."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {'/'.join(SPLITS)} or None, got {split!r}")
+    return (u for u in utterances if split is None or u.split == split)
+
+
+def _relative_if_inside(p: str, base: Path) -> str:
+    ap = resolve(p, base).resolve()  # a relative path is relative to the manifest's folder, not the cwd
+    try:
+        return str(ap.relative_to(base))
+    except ValueError:
+        return str(ap)

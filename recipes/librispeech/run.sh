@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# LibriSpeech recipe.
+#
+#   bash recipes/librispeech/run.sh --root /data/LibriSpeech [--exp DIR] [--stage N] [--stop-stage N] [key=value ...]
+#
+# --root  the LibriSpeech folder holding subset folders (train-clean-100, dev-clean, ...)
+# --exp   where outputs go (default exp/librispeech)
+# Stages: 0 prepare (train-clean-100 for training, dev-clean -> valid, test-clean -> test;
+#         LibriSpeech is 16 kHz flac already, so nothing is cached; fairseq .tsv manifests too).
+# Example: bash recipes/librispeech/run.sh --root /data/LibriSpeech 'corpus.subsets=[train-clean-360,dev-clean]'
+set -euo pipefail
+source "$(dirname "$0")/../stages.sh"
+exp=${exp:-exp/librispeech}
+
+if run_stage 0; then
+  require_root
+  audio-vq prepare corpus=librispeech root="$root" out="$exp/data" fairseq_tsv=true \
+    'corpus.subsets=[train-clean-100,dev-clean,test-clean]' "${overrides[@]}"
+fi

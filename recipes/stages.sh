@@ -1,0 +1,56 @@
+# Shared by every recipe: parses the common options and decides which stages run.
+#
+#   bash recipes/<dataset>/run.sh [--stage N|name] [--stop-stage N|name] [--root DIR] [--exp DIR] [key=value ...]
+#
+# Stages, in order: 0 prepare, 1 train, 2 extract, 3 evaluate, 4 export (later issues add 1-4).
+# key=value arguments are passed to the prepare stage's `audio-vq prepare`.
+set -euo pipefail
+
+STAGES=(prepare train extract evaluate export)
+stage=0
+stop_stage=$((${#STAGES[@]} - 1))
+root="${root:-}"
+exp="${exp:-}"
+overrides=()
+
+stage_number() {  # a stage given by number or name -> its number
+  local s=$1 i
+  if [[ $s =~ ^[0-9]+$ ]]; then echo "$s"; return; fi
+  for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$s" ]] && { echo "$i"; return; }; done
+  echo "unknown stage '$s' (stages: ${STAGES[*]})" >&2
+  exit 2
+}
+
+recipe_usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --stage) stage=$(stage_number "$2"); shift 2 ;;
+    --stop-stage) stop_stage=$(stage_number "$2"); shift 2 ;;
+    --root) root=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    -h|--help) recipe_usage 0 ;;
+    *=*) overrides+=("$1"); shift ;;
+    *) echo "$0: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# run_stage N: true when stage N is inside [--stage, --stop-stage]; announces it.
+run_stage() {
+  local n=$1
+  if (( n >= stage && n <= stop_stage )); then
+    echo "=== stage $n: ${STAGES[$n]} ==="
+    return 0
+  fi
+  return 1
+}
+
+require_root() {
+  if [[ -z $root ]]; then
+    echo "$0: give the dataset folder with --root DIR" >&2
+    exit 2
+  fi
+}
