@@ -76,28 +76,7 @@ def load(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE, mono: b
 def load_with_rate(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE,
                    mono: bool = True) -> tuple[np.ndarray, int]:
     """Like :func:`load`, also returning the rate of what it returns."""
-    path = Path(path)
-    _check_exists(path)
-    try:
-        with sf.SoundFile(str(path)) as f:
-            expected = f.frames
-            native_rate = f.samplerate
-            data = f.read(dtype="float32", always_2d=True)  # (T, C)
-            header_log = f.extra_info
-    except Exception as e:
-        raise AudioError(path, f"unreadable or corrupt ({_one_line(e)})") from None
-    if len(data) == 0:
-        raise AudioError(path, "no samples")
-    # libsndfile reports the header's frame count; a cut-off file decodes fewer.
-    if 0 < expected < 2**62 and len(data) < expected:
-        raise AudioError(path, f"truncated: decoded {len(data)} of {expected} samples")
-    cut = _cut_data_chunk(header_log)
-    if cut:
-        raise AudioError(path, f"truncated: data chunk holds {cut[1]} of the {cut[0]} bytes its header declares")
-    finite = np.isfinite(data)
-    if not finite.all():
-        first = int(np.argmin(finite.all(axis=1)))
-        raise AudioError(path, f"non-finite samples (NaN or Inf), first at sample {first}")
+    data, native_rate = _decode(Path(path))
     audio = data.T  # (C, T)
     if mono:
         audio = audio.mean(axis=0)
@@ -106,6 +85,47 @@ def load_with_rate(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RAT
         audio = resample(audio, native_rate, sample_rate)
         rate = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def load_segment(path: str | os.PathLike, start: int, frames: int) -> np.ndarray:
+    """Mono float32 samples [start, start + frames) of ``path`` at its own rate, (T,), decoding
+    only that part (fewer than ``frames`` at the end of the file). Same checks as :func:`load`."""
+    if start < 0 or frames < 1:
+        raise ValueError(f"segment start must be >= 0 and frames >= 1, got start={start}, frames={frames}")
+    data, _ = _decode(Path(path), start, frames)
+    return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
+
+
+def _decode(path: Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
+    """Decode (all of, or ``frames`` from ``start``) ``path`` to float32 (T, C) and its rate,
+    refusing anything unusable with an AudioError."""
+    _check_exists(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            total, rate, header_log = f.frames, f.samplerate, f.extra_info
+            known = 0 < total < _UNKNOWN_LENGTH
+            if start and known and start >= total:
+                raise AudioError(path, f"segment starts at sample {start}, past the end ({total} samples)")
+            if start:
+                f.seek(start)
+            data = f.read(frames, dtype="float32", always_2d=True)  # (T, C)
+    except AudioError:
+        raise
+    except Exception as e:  # libsndfile's errors come as several types
+        raise AudioError(path, f"unreadable or corrupt ({_one_line(e)})") from None
+    if len(data) == 0:
+        raise AudioError(path, "no samples")
+    # libsndfile reports the header's frame count; a cut-off file decodes fewer.
+    expected = total - start if frames < 0 else min(frames, total - start)
+    if known and len(data) < expected:
+        raise AudioError(path, f"truncated: decoded {len(data)} of {expected} samples from sample {start}")
+    cut = _cut_data_chunk(header_log)
+    if cut:
+        raise AudioError(path, f"truncated: data chunk holds {cut[1]} of the {cut[0]} bytes its header declares")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        raise AudioError(path, f"non-finite samples (NaN or Inf), first at sample {start + int(np.argmin(finite))}")
+    return data, rate
 
 
 def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -234,6 +254,7 @@ def _cut_data_chunk(header_log: str) -> tuple[int, int] | None:
 
 _DATA_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0xFFFFFFFF - 1, 0x7FFFFFFF}
+_UNKNOWN_LENGTH = 2**62  # libsndfile reports a huge frame count when the header does not know it
 
 
 def _format_for(path: Path) -> str:

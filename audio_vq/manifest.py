@@ -138,7 +138,7 @@ def read_speakers(path: str | os.PathLike) -> dict[str, int]:
         raise ManifestError(f"{path}: speakers file not found") from None
     except json.JSONDecodeError as e:
         raise ManifestError(f"{path}: not JSON ({e.msg})") from None
-    if (not isinstance(speakers, dict) or False
+    if (not isinstance(speakers, dict) or not all(type(v) is int for v in speakers.values())
             or sorted(speakers.values()) != list(range(len(speakers)))):
         raise ManifestError(f"{path}: expected an object mapping speaker -> index 0..N-1")
     return {str(k): int(v) for k, v in speakers.items()}

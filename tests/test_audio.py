@@ -129,3 +129,16 @@ def test_info_reads_header_only(tmp_path):
     assert i.duration == pytest.approx(0.1)
     with pytest.raises(AudioError, match="missing"):
         audio.info(Path(tmp_path / "nope.wav"))
+
+
+def test_load_segment_equals_slice_and_reports_absolute_positions(tmp_path):
+    x = tone(1.0)
+    sf.write(tmp_path / "a.wav", x, RATE, subtype="FLOAT")
+    np.testing.assert_array_equal(audio.load_segment(tmp_path / "a.wav", 1000, 500), x[1000:1500])
+    assert len(audio.load_segment(tmp_path / "a.wav", RATE - 100, 500)) == 100  # short at the end
+    with pytest.raises(AudioError, match="past the end"):
+        audio.load_segment(tmp_path / "a.wav", RATE + 5, 10)
+    x[1234] = np.inf
+    sf.write(tmp_path / "b.wav", x, RATE, subtype="FLOAT")
+    with pytest.raises(AudioError, match="first at sample 1234"):
+        audio.load_segment(tmp_path / "b.wav", 1200, 100)
