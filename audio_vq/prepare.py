@@ -17,10 +17,11 @@ import multiprocessing
 import os
 import zlib
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -40,6 +41,7 @@ DECODE_LOG = "decoded.jsonl"
 CACHE_DIR = "audio"
 CACHE_SUBTYPE = "PCM_16"
 DECODE_CHUNKSIZE = 8  # files per task sent to a worker: amortises inter-process overhead
+IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker: keeps workers busy, bounds what a crash takes down
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,11 @@ def summary(result: PrepareResult, out: str | os.PathLike) -> str:
 
 
 def decode_all(utterances: list[Utterance], log_path: Path, cache_root: Path | None,
-               sample_rate: int, num_workers: int) -> list[Decoded]:
+               sample_rate: int, num_workers: int, decode: Callable[[dict], Decoded] | None = None) -> list[Decoded]:
     """Decode every utterance's file (in worker processes), reusing results logged by an
     earlier run for files whose size and mtime have not changed. Returns one Decoded per
-    utterance, in order."""
+    utterance, in order. ``decode`` replaces the per-file function (a picklable top-level
+    function taking a job dict), e.g. to wrap it."""
     jobs = [_job(u, cache_root, sample_rate) for u in utterances]
     done = _read_log(log_path)
     results: dict[str, Decoded] = {j["key"]: done[j["key"]] for j in jobs if j["key"] in done and _still_valid(done[j["key"]])}
@@ -135,7 +138,7 @@ def decode_all(utterances: list[Utterance], log_path: Path, cache_root: Path | N
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as logf, \
             tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="decode", unit="file", dynamic_ncols=True) as bar:
-        for d in _map(_decode, todo, num_workers):
+        for d in _map(decode or _decode, todo, num_workers):
             results[d.key] = d
             logf.write(json.dumps(d.__dict__) + "\n")
             logf.flush()
@@ -242,14 +245,58 @@ def _decode(job: dict) -> Decoded:
         return Decoded(job["key"], error=f"{type(e).__name__}: {' '.join(str(e).split())}")
 
 
-def _map(fn, jobs: list[dict], num_workers: int) -> Iterator[Decoded]:
+def _map(fn: Callable[[dict], Decoded], jobs: list[dict], num_workers: int) -> Iterator[Decoded]:
+    """``fn`` over ``jobs`` in ``num_workers`` processes, yielding results as they finish.
+
+    A file that crashes the decoder itself (a segfault in a codec library kills the worker,
+    where a Python exception would not) must not end the run: chunks are submitted a window at
+    a time, the ones in flight when a worker dies are retried one at a time in a single worker,
+    and a file that kills that worker too is reported as such."""
     if num_workers == 0 or len(jobs) <= 1:
         yield from map(fn, jobs)
         return
+    chunks = [jobs[i:i + DECODE_CHUNKSIZE] for i in range(0, len(jobs), DECODE_CHUNKSIZE)]
+    suspects: list[dict] = []
+    while chunks:
+        with _pool(num_workers) as pool:
+            window = {}
+            while chunks or window:
+                while chunks and len(window) < IN_FLIGHT_PER_WORKER * num_workers:
+                    chunk = chunks.pop(0)
+                    window[pool.submit(_map_chunk, fn, chunk)] = chunk
+                finished, _ = wait(window, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    chunk = window.pop(future)
+                    try:
+                        yield from future.result()
+                    except BrokenProcessPool:
+                        suspects.extend(chunk)
+                        broken = True
+                if broken:  # every chunk still in flight died with the pool
+                    suspects.extend(job for chunk in window.values() for job in chunk)
+                    log.warning("a decoding worker died; retrying %d file(s) one by one", len(suspects))
+                    break
+    # One worker, one file at a time: when the pool breaks, the file in flight killed it.
+    pool = _pool(1) if suspects else None
+    for job in suspects:
+        try:
+            yield pool.submit(fn, job).result()
+        except BrokenProcessPool:
+            yield Decoded(job["key"], error="crashed the decoder (its worker process died)")
+            pool.shutdown()
+            pool = _pool(1)
+    if pool is not None:
+        pool.shutdown()
+
+
+def _map_chunk(fn: Callable[[dict], Decoded], chunk: list[dict]) -> list[Decoded]:
+    return [fn(job) for job in chunk]
+
+
+def _pool(num_workers: int) -> ProcessPoolExecutor:
     # spawn: workers must not inherit a parent's threads (torch, tqdm) through fork
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx) as pool:
-        yield from pool.map(fn, jobs, chunksize=DECODE_CHUNKSIZE)
+    return ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _read_log(path: Path) -> dict[str, Decoded]:

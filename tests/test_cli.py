@@ -1,6 +1,8 @@
 """The `audio-vq` console script: help, one-line errors, a real prepare run."""
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -9,8 +11,14 @@ from audio_vq.cli import COMMANDS
 from audio_vq.config import group_options
 
 
+# the console script installed beside this interpreter (a venv's bin/, or pyenv's), else PATH's
+SCRIPT = Path(sys.executable).with_name("audio-vq")
+SCRIPT = str(SCRIPT) if SCRIPT.exists() else shutil.which("audio-vq")
+
+
 def cli(*args, cwd=None):
-    return subprocess.run(["audio-vq", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert SCRIPT, "the audio-vq console script is not installed (pip install -e .)"
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def test_help_lists_commands_and_keys():

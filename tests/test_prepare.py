@@ -1,6 +1,8 @@
 """prepare: every file lands in the manifest or in skipped.tsv; splits; cache; resume."""
 import json
+import os
 import shutil
+import signal
 from collections import Counter
 
 import numpy as np
@@ -9,7 +11,7 @@ import soundfile as sf
 
 from audio_vq import prepare
 from audio_vq.config import ConfigError, compose
-from audio_vq.manifest import read_fairseq_tsv, read_manifest, read_speakers
+from audio_vq.manifest import Utterance, read_fairseq_tsv, read_manifest, read_speakers
 
 RATE = 16_000
 
@@ -192,3 +194,25 @@ def test_only_bad_files_is_an_error_with_skipped_written(tmp_path):
     shutil.rmtree(root)
     with pytest.raises(Exception, match="no audio files|does not exist"):
         run(root.parent, tmp_path / "out2", "num_workers=0")
+
+
+def decode_or_die(job):
+    """Like a codec library crashing on one file: the worker process dies, no exception."""
+    if "crash" in job["path"]:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return prepare._decode(job)
+
+
+def test_a_file_that_kills_its_worker_is_reported_and_the_rest_decoded(tmp_path):
+    root = synthetic_like(tmp_path, speakers=2, per_speaker=30)
+    utts = [Utterance(p.stem, str(p), p.parent.name) for p in sorted(root.glob("*/*.wav"))]
+    crash = utts[17].path.replace(".wav", "_crash.wav")
+    os.rename(utts[17].path, crash)
+    utts[17].path = crash
+    decoded = prepare.decode_all(utts, tmp_path / "log.jsonl", None, RATE, num_workers=2, decode=decode_or_die)
+    assert len(decoded) == len(utts)
+    for u, d in zip(utts, decoded):
+        if u is utts[17]:
+            assert d.error is not None and "crashed the decoder" in d.error
+        else:
+            assert d.error is None and d.num_samples == 800 and d.path == u.path
