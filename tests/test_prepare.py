@@ -216,3 +216,17 @@ def test_a_file_that_kills_its_worker_is_reported_and_the_rest_decoded(tmp_path)
             assert d.error is not None and "crashed the decoder" in d.error
         else:
             assert d.error is None and d.num_samples == 800 and d.path == u.path
+
+
+def test_ljspeech_listed_but_missing_wav_is_reported(tmp_path):
+    root = tmp_path / "LJSpeech-1.1"
+    (root / "wavs").mkdir(parents=True)
+    for uid in ("LJ001-0001", "LJ001-0002"):
+        sf.write(root / "wavs" / f"{uid}.wav", tone(0.2, 22_050), 22_050)
+    (root / "metadata.csv").write_text('LJ001-0001|Printing, "in" 1|Printing, in one\n'
+                                       "LJ001-0002|two|two\nLJ001-0003|gone|gone\n")
+    r = run(root, tmp_path / "out", "num_workers=0", "cache_audio=true", "split.valid=0", "split.test=0",
+            corpus="ljspeech")
+    assert [(u.id, u.text, u.num_samples) for u in r.utterances] == [
+        ("LJ001-0001", "Printing, in one", 3200), ("LJ001-0002", "two", 3200)]
+    assert len(r.skipped) == 1 and r.skipped[0][0].endswith("LJ001-0003.wav") and "missing" in r.skipped[0][1]
