@@ -1,0 +1,170 @@
+"""The VQ-VAE: encoder -> quantizer -> speaker-conditioned WaveNet decoder.
+
+    audio (B, T) -> Encoder -> z_e (B, D, frames) -> quantizer -> z_q (B, D, frames)
+    z_q [time jitter in training] + speaker embedding g (B, speaker_dim) -> WaveNet -> logits (B, C, T)
+
+    loss = reconstruction (cross-entropy of the true mu-law sample, or the mixture NLL)
+         + codebook loss + beta * commitment loss         (the KL term, log K, is dropped)
+
+Inputs of any length work: the audio is right-padded to a multiple of the hop (frames =
+ceil(T / hop)) and the padding is masked out of every loss and codebook statistic. The
+speaker table lives here, not in the decoder, so one decoder can be conditioned on any row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..audio import mulaw_encode
+from .encoder import Encoder
+from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
+from .wavenet import WaveNet
+
+QUANTIZERS = {"vector": VectorQuantizer, "gumbel": GumbelQuantizer}
+
+
+@dataclass
+class VQVAEOutput:
+    """What a training forward returns: the total loss, its terms, the codes (B, frames) and
+    the quantizer's output."""
+
+    loss: Tensor
+    reconstruction_loss: Tensor
+    codebook_loss: Tensor
+    commitment_loss: Tensor
+    codes: Tensor
+    quantizer: QuantizerOutput
+
+    def metrics(self) -> dict[str, Tensor]:
+        """Scalars for logging, detached: the total and reconstruction losses, and the
+        quantizer's (its total as ``quantizer_loss``)."""
+        q = self.quantizer.metrics()
+        q["quantizer_loss"] = q.pop("loss")
+        return {"loss": self.loss.detach(), "reconstruction_loss": self.reconstruction_loss.detach(), **q}
+
+
+def time_jitter(z: Tensor, probability: float, generator: torch.Generator | None = None) -> Tensor:
+    """Chorowski et al. 2019's regulariser: each frame of z (B, D, T) is replaced by its left
+    or its right neighbour, each with probability p / 2 (edges clamp to themselves)."""
+    if probability <= 0.0:
+        return z
+    batch, dim, frames = z.shape
+    r = torch.rand(batch, frames, generator=generator, device=z.device)
+    shift = (r < probability / 2).long() * -1 + ((r >= probability / 2) & (r < probability)).long()
+    index = (torch.arange(frames, device=z.device) + shift).clamp(0, frames - 1)
+    return z.gather(2, index.unsqueeze(1).expand(batch, dim, frames))
+
+
+class VQVAE(nn.Module):
+    """Encoder, quantizer, speaker table and decoder.
+
+    Args:
+        encoder: maps audio to z_e (B, D, frames); its ``hop`` is the decoder's.
+        quantizer: a VectorQuantizer or GumbelQuantizer over D channels.
+        decoder: a WaveNet conditioned on D channels at hop samples per frame.
+        num_speakers: rows of the speaker table (``speakers.json``); 0 with speaker_dim 0.
+        jitter: time-jitter probability of the latents in training (0 = off; Chorowski: 0.12).
+    """
+
+    def __init__(self, encoder: Encoder, quantizer: nn.Module, decoder: WaveNet, num_speakers: int,
+                 jitter: float = 0.0):
+        super().__init__()
+        if decoder.hop != encoder.hop:
+            raise ValueError(f"decoder hop {decoder.hop} != encoder hop {encoder.hop}")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+        if decoder.speaker_dim > 0 and num_speakers < 1:
+            raise ValueError("a speaker-conditioned decoder needs num_speakers >= 1")
+        self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
+        self.speakers = nn.Embedding(num_speakers, decoder.speaker_dim) if decoder.speaker_dim > 0 else None
+        self.num_speakers = num_speakers
+        self.jitter = jitter
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], num_speakers: int) -> "VQVAE":
+        """Build from ``model`` config: ``encoder``, ``quantizer`` (with ``kind``), ``decoder``
+        and ``jitter``; the keys of each group are the constructor's arguments. The encoder's
+        output and the decoder's conditioning take the quantizer's ``dim``."""
+        q = dict(cfg["quantizer"])
+        kind = q.pop("kind", "vector")
+        if kind not in QUANTIZERS:
+            raise ValueError(f"model.quantizer.kind={kind!r}: expected one of {', '.join(QUANTIZERS)}")
+        encoder = Encoder(dim=q["dim"], **dict(cfg["encoder"]))
+        quantizer = QUANTIZERS[kind](**q)
+        decoder = WaveNet(cond_channels=q["dim"], hop=encoder.hop, **dict(cfg["decoder"]))
+        return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)))
+
+    @property
+    def hop(self) -> int:
+        """Samples per latent frame."""
+        return self.encoder.hop
+
+    def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None) -> VQVAEOutput:
+        """Teacher-forced training pass. audio (B, T) in [-1, 1]; speaker (B,) int64 indices;
+        mask (B, T) bool, True on the real samples, a prefix of each row (None = all real)."""
+        audio, mask, frame_mask = self._pad(audio, mask)
+        q = self.quantizer(self.encoder(audio, _lengths(mask)), mask=frame_mask)
+        z = time_jitter(q.quantized, self.jitter) if self.training else q.quantized
+        target = mulaw_encode(audio, self.decoder.mu_law_channels)
+        logits = self.decoder(target, z, self.speaker_vector(speaker))
+        reconstruction = self.decoder.loss(logits, audio, mask)
+        return VQVAEOutput(reconstruction + q.loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q)
+
+    @torch.no_grad()
+    def encode(self, audio: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Codes (B, ceil(T / hop)) of audio (B, T); evaluates the quantizer without updating it."""
+        was_training = self.training
+        self.eval()
+        try:
+            audio, mask, frame_mask = self._pad(audio, mask)
+            return self.quantizer(self.encoder(audio, _lengths(mask)), mask=frame_mask).codes
+        finally:
+            self.train(was_training)
+
+    def latents(self, codes: Tensor) -> Tensor:
+        """z_q (B, D, frames) of codes (B, frames): what the decoder is conditioned on."""
+        return self.quantizer.lookup(codes)
+
+    def speaker_vector(self, speaker: Tensor | None) -> Tensor | None:
+        """Rows of the speaker table, (B, speaker_dim); None for an unconditioned decoder."""
+        if self.speakers is None:
+            return None
+        if speaker is None:
+            raise ValueError("this model is speaker-conditioned: pass speaker indices (B,)")
+        bad = (speaker < 0) | (speaker >= self.num_speakers)
+        if bad.any():
+            raise ValueError(f"speaker index {int(speaker[bad][0])} is not in the table of {self.num_speakers} "
+                             "speakers (a held-out speaker has no embedding)")
+        return self.speakers(speaker)
+
+    def decoder_logits(self, audio: Tensor, latents: Tensor, speaker: Tensor | None) -> Tensor:
+        """Teacher-forced logits (B, C, T) for audio (B, T = frames * hop) given latents
+        (B, D, frames) and speakers (B,): decode one speaker's codes with another's identity."""
+        target = mulaw_encode(audio, self.decoder.mu_law_channels)
+        return self.decoder(target, latents, self.speaker_vector(speaker))
+
+    def _pad(self, audio: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Right-pad audio (and mask) to a multiple of the hop; the frame mask marks frames
+        holding any real sample."""
+        if audio.dim() != 2:
+            raise ValueError(f"audio must be (B, T), got {tuple(audio.shape)}")
+        if mask is not None and mask.shape != audio.shape:
+            raise ValueError(f"mask {tuple(mask.shape)} does not match audio {tuple(audio.shape)}")
+        batch, samples = audio.shape
+        pad = self.encoder.num_frames(samples) * self.hop - samples
+        if pad == 0 and mask is None:
+            return audio, None, None
+        if mask is None:
+            mask = torch.ones_like(audio, dtype=torch.bool)
+        audio = F.pad(audio, (0, pad))
+        mask = F.pad(mask, (0, pad), value=False)
+        return audio, mask, mask.view(batch, -1, self.hop).any(dim=-1)
+
+
+def _lengths(mask: Tensor | None) -> Tensor | None:
+    """Real samples per row, (B,): the mask marks a prefix of each row (right padding)."""
+    return None if mask is None else mask.sum(dim=-1)
