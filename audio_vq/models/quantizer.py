@@ -62,6 +62,14 @@ class QuantizerOutput:
                 if f.name not in ("quantized", "codes")}
 
 
+def _check_input(z: Tensor, dim: int, mask: Tensor | None) -> tuple[int, int, Tensor | None]:
+    """(B, T, flat mask (B*T,) or None) of z (B, D, T); ValueError if D is not ``dim``."""
+    if z.dim() != 3 or z.shape[1] != dim:
+        raise ValueError(f"expected z of shape (B, {dim}, T), got {tuple(z.shape)}")
+    batch, _, frames = z.shape
+    return batch, frames, _flat_mask(mask, batch, frames)
+
+
 def _flat_mask(mask: Tensor | None, batch: int, frames: int) -> Tensor | None:
     """(B*T,) bool, or None when every frame is real."""
     if mask is None:
@@ -169,10 +177,7 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
         """z (B, D, T), mask (B, T) bool (True = real frame) -> QuantizerOutput."""
-        batch, channels, frames = z.shape
-        if channels != self.dim:
-            raise ValueError(f"expected z of shape (B, {self.dim}, T), got {tuple(z.shape)}")
-        valid = _flat_mask(mask, batch, frames)
+        batch, frames, valid = _check_input(z, self.dim, mask)
         with torch.autocast(z.device.type, enabled=False):
             x = self._project_in(z.float())  # (B*T, d)
             if self.kmeans_init and self.training and not self.initialized:
@@ -331,10 +336,7 @@ class GumbelQuantizer(nn.Module):
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
         """z (B, D, T), mask (B, T) bool (True = real frame) -> QuantizerOutput."""
-        batch, channels, frames = z.shape
-        if channels != self.dim:
-            raise ValueError(f"expected z of shape (B, {self.dim}, T), got {tuple(z.shape)}")
-        valid = _flat_mask(mask, batch, frames)
+        batch, frames, valid = _check_input(z, self.dim, mask)
         with torch.autocast(z.device.type, enabled=False):
             logits = self.logits(z.float().transpose(1, 2)).reshape(-1, self.codebook_size)  # (B*T, K)
             if self.training:
