@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from .atomic import atomic_path
 
 SAMPLE_RATE = 16_000
 MU_LAW_CHANNELS = 256
@@ -156,15 +157,8 @@ def save(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_R
         raise AudioError(path, "refusing to write zero samples")
     data = audio.T if audio.ndim == 2 else audio
     fmt = _format_for(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -76,19 +76,23 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def crop_offset(self, index: int) -> int:
-        """The offset drawn for ``index`` this epoch, a multiple of hop, from the manifest length."""
+    def crop_offset(self, index: int, epoch: int | None = None) -> int:
+        """The offset drawn for ``index`` in ``epoch`` (default: the current one), a multiple of
+        hop, from the manifest length."""
         slack = self.lengths[index] - self.crop_samples
         if slack <= 0:
             return 0
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
         return self.hop * int(rng.integers(slack // self.hop + 1))
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """Item ``key``: an index (crop of the current epoch), or an ``(epoch, index)`` pair,
+        which lets a sampler carry the epoch to persistent DataLoader workers."""
+        epoch, index = key if isinstance(key, tuple) else (None, key)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} utterances")
         utt = self.utterances[index]
-        samples, offset = self._read_crop(Path(utt.path), self.crop_offset(index))
+        samples, offset = self._read_crop(Path(utt.path), self.crop_offset(index, epoch))
         n = self.crop_samples
         crop = torch.zeros(n, dtype=torch.float32)
         crop[:len(samples)] = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .atomic import atomic_write_text
 
 MANIFEST_NAME = "manifest.jsonl"
 SPEAKERS_NAME = "speakers.json"
@@ -191,23 +192,6 @@ def read_fairseq_tsv(path: str | os.PathLike) -> list[tuple[Path, int]]:
             raise ManifestError(f"{path}:{lineno}: expected 'relpath<TAB>num_samples'")
         out.append((root / parts[0], int(parts[1])))
     return out
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def iter_split(utterances: Iterable[Utterance], split: str | None) -> Iterator[Utterance]:

@@ -30,7 +30,8 @@ from tqdm import tqdm
 from . import audio
 from .config import ConfigError, is_int, is_number, require
 from .corpora import CorpusError, get_scanner
-from .manifest import (SPLITS, Utterance, atomic_write_text, write_fairseq_tsv, write_manifest,
+from .atomic import atomic_write_text
+from .manifest import (SPLITS, Utterance, write_fairseq_tsv, write_manifest,
                        write_speakers)
 
 log = logging.getLogger(__name__)

@@ -166,7 +166,7 @@ def test_48k_file_is_resampled_and_its_length_follows_the_manifest(corpus):
     i = _by_id(ds)["hi"]
     assert ds.lengths[i] == 32001
     # an offset that ends the crop at the manifest's last sample is honoured and complete
-    ds.crop_offset = lambda index: 32001 - CROP
+    ds.crop_offset = lambda index, epoch=None: 32001 - CROP
     crop = ds[i]
     assert crop["offset"] == 32001 - CROP and crop["mask"].all()
     np.testing.assert_array_equal(crop["audio"].numpy(), item["audio"].numpy()[32001 - CROP:32001])
@@ -258,3 +258,15 @@ def test_collate_padded_pads_to_the_longest_with_mask_and_lengths(corpus):
     (b,) = list(rounded)
     assert b["audio"].shape == (6, 47 * 1024)  # longest 48000 rounded up to 48128
     assert b["mask"].sum(dim=1).tolist() == b["lengths"].tolist()
+
+
+def test_epoch_index_keys_match_set_epoch(corpus):
+    """A sampler may pass (epoch, index): the crop equals the one set_epoch selects."""
+    ds = CropDataset(corpus, _speakers(), crop_samples=800, split=None, seed=3)
+    ds.set_epoch(5)
+    for i in range(len(ds)):
+        by_epoch = ds[(5, i)]
+        assert by_epoch["offset"] == ds[i]["offset"]
+        assert torch.equal(by_epoch["audio"], ds[i]["audio"])
+    ds.set_epoch(0)
+    assert any(ds[(5, i)]["offset"] != ds[i]["offset"] for i in range(len(ds)))

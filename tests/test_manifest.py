@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from audio_vq import manifest
-from audio_vq.manifest import (ManifestError, Utterance, atomic_write_text, iter_split, read_fairseq_tsv,
-                               read_manifest, read_speakers, write_fairseq_tsv, write_manifest, write_speakers)
+from audio_vq.atomic import atomic_write_text
+from audio_vq.manifest import (ManifestError, Utterance, iter_split, read_fairseq_tsv, read_manifest, read_speakers, write_fairseq_tsv, write_manifest, write_speakers)
 
 TEXT = 'Ünïcödé | pipes || "quotes" \\ 日本語 – tab\there'
 

@@ -30,7 +30,8 @@ from typing import Iterator
 import numpy as np
 
 from ..audio import save
-from ..manifest import Utterance, atomic_write_text
+from ..atomic import atomic_write_text
+from ..manifest import Utterance
 from ._formant import Phone, Speaker, render
 from .common import CorpusError
 

@@ -83,6 +83,9 @@ class VQVAE(nn.Module):
         self.speakers = nn.Embedding(num_speakers, decoder.speaker_dim) if decoder.speaker_dim > 0 else None
         self.num_speakers = num_speakers
         self.jitter = jitter
+        # set by checkpoint.load_model: the speaker names of the table and the run's config
+        self.speaker_index: dict[str, int] = {}
+        self.config: dict | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], num_speakers: int) -> "VQVAE":

@@ -1,0 +1,180 @@
+"""Time VQ-VAE training steps on the CPU and print a table: audio trained per second, peak memory.
+
+    python benchmarks/train_throughput.py [--models small paper] [--threads 1 2] [--batch 8]
+                                          [--crop-samples 8192] [--steps 0] [--target-seconds 30]
+
+One training step is what the trainer does: the VQVAE's teacher-forced forward on a batch of
+crops (with their mask and speaker ids), ``out.loss.backward()``, ``clip_grad_norm_`` and an Adam
+step, in train mode. The crops come from the synthetic toy-speech corpus (generated once in a
+temporary folder, not timed): random utterances, random offsets that are multiples of the hop,
+drawn before the clock starts so that only the model is timed. The crop length is rounded up to
+a multiple of each model's hop (8192 -> 8320 for phoneme25hz, hop 640).
+
+Each (model, threads) row runs in a fresh subprocess (this script with the hidden --worker flag),
+with torch.set_num_threads and OMP_NUM_THREADS / MKL_NUM_THREADS set there, so thread settings
+don't leak between rows and ``ru_maxrss`` is that row's peak memory (model, optimizer state,
+activations of one step, and the Python + torch baseline of ~300 MiB). Two warm-up steps (the
+first runs the EMA quantizer's k-means initialisation), then --steps timed ones; --steps 0 picks
+the count from the second warm-up step so that each row times about --target-seconds.
+``audio s/s`` is seconds of audio trained per wall second, i.e. the real-time factor;
+``10-min epoch`` is the wall time of one pass over 600 s of audio (the default synthetic corpus);
+``CPU %`` is the row's process CPU time over wall time while timed (about 100 per busy thread:
+well below 100 x threads means other processes took the cores). The machine may be shared:
+the load average printed at the end shows whether other jobs ran alongside.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SAMPLE_RATE = 16_000
+CORPUS_SECONDS = 600.0  # the embedded default corpus: 10 minutes
+WARMUP_STEPS = 2
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One row: build the model, train warm-up + timed steps, print one JSON line."""
+    import resource
+
+    import numpy as np
+    import torch
+
+    from audio_vq import audio
+    from audio_vq.config import compose
+    from audio_vq.models.vqvae import VQVAE
+
+    torch.set_num_threads(args.worker_threads)
+    torch.manual_seed(0)
+    wavs = sorted(Path(args.corpus).glob("*/*.wav"))
+    speakers = {name: i for i, name in enumerate(sorted({w.parent.name for w in wavs}))}
+    clips = [(audio.load(w).astype(np.float32), speakers[w.parent.name]) for w in wavs]
+
+    cfg = compose("train", [f"model={args.worker_model}"])
+    model = VQVAE.from_config(cfg.model, num_speakers=len(speakers)).train()
+    hop = model.hop
+    crop = math.ceil(args.crop_samples / hop) * hop
+    parameters = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+
+    rng = np.random.default_rng(0)
+
+    def draw_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = np.zeros((args.batch, crop), dtype=np.float32)
+        m = np.zeros((args.batch, crop), dtype=bool)
+        spk = np.zeros(args.batch, dtype=np.int64)
+        for b in range(args.batch):
+            samples, spk[b] = clips[rng.integers(len(clips))]
+            slack = len(samples) - crop
+            offset = hop * int(rng.integers(slack // hop + 1)) if slack > 0 else 0
+            piece = samples[offset:offset + crop]
+            x[b, :len(piece)], m[b, :len(piece)] = piece, True
+        return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk)
+
+    def step(batch) -> float:
+        x, m, spk = batch
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x, spk, m)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimizer.step()
+        elapsed = time.perf_counter() - start
+        if not torch.isfinite(out.loss):
+            raise RuntimeError(f"non-finite loss {out.loss.item()}")
+        return elapsed
+
+    warmup = [step(draw_batch()) for _ in range(WARMUP_STEPS)]
+    steps = args.steps or max(args.min_steps, round(args.target_seconds / warmup[-1]))
+    batches = [draw_batch() for _ in range(steps)]
+    cpu_start, start = time.process_time(), time.perf_counter()
+    times = [step(b) for b in batches]
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"model": args.worker_model, "threads": torch.get_num_threads(),
+                      "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
+                      "warmup_s": warmup, "steps": steps, "wall_s": wall, "cpu_s": cpu, "step_s": times,
+                      "peak_rss_mib": peak_kib / 1024}))
+
+
+def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: int) -> dict:
+    """Run one (model, threads) row in a fresh interpreter; its JSON result."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--worker-model", model,
+           "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
+           "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
+           "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
+           "--lr", str(args.lr), "--clip", str(args.clip)]
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"worker for model={model} threads={threads} failed with exit code {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["small", "paper"],
+                        help="model presets (small, paper, phoneme25hz)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop-samples", type=int, default=8192,
+                        help="samples per crop, rounded up to a multiple of the model's hop")
+    parser.add_argument("--steps", type=int, default=0, help="timed steps per row (0 = from --target-seconds)")
+    parser.add_argument("--target-seconds", type=float, default=30.0,
+                        help="with --steps 0: time about this long per row")
+    parser.add_argument("--min-steps", type=int, default=2, help="with --steps 0: at least this many")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
+    parser.add_argument("--corpus-minutes", type=float, default=1.0,
+                        help="size of the synthetic corpus the crops come from")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-model", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    import torch  # for the version line only; the rows import it in their own processes
+
+    from audio_vq.corpora.synthetic import generate
+
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
+        print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
+              f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
+        header = (f"{'model':>11}  {'threads':>7}  {'params M':>8}  {'batch x crop':>12}  {'steps':>5}  "
+                  f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  {'CPU %':>5}")
+        print(header, flush=True)
+        load_before = os.getloadavg()[0]
+        rows = []
+        for model in args.models:
+            for threads in args.threads:
+                r = run_row(args, corpus, model, threads)
+                r["s_per_step"] = r["wall_s"] / r["steps"]
+                r["speed"] = r["batch"] * r["crop"] / SAMPLE_RATE / r["s_per_step"]
+                epoch = CORPUS_SECONDS / r["speed"]
+                epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
+                print(f"{model:>11}  {r['threads']:>7}  {r['parameters'] / 1e6:>8.2f}  "
+                      f"{r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  {r['s_per_step']:>7.3f}  "
+                      f"{r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
+                      f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}", flush=True)
+                rows.append(r)
+    print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
+    for model in args.models:
+        speeds = {r["threads"]: r["speed"] for r in rows if r["model"] == model}
+        ones = speeds.get(1)
+        for threads, speed in sorted(speeds.items()):
+            if ones and threads != 1:
+                print(f"{model}: {threads} threads / 1 thread = {speed / ones:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
