@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Callable, Sequence
 from . import __version__
 
 PROG = "audio-vq"
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -26,6 +28,7 @@ class Command:
     run: str  # "module:function" taking the composed config; imported only when the command runs
     groups: tuple[str, ...] = ()  # config groups whose options --help lists
     example: str = ""
+    makes_run: bool = False  # the function also takes the run folder (hydra.run.dir)
 
 
 COMMANDS: dict[str, Command] = {
@@ -35,7 +38,42 @@ COMMANDS: dict[str, Command] = {
         groups=("corpus",),
         example="audio-vq prepare corpus=synthetic root=data/synthetic out=data/demo",
     ),
+    "train": Command(
+        "train the VQ-VAE; with no arguments, model=small on the embedded synthetic corpus",
+        "audio_vq.cli:train",
+        groups=("model", "model/quantizer", "data", "train"),
+        example="audio-vq train data.manifest=exp/vctk/data model=paper train.batch_size=16 hydra.run.dir=runs/vctk",
+        makes_run=True,
+    ),
 }
+SYNTHETIC_CACHE_ENV = "AUDIO_VQ_CACHE"
+DEFAULT_CACHE = "~/.cache/audio_vq"
+
+
+def train(cfg, run_folder: str) -> int:
+    """`audio-vq train`: the synthetic corpus is prepared first when no manifest is given."""
+    from . import train as training
+
+    ctx = training.setup(cfg.device)
+    if cfg.data.manifest is None:
+        cfg.data.manifest = _default_manifest(cfg.data.synthetic_dir, ctx)
+    return training.main(cfg, run_folder, ctx)
+
+
+def _default_manifest(synthetic_dir: str | None, ctx) -> str:
+    """The embedded synthetic corpus's manifest, generated and prepared on first use (by
+    rank 0 under torchrun, the others waiting)."""
+    from pathlib import Path
+
+    from . import prepare
+    from .config import compose
+
+    root = Path(synthetic_dir or Path(os.environ.get(SYNTHETIC_CACHE_ENV, DEFAULT_CACHE)) / "synthetic").expanduser()
+    manifest = root / "data" / "manifest.jsonl"
+    if ctx.primary and not manifest.exists():
+        prepare.run(compose("prepare", ["corpus=synthetic", f"root={root / 'corpus'}", f"out={root / 'data'}"]))
+    ctx.barrier()
+    return str(manifest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,16 +98,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(name: str, command: Command, overrides: list[str]) -> int:
     from .audio import AudioError
-    from .config import ConfigError, compose
+    from .checkpoint import ModelDirError
+    from .config import ConfigError, compose, compose_run
     from .corpora import CorpusError
     from .manifest import ManifestError
+    from .train import TrainingError
 
     try:
-        cfg = compose(name, overrides)
-        return _resolve(command.run)(cfg) or 0
-    except (ConfigError, CorpusError, ManifestError, AudioError) as e:
+        if command.makes_run:
+            cfg, folder = compose_run(name, overrides)
+            return _resolve(command.run)(cfg, folder) or 0
+        return _resolve(command.run)(compose(name, overrides)) or 0
+    except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError) as e:
         print(f"{PROG} {name}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingError as e:
+        print(f"{PROG} {name}: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG} {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any, Callable, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONFIG_PACKAGE = "audio_vq.configs"
 HYDRA_VERSION_BASE = "1.3"
@@ -19,9 +19,24 @@ class ConfigError(ValueError):
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """The resolved config ``configs/<config_name>.yaml`` with ``overrides`` applied.
+    """The config ``configs/<config_name>.yaml`` with ``overrides`` applied.
 
     Raises ConfigError for unknown keys, malformed overrides and missing required keys."""
+    return _check_missing(_compose(config_name, overrides, with_hydra=False))
+
+
+def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictConfig, str]:
+    """Like :func:`compose` for a command that makes a run folder: also returns
+    ``hydra.run.dir`` resolved (its ``${now:...}`` is the time of this call). Hydra's own node
+    is dropped from the config, so what remains is the run's config."""
+    cfg = _compose(config_name, overrides, with_hydra=True)
+    folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return _check_missing(cfg), folder
+
+
+def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.errors import HydraException
@@ -32,9 +47,13 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
             raise ConfigError(f"'{o}': expected key=value")
     try:
         with initialize_config_module(CONFIG_PACKAGE, version_base=HYDRA_VERSION_BASE):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(config_name=config_name, overrides=list(overrides),
+                                 return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_hydra_message(e)) from None
+
+
+def _check_missing(cfg: DictConfig) -> DictConfig:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         keys = ", ".join(f"{k}=..." for k in missing)

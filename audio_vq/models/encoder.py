@@ -85,6 +85,17 @@ class Encoder(nn.Module):
         self.strided = nn.ModuleList(StridedConv(i, o, k, s) for i, o, k, s in zip(ins, widths, kernels, strides))
         self.residual = nn.ModuleList(ResidualBlock(widths[-1]) for _ in range(residual_layers))
         self.proj = nn.Conv1d(widths[-1], dim, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He initialisation (fan-in, ReLU gain) so z_e keeps the waveform's scale through the
+        stack; PyTorch's default shrinks it about 3x per layer, leaving z_e ~1e-3 for speech,
+        where the codes crowd together and the decoder learns to ignore them."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d):
+                last = m is self.proj or any(m is b.proj for b in self.residual)
+                nn.init.kaiming_normal_(m.weight, nonlinearity="linear" if last else "relu")
+                nn.init.zeros_(m.bias)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames for an input of ``num_samples``: ceil(num_samples / hop)."""

@@ -1,0 +1,160 @@
+"""Training: a short run's outputs, exact resume, damaged checkpoints, non-finite losses,
+torchrun DDP, and config errors that stop before training."""
+import csv
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from audio_vq import prepare, train
+from audio_vq.checkpoint import load_model, model_checksum
+from audio_vq.config import ConfigError, compose, compose_run
+from audio_vq.models.vqvae import VQVAE
+
+TINY = ["model.encoder.channels=16", "model.quantizer.dim=8", "model.quantizer.codebook_size=16",
+        "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
+        "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4",
+        "data.crop_seconds=0.128", "train.batch_size=4", "train.warmup_steps=2", "train.lr=3e-3",
+        "train.log_every=2", "train.valid_batches=1"]
+SCRIPT = Path(sys.executable).with_name("audio-vq")
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    prepare.run(compose("prepare", ["corpus=synthetic", f"root={root / 'synthetic'}", f"out={root / 'data'}",
+                                    "corpus.minutes=1.0", "num_workers=0", "split.valid=0.2", "split.test=0"]))
+    return root / "data" / "manifest.jsonl"
+
+
+def config(manifest, run_dir, *overrides):
+    cfg, folder = compose_run("train", [f"data.manifest={manifest}", f"hydra.run.dir={run_dir}", *TINY, *overrides])
+    return cfg, folder
+
+
+def weights(run_dir):
+    return load_file(str(Path(run_dir) / "model" / "model.safetensors"))
+
+
+def test_a_short_run_leaves_model_dir_events_and_metrics(manifest, tmp_path):
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=20", "train.valid_every=10",
+                         "train.checkpoint_every=10", "train.audio_every=10", "data.num_workers=0")
+    run_dir = train.run(cfg, folder)
+    assert sorted(p.name for p in (run_dir / "model").iterdir()) == [
+        "checksum.sha256", "config.yaml", "model.safetensors", "speakers.json"]
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_00000010.pt", "step_00000020.pt"]
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert [int(r["step"]) for r in rows if r["split"] == "train"] == list(range(2, 21, 2))
+    assert [int(r["step"]) for r in rows if r["split"] == "valid"] == [10, 20]
+    assert all(float(r["audio_s_per_s"]) > 0 for r in rows if r["split"] == "train")
+    assert len(model_checksum(run_dir / "model")) == 64
+
+    # load_model gives the trained model: the same outputs as the final training state's weights
+    loaded = load_model(run_dir / "model")
+    assert not loaded.training and loaded.speaker_index == {f"spk{i:02d}": i for i in range(8)}
+    assert loaded.config["model"]["quantizer"]["codebook_size"] == 16
+    state = torch.load(run_dir / "checkpoints" / "step_00000020.pt", weights_only=True)
+    trained = VQVAE.from_config(loaded.config["model"], 8)
+    trained.load_state_dict(state["model"])
+    trained.eval()
+    x = torch.randn(2, 2048) * 0.1
+    assert torch.equal(loaded.encode(x), trained.encode(x))
+    z = loaded.latents(loaded.encode(x))
+    torch.testing.assert_close(loaded.decoder_logits(x, z, torch.tensor([0, 5])),
+                               trained.decoder_logits(x, z, torch.tensor([0, 5])), rtol=0, atol=0)
+
+
+def test_resume_after_a_kill_reaches_the_weights_of_an_uninterrupted_run(manifest, tmp_path):
+    common = ["train.max_steps=20", "train.checkpoint_every=5", "train.valid_every=100", "data.num_workers=2",
+              "model.decoder.output=categorical", "model.jitter=0.12"]
+    cfg, folder = config(manifest, tmp_path / "straight", *common)
+    train.run(cfg, folder)
+    cfg, folder = config(manifest, tmp_path / "killed", *common)
+    train.run(cfg, folder, stop_at_step=12)  # killed after step 12: steps 11-12 are lost
+    assert (tmp_path / "killed" / "checkpoints" / "step_00000010.pt").exists()
+    cfg, folder = config(manifest, tmp_path / "killed", *common, "train.resume=true")
+    train.run(cfg, folder)
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # each step is in metrics.csv once: the rows of the lost steps were replaced
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "killed" / "metrics.csv")) if r["split"] == "train"]
+    assert steps == list(range(2, 21, 2))
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(manifest, tmp_path, caplog):
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=10", "train.checkpoint_every=5",
+                         "data.num_workers=0")
+    train.run(cfg, folder)
+    latest = tmp_path / "run" / "checkpoints" / "step_00000010.pt"
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 3])
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=12", "train.checkpoint_every=5",
+                         "data.num_workers=0", "train.resume=true")
+    with caplog.at_level(logging.WARNING, logger="audio_vq"):
+        train.run(cfg, folder)
+    assert any("step_00000010.pt is unreadable" in r.message for r in caplog.records)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step_00000012.pt", weights_only=True)
+    assert state["step"] == 12 and state["batches_seen"] == 12  # 5 from the old checkpoint + 7
+
+
+def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(manifest, tmp_path, monkeypatch):
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=30", "train.checkpoint_every=4",
+                         "train.max_nonfinite=3", "data.num_workers=0")
+    real_forward = VQVAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] in (3,) or calls["n"] >= 7:  # one isolated bad batch, then a run of them
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(VQVAE, "forward", poisoned)
+    with pytest.raises(train.TrainingError, match="3 non-finite losses in a row"):
+        train.run(cfg, folder)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step_00000004.pt", weights_only=True)
+    assert state["step"] == 4 and state["nonfinite_total"] == 1 and state["batches_seen"] == 5
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.lr=-0.1", "train.lr"), ("data.crop_seconds=0.001", "data.crop_seconds"),
+    ("train.precision=fp8", "train.precision"), ("model.decoder.gate_channels=33", "model"),
+])
+def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
+    cfg, folder = config(manifest, tmp_path / "run", override)
+    with pytest.raises(ConfigError) as err:
+        train.run(cfg, folder)
+    assert str(err.value).startswith(key)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_errors_name_the_key(tmp_path):
+    cases = [(["model=huge"], "model=huge"), ([f"data.manifest={tmp_path / 'nope'}"], "data.manifest"),
+             (["train.batch_size=0", f"data.manifest={tmp_path}"], "train.batch_size")]
+    for args, word in cases:
+        r = subprocess.run([str(SCRIPT), "train", f"hydra.run.dir={tmp_path / 'run'}", *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "train",
+                        f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'ddp'}", *TINY,
+                        "train.max_steps=6", "train.checkpoint_every=3", "data.num_workers=0", "device=cpu"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "weights identical on all 2 ranks" in (tmp_path / "ddp" / "train.log").read_text()
+    state = torch.load(tmp_path / "ddp" / "checkpoints" / "step_00000006.pt", weights_only=True)
+    assert len(state["rng"]) == 2 and state["batches_seen"] == 6
