@@ -19,8 +19,9 @@ the count from the second warm-up step so that each row times about --target-sec
 ``audio s/s`` is seconds of audio trained per wall second, i.e. the real-time factor;
 ``10-min epoch`` is the wall time of one pass over 600 s of audio (the default synthetic corpus);
 ``CPU %`` is the row's process CPU time over wall time while timed (about 100 per busy thread:
-well below 100 x threads means other processes took the cores). The machine may be shared:
-the load average printed at the end shows whether other jobs ran alongside.
+well below 100 x threads means it waited for the cores); ``others`` is how many cores the rest
+of the machine kept busy meanwhile (from /proc/stat, minus this row's own CPU time). On a shared
+machine a row with others well above 0 is slowed down by other jobs: rerun it when it is quiet.
 """
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ from pathlib import Path
 SAMPLE_RATE = 16_000
 CORPUS_SECONDS = 600.0  # the embedded default corpus: 10 minutes
 WARMUP_STEPS = 2
+
+
+def busy_seconds() -> float | None:
+    """CPU seconds all processes on the machine have spent busy so far (Linux /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -93,13 +104,16 @@ def worker(args: argparse.Namespace) -> None:
     warmup = [step(draw_batch()) for _ in range(WARMUP_STEPS)]
     steps = args.steps or max(args.min_steps, round(args.target_seconds / warmup[-1]))
     batches = [draw_batch() for _ in range(steps)]
-    cpu_start, start = time.process_time(), time.perf_counter()
+    busy_start, cpu_start, start = busy_seconds(), time.process_time(), time.perf_counter()
     times = [step(b) for b in batches]
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    busy_end = busy_seconds()
+    others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"model": args.worker_model, "threads": torch.get_num_threads(),
                       "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
-                      "warmup_s": warmup, "steps": steps, "wall_s": wall, "cpu_s": cpu, "step_s": times,
+                      "warmup_s": warmup, "steps": steps, "wall_s": wall, "cpu_s": cpu, "others_cores": others,
+                      "step_s": times,
                       "peak_rss_mib": peak_kib / 1024}))
 
 
@@ -151,7 +165,7 @@ def main() -> None:
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
         header = (f"{'model':>11}  {'threads':>7}  {'params M':>8}  {'batch x crop':>12}  {'steps':>5}  "
-                  f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  {'CPU %':>5}")
+                  f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  {'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
@@ -161,11 +175,12 @@ def main() -> None:
                 r["s_per_step"] = r["wall_s"] / r["steps"]
                 r["speed"] = r["batch"] * r["crop"] / SAMPLE_RATE / r["s_per_step"]
                 epoch = CORPUS_SECONDS / r["speed"]
+                others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
                 print(f"{model:>11}  {r['threads']:>7}  {r['parameters'] / 1e6:>8.2f}  "
                       f"{r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  {r['s_per_step']:>7.3f}  "
                       f"{r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
-                      f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}", flush=True)
+                      f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
     for model in args.models:

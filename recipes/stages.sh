@@ -2,8 +2,9 @@
 #
 #   bash recipes/<dataset>/run.sh [--stage N|name] [--stop-stage N|name] [--root DIR] [--exp DIR] [key=value ...]
 #
-# Stages, in order: 0 prepare, 1 train, 2 extract, 3 evaluate, 4 export (later issues add 1-4).
-# key=value arguments are passed to the prepare stage's `audio-vq prepare`.
+# Stages, in order: 0 prepare, 1 train, 2 extract, 3 evaluate, 4 export (later issues add 2-4).
+# key=value arguments go to the stage whose keys they are: model*, data.*, train*, device=,
+# hydra.* to `audio-vq train`, everything else (corpus.*, split.*, ...) to `audio-vq prepare`.
 set -euo pipefail
 
 STAGES=(prepare train extract evaluate export)
@@ -37,6 +38,20 @@ while [[ $# -gt 0 ]]; do
     *) echo "$0: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+
+prepare_args=()
+train_args=()
+for o in ${overrides[@]+"${overrides[@]}"}; do
+  case $o in
+    model*|data.*|data=*|train*|device=*|hydra.*) train_args+=("$o") ;;
+    *) prepare_args+=("$o") ;;
+  esac
+done
+
+# train_resume_flag RUN: train.resume=true when RUN already holds checkpoints (a rerun continues).
+train_resume_flag() {
+  if compgen -G "$1/checkpoints/step_*.pt" > /dev/null; then echo "train.resume=true"; fi
+}
 
 # run_stage N: true when stage N is inside [--stage, --stop-stage]; announces it.
 run_stage() {

@@ -20,8 +20,9 @@ def recipe(name, *args):
 
 
 def test_demo_recipe_prepares_the_synthetic_corpus(tmp_path):
-    r = recipe("demo", "--exp", str(tmp_path), "corpus.minutes=0.5")
+    r = recipe("demo", "--exp", str(tmp_path), "--stop-stage", "prepare", "corpus.minutes=0.5")
     assert r.returncode == 0, r.stderr
+    assert "stage 1" not in r.stdout
     assert "=== stage 0: prepare ===" in r.stdout
     utts = read_manifest(tmp_path / "data")
     assert len({u.speaker for u in utts}) == 8 and all(u.alignment for u in utts)
@@ -29,8 +30,8 @@ def test_demo_recipe_prepares_the_synthetic_corpus(tmp_path):
 
 
 def test_stage_selection_and_bad_arguments(tmp_path):
-    r = recipe("demo", "--exp", str(tmp_path), "--stage", "train")  # nothing at or after train yet
-    assert r.returncode == 0 and "stage 0" not in r.stdout and not (tmp_path / "data").exists()
+    r = recipe("demo", "--exp", str(tmp_path), "--stage", "extract")  # nothing at or after extract yet
+    assert r.returncode == 0 and "stage" not in r.stdout and not (tmp_path / "data").exists()
     r = recipe("demo", "--stage", "frobnicate")
     assert r.returncode == 2 and "unknown stage 'frobnicate'" in r.stderr
     r = recipe("demo", "--bogus")
@@ -52,10 +53,30 @@ def test_vctk_recipe_on_a_092_tree(tmp_path):
             txt = root / "txt" / spk / f"{spk}_{i:03d}.txt"
             txt.parent.mkdir(parents=True, exist_ok=True)
             txt.write_text(f"Sentence {i}.\n")
-    r = recipe("vctk", "--root", str(root), "--exp", str(tmp_path / "exp"), "num_workers=0")
+    r = recipe("vctk", "--root", str(root), "--exp", str(tmp_path / "exp"), "--stop-stage", "prepare", "num_workers=0")
     assert r.returncode == 0, r.stderr
     utts = read_manifest(tmp_path / "exp" / "data")
     assert len(utts) == 12 and all(u.sample_rate == 16_000 and u.num_samples == 1600 for u in utts)
     held = {u.speaker for u in utts} - set(read_speakers(tmp_path / "exp" / "data"))
     assert len(held) == 2 and all(u.split == "test" for u in utts if u.speaker in held)
     assert {u.text for u in utts} == {"Sentence 1.", "Sentence 2.", "Sentence 3."}
+
+
+TINY_MODEL = ["model.encoder.channels=16", "model.quantizer.dim=8", "model.quantizer.codebook_size=16",
+              "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
+              "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4"]
+
+
+def test_demo_recipe_trains_and_a_rerun_resumes(tmp_path):
+    args = ["--exp", str(tmp_path), "--stop-stage", "train", "corpus.minutes=1.0", "split.valid=0.2",
+            "train.batch_size=4", "data.num_workers=0", *TINY_MODEL]
+    r = recipe("demo", *args, "train.max_steps=3")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "=== stage 1: train ===" in r.stdout
+    assert (tmp_path / "train" / "model" / "checksum.sha256").exists()
+    # the split keys went to prepare, the model keys to train
+    assert "codebook_size: 16" in (tmp_path / "train" / "config.yaml").read_text()
+    r = recipe("demo", *args, "train.max_steps=5")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming at step 3" in (tmp_path / "train" / "train.log").read_text()
+    assert (tmp_path / "train" / "checkpoints" / "step_00000005.pt").exists()

@@ -4,11 +4,18 @@
 #   bash recipes/demo/run.sh [--stage N|name] [--stop-stage N|name] [--exp DIR] [key=value ...]
 #
 # --exp   where everything goes (default exp/demo): synthetic/ (the generated corpus), data/ (manifest)
-# Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl).
+# Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl),
+#         1 train (model=small, train=demo: a 10-minute budget, train.max_minutes) -> $exp/train/model.
+# A rerun resumes training from $exp/train's checkpoints; delete $exp/train to start over.
 set -euo pipefail
 source "$(dirname "$0")/../stages.sh"
 exp=${exp:-exp/demo}
 
 if run_stage 0; then
-  audio-vq prepare corpus=synthetic root="$exp/synthetic" out="$exp/data" "${overrides[@]}"
+  audio-vq prepare corpus=synthetic root="$exp/synthetic" out="$exp/data" ${prepare_args[@]+"${prepare_args[@]}"}
+fi
+
+if run_stage 1; then
+  audio-vq train data.manifest="$exp/data/manifest.jsonl" model=small train=demo data.crop_seconds=0.5 hydra.run.dir="$exp/train" \
+    $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi

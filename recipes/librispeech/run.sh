@@ -6,7 +6,8 @@
 # --root  the LibriSpeech folder holding subset folders (train-clean-100, dev-clean, ...)
 # --exp   where outputs go (default exp/librispeech)
 # Stages: 0 prepare (train-clean-100 for training, dev-clean -> valid, test-clean -> test;
-#         LibriSpeech is 16 kHz flac already, so nothing is cached; fairseq .tsv manifests too).
+#         LibriSpeech is 16 kHz flac already, so nothing is cached; fairseq .tsv manifests too),
+#         1 train (model=paper) -> $exp/train/model; a rerun resumes from its checkpoints.
 # Example: bash recipes/librispeech/run.sh --root /data/LibriSpeech 'corpus.subsets=[train-clean-360,dev-clean]'
 set -euo pipefail
 source "$(dirname "$0")/../stages.sh"
@@ -15,5 +16,10 @@ exp=${exp:-exp/librispeech}
 if run_stage 0; then
   require_root
   audio-vq prepare corpus=librispeech root="$root" out="$exp/data" fairseq_tsv=true \
-    'corpus.subsets=[train-clean-100,dev-clean,test-clean]' "${overrides[@]}"
+    'corpus.subsets=[train-clean-100,dev-clean,test-clean]' ${prepare_args[@]+"${prepare_args[@]}"}
+fi
+
+if run_stage 1; then
+  audio-vq train data.manifest="$exp/data/manifest.jsonl" model=paper hydra.run.dir="$exp/train" \
+    $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi

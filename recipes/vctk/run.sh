@@ -5,7 +5,8 @@
 #
 # --root  the corpus folder (holding wav48/ or wav48_silence_trimmed/, and txt/)
 # --exp   where outputs go (default exp/vctk)
-# Stages: 0 prepare (48 kHz sources cached at 16 kHz; 2 speakers held out for conversion tests).
+# Stages: 0 prepare (48 kHz sources cached at 16 kHz; 2 speakers held out for conversion tests),
+#         1 train (model=paper) -> $exp/train/model; a rerun resumes from its checkpoints.
 # Example: bash recipes/vctk/run.sh --root /data/VCTK-Corpus-0.92 corpus.mic=mic2
 set -euo pipefail
 source "$(dirname "$0")/../stages.sh"
@@ -14,5 +15,10 @@ exp=${exp:-exp/vctk}
 if run_stage 0; then
   require_root
   audio-vq prepare corpus=vctk root="$root" out="$exp/data" cache_audio=true \
-    split.num_holdout_speakers=2 "${overrides[@]}"
+    split.num_holdout_speakers=2 ${prepare_args[@]+"${prepare_args[@]}"}
+fi
+
+if run_stage 1; then
+  audio-vq train data.manifest="$exp/data/manifest.jsonl" model=paper hydra.run.dir="$exp/train" \
+    $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi

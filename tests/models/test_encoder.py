@@ -20,18 +20,19 @@ def test_phoneme_setup_strides_multiply_to_640():
     assert enc(torch.randn(1, 1, 16_001)).shape == (1, 4, 26)
 
 
-def receptive_span(enc, frame, samples):
-    """The first and last input sample with a non-zero gradient on z[..., frame]."""
-    x = torch.randn(1, samples, requires_grad=True)
-    enc(x)[0, :, frame].sum().backward()
-    nonzero = torch.nonzero(x.grad[0]).flatten()
+def receptive_span(enc, frame, samples, draws=4):
+    """The first and last input sample with a non-zero gradient on z[..., frame] (over a few
+    random inputs: one input's dead ReLUs could hide part of the span)."""
+    x = torch.randn(draws, samples, requires_grad=True)
+    enc(x)[:, :, frame].sum().backward()
+    nonzero = torch.nonzero(x.grad.abs().sum(0)).flatten()
     return int(nonzero.min()), int(nonzero.max())
 
 
 @pytest.mark.parametrize("strides", [[2, 2, 2], [4, 2], [5, 3], [2, 2, 2, 2, 2, 2]])
 def test_frame_i_is_centred_on_its_hop_window(strides):
     torch.manual_seed(0)
-    enc = Encoder(dim=3, channels=5, strides=strides)
+    enc = Encoder(dim=8, channels=32, strides=strides)
     hop = enc.hop
     frame = 8
     first, last = receptive_span(enc, frame, 20 * hop)
@@ -57,7 +58,7 @@ def test_an_utterance_encodes_the_same_alone_and_padded_in_a_batch():
     alone = enc(short)
     batch = torch.cat([torch.cat([short, torch.zeros(1, 127)], dim=1), long])
     both = enc(batch, lengths=torch.tensor([203, 330]))
-    torch.testing.assert_close(both[:1, :, :alone.size(-1)], alone, rtol=0, atol=1e-6)
-    torch.testing.assert_close(both[1:], enc(long), rtol=0, atol=1e-6)
+    torch.testing.assert_close(both[:1, :, :alone.size(-1)], alone, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(both[1:], enc(long), rtol=1e-5, atol=1e-5)
     # without lengths the padding would leak into the last frames
-    assert not torch.allclose(enc(batch)[:1, :, :alone.size(-1)], alone, atol=1e-6)
+    assert not torch.allclose(enc(batch)[:1, :, :alone.size(-1)], alone, atol=1e-3)
