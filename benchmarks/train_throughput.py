@@ -1,7 +1,12 @@
 """Time VQ-VAE training steps on the CPU and print a table: audio trained per second, peak memory.
 
-    python benchmarks/train_throughput.py [--models small paper] [--threads 1 2] [--batch 8]
-                                          [--crop-samples 8192] [--steps 0] [--target-seconds 30]
+    python benchmarks/train_throughput.py [--models small paper [phoneme25hz]] [--threads 1 2]
+                                          [--batch 8] [--crop-samples 8192] [--steps 0]
+                                          [--target-seconds 30]
+
+About 4-5 minutes on 2 quiet cores with the defaults (paper: ~16 s a step on one thread), 7 with
+phoneme25hz, which costs what paper does (the sample-rate WaveNet decoder dominates). The
+trainer's own default crop is 1 s (data.crop_seconds): --crop-samples 16000 for its numbers.
 
 One training step is what the trainer does: the VQVAE's teacher-forced forward on a batch of
 crops (with their mask and speaker ids), ``out.loss.backward()``, ``clip_grad_norm_`` and an Adam
@@ -13,7 +18,7 @@ a multiple of each model's hop (8192 -> 8320 for phoneme25hz, hop 640).
 Each (model, threads) row runs in a fresh subprocess (this script with the hidden --worker flag),
 with torch.set_num_threads and OMP_NUM_THREADS / MKL_NUM_THREADS set there, so thread settings
 don't leak between rows and ``ru_maxrss`` is that row's peak memory (model, optimizer state,
-activations of one step, and the Python + torch baseline of ~300 MiB). Two warm-up steps (the
+activations of one step, and the ~250 MiB of Python + torch + the built model). Two warm-up steps (the
 first runs the EMA quantizer's k-means initialisation), then --steps timed ones; --steps 0 picks
 the count from the second warm-up step so that each row times about --target-seconds.
 ``audio s/s`` is seconds of audio trained per wall second, i.e. the real-time factor;
@@ -112,9 +117,8 @@ def worker(args: argparse.Namespace) -> None:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"model": args.worker_model, "threads": torch.get_num_threads(),
                       "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
-                      "warmup_s": warmup, "steps": steps, "wall_s": wall, "cpu_s": cpu, "others_cores": others,
-                      "step_s": times,
-                      "peak_rss_mib": peak_kib / 1024}))
+                      "warmup_s": warmup, "steps": steps, "step_s": times, "wall_s": wall, "cpu_s": cpu,
+                      "others_cores": others, "peak_rss_mib": peak_kib / 1024}))
 
 
 def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: int) -> dict:
@@ -143,8 +147,8 @@ def main() -> None:
     parser.add_argument("--target-seconds", type=float, default=30.0,
                         help="with --steps 0: time about this long per row")
     parser.add_argument("--min-steps", type=int, default=2, help="with --steps 0: at least this many")
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
+    parser.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate (train.lr)")
+    parser.add_argument("--clip", type=float, default=1.0, help="max gradient norm (train.grad_clip)")
     parser.add_argument("--corpus-minutes", type=float, default=1.0,
                         help="size of the synthetic corpus the crops come from")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -165,7 +169,8 @@ def main() -> None:
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
         header = (f"{'model':>11}  {'threads':>7}  {'params M':>8}  {'batch x crop':>12}  {'steps':>5}  "
-                  f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  {'CPU %':>5}  {'others':>6}")
+                  f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  "
+                  f"{'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
