@@ -29,6 +29,10 @@ class Command:
     groups: tuple[str, ...] = ()  # config groups whose options --help lists
     example: str = ""
     makes_run: bool = False  # the function also takes the run folder (hydra.run.dir)
+    package: str = "audio_vq.configs"  # where its config lives (see configs/inference/__init__.py)
+
+
+INFERENCE = "audio_vq.configs.inference"
 
 
 COMMANDS: dict[str, Command] = {
@@ -44,6 +48,24 @@ COMMANDS: dict[str, Command] = {
         groups=("model", "model/quantizer", "data", "train"),
         example="audio-vq train data.manifest=exp/vctk/data model=paper train.batch_size=16 hydra.run.dir=runs/vctk",
         makes_run=True,
+    ),
+    "reconstruct": Command(
+        "encode audio and decode it with its own speaker: <out>/<id>.wav",
+        "audio_vq.convert:reconstruct",
+        example="audio-vq reconstruct model=runs/demo/model input=exp/demo/data out=exp/demo/reconstructed",
+        package=INFERENCE,
+    ),
+    "convert": Command(
+        "voice conversion: decode each input's codes with target speakers; <out>/<id>__<target>.wav + index.csv",
+        "audio_vq.convert:convert",
+        example="audio-vq convert model=runs/demo/model input=speech.wav target_speaker=spk01,spk05 out=exp/converted",
+        package=INFERENCE,
+    ),
+    "synthesize": Command(
+        "units to speech with one speaker: <out>/<id>.wav",
+        "audio_vq.convert:synthesize",
+        example="audio-vq synthesize model=runs/demo/model units=units.txt speaker=spk03 out=exp/synth",
+        package=INFERENCE,
     ),
 }
 SYNTHETIC_CACHE_ENV = "AUDIO_VQ_CACHE"
@@ -108,7 +130,7 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
         if command.makes_run:
             cfg, folder = compose_run(name, overrides)
             return _resolve(command.run)(cfg, folder) or 0
-        return _resolve(command.run)(compose(name, overrides)) or 0
+        return _resolve(command.run)(compose(name, overrides, package=command.package)) or 0
     except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError) as e:
         print(f"{PROG} {name}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -140,12 +162,16 @@ def _command_help(name: str, command: Command) -> str:
     lines = [f"usage: {PROG} {name} [key=value ...]", "", command.summary]
     if command.example:
         lines += ["", "example:", f"  {command.example}"]
-    lines += ["", f"keys (configs/{name}.yaml; override any as key=value, nested as a.b=value):", ""]
-    lines += ["  " + line for line in config_text(name).rstrip().splitlines()]
+    folder = command.package.replace("audio_vq.", "").replace(".", "/")
+    lines += ["", f"keys ({folder}/{name}.yaml; override any as key=value, nested as a.b=value):", ""]
+    lines += ["  " + line for line in config_text(name, command.package).rstrip().splitlines()]
+    if command.package == INFERENCE:
+        lines += ["", "shared keys (decode.yaml):", ""]
+        lines += ["  " + line for line in config_text("decode", command.package).rstrip().splitlines()]
     for group in command.groups:
-        for option in group_options(group):
-            lines += ["", f"{group}={option}  (keys {group}.<key>=value):", ""]
-            lines += ["  " + line for line in config_text(f"{group}/{option}").rstrip().splitlines()]
+        for option in group_options(group, command.package):
+            lines += ["", f"{group}={option}  (keys {group.replace('/', '.')}.<key>=value):", ""]
+            lines += ["  " + line for line in config_text(f"{group}/{option}", command.package).rstrip().splitlines()]
     return "\n".join(lines)
 
 

@@ -18,25 +18,25 @@ class ConfigError(ValueError):
     """A bad command-line override or config value; the message names the key."""
 
 
-def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``configs/<config_name>.yaml`` with ``overrides`` applied.
+def compose(config_name: str, overrides: Sequence[str] = (), package: str = CONFIG_PACKAGE) -> DictConfig:
+    """The config ``<package>/<config_name>.yaml`` with ``overrides`` applied.
 
     Raises ConfigError for unknown keys, malformed overrides and missing required keys."""
-    return _check_missing(_compose(config_name, overrides, with_hydra=False))
+    return _check_missing(_compose(config_name, overrides, with_hydra=False, package=package))
 
 
 def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictConfig, str]:
     """Like :func:`compose` for a command that makes a run folder: also returns
     ``hydra.run.dir`` resolved (its ``${now:...}`` is the time of this call). Hydra's own node
     is dropped from the config, so what remains is the run's config."""
-    cfg = _compose(config_name, overrides, with_hydra=True)
+    cfg = _compose(config_name, overrides, with_hydra=True, package=CONFIG_PACKAGE)
     folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
     with open_dict(cfg):
         del cfg["hydra"]
     return _check_missing(cfg), folder
 
 
-def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool) -> DictConfig:
+def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, package: str) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.errors import HydraException
@@ -46,11 +46,11 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool) -> Di
         if "=" not in o:
             raise ConfigError(f"'{o}': expected key=value")
     try:
-        with initialize_config_module(CONFIG_PACKAGE, version_base=HYDRA_VERSION_BASE):
+        with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
             return hydra_compose(config_name=config_name, overrides=list(overrides),
                                  return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(_hydra_message(e)) from None
+        raise ConfigError(_hydra_message(e, package)) from None
 
 
 def _check_missing(cfg: DictConfig) -> DictConfig:
@@ -81,18 +81,18 @@ def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def config_text(name: str) -> str:
-    """The packaged YAML of ``configs/<name>.yaml`` (comments included), for --help."""
-    return resources.files(CONFIG_PACKAGE).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+def config_text(name: str, package: str = CONFIG_PACKAGE) -> str:
+    """The packaged YAML of ``<package>/<name>.yaml`` (comments included), for --help."""
+    return resources.files(package).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
 
 
-def group_options(group: str) -> list[str]:
-    """The options of config group ``group`` (file names under configs/<group>/)."""
-    folder = resources.files(CONFIG_PACKAGE).joinpath(group)
+def group_options(group: str, package: str = CONFIG_PACKAGE) -> list[str]:
+    """The options of config group ``group`` (file names under <package>/<group>/)."""
+    folder = resources.files(package).joinpath(group)
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def _hydra_message(e: Exception) -> str:
+def _hydra_message(e: Exception, package: str = CONFIG_PACKAGE) -> str:
     """Hydra's multi-line messages, cut to one line that says what is wrong and with which key."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
@@ -103,17 +103,17 @@ def _hydra_message(e: Exception) -> str:
             return f"unknown key '{quoted}'"
         return f"bad value for '{quoted}': {' '.join(lines[1:])}"
     if "You must specify" in lines[0] and quoted:
-        return f"missing required key '{quoted}' (options: {', '.join(group_options(quoted))})"
+        return f"missing required key '{quoted}' (options: {', '.join(group_options(quoted, package))})"
     if isinstance(e, MissingConfigException) and "Could not find" in lines[0]:
         missing = lines[0].split("Could not find ")[1].strip("'")
         group, _, option = missing.rpartition("/")
-        if group and _is_group(group):
-            return f"{group}={option}: no such option (options: {', '.join(group_options(group))})"
+        if group and _is_group(group, package):
+            return f"{group}={option}: no such option (options: {', '.join(group_options(group, package))})"
         return f"config '{missing}' not found"
     if isinstance(e, OverrideParseException):
         return f"cannot parse override: {lines[0]}"
     return " ".join(lines)
 
 
-def _is_group(name: str) -> bool:
-    return resources.files(CONFIG_PACKAGE).joinpath(name).is_dir()
+def _is_group(name: str, package: str = CONFIG_PACKAGE) -> bool:
+    return resources.files(package).joinpath(name).is_dir()

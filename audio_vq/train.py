@@ -48,6 +48,21 @@ METRIC_FIELDS = ("step", "split", "time_s", "lr", "loss", "reconstruction_loss",
                  "nonfinite_steps")
 
 
+@dataclass
+class Parts:
+    """What a training step touches: the model (and its DDP/compiled wrapper `forward`), the
+    optimizer, the schedule, the fp16 grad scaler (None otherwise), the autocast dtype and the
+    speaker table's names."""
+
+    model: VQVAE
+    forward: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    precision: torch.dtype
+    speakers: dict[str, int]
+
+
 class TrainingError(RuntimeError):
     """A run that cannot go on (e.g. too many non-finite losses in a row); says what to do."""
 
@@ -201,20 +216,36 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
                  sum(p.numel() for p in model.parameters()) / 1e6, model.hop, len(speakers), crop,
                  tc.batch_size, ctx.world)
 
+    parts = Parts(model, forward, optimizer, scheduler, scaler, precision, speakers)
+    try:
+        _loop(cfg, ctx, run_dir, parts, loader, valid, writer, step, batches_seen, nonfinite_total, stop_at_step)
+    finally:
+        if writer:
+            writer.close()
+    return run_dir
+
+
+def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, parts: Parts, loader, valid: list[dict],
+          writer: "_Writer | None", step: int, batches_seen: int, nonfinite_total: int,
+          stop_at_step: int | None) -> None:
+    """The steps, from ``step`` to ``train.max_steps`` (or the budget, or ``stop_at_step``)."""
+    tc = cfg.train
     started = time.monotonic()
     nonfinite_run, window = 0, _Window()
-    bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not ctx.primary)
+    # under a wall-clock budget the step total says nothing about when the run ends
+    bar = tqdm(total=None if tc.max_minutes else tc.max_steps, initial=step, desc="train", unit="step",
+               dynamic_ncols=True, disable=not ctx.primary)
     last_saved = step
     while step < tc.max_steps:
         batch = next(loader)
         batches_seen += 1
         tick = time.monotonic()
-        metrics = _train_step(forward, batch, optimizer, scheduler, scaler, precision, tc.grad_clip, ctx)
+        metrics = _train_step(parts, batch, tc.grad_clip, ctx)
         if metrics is None:
             nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
             log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step + 1, nonfinite_run)
             if nonfinite_run >= tc.max_nonfinite:
+                bar.close()
                 raise TrainingError(f"{nonfinite_run} non-finite losses in a row at step {step + 1}; stopping. "
                                     f"The last good checkpoint is in {run_dir / 'checkpoints'}: lower train.lr "
                                     "or check the data, then resume with train.resume=true")
@@ -224,47 +255,43 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
         real_seconds = float(batch["mask"].sum()) * ctx.world / cfg.data.sample_rate
         window.add(metrics, real_seconds, time.monotonic() - tick)
         if writer and step % tc.log_every == 0:
-            row = window.flush(step, scheduler.get_last_lr()[0], nonfinite_total)
+            row = window.flush(step, parts.scheduler.get_last_lr()[0], nonfinite_total)
             writer.scalars(row, "train")
             bar.set_postfix(loss=f"{row['loss']:.3f}", ppl=f"{row['perplexity']:.0f}",
                             audio_s_per_s=f"{row['audio_s_per_s']:.1f}")
         bar.update()
         if writer and valid and step % tc.valid_every == 0:
-            writer.scalars(_validate(model, valid, ctx.device, precision, step), "valid")
+            writer.scalars(_validate(parts.model, valid, ctx.device, parts.precision, step), "valid")
         if writer and valid and step % tc.audio_every == 0:
-            writer.audio(model, valid[0], ctx.device, cfg.data.sample_rate, step)
-        out_of_time = tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes
-        out_of_time = ctx.any(out_of_time)
+            writer.audio(parts.model, valid[0], ctx.device, cfg.data.sample_rate, step)
+        out_of_time = ctx.any(tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes)
         if step % tc.checkpoint_every == 0 or out_of_time:
-            _checkpoint(run_dir, cfg, model, optimizer, scheduler, scaler, speakers, step, batches_seen,
-                        nonfinite_total, ctx)
+            _checkpoint(run_dir, cfg, parts, step, batches_seen, nonfinite_total, ctx)
             last_saved = step
         if stop_at_step is not None and step >= stop_at_step:
             bar.close()
-            return run_dir
+            return
         if out_of_time:
             log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
             break
     bar.close()
     if step != last_saved or not (run_dir / "model").exists():
-        _checkpoint(run_dir, cfg, model, optimizer, scheduler, scaler, speakers, step, batches_seen,
-                    nonfinite_total, ctx)
-    _check_replicas(model, ctx)
+        _checkpoint(run_dir, cfg, parts, step, batches_seen, nonfinite_total, ctx)
+    _check_replicas(parts.model, ctx)
     if writer:
-        writer.close()
         log.info("model directory: %s", run_dir / "model")
-    return run_dir
 
 
-def _train_step(forward, batch: dict, optimizer, scheduler, scaler, precision, grad_clip, ctx: Context):
+def _train_step(parts: Parts, batch: dict, grad_clip: float | None, ctx: Context) -> dict | None:
     """One optimizer step; returns the step's metrics, or None when it was skipped because the
     loss or the gradient norm was not finite (on any rank)."""
+    optimizer, scaler, precision = parts.optimizer, parts.scaler, parts.precision
     audio = batch["audio"].to(ctx.device, non_blocking=True)
     mask = batch["mask"].to(ctx.device, non_blocking=True)
     speaker = batch["speaker"].to(ctx.device, non_blocking=True)
     autocast = (torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext())
     with autocast:
-        out = forward(audio, speaker, mask)
+        out = parts.forward(audio, speaker, mask)
     if ctx.any(not bool(torch.isfinite(out.loss))):
         optimizer.zero_grad(set_to_none=True)
         return None
@@ -282,7 +309,7 @@ def _train_step(forward, batch: dict, optimizer, scheduler, scaler, precision, g
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    scheduler.step()
+    parts.scheduler.step()
     metrics = {k: float(v) for k, v in out.metrics().items()}
     metrics["grad_norm"] = float(norm)
     return metrics
@@ -303,18 +330,18 @@ def _validate(model: VQVAE, batches: list[dict], device, precision, step: int) -
     return {"step": step, **totals}
 
 
-def _checkpoint(run_dir: Path, cfg, model, optimizer, scheduler, scaler, speakers, step, batches_seen,
-                nonfinite_total, ctx: Context) -> None:
+def _checkpoint(run_dir: Path, cfg: DictConfig, parts: Parts, step: int, batches_seen: int,
+                nonfinite_total: int, ctx: Context) -> None:
     """Training state to checkpoints/ and the model directory to model/ (rank 0 writes; every
     rank contributes its RNG state)."""
     rng = _rng_state(ctx)
     if ctx.primary:
         state = {"step": step, "batches_seen": batches_seen, "nonfinite_total": nonfinite_total,
-                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-                 "rng": rng}
+                 "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+                 "scheduler": parts.scheduler.state_dict(),
+                 "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng}
         save_training_state(state, run_dir / "checkpoints", step, cfg.train.keep_checkpoints)
-        save_model_dir(model, OmegaConf.to_container(cfg, resolve=True), speakers, run_dir / "model")
+        save_model_dir(parts.model, OmegaConf.to_container(cfg, resolve=True), parts.speakers, run_dir / "model")
     ctx.barrier()
 
 
