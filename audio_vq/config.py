@@ -45,12 +45,22 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
     for o in overrides:
         if "=" not in o:
             raise ConfigError(f"'{o}': expected key=value")
+    overrides = [_comma_list(o) for o in overrides]
     try:
         with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
             return hydra_compose(config_name=config_name, overrides=list(overrides),
                                  return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_hydra_message(e, package)) from None
+
+
+def _comma_list(override: str) -> str:
+    """``key=a,b,c`` -> ``key=[a,b,c]``. Hydra reads a bare comma list as a multirun sweep,
+    which these commands do not run; the CLI contract (e.g. target_speaker=a,b) means a list."""
+    key, _, value = override.partition("=")
+    if "," in value and value[:1] not in "[{'\"" and "(" not in value:
+        return f"{key}=[{value}]"
+    return override
 
 
 def _check_missing(cfg: DictConfig) -> DictConfig:

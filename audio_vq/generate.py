@@ -1,0 +1,587 @@
+"""Fast incremental WaveNet generation (the "Fast WaveNet" queue algorithm, Paine et al. 2016).
+
+Autoregressive decoding of the VQ-VAE's WaveNet one sample at a time, with per-layer cached
+state instead of recomputing the receptive field:
+
+* each layer keeps a ring buffer of its past residual inputs (slot ``t % len``); the dilated
+  conv at step t reads the taps ``t - m * dilation``;
+* the conditioning (latent and speaker projections, plus the dilated convs' biases) is
+  computed once per utterance at frame rate, a ``(layers * gate)`` column per latent frame
+  that sample t adds as column ``t // hop`` (see the alignment conventions in DESIGN.md and
+  :mod:`audio_vq.models.wavenet`), never as an upsampled per-sample tensor. With
+  ``upsample="transposed"`` the conditioning is genuinely per sample: it is computed piece by
+  piece (the whole utterance's frame-rate ``cond_convs`` stack first, then the transposed
+  convs over the piece plus a margin of frames) and projected per sample;
+* sampling happens inside the loop from caller-supplied uniforms (inverse CDF: the first k
+  with cdf[k] > u; for a logistic mixture u[:, 0] picks the component and u[:, 1] the
+  logistic, as :meth:`WaveNet.sample <audio_vq.models.wavenet.WaveNet.sample>`), so runs are
+  seedable and testable; temperature and argmax modes;
+* utterances of different lengths decode together; state carries across chunks, so
+  :meth:`Generator.stream` yields audio as it goes and equals :meth:`Generator.generate`.
+
+Two backends compute the same thing:
+
+``"numba"`` (the default on CPU): the compiled kernel of :mod:`audio_vq._generate_kernel`,
+    float32, register-blocked AVX-512 matrix products, a rational tanh; it releases the GIL,
+    so groups of streams run in parallel threads (``threads``). On a 2-vCPU Xeon: one stream
+    ~1.4x real time on one thread, 16 streams ~7x on two (``benchmarks/generate.py``).
+``"torch"`` (the default when the model is on a GPU, and the second reference): the same
+    recurrence with batched torch ops over all utterances, in the model's dtype and device.
+    On a CPU it is some 20x slower than the kernel (per-op overhead at every step).
+
+Randomness: utterance ``i`` of a call draws its uniforms from
+``np.random.default_rng([seed, first_index + i])``: ``(samples,)`` for a categorical output,
+``(samples, 2)`` for a logistic mixture. So utterance ``i`` of a batch equals the same
+utterance generated alone with ``first_index=i`` (the default 0 makes a lone utterance's draws
+``default_rng([seed, 0])``), and a caller that splits a long list into batches passes each
+batch's offset to keep every output independent of the batching. With the same uniforms the
+two backends give the same samples, except where float rounding moves a CDF boundary across u
+(float32 logits agree to ~1e-6; it is rare, and the trajectories then part).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .audio import mulaw_decode
+from .models.vqvae import VQVAE
+from .models.wavenet import RESIDUAL_SCALE
+
+BACKENDS = ("auto", "numba", "torch")
+#: samples per kernel call in generate() (a multiple of hop is taken): bounds the memory for
+#: uniforms and features and sets the granularity of progress reports
+CHUNK_SAMPLES = 8192
+#: latent frames around a chunk that the transposed upsampler sees (its reach is under two
+#: frames either side, see WaveNet's docstring), so chunked features equal the full ones
+TRANSPOSED_MARGIN_FRAMES = 4
+
+
+def _numba_available() -> bool:
+    return importlib.util.find_spec("numba") is not None  # numba comes with librosa
+
+
+@dataclass
+class _Utterance:
+    """One utterance to decode: its codes, speaker and the frame-rate conditioning."""
+
+    codes: np.ndarray  # (frames,) int64
+    speaker: int | None
+    frames: int
+    length: int  # samples = frames * hop
+    feats: Tensor  # (frames, D) after the frame-rate cond stack, model dtype / device
+    const: Tensor  # (layers * gate,) speaker projection + dilated biases, model dtype / device
+    uniforms: np.ndarray | None = None  # given by the caller: (length,) or (length, 2)
+    rng: np.random.Generator | None = None  # else drawn from this, chunk by chunk
+    drawn: int = 0  # samples of uniforms taken so far
+    out: np.ndarray | None = field(default=None, repr=False)
+
+
+class Generator:
+    """Incremental sampler of a :class:`~audio_vq.models.vqvae.VQVAE`'s WaveNet decoder.
+
+    Args:
+        model: the VQ-VAE (put in eval mode; its weights are read once here, so build a new
+            Generator after changing them).
+        backend: "auto" (the numba kernel on CPU, torch on CUDA), "numba" or "torch".
+        threads: how many threads the numba backend spreads the streams over (groups of
+            utterances, balanced by length); None = ``torch.get_num_threads()``. The torch
+            backend decodes all utterances as one batch and ignores it.
+    """
+
+    def __init__(self, model: VQVAE, backend: str = "auto", threads: int | None = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if threads is not None and (int(threads) != threads or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        model.eval()
+        self.model = model
+        dec = model.decoder
+        self.decoder = dec
+        self.device = next(model.parameters()).device
+        if backend == "auto":
+            backend = "torch" if self.device.type != "cpu" or not _numba_available() else "numba"
+        if backend == "numba" and not _numba_available():
+            raise ValueError("backend='numba' needs numba (pip install numba), or use backend='torch'")
+        self.backend = backend
+        self.threads = int(threads) if threads is not None else max(1, torch.get_num_threads())
+        self.hop = dec.hop
+        self.transposed = dec.upsample is not None
+        self.feat_hop = 1 if self.transposed else self.hop
+        self.mixture = dec.output_kind == "logistic_mixture"
+        self.out_channels = dec.out_channels
+        self.num_layers = dec.num_layers
+        self.kernel_size = dec.kernel_size
+        self.residual_channels = dec.residual_channels
+        self.gate_channels = dec.gate_channels
+        self.dilations = dec.dilations
+        self.ring_len = [(self.kernel_size - 1) * d + 1 for d in self.dilations]  # the torch path's rings
+        self.codebook_size = int(model.quantizer.codebook_size)
+        self.chunk_samples = max(self.hop, CHUNK_SAMPLES // self.hop * self.hop)
+        with torch.no_grad():
+            self._torch_weights = self._collect_weights()
+        if backend == "numba":
+            from . import _generate_kernel
+
+            self._kernel = _generate_kernel
+            w = self._torch_weights
+            f32 = lambda t: np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())  # noqa: E731
+            sr_w = torch.cat([w["skip_w"], w["res_w"]], dim=2)  # (L, H, S + R): skip | residual
+            self._np_weights = (f32(w["emb"]), f32(w["wd"]), f32(w["wc"]), f32(sr_w), f32(w["res_b"]),
+                                f32(w["skip_w"][-1]), f32(w["skip_b"]), f32(w["hid_w"]), f32(w["hid_b"]),
+                                f32(w["out_w"]), f32(w["out_b"]))
+            past = self.kernel_size - 1
+            self._np_dil = np.asarray(self.dilations, np.int64)
+            self._np_ring_off = np.concatenate([[0], np.cumsum([past * d for d in self.dilations])[:-1]]).astype(np.int64)
+            self._np_past_off = np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64)
+            self._ring_slots = past * sum(self.dilations)
+            self._log_scale_min = float(getattr(dec.distribution, "log_scale_min", 0.0))
+
+    # -- weights ------------------------------------------------------------------------------
+
+    def _collect_weights(self) -> dict[str, Tensor]:
+        """The decoder's parameters rearranged for the recurrence, matrices stored (in, out)."""
+        dec = self.decoder
+        layers = dec.layers
+        R, G, K = dec.residual_channels, dec.gate_channels, dec.kernel_size
+        H = G // 2
+        # dilated conv weight (G, R, K): tap m multiplies the input at t - (K-1-m) * dilation
+        wd = torch.stack([l.dilated.weight.permute(2, 1, 0).reshape(K * R, G) for l in layers])  # (L, K*R, G)
+        wc = torch.cat([l.cond.weight[:, :, 0].t() for l in layers], dim=1)  # (D, L*G)
+        zero_r = dec.embedding.weight.new_zeros(H, R)
+        res_w = torch.stack([l.residual.weight[:, :, 0].t() if l.residual is not None else zero_r for l in layers])
+        res_b = torch.stack([l.residual.bias if l.residual is not None else zero_r[0] for l in layers])
+        skip_w = torch.stack([l.skip.weight[:, :, 0].t() for l in layers])  # (L, H, S)
+        skip_b = torch.stack([l.skip.bias for l in layers]).sum(0)
+        return {
+            "emb": dec.embedding.weight, "wd": wd.contiguous(), "wc": wc.contiguous(),
+            "res_w": res_w.contiguous(), "res_b": res_b.contiguous(), "skip_w": skip_w.contiguous(),
+            "skip_b": skip_b, "dil_b": torch.cat([l.dilated.bias for l in layers]),
+            "hid_w": dec.head_hidden.weight[:, :, 0].t().contiguous(), "hid_b": dec.head_hidden.bias,
+            "out_w": dec.head_out.weight[:, :, 0].t().contiguous(), "out_b": dec.head_out.bias,
+        }
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _utterances(self, codes: Sequence, speakers: Sequence | None) -> list[_Utterance]:
+        """Check the inputs and compute each utterance's frame-rate conditioning."""
+        if isinstance(codes, (Tensor, np.ndarray)) and getattr(codes, "ndim", 1) == 1:
+            raise ValueError("codes must be a sequence of per-utterance code arrays, e.g. [codes], not one array")
+        codes = list(codes)
+        n = len(codes)
+        spk_cond = self.model.speakers is not None
+        if speakers is None:
+            if spk_cond:
+                raise ValueError(f"this model is speaker-conditioned: pass {n} speaker indices")
+            speakers = [None] * n
+        speakers = list(speakers)
+        if len(speakers) != n:
+            raise ValueError(f"got {n} code sequences but {len(speakers)} speakers")
+        utts = []
+        for i, (c, s) in enumerate(zip(codes, speakers)):
+            c = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
+            if c.ndim != 1:
+                raise ValueError(f"codes[{i}] must be a 1-D (frames,) sequence of units, got shape {c.shape}")
+            if c.size and not np.issubdtype(c.dtype, np.integer):
+                if not np.all(np.equal(np.mod(c, 1), 0)):
+                    raise ValueError(f"codes[{i}] must hold integer units, got dtype {c.dtype}")
+            c = c.astype(np.int64)
+            if c.size and (c.min() < 0 or c.max() >= self.codebook_size):
+                bad = int(c[(c < 0) | (c >= self.codebook_size)][0])
+                raise ValueError(f"codes[{i}] holds unit {bad}, outside the codebook [0, {self.codebook_size})")
+            if spk_cond:
+                if s is None or int(s) != s:
+                    raise ValueError(f"speakers[{i}] must be an integer speaker index, got {s!r}")
+                s = int(s)
+                if not 0 <= s < self.model.num_speakers:
+                    raise ValueError(f"speakers[{i}]: speaker index {s} is not in the table of "
+                                     f"{self.model.num_speakers} speakers (a held-out speaker has no embedding)")
+            else:
+                s = None
+            utts.append(self._conditioning(c, s))
+        return utts
+
+    @torch.no_grad()
+    def _conditioning(self, codes: np.ndarray, speaker: int | None) -> _Utterance:
+        dec, w = self.decoder, self._torch_weights
+        frames = len(codes)
+        if frames:
+            lat = self.model.latents(torch.from_numpy(codes).to(self.device).unsqueeze(0))  # (1, D, F)
+            lat = lat.to(w["wc"].dtype)
+            for conv in dec.cond_convs:  # the frame-rate stack of WaveNet.local_features
+                lat = lat + conv(F.relu(lat))
+            feats = lat[0].t().contiguous()  # (F, D)
+        else:
+            feats = w["wc"].new_zeros(0, w["wc"].shape[0])
+        const = w["dil_b"].clone()
+        if speaker is not None:
+            g = self.model.speaker_vector(torch.tensor([speaker], device=self.device))
+            const += torch.cat([l.speaker(g)[0] for l in dec.layers])
+        return _Utterance(codes, speaker, frames, frames * self.hop, feats, const)
+
+    @torch.no_grad()
+    def _features(self, utt: _Utterance, t0: int, t1: int) -> Tensor:
+        """The feature rows conditioning samples [t0, t1): frames [t0 // hop, ceil(t1 / hop))
+        for "repeat"; for "transposed" the upsampled per-sample rows, computed over the piece
+        plus a margin of frames (so they equal the whole utterance's)."""
+        f0, f1 = t0 // self.hop, min(utt.frames, -(-t1 // self.hop))
+        if f0 >= f1:
+            return utt.feats[:0]
+        if not self.transposed:
+            return utt.feats[f0:f1]
+        a = max(0, f0 - TRANSPOSED_MARGIN_FRAMES)
+        b = min(utt.frames, f1 + TRANSPOSED_MARGIN_FRAMES)
+        c = utt.feats[a:b].t().unsqueeze(0)
+        for up in self.decoder.upsample:
+            c = up(c)
+        return c[0, :, t0 - a * self.hop:min(t1, utt.length) - a * self.hop].t()
+
+    def _setup_randomness(self, utts: list[_Utterance], seed: int, first_index: int,
+                          uniforms: Sequence[np.ndarray] | None, argmax: bool) -> None:
+        if uniforms is not None:
+            uniforms = list(uniforms)
+            if len(uniforms) != len(utts):
+                raise ValueError(f"got {len(uniforms)} uniform arrays for {len(utts)} utterances")
+            for i, (u, utt) in enumerate(zip(uniforms, utts)):
+                u = np.asarray(u, dtype=np.float64)
+                want = (utt.length, 2) if self.mixture else (utt.length,)
+                if u.shape != want:
+                    kind = "logistic mixture" if self.mixture else "categorical"
+                    raise ValueError(f"uniforms[{i}] must have shape {want} (frames * hop samples, {kind} output), "
+                                     f"got {u.shape}")
+                if u.size and (u.min() < 0.0 or u.max() > 1.0):
+                    raise ValueError(f"uniforms[{i}] must lie in [0, 1]")
+                utt.uniforms = u
+        elif not argmax:
+            for i, utt in enumerate(utts):
+                utt.rng = np.random.default_rng([int(seed), int(first_index) + i])
+
+    def _take_uniforms(self, utt: _Utterance, n: int) -> np.ndarray:
+        """The next n uniforms of an utterance as (n, 2) float64 (column 1 unused when categorical)."""
+        start = utt.drawn
+        m = min(n, max(0, utt.length - start))  # none past the utterance's end
+        utt.drawn += m
+        out = np.zeros((n, 2))
+        if utt.uniforms is not None:
+            u = utt.uniforms[start:start + m]
+        elif utt.rng is not None:
+            u = utt.rng.random((m, 2) if self.mixture else m)
+        else:  # argmax: unused
+            return out
+        if self.mixture:
+            out[:len(u)] = u
+        else:
+            out[:len(u), 0] = u
+        return out
+
+    @staticmethod
+    def _check_sampling(temperature: float, argmax: bool) -> None:
+        if not argmax and not (temperature > 0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be > 0 (use argmax=True for greedy decoding), got {temperature}")
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def generate(self, codes: Sequence[Tensor | np.ndarray], speakers: Sequence[int] | None, *, seed: int = 0,
+                 temperature: float = 1.0, argmax: bool = False, uniforms: Sequence[np.ndarray] | None = None,
+                 progress: bool = False, first_index: int = 0) -> list[np.ndarray]:
+        """Decode utterances: ``codes[i]`` (frames_i,) units, ``speakers[i]`` a speaker index
+        (None for a model without speakers). Returns per utterance float32 audio
+        (frames_i * hop,) in [-1, 1].
+
+        uniforms: optional, per utterance (frames_i * hop,) (categorical output) or
+        (frames_i * hop, 2) (logistic mixture); by default drawn from
+        ``np.random.default_rng([seed, first_index + i])``. ``argmax=True`` decodes greedily
+        (ignores uniforms and temperature). ``progress`` shows a tqdm bar over samples.
+        """
+        self._check_sampling(temperature, argmax)
+        utts = self._utterances(codes, speakers)
+        self._setup_randomness(utts, seed, first_index, uniforms, argmax)
+        if not utts:
+            return []
+        for utt in utts:
+            utt.out = np.zeros(utt.length, np.float32)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(u.length for u in utts), unit="sample", unit_scale=True, desc="generate",
+                       dynamic_ncols=True)
+        try:
+            groups = self._groups(utts)
+            if len(groups) == 1:
+                self._run_group(groups[0], temperature, argmax, bar)
+            else:
+                with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+                    for f in [pool.submit(self._run_group, g, temperature, argmax, bar) for g in groups]:
+                        f.result()
+        finally:
+            if bar is not None:
+                bar.close()
+        return [u.out for u in utts]
+
+    def stream(self, codes: Tensor | np.ndarray, speaker: int | None, *, chunk_frames: int, seed: int = 0,
+               temperature: float = 1.0, argmax: bool = False, uniforms: np.ndarray | None = None,
+               first_index: int = 0) -> Iterator[np.ndarray]:
+        """Decode one utterance chunk by chunk: yields float32 audio of ``chunk_frames * hop``
+        samples (the last one shorter); the concatenation equals :meth:`generate` with the same
+        seed / uniforms. State (ring buffers, the previous sample) carries across chunks."""
+        if int(chunk_frames) != chunk_frames or chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
+        self._check_sampling(temperature, argmax)
+        (utt,) = self._utterances([codes], [speaker])  # bad inputs raise here, not at the first chunk
+        self._setup_randomness([utt], seed, first_index, None if uniforms is None else [uniforms], argmax)
+        return self._stream(utt, int(chunk_frames) * self.hop, temperature, argmax)
+
+    def _stream(self, utt: _Utterance, step: int, temperature: float, argmax: bool) -> Iterator[np.ndarray]:
+        session = self._session([utt], temperature, argmax)
+        for t0 in range(0, utt.length, step):
+            t1 = min(t0 + step, utt.length)
+            yield session.advance(t1 - t0)[0][:t1 - t0].copy()
+
+    @torch.no_grad()
+    def teacher_forced_logits(self, audio_classes: Tensor, codes: Tensor, speakers: Tensor | None) -> Tensor:
+        """Logits (B, C, T) of the incremental path fed the TRUE previous samples: mu-law
+        ``audio_classes`` (B, T) int64, ``codes`` (B, frames) with T <= frames * hop,
+        ``speakers`` (B,). Equals ``model.decoder_logits`` up to float rounding."""
+        x = torch.as_tensor(audio_classes)
+        codes = torch.as_tensor(codes)
+        if x.dim() != 2 or codes.dim() != 2 or x.shape[0] != codes.shape[0]:
+            raise ValueError(f"audio_classes must be (B, T) and codes (B, frames), got {tuple(x.shape)} and "
+                             f"{tuple(codes.shape)}")
+        B, T = x.shape
+        if T > codes.shape[1] * self.hop:
+            raise ValueError(f"T={T} samples but codes cover {codes.shape[1]} frames x hop {self.hop}")
+        if x.numel() and (x.min() < 0 or x.max() >= self.decoder.mu_law_channels):
+            raise ValueError(f"audio_classes must be mu-law classes in [0, {self.decoder.mu_law_channels})")
+        spk = None if speakers is None else [int(s) for s in torch.as_tensor(speakers).reshape(-1)]
+        utts = self._utterances(list(codes), spk)
+        for utt in utts:  # stop at T: lengths as given
+            utt.length = T
+        session = self._session(utts, 1.0, True, teacher=True)
+        x = x.cpu().numpy().astype(np.int64)
+        pieces = [session.advance(min(self.chunk_samples, T - t0), teacher=x)
+                  for t0 in range(0, T, self.chunk_samples)]
+        if not pieces:
+            return torch.zeros(B, self.out_channels, 0)
+        return torch.cat(pieces, dim=2)
+
+    # -- backends -----------------------------------------------------------------------------
+
+    def _groups(self, utts: list[_Utterance]) -> list[list[_Utterance]]:
+        """Utterances split into groups of about equal total length, one per thread (numba)."""
+        if self.backend == "torch" or self.threads == 1 or len(utts) <= 1:
+            return [utts]
+        n = min(self.threads, len(utts))
+        groups: list[list[_Utterance]] = [[] for _ in range(n)]
+        load = [0] * n
+        for utt in sorted(utts, key=lambda u: -u.length):
+            k = load.index(min(load))
+            groups[k].append(utt)
+            load[k] += utt.length
+        return [g for g in groups if g]
+
+    def _session(self, utts, temperature, argmax, teacher=False):
+        cls = _TorchSession if self.backend == "torch" else _KernelSession
+        return cls(self, utts, temperature, argmax, teacher)
+
+    def _run_group(self, utts: list[_Utterance], temperature: float, argmax: bool, bar) -> None:
+        session = self._session(utts, temperature, argmax)
+        total = max(u.length for u in utts)
+        for t0 in range(0, total, self.chunk_samples):
+            n = min(self.chunk_samples, total - t0)
+            out = session.advance(n)
+            for k, utt in enumerate(session.utts):
+                m = min(t0 + n, utt.length) - t0
+                if m > 0:
+                    utt.out[t0:t0 + m] = out[k][:m]
+            if bar is not None:
+                bar.update(sum(max(0, min(t0 + n, u.length) - t0) for u in utts))
+
+
+class _Session:
+    """Decoding state of a group of utterances; ``advance(n)`` runs n more steps."""
+
+    def __init__(self, gen: Generator, utts: list[_Utterance], temperature: float, argmax: bool, teacher: bool):
+        self.gen = gen
+        # non-increasing lengths: the kernel drops finished streams off the end
+        order = sorted(range(len(utts)), key=lambda k: -utts[k].length)
+        self.order = order
+        self.utts = [utts[k] for k in order]
+        self.temperature = float(temperature)
+        self.argmax = bool(argmax)
+        self.teacher = teacher
+        self.t = 0
+
+    def advance(self, n: int, teacher: np.ndarray | None = None):
+        """Run n more steps: per utterance (in ``self.utts`` order) the float32 audio, or in
+        teacher-forcing mode the logits (B, C, n) in the caller's order. Works in pieces that
+        bound the per-call conditioning table (per sample for "transposed")."""
+        piece = 1024 if self.gen.transposed else self.gen.chunk_samples
+        pieces = [self._advance(min(piece, n - k), teacher) for k in range(0, n, piece)]
+        if self.teacher:
+            return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+        if len(pieces) == 1:
+            return pieces[0]
+        return [np.concatenate([p[k] for p in pieces]) for k in range(len(self.utts))]
+
+    def _feature_rows(self, t0: int, t1: int, dtype, device) -> tuple[Tensor, int]:
+        """(nb, rows, D) features for samples [t0, t1) (zero rows past an utterance's end) and
+        the absolute index of row 0."""
+        g = self.gen
+        row0 = t0 // g.feat_hop
+        rows = -(-t1 // g.feat_hop) - row0
+        D = g._torch_weights["wc"].shape[0]
+        out = torch.zeros(len(self.utts), rows, D, dtype=dtype, device=device)
+        for k, utt in enumerate(self.utts):
+            f = g._features(utt, t0, t1)
+            out[k, :f.shape[0]] = f
+        return out, row0
+
+    def _uniforms(self, n: int) -> np.ndarray:
+        return np.stack([self.gen._take_uniforms(u, n) for u in self.utts])
+
+    def _audio(self, classes: np.ndarray, audio: np.ndarray) -> list[np.ndarray]:
+        """Per utterance (in the order of ``self.utts``) the float32 audio of a chunk."""
+        if self.gen.mixture:
+            return [audio[k] for k in range(len(self.utts))]
+        return [mulaw_decode(classes[k], self.gen.decoder.mu_law_channels) for k in range(len(self.utts))]
+
+
+class _KernelSession(_Session):
+    #: groups of fewer streams compute the past taps a block of ``dilation`` steps at a time
+    #: (one stream's weights then fit in L2); larger ones share each weight load across streams
+    BLOCK_BELOW = 4
+
+    def __init__(self, gen, utts, temperature, argmax, teacher):
+        super().__init__(gen, utts, temperature, argmax, teacher)
+        nb = len(self.utts)
+        R, G = gen.residual_channels, gen.gate_channels
+        self.block_past = nb < self.BLOCK_BELOW
+        self.ring = np.zeros((nb, gen._ring_slots, R), np.float32)
+        self.past = np.zeros((nb, sum(gen.dilations) if self.block_past else 1, G), np.float32)
+        self.prev = np.full(nb, gen.decoder.initial_class, np.int64)
+        self.consts = np.ascontiguousarray(
+            torch.stack([u.const for u in self.utts]).to("cpu", torch.float32).numpy()) if nb else None
+        self.lengths = np.asarray([u.length for u in self.utts], np.int64)
+        if teacher:
+            self.mode = gen._kernel.MODE_TEACHER
+        elif gen.mixture:
+            self.mode = gen._kernel.MODE_MIXTURE
+        else:
+            self.mode = gen._kernel.MODE_CATEGORICAL
+
+    def _advance(self, n: int, teacher: np.ndarray | None):
+        g, k = self.gen, self.gen._kernel
+        t0, t1 = self.t, self.t + n
+        nb = len(self.utts)
+        feats, row0 = self._feature_rows(t0, t1, torch.float32, "cpu")
+        feats = np.ascontiguousarray(feats.numpy())
+        uniforms = np.zeros((nb, n, 2)) if self.teacher or self.argmax else self._uniforms(n)
+        out_class = np.zeros((nb, n), np.int64)
+        out_audio = np.zeros((nb, n), np.float32)
+        if self.teacher:
+            out_logits = np.zeros((nb, n, g.out_channels), np.float32)
+            tf = np.ascontiguousarray(teacher[self.order][:, t0:t1].astype(np.int64))
+        else:
+            out_logits = np.zeros((nb, 1, g.out_channels), np.float32)
+            tf = np.zeros((nb, 1), np.int64)
+        k.run_steps(g._np_weights, g._np_dil, g._np_ring_off, g._np_past_off, g.kernel_size - 1, self.block_past,
+                    RESIDUAL_SCALE, g.decoder.skip_scale, g._log_scale_min, g.decoder.mu_law_channels,
+                    self.ring, self.past, self.prev, self.consts, feats, row0, g.feat_hop,
+                    t0, t1, self.lengths, uniforms, self.mode, self.temperature, self.argmax, tf,
+                    out_class, out_audio, out_logits)
+        self.t = t1
+        if self.teacher:  # back to the caller's order, (B, C, T)
+            inv = np.argsort(self.order)
+            return torch.from_numpy(out_logits[inv].transpose(0, 2, 1).copy())
+        return self._audio(out_class, out_audio)
+
+
+class _TorchSession(_Session):
+    def __init__(self, gen, utts, temperature, argmax, teacher):
+        super().__init__(gen, utts, temperature, argmax, teacher)
+        w = gen._torch_weights
+        self.w = w
+        self.dtype, self.device = w["wd"].dtype, w["wd"].device
+        nb = len(self.utts)
+        R = gen.residual_channels
+        self.rings = [torch.zeros(nb, n, R, dtype=self.dtype, device=self.device) for n in gen.ring_len]
+        self.prev = torch.full((nb,), gen.decoder.initial_class, dtype=torch.long, device=self.device)
+        self.consts = torch.stack([u.const for u in self.utts]).to(self.dtype) if nb else None
+
+    @torch.no_grad()
+    def _advance(self, n: int, teacher: np.ndarray | None):
+        g, w = self.gen, self.w
+        t0, t1 = self.t, self.t + n
+        nb = len(self.utts)
+        feats, row0 = self._feature_rows(t0, t1, self.dtype, self.device)
+        table = torch.matmul(feats, w["wc"]) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
+        sampling = not (self.teacher or self.argmax)
+        uniforms = None
+        if sampling:  # step-major, so that each step's (nb,) or (nb, 2) slice is contiguous
+            u = self._uniforms(n).transpose(1, 0, 2)
+            uniforms = torch.from_numpy(np.ascontiguousarray(u if g.mixture else u[:, :, 0])).to(self.device)
+        tf = logits_out = None
+        if self.teacher:
+            tf = torch.from_numpy(np.ascontiguousarray(teacher[self.order][:, t0:t1])).to(self.device)
+            logits_out = torch.empty(nb, g.out_channels, n, dtype=self.dtype, device=self.device)
+        samples_out = torch.empty(nb, n, dtype=torch.float32 if g.mixture else torch.long, device=self.device)
+        classes_out = torch.empty(nb, n, dtype=torch.long, device=self.device)
+        zeros_u = torch.zeros(nb, 2, dtype=torch.float64, device=self.device)
+        with warnings.catch_warnings():
+            # the mixture's sampler takes u[:, 0] of a (B, 2) tensor: torch warns about the copy
+            warnings.filterwarnings("ignore", message=r"torch\.searchsorted\(\): input value tensor is non-contiguous")
+            self._steps(t0, t1, table, row0, uniforms, zeros_u, samples_out, classes_out, tf, logits_out)
+        self.t = t1
+        if self.teacher:
+            inv = torch.as_tensor(np.argsort(self.order), device=self.device)
+            return logits_out[inv]
+        classes = classes_out.cpu().numpy()
+        audio = samples_out.cpu().numpy() if g.mixture else None
+        return self._audio(classes, audio)
+
+    def _steps(self, t0, t1, table, row0, uniforms, zeros_u, samples_out, classes_out, tf, logits_out):
+        """The recurrence over steps [t0, t1), batched over the group's utterances."""
+        g, w = self.gen, self.w
+        dec = g.decoder
+        nb = len(self.utts)
+        L, G, K = g.num_layers, g.gate_channels, g.kernel_size
+        H = G // 2
+        sampling = uniforms is not None
+        for t in range(t0, t1):
+            j = t - t0
+            bias = table[:, t // g.feat_hop - row0].view(nb, L, G)
+            h = w["emb"][self.prev]
+            skip = None
+            for i in range(L):
+                ring, lr, d = self.rings[i], g.ring_len[i], g.dilations[i]
+                ring[:, t % lr] = h
+                taps = torch.cat([ring[:, (t - (K - 1 - m) * d) % lr] for m in range(K)], dim=1)  # (nb, K*R)
+                a = torch.addmm(bias[:, i], taps, w["wd"][i])
+                z = torch.tanh(a[:, :H]) * torch.sigmoid(a[:, H:])
+                skip = z @ w["skip_w"][i] if skip is None else torch.addmm(skip, z, w["skip_w"][i])
+                if i < L - 1:
+                    h = (h + torch.addmm(w["res_b"][i], z, w["res_w"][i])) * RESIDUAL_SCALE
+            out = F.relu((skip + w["skip_b"]) * dec.skip_scale)
+            logits = torch.addmm(w["out_b"], F.relu(torch.addmm(w["hid_b"], out, w["hid_w"])), w["out_w"])
+            if self.teacher:
+                logits_out[:, :, j] = logits
+                self.prev = tf[:, j]
+                continue
+            if g.mixture:
+                u = uniforms[j] if sampling else zeros_u
+            else:
+                u = uniforms[j] if sampling else zeros_u[:, 0]
+            s = dec.distribution.sample(logits, u, self.temperature, self.argmax)
+            c = dec.distribution.to_class(s)
+            samples_out[:, j] = s
+            classes_out[:, j] = c
+            self.prev = c

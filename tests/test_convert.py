@@ -1,0 +1,103 @@
+"""reconstruct / convert / synthesize on a tiny trained model: files, lengths, errors."""
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_vq import convert, prepare, train
+from audio_vq.config import ConfigError, compose, compose_run
+from audio_vq.manifest import read_manifest
+
+INFERENCE = "audio_vq.configs.inference"
+TINY = ["model.encoder.channels=16", "model.encoder.strides=[2,2,2,2]", "model.quantizer.dim=8",
+        "model.quantizer.codebook_size=16", "model.decoder.stacks=1", "model.decoder.layers_per_stack=4",
+        "model.decoder.residual_channels=16", "model.decoder.gate_channels=32", "model.decoder.skip_channels=32",
+        "model.decoder.speaker_dim=4", "data.crop_seconds=0.064", "train.batch_size=4", "data.num_workers=0"]
+HOP = 16
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("convert")
+    prepare.run(compose("prepare", ["corpus=synthetic", f"root={root / 'synthetic'}", f"out={root / 'data'}",
+                                    "corpus.minutes=1.0", "corpus.num_speakers=4", "num_workers=0"]))
+    cfg, folder = compose_run("train", [f"data.manifest={root / 'data'}", f"hydra.run.dir={root / 'run'}",
+                                        "train.max_steps=3", *TINY])
+    train.run(cfg, folder)
+    return root
+
+
+def cfg(name, trained, out, *overrides):
+    return compose(name, [f"model={trained / 'run' / 'model'}", f"out={out}", "chunk_seconds=0.5", *overrides],
+                   package=INFERENCE)
+
+
+def short_inputs(trained, tmp_path, n=2):
+    """A folder of n short excerpts (fast to generate), of lengths that are not multiples of the hop."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    utts = read_manifest(trained / "data")[:n]
+    for i, u in enumerate(utts):
+        x, rate = sf.read(u.path, dtype="float32")
+        sf.write(folder / f"{u.id}.wav", x[: 1000 + 37 * i], rate)
+    return folder, [u.id for u in utts]
+
+
+def test_convert_writes_source_x_target_matrix_with_index(trained, tmp_path):
+    folder, ids = short_inputs(trained, tmp_path)
+    convert.convert(cfg("convert", trained, tmp_path / "out", f"input={folder}", "target_speaker=spk01,spk03"))
+    rows = list(csv.DictReader(open(tmp_path / "out" / "index.csv")))
+    assert [(r["source_id"], r["target_speaker"]) for r in rows] == [(i, t) for i in ids for t in ("spk01", "spk03")]
+    for i, r in enumerate(rows):
+        info = sf.info(tmp_path / "out" / r["path"])
+        samples = 1000 + 37 * (i // 2)
+        assert info.frames == math.ceil(samples / HOP) * HOP and info.samplerate == 16_000
+
+
+def test_convert_all_targets_and_unknown_speaker_lists_names(trained, tmp_path):
+    folder, ids = short_inputs(trained, tmp_path, n=1)
+    convert.convert(cfg("convert", trained, tmp_path / "out", f"input={folder}", "target_speaker=all"))
+    assert len(list((tmp_path / "out").glob("*.wav"))) == 4
+    with pytest.raises(ConfigError, match=r"target_speaker=nobody: unknown speaker; this model knows: spk00, spk01"):
+        convert.convert(cfg("convert", trained, tmp_path / "o2", f"input={folder}", "target_speaker=spk00,nobody"))
+
+
+def test_reconstruct_uses_the_source_speaker_and_skips_bad_files(trained, tmp_path):
+    folder, ids = short_inputs(trained, tmp_path)
+    (folder / "broken.wav").write_bytes(b"not audio")
+    with pytest.raises(ConfigError, match="names no speakers; give speaker=<name>"):
+        convert.reconstruct(cfg("reconstruct", trained, tmp_path / "out", f"input={folder}"))
+    convert.reconstruct(cfg("reconstruct", trained, tmp_path / "out", f"input={folder}", "speaker=spk02"))
+    assert sorted(p.stem for p in (tmp_path / "out").glob("*.wav")) == sorted(ids)
+    assert "broken.wav" in (tmp_path / "out" / "skipped.tsv").read_text()
+
+
+def test_long_inputs_stream_in_chunks_and_match_length(trained, tmp_path):
+    utt = read_manifest(trained / "data")[0]
+    convert.reconstruct(cfg("reconstruct", trained, tmp_path / "out", f"input={utt.path}", "speaker=spk00",
+                            "chunk_seconds=0.25"))
+    assert sf.info(tmp_path / "out" / f"{utt.id}.wav").frames == math.ceil(utt.num_samples / HOP) * HOP
+
+
+def test_synthesize_units_to_audio_of_the_expected_length(trained, tmp_path):
+    units = tmp_path / "units.txt"
+    units.write_text("a|1 2 3 4 5 15 0\nb|7 7 7\n")
+    convert.synthesize(cfg("synthesize", trained, tmp_path / "out", f"units={units}", "speaker=spk01"))
+    assert sf.info(tmp_path / "out" / "a.wav").frames == 7 * HOP
+    assert sf.info(tmp_path / "out" / "b.wav").frames == 3 * HOP
+    units.write_text("a|1 2 99\n")
+    with pytest.raises(ConfigError, match="unit 99 outside 0..15"):
+        convert.synthesize(cfg("synthesize", trained, tmp_path / "o2", f"units={units}", "speaker=spk01"))
+
+
+def test_cli_unknown_speaker_is_one_line(trained, tmp_path):
+    script = Path(sys.executable).with_name("audio-vq")
+    r = subprocess.run([str(script), "convert", f"model={trained / 'run' / 'model'}", f"out={tmp_path}",
+                        f"input={trained / 'data'}", "target_speaker=zed"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "zed" in r.stderr
+    assert np.all([not p.suffix == ".wav" for p in tmp_path.iterdir()])

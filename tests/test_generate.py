@@ -1,0 +1,328 @@
+"""generate.py: the incremental generator against the parallel forward (teacher forcing), the
+numba kernel against the torch path, chunked streaming, batching, sampling modes, inputs."""
+import numpy as np
+import pytest
+import torch
+
+from audio_vq.audio import mulaw_decode
+from audio_vq.generate import Generator
+from audio_vq.models.vqvae import VQVAE
+
+HOP = 16
+BASE = {
+    "encoder": {"channels": 16, "strides": [2, 2, 2, 2], "residual_layers": 0},  # hop 16
+    "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
+    "decoder": {"stacks": 2, "layers_per_stack": 3, "residual_channels": 16, "gate_channels": 32,
+                "skip_channels": 32, "speaker_dim": 4},
+}
+VARIANTS = {
+    "repeat": {},
+    "transposed+cond_layers": {"upsample": "transposed", "cond_layers": 2},
+    "kernel3+mixture": {"kernel_size": 3, "output": "logistic_mixture", "mixtures": 4},
+}
+
+
+def build(seed=0, scale=2.5, **decoder):
+    """A tiny VQ-VAE with decoder weights scaled up (logits of order 10, not trivially small)
+    and random biases and upsamplers (which start at zero / as "repeat")."""
+    cfg = {**BASE, "decoder": {**BASE["decoder"], **decoder}}
+    torch.manual_seed(seed)
+    model = VQVAE.from_config(cfg, num_speakers=3).eval()
+    with torch.no_grad():
+        for name, p in model.decoder.named_parameters():
+            if name.endswith("bias") or name.startswith("upsample"):
+                p.add_(torch.randn_like(p) * 0.3)
+            p.mul_(scale)
+        if model.speakers is not None:
+            model.speakers.weight.normal_(0, 1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build()
+
+
+@pytest.fixture(scope="module")
+def gens(model):
+    return {"numba": Generator(model, backend="numba", threads=1), "torch": Generator(model, backend="torch")}
+
+
+def random_codes(lengths, seed=0, k=16):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, k, n) for n in lengths]
+
+
+# -- teacher forcing: the incremental path equals the parallel forward -------------------------
+
+@pytest.mark.parametrize("backend, batch", [("numba", 2), ("numba", 5), ("torch", 2)])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_teacher_forced_logits_equal_the_parallel_forward(backend, batch, variant):
+    """B=2: the kernel computes the past taps a block of dilation steps at a time; B=5: per
+    step, four streams sharing each weight load (its other code path)."""
+    model = build(seed=1, **VARIANTS[variant])
+    gen = Generator(model, backend=backend)
+    gen.chunk_samples = 3 * HOP  # state must carry over chunk boundaries (and transposed margins)
+    frames = 14
+    T = frames * HOP - 5  # longer than the receptive field, not a multiple of the hop
+    assert T > model.decoder.receptive_field
+    gen_ = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 256, (batch, frames * HOP), generator=gen_)
+    codes = torch.randint(0, 16, (batch, frames), generator=gen_)
+    speakers = torch.tensor([0, 2, 1, 1, 0][:batch])
+    with torch.no_grad():
+        expected = model.decoder(x, model.latents(codes), model.speaker_vector(speakers))[:, :, :T]
+    got = gen.teacher_forced_logits(x[:, :T], codes, speakers)
+    assert got.shape == expected.shape
+    assert expected.abs().max() > 5  # the scaled weights give logits that are not trivially small
+    assert not torch.allclose(expected[0], expected[1], atol=1e-2)  # the rows differ
+    torch.testing.assert_close(got.float(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_teacher_forcing_is_sensitive_to_a_wrong_convention(model, gens):
+    """The equality above is not vacuous: feeding x unshifted (a one-sample misalignment)
+    breaks it."""
+    frames, T = 10, 10 * HOP
+    x = torch.randint(0, 256, (2, T), generator=torch.Generator().manual_seed(3))
+    codes = torch.randint(0, 16, (2, frames), generator=torch.Generator().manual_seed(4))
+    speakers = torch.tensor([1, 0])
+    with torch.no_grad():
+        expected = model.decoder(x, model.latents(codes), model.speaker_vector(speakers))
+    shifted = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
+    got = gens["numba"].teacher_forced_logits(shifted, codes, speakers)
+    assert not torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# -- sampling: kernel == torch, chunked == one-shot, batch member == alone ---------------------
+
+def test_kernel_and_torch_give_the_same_samples(gens):
+    codes = random_codes([25, 17, 31], seed=1)
+    speakers = [2, 0, 1]
+    a = gens["numba"].generate(codes, speakers, seed=7)
+    b = gens["torch"].generate(codes, speakers, seed=7)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert len(np.unique(np.concatenate(a))) > 20  # it really sampled
+    # and with explicit uniforms
+    rng = np.random.default_rng(5)
+    u = [rng.random(len(c) * HOP) for c in codes]
+    a = gens["numba"].generate(codes, speakers, uniforms=u)
+    b = gens["torch"].generate(codes, speakers, uniforms=u)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_stream_in_chunks_equals_one_shot(gens, backend):
+    gen = gens[backend]
+    (codes,) = random_codes([23], seed=2)
+    whole = gen.generate([codes], [1], seed=11)[0]
+    pieces = list(gen.stream(codes, 1, chunk_frames=5, seed=11))
+    assert [len(p) for p in pieces] == [5 * HOP] * 4 + [3 * HOP]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    # argmax and explicit uniforms stream too
+    u = np.random.default_rng(1).random(len(codes) * HOP)
+    np.testing.assert_array_equal(np.concatenate(list(gen.stream(codes, 1, chunk_frames=7, uniforms=u))),
+                                  gen.generate([codes], [1], uniforms=[u])[0])
+    np.testing.assert_array_equal(np.concatenate(list(gen.stream(codes, 1, chunk_frames=4, argmax=True))),
+                                  gen.generate([codes], [1], argmax=True)[0])
+
+
+@pytest.mark.parametrize("backend, threads", [("numba", 1), ("numba", 2), ("torch", None)])
+def test_batch_member_equals_the_utterance_alone(model, backend, threads):
+    gen = Generator(model, backend=backend, threads=threads)
+    gen.chunk_samples = 4 * HOP  # members end inside and at chunk boundaries
+    codes = random_codes([9, 20, 4, 13], seed=3)
+    speakers = [0, 1, 2, 1]
+    batch = gen.generate(codes, speakers, seed=5)
+    for i, (c, s) in enumerate(zip(codes, speakers)):
+        alone = gen.generate([c], [s], seed=5, first_index=i)[0]
+        np.testing.assert_array_equal(batch[i], alone)
+    # the index matters: another index draws other uniforms
+    assert not np.array_equal(gen.generate([codes[1]], [1], seed=5)[0], batch[1])
+
+
+def test_odd_channel_counts_batch_and_teacher_forcing():
+    """Channel counts that are no multiple of the vector width take the kernel's scalar tails:
+    still equal to the parallel forward, and a batch member still equals the utterance alone."""
+    model = build(seed=6, residual_channels=10, gate_channels=22, skip_channels=13, speaker_dim=3)
+    gen = Generator(model, backend="numba")
+    frames = 9
+    x = torch.randint(0, 256, (5, frames * HOP), generator=torch.Generator().manual_seed(1))
+    codes = torch.randint(0, 16, (5, frames), generator=torch.Generator().manual_seed(2))
+    speakers = torch.tensor([0, 1, 2, 0, 1])
+    with torch.no_grad():
+        expected = model.decoder(x, model.latents(codes), model.speaker_vector(speakers))
+    torch.testing.assert_close(gen.teacher_forced_logits(x, codes, speakers), expected, rtol=1e-4, atol=1e-4)
+    lists = random_codes([11, 6, 9, 14, 3], seed=7)
+    batch = gen.generate(lists, [0, 1, 2, 0, 1], seed=3)
+    for i in range(5):
+        np.testing.assert_array_equal(batch[i], gen.generate([lists[i]], [[0, 1, 2, 0, 1][i]], seed=3,
+                                                             first_index=i)[0])
+
+
+def test_threads_do_not_change_the_output(model, gens):
+    codes = random_codes([12, 30, 7, 18, 25], seed=4)
+    speakers = [0, 1, 2, 0, 1]
+    one = gens["numba"].generate(codes, speakers, seed=2)
+    two = Generator(model, backend="numba", threads=2).generate(codes, speakers, seed=2)
+    for x, y in zip(one, two):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_different_speakers_and_codes_give_different_audio(gens):
+    (codes,) = random_codes([20], seed=6)
+    a = gens["numba"].generate([codes, codes], [0, 1], argmax=True)
+    assert not np.array_equal(a[0], a[1])
+
+
+# -- sampling modes -----------------------------------------------------------------------------
+
+def test_argmax_is_deterministic_and_equal_across_backends(gens):
+    codes = random_codes([15, 22], seed=8)
+    a = gens["numba"].generate(codes, [1, 2], argmax=True, seed=0)
+    b = gens["numba"].generate(codes, [1, 2], argmax=True, seed=123)
+    c = gens["torch"].generate(codes, [1, 2], argmax=True)
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+
+
+def test_low_temperature_approaches_argmax(gens):
+    codes = random_codes([20], seed=9)
+    greedy = gens["numba"].generate(codes, [0], argmax=True)[0]
+    cold = gens["numba"].generate(codes, [0], temperature=1e-6, seed=3)[0]
+    warm = gens["numba"].generate(codes, [0], temperature=1.0, seed=3)[0]
+    np.testing.assert_array_equal(cold, greedy)
+    assert not np.array_equal(warm, greedy)
+    # the torch path agrees
+    np.testing.assert_array_equal(gens["torch"].generate(codes, [0], temperature=1e-6, seed=3)[0], greedy)
+
+
+def test_temperature_changes_the_spread(gens):
+    codes = random_codes([40], seed=10)
+    hot = gens["numba"].generate(codes, [0], temperature=2.0, seed=1)[0]
+    cold = gens["numba"].generate(codes, [0], temperature=0.3, seed=1)[0]
+    assert np.std(np.diff(hot)) > np.std(np.diff(cold))
+
+
+def test_output_lengths_dtype_and_range(gens):
+    codes = random_codes([1, 7, 0, 12], seed=12)
+    for gen in gens.values():
+        out = gen.generate(codes, [0, 1, 2, 0], seed=1)
+        assert [len(o) for o in out] == [HOP, 7 * HOP, 0, 12 * HOP]
+        for o in out:
+            assert o.dtype == np.float32 and np.all(np.abs(o) <= 1.0)
+            # categorical output: the audio is made of mu-law levels
+            levels = mulaw_decode(np.arange(256))
+            assert np.all(np.isin(o, levels))
+    assert gens["numba"].generate([], []) == []
+    assert list(gens["numba"].stream(np.zeros(0, np.int64), 0, chunk_frames=3)) == []
+
+
+def test_codes_as_tensors_and_frame_rate_conditioning(gens):
+    codes = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    a = gens["numba"].generate([codes], [1], seed=4)[0]
+    b = gens["numba"].generate([codes.numpy()], [1], seed=4)[0]
+    np.testing.assert_array_equal(a, b)
+    # "repeat" conditioning is kept at frame rate: one feature row per frame, not per sample
+    (utt,) = gens["numba"]._utterances([codes], [1])
+    assert gens["numba"]._features(utt, 0, 8 * HOP).shape == (8, 8)
+
+
+@pytest.fixture(scope="module")
+def mixture_model():
+    model = build(seed=3, scale=1.0, output="logistic_mixture", mixtures=4)
+    with torch.no_grad():  # narrow logistics: scales of about 0.05
+        model.decoder.head_out.bias[8:].fill_(-3.0)
+    return model
+
+
+def test_logistic_mixture_in_both_paths(mixture_model):
+    gn = Generator(mixture_model, backend="numba")
+    gt = Generator(mixture_model, backend="torch")
+    codes = random_codes([12, 9], seed=13)
+    a = gn.generate(codes, [0, 2], seed=4)
+    b = gt.generate(codes, [0, 2], seed=4)
+    for x, y in zip(a, b):
+        assert x.dtype == np.float32 and x.shape == y.shape and np.all(np.abs(x) <= 1)
+        np.testing.assert_allclose(x, y, atol=1e-4)
+        assert len(np.unique(x)) > 0.8 * len(x)  # continuous values, not mu-law levels
+    for x, y in zip(gn.generate(codes, [0, 2], argmax=True), gt.generate(codes, [0, 2], argmax=True)):
+        np.testing.assert_allclose(x, y, atol=1e-4)
+    u = [np.random.default_rng(0).random((len(c) * HOP, 2)) for c in codes]
+    np.testing.assert_array_equal(gn.generate(codes, [0, 2], uniforms=u)[1], gn.generate(codes, [0, 2], uniforms=u)[1])
+    with pytest.raises(ValueError, match=r"shape \(192, 2\)"):
+        gn.generate(codes[:1], [0], uniforms=[np.zeros(192)])
+    pieces = list(gn.stream(codes[0], 0, chunk_frames=5, seed=4))
+    np.testing.assert_array_equal(np.concatenate(pieces), a[0])
+
+
+def test_transposed_upsampling_generates_in_both_paths():
+    model = build(seed=4, upsample="transposed")
+    codes = random_codes([11], seed=14)
+    gens = [Generator(model, backend=b) for b in ("numba", "torch")]
+    for g in gens:
+        g.chunk_samples = 3 * HOP
+    a, b = (g.generate(codes, [1], argmax=True)[0] for g in gens)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_model_without_speakers():
+    model = build(seed=5, speaker_dim=0)
+    assert model.speakers is None
+    codes = random_codes([6], seed=15)
+    out = Generator(model, backend="numba").generate(codes, None, seed=1)
+    np.testing.assert_array_equal(out[0], Generator(model, backend="torch").generate(codes, [None], seed=1)[0])
+
+
+# -- the fast tanh and bad inputs ---------------------------------------------------------------
+
+def test_kernel_math_accuracy():
+    from audio_vq._generate_kernel import exp_nonpositive_array, fast_tanh_array, gate_array
+
+    x = np.linspace(-20, 20, 400_001).astype(np.float32)
+    x64 = x.astype(np.float64)
+    assert np.abs(fast_tanh_array(x) - np.tanh(x64)).max() < 1e-6
+    y = np.roll(x, 12345)
+    assert np.abs(gate_array(x, y) - np.tanh(x64) / (1 + np.exp(-y.astype(np.float64)))).max() < 1e-6
+    z = -np.concatenate([np.linspace(0, 40, 100_001), np.geomspace(1e-12, 700, 1001)])
+    assert np.max(np.abs(exp_nonpositive_array(z) / np.exp(z) - 1)) < 1e-14
+
+
+def test_progress_bar(gens, capsys):
+    codes = random_codes([3, 5], seed=16)
+    out = Generator(gens["numba"].model, backend="numba", threads=2).generate(codes, [0, 1], seed=0, progress=True)
+    np.testing.assert_array_equal(out[1], gens["numba"].generate(codes, [0, 1], seed=0)[1])
+    assert "generate" in capsys.readouterr().err
+
+
+def test_bad_inputs_are_refused(gens):
+    gen = gens["numba"]
+    good = np.array([1, 2, 3])
+    with pytest.raises(ValueError, match=r"codes\[1\] holds unit 16, outside the codebook \[0, 16\)"):
+        gen.generate([good, np.array([0, 16])], [0, 0])
+    with pytest.raises(ValueError, match="outside the codebook"):
+        gen.generate([np.array([-1, 2])], [0])
+    with pytest.raises(ValueError, match=r"speaker index 3 is not in the table of 3 speakers"):
+        gen.generate([good], [3])
+    with pytest.raises(ValueError, match="speaker index -1"):
+        gen.stream(good, -1, chunk_frames=2)  # at the call, not at the first chunk
+    with pytest.raises(ValueError, match="2 code sequences but 1 speakers"):
+        gen.generate([good, good], [0])
+    with pytest.raises(ValueError, match="speaker-conditioned"):
+        gen.generate([good], None)
+    with pytest.raises(ValueError, match="1-D"):
+        gen.generate([np.zeros((2, 3), np.int64)], [0])
+    with pytest.raises(ValueError, match="sequence of per-utterance"):
+        gen.generate(good, [0])
+    with pytest.raises(ValueError, match="temperature"):
+        gen.generate([good], [0], temperature=0.0)
+    with pytest.raises(ValueError, match=r"uniforms\[0\] must have shape \(48,\)"):
+        gen.generate([good], [0], uniforms=[np.zeros(47)])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gen.generate([good], [0], uniforms=[np.full(48, 2.0)])
+    with pytest.raises(ValueError, match="chunk_frames"):
+        gen.stream(good, 0, chunk_frames=0)
+    with pytest.raises(ValueError, match="backend"):
+        Generator(gen.model, backend="cuda")
