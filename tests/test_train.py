@@ -48,7 +48,12 @@ def test_a_short_run_leaves_model_dir_events_and_metrics(manifest, tmp_path):
     run_dir = train.run(cfg, folder)
     assert sorted(p.name for p in (run_dir / "model").iterdir()) == [
         "checksum.sha256", "config.yaml", "model.safetensors", "speakers.json"]
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(events[0]), size_guidance={"audio": 0}).Reload()
+    assert {"valid/original", "valid/generated"} <= set(acc.Tags()["audio"])
+    generated = acc.Audio("valid/generated")
+    assert [a.step for a in generated] == [10, 20] and generated[0].length_frames == 2048
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_00000010.pt", "step_00000020.pt"]
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     assert [int(r["step"]) for r in rows if r["split"] == "train"] == list(range(2, 21, 2))
