@@ -83,6 +83,20 @@ def require(cfg: DictConfig, key: str, ok: Callable[[Any], bool], expected: str)
     return value
 
 
+def resolve_device(device: str, local_rank: int = 0):
+    """A ``device`` key (auto | cpu | cuda | cuda:N) as a torch.device: auto is CUDA when
+    available; bare cuda is the process's local rank. ConfigError for a bad or missing device."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not (device in ("cpu", "cuda") or str(device).startswith("cuda:")):
+        raise ConfigError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device}: CUDA is not available on this machine")
+    return torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
+
+
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 

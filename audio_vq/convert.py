@@ -26,15 +26,14 @@ from tqdm import tqdm
 from . import audio
 from .atomic import atomic_path, atomic_write_text
 from .checkpoint import load_model
-from .config import ConfigError, is_int, is_number, require
+from .config import ConfigError, is_int, is_number, require, resolve_device
 from .corpora.common import find_files
 from .generate import Generator
-from .manifest import MANIFEST_NAME, read_manifest
+from .manifest import MANIFEST_NAME, read_manifest, write_skipped
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.csv"
-SKIPPED_NAME = "skipped.tsv"
 PCM_SUBTYPE = "PCM_16"
 
 
@@ -91,8 +90,7 @@ class Decoder:
 
     def __init__(self, cfg: DictConfig):
         _check_common(cfg)
-        device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
-        self.model = load_model(cfg.model, device)
+        self.model = load_model(cfg.model, resolve_device(cfg.device))
         self.generator = Generator(self.model, backend=cfg.backend, threads=cfg.threads)
         self.cfg = cfg
         self.out = Path(cfg.out).expanduser()
@@ -170,7 +168,8 @@ def reconstruct(cfg: DictConfig) -> int:
             continue
         jobs.append((src.id, codes, dec.model.speaker_index[name]))
     dec.write(jobs, "reconstruct")
-    _write_skipped(dec.out, skipped)
+    if skipped:
+        write_skipped(dec.out, skipped)
     print(f"wrote {len(jobs)} reconstruction(s) to {dec.out}" + (f"; skipped {len(skipped)}" if skipped else ""))
     return 0
 
@@ -193,7 +192,8 @@ def convert(cfg: DictConfig) -> int:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(dec.out / INDEX_NAME, buf.getvalue())
-    _write_skipped(dec.out, skipped)
+    if skipped:
+        write_skipped(dec.out, skipped)
     print(f"wrote {len(jobs)} conversion(s) ({len(jobs) // max(1, len(targets))} source(s) x {len(targets)} "
           f"target(s)) to {dec.out}, index in {dec.out / INDEX_NAME}")
     return 0
@@ -246,8 +246,3 @@ def _check_common(cfg: DictConfig) -> None:
     require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")
-
-
-def _write_skipped(out: Path, skipped: list) -> None:
-    if skipped:
-        atomic_write_text(out / SKIPPED_NAME, "path\treason\n" + "".join(f"{p}\t{r}\n" for p, r in skipped))

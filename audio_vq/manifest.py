@@ -24,6 +24,7 @@ from .atomic import atomic_write_text
 
 MANIFEST_NAME = "manifest.jsonl"
 SPEAKERS_NAME = "speakers.json"
+SKIPPED_NAME = "skipped.tsv"
 SPLITS = ("train", "valid", "test")
 
 
@@ -192,6 +193,13 @@ def read_fairseq_tsv(path: str | os.PathLike) -> list[tuple[Path, int]]:
             raise ManifestError(f"{path}:{lineno}: expected 'relpath<TAB>num_samples'")
         out.append((root / parts[0], int(parts[1])))
     return out
+
+
+def write_skipped(folder: str | os.PathLike, skipped: Iterable[tuple[str, str]]) -> Path:
+    """``<folder>/skipped.tsv``: a ``path<TAB>reason`` header, then one row per item a stage could
+    not use (whitespace in reasons collapsed, so every row stays one line of two fields)."""
+    rows = ["path\treason\n"] + [f"{p}\t{' '.join(str(r).split())}\n" for p, r in skipped]
+    return atomic_write_text(Path(folder) / SKIPPED_NAME, "".join(rows))
 
 
 def iter_split(utterances: Iterable[Utterance], split: str | None) -> Iterator[Utterance]:

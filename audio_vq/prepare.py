@@ -31,12 +31,11 @@ from . import audio
 from .config import ConfigError, is_int, is_number, require
 from .corpora import CorpusError, get_scanner
 from .atomic import atomic_write_text
-from .manifest import (SPLITS, Utterance, write_fairseq_tsv, write_manifest,
+from .manifest import (SKIPPED_NAME, SPLITS, Utterance, write_fairseq_tsv, write_manifest, write_skipped,
                        write_speakers)
 
 log = logging.getLogger(__name__)
 
-SKIPPED_NAME = "skipped.tsv"
 STATE_DIR = ".prepare"
 DECODE_LOG = "decoded.jsonl"
 CACHE_DIR = "audio"
@@ -87,14 +86,14 @@ def run(cfg: DictConfig) -> PrepareResult:
         utt.num_samples, utt.sample_rate, utt.path = d.num_samples, d.sample_rate, d.path
         utterances.append(utt)
     if not utterances:
-        _write_skipped(out, skipped)
+        write_skipped(out, skipped)
         raise CorpusError(f"{cfg.root}: none of the {len(found)} files could be used (see {out / SKIPPED_NAME})")
 
     assign_splits(utterances, cfg.split)
     train_speakers = {u.speaker for u in utterances if u.split == "train"}
     write_manifest(out, utterances)
     speakers = write_speakers(out, train_speakers)
-    _write_skipped(out, skipped)
+    write_skipped(out, skipped)
     if cfg.fairseq_tsv:
         for split in SPLITS:
             part = [u for u in utterances if u.split == split]
@@ -317,8 +316,3 @@ def _read_log(path: Path) -> dict[str, Decoded]:
 def _still_valid(d: Decoded) -> bool:
     """A logged success is reusable only if its cached copy is still there."""
     return d.error is not None or (d.path is not None and Path(d.path).exists())
-
-
-def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
-    rows = ["path\treason\n"] + [f"{p}\t{' '.join(r.split())}\n" for p, r in skipped]
-    atomic_write_text(out / SKIPPED_NAME, "".join(rows))

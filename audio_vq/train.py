@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_model_dir, save_training_state
-from .config import ConfigError, is_int, is_number, require
+from .config import ConfigError, is_int, is_number, require, resolve_device
 from .data import CropDataset, collate
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
@@ -110,13 +110,7 @@ def setup(device: str) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
-        raise ConfigError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device}: CUDA is not available on this machine")
-    dev = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
+    dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
