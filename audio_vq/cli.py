@@ -30,6 +30,10 @@ class Command:
     example: str = ""
     makes_run: bool = False  # the function also takes the run folder (hydra.run.dir)
     package: str = "audio_vq.configs"  # where its config lives (see configs/inference/__init__.py)
+    shared: str | None = None  # a config its own one extends (decode.yaml), whose keys --help lists too
+
+    def config_name(self, name: str) -> str:
+        return name.replace("-", "_")  # export-listening-test -> export_listening_test.yaml
 
 
 INFERENCE = "audio_vq.configs.inference"
@@ -53,18 +57,48 @@ COMMANDS: dict[str, Command] = {
         "encode audio and decode it with its own speaker: <out>/<id>.wav",
         "audio_vq.convert:reconstruct",
         example="audio-vq reconstruct model=runs/demo/model input=exp/demo/data out=exp/demo/reconstructed",
-        package=INFERENCE,
+        package=INFERENCE, shared="decode",
     ),
     "convert": Command(
         "voice conversion: decode each input's codes with target speakers; <out>/<id>__<target>.wav + index.csv",
         "audio_vq.convert:convert",
         example="audio-vq convert model=runs/demo/model input=speech.wav target_speaker=spk01,spk05 out=exp/converted",
-        package=INFERENCE,
+        package=INFERENCE, shared="decode",
     ),
     "synthesize": Command(
         "units to speech with one speaker: <out>/<id>.wav",
         "audio_vq.convert:synthesize",
         example="audio-vq synthesize model=runs/demo/model units=units.txt speaker=spk03 out=exp/synth",
+        package=INFERENCE, shared="decode",
+    ),
+    "extract": Command(
+        "discrete units of every input: gslm | textless | jsonl | npz | zerospeech, + <output>.meta.json",
+        "audio_vq.extract:extract",
+        example="audio-vq extract model=runs/demo/model input=exp/demo/data output=exp/demo/units.txt format=gslm",
+        package=INFERENCE,
+    ),
+    "units-convert": Command(
+        "convert a unit file between formats (the input's format is detected)",
+        "audio_vq.extract:units_convert",
+        example="audio-vq units-convert input=exp/demo/units.txt output=exp/demo/units.jsonl format=jsonl",
+        package=INFERENCE,
+    ),
+    "evaluate": Command(
+        "report on a model: codebook health, bitrate, phonetic quality vs baselines, ABX, reconstruction, conversion",
+        "audio_vq.evaluate.report:evaluate",
+        example="audio-vq evaluate model=runs/demo/model data=exp/demo/data out=exp/demo/eval",
+        package=INFERENCE, shared="decode",
+    ),
+    "export-listening-test": Command(
+        "a self-contained listening test (MUSHRA, AB, ABX, MOS): stimuli, key, webMUSHRA/BeaqleJS configs, HTML",
+        "audio_vq.listening:export",
+        example="audio-vq export-listening-test model=runs/demo/model data=exp/demo/data kind=mushra out=exp/demo/mushra",
+        package=INFERENCE, shared="decode",
+    ),
+    "listening-results": Command(
+        "de-anonymise webMUSHRA results with the key, post-screen listeners, mean and 95% CI per system, plot",
+        "audio_vq.listening:results",
+        example="audio-vq listening-results results=mushra.csv key=exp/demo/mushra/key.csv out=exp/demo/mushra/results",
         package=INFERENCE,
     ),
 }
@@ -130,7 +164,7 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
         if command.makes_run:
             cfg, folder = compose_run(name, overrides)
             return _resolve(command.run)(cfg, folder) or 0
-        return _resolve(command.run)(compose(name, overrides, package=command.package)) or 0
+        return _resolve(command.run)(compose(command.config_name(name), overrides, package=command.package)) or 0
     except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError) as e:
         print(f"{PROG} {name}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -163,11 +197,12 @@ def _command_help(name: str, command: Command) -> str:
     if command.example:
         lines += ["", "example:", f"  {command.example}"]
     folder = command.package.replace("audio_vq.", "").replace(".", "/")
-    lines += ["", f"keys ({folder}/{name}.yaml; override any as key=value, nested as a.b=value):", ""]
-    lines += ["  " + line for line in config_text(name, command.package).rstrip().splitlines()]
-    if command.package == INFERENCE:
-        lines += ["", "shared keys (decode.yaml):", ""]
-        lines += ["  " + line for line in config_text("decode", command.package).rstrip().splitlines()]
+    config = command.config_name(name)
+    lines += ["", f"keys ({folder}/{config}.yaml; override any as key=value, nested as a.b=value):", ""]
+    lines += ["  " + line for line in config_text(config, command.package).rstrip().splitlines()]
+    if command.shared:
+        lines += ["", f"shared keys ({command.shared}.yaml):", ""]
+        lines += ["  " + line for line in config_text(command.shared, command.package).rstrip().splitlines()]
     for group in command.groups:
         for option in group_options(group, command.package):
             lines += ["", f"{group}={option}  (keys {group.replace('/', '.')}.<key>=value):", ""]

@@ -25,7 +25,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -35,8 +35,9 @@ from tqdm import tqdm
 
 from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_model_dir, save_training_state
-from .config import ConfigError, is_int, is_number, require, resolve_device
+from .config import ConfigError, is_int, is_number, require
 from .data import CropDataset, collate
+from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's entry)
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
 from .models.vqvae import VQVAE
@@ -67,55 +68,6 @@ class Parts:
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (e.g. too many non-finite losses in a row); says what to do."""
-
-
-# ------------------------------------------------------------------------------------------
-# Where this process stands: device and rank
-# ------------------------------------------------------------------------------------------
-
-@dataclass
-class Context:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def primary(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def agree(self, value: Any) -> Any:
-        """Rank 0's ``value`` on every rank (e.g. the run folder, whose name holds a time)."""
-        if self.world == 1:
-            return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is True on any: ranks must take the same branch."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([int(flag)], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-
-
-def setup(device: str) -> Context:
-    """The process's context; under torchrun (WORLD_SIZE > 1) joins the process group (NCCL on
-    CUDA, gloo on CPU). ``device``: auto | cpu | cuda | cuda:N."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Context(rank, world, dev)
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,27 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_vq import convert, prepare, train
-from audio_vq.config import ConfigError, compose, compose_run
+from audio_vq import convert
+from audio_vq.config import ConfigError, compose
 from audio_vq.manifest import read_manifest
 
-INFERENCE = "audio_vq.configs.inference"
-TINY = ["model.encoder.channels=16", "model.encoder.strides=[2,2,2,2]", "model.quantizer.dim=8",
-        "model.quantizer.codebook_size=16", "model.decoder.stacks=1", "model.decoder.layers_per_stack=4",
-        "model.decoder.residual_channels=16", "model.decoder.gate_channels=32", "model.decoder.skip_channels=32",
-        "model.decoder.speaker_dim=4", "data.crop_seconds=0.064", "train.batch_size=4", "data.num_workers=0"]
-HOP = 16
+from conftest import INFERENCE, TINY_HOP as HOP
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("convert")
-    prepare.run(compose("prepare", ["corpus=synthetic", f"root={root / 'synthetic'}", f"out={root / 'data'}",
-                                    "corpus.minutes=1.0", "corpus.num_speakers=4", "num_workers=0"]))
-    cfg, folder = compose_run("train", [f"data.manifest={root / 'data'}", f"hydra.run.dir={root / 'run'}",
-                                        "train.max_steps=3", *TINY])
-    train.run(cfg, folder)
-    return root
+def trained(tiny_trained):
+    return tiny_trained
 
 
 def cfg(name, trained, out, *overrides):

@@ -1,0 +1,328 @@
+"""The extract stage: every input's units, written in one of the unit formats.
+
+    inputs (manifest order) -> blocks of ``block_size`` utterances -> parts -> merge -> output
+
+Work is cut into blocks by position in the input list. Each finished block is written
+atomically as ``<output>.parts/part_NNNNNN.npz`` (codes, plus the files that failed to load),
+so a killed run started again skips finished blocks and redoes at most one: the merged result
+equals an uninterrupted run's, with no duplicates and no gaps. Shards (``shard=i
+num_shards=n``, or each torchrun rank) take contiguous ranges of blocks and write into the same
+parts folder; the merge (automatic with one shard, rank 0 under torchrun, else ``merge=true``)
+streams the parts in block order into the output, then writes skipped.tsv, dict.km.txt and the
+meta.json sidecar, and removes the parts. Extraction has no randomness, and the encoder masks
+padding, so units do not depend on batch size, workers, threads or shards.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from . import audio
+from .atomic import atomic_path, atomic_write_text
+from .config import ConfigError, is_int, is_number, require
+from .distributed import setup
+from .inference import Source, read_sources
+from .manifest import write_skipped
+from .unit_formats import (FIXED_DEDUP, FORMATS, Record, UnitFormatError, UnitsMeta, Writer, meta_path,
+                           read_meta, read_units, textless_stem, write_dictionary)
+from .units import UnitExtractor
+
+log = logging.getLogger(__name__)
+
+PART_PATTERN = "part_{:06d}.npz"
+KEEPS_DURATIONS = ("textless", "jsonl", "npz")
+FINGERPRINT_NAME = "fingerprint.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading audio in DataLoader workers
+
+
+class _Waves(Dataset):
+    """(position, waveform or None, reason) of each source, at the model's sample rate."""
+
+    def __init__(self, sources: list[Source], positions: list[int], sample_rate: int):
+        self.sources, self.positions, self.sample_rate = sources, positions, sample_rate
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int):
+        pos = self.positions[i]
+        try:
+            return pos, audio.load(self.sources[pos].path, self.sample_rate), None
+        except audio.AudioError as e:
+            return pos, None, e.reason
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # decoding is the workers' job; the main process owns the cores
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def extract(cfg: DictConfig) -> int:
+    """`audio-vq extract`: units of every input -> ``output`` in ``format``."""
+    _check(cfg)
+    ctx = setup(cfg.device)
+    shard, num_shards = (ctx.rank, ctx.world) if ctx.world > 1 else (cfg.shard, cfg.num_shards)
+    if shard >= num_shards:
+        raise ConfigError(f"shard={shard}: must be < num_shards={num_shards}")
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    sources = read_sources(cfg.input)
+    if cfg.split is not None:
+        sources = _split(cfg, sources)
+    output = Path(cfg.output).expanduser()
+    extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds)
+    parts = _parts_dir(output, cfg.format)
+    fingerprint = _fingerprint(extractor, sources, cfg.block_size)
+
+    if _up_to_date(output, cfg, fingerprint):
+        if ctx.primary:
+            print(f"{output} is up to date ({len(sources)} utterances); delete it to extract again")
+        return 0
+    if ctx.primary:
+        _claim_parts(parts, fingerprint)
+    ctx.barrier()
+    if not cfg.merge:
+        _extract_blocks(cfg, extractor, sources, parts, shard, num_shards)
+    ctx.barrier()
+    if ctx.world > 1 or cfg.merge or num_shards == 1:
+        if ctx.primary:
+            _merge(cfg, extractor, sources, parts, output, fingerprint)
+    else:
+        print(f"shard {shard} of {num_shards} done; once every shard is, merge them with the same "
+              f"arguments plus merge=true")
+    ctx.barrier()
+    return 0
+
+
+def _check(cfg: DictConfig) -> None:
+    require(cfg, "format", lambda v: v in FORMATS, " | ".join(FORMATS))
+    require(cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (the format's default) | true | false")
+    if cfg.deduplicate is None:
+        cfg.deduplicate = FIXED_DEDUP.get(cfg.format, False)
+    if cfg.format in FIXED_DEDUP and cfg.deduplicate != FIXED_DEDUP[cfg.format]:
+        raise ConfigError(f"deduplicate={str(cfg.deduplicate).lower()}: format={cfg.format} is always "
+                          f"{'deduplicated' if FIXED_DEDUP[cfg.format] else 'frame-level'}")
+    require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "block_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
+    require(cfg, "shard", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "num_shards", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "merge", lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
+    require(cfg, "split", lambda v: v is None or v in ("train", "valid", "test"), "null | train | valid | test")
+    if not Path(cfg.model).expanduser().is_dir():
+        raise ConfigError(f"model={cfg.model}: no such model directory")
+
+
+def _split(cfg: DictConfig, sources: list[Source]) -> list[Source]:
+    from .manifest import read_manifest  # only manifests know splits
+
+    path = Path(cfg.input).expanduser()
+    manifest = path if path.suffix == ".jsonl" else path / "manifest.jsonl"
+    if not manifest.is_file():
+        raise ConfigError(f"split={cfg.split}: input={cfg.input} is not a manifest, so it has no splits")
+    keep = {u.id for u in read_manifest(manifest) if u.split == cfg.split}
+    return [s for s in sources if s.id in keep]
+
+
+def _parts_dir(output: Path, fmt: str) -> Path:
+    base = textless_stem(output) if fmt == "textless" else output
+    return base.with_name(base.name + ".parts")
+
+
+def _fingerprint(extractor: UnitExtractor, sources: list[Source], block_size: int) -> dict:
+    """What the parts depend on: a rerun with another model or input list must not reuse them."""
+    ids = hashlib.sha256("\n".join(f"{s.id}\t{s.path}" for s in sources).encode("utf-8")).hexdigest()
+    return {"model_checksum": extractor.checksum, "inputs_sha256": ids, "num_inputs": len(sources),
+            "block_size": block_size}
+
+
+def _up_to_date(output: Path, cfg: DictConfig, fingerprint: dict) -> bool:
+    m = meta_path(output, cfg.format)
+    if not m.is_file() or _parts_dir(output, cfg.format).exists():
+        return False
+    try:
+        meta = read_meta(m)
+    except UnitFormatError:
+        return False
+    return meta.extra.get("fingerprint") == fingerprint and meta.deduplicated == (
+        FIXED_DEDUP.get(cfg.format, cfg.deduplicate))
+
+
+def _claim_parts(parts: Path, fingerprint: dict) -> None:
+    path = parts / FINGERPRINT_NAME
+    if path.is_file():
+        if json.loads(path.read_text(encoding="utf-8")) != fingerprint:
+            raise ConfigError(f"output: {parts} holds parts of another extraction (different model, inputs or "
+                              "block_size); delete that folder to start over")
+        return
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(fingerprint, indent=2) + "\n")
+
+
+def _blocks_of(shard: int, num_shards: int, num_blocks: int) -> range:
+    return range(shard * num_blocks // num_shards, (shard + 1) * num_blocks // num_shards)
+
+
+def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], parts: Path,
+                    shard: int, num_shards: int) -> None:
+    """Extract the blocks of this shard that have no part yet; write each part when complete."""
+    bs = cfg.block_size
+    num_blocks = -(-len(sources) // bs)
+    mine = _blocks_of(shard, num_shards, num_blocks)
+    todo = [b for b in mine if not (parts / PART_PATTERN.format(b)).exists()]
+    positions = [p for b in todo for p in range(b * bs, min((b + 1) * bs, len(sources)))]
+    total = sum(min((b + 1) * bs, len(sources)) - b * bs for b in mine)
+    if not positions:
+        return
+    loader = DataLoader(_Waves(sources, positions, extractor.sample_rate), batch_size=cfg.batch_size,
+                        num_workers=cfg.num_workers, collate_fn=list, worker_init_fn=_worker_init,
+                        prefetch_factor=2 if cfg.num_workers else None)
+    pending: dict[int, tuple] = {}  # position -> (codes, num_samples) or (None, reason)
+    blocks = iter(todo)
+    block = next(blocks)
+    desc = "extract" if num_shards == 1 else f"extract shard {shard}/{num_shards}"
+    with tqdm(total=total, initial=total - len(positions), desc=desc, unit="utt", dynamic_ncols=True) as bar:
+        for batch in loader:
+            good = [(pos, wave) for pos, wave, _ in batch if wave is not None]
+            for pos, _, reason in batch:
+                if reason is not None:
+                    log.warning("skipping %s: %s", sources[pos].path, reason)
+                    pending[pos] = (None, reason)
+            if good:
+                for (pos, wave), units in zip(good, extractor.extract_batch([w for _, w in good])):
+                    pending[pos] = (units.codes, units.num_samples)
+            bar.update(len(batch))
+            while block is not None and all(p in pending for p in range(block * bs, min((block + 1) * bs, len(sources)))):
+                _write_part(parts, block, sources, pending, bs)
+                block = next(blocks, None)
+
+
+def _write_part(parts: Path, block: int, sources: list[Source], pending: dict, bs: int) -> None:
+    span = range(block * bs, min((block + 1) * bs, len(sources)))
+    done = [p for p in span if pending[p][0] is not None]
+    failed = [p for p in span if pending[p][0] is None]
+    arrays = {
+        "ids": np.array([sources[p].id for p in done], dtype=str),
+        "codes": np.concatenate([pending[p][0] for p in done]).astype(np.int32) if done else np.zeros(0, np.int32),
+        "offsets": np.r_[0, np.cumsum([len(pending[p][0]) for p in done])].astype(np.int64),
+        "num_samples": np.array([pending[p][1] for p in done], dtype=np.int64),
+        "skipped_paths": np.array([sources[p].path for p in failed], dtype=str),
+        "skipped_reasons": np.array([pending[p][1] for p in failed], dtype=str),
+    }
+    with atomic_path(parts / PART_PATTERN.format(block)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    for p in span:
+        del pending[p]
+
+
+def _read_parts(parts: Path, num_blocks: int, skipped: list) -> Iterator[Record]:
+    for b in range(num_blocks):
+        with np.load(parts / PART_PATTERN.format(b), allow_pickle=False) as z:
+            offsets = z["offsets"]
+            codes = z["codes"].astype(np.int64)
+            for i, uid in enumerate(z["ids"]):
+                yield Record(str(uid), codes[offsets[i]:offsets[i + 1]], None, int(z["num_samples"][i]))
+            skipped.extend(zip(z["skipped_paths"].tolist(), z["skipped_reasons"].tolist()))
+
+
+def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], parts: Path, output: Path,
+           fingerprint: dict) -> None:
+    num_blocks = -(-len(sources) // cfg.block_size)
+    missing = [b for b in range(num_blocks) if not (parts / PART_PATTERN.format(b)).exists()]
+    if missing:
+        shards = sorted({s for s in range(cfg.num_shards) for b in missing
+                         if b in _blocks_of(s, cfg.num_shards, num_blocks)})
+        raise ConfigError(f"merge: {len(missing)} of {num_blocks} blocks are not extracted yet "
+                          f"(shards {', '.join(map(str, shards))} of num_shards={cfg.num_shards} unfinished)")
+    meta = UnitsMeta(cfg.format, extractor.frame_rate, extractor.codebook_size, extractor.sample_rate,
+                     extractor.checksum, cfg.deduplicate,
+                     extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop,
+                            "fingerprint": fingerprint})
+    skipped: list[tuple[str, str]] = []
+    writer = Writer(output, meta, extractor.codebook if cfg.format == "zerospeech" else None)
+    try:
+        for record in tqdm(_read_parts(parts, num_blocks, skipped), total=len(sources), desc="merge",
+                           unit="utt", dynamic_ncols=True):
+            writer.write(record)
+        meta.extra["skipped"] = len(skipped)
+    except BaseException:
+        writer.abort()
+        raise
+    folder = output.parent
+    if skipped:
+        write_skipped(folder, skipped)
+    write_dictionary(folder, extractor.codebook_size)
+    writer.close()  # meta.json last: its presence means the output is whole
+    shutil.rmtree(parts)
+    print(f"wrote units of {meta.num_utterances} utterance(s) to {output} ({cfg.format}, "
+          f"{extractor.frame_rate:g} frames/s, K={extractor.codebook_size})"
+          + (f"; skipped {len(skipped)}, see {folder / 'skipped.tsv'}" if skipped else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# units-convert
+
+
+def units_convert(cfg: DictConfig) -> int:
+    """`audio-vq units-convert`: read a unit file in any format, write it in another."""
+    require(cfg, "format", lambda v: v in FORMATS, " | ".join(FORMATS))
+    require(cfg, "input_format", lambda v: v is None or v in FORMATS, "null (detect) | " + " | ".join(FORMATS))
+    require(cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (as the input) | true | false")
+    codebook, model_meta = None, {}
+    if cfg.model is not None:
+        extractor = UnitExtractor.from_pretrained(cfg.model)
+        codebook = extractor.codebook
+        model_meta = dict(frame_rate=extractor.frame_rate, codebook_size=extractor.codebook_size,
+                          sample_rate=extractor.sample_rate, model_checksum=extractor.checksum)
+    try:
+        meta_in, records = read_units(Path(cfg.input).expanduser(), cfg.input_format, codebook)
+    except UnitFormatError as e:
+        raise ConfigError(f"input={cfg.input}: {e}") from None
+    if cfg.format == "zerospeech" and codebook is None:
+        raise ConfigError("format=zerospeech: writing codebook vectors needs model=<model dir>")
+    base = dict(frame_rate=None, codebook_size=None, sample_rate=None, model_checksum=None)
+    if meta_in is not None:
+        base = dict(frame_rate=meta_in.frame_rate, codebook_size=meta_in.codebook_size,
+                    sample_rate=meta_in.sample_rate, model_checksum=meta_in.model_checksum)
+    base.update(model_meta)
+    if cfg.deduplicate is not None:
+        dedup = cfg.deduplicate
+    else:  # keep the input's form where the target has room for durations; never lose the timing
+        dedup = bool(meta_in and meta_in.deduplicated) and cfg.format in KEEPS_DURATIONS
+    meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, **base)
+    output = Path(cfg.output).expanduser()
+    writer = Writer(output, meta, codebook)
+    try:
+        for record in records:
+            writer.write(record)
+    except UnitFormatError as e:
+        writer.abort()
+        raise ConfigError(str(e)) from None
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    if meta.codebook_size:
+        write_dictionary(output.parent, meta.codebook_size)
+    print(f"wrote {meta.num_utterances} utterance(s) to {output} ({cfg.format})")
+    return 0
+

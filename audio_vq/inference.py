@@ -1,0 +1,167 @@
+"""Applying a trained model to audio: the inputs every inference command accepts, and the
+Decoder (a loaded model, its generator and the shared decoding options) that reconstruct,
+convert, synthesize and the listening-test export use.
+
+Inputs are a manifest (``manifest.jsonl`` or its folder), a fairseq .tsv, a folder of audio
+files, one audio file, or a file list.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from . import audio
+from .audio import AUDIO_EXTENSIONS
+from .atomic import atomic_path
+from .checkpoint import load_model
+from .config import ConfigError, is_int, is_number, require, resolve_device
+from .corpora.common import find_files
+from .generate import Generator
+from .manifest import MANIFEST_NAME, read_fairseq_tsv, read_manifest, resolve
+
+PCM_SUBTYPE = "PCM_16"
+
+
+@dataclass
+class Source:
+    """One input utterance: its id, file and speaker name (None when the input does not say)."""
+
+    id: str
+    path: str
+    speaker: str | None = None
+
+
+def read_sources(input_path: str) -> list[Source]:
+    """A manifest (``.jsonl``, or a folder holding manifest.jsonl), a fairseq ``.tsv``, a folder
+    of audio, one audio file, or a file list (one path per line, relative to the list's folder).
+    Ids are manifest ids, else file stems (``Path.stem``); they must be unique."""
+    path = Path(input_path).expanduser()
+    if path.is_file() and path.suffix == ".jsonl":
+        sources = [Source(u.id, u.path, u.speaker) for u in read_manifest(path)]
+    elif path.is_dir() and (path / MANIFEST_NAME).exists():
+        sources = [Source(u.id, u.path, u.speaker) for u in read_manifest(path / MANIFEST_NAME)]
+    elif path.is_dir():
+        sources = [Source(f.stem, str(f)) for f in find_files(path)]
+        if not sources:
+            raise ConfigError(f"input={input_path}: no audio files in this folder")
+    elif path.is_file() and path.suffix == ".tsv":
+        sources = [Source(f.stem, str(f)) for f, _ in read_fairseq_tsv(path)]
+    elif path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+        sources = [Source(path.stem, str(path))]
+    elif path.is_file():
+        sources = _file_list(path)
+    else:
+        raise ConfigError(f"input={input_path}: no such file or folder")
+    seen: dict[str, str] = {}
+    for src in sources:
+        if src.id in seen:
+            raise ConfigError(f"input={input_path}: two inputs share the id {src.id} ({seen[src.id]} and "
+                              f"{src.path}); ids are file stems and must be unique")
+        seen[src.id] = src.path
+    return sources
+
+
+def _file_list(path: Path) -> list[Source]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"input={path}: not a readable file list ({e})") from None
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not names:
+        raise ConfigError(f"input={path}: the file list is empty")
+    files = [resolve(n, path.parent) for n in names]
+    return [Source(f.stem, str(f)) for f in files]
+
+
+class Decoder:
+    """A loaded model and its generator, with the options every command shares."""
+
+    def __init__(self, cfg: DictConfig):
+        check_decode_options(cfg)
+        self.model = load_model(cfg.model, resolve_device(cfg.device))
+        self.generator = Generator(self.model, backend=cfg.backend, threads=cfg.threads)
+        self.cfg = cfg
+        self.out = Path(cfg.out).expanduser()
+        self.sample_rate = self.model.config["data"]["sample_rate"] if self.model.config else audio.SAMPLE_RATE
+        self.frame_rate = self.sample_rate / self.model.hop
+
+    def speaker_index(self, name: str, key: str) -> int:
+        """The table index of speaker ``name``; ConfigError listing the valid names otherwise."""
+        index = self.model.speaker_index
+        if name not in index:
+            names = ", ".join(sorted(index)) or "(none)"
+            raise ConfigError(f"{key}={name}: unknown speaker; this model knows: {names}")
+        return index[name]
+
+    @property
+    def codebook(self) -> np.ndarray:
+        """(K, D) float32: row k is the latent the decoder sees for code k."""
+        codes = torch.arange(self.model.quantizer.codebook_size, device=next(self.model.parameters()).device)
+        with torch.no_grad():
+            return self.model.latents(codes[None])[0].T.float().cpu().numpy()
+
+    def encode(self, source: Source) -> np.ndarray:
+        """Codes (frames,) of one utterance; the encoder sees it in chunks of chunk_seconds so
+        memory stays bounded on long files."""
+        x = audio.load(source.path, self.sample_rate)
+        hop = self.model.hop
+        chunk = max(hop, int(self.cfg.chunk_seconds * self.sample_rate) // hop * hop)
+        device = next(self.model.parameters()).device
+        codes = [self.model.encode(torch.from_numpy(x[i:i + chunk]).unsqueeze(0).to(device))[0].cpu().numpy()
+                 for i in range(0, len(x), chunk)]
+        return np.concatenate(codes)
+
+    def write(self, jobs: Sequence[tuple[str, np.ndarray, int]], desc: str) -> None:
+        """Generate ``(name, codes, speaker index)`` jobs in batches and write ``<out>/<name>.wav``.
+        Outputs that already exist are kept (a rerun resumes); long ones stream in chunks."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        todo = [j for j in jobs if not (self.out / f"{j[0]}.wav").exists()]
+        chunk_frames = max(1, int(self.cfg.chunk_seconds * self.sample_rate) // self.model.hop)
+        with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="utt", dynamic_ncols=True) as bar:
+            short = [j for j in todo if len(j[1]) <= chunk_frames]
+            for start in range(0, len(short), self.cfg.batch_size):
+                batch = short[start:start + self.cfg.batch_size]
+                waves = self.generator.generate([j[1] for j in batch], [j[2] for j in batch],
+                                                uniforms=[self._uniforms(j[0], len(j[1])) for j in batch],
+                                                temperature=self.cfg.temperature, argmax=self.cfg.argmax)
+                for (name, _, _), wave in zip(batch, waves):
+                    audio.save(self.out / f"{name}.wav", np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
+                bar.update(len(batch))
+            for name, codes, speaker in (j for j in todo if len(j[1]) > chunk_frames):
+                self._stream(name, codes, speaker, chunk_frames)
+                bar.update()
+
+    def _uniforms(self, name: str, frames: int) -> np.ndarray:
+        """The sampling noise of output ``name``: seeded by (seed, name), so a file's audio does
+        not depend on the batch it was generated in, nor on a rerun skipping finished files."""
+        rng = np.random.default_rng([self.cfg.seed, zlib.crc32(name.encode("utf-8"))])
+        kind = self.model.decoder.distribution.kind
+        return rng.random((frames * self.model.hop,) if kind == "categorical" else (frames * self.model.hop, 2))
+
+    def _stream(self, name: str, codes: np.ndarray, speaker: int, chunk_frames: int) -> None:
+        with atomic_path(self.out / f"{name}.wav") as tmp:
+            with sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype=PCM_SUBTYPE, format="WAV") as f:
+                for piece in self.generator.stream(codes, speaker, chunk_frames=chunk_frames,
+                                                   uniforms=self._uniforms(name, len(codes)),
+                                                   temperature=self.cfg.temperature, argmax=self.cfg.argmax):
+                    f.write(np.clip(piece, -1, 1))
+
+
+def check_decode_options(cfg: DictConfig) -> None:
+    require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "temperature", lambda v: is_number(v) and v > 0, "a number > 0")
+    require(cfg, "argmax", lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
+    require(cfg, "backend", lambda v: v in ("auto", "numba", "torch"), "auto | numba | torch")
+    require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
+    if not Path(cfg.model).expanduser().is_dir():
+        raise ConfigError(f"model={cfg.model}: no such model directory")

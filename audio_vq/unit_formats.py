@@ -1,0 +1,399 @@
+"""Unit files: the contract between extraction and every downstream consumer.
+
+Formats (``format=``), each with the sidecar ``<output>.meta.json`` (:class:`UnitsMeta`):
+
+    gslm        one file, a line per utterance: ``id|u1 u2 ...`` (fairseq GSLM style)
+    textless    ``<stem>.units`` / ``<stem>.durations`` / ``<stem>.ids``: line-aligned, one
+                utterance per line, space-separated (textlesslib style; .ids keeps the names)
+    jsonl       one JSON object per line: {id, units, durations?, frame_rate, num_samples}
+    npz         one archive: ids (N,), units (total,), offsets (N + 1,), num_samples (N,),
+                durations (total,) when deduplicated; utterance i is units[offsets[i]:offsets[i + 1]]
+    zerospeech  a folder of ``<id>.txt``, a row per frame holding that frame's codebook vector
+                (ZeroSpeech's feature-file layout, what ABX tools read)
+
+Units are frame-level unless the meta says ``deduplicated`` (then runs of one code are
+collapsed and ``durations`` count frames; textless is always deduplicated). Readers detect the
+format (meta.json, else the path's shape and contents) and whether text lines carry ids
+(``id|u1 u2``) or are bare (``u1 u2``: ids are line numbers from 0, or a sibling .ids file).
+``dict.km.txt`` is fairseq's dictionary of K units (``<unit> 1`` per line).
+
+Every writer streams (bounded memory on any corpus size) into temporary names and renames them
+into place at ``close()``; meta.json is written last, so its presence means the output is whole.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .atomic import atomic_path, atomic_write_text
+from .units import deduplicate, expand
+
+FORMATS = ("gslm", "textless", "jsonl", "npz", "zerospeech")
+FORMAT_VERSION = 1
+META_SUFFIX = ".meta.json"
+DICT_NAME = "dict.km.txt"
+ZEROSPEECH_DECIMALS = 6  # float32 codebook rows keep ~7 significant digits
+FIXED_DEDUP = {"textless": True, "zerospeech": False}  # formats whose layout decides
+NPZ_DTYPE = "<i4"  # units and durations in .npz: int32 (any K, runs of up to 2^31 frames)
+COPY_BLOCK_BYTES = 1 << 22
+
+
+class UnitFormatError(ValueError):
+    """A unit file that cannot be read: names the file (and line) and the reason."""
+
+
+@dataclass
+class UnitsMeta:
+    """The sidecar of every unit file."""
+
+    format: str
+    frame_rate: float | None
+    codebook_size: int | None
+    sample_rate: int | None
+    model_checksum: str | None
+    deduplicated: bool
+    num_utterances: int = 0
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)  # e.g. the model directory, skipped count
+
+
+@dataclass
+class Record:
+    """One utterance's units: frame-level codes, or deduplicated units with durations."""
+
+    id: str
+    units: np.ndarray  # (n,) int64
+    durations: np.ndarray | None = None  # (n,) frames per unit when deduplicated
+    num_samples: int | None = None
+    lossy: bool = False  # deduplicated without durations (gslm/jsonl/npz written deduplicated=true)
+
+    def frames(self) -> np.ndarray:
+        """Frame-level codes."""
+        if self.lossy:
+            raise UnitFormatError(f"utterance {self.id}: deduplicated units without durations have lost "
+                                  "their frame timing; extract again with deduplicate=false or format=textless")
+        return self.units if self.durations is None else expand(self.units, self.durations)
+
+    def deduplicated(self) -> "Record":
+        if self.durations is not None or self.lossy:
+            return self
+        units, durations = deduplicate(self.units)
+        return Record(self.id, units, durations, self.num_samples)
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+
+
+def meta_path(output: str | os.PathLike, fmt: str) -> Path:
+    """``<output>.meta.json``; for textless, ``<stem>.meta.json`` beside the .units file."""
+    return Path(str(textless_stem(output)) + META_SUFFIX) if fmt == "textless" else Path(str(output) + META_SUFFIX)
+
+
+def textless_stem(output: str | os.PathLike) -> Path:
+    p = Path(output)
+    return p.with_suffix("") if p.suffix in (".units", ".durations", ".ids") else p
+
+
+def read_meta(path: str | os.PathLike) -> UnitsMeta:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return UnitsMeta(**data)
+    except (OSError, ValueError, TypeError) as e:
+        raise UnitFormatError(f"{p}: not a units meta.json ({e})") from None
+
+
+def write_meta(output: str | os.PathLike, meta: UnitsMeta) -> Path:
+    return atomic_write_text(meta_path(output, meta.format), json.dumps(asdict(meta), indent=2) + "\n")
+
+
+def write_dictionary(folder: str | os.PathLike, codebook_size: int) -> Path:
+    """fairseq's ``dict.km.txt``: one ``<unit> 1`` line per code (counts are not used)."""
+    return atomic_write_text(Path(folder) / DICT_NAME, "".join(f"{k} 1\n" for k in range(codebook_size)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+
+
+class Writer:
+    """Streams records to one format; ``close()`` renames everything into place, then meta."""
+
+    def __init__(self, output: str | os.PathLike, meta: UnitsMeta, codebook: np.ndarray | None = None):
+        if meta.format not in FORMATS:
+            raise ValueError(f"format={meta.format}: unknown (formats: {', '.join(FORMATS)})")
+        if meta.format == "zerospeech" and codebook is None:
+            raise ValueError("format=zerospeech writes codebook vectors: it needs the model's codebook")
+        if meta.format in FIXED_DEDUP:
+            meta.deduplicated = FIXED_DEDUP[meta.format]
+        self.output, self.meta, self.codebook = Path(output), meta, codebook
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._files: dict[str, io.TextIOBase] = {}
+        self._npz: dict[str, list[np.ndarray]] = {}
+        fmt = meta.format
+        if fmt == "gslm" or fmt == "jsonl":
+            self._open("main", self.output)
+        elif fmt == "textless":
+            stem = textless_stem(self.output)
+            for ext in ("units", "durations", "ids"):
+                self._open(ext, Path(f"{stem}.{ext}"))
+        elif fmt == "zerospeech":
+            self._dir = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir.mkdir(parents=True)
+        else:  # npz: units (and durations) stream to raw int32 files; the small per-utterance
+            # arrays stay in memory; close() streams them all into the archive
+            self._npz = {"ids": [], "lengths": [], "num_samples": []}
+            self._raw = {}
+            for name in ("units", "durations"):
+                tmp = self.output.with_name(f".{self.output.name}.{name}.tmp-{os.getpid()}")
+                self._raw[name] = (tmp, open(tmp, "wb"))
+
+    def _open(self, key: str, final: Path) -> None:
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self._files[key] = open(tmp, "w", encoding="utf-8", newline="\n")
+        self._pending.append((tmp, final))
+
+    def write(self, record: Record) -> None:
+        rec = record.deduplicated() if self.meta.deduplicated else Record(record.id, record.frames(), None,
+                                                                          record.num_samples)
+        text = " ".join(map(str, rec.units.tolist()))
+        fmt = self.meta.format
+        if fmt == "gslm":
+            self._files["main"].write(f"{rec.id}|{text}\n")
+        elif fmt == "textless":
+            self._files["units"].write(text + "\n")
+            self._files["durations"].write(" ".join(map(str, rec.durations.tolist())) + "\n")
+            self._files["ids"].write(rec.id + "\n")
+        elif fmt == "jsonl":
+            obj = {"id": rec.id, "units": rec.units.tolist()}
+            if rec.durations is not None:
+                obj["durations"] = rec.durations.tolist()
+            obj.update(frame_rate=self.meta.frame_rate, num_samples=rec.num_samples)
+            self._files["main"].write(json.dumps(obj) + "\n")
+        elif fmt == "zerospeech":
+            vectors = self.codebook[rec.frames()]
+            buf = io.StringIO()
+            np.savetxt(buf, vectors, fmt=f"%.{ZEROSPEECH_DECIMALS}e")
+            (self._dir / f"{rec.id}.txt").write_text(buf.getvalue(), encoding="utf-8")
+        else:
+            self._npz["ids"].append(rec.id)
+            self._npz["lengths"].append(len(rec.units))
+            self._npz["num_samples"].append(-1 if rec.num_samples is None else rec.num_samples)
+            self._raw["units"][1].write(rec.units.astype(NPZ_DTYPE).tobytes())
+            if rec.durations is not None:
+                self._raw["durations"][1].write(rec.durations.astype(NPZ_DTYPE).tobytes())
+        self.meta.num_utterances += 1
+
+    def close(self) -> Path:
+        for f in self._files.values():
+            f.close()
+        for tmp, final in self._pending:
+            os.replace(tmp, final)
+        if self.meta.format == "zerospeech":
+            if self.output.exists():
+                shutil.rmtree(self.output)
+            os.replace(self._dir, self.output)
+        elif self.meta.format == "npz":
+            self._write_npz()
+        return write_meta(self.output, self.meta)
+
+    def abort(self) -> None:
+        for f in self._files.values():
+            f.close()
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        if self.meta.format == "zerospeech":
+            shutil.rmtree(self._dir, ignore_errors=True)
+        for tmp, f in getattr(self, "_raw", {}).values():
+            f.close()
+            tmp.unlink(missing_ok=True)
+
+    def _write_npz(self) -> None:
+        """The archive np.savez would write (stored, one .npy per array), with the big arrays
+        copied from their raw files in blocks instead of being held in memory."""
+        d = self._npz
+        small = {"ids": np.array(d["ids"], dtype=str),
+                 "offsets": np.r_[0, np.cumsum(d["lengths"], dtype=np.int64)].astype(np.int64),
+                 "num_samples": np.array(d["num_samples"], dtype=np.int64)}
+        raw = ["units"] + (["durations"] if self.meta.deduplicated else [])
+        for _, f in self._raw.values():
+            f.close()
+        with atomic_path(self.output) as tmp:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+                for name, array in small.items():
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, array, allow_pickle=False)
+                for name in raw:
+                    path = self._raw[name][0]
+                    count = path.stat().st_size // np.dtype(NPZ_DTYPE).itemsize
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as f, open(path, "rb") as src:
+                        header = {"descr": np.dtype(NPZ_DTYPE).str, "fortran_order": False, "shape": (count,)}
+                        np.lib.format.write_array_header_2_0(f, header)
+                        shutil.copyfileobj(src, f, COPY_BLOCK_BYTES)
+        for path, _ in self._raw.values():
+            path.unlink(missing_ok=True)
+
+
+def write_units(output: str | os.PathLike, records: Iterable[Record], meta: UnitsMeta,
+                codebook: np.ndarray | None = None) -> Path:
+    """Write all records; nothing is left under the final names if writing fails midway."""
+    writer = Writer(output, meta, codebook)
+    try:
+        for r in records:
+            writer.write(r)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of a unit file or folder: its meta.json says, else its shape does."""
+    p = Path(path)
+    for fmt in FORMATS:
+        m = meta_path(p, fmt)
+        if m.is_file():
+            return read_meta(m).format
+    if p.is_dir():
+        return "zerospeech"
+    if p.suffix == ".npz":
+        return "npz"
+    if p.suffix == ".jsonl":
+        return "jsonl"
+    if p.suffix in (".units", ".durations", ".ids") or (not p.exists() and Path(f"{p}.units").is_file()):
+        return "textless"
+    if not p.exists():
+        raise UnitFormatError(f"{p}: no such unit file or folder")
+    return "gslm"
+
+
+def is_zerospeech(path: str | os.PathLike) -> bool:
+    try:
+        return detect_format(path) == "zerospeech"
+    except UnitFormatError:
+        return False
+
+
+def read_units(path: str | os.PathLike, fmt: str | None = None,
+               codebook: np.ndarray | None = None) -> tuple[UnitsMeta | None, Iterator[Record]]:
+    """(meta or None, records in file order) of a unit file in any format (detected if None).
+    Reading zerospeech maps each row back to its code, so it needs the model's codebook."""
+    p = Path(path)
+    fmt = fmt or detect_format(p)
+    if fmt not in FORMATS:
+        raise UnitFormatError(f"{p}: unknown format {fmt} (formats: {', '.join(FORMATS)})")
+    m = meta_path(p, fmt)
+    meta = read_meta(m) if m.is_file() else None
+    if fmt == "gslm":
+        records = _read_lines(p)
+    elif fmt == "textless":
+        records = _read_textless(textless_stem(p))
+    elif fmt == "jsonl":
+        records = _read_jsonl(p)
+    elif fmt == "npz":
+        records = _read_npz(p)
+    else:
+        if codebook is None:
+            raise UnitFormatError(f"{p}: reading zerospeech features back into units needs the model's codebook")
+        records = _read_zerospeech(p, codebook)
+    if meta is not None and meta.deduplicated:
+        records = (Record(r.id, r.units, r.durations, r.num_samples, lossy=r.durations is None) for r in records)
+    return meta, records
+
+
+def _ints(text: str, where: str) -> np.ndarray:
+    try:
+        return np.array([int(u) for u in text.split()], dtype=np.int64)
+    except ValueError:
+        raise UnitFormatError(f"{where}: expected space-separated integer units") from None
+
+
+def _read_lines(p: Path) -> Iterator[Record]:
+    """``id|u1 u2 ...`` or bare ``u1 u2 ...`` lines (ids: line numbers from 0, counting units lines)."""
+    if not p.is_file():
+        raise UnitFormatError(f"{p}: no such file")
+    with open(p, encoding="utf-8") as f:
+        n = 0
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            uid, sep, units = line.rstrip("\n").partition("|")
+            if not sep:
+                uid, units = str(n), line
+            codes = _ints(units, f"{p}:{lineno}")
+            if codes.size == 0:
+                raise UnitFormatError(f"{p}:{lineno}: no units")
+            n += 1
+            yield Record(uid.strip(), codes)
+
+
+def _read_textless(stem: Path) -> Iterator[Record]:
+    units_path, dur_path, ids_path = (Path(f"{stem}.{e}") for e in ("units", "durations", "ids"))
+    if not units_path.is_file():
+        raise UnitFormatError(f"{units_path}: no such file")
+    units = [line for line in units_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    durs = [line for line in dur_path.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if dur_path.is_file() else None
+    ids = ids_path.read_text(encoding="utf-8").splitlines() if ids_path.is_file() else [str(i) for i in range(len(units))]
+    if durs is not None and len(durs) != len(units):
+        raise UnitFormatError(f"{dur_path}: {len(durs)} lines but {units_path} has {len(units)}")
+    if len(ids) != len(units):
+        raise UnitFormatError(f"{ids_path}: {len(ids)} lines but {units_path} has {len(units)}")
+    for i, (uid, line) in enumerate(zip(ids, units)):
+        u = _ints(line, f"{units_path}:{i + 1}")
+        d = _ints(durs[i], f"{dur_path}:{i + 1}") if durs is not None else None
+        if d is not None and d.shape != u.shape:
+            raise UnitFormatError(f"{dur_path}:{i + 1}: {d.size} durations for {u.size} units")
+        yield Record(uid, u, d)
+
+
+def _read_jsonl(p: Path) -> Iterator[Record]:
+    with open(p, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                d = obj.get("durations")
+                yield Record(str(obj["id"]), np.asarray(obj["units"], dtype=np.int64),
+                             None if d is None else np.asarray(d, dtype=np.int64), obj.get("num_samples"))
+            except (ValueError, KeyError, TypeError) as e:
+                raise UnitFormatError(f"{p}:{lineno}: not a units record ({e})") from None
+
+
+def _read_npz(p: Path) -> Iterator[Record]:
+    try:
+        z = np.load(p, allow_pickle=False)  # never unpickle: ids are a fixed-width str array
+        ids, units, offsets, num_samples = z["ids"], z["units"], z["offsets"], z["num_samples"]
+        durations = z["durations"] if "durations" in z.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise UnitFormatError(f"{p}: not a units .npz ({e})") from None
+    for i, uid in enumerate(ids):
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        yield Record(str(uid), units[a:b].astype(np.int64),
+                     None if durations is None else durations[a:b].astype(np.int64),
+                     None if num_samples[i] < 0 else int(num_samples[i]))
+
+
+def _read_zerospeech(folder: Path, codebook: np.ndarray) -> Iterator[Record]:
+    for f in sorted(folder.glob("*.txt")):
+        rows = np.loadtxt(f, ndmin=2, dtype=np.float64)
+        if rows.shape[1] != codebook.shape[1]:
+            raise UnitFormatError(f"{f}: rows of {rows.shape[1]} values, the codebook's vectors have {codebook.shape[1]}")
+        dist = ((rows[:, None, :] - codebook[None].astype(np.float64)) ** 2).sum(-1)
+        yield Record(f.stem, dist.argmin(1).astype(np.int64))

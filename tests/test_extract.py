@@ -1,0 +1,204 @@
+"""`audio-vq extract` / `units-convert`: formats, resumption, shards, determinism, bad files."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_vq import convert, extract
+from audio_vq.config import ConfigError, compose
+from audio_vq.unit_formats import FORMATS, read_units
+
+from conftest import INFERENCE, TINY_HOP
+
+SUFFIX = {"gslm": ".txt", "jsonl": ".jsonl", "npz": ".npz", "textless": "", "zerospeech": ""}
+
+
+def model_dir(trained):
+    return trained / "run" / "model"
+
+
+def run_extract(trained, output, *overrides, input=None):
+    cfg = compose("extract", [f"model={model_dir(trained)}", f"input={input or trained / 'data'}",
+                              f"output={output}", "num_workers=0", *overrides], package=INFERENCE)
+    return extract.extract(cfg)
+
+
+def frames_by_id(path, fmt=None, trained=None):
+    codebook = None
+    if trained is not None:
+        from audio_vq.units import UnitExtractor
+        codebook = UnitExtractor.from_pretrained(model_dir(trained)).codebook
+    return {r.id: r.frames().tolist() for r in read_units(path, fmt, codebook)[1]}
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_trained, tmp_path_factory):
+    """An uninterrupted single-process gslm extraction: what every other way must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "units.txt"
+    run_extract(tiny_trained, out, "batch_size=1")
+    return out
+
+
+def test_gslm_output_meta_and_dictionary(tiny_trained, reference):
+    lines = reference.read_text().splitlines()
+    from audio_vq.manifest import read_manifest
+    utts = read_manifest(tiny_trained / "data")
+    assert [line.split("|")[0] for line in lines] == [u.id for u in utts]  # manifest order
+    for line, u in zip(lines, utts):
+        assert len(line.split("|")[1].split()) == -(-u.num_samples // TINY_HOP)
+    meta = json.loads(Path(f"{reference}.meta.json").read_text())
+    assert meta["frame_rate"] == 16_000 / TINY_HOP and meta["codebook_size"] == 16
+    assert meta["sample_rate"] == 16_000 and meta["deduplicated"] is False and meta["format_version"] == 1
+    assert meta["model_checksum"] == (model_dir(tiny_trained) / "checksum.sha256").read_text().split()[0]
+    assert (reference.parent / "dict.km.txt").read_text().count("\n") == 16
+    assert not Path(f"{reference}.parts").exists()
+
+
+def test_every_format_round_trips_through_units_convert(tiny_trained, reference, tmp_path):
+    want = frames_by_id(reference)
+    for fmt in FORMATS:
+        out = tmp_path / f"direct_{fmt}{SUFFIX[fmt]}"
+        run_extract(tiny_trained, out, f"format={fmt}", "batch_size=4")
+        assert frames_by_id(out, trained=tiny_trained) == want, fmt
+        for target in FORMATS:
+            conv = tmp_path / f"{fmt}_to_{target}{SUFFIX[target]}"
+            extract.units_convert(compose("units_convert", [f"input={out}", f"output={conv}", f"format={target}",
+                                                            f"model={model_dir(tiny_trained)}"], package=INFERENCE))
+            assert frames_by_id(conv, trained=tiny_trained) == want, (fmt, target)
+            meta = json.loads(Path(f"{conv}.meta.json").read_text())
+            assert meta["format"] == target and meta["frame_rate"] == 16_000 / TINY_HOP
+
+
+def test_batched_workers_and_threads_change_nothing(tiny_trained, reference, tmp_path):
+    run_extract(tiny_trained, tmp_path / "a.txt", "batch_size=7", "threads=1")
+    cfg = compose("extract", [f"model={model_dir(tiny_trained)}", f"input={tiny_trained / 'data'}",
+                              f"output={tmp_path / 'b.txt'}", "batch_size=3", "num_workers=2", "threads=2"],
+                  package=INFERENCE)
+    extract.extract(cfg)
+    assert (tmp_path / "a.txt").read_bytes() == reference.read_bytes()
+    assert (tmp_path / "b.txt").read_bytes() == reference.read_bytes()
+
+
+def test_killed_and_resumed_equals_uninterrupted(tiny_trained, reference, tmp_path, monkeypatch):
+    out = tmp_path / "units.txt"
+    real = extract._write_part
+    written = []
+
+    def dying(parts, block, *args):
+        if block == 2:
+            raise KeyboardInterrupt  # the process is stopped while block 2 is in flight
+        real(parts, block, *args)
+        written.append(block)
+
+    monkeypatch.setattr(extract, "_write_part", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_extract(tiny_trained, out, "block_size=3", "batch_size=2")
+    assert written == [0, 1] and not out.exists()
+    assert sorted(p.name for p in Path(f"{out}.parts").glob("part_*")) == ["part_000000.npz", "part_000001.npz"]
+    monkeypatch.setattr(extract, "_write_part", lambda parts, block, *a: (written.append(block), real(parts, block, *a)))
+    run_extract(tiny_trained, out, "block_size=3", "batch_size=2")
+    assert 0 not in written[2:] and 1 not in written[2:]  # finished blocks were not redone
+    assert out.read_bytes() == reference.read_bytes()
+    assert not Path(f"{out}.parts").exists()
+
+
+def test_shards_then_merge_equal_single(tiny_trained, reference, tmp_path, capsys):
+    out = tmp_path / "units.txt"
+    run_extract(tiny_trained, out, "shard=1", "num_shards=3", "block_size=2")
+    assert not out.exists() and "merge=true" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"shards 0, 2 of num_shards=3 unfinished"):
+        run_extract(tiny_trained, out, "merge=true", "num_shards=3", "block_size=2")
+    run_extract(tiny_trained, out, "shard=2", "num_shards=3", "block_size=2")
+    run_extract(tiny_trained, out, "shard=0", "num_shards=3", "block_size=2")
+    run_extract(tiny_trained, out, "merge=true", "num_shards=3", "block_size=2")
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_torchrun_ranks_take_shards_and_rank0_merges(tiny_trained, reference, tmp_path):
+    out = tmp_path / "units.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "extract", f"model={model_dir(tiny_trained)}",
+                        f"input={tiny_trained / 'data'}", f"output={out}", "num_workers=0", "block_size=2",
+                        "device=cpu"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_parts_of_another_extraction_are_refused(tiny_trained, tmp_path, monkeypatch):
+    out = tmp_path / "units.txt"
+    monkeypatch.setattr(extract, "_merge", lambda *a: None)  # leave the parts behind
+    run_extract(tiny_trained, out, "block_size=4")
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="parts of another extraction"):
+        run_extract(tiny_trained, out, "block_size=5")
+
+
+def test_bad_file_is_reported_and_the_rest_written(tiny_trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    from audio_vq.manifest import read_manifest
+    for u in read_manifest(tiny_trained / "data")[:3]:
+        shutil.copy(u.path, folder / Path(u.path).name)
+    (folder / "broken.wav").write_bytes(b"RIFF nonsense")
+    sf.write(folder / "lava.wav", np.zeros(100, np.float32) + 0.1, 16_000)  # fairseq's rstrip bug: 'l'
+    out = tmp_path / "out" / "units.jsonl"
+    run_extract(tiny_trained, out, "format=jsonl", input=folder)
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == sorted([p.stem for p in folder.iterdir() if p.name != "broken.wav"])
+    assert "lava" in ids
+    skipped = (tmp_path / "out" / "skipped.tsv").read_text().splitlines()
+    assert len(skipped) == 2 and skipped[1].startswith(str(folder / "broken.wav"))
+    assert json.loads(Path(f"{out}.meta.json").read_text())["extra"]["skipped"] == 1
+
+
+def test_file_list_and_fairseq_tsv_inputs(tiny_trained, reference, tmp_path):
+    from audio_vq.manifest import read_manifest, write_fairseq_tsv
+    utts = read_manifest(tiny_trained / "data")
+    (tmp_path / "list.txt").write_text("".join(f"{u.path}\n" for u in utts))
+    write_fairseq_tsv(tmp_path / "train.tsv", utts)
+    run_extract(tiny_trained, tmp_path / "a.txt", input=tmp_path / "list.txt")
+    run_extract(tiny_trained, tmp_path / "b.txt", input=tmp_path / "train.tsv")
+    want = reference.read_text()
+    assert (tmp_path / "a.txt").read_text() == want == (tmp_path / "b.txt").read_text()
+
+
+def test_rerun_of_a_finished_output_is_a_no_op(tiny_trained, reference, capsys):
+    before = reference.stat().st_mtime_ns
+    run_extract(tiny_trained, reference, "batch_size=1")
+    assert "up to date" in capsys.readouterr().out and reference.stat().st_mtime_ns == before
+
+
+def test_config_errors_name_the_key(tiny_trained, tmp_path):
+    for override, word in [("format=wav", "format"), ("batch_size=0", "batch_size"),
+                           ("format=textless", None), ("shard=3", "shard=3")]:
+        extra = ["deduplicate=false"] if override == "format=textless" else []
+        if word is None:
+            with pytest.raises(ConfigError, match="deduplicate=false: format=textless is always deduplicated"):
+                run_extract(tiny_trained, tmp_path / "x", override, *extra)
+            continue
+        with pytest.raises(ConfigError, match=word):
+            run_extract(tiny_trained, tmp_path / "x", override)
+
+
+def test_extracted_units_synthesize_to_the_expected_length(tiny_trained, tmp_path):
+    from audio_vq.manifest import read_manifest
+    utt = read_manifest(tiny_trained / "data")[0]
+    short = tmp_path / "in"
+    short.mkdir()
+    x, _ = sf.read(utt.path, dtype="float32")
+    sf.write(short / "clip.wav", x[:1001], 16_000)
+    for fmt in ("gslm", "textless", "npz"):
+        units = tmp_path / f"u_{fmt}{SUFFIX[fmt]}"
+        run_extract(tiny_trained, units, f"format={fmt}", *(["deduplicate=true"] if fmt == "textless" else []),
+                    input=short)
+        out = tmp_path / f"synth_{fmt}"
+        convert.synthesize(compose("synthesize", [f"model={model_dir(tiny_trained)}", f"units={units}",
+                                                  "speaker=spk01", f"out={out}"], package=INFERENCE))
+        assert sf.info(out / "clip.wav").frames == -(-1001 // TINY_HOP) * TINY_HOP
