@@ -95,8 +95,11 @@ def synthesize(cfg: DictConfig) -> int:
         raise ConfigError(f"units={cfg.units}: units at {meta.frame_rate:g} frames/s, this model decodes "
                           f"{dec.frame_rate:g} frames/s")
     for uid, codes, _ in jobs:
-        if codes.size == 0 or codes.min() < 0 or codes.max() >= k:
-            raise ConfigError(f"units={cfg.units}: utterance {uid} has no units or a unit outside 0..{k - 1}")
+        if codes.size == 0:
+            raise ConfigError(f"units={cfg.units}: utterance {uid} has no units")
+        bad = codes[(codes < 0) | (codes >= k)]
+        if bad.size:
+            raise ConfigError(f"units={cfg.units}: utterance {uid} has unit {int(bad[0])} outside 0..{k - 1}")
     dec.write(jobs, "synthesize")
     print(f"wrote {len(jobs)} utterance(s) to {dec.out}")
     return 0

@@ -2,9 +2,10 @@
 #
 #   bash recipes/<dataset>/run.sh [--stage N|name] [--stop-stage N|name] [--root DIR] [--exp DIR] [key=value ...]
 #
-# Stages, in order: 0 prepare, 1 train, 2 extract, 3 evaluate, 4 export (later issues add 2-4).
-# key=value arguments go to the stage whose keys they are: model*, data.*, train*, device=,
-# hydra.* to `audio-vq train`, everything else (corpus.*, split.*, ...) to `audio-vq prepare`.
+# Stages, in order: 0 prepare, 1 train, 2 extract, 3 evaluate, 4 export.
+# key=value arguments go to the stage whose keys they are: model*, data.*, train*, hydra.* to
+# `audio-vq train`; extract.K=V, evaluate.K=V, export.K=V to that stage as K=V; device= to every
+# stage that runs the model; everything else (corpus.*, split.*, ...) to `audio-vq prepare`.
 set -euo pipefail
 
 STAGES=(prepare train extract evaluate export)
@@ -41,9 +42,16 @@ done
 
 prepare_args=()
 train_args=()
+extract_args=()
+evaluate_args=()
+export_args=()
 for o in ${overrides[@]+"${overrides[@]}"}; do
   case $o in
-    model*|data.*|data=*|train*|device=*|hydra.*) train_args+=("$o") ;;
+    extract.*) extract_args+=("${o#extract.}") ;;
+    evaluate.*) evaluate_args+=("${o#evaluate.}") ;;
+    export.*) export_args+=("${o#export.}") ;;
+    device=*) train_args+=("$o"); extract_args+=("$o"); evaluate_args+=("$o"); export_args+=("$o") ;;
+    model*|data.*|data=*|train*|hydra.*) train_args+=("$o") ;;
     *) prepare_args+=("$o") ;;
   esac
 done
@@ -67,5 +75,24 @@ require_root() {
   if [[ -z $root ]]; then
     echo "$0: give the dataset folder with --root DIR" >&2
     exit 2
+  fi
+}
+
+# model_stages: stages 2-4 on $exp/train/model and $exp/data, the same for every recipe.
+#   2 extract  -> $exp/units/units.txt (gslm: id|u1 u2 ..., + .meta.json, dict.km.txt)
+#   3 evaluate -> $exp/eval/report.md (+ report.json, plots)
+#   4 export   -> $exp/listening/mushra/ (a MUSHRA test: stimuli, key.csv, webmushra.yaml, index.html)
+model_stages() {
+  local model="$exp/train/model"
+  if run_stage 2; then
+    audio-vq extract model="$model" input="$exp/data" output="$exp/units/units.txt" format=gslm \
+      ${extract_args[@]+"${extract_args[@]}"}
+  fi
+  if run_stage 3; then
+    audio-vq evaluate model="$model" data="$exp/data" out="$exp/eval" ${evaluate_args[@]+"${evaluate_args[@]}"}
+  fi
+  if run_stage 4; then
+    audio-vq export-listening-test model="$model" data="$exp/data" kind=mushra out="$exp/listening/mushra" \
+      ${export_args[@]+"${export_args[@]}"}
   fi
 }

@@ -13,7 +13,7 @@ from audio_vq import convert
 from audio_vq.config import ConfigError, compose
 from audio_vq.manifest import read_manifest
 
-from conftest import INFERENCE, TINY_HOP as HOP
+from tiny import INFERENCE, TINY_HOP as HOP
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from audio_vq import convert, extract
 from audio_vq.config import ConfigError, compose
 from audio_vq.unit_formats import FORMATS, read_units
 
-from conftest import INFERENCE, TINY_HOP
+from tiny import INFERENCE, TINY_HOP
 
 SUFFIX = {"gslm": ".txt", "jsonl": ".jsonl", "npz": ".npz", "textless": "", "zerospeech": ""}
 

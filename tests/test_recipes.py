@@ -30,7 +30,7 @@ def test_demo_recipe_prepares_the_synthetic_corpus(tmp_path):
 
 
 def test_stage_selection_and_bad_arguments(tmp_path):
-    r = recipe("demo", "--exp", str(tmp_path), "--stage", "extract")  # nothing at or after extract yet
+    r = recipe("demo", "--exp", str(tmp_path), "--stage", "extract", "--stop-stage", "train")  # an empty range
     assert r.returncode == 0 and "stage" not in r.stdout and not (tmp_path / "data").exists()
     r = recipe("demo", "--stage", "frobnicate")
     assert r.returncode == 2 and "unknown stage 'frobnicate'" in r.stderr
@@ -80,3 +80,21 @@ def test_demo_recipe_trains_and_a_rerun_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming at step 3" in (tmp_path / "train" / "train.log").read_text()
     assert (tmp_path / "train" / "checkpoints" / "step_00000005.pt").exists()
+
+
+def test_model_stages_extract_evaluate_export_with_routed_overrides(tiny_trained, tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "train").mkdir(parents=True)
+    (exp / "data").symlink_to(tiny_trained / "data")
+    (exp / "train" / "model").symlink_to(tiny_trained / "run" / "model")
+    r = recipe("demo", "--exp", str(exp), "--stage", "extract", "device=cpu", "extract.format=jsonl",
+               "evaluate.split=[train,valid,test]", "evaluate.max_utterances=6", "evaluate.reconstruct_utterances=2",
+               "evaluate.excerpt_seconds=0.2", "export.num_utterances=2", "export.max_seconds=0.3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for n, name in enumerate(("extract", "evaluate", "export"), 2):
+        assert f"=== stage {n}: {name} ===" in r.stdout
+    assert (exp / "units" / "units.txt").read_text().startswith('{"id": ')  # extract.format=jsonl arrived
+    assert (exp / "units" / "units.txt.meta.json").exists()
+    assert "## Phonetic quality" in (exp / "eval" / "report.md").read_text()
+    assert (exp / "listening" / "mushra" / "webmushra.yaml").exists()
+    assert (exp / "listening" / "mushra" / "key.csv").read_text().count("\n") > 2

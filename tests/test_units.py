@@ -6,7 +6,7 @@ import soundfile as sf
 from audio_vq.manifest import read_manifest
 from audio_vq.units import UnitExtractor, deduplicate, expand, receptive_field
 
-from conftest import TINY_HOP
+from tiny import TINY_HOP
 
 
 @pytest.fixture(scope="module")

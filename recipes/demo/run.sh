@@ -6,6 +6,9 @@
 # --exp   where everything goes (default exp/demo): synthetic/ (the generated corpus), data/ (manifest)
 # Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl),
 #         1 train (model=small, train=demo: a 10-minute budget, train.max_minutes) -> $exp/train/model.
+#         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
+#         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
+#         export.K=V pass K=V to that stage).
 # A rerun resumes training from $exp/train's checkpoints; delete $exp/train to start over.
 set -euo pipefail
 source "$(dirname "$0")/../stages.sh"
@@ -19,3 +22,5 @@ if run_stage 1; then
   audio-vq train data.manifest="$exp/data/manifest.jsonl" model=small train=demo data.crop_seconds=0.5 hydra.run.dir="$exp/train" \
     $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi
+
+model_stages

@@ -8,6 +8,9 @@
 # Stages: 0 prepare (train-clean-100 for training, dev-clean -> valid, test-clean -> test;
 #         LibriSpeech is 16 kHz flac already, so nothing is cached; fairseq .tsv manifests too),
 #         1 train (model=paper) -> $exp/train/model; a rerun resumes from its checkpoints.
+#         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
+#         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
+#         export.K=V pass K=V to that stage).
 # Example: bash recipes/librispeech/run.sh --root /data/LibriSpeech 'corpus.subsets=[train-clean-360,dev-clean]'
 set -euo pipefail
 source "$(dirname "$0")/../stages.sh"
@@ -23,3 +26,5 @@ if run_stage 1; then
   audio-vq train data.manifest="$exp/data/manifest.jsonl" model=paper hydra.run.dir="$exp/train" \
     $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi
+
+model_stages

@@ -7,6 +7,9 @@
 # --exp   where outputs go (default exp/ljspeech)
 # Stages: 0 prepare (22.05 kHz sources cached at 16 kHz),
 #         1 train (model=paper) -> $exp/train/model; a rerun resumes from its checkpoints.
+#         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
+#         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
+#         export.K=V pass K=V to that stage).
 set -euo pipefail
 source "$(dirname "$0")/../stages.sh"
 exp=${exp:-exp/ljspeech}
@@ -20,3 +23,5 @@ if run_stage 1; then
   audio-vq train data.manifest="$exp/data/manifest.jsonl" model=paper hydra.run.dir="$exp/train" \
     $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi
+
+model_stages

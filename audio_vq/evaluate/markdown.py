@@ -1,0 +1,91 @@
+"""report.json -> report.md: the same numbers as tables, with the plots beside them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _f(v, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render(r: dict) -> str:
+    c = r["codebook"]
+    out = [f"# Evaluation report: {Path(r['model']).name}", "",
+           f"- model: `{r['model']}` (weights sha256 `{r['model_checksum'][:16]}…`)",
+           f"- data: `{r['data']}`, splits {', '.join(r['splits'])}: {r['utterances']} utterances"
+           + (f" ({r['skipped']} skipped, see skipped.tsv)" if r["skipped"] else ""), "",
+           "## Codebook health and bitrate", ""]
+    out += _table(["metric", "value"], [
+        ["frames (seconds)", f"{c['frames']} ({c['seconds']:.1f} s)"],
+        ["codebook size K", c["codebook_size"]], ["frame rate (Hz)", _f(c["frame_rate"], 2)],
+        ["perplexity", _f(c["perplexity"], 1)], ["codes used", c["codes_used"]], ["dead codes", c["dead_codes"]],
+        ["bitrate, nominal: frame rate x log2 K (bit/s)", _f(c["bitrate_nominal"], 1)],
+        ["bitrate, entropy (N/D) x H, frames (bit/s)", _f(c["bitrate_entropy"], 1)],
+        ["bitrate, entropy (N/D) x H, runs collapsed (bit/s)", _f(c["bitrate_entropy_deduplicated"], 1)],
+        ["mean run length (frames)", _f(c["mean_run_frames"], 2)]])
+    out += ["![codebook usage](codebook_usage.png)", ""]
+    p = r.get("phonetic")
+    out += ["## Phonetic quality", ""]
+    if p is None:
+        out += ["No alignments: give `alignments=<dir|file>` (or a manifest with `alignment` paths).", ""]
+    else:
+        out += [f"{p['labelled_frames']} labelled frames, {p['phones']} phones, alignment coverage "
+                f"{100 * p['alignment_coverage']:.0f}%. Baselines have the same K and frame rate.", ""]
+        rows = [[name, s["phone_purity"], s["cluster_purity"], s["pnmi"], s["code_to_phone_accuracy"]]
+                for name, s in p["systems"].items()]
+        e = p["random_expectation"]
+        rows.append(["random (expected)", e["phone_purity"], e["cluster_purity"], e["pnmi"], "n/a"])
+        out += _table(["units", "phone purity", "cluster purity", "PNMI", "code-to-phone accuracy"], rows)
+        chance = next(iter(p["systems"].values()))["accuracy_chance"]
+        out += [f"Code-to-phone accuracy: each code mapped to its most frequent phone on half of the utterances, "
+                f"scored on the other half (most-frequent-phone chance: {chance:.3f}).", "",
+                "![PNMI](pnmi.png) ![code-to-phone accuracy](code_to_phone_accuracy.png)", ""]
+    a = r.get("abx")
+    if a:
+        out += ["## ABX phone discrimination (error %, lower is better)", ""]
+        out += _table(["features", "within speaker", "across speakers", "triples (within / across)"],
+                      [[name, v["within"], v["across"], f"{v['within_triples']} / {v['across_triples']}"]
+                       for name, v in a.items()])
+    rec = r.get("reconstruction")
+    out += ["## Reconstruction (generated excerpts vs originals)", ""]
+    if rec is None:
+        out += ["No evaluated utterance has a speaker the model knows.", ""]
+    else:
+        m = rec["mean"]
+        out += _table(["metric", "mean", "direction"], [
+            ["MCD (dB)", m["mcd_db"], "lower is better"], ["multi-resolution STFT distance", m["mr_stft"], "lower"],
+            ["log-mel L1 (nepers)", m["log_mel_l1"], "lower"], ["SI-SNR (dB)", m["si_snr_db"], "higher"],
+            ["STOI", m["stoi"], "higher"], ["PESQ (wideband)", m["pesq"], "higher (needs the pesq extra)"]])
+        out += [f"{rec['utterances']} excerpts; the audio is in `audio/`.", "", "![spectrograms](spectrograms.png)", ""]
+    cv = r.get("conversion")
+    out += ["## Voice conversion", ""]
+    if cv is None:
+        out += ["Needs a model with at least two speakers.", ""]
+    else:
+        cp = cv["code_probe"]
+        out += _table(["measure", "value", "chance"], [
+            ["speaker-ID probe on held-out real audio", cv["probe_real_accuracy"], cv["probe_chance"]],
+            ["reconstructions classified as their own speaker (control)", cv["probe_reconstruction_accuracy"],
+             cv["probe_chance"]],
+            ["conversions classified as their target speaker", cv["classified_as_target"], cv["probe_chance"]],
+            ["conversions classified as their source speaker", cv["classified_as_source"], cv["probe_chance"]],
+            ["speaker from code histograms (lower: fewer speaker cues in the units)", cp["accuracy"], cp["chance"]]])
+        par = cv.get("parallel")
+        if par:
+            out += _table(["parallel pairs", "MCD-DTW conversion vs target (dB)", "MCD-DTW source vs target (dB)"],
+                          [[par["pairs"], par["mcd_conversion_vs_target"], par["mcd_source_vs_target"]]])
+        else:
+            out += ["No parallel utterances (the same text read by the target speaker): no MCD-DTW.", ""]
+    if r.get("training_curves"):
+        out += ["## Training curves", "", f"From `{r['training_curves']}`.", "", "![training curves](training_curves.png)", ""]
+    return "\n".join(out)

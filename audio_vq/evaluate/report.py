@@ -1,0 +1,269 @@
+"""`audio-vq evaluate`: one report on a model's units and audio.
+
+    manifest (held-out splits) -> audio -> units (UnitExtractor)
+      -> codebook health and bitrate
+      -> phonetic quality (with alignments): the model vs random codes vs MFCC k-means, same K
+      -> ABX on codebook vectors (and on MFCCs for reference)
+      -> reconstruction of excerpts through the generator: MCD, MR-STFT, log-mel L1, SI-SNR, STOI
+      -> voice conversion (several speakers): speaker probes, parallel MCD when texts repeat
+    -> <out>/report.json, report.md, *.png, audio/ (the generated excerpts)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from .. import audio
+from ..atomic import atomic_write_text
+from ..config import ConfigError, is_int, is_number, require
+from ..generate import Generator
+from ..inference import check_decode_options
+from ..manifest import Utterance, read_manifest, write_skipped
+from ..units import UnitExtractor
+from . import plots, sections
+from .alignments import AlignmentError, frame_labels, load_alignments
+from .markdown import render
+from .phonetic import mfcc_features, mfcc_kmeans_units, random_units
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
+PROBE_UTTERANCES_PER_SPEAKER = 12  # real training utterances per speaker the speaker-ID probe is fit on
+SPECTROGRAM_ROWS = 3
+
+
+def evaluate(cfg: DictConfig) -> int:
+    _check(cfg)
+    out = Path(cfg.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    from ..config import resolve_device
+
+    extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device))
+    manifest = read_manifest(cfg.data)
+    utts = _select(manifest, _splits(cfg.split), cfg.max_utterances, cfg.data)
+    sr, k = extractor.sample_rate, extractor.codebook_size
+    waves, skipped = _load(utts, sr)
+    utts = [u for u in utts if u.id in waves]
+    codes = {}
+    for start in tqdm(range(0, len(utts), cfg.batch_size), desc="units", unit="batch", dynamic_ncols=True):
+        batch = utts[start:start + cfg.batch_size]
+        for u, units in zip(batch, extractor.extract_batch([waves[u.id] for u in batch])):
+            codes[u.id] = units.codes
+    report: dict = {"model": str(Path(cfg.model).expanduser().resolve()), "model_checksum": extractor.checksum,
+                    "data": str(cfg.data), "splits": _splits(cfg.split), "utterances": len(utts),
+                    "skipped": len(skipped), "config": OmegaConf.to_container(cfg)}
+    report["codebook"] = sections.codebook_health(codes, k, extractor.frame_rate)
+    plots.plot_codebook_usage(np.array(report["codebook"]["counts"]), out / "codebook_usage.png")
+
+    report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, extractor, out)
+    generator = Generator(extractor.model, backend=cfg.backend, threads=cfg.threads)
+    report["reconstruction"], report["conversion"] = _decode(cfg, manifest, utts, waves, codes, extractor,
+                                                             generator, out)
+    curves = Path(cfg.metrics_csv).expanduser() if cfg.metrics_csv else Path(cfg.model).expanduser().parent / "metrics.csv"
+    report["training_curves"] = None
+    if curves.is_file():
+        try:
+            plots.plot_training_curves(curves, out / "training_curves.png")
+            report["training_curves"] = str(curves)
+        except ValueError as e:
+            log.warning("no training curves: %s", e)
+    if skipped:
+        write_skipped(out, skipped)
+    report = _finite(report)
+    atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / REPORT_MD, render(report))
+    print(f"wrote {out / REPORT_MD} and {out / REPORT_JSON}")
+    return 0
+
+
+def _check(cfg: DictConfig) -> None:
+    check_decode_options(cfg)
+    require(cfg, "data", lambda v: isinstance(v, str) and v != "", "a manifest.jsonl or its folder")
+    require(cfg, "max_utterances", lambda v: is_int(v) and v >= 2, "an integer >= 2")
+    require(cfg, "reconstruct_utterances", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "excerpt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
+    require(cfg, "abx_max_triples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "mfcc_kmeans", lambda v: isinstance(v, bool), "true or false")
+    for s in _splits(cfg.split):
+        if s not in ("train", "valid", "test"):
+            raise ConfigError(f"split={cfg.split}: splits are train, valid, test (or a comma list of them)")
+
+
+def _splits(spec) -> list[str]:
+    items = list(spec) if OmegaConf.is_list(spec) or isinstance(spec, (list, tuple)) else str(spec).split(",")
+    return [str(s).strip() for s in items if str(s).strip()]
+
+
+def _select(manifest: list[Utterance], splits: list[str], limit: int, data: str) -> list[Utterance]:
+    """Up to ``limit`` utterances of the splits, dealt round-robin over speakers (sorted), so a
+    cap keeps every speaker; manifest order within a speaker."""
+    pool = [u for u in manifest if u.split in splits]
+    if len(pool) < 2:
+        raise ConfigError(f"split={','.join(splits)}: {data} has {len(pool)} utterance(s) there; the report needs 2")
+    by_speaker: dict[str, list[Utterance]] = {}
+    for u in pool:
+        by_speaker.setdefault(u.speaker, []).append(u)
+    chosen, queues = [], [by_speaker[s] for s in sorted(by_speaker)]
+    while len(chosen) < min(limit, len(pool)):
+        for q in queues:
+            if q and len(chosen) < limit:
+                chosen.append(q.pop(0))
+    order = {u.id: i for i, u in enumerate(manifest)}
+    return sorted(chosen, key=lambda u: order[u.id])
+
+
+def _load(utts: list[Utterance], sr: int) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    waves, skipped = {}, []
+    for u in utts:
+        try:
+            waves[u.id] = audio.load(u.path, sr)
+        except audio.AudioError as e:
+            log.warning("skipping %s", e)
+            skipped.append((u.path, e.reason))
+    return waves, skipped
+
+
+def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
+    try:
+        alignments = load_alignments(cfg.alignments, utts)
+    except AlignmentError as e:
+        raise ConfigError(f"alignments: {e}") from None
+    if not alignments:
+        log.info("no alignments: the phonetic sections are left out (give alignments=<dir|file>)")
+        return None, None
+    fr, k = extractor.frame_rate, extractor.codebook_size
+    ids = [u.id for u in utts if u.id in alignments]
+    phones = {u: frame_labels(alignments[u], len(codes[u]), fr) for u in ids}
+    systems = {"model": {u: codes[u] for u in ids},
+               "random": random_units({u: len(codes[u]) for u in ids}, k, seed=cfg.seed)}
+    mfcc = {u: mfcc_features(waves[u], extractor.sample_rate, extractor.hop) for u in ids}
+    if cfg.mfcc_kmeans:
+        systems["mfcc_kmeans"] = mfcc_kmeans_units({u: waves[u] for u in ids}, extractor.sample_rate,
+                                                   extractor.hop, k, seed=cfg.seed)
+    phonetic = sections.phonetic_quality(phones, systems, k, cfg.seed)
+    phonetic["alignment_coverage"] = len(ids) / len(utts)
+    for metric, label in (("pnmi", "PNMI"), ("code_to_phone_accuracy", "code-to-phone accuracy")):
+        plots.plot_metric_bars({name: s[metric] for name, s in phonetic["systems"].items()},
+                               out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
+    codebook = extractor.codebook
+    speakers = {u.id: u.speaker for u in utts}
+    features = {"model codebook vectors": {u: codebook[codes[u]] for u in ids}, "mfcc": mfcc}
+    abx = sections.abx_section({u: alignments[u] for u in ids}, speakers, features, fr,
+                               cfg.abx_max_triples, cfg.seed)
+    return phonetic, abx
+
+
+def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generator: Generator, out: Path):
+    """Reconstructions and conversions of excerpts (the first excerpt_seconds of each chosen
+    utterance), written to out/audio/ for listening."""
+    known = extractor.model.speaker_index
+    chosen = _spread([u for u in utts if u.speaker in known], cfg.reconstruct_utterances)
+    if not chosen:
+        return None, None
+    sr, hop = extractor.sample_rate, extractor.hop
+    frames = max(1, int(cfg.excerpt_seconds * sr) // hop)
+    excerpt = {u.id: waves[u.id][:frames * hop] for u in chosen}
+    excerpt_codes = {u.id: extractor.extract(excerpt[u.id]).codes for u in chosen}
+    names = sorted(known, key=known.get)
+    targets = {u.id: names[(names.index(u.speaker) + 1) % len(names)] for u in chosen} if len(names) > 1 else {}
+    jobs = [(f"{u.id}_reconstruction", u.id, known[u.speaker]) for u in chosen]
+    jobs += [(f"{u.id}_to_{targets[u.id]}", u.id, known[targets[u.id]]) for u in chosen if u.id in targets]
+    generated = {}
+    for start in tqdm(range(0, len(jobs), cfg.batch_size), desc="generate", unit="batch", dynamic_ncols=True):
+        batch = jobs[start:start + cfg.batch_size]
+        waves_out = generator.generate([excerpt_codes[j[1]] for j in batch], [j[2] for j in batch], seed=cfg.seed,
+                                       first_index=start, temperature=cfg.temperature, argmax=cfg.argmax)
+        generated.update({j[0]: np.clip(w, -1, 1) for j, w in zip(batch, waves_out)})
+    (out / "audio").mkdir(exist_ok=True)
+    for u in chosen:
+        audio.save(out / "audio" / f"{u.id}_original.wav", excerpt[u.id], sr)
+    for name, w in generated.items():
+        audio.save(out / "audio" / f"{name}.wav", w, sr)
+    pairs = [(u.id, excerpt[u.id], generated[f"{u.id}_reconstruction"][:len(excerpt[u.id])]) for u in chosen]
+    recon = sections.reconstruction(pairs, sr)
+    plots.plot_spectrograms([(uid, ref, deg) for uid, ref, deg in pairs[:SPECTROGRAM_ROWS]], sr,
+                            out / "spectrograms.png")
+    if not targets:
+        return recon, None
+    converted = [(generated[f"{u.id}_to_{targets[u.id]}"], u.speaker, targets[u.id]) for u in chosen]
+    probe_train = _probe_training_audio(manifest, {u.id for u in utts}, known, sr)
+    real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
+    histograms = np.stack([np.bincount(codes[u.id], minlength=extractor.codebook_size) / len(codes[u.id])
+                           for u in utts])
+    parallel = _parallel(manifest, chosen, targets, generator, extractor, cfg)
+    reconstructed = ([generated[f"{u.id}_reconstruction"] for u in chosen], [u.speaker for u in chosen])
+    conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
+                               parallel, sr, cfg.seed)
+    return recon, conv
+
+
+def _spread(utts: list[Utterance], n: int) -> list[Utterance]:
+    by_speaker: dict[str, list[Utterance]] = {}
+    for u in utts:
+        by_speaker.setdefault(u.speaker, []).append(u)
+    out, queues = [], [by_speaker[s] for s in sorted(by_speaker)]
+    while len(out) < min(n, len(utts)):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
+def _probe_training_audio(manifest, exclude: set[str], known: dict, sr: int):
+    """Real audio of the model's speakers, from utterances outside the evaluated ones."""
+    per: dict[str, list[np.ndarray]] = {}
+    for u in manifest:
+        if u.id in exclude or u.speaker not in known or len(per.get(u.speaker, [])) >= PROBE_UTTERANCES_PER_SPEAKER:
+            continue
+        try:
+            per.setdefault(u.speaker, []).append(audio.load(u.path, sr))
+        except audio.AudioError:
+            continue
+    speakers = [s for s in sorted(per) for _ in per[s]]
+    return [a for s in sorted(per) for a in per[s]], speakers
+
+
+def _parallel(manifest, chosen, targets, generator: Generator, extractor: UnitExtractor, cfg):
+    """(conversion, source, target) real-audio triples where the target speaker read the same
+    text as the source: whole utterances, converted in full."""
+    by_text = {}
+    for u in manifest:
+        if u.text:
+            by_text.setdefault((" ".join(u.text.lower().split()), u.speaker), u)
+    triples = []
+    for u in chosen:
+        match = by_text.get((" ".join((u.text or "").lower().split()), targets[u.id])) if u.text else None
+        if match is None:
+            continue
+        try:
+            src, tgt = audio.load(u.path, extractor.sample_rate), audio.load(match.path, extractor.sample_rate)
+        except audio.AudioError:
+            continue
+        conv = generator.generate([extractor.extract(src).codes], [extractor.model.speaker_index[targets[u.id]]],
+                                  seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
+        triples.append((np.clip(conv, -1, 1)[:len(src)], src, tgt))
+    return triples
+
+
+def _finite(o):
+    """JSON-ready: numpy scalars and arrays to Python, non-finite floats to None (JSON has no NaN)."""
+    if isinstance(o, dict):
+        return {str(k): _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(float(o)) else None
+    return o

@@ -1,0 +1,128 @@
+"""Which utterances a listening test uses and which speakers each is converted to.
+
+Everything here is a function of the manifest, the model's speakers and the seed, so the same
+command picks the same stimuli on any machine.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..config import ConfigError
+from ..manifest import Utterance
+
+log = logging.getLogger(__name__)
+
+SPLIT_PREFERENCE = ("test", "valid")  # split=auto: the first of these with usable utterances
+SPLIT_CHOICES = ("auto", "test", "valid", "train", "all")
+
+# Independent random streams drawn from the one `seed` key, so that e.g. asking for more
+# utterances does not change the blinding tokens of the ones already there.
+STREAM_SELECT, STREAM_TARGETS, STREAM_BLIND = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """The `targets` key, parsed: conversions per utterance to ``names``, to ``count`` other
+    speakers picked with the seed, or to every other speaker (``everyone``)."""
+
+    names: tuple[str, ...] = ()
+    count: int = 0
+    everyone: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One utterance of the test and the speakers its conversions go to."""
+
+    utterance: Utterance
+    targets: tuple[str, ...]
+
+
+def rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+def usable_utterances(utterances: Sequence[Utterance], split: str,
+                      speakers: dict[str, int]) -> tuple[list[Utterance], str]:
+    """The utterances of ``split`` whose speaker the model knows (reconstruction decodes with the
+    speaker's own identity; held-out speakers have none), and the split actually used:
+    split=auto takes test, else valid, else train (with a warning)."""
+    known = [u for u in utterances if u.speaker in speakers]
+    if split == "all":
+        chosen = known
+    elif split != "auto":
+        chosen = [u for u in known if u.split == split]
+    else:
+        for name in (*SPLIT_PREFERENCE, "train"):
+            chosen = [u for u in known if u.split == name]
+            if chosen:
+                if name == "train":
+                    log.warning("no test or valid utterance of a speaker the model knows: using the train split")
+                split = name
+                break
+        else:
+            chosen = []
+    if not chosen:
+        raise ConfigError(f"split={split}: no utterance of a speaker the model knows "
+                          f"({len(utterances)} in the manifest, {len(known)} of known speakers)")
+    return chosen, split
+
+
+def choose_utterances(utterances: Sequence[Utterance], n: int, seed: int) -> list[Utterance]:
+    """``n`` utterances spread over speakers: speakers in sorted order take turns (round robin),
+    each giving its next utterance of a seeded shuffle of its ids. Fewer when fewer exist."""
+    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
+    for u in sorted(utterances, key=lambda u: u.id):
+        by_speaker[u.speaker].append(u)
+    r = rng(seed, STREAM_SELECT)
+    queues = {s: [us[i] for i in r.permutation(len(us))] for s, us in sorted(by_speaker.items())}
+    chosen: list[Utterance] = []
+    while len(chosen) < n and any(queues.values()):
+        for speaker in sorted(queues):
+            if queues[speaker] and len(chosen) < n:
+                chosen.append(queues[speaker].pop(0))
+    return chosen
+
+
+def parse_targets(value, default_count: int) -> TargetSpec:
+    """The `targets` key: null (the kind's default count), all, a number of speakers, or names
+    (a list, or a comma-separated string). ConfigError otherwise."""
+    from omegaconf import OmegaConf
+
+    if value is None:
+        return TargetSpec(count=default_count)
+    if value == "all":
+        return TargetSpec(everyone=True)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(f"targets={value}: expected a number >= 0, all, or speaker names")
+        return TargetSpec(count=value)
+    items = list(value) if OmegaConf.is_list(value) or isinstance(value, (list, tuple)) else str(value).split(",")
+    names = tuple(str(s).strip() for s in items if str(s).strip())
+    if not names:
+        raise ConfigError(f"targets={value!r}: expected a number >= 0, all, or speaker names")
+    return TargetSpec(names=names)
+
+
+def plan_trials(chosen: Sequence[Utterance], spec: TargetSpec, speakers: Sequence[str],
+                seed: int) -> list[PlannedTrial]:
+    """Each utterance with its conversion targets: never its own speaker (that is the
+    reconstruction); with a count, that many other speakers drawn per utterance with the seed."""
+    r = rng(seed, STREAM_TARGETS)
+    out = []
+    for u in chosen:
+        others = [s for s in sorted(speakers) if s != u.speaker]
+        if spec.everyone:
+            targets = others
+        elif spec.names:
+            targets = [s for s in spec.names if s != u.speaker]
+        else:
+            k = min(spec.count, len(others))
+            targets = [others[i] for i in sorted(r.choice(len(others), size=k, replace=False))] if k else []
+        out.append(PlannedTrial(u, tuple(targets)))
+    return out

@@ -1,0 +1,76 @@
+"""`audio-vq evaluate` on a tiny trained model: every section is there and self-consistent."""
+import json
+import math
+
+import pytest
+
+from audio_vq.config import ConfigError, compose
+from audio_vq.evaluate import report
+
+from tiny import INFERENCE, TINY_HOP
+
+
+def run(trained, out, *overrides):
+    cfg = compose("evaluate", [f"model={trained / 'run' / 'model'}", f"data={trained / 'data'}", f"out={out}",
+                               "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
+                               "excerpt_seconds=0.2", "abx_max_triples=5", *overrides], package=INFERENCE)
+    return report.evaluate(cfg)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    run(tiny_trained, out)
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_report_has_every_section(evaluated):
+    out, r = evaluated
+    for section in ("codebook", "phonetic", "abx", "reconstruction", "conversion"):
+        assert r[section] is not None, section
+    md = (out / "report.md").read_text()
+    for heading in ("## Codebook health", "## Phonetic quality", "## ABX", "## Reconstruction", "## Voice conversion",
+                    "## Training curves"):
+        assert heading in md
+    for png in ("codebook_usage", "pnmi", "code_to_phone_accuracy", "spectrograms", "training_curves"):
+        assert (out / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((out / "audio").glob("*_reconstruction.wav"))) == 2
+
+
+def test_codebook_numbers_are_consistent(evaluated):
+    _, r = evaluated
+    c = r["codebook"]
+    assert c["frame_rate"] == 16_000 / TINY_HOP and c["codebook_size"] == 16
+    assert sum(c["counts"]) == c["frames"] and c["codes_used"] + c["dead_codes"] == 16
+    assert c["bitrate_nominal"] == pytest.approx(1000 * math.log2(16))
+    assert c["bitrate_entropy"] == pytest.approx(1000 * c["entropy_bits"])
+    assert 1 <= c["perplexity"] <= c["codes_used"]
+    assert r["utterances"] == 8
+
+
+def test_phonetic_baselines_and_expectation(evaluated):
+    _, r = evaluated
+    systems = r["phonetic"]["systems"]
+    assert set(systems) == {"model", "random", "mfcc_kmeans"}
+    for s in systems.values():
+        assert 0 <= s["pnmi"] <= 1 and 0 < s["phone_purity"] <= 1 and 0 <= s["code_to_phone_accuracy"] <= 1
+    # random codes land near their analytic expectation
+    assert systems["random"]["phone_purity"] == pytest.approx(r["phonetic"]["random_expectation"]["phone_purity"],
+                                                              rel=0.25)
+    assert set(r["abx"]) == {"model codebook vectors, by context", "model codebook vectors, phone only",
+                             "mfcc, by context", "mfcc, phone only"}
+
+
+def test_conversion_probes(evaluated):
+    _, r = evaluated
+    cv = r["conversion"]
+    assert cv["conversions"] == 2 and cv["probe_speakers"] == 4 and cv["probe_chance"] == 0.25
+    assert 0 <= cv["classified_as_target"] <= 1 and cv["code_probe"]["chance"] > 0
+    assert cv["parallel"] is None  # the synthetic corpus has no repeated texts
+
+
+def test_bad_config_names_the_key(tiny_trained, tmp_path):
+    with pytest.raises(ConfigError, match="split=nope"):
+        run(tiny_trained, tmp_path, "split=nope")
+    with pytest.raises(ConfigError, match="max_utterances"):
+        run(tiny_trained, tmp_path, "max_utterances=1")

@@ -1,0 +1,349 @@
+"""export-listening-test on a tiny trained model: every kind's folder against its key, loudness,
+clipping, webMUSHRA's constraints, other systems, short and broken inputs, the HTML page in
+headless Chromium, config errors."""
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+import yaml
+
+from audio_vq import audio
+from audio_vq.config import ConfigError, compose
+from audio_vq.listening import export, results
+from audio_vq.listening.webmushra import MUSHRA_MAX_STIMULI, check_config, group_trials
+from audio_vq.listening.key import read_key
+from audio_vq.manifest import Utterance, read_manifest, write_manifest
+
+INFERENCE = "audio_vq.configs.inference"
+KINDS = ("mushra", "ab", "abx", "mos")
+EXCERPT = 0.5  # seconds: short stimuli keep generation fast
+GATE_SECONDS = 0.4  # BS.1770 gating block: shorter files cannot be measured directly
+LU_TOLERANCE = 0.5
+TARGET_LUFS = -23.0
+CEILING_DB = -1.0
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def compose_export(trained, out, *overrides):
+    return compose("export_listening_test", [f"model={trained / 'run' / 'model'}", f"data={trained / 'data'}",
+                                             f"out={out}", f"max_seconds={EXCERPT}", "chunk_seconds=0.5",
+                                             *overrides], package=INFERENCE)
+
+
+def baseline_folder(trained, folder):
+    """Another system's outputs: each utterance's first 0.3 s at 22.05 kHz in stereo (resampled,
+    mixed down and zero-padded by the export)."""
+    folder.mkdir()
+    for u in read_manifest(trained / "data"):
+        x = sf.read(u.path, dtype="float32")[0][: int(0.3 * 16000)]
+        y = np.interp(np.arange(0, len(x), 16000 / 22050), np.arange(len(x)), x).astype(np.float32)
+        sf.write(folder / f"{u.id}.wav", np.stack([y, 0.5 * y], axis=1), 22050)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exports(tiny_trained, tmp_path_factory):
+    """One exported test per kind: 2 utterances, 1 conversion each, a baseline system."""
+    root = tmp_path_factory.mktemp("listening")
+    base = baseline_folder(tiny_trained, root / "baseline")
+    outs = {}
+    for kind in KINDS:
+        outs[kind] = root / kind
+        export(compose_export(tiny_trained, outs[kind], f"kind={kind}", "num_utterances=2", "targets=1",
+                              f"+systems.baseline={base}"))
+    return outs
+
+
+def key_rows(folder):
+    return list(csv.DictReader(open(folder / "key.csv")))
+
+
+def expected_roles(kind, n_conditions):
+    fixed = {"mushra": ["reference", "hidden_reference", "anchor35", "anchor70"], "abx": ["reference"]}
+    return sorted(fixed.get(kind, []) + ["condition"] * n_conditions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_folder_is_complete_and_matches_its_key(exports, kind):
+    out = exports[kind]
+    rows = key_rows(out)
+    files = {p.relative_to(out).as_posix() for p in (out / "stimuli").iterdir()}
+    assert files == {r["file"] for r in rows} and len(files) == len(rows)  # every file keyed, once
+    trials = {}
+    for r in rows:
+        trials.setdefault(r["trial"], []).append(r)
+    utterances = {r["utterance"] for r in rows}
+    assert len(utterances) == 2
+    # systems: the original, the model's reconstruction, one conversion, the baseline
+    if kind == "ab":  # every pair of the 4 stimuli, per utterance, 2 files each
+        assert len(trials) == 2 * 6 and all(len(t) == 2 for t in trials.values())
+        pairs = {(t[0]["utterance"], frozenset(r["system"] for r in t)) for t in trials.values()}
+        assert len(pairs) == 12
+    else:
+        assert len(trials) == 2
+        n_conditions = 4 if kind == "mos" else 3
+        for t in trials.values():
+            assert sorted(r["role"] for r in t) == expected_roles(kind, n_conditions)
+    systems = {r["system"] for r in rows}
+    assert {"reconstruction", "conversion", "baseline"} <= systems
+    for r in rows:
+        assert r["file"].startswith(f"stimuli/{r['trial']}_") and r["utterance"] not in r["file"]  # anonymous
+        if r["system"] == "reconstruction":
+            assert r["target_speaker"] == r["speaker"]
+        if r["system"] == "conversion":
+            assert r["target_speaker"] not in ("", r["speaker"])
+    assert read_key(out)  # the reader accepts what the writer wrote
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trials_share_rate_length_channels_and_are_loudness_normalised(exports, kind):
+    out = exports[kind]
+    gains = json.loads((out / "export.json").read_text())["trial_gain_db"]  # trials turned down not to clip
+    rows = key_rows(out)
+    meter = pyloudnorm.Meter(16000)
+    for trial in {r["trial"] for r in rows}:
+        files = [r for r in rows if r["trial"] == trial]
+        infos = [sf.info(out / r["file"]) for r in files]
+        assert len({(i.samplerate, i.frames, i.channels) for i in infos}) == 1
+        assert infos[0].channels == 1 and infos[0].subtype == "PCM_16" and infos[0].samplerate == 16000
+        peaks = []
+        for r in files:
+            x, _ = sf.read(out / r["file"])
+            peaks.append(np.abs(x).max())
+            if len(x) >= GATE_SECONDS * 16000:
+                assert abs(meter.integrated_loudness(x) - (TARGET_LUFS + gains.get(trial, 0.0))) <= LU_TOLERANCE, r
+        top_db = 20 * np.log10(max(peaks))
+        assert top_db <= CEILING_DB + 0.01  # nothing clips
+        if trial in gains:  # turned down exactly as far as needed: the loudest file sits at the ceiling
+            assert gains[trial] < 0 and abs(top_db - CEILING_DB) < 0.01
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_webmushra_yaml_parses_and_meets_the_constraints(exports, kind):
+    out = exports[kind]
+    config = yaml.safe_load((out / "webmushra.yaml").read_text())
+    prefix = f"configs/resources/audio/{out.name}"
+    assert check_config(config, out, prefix) == []
+    assert config["pages"][-1]["type"] == "finish" and config["pages"][1][0] == "random"
+    pages = config["pages"][1][1:]
+    page_type = {"mushra": "mushra", "ab": "preference_test", "abx": "paired_comparison",
+                 "mos": "likert_single_stimulus"}[kind]
+    assert {p["type"] for p in pages} == {page_type}
+    rows = key_rows(out)
+    listed = set()
+    for p in pages:
+        for path in [p.get("reference"), *p["stimuli"].values()]:
+            if path:
+                assert path.startswith(prefix + "/stimuli/")
+                listed.add(path[len(prefix) + 1:])
+        assert all(k.startswith(p["id"] + "_") for k in p["stimuli"])  # keys are the anonymous names
+        if kind == "mushra":
+            assert p["strict"] is True and len(p["stimuli"]) + 1 <= MUSHRA_MAX_STIMULI
+            assert not p["createAnchor35"] and not p["createAnchor70"]  # ours are stimuli
+        if kind == "mos":
+            assert [(c["value"], c["label"]) for c in p["response"]] == [
+                (1, "Bad"), (2, "Poor"), (3, "Fair"), (4, "Good"), (5, "Excellent")]
+    # every file but the hidden references (the tools add their own) is in the YAML
+    assert listed == {r["file"] for r in rows if r["role"] != "hidden_reference"}
+    # the checker is able to fail: a trial with one file of another length
+    broken = out.parent / f"{kind}_broken"
+    shutil.copytree(out / "stimuli", broken / "stimuli")
+    victim = broken / rows[-1]["file"]
+    x, rate = sf.read(victim)
+    sf.write(victim, x[:-7], rate, subtype="PCM_16")
+    assert any("different lengths" in p for p in check_config(config, broken, prefix))
+
+
+def test_beaqlejs_config_matches_the_key(exports):
+    for kind in ("mushra", "ab", "abx"):
+        text = (exports[kind] / "beaqlejs_config.js").read_text()
+        config = json.loads(text[text.index("{"): text.rindex("}") + 1])
+        paths = {p for t in config["Testsets"] for p in t["Files"].values()}
+        rows = key_rows(exports[kind])
+        assert paths == {f"audio/{kind}/{r['file']}" for r in rows if r["role"] != "hidden_reference"}
+    assert not (exports["mos"] / "beaqlejs_config.js").exists()  # BeaqleJS has no single-stimulus rating
+
+
+def test_rerun_resumes_and_gives_the_same_test(exports, tiny_trained):
+    out = exports["mushra"]
+    before = (out / "key.csv").read_text()
+    generated = sorted((out / "generated").rglob("*.wav"))
+    stamps = [p.stat().st_mtime_ns for p in generated]
+    base = out.parent / "baseline"
+    export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=2", "targets=1",
+                          f"+systems.baseline={base}"))
+    assert (out / "key.csv").read_text() == before
+    assert [p.stat().st_mtime_ns for p in generated] == stamps  # generated audio reused, not redone
+
+
+def audio_states(page: Path, tmp_path: Path) -> list[tuple[str, int, int]]:
+    """Open a copy of ``page`` in headless Chromium with a probe that waits for every audio
+    element to load (or fail) and writes src, readyState and error code into the DOM."""
+    probe = """<script>
+function report() {
+  var lines = Array.from(document.querySelectorAll('audio')).map(function (a) {
+    return a.getAttribute('src') + ' ' + a.readyState + ' ' + (a.error ? a.error.code : 0); });
+  var pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = lines.join('\\n');
+  document.body.appendChild(pre);
+}
+function poll(n) {
+  var all = Array.from(document.querySelectorAll('audio'));
+  if (n <= 0 || all.every(function (a) { return a.readyState >= 2 || a.error; })) { report(); return; }
+  setTimeout(function () { poll(n - 1); }, 100);
+}
+window.addEventListener('load', function () { poll(100); });
+</script>"""
+    copy = page.with_name("probe_index.html")
+    copy.write_text(page.read_text().replace("</body>", probe + "</body>"))
+    r = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}",
+                        "--virtual-time-budget=20000", "--dump-dom", copy.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    dom = r.stdout
+    assert '<pre id="probe">' in dom, r.stderr[-2000:]
+    text = dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0]
+    return [(s, int(state), int(err)) for s, state, err in (line.rsplit(" ", 2) for line in text.splitlines())]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium): "
+                                                  "apt-get install chromium")
+def test_html_page_loads_every_audio_element_in_chromium(exports, tmp_path):
+    folder = tmp_path / "mushra"
+    shutil.copytree(exports["mushra"], folder, ignore=shutil.ignore_patterns("generated"))
+    rows = key_rows(folder)
+    html = (folder / "index.html").read_text()
+    assert "not blinded" in html or "names the systems" in html
+    states = audio_states(folder / "index.html", tmp_path)
+    shown = {r["file"] for r in rows if r["role"] != "hidden_reference"}
+    assert {s for s, _, _ in states} == shown and len(states) == len(shown)
+    assert all(state >= 2 and err == 0 for _, state, err in states), states
+    # the probe is able to fail: a missing file shows up as an error
+    (folder / rows[0]["file"]).unlink()
+    states = dict((s, (state, err)) for s, state, err in audio_states(folder / "index.html", tmp_path))
+    assert states[rows[0]["file"]][1] != 0 and states[rows[0]["file"]][0] < 2
+
+
+def test_short_empty_and_missing_inputs_are_handled(tiny_trained, tmp_path):
+    utts = read_manifest(tiny_trained / "data")
+    data, base = tmp_path / "data", tmp_path / "baseline"
+    base.mkdir()
+    (data / "audio").mkdir(parents=True)
+    lengths = {"long": 8000, "short": 4000, "tiny": 800}  # 0.5 s, 0.25 s (< one gating block), 0.05 s
+    manifest = []
+    for (name, n), u in zip(lengths.items(), utts):
+        x = sf.read(u.path, dtype="float32")[0][:n]
+        sf.write(data / "audio" / f"{name}.wav", x, 16000)
+        manifest.append(Utterance(name, str(data / "audio" / f"{name}.wav"), u.speaker, n, 16000, "test"))
+    (data / "audio" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    manifest.append(Utterance("broken", str(data / "audio" / "broken.wav"), utts[3].speaker, 100, 16000, "test"))
+    write_manifest(data, manifest)
+    sf.write(base / "long.wav", sf.read(data / "audio" / "long.wav")[0][:10], 16000)  # 10 samples: padded
+    sf.write(base / "tiny.wav", np.zeros((0,), np.float32), 16000)  # an empty file
+    # (no baseline file for "short")
+    out = tmp_path / "out"
+    export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=4", f"data={data}",
+                          f"systems={{baseline:{base}}}"))
+    rows = key_rows(out)
+    assert {r["utterance"] for r in rows} == {"long", "short"}
+    assert {r["system"] for r in rows if r["utterance"] == "long"} >= {"baseline", "reconstruction"}
+    assert "baseline" not in {r["system"] for r in rows if r["utterance"] == "short"}
+    skipped = (out / "skipped.tsv").read_text()
+    assert "broken.wav" in skipped and "too short" in skipped and "no file for utterance short" in skipped
+    summary = json.loads((out / "export.json").read_text())
+    assert any("padded with" in n for n in summary["notes"])
+    # the 10-sample baseline, padded, is below the -70 LUFS gate: reported, left at its level
+    quiet = {n.split(":")[0] for n in summary["notes"] if "not measurable" in n}
+    assert quiet == {r["file"] for r in rows if r["system"] == "baseline"}
+    meter = pyloudnorm.Meter(16000)
+    for r in rows:
+        x, _ = sf.read(out / r["file"])
+        assert 20 * np.log10(np.abs(x).max()) <= CEILING_DB + 0.01
+        gain = summary["trial_gain_db"].get(r["trial"], 0.0)  # a trial turned down so that nothing clips
+        if r["file"] in quiet:
+            continue
+        if len(x) >= GATE_SECONDS * 16000:
+            assert abs(meter.integrated_loudness(x) - (TARGET_LUFS + gain)) <= LU_TOLERANCE, r
+        else:  # shorter than a gating block: measured tiled to one (audio.loudness), normalised the same
+            assert r["utterance"] == "short"
+            assert abs(audio.loudness(x, 16000) - (TARGET_LUFS + gain)) <= LU_TOLERANCE, r
+    assert check_config(yaml.safe_load((out / "webmushra.yaml").read_text()), out,
+                        f"configs/resources/audio/{out.name}") == []
+
+
+def test_config_errors_are_one_line_and_name_the_key(tiny_trained, tmp_path):
+    cases = [
+        (["kind=nope"], "kind='nope'"),
+        (["kind=mos", "loudness=loud"], "loudness='loud'"),
+        (["kind=mos", "num_utterances=0"], "num_utterances=0"),
+        (["kind=mos", f"+systems.base={tmp_path / 'missing'}"], "systems.base="),
+        (["kind=mos", f"+systems.reference={tmp_path}"], "systems.reference"),
+        (["kind=mos", "targets=[nobody]"], "targets=nobody: unknown speaker"),
+        (["kind=mushra", "targets=all"] + [f"+systems.s{i}={tmp_path}" for i in range(7)], "strict=true"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as e:
+            export(compose_export(tiny_trained, tmp_path / "out", *overrides))
+        assert "\n" not in str(e.value)
+    assert not (tmp_path / "out" / "stimuli").exists()  # refused before writing anything
+
+
+def test_group_trials_leaves_hidden_references_to_the_tools(exports):
+    rows = read_key(exports["mushra"])
+    grouped = group_trials(rows)
+    assert all(r.role != "hidden_reference" for t in grouped.values() for r in t)
+    assert sum(len(t) for t in grouped.values()) == len(rows) - len(grouped)
+
+
+# Answers a scripted listener gives, by system: MUSHRA / MOS scores, and the ABX and AB choices.
+SCRIPTED = {"reference": 100, "anchor70": 60, "anchor35": 20, "reconstruction": 50, "conversion": 40, "baseline": 30}
+
+
+def scripted_answers(kind, config, key):
+    """A webMUSHRA-format result CSV for ``config``'s pages, as the service would write it."""
+    system = {r["stimulus"]: r["system"] for r in key}
+    pages = config["pages"][1][1:]
+    if kind == "mushra":
+        lines = ["session_test_id,email,session_uuid,trial_id,rating_stimulus,rating_score,rating_time,rating_comment"]
+        for p in pages:
+            for name in ["reference", *p["stimuli"]]:
+                score = SCRIPTED["reference" if name == "reference" else system[name]]
+                lines.append(f"x,a@b.c,uuid-1,{p['id']},{name},{score},100,")
+    elif kind == "mos":
+        lines = ["session_test_id,name,trial_id,stimuli_rating,stimuli,rating_time"]
+        lines += [f"x,ann,{p['id']}, {SCRIPTED[system[s]] // 20} ,{s},100" for p in pages for s in p["stimuli"]]
+    elif kind == "abx":
+        lines = ["session_test_id,name,trial_id,choice_reference,choice_non_reference,choice_answer,choice_time"]
+        lines += [f"x,ann,{p['id']},reference,{s},{'correct' if system[s] == 'conversion' else 'incorrect'},100"
+                  for p in pages for s in p["stimuli"]]
+    else:  # ab: the stimulus with the higher scripted score wins
+        lines = ["trial_id,choice_answer"]
+        lines += [f"{p['id']},{max(p['stimuli'], key=lambda s: SCRIPTED[system[s]])}" for p in pages]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_results_of_an_exported_test_come_back_per_system(exports, kind, tmp_path):
+    out = exports[kind]
+    config = yaml.safe_load((out / "webmushra.yaml").read_text())
+    csv_path = tmp_path / f"{kind}.csv"
+    csv_path.write_text(scripted_answers(kind, config, key_rows(out)))
+    results(compose("listening_results", [f"results={csv_path}", f"key={out / 'key.csv'}", f"out={tmp_path / 'r'}"],
+                    package=INFERENCE))
+    report = json.loads((tmp_path / "r" / "results.json").read_text())
+    got = {s["system"]: s["estimate"] for s in report["systems"]}
+    assert report["kind"] == kind
+    if kind == "mushra":
+        assert got == {s: float(v) for s, v in SCRIPTED.items()} and not report["listeners"]["excluded"]
+    elif kind == "mos":
+        assert got == {s: float(SCRIPTED[s] // 20) for s in ("reference", "reconstruction", "conversion", "baseline")}
+    elif kind == "abx":
+        assert got == {"reconstruction": 0.0, "conversion": 1.0, "baseline": 0.0}
+    else:  # reference beats all 3 others, reconstruction 2, conversion 1, baseline none
+        assert got == {"reference": 1.0, "reconstruction": 2 / 3, "conversion": 1 / 3, "baseline": 0.0}
