@@ -11,6 +11,17 @@ from pathlib import Path
 from typing import Iterator
 
 
+DEFAULT_FILE_MODE = 0o666
+
+
+def _umask() -> int:
+    """The process's umask, read at each write (it can change). Reading it means setting it for
+    an instant; nothing in this package creates files from a second thread meanwhile."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path in ``path``'s folder; on success it is renamed to ``path``, on
@@ -21,6 +32,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates 0600; give the file the mode a plain open() would (0666 less the umask)
+        # so outputs stay readable by others, e.g. a web server playing listening-test stimuli
+        os.chmod(tmp, DEFAULT_FILE_MODE & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

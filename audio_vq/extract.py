@@ -162,8 +162,8 @@ def _up_to_date(output: Path, cfg: DictConfig, fingerprint: dict) -> bool:
         meta = read_meta(m)
     except UnitFormatError:
         return False
-    return meta.extra.get("fingerprint") == fingerprint and meta.deduplicated == (
-        FIXED_DEDUP.get(cfg.format, cfg.deduplicate))
+    return (meta.extra.get("fingerprint") == fingerprint and meta.format == cfg.format
+            and meta.deduplicated == cfg.deduplicate)
 
 
 def _claim_parts(parts: Path, fingerprint: dict) -> None:

@@ -49,19 +49,11 @@ from audio_vq.corpora.synthetic import generate
 from audio_vq.models.vqvae import VQVAE
 from audio_vq.units import UnitExtractor
 
+from machine import busy_seconds  # benchmarks/machine.py
+
 FULL = {"batch": 16, "seconds": 4.0, "repeats": 7, "matmul_sizes": [1024, 2048, 4096]}
 QUICK = {"batch": 8, "seconds": 1.0, "repeats": 3, "matmul_sizes": [1024, 2048]}
 NUM_SPEAKERS = 1  # the presets' decoders are speaker-conditioned; extraction never uses the table
-
-
-def busy_seconds() -> float | None:
-    """CPU seconds all processes on the machine have spent busy so far (Linux /proc/stat)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def speech(batch: int, seconds: float, sample_rate: int) -> list[np.ndarray]:

@@ -40,19 +40,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import busy_seconds  # benchmarks/machine.py
+
 SAMPLE_RATE = 16_000
 CORPUS_SECONDS = 600.0  # the embedded default corpus: 10 minutes
 WARMUP_STEPS = 2
-
-
-def busy_seconds() -> float | None:
-    """CPU seconds all processes on the machine have spent busy so far (Linux /proc/stat)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -142,3 +142,14 @@ def test_load_segment_equals_slice_and_reports_absolute_positions(tmp_path):
     sf.write(tmp_path / "b.wav", x, RATE, subtype="FLOAT")
     with pytest.raises(AudioError, match="first at sample 1234"):
         audio.load_segment(tmp_path / "b.wav", 1200, 100)
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+    from audio_vq.atomic import atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .. import audio
 from ..atomic import atomic_write_text
-from ..config import ConfigError, is_int, is_number, require
+from ..config import ConfigError, is_int, is_number, require, resolve_device
 from ..generate import Generator
 from ..inference import check_decode_options
 from ..manifest import Utterance, read_manifest, write_skipped
@@ -45,8 +45,6 @@ def evaluate(cfg: DictConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    from ..config import resolve_device
-
     extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device))
     manifest = read_manifest(cfg.data)
     utts = _select(manifest, _splits(cfg.split), cfg.max_utterances, cfg.data)
@@ -109,14 +107,7 @@ def _select(manifest: list[Utterance], splits: list[str], limit: int, data: str)
     pool = [u for u in manifest if u.split in splits]
     if len(pool) < 2:
         raise ConfigError(f"split={','.join(splits)}: {data} has {len(pool)} utterance(s) there; the report needs 2")
-    by_speaker: dict[str, list[Utterance]] = {}
-    for u in pool:
-        by_speaker.setdefault(u.speaker, []).append(u)
-    chosen, queues = [], [by_speaker[s] for s in sorted(by_speaker)]
-    while len(chosen) < min(limit, len(pool)):
-        for q in queues:
-            if q and len(chosen) < limit:
-                chosen.append(q.pop(0))
+    chosen = _spread(pool, limit)
     order = {u.id: i for i, u in enumerate(manifest)}
     return sorted(chosen, key=lambda u: order[u.id])
 
@@ -207,6 +198,7 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
 
 
 def _spread(utts: list[Utterance], n: int) -> list[Utterance]:
+    """Up to n utterances dealt round-robin over speakers (sorted), in order within a speaker."""
     by_speaker: dict[str, list[Utterance]] = {}
     for u in utts:
         by_speaker.setdefault(u.speaker, []).append(u)

@@ -74,3 +74,20 @@ def test_bad_config_names_the_key(tiny_trained, tmp_path):
         run(tiny_trained, tmp_path, "split=nope")
     with pytest.raises(ConfigError, match="max_utterances"):
         run(tiny_trained, tmp_path, "max_utterances=1")
+
+
+def test_parallel_texts_give_mcd_after_dtw(tiny_trained, tmp_path):
+    from audio_vq.manifest import read_manifest, write_manifest
+    utts = read_manifest(tiny_trained / "data")
+    for u in utts:
+        u.text = "the same sentence"  # every speaker "reads" every text: each conversion has a target recording
+    write_manifest(tmp_path / "data" / "manifest.jsonl", utts, relative=False)
+    cfg = compose("evaluate", [f"model={tiny_trained / 'run' / 'model'}", f"data={tmp_path / 'data'}",
+                               f"out={tmp_path / 'out'}", "split=[train,valid,test]", "max_utterances=4",
+                               "reconstruct_utterances=2", "excerpt_seconds=0.2", "mfcc_kmeans=false"],
+                  package=INFERENCE)
+    report.evaluate(cfg)
+    par = json.loads((tmp_path / "out" / "report.json").read_text())["conversion"]["parallel"]
+    assert par["pairs"] == 2
+    assert par["mcd_conversion_vs_target"] > 0 and par["mcd_source_vs_target"] > 0
+    assert "MCD-DTW conversion vs target" in (tmp_path / "out" / "report.md").read_text()
