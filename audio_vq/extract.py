@@ -85,6 +85,8 @@ def extract(cfg: DictConfig) -> int:
     sources = read_sources(cfg.input)
     if cfg.split is not None:
         sources = _split(cfg, sources)
+        if not sources:
+            raise ConfigError(f"split={cfg.split}: input={cfg.input} has no utterances in this split")
     output = Path(cfg.output).expanduser()
     extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds)
     parts = _parts_dir(output, cfg.format)
