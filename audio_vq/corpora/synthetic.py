@@ -143,7 +143,7 @@ PARAMETER_DECIMALS = 4  # speaker parameters are rounded, so corpus.json holds t
 
 # Independent random streams; an utterance's are keyed by (seed, stream, speaker, utterance), so
 # any utterance can be made alone, in any order, in any process.
-_SPEAKER_STREAM, _DURATION_STREAM, _SCORE_STREAM, _SOUND_STREAM = range(4)
+_SPEAKER_STREAM, _DURATION_STREAM, _SCORE_STREAM, _SOUND_STREAM, _SENTENCE_STREAM = range(5)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -225,6 +225,43 @@ def _score(rng: np.random.Generator, speaker: Speaker, num_samples: int, sr: int
     return list(zip([p for p, _ in timed] + [SILENCE], lengths))
 
 
+def _mean_seconds(phone: str) -> float:
+    return sum(PHONES[phone].duration) / 2
+
+
+def _sentence(seed: int, k: int, min_seconds: float, max_seconds: float) -> list[tuple[bool, list[str]]]:
+    """Shared sentence k: (pause before, phones) per word, sized so that it is read, at an
+    average rate, in a length drawn from [min_seconds, max_seconds]. Every speaker reading it
+    says the same phones with the same pauses: parallel data, with their own timing and voice."""
+    rng = _rng(seed, _SENTENCE_STREAM, k)
+    target = rng.uniform(min_seconds, max_seconds) - sum(EDGE_SILENCE)  # the edges' mean total
+    words: list[tuple[bool, list[str]]] = []
+    used = 0.0
+    while True:
+        word = _word(rng, bool(words) and words[-1][1][-1] in VOWELS, bare_vowel=False)
+        pause = bool(words) and rng.random() < PAUSE_PROBABILITY
+        length = sum(map(_mean_seconds, word)) + (_mean_seconds(SILENCE) if pause else 0.0)
+        if words and used + length > target:
+            return words
+        words.append((pause, word))
+        used += length
+
+
+def _sentence_score(rng: np.random.Generator, speaker: Speaker, words: list[tuple[bool, list[str]]],
+                    sr: int) -> list[tuple[str, int]]:
+    """One speaker's reading of a sentence: phones with their lengths in samples."""
+    def seconds(p: str) -> float:
+        return float(rng.uniform(*PHONES[p].duration)) * speaker.rate
+
+    start, end = (float(rng.uniform(*EDGE_SILENCE)) for _ in range(2))
+    timed = [(SILENCE, start)]
+    for pause, word in words:
+        timed += ([(SILENCE, seconds(SILENCE))] if pause else []) + [(ph, seconds(ph)) for ph in word]
+    timed.append((SILENCE, end))
+    bounds = np.round(np.cumsum([d for _, d in timed]) * sr).astype(int).tolist()
+    return list(zip([ph for ph, _ in timed], np.diff([0, *bounds]).tolist()))
+
+
 # --- the corpus on disk -----------------------------------------------------------------------
 def _option(key: str, value, integer: bool, low: float, strict: bool = False, low_name: str = ""):
     """``value`` as int or float if it is a finite number >= ``low`` (> if ``strict``), else a
@@ -238,7 +275,7 @@ def _option(key: str, value, integer: bool, low: float, strict: bool = False, lo
     raise CorpusError(f"{CORPUS}: {key} must be {kind} {bound}, got {value!r}")
 
 
-def _parameters(num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds) -> dict:
+def _parameters(num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds, sentences=0) -> dict:
     """The options that decide the audio, validated and normalised: what corpus.json records."""
     params = {
         "num_speakers": _option("num_speakers", num_speakers, True, 1),
@@ -249,6 +286,8 @@ def _parameters(num_speakers, minutes, seed, sample_rate, min_seconds, max_secon
     }
     params["max_seconds"] = _option("max_seconds", max_seconds, False, params["min_seconds"],
                                     low_name="min_seconds")
+    if _option("sentences", sentences, True, 0):  # recorded only when used: older corpora stay valid
+        params["sentences"] = int(sentences)
     return params
 
 
@@ -269,6 +308,30 @@ def _plan(params: dict) -> list[list[float]]:
             total += d
         plan.append(durations)
     return plan
+
+
+def _scores(params: dict, speakers: list[Speaker]) -> Iterator[tuple[int, int, list[tuple[str, int]]]]:
+    """(speaker index, utterance index, score) of every utterance. Free reading: lengths from
+    :func:`_plan`, words drawn per utterance. With ``sentences``: utterance u of every speaker
+    reads shared sentence u mod sentences, each speaker reading until its share of the minutes
+    is used (an utterance is kept if at least half of it fits)."""
+    seed, sr = params["seed"], params["sample_rate"]
+    if not params.get("sentences"):
+        for s, (speaker, durations) in enumerate(zip(speakers, _plan(params))):
+            for u, seconds in enumerate(durations):
+                yield s, u, _score(_rng(seed, _SCORE_STREAM, s, u), speaker, round(seconds * sr), sr)
+        return
+    budget = params["minutes"] * 60.0 / params["num_speakers"]
+    texts = [_sentence(seed, k, params["min_seconds"], params["max_seconds"]) for k in range(params["sentences"])]
+    for s, speaker in enumerate(speakers):
+        total, u = 0.0, 0
+        while True:
+            score = _sentence_score(_rng(seed, _SCORE_STREAM, s, u), speaker, texts[u % len(texts)], sr)
+            seconds = sum(n for _, n in score) / sr
+            if u and total + seconds / 2 > budget:
+                break
+            yield s, u, score
+            total, u = total + seconds, u + 1
 
 
 def _lab_text(score: list[tuple[str, int]], sr: int) -> str:
@@ -316,15 +379,16 @@ def _claim(root: Path, params: dict) -> None:
 
 def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10.0, seed: int = 0,
              sample_rate: int = 16000, min_seconds: float = 1.5, max_seconds: float = 4.0,
-             num_workers: int = 1) -> Path:
+             num_workers: int = 1, sentences: int = 0) -> Path:
     """Generate the corpus into ``root`` (see the module docstring) and return it, absolute.
 
     Does nothing if ``root`` holds a finished corpus with these options; resumes an unfinished
     one (utterances whose wav and lab exist are kept: they are deterministic); raises CorpusError
     if ``root`` holds a corpus made with other options, or other files. ``num_workers`` > 1
-    renders in a process pool; the files are the same either way.
+    renders in a process pool; the files are the same either way. ``sentences`` > 0 makes every
+    speaker read the same ``sentences`` shared sentences in turn (parallel data; see :func:`_scores`).
     """
-    params = _parameters(num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds)
+    params = _parameters(num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds, sentences)
     num_workers = _option("num_workers", num_workers, True, 1)
     root = Path(root).expanduser().resolve()
     if root.exists() and not root.is_dir():
@@ -337,17 +401,15 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
     sr, seed = params["sample_rate"], params["seed"]
     speakers = make_speakers(params["num_speakers"], seed)
     tasks, utterances = [], []
-    for s, (speaker, durations) in enumerate(zip(speakers, _plan(params))):
-        for u, seconds in enumerate(durations):
-            num_samples = round(seconds * sr)
-            score = _score(_rng(seed, _SCORE_STREAM, s, u), speaker, num_samples, sr)
-            wav = root / speaker.name / f"{speaker.name}_{u:04d}.wav"
-            if not (wav.exists() and wav.with_suffix(".lab").exists()):
-                tasks.append((wav, score, speaker, seed, s, u, sr))
-            utterances.append({"id": wav.stem, "speaker": speaker.name, "num_samples": num_samples,
-                               "path": wav.relative_to(root).as_posix(),
-                               "alignment": wav.with_suffix(".lab").relative_to(root).as_posix(),
-                               "text": " ".join(p for p, _ in score)})
+    for s, u, score in _scores(params, speakers):
+        speaker = speakers[s]
+        wav = root / speaker.name / f"{speaker.name}_{u:04d}.wav"
+        if not (wav.exists() and wav.with_suffix(".lab").exists()):
+            tasks.append((wav, score, speaker, seed, s, u, sr))
+        utterances.append({"id": wav.stem, "speaker": speaker.name, "num_samples": sum(n for _, n in score),
+                           "path": wav.relative_to(root).as_posix(),
+                           "alignment": wav.with_suffix(".lab").relative_to(root).as_posix(),
+                           "text": " ".join(p for p, _ in score)})
     log.info("%s: rendering %d of %d utterances", root, len(tasks), len(utterances))
     if num_workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks))) as pool:
@@ -371,10 +433,10 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
 
 def scan(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10.0, seed: int = 0,
          sample_rate: int = 16000, min_seconds: float = 1.5, max_seconds: float = 4.0,
-         num_workers: int = 1) -> Iterator[Utterance]:
+         num_workers: int = 1, sentences: int = 0) -> Iterator[Utterance]:
     """Utterances of the corpus at ``root`` (generated first if needed, see :func:`generate`),
     sorted by id; ``text`` is the phone sequence, ``alignment`` the absolute .lab path."""
-    root = generate(root, num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds, num_workers)
+    root = generate(root, num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds, num_workers, sentences)
     record = json.loads((root / CORPUS_FILE).read_text(encoding="utf-8"))
     return iter([Utterance(id=u["id"], path=str(root / u["path"]), speaker=u["speaker"], text=u["text"],
                            alignment=str(root / u["alignment"]))

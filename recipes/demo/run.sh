@@ -4,7 +4,8 @@
 #   bash recipes/demo/run.sh [--stage N|name] [--stop-stage N|name] [--exp DIR] [key=value ...]
 #
 # --exp   where everything goes (default exp/demo): synthetic/ (the generated corpus), data/ (manifest)
-# Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl),
+# Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl; every
+#         speaker reads the same 30 sentences, so conversions have parallel references),
 #         1 train (model=small, train=demo: a 10-minute budget, train.max_minutes) -> $exp/train/model.
 #         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
 #         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
@@ -15,7 +16,8 @@ source "$(dirname "$0")/../stages.sh"
 exp=${exp:-exp/demo}
 
 if run_stage 0; then
-  audio-vq prepare corpus=synthetic root="$exp/synthetic" out="$exp/data" ${prepare_args[@]+"${prepare_args[@]}"}
+  audio-vq prepare corpus=synthetic corpus.sentences=30 root="$exp/synthetic" out="$exp/data" \
+    ${prepare_args[@]+"${prepare_args[@]}"}
 fi
 
 if run_stage 1; then

@@ -279,3 +279,25 @@ def test_speakers_are_distinguishable_and_pitched_as_configured(speech):
     assert spearmanr(configured, measured)[0] > 0.9
     assert np.all(np.abs(measured / configured - 1) < 0.15), (configured, measured)
     assert measured.max() / measured.min() > 1.7
+
+
+def test_shared_sentences_give_parallel_readings(tmp_path):
+    import collections
+    from audio_vq.corpora.synthetic import generate
+    root = generate(tmp_path / "c", num_speakers=3, minutes=0.6, sentences=4)
+    record = json.loads((root / "corpus.json").read_text())
+    assert record["parameters"]["sentences"] == 4
+    texts = collections.defaultdict(set)
+    lengths = collections.defaultdict(set)
+    for u in record["utterances"]:
+        k = int(u["id"].split("_")[1]) % 4
+        texts[k].add(u["text"])
+        lengths[k].add(u["num_samples"])
+        lab = (root / u["alignment"]).read_text().split()
+        assert " ".join(lab[2::3]) == u["text"]  # the alignment spells the shared text
+    assert all(len(t) == 1 for t in texts.values())  # every speaker reads sentence k the same
+    assert any(len(n) > 1 for n in lengths.values())  # ... with its own timing
+    assert len({u["speaker"] for u in record["utterances"]}) == 3
+    assert abs(record["total_seconds"] - 36) < 8  # the minutes budget still holds
+    free = generate(tmp_path / "free", num_speakers=2, minutes=0.2)
+    assert "sentences" not in json.loads((free / "corpus.json").read_text())["parameters"]
