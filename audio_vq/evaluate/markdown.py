@@ -80,6 +80,13 @@ def render(r: dict) -> str:
             ["conversions classified as their target speaker", cv["classified_as_target"], cv["probe_chance"]],
             ["conversions classified as their source speaker", cv["classified_as_source"], cv["probe_chance"]],
             ["speaker from code histograms (lower: fewer speaker cues in the units)", cp["accuracy"], cp["chance"]]])
+        su = cv.get("decoder_speaker_use")
+        if su:
+            out += [f"Does the decoder use the speaker? Teacher-forced loss with the own speaker "
+                    f"{su['own_loss']:.3f} vs other speakers {su['other_loss']:.3f} nats/sample (gain "
+                    f"{su['gain_nats']:.4f}); the own speaker gives the lowest loss for "
+                    f"{100 * su['own_is_best']:.0f}% of {su['utterances']} excerpts (chance "
+                    f"{100 * su['chance']:.0f}%). A gain near 0 means conversion cannot change the voice.", ""]
         par = cv.get("parallel")
         if par:
             out += _table(["parallel pairs", "MCD-DTW conversion vs target (dB)", "MCD-DTW source vs target (dB)"],

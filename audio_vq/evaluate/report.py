@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 PROBE_UTTERANCES_PER_SPEAKER = 12  # real training utterances per speaker the speaker-ID probe is fit on
 SPECTROGRAM_ROWS = 3
+MAX_OTHER_SPEAKERS = 7  # speakers each excerpt is also decoded with (teacher-forced) for speaker use
 
 
 def evaluate(cfg: DictConfig) -> int:
@@ -194,7 +195,31 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     reconstructed = ([generated[f"{u.id}_reconstruction"] for u in chosen], [u.speaker for u in chosen])
     conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
                                parallel, sr, cfg.seed)
+    conv["decoder_speaker_use"] = _speaker_use(extractor, chosen, excerpt, excerpt_codes, names)
     return recon, conv
+
+
+@torch.no_grad()
+def _speaker_use(extractor: UnitExtractor, chosen, excerpt, excerpt_codes, names: list[str]) -> dict:
+    """Teacher-forced loss of each excerpt with its own speaker and up to MAX_OTHER_SPEAKERS
+    others (the next ones in table order): does the decoder listen to the speaker at all?"""
+    model = extractor.model
+    device = next(model.parameters()).device
+    others_n = min(MAX_OTHER_SPEAKERS, len(names) - 1)
+    own, others = [], []
+    for u in chosen:
+        frames = len(excerpt_codes[u.id])
+        x = np.zeros(frames * extractor.hop, np.float32)
+        x[:len(excerpt[u.id])] = excerpt[u.id]
+        x = torch.from_numpy(x)[None].to(device)
+        latents = model.latents(torch.from_numpy(excerpt_codes[u.id])[None].to(device))
+        i = names.index(u.speaker)
+        rows = [names[(i + k) % len(names)] for k in range(others_n + 1)]
+        losses = [float(model.decoder.loss(model.decoder_logits(x, latents, torch.tensor(
+            [model.speaker_index[r]], device=device)), x, None)) for r in rows]
+        own.append(losses[0])
+        others.append(losses[1:])
+    return sections.speaker_use(own, others)
 
 
 def _spread(utts: list[Utterance], n: int) -> list[Utterance]:

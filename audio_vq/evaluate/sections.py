@@ -99,6 +99,18 @@ def reconstruction(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], sample_r
     return {"utterances": len(per), "mean": mean, "per_utterance": per}
 
 
+def speaker_use(own: Sequence[float], others: Sequence[Sequence[float]]) -> dict:
+    """How much the decoder uses its speaker input: teacher-forced reconstruction loss (nats per
+    sample) of each utterance with its own speaker's embedding and with other speakers'. A
+    decoder that ignores the speaker scores the same with any (gain ~0, own best ~ 1/speakers)."""
+    gains = [float(np.mean(o)) - w for w, o in zip(own, others)]
+    return {"utterances": len(own), "own_loss": float(np.mean(own)),
+            "other_loss": float(np.mean([np.mean(o) for o in others])),
+            "gain_nats": float(np.mean(gains)),
+            "own_is_best": float(np.mean([w < min(o) for w, o in zip(own, others)])),
+            "chance": 1 / (1 + len(others[0])) if others else None}
+
+
 def conversion(probe_train: tuple[list[np.ndarray], list[str]], real_eval: tuple[list[np.ndarray], list[str]],
                reconstructed: tuple[list[np.ndarray], list[str]], converted: Sequence[tuple[np.ndarray, str, str]], histograms: np.ndarray, hist_speakers: list[str],
                parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sample_rate: int, seed: int) -> dict:

@@ -66,7 +66,10 @@ def test_conversion_probes(evaluated):
     cv = r["conversion"]
     assert cv["conversions"] == 2 and cv["probe_speakers"] == 4 and cv["probe_chance"] == 0.25
     assert 0 <= cv["classified_as_target"] <= 1 and cv["code_probe"]["chance"] > 0
-    assert cv["parallel"] is None  # the synthetic corpus has no repeated texts
+    assert cv["parallel"] is None  # this synthetic corpus has no repeated texts
+    use = cv["decoder_speaker_use"]
+    assert use["utterances"] == 2 and use["chance"] == 0.25  # own + 3 other speakers
+    assert use["gain_nats"] == pytest.approx(use["other_loss"] - use["own_loss"])
 
 
 def test_bad_config_names_the_key(tiny_trained, tmp_path):
