@@ -50,10 +50,15 @@ class StridedConv(nn.Module):
         if kernel_size < stride:
             raise ValueError(f"kernel_size {kernel_size} < stride {stride} would skip input samples")
         self.pad = ((kernel_size - stride) // 2, kernel_size - stride - (kernel_size - stride) // 2)
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride)
+        symmetric = self.pad[0] == self.pad[1]
+        # symmetric padding happens inside the convolution: no padded copy of the input (the
+        # copy was a fifth of the encoder's time at inference); odd cases pad explicitly
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=self.pad[0] if symmetric else 0)
+        self.explicit_pad = None if symmetric else self.pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.pad))
+        return self.conv(x if self.explicit_pad is None else F.pad(x, self.explicit_pad))
 
 
 class Encoder(nn.Module):
@@ -115,16 +120,35 @@ class Encoder(nn.Module):
             lengths = torch.full((audio.size(0),), audio.size(-1), device=audio.device)
         pad = self.num_frames(audio.size(-1)) * self.hop - audio.size(-1)
         h = F.pad(audio, (0, pad)) * _valid(lengths, audio.size(-1) + pad)
+        # Without autograd the layers' own outputs are updated in place (ReLU, zeroed tails):
+        # no extra full-size tensors. With autograd, the out-of-place mask keeps backward simple.
+        inplace = not torch.is_grad_enabled()
+        mask = _zero_tails_ if inplace else _masked
+        rows = lengths.tolist() if inplace else lengths  # one device sync, not one per layer
         scale = 1
         for i, conv in enumerate(self.strided):
             scale *= self.strides[i]
             h = conv(h)
             if i < len(self.strided) - 1:  # the last ReLU is the residual blocks' / projection's
-                h = F.relu(h)
-            h = h * _valid(-(-lengths // scale), h.size(-1))
+                h = F.relu(h, inplace=inplace)
+            h = mask(h, rows, scale)
         for block in self.residual:
-            h = block(h) * _valid(-(-lengths // scale), h.size(-1))
-        return self.proj(F.relu(h))
+            h = mask(block(h), rows, scale)
+        return self.proj(F.relu(h, inplace=inplace))
+
+
+def _masked(h: torch.Tensor, lengths: torch.Tensor, scale: int) -> torch.Tensor:
+    """h (B, C, T) with frames at or past ceil(lengths[b] / scale) zeroed (a new tensor)."""
+    return h * _valid(-(-lengths // scale), h.size(-1))
+
+
+def _zero_tails_(h: torch.Tensor, lengths: list[int], scale: int) -> torch.Tensor:
+    """The same in place, touching only each row's padded tail."""
+    for row, n in enumerate(lengths):
+        valid = -(-n // scale)
+        if valid < h.size(-1):
+            h[row, :, valid:] = 0
+    return h
 
 
 def _valid(lengths: torch.Tensor, size: int) -> torch.Tensor:

@@ -62,3 +62,18 @@ def test_an_utterance_encodes_the_same_alone_and_padded_in_a_batch():
     torch.testing.assert_close(both[1:], enc(long), rtol=1e-5, atol=1e-5)
     # without lengths the padding would leak into the last frames
     assert not torch.allclose(enc(batch)[:1, :, :alone.size(-1)], alone, atol=1e-3)
+
+
+@pytest.mark.parametrize("strides", [[2, 2, 2], [3, 5]])  # even and odd strides (explicit padding)
+def test_inference_path_equals_the_autograd_path(strides):
+    """Without autograd the encoder masks and rectifies in place; the values must not change."""
+    torch.manual_seed(0)
+    enc = Encoder(dim=8, channels=16, strides=strides, residual_layers=1)
+    audio = torch.randn(3, 1000)
+    before = audio.clone()
+    lengths = torch.tensor([1000, 517, 31])
+    with_grad = enc(audio, lengths)
+    with torch.no_grad():
+        without = enc(audio, lengths)
+    assert torch.allclose(with_grad, without, atol=1e-6)
+    assert torch.equal(audio, before)  # the caller's input is never changed in place
