@@ -18,7 +18,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
 
 from .atomic import atomic_write_text
 
@@ -200,6 +202,26 @@ def write_skipped(folder: str | os.PathLike, skipped: Iterable[tuple[str, str]])
     not use (whitespace in reasons collapsed, so every row stays one line of two fields)."""
     rows = ["path\treason\n"] + [f"{p}\t{' '.join(str(r).split())}\n" for p, r in skipped]
     return atomic_write_text(Path(folder) / SKIPPED_NAME, "".join(rows))
+
+
+def spread_over_speakers(utterances: Sequence[Utterance], n: int,
+                         rng: np.random.Generator | None = None) -> list[Utterance]:
+    """Up to ``n`` utterances dealt round robin over the speakers in sorted order, so a cap keeps
+    every speaker. Within a speaker: the given order, or a permutation drawn from ``rng`` (one
+    per speaker, in sorted speaker order, so a seed gives the same choice)."""
+    by_speaker: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        by_speaker.setdefault(u.speaker, []).append(u)
+    queues = []
+    for speaker in sorted(by_speaker):
+        us = by_speaker[speaker]
+        queues.append([us[i] for i in rng.permutation(len(us))] if rng is not None else list(us))
+    chosen: list[Utterance] = []
+    while len(chosen) < n and any(queues):
+        for q in queues:
+            if q and len(chosen) < n:
+                chosen.append(q.pop(0))
+    return chosen
 
 
 def iter_split(utterances: Iterable[Utterance], split: str | None) -> Iterator[Utterance]:

@@ -196,3 +196,14 @@ def test_iter_split(tmp_path):
     assert len(list(iter_split(utts, None))) == 3
     with pytest.raises(ValueError, match="'dev'"):
         iter_split(utts, "dev")
+
+
+def test_spread_over_speakers_deals_round_robin():
+    import numpy as np
+    from audio_vq.manifest import Utterance, spread_over_speakers
+    utts = [Utterance(f"{s}_{i}", f"{s}_{i}.wav", s, 10, 16000, "test") for s in ("b", "a") for i in range(3)]
+    assert [u.id for u in spread_over_speakers(utts, 4)] == ["a_0", "b_0", "a_1", "b_1"]
+    assert len(spread_over_speakers(utts, 99)) == 6
+    first = [u.id for u in spread_over_speakers(utts, 6, np.random.default_rng(1))]
+    assert first == [u.id for u in spread_over_speakers(utts, 6, np.random.default_rng(1))]  # seeded
+    assert sorted(first) == sorted(u.id for u in utts) and first[0].startswith("a") and first[1].startswith("b")

@@ -25,7 +25,7 @@ from ..atomic import atomic_write_text
 from ..config import ConfigError, is_int, is_number, require, resolve_device
 from ..generate import Generator
 from ..inference import check_decode_options
-from ..manifest import Utterance, read_manifest, write_skipped
+from ..manifest import Utterance, read_manifest, spread_over_speakers, write_skipped
 from ..units import UnitExtractor
 from . import plots, sections
 from .alignments import AlignmentError, frame_labels, load_alignments
@@ -108,7 +108,7 @@ def _select(manifest: list[Utterance], splits: list[str], limit: int, data: str)
     pool = [u for u in manifest if u.split in splits]
     if len(pool) < 2:
         raise ConfigError(f"split={','.join(splits)}: {data} has {len(pool)} utterance(s) there; the report needs 2")
-    chosen = _spread(pool, limit)
+    chosen = spread_over_speakers(pool, limit)
     order = {u.id: i for i, u in enumerate(manifest)}
     return sorted(chosen, key=lambda u: order[u.id])
 
@@ -158,7 +158,7 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     """Reconstructions and conversions of excerpts (the first excerpt_seconds of each chosen
     utterance), written to out/audio/ for listening."""
     known = extractor.model.speaker_index
-    chosen = _spread([u for u in utts if u.speaker in known], cfg.reconstruct_utterances)
+    chosen = spread_over_speakers([u for u in utts if u.speaker in known], cfg.reconstruct_utterances)
     if not chosen:
         return None, None
     sr, hop = extractor.sample_rate, extractor.hop
@@ -220,19 +220,6 @@ def _speaker_use(extractor: UnitExtractor, chosen, excerpt, excerpt_codes, names
         own.append(losses[0])
         others.append(losses[1:])
     return sections.speaker_use(own, others)
-
-
-def _spread(utts: list[Utterance], n: int) -> list[Utterance]:
-    """Up to n utterances dealt round-robin over speakers (sorted), in order within a speaker."""
-    by_speaker: dict[str, list[Utterance]] = {}
-    for u in utts:
-        by_speaker.setdefault(u.speaker, []).append(u)
-    out, queues = [], [by_speaker[s] for s in sorted(by_speaker)]
-    while len(out) < min(n, len(utts)):
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-    return out
 
 
 def _probe_training_audio(manifest, exclude: set[str], known: dict, sr: int):

@@ -6,14 +6,13 @@ command picks the same stimuli on any machine.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from ..config import ConfigError
-from ..manifest import Utterance
+from ..manifest import Utterance, spread_over_speakers
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +75,7 @@ def usable_utterances(utterances: Sequence[Utterance], split: str,
 def choose_utterances(utterances: Sequence[Utterance], n: int, seed: int) -> list[Utterance]:
     """``n`` utterances spread over speakers: speakers in sorted order take turns (round robin),
     each giving its next utterance of a seeded shuffle of its ids. Fewer when fewer exist."""
-    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
-    for u in sorted(utterances, key=lambda u: u.id):
-        by_speaker[u.speaker].append(u)
-    r = rng(seed, STREAM_SELECT)
-    queues = {s: [us[i] for i in r.permutation(len(us))] for s, us in sorted(by_speaker.items())}
-    chosen: list[Utterance] = []
-    while len(chosen) < n and any(queues.values()):
-        for speaker in sorted(queues):
-            if queues[speaker] and len(chosen) < n:
-                chosen.append(queues[speaker].pop(0))
-    return chosen
+    return spread_over_speakers(sorted(utterances, key=lambda u: u.id), n, rng(seed, STREAM_SELECT))
 
 
 def parse_targets(value, default_count: int) -> TargetSpec:
