@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import soundfile as sf
-import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
@@ -26,6 +25,7 @@ from .config import ConfigError, is_int, is_number, require, resolve_device
 from .corpora.common import find_files
 from .generate import Generator
 from .manifest import MANIFEST_NAME, read_fairseq_tsv, read_manifest, resolve
+from .units import UnitExtractor
 
 PCM_SUBTYPE = "PCM_16"
 
@@ -90,8 +90,10 @@ class Decoder:
         self.generator = Generator(self.model, backend=cfg.backend, threads=cfg.threads)
         self.cfg = cfg
         self.out = Path(cfg.out).expanduser()
-        self.sample_rate = self.model.config["data"]["sample_rate"] if self.model.config else audio.SAMPLE_RATE
+        self.sample_rate = self.model.sample_rate
         self.frame_rate = self.sample_rate / self.model.hop
+        # encoding is extraction's: masked padding, long inputs in receptive-field-overlapped windows
+        self.extractor = UnitExtractor(self.model, chunk_seconds=cfg.chunk_seconds)
 
     def speaker_index(self, name: str, key: str) -> int:
         """The table index of speaker ``name``; ConfigError listing the valid names otherwise."""
@@ -104,20 +106,12 @@ class Decoder:
     @property
     def codebook(self) -> np.ndarray:
         """(K, D) float32: row k is the latent the decoder sees for code k."""
-        codes = torch.arange(self.model.quantizer.codebook_size, device=next(self.model.parameters()).device)
-        with torch.no_grad():
-            return self.model.latents(codes[None])[0].T.float().cpu().numpy()
+        return self.model.codebook_vectors().cpu().numpy()
 
     def encode(self, source: Source) -> np.ndarray:
-        """Codes (frames,) of one utterance; the encoder sees it in chunks of chunk_seconds so
-        memory stays bounded on long files."""
-        x = audio.load(source.path, self.sample_rate)
-        hop = self.model.hop
-        chunk = max(hop, int(self.cfg.chunk_seconds * self.sample_rate) // hop * hop)
-        device = next(self.model.parameters()).device
-        codes = [self.model.encode(torch.from_numpy(x[i:i + chunk]).unsqueeze(0).to(device))[0].cpu().numpy()
-                 for i in range(0, len(x), chunk)]
-        return np.concatenate(codes)
+        """Codes (frames,) of one utterance, exactly as `audio-vq extract` gives them (long files
+        in overlapping windows of chunk_seconds, so memory stays bounded)."""
+        return self.extractor.extract(source.path).codes
 
     def write(self, jobs: Sequence[tuple[str, np.ndarray, int]], desc: str) -> None:
         """Generate ``(name, codes, speaker index)`` jobs in batches and write ``<out>/<name>.wav``.

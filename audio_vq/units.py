@@ -68,7 +68,7 @@ class UnitExtractor:
         self.model = model.eval()
         self.checksum = checksum
         self.device = next(model.parameters()).device
-        self.sample_rate = int(model.config["data"]["sample_rate"]) if model.config else audio.SAMPLE_RATE
+        self.sample_rate = model.sample_rate
         self.hop = model.hop
         self.frame_rate = self.sample_rate / self.hop
         self.codebook_size = model.quantizer.codebook_size
@@ -84,9 +84,7 @@ class UnitExtractor:
     @property
     def codebook(self) -> np.ndarray:
         """The codebook vectors the decoder sees, (K, D) float32: row k is code k's latent."""
-        codes = torch.arange(self.codebook_size, device=self.device)[None]
-        with torch.no_grad():
-            return self.model.latents(codes)[0].T.float().cpu().numpy()
+        return self.model.codebook_vectors().cpu().numpy()
 
     def num_frames(self, num_samples: int) -> int:
         return -(-int(num_samples) // self.hop)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..audio import mulaw_encode
+from ..audio import SAMPLE_RATE, mulaw_encode
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 from .wavenet import WaveNet
@@ -105,6 +105,17 @@ class VQVAE(nn.Module):
     def hop(self) -> int:
         """Samples per latent frame."""
         return self.encoder.hop
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the model works at: its run's ``data.sample_rate`` (16 kHz without a config)."""
+        return int(self.config["data"]["sample_rate"]) if self.config else SAMPLE_RATE
+
+    @torch.no_grad()
+    def codebook_vectors(self) -> Tensor:
+        """(K, D) float32: row k is the latent the decoder sees for code k."""
+        codes = torch.arange(self.quantizer.codebook_size, device=next(self.parameters()).device)
+        return self.latents(codes[None])[0].T.float()
 
     def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None) -> VQVAEOutput:
         """Teacher-forced training pass. audio (B, T) in [-1, 1]; speaker (B,) int64 indices;
