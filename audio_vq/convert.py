@@ -24,7 +24,7 @@ from .atomic import atomic_write_text
 from .config import ConfigError, require
 from .inference import Decoder, Source, read_sources
 from .manifest import write_skipped
-from .unit_formats import UnitFormatError, is_zerospeech, read_units
+from .unit_formats import UnitFormatError, read_units
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def synthesize(cfg: DictConfig) -> int:
     k = dec.model.quantizer.codebook_size
     units_path = Path(cfg.units).expanduser()
     try:
-        meta, records = read_units(units_path, codebook=dec.codebook if is_zerospeech(units_path) else None)
+        meta, records = read_units(units_path, codebook=dec.codebook)  # used by zerospeech only
         jobs = [(r.id, r.frames(), speaker) for r in records]
     except UnitFormatError as e:
         raise ConfigError(f"units={cfg.units}: {e}") from None

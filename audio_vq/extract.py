@@ -34,7 +34,7 @@ from .distributed import setup
 from .inference import Source, read_sources
 from .manifest import write_skipped
 from .unit_formats import (FIXED_DEDUP, FORMATS, Record, UnitFormatError, UnitsMeta, Writer, meta_path,
-                           read_meta, read_units, textless_stem, write_dictionary)
+                           read_meta, read_units, textless_stem, write_dictionary, write_units)
 from .units import UnitExtractor
 
 log = logging.getLogger(__name__)
@@ -301,28 +301,18 @@ def units_convert(cfg: DictConfig) -> int:
         raise ConfigError(f"input={cfg.input}: {e}") from None
     if cfg.format == "zerospeech" and codebook is None:
         raise ConfigError("format=zerospeech: writing codebook vectors needs model=<model dir>")
-    base = dict(frame_rate=None, codebook_size=None, sample_rate=None, model_checksum=None)
-    if meta_in is not None:
-        base = dict(frame_rate=meta_in.frame_rate, codebook_size=meta_in.codebook_size,
-                    sample_rate=meta_in.sample_rate, model_checksum=meta_in.model_checksum)
-    base.update(model_meta)
+    base = {k: getattr(meta_in, k, None) for k in ("frame_rate", "codebook_size", "sample_rate", "model_checksum")}
+    base.update(model_meta)  # the model's own values win
     if cfg.deduplicate is not None:
         dedup = cfg.deduplicate
     else:  # keep the input's form where the target has room for durations; never lose the timing
         dedup = bool(meta_in and meta_in.deduplicated) and cfg.format in KEEPS_DURATIONS
     meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, **base)
     output = Path(cfg.output).expanduser()
-    writer = Writer(output, meta, codebook)
     try:
-        for record in records:
-            writer.write(record)
+        write_units(output, records, meta, codebook)
     except UnitFormatError as e:
-        writer.abort()
         raise ConfigError(str(e)) from None
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     if meta.codebook_size:
         write_dictionary(output.parent, meta.codebook_size)
     print(f"wrote {meta.num_utterances} utterance(s) to {output} ({cfg.format})")

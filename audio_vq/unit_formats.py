@@ -282,13 +282,6 @@ def detect_format(path: str | os.PathLike) -> str:
     return "gslm"
 
 
-def is_zerospeech(path: str | os.PathLike) -> bool:
-    try:
-        return detect_format(path) == "zerospeech"
-    except UnitFormatError:
-        return False
-
-
 def read_units(path: str | os.PathLike, fmt: str | None = None,
                codebook: np.ndarray | None = None) -> tuple[UnitsMeta | None, Iterator[Record]]:
     """(meta or None, records in file order) of a unit file in any format (detected if None).
