@@ -208,10 +208,11 @@ def loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
 
 
 def normalize_loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
-                       target_lufs: float = DEFAULT_LOUDNESS_LUFS) -> np.ndarray:
+                       target_lufs: float = DEFAULT_LOUDNESS_LUFS, current: float | None = None) -> np.ndarray:
     """Scale audio to ``target_lufs``. Silence is returned unchanged. May exceed [-1, 1]:
-    check with :func:`peak` before writing fixed-point files."""
-    current = loudness(audio, sample_rate)
+    check with :func:`peak` before writing fixed-point files. ``current``: the audio's
+    loudness when the caller has measured it already (the measurement is the costly part)."""
+    current = loudness(audio, sample_rate) if current is None else current
     if not np.isfinite(current):
         return np.asarray(audio, dtype=np.float32)
     gain = 10.0 ** ((target_lufs - current) / 20.0)

@@ -77,7 +77,7 @@ def purity_pnmi(counts: np.ndarray) -> dict[str, float]:
     nz = p > 0
     outer = np.outer(p_phone, p_unit)
     mi = float((p[nz] * np.log2(p[nz] / outer[nz])).sum())
-    h_phone, h_unit = _entropy_bits(p_phone), _entropy_bits(p_unit)
+    h_phone, h_unit = entropy_bits(p_phone), entropy_bits(p_unit)
     return {
         "phone_purity": float(p.max(axis=0).sum()),
         "cluster_purity": float(p.max(axis=1).sum()),
@@ -89,8 +89,10 @@ def purity_pnmi(counts: np.ndarray) -> dict[str, float]:
     }
 
 
-def _entropy_bits(p: np.ndarray) -> float:
-    p = p[p > 0]
+def entropy_bits(weights: np.ndarray) -> float:
+    """Entropy in bits of the distribution proportional to ``weights`` (counts or probabilities)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    p = weights[weights > 0] / weights.sum()
     return float(-(p * np.log2(p)).sum())
 
 

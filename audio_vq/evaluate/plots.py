@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..atomic import atomic_path
+from .phonetic import entropy_bits
 
 DPI = 100
 COLUMN_WIDTH = 6.0  # inches per panel column
@@ -55,8 +56,7 @@ def usage_summary(counts: np.ndarray) -> tuple[int, int, float]:
     total = counts.sum()
     if total <= 0:
         return 0, len(counts), float("nan")
-    p = counts[counts > 0] / total
-    return used, len(counts) - used, float(np.exp(-np.sum(p * np.log(p))))
+    return used, len(counts) - used, 2.0 ** entropy_bits(counts)
 
 
 def plot_codebook_usage(counts: np.ndarray, path: str | os.PathLike, title: str = "Codebook usage",

@@ -14,15 +14,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..units import deduplicate
 from .abx import EDGE_CONTEXT, abx, abx_items
 from .audio_metrics import mcd, reconstruction_metrics
-from .phonetic import code_to_phone_accuracy, contingency, purity_pnmi, random_code_expectation
+from .phonetic import code_to_phone_accuracy, contingency, entropy_bits, purity_pnmi, random_code_expectation
 from .speaker import SpeakerProbe, code_speaker_probe
-
-
-def _entropy_bits(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
 
 
 def codebook_health(codes_by_utt: Mapping[str, np.ndarray], codebook_size: int, frame_rate: float) -> dict:
@@ -35,10 +31,9 @@ def codebook_health(codes_by_utt: Mapping[str, np.ndarray], codebook_size: int, 
     frames = np.concatenate(list(codes_by_utt.values()))
     counts = np.bincount(frames, minlength=codebook_size)
     seconds = len(frames) / frame_rate
-    runs = [c[np.r_[True, c[1:] != c[:-1]]] for c in codes_by_utt.values()]
-    dedup = np.concatenate(runs)
-    h = _entropy_bits(counts)
-    h_dedup = _entropy_bits(np.bincount(dedup, minlength=codebook_size))
+    dedup = np.concatenate([deduplicate(c)[0] for c in codes_by_utt.values()])
+    h = entropy_bits(counts)
+    h_dedup = entropy_bits(np.bincount(dedup, minlength=codebook_size))
     return {
         "frames": int(len(frames)), "seconds": seconds, "codebook_size": codebook_size,
         "frame_rate": frame_rate, "perplexity": 2.0 ** h, "entropy_bits": h,

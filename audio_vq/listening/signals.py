@@ -67,7 +67,7 @@ def normalize(x: np.ndarray, rate: int, target_lufs: float) -> tuple[np.ndarray,
     level = audio.loudness(x, rate)
     if not np.isfinite(level):
         return np.asarray(x, dtype=np.float32), False
-    return audio.normalize_loudness(x, rate, target_lufs), True
+    return audio.normalize_loudness(x, rate, target_lufs, current=level), True
 
 
 def headroom_gain(signals: list[np.ndarray], ceiling_db: float) -> float:
