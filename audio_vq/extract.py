@@ -134,14 +134,9 @@ def _check(cfg: DictConfig) -> None:
 
 
 def _split(cfg: DictConfig, sources: list[Source]) -> list[Source]:
-    from .manifest import read_manifest  # only manifests know splits
-
-    path = Path(cfg.input).expanduser()
-    manifest = path if path.suffix == ".jsonl" else path / "manifest.jsonl"
-    if not manifest.is_file():
+    if any(s.split is None for s in sources):
         raise ConfigError(f"split={cfg.split}: input={cfg.input} is not a manifest, so it has no splits")
-    keep = {u.id for u in read_manifest(manifest) if u.split == cfg.split}
-    return [s for s in sources if s.id in keep]
+    return [s for s in sources if s.split == cfg.split]
 
 
 def _parts_dir(output: Path, fmt: str) -> Path:

@@ -32,11 +32,13 @@ PCM_SUBTYPE = "PCM_16"
 
 @dataclass
 class Source:
-    """One input utterance: its id, file and speaker name (None when the input does not say)."""
+    """One input utterance: its id, file, speaker name and split (None when the input does not
+    say: only manifests know speakers and splits)."""
 
     id: str
     path: str
     speaker: str | None = None
+    split: str | None = None
 
 
 def read_sources(input_path: str) -> list[Source]:
@@ -44,10 +46,9 @@ def read_sources(input_path: str) -> list[Source]:
     of audio, one audio file, or a file list (one path per line, relative to the list's folder).
     Ids are manifest ids, else file stems (``Path.stem``); they must be unique."""
     path = Path(input_path).expanduser()
-    if path.is_file() and path.suffix == ".jsonl":
-        sources = [Source(u.id, u.path, u.speaker) for u in read_manifest(path)]
-    elif path.is_dir() and (path / MANIFEST_NAME).exists():
-        sources = [Source(u.id, u.path, u.speaker) for u in read_manifest(path / MANIFEST_NAME)]
+    manifest = path if path.is_file() and path.suffix == ".jsonl" else path / MANIFEST_NAME
+    if manifest.is_file():
+        sources = [Source(u.id, u.path, u.speaker, u.split) for u in read_manifest(manifest)]
     elif path.is_dir():
         sources = [Source(f.stem, str(f)) for f in find_files(path)]
         if not sources:

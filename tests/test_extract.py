@@ -202,3 +202,16 @@ def test_extracted_units_synthesize_to_the_expected_length(tiny_trained, tmp_pat
         convert.synthesize(compose("synthesize", [f"model={model_dir(tiny_trained)}", f"units={units}",
                                                   "speaker=spk01", f"out={out}"], package=INFERENCE))
         assert sf.info(out / "clip.wav").frames == -(-1001 // TINY_HOP) * TINY_HOP
+
+
+def test_split_takes_one_split_of_a_manifest_only(tiny_trained, tmp_path):
+    from audio_vq.manifest import read_manifest
+    out = tmp_path / "train.txt"
+    run_extract(tiny_trained, out, "split=train")
+    want = [u.id for u in read_manifest(tiny_trained / "data") if u.split == "train"]
+    assert [line.split("|")[0] for line in out.read_text().splitlines()] == want
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(read_manifest(tiny_trained / "data")[0].path, folder / "a.wav")
+    with pytest.raises(ConfigError, match="is not a manifest, so it has no splits"):
+        run_extract(tiny_trained, tmp_path / "x.txt", "split=train", input=folder)
