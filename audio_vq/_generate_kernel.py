@@ -59,55 +59,45 @@ _ZERO = np.float32(0.0)
 
 
 @njit(inline="always", fastmath=True, error_model="numpy", cache=True)
-def fast_tanh(x):
-    """tanh of a float32 by a clamped rational function (max abs error ~3e-7)."""
-    x = min(max(x, _NC), _C)
-    x2 = x * x
+def _tanh_numerator(x2):
+    """p(x^2) of tanh(x) ~ x p(x^2) / q(x^2), by Horner's rule."""
     p = _A13
     p = p * x2 + _A11
     p = p * x2 + _A9
     p = p * x2 + _A7
     p = p * x2 + _A5
     p = p * x2 + _A3
-    p = p * x2 + _A1
+    return p * x2 + _A1
+
+
+@njit(inline="always", fastmath=True, error_model="numpy", cache=True)
+def _tanh_denominator(x2):
+    """q(x^2) of tanh(x) ~ x p(x^2) / q(x^2)."""
     q = _B6
     q = q * x2 + _B4
     q = q * x2 + _B2
-    q = q * x2 + _B0
-    return x * p / q
+    return q * x2 + _B0
+
+
+@njit(inline="always", fastmath=True, error_model="numpy", cache=True)
+def fast_tanh(x):
+    """tanh of a float32 by a clamped rational function (max abs error ~3e-7)."""
+    x = min(max(x, _NC), _C)
+    x2 = x * x
+    return x * _tanh_numerator(x2) / _tanh_denominator(x2)
 
 
 @njit(inline="always", fastmath=True, error_model="numpy", cache=True)
 def _gate(x, y):
     """tanh(x) * sigmoid(y), sigmoid(y) = (1 + tanh(y / 2)) / 2, both by the rational function
-    above with a single division."""
+    above with a single division (the helpers are inlined, so this is one expression)."""
     x = min(max(x, _NC), _C)
     y = min(max(_HALF * y, _NC), _C)
     x2 = x * x
     y2 = y * y
-    p = _A13
-    p = p * x2 + _A11
-    p = p * x2 + _A9
-    p = p * x2 + _A7
-    p = p * x2 + _A5
-    p = p * x2 + _A3
-    p = p * x2 + _A1
-    q = _B6
-    q = q * x2 + _B4
-    q = q * x2 + _B2
-    q = q * x2 + _B0
-    u = _A13
-    u = u * y2 + _A11
-    u = u * y2 + _A9
-    u = u * y2 + _A7
-    u = u * y2 + _A5
-    u = u * y2 + _A3
-    u = u * y2 + _A1
-    v = _B6
-    v = v * y2 + _B4
-    v = v * y2 + _B2
-    v = v * y2 + _B0
-    return (x * p) * (_HALF * (v + y * u)) / (q * v)
+    q = _tanh_denominator(x2)
+    v = _tanh_denominator(y2)
+    return (x * _tanh_numerator(x2)) * (_HALF * (v + y * _tanh_numerator(y2))) / (q * v)
 
 
 @njit(nogil=True, fastmath=True, error_model="numpy", cache=True)
