@@ -191,7 +191,7 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
     histograms = np.stack([np.bincount(codes[u.id], minlength=extractor.codebook_size) / len(codes[u.id])
                            for u in utts])
-    parallel = _parallel(manifest, chosen, targets, generator, extractor, cfg)
+    parallel = _parallel(manifest, chosen, targets, waves, codes, generator, extractor, cfg)
     reconstructed = ([generated[f"{u.id}_reconstruction"] for u in chosen], [u.speaker for u in chosen])
     conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
                                parallel, sr, cfg.seed)
@@ -236,25 +236,28 @@ def _probe_training_audio(manifest, exclude: set[str], known: dict, sr: int):
     return [a for s in sorted(per) for a in per[s]], speakers
 
 
-def _parallel(manifest, chosen, targets, generator: Generator, extractor: UnitExtractor, cfg):
+def _parallel(manifest, chosen, targets, waves, codes, generator: Generator, extractor: UnitExtractor, cfg):
     """(conversion, source, target) real-audio triples where the target speaker read the same
-    text as the source: whole utterances, converted in full."""
+    text as the source: whole utterances (already loaded and encoded), converted in full."""
+    def key(text: str | None, speaker: str):
+        return " ".join((text or "").lower().split()), speaker
+
     by_text = {}
     for u in manifest:
         if u.text:
-            by_text.setdefault((" ".join(u.text.lower().split()), u.speaker), u)
+            by_text.setdefault(key(u.text, u.speaker), u)
     triples = []
     for u in chosen:
-        match = by_text.get((" ".join((u.text or "").lower().split()), targets[u.id])) if u.text else None
+        match = by_text.get(key(u.text, targets[u.id])) if u.text else None
         if match is None:
             continue
         try:
-            src, tgt = audio.load(u.path, extractor.sample_rate), audio.load(match.path, extractor.sample_rate)
+            tgt = audio.load(match.path, extractor.sample_rate)
         except audio.AudioError:
             continue
-        conv = generator.generate([extractor.extract(src).codes], [extractor.model.speaker_index[targets[u.id]]],
+        conv = generator.generate([codes[u.id]], [extractor.model.speaker_index[targets[u.id]]],
                                   seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
-        triples.append((np.clip(conv, -1, 1)[:len(src)], src, tgt))
+        triples.append((np.clip(conv, -1, 1)[:len(waves[u.id])], waves[u.id], tgt))
     return triples
 
 
