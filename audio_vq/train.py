@@ -41,6 +41,7 @@ from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
 from .models.vqvae import VQVAE
+from .threads import ThreadTuner, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,15 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant")
 METRIC_FIELDS = ("step", "split", "time_s", "lr", "loss", "reconstruction_loss", "codebook_loss",
                  "commitment_loss", "perplexity", "usage", "dead_codes", "restarted", "audio_s_per_s",
-                 "nonfinite_steps")
+                 "nonfinite_steps", "grad_norm", "adversary_loss", "adversary_accuracy", "threads")
+WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
 
 
 @dataclass
 class Parts:
     """What a training step touches: the model (and its DDP/compiled wrapper `forward`), the
     optimizer, the schedule, the fp16 grad scaler (None otherwise), the autocast dtype and the
-    speaker table's names."""
+    speaker table's names, and the thread tuner of train.threads=auto on a CPU (else None)."""
 
     model: VQVAE
     forward: torch.nn.Module
@@ -64,6 +66,7 @@ class Parts:
     scaler: torch.amp.GradScaler | None
     precision: torch.dtype
     speakers: dict[str, int]
+    tuner: ThreadTuner | None = None
 
 
 class TrainingError(RuntimeError):
@@ -121,6 +124,7 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     run_dir = Path(ctx.agree(str(Path(run_folder).expanduser().resolve())))
     tc = cfg.train
     utterances, speakers = _load_data(cfg)
+    tuner = _threads(tc.threads, ctx)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     model = _build_model(cfg, len(speakers)).to(ctx.device)
     crop = _crop_samples(cfg, model.hop)
@@ -147,9 +151,10 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     train_set = CropDataset(utterances, speakers, crop_samples=crop, sample_rate=cfg.data.sample_rate,
                             split="train", seed=tc.seed, hop=model.hop)
     batches = EpochBatches(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world, start=batches_seen)
+    workers = _workers(cfg.data.num_workers, ctx)
     loader = iter(torch.utils.data.DataLoader(
-        train_set, batch_sampler=batches, collate_fn=collate, num_workers=cfg.data.num_workers,
-        persistent_workers=cfg.data.num_workers > 0, pin_memory=ctx.device.type == "cuda",
+        train_set, batch_sampler=batches, collate_fn=collate, num_workers=workers,
+        persistent_workers=workers > 0, pin_memory=ctx.device.type == "cuda", worker_init_fn=_lower_priority,
         generator=torch.Generator().manual_seed(tc.seed)))  # never draws from the global RNG
     valid = _valid_batches(utterances, speakers, cfg, crop, model.hop)
 
@@ -163,8 +168,10 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
         log.info("model: %.2fM parameters, hop %d, %d speakers; crop %d samples x batch %d x %d process(es)",
                  sum(p.numel() for p in model.parameters()) / 1e6, model.hop, len(speakers), crop,
                  tc.batch_size, ctx.world)
+        log.info("threads: %s; data workers: %d", f"auto, tuned among {tuner.candidates}" if tuner
+                 else torch.get_num_threads(), workers)
 
-    parts = Parts(model, forward, optimizer, scheduler, scaler, precision, speakers)
+    parts = Parts(model, forward, optimizer, scheduler, scaler, precision, speakers, tuner)
     try:
         _loop(cfg, ctx, run_dir, parts, loader, valid, writer, step, batches_seen, nonfinite_total, stop_at_step)
     finally:
@@ -180,15 +187,19 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, parts: Parts, loader, va
     tc = cfg.train
     started = time.monotonic()
     nonfinite_run, window = 0, _Window()
-    # under a wall-clock budget the step total says nothing about when the run ends
-    bar = tqdm(total=None if tc.max_minutes else tc.max_steps, initial=step, desc="train", unit="step",
-               dynamic_ncols=True, disable=not ctx.primary)
-    last_saved = step
+    # under a wall-clock budget the total is re-estimated from the step rate (see _budget_total)
+    bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+               disable=not ctx.primary)
+    first_step, last_saved = step, step
     while step < tc.max_steps:
         batch = next(loader)
         batches_seen += 1
+        if parts.tuner:
+            parts.tuner.before_step()
         tick = time.monotonic()
         metrics = _train_step(parts, batch, tc.grad_clip, ctx)
+        if parts.tuner:
+            parts.tuner.after_step(time.monotonic() - tick)
         if metrics is None:
             nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
             log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step + 1, nonfinite_run)
@@ -206,7 +217,9 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, parts: Parts, loader, va
             row = window.flush(step, parts.scheduler.get_last_lr()[0], nonfinite_total)
             writer.scalars(row, "train")
             bar.set_postfix(loss=f"{row['loss']:.3f}", ppl=f"{row['perplexity']:.0f}",
-                            audio_s_per_s=f"{row['audio_s_per_s']:.1f}")
+                            audio_s_per_s=f"{row['audio_s_per_s']:.1f}", threads=torch.get_num_threads())
+        if tc.max_minutes:
+            bar.total = _budget_total(tc, step, step - first_step, time.monotonic() - started)
         bar.update()
         if writer and valid and step % tc.valid_every == 0:
             writer.scalars(_validate(parts.model, valid, ctx.device, parts.precision, step), "valid")
@@ -228,6 +241,47 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, parts: Parts, loader, va
     _check_replicas(parts.model, ctx)
     if writer:
         log.info("model directory: %s", run_dir / "model")
+
+
+def _budget_total(tc: DictConfig, step: int, steps_done: int, seconds: float) -> int:
+    """The step the run will end at under train.max_minutes, at the rate so far (so the
+    progress bar has a total and an ETA): max_steps, or earlier when the budget runs out."""
+    if steps_done == 0:
+        return tc.max_steps
+    remaining = max(0.0, 60 * tc.max_minutes - seconds)
+    return int(min(tc.max_steps, step + math.ceil(remaining * steps_done / seconds)))
+
+
+def _threads(setting, ctx: Context) -> ThreadTuner | None:
+    """Apply train.threads: an integer is fixed, null leaves torch's default, ``auto`` tunes
+    among all of this process's share of the cores and 1 (on a CPU; a GPU run keeps torch's
+    default, its threads only feed the device)."""
+    if setting is None:
+        return None
+    if setting != "auto":
+        torch.set_num_threads(int(setting))
+        return None
+    if ctx.device.type != "cpu":
+        return None
+    share = max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
+    return ThreadTuner([share, 1])
+
+
+def _workers(setting, ctx: Context) -> int:
+    """data.num_workers: an integer, or ``auto``: one loader process per two cores of this
+    process's share (at least one, at most four)."""
+    if setting != "auto":
+        return int(setting)
+    share = usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)))
+    return max(1, min(4, share // 2))
+
+
+def _lower_priority(_worker_id: int) -> None:
+    """DataLoader worker_init_fn: lower the loader's priority below the training threads'."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
 
 
 def _train_step(parts: Parts, batch: dict, grad_clip: float | None, ctx: Context) -> dict | None:
@@ -260,6 +314,7 @@ def _train_step(parts: Parts, batch: dict, grad_clip: float | None, ctx: Context
     parts.scheduler.step()
     metrics = {k: float(v) for k, v in out.metrics().items()}
     metrics["grad_norm"] = float(norm)
+    metrics["threads"] = torch.get_num_threads()
     return metrics
 
 
@@ -344,7 +399,9 @@ def _check_config(cfg: DictConfig) -> None:
         require(cfg, key, lambda v: isinstance(v, bool), "true or false")
     require(cfg, "data.sample_rate", lambda v: is_int(v) and v > 0, "a positive integer (Hz)")
     require(cfg, "data.crop_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "data.num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
+    require(cfg, "train.threads", lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
+            "auto, null (torch's default) or an integer >= 1")
     require(cfg, "data.manifest", lambda v: isinstance(v, str), "a manifest.jsonl path (or its folder)")
     manifest = Path(cfg.data.manifest).expanduser()
     if not (manifest.is_file() or (manifest / "manifest.jsonl").is_file()):

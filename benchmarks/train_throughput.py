@@ -1,8 +1,8 @@
 """Time VQ-VAE training steps on the CPU and print a table: audio trained per second, peak memory.
 
-    python benchmarks/train_throughput.py [--models small paper [phoneme25hz]] [--threads 1 2]
+    python benchmarks/train_throughput.py [--models small paper [phoneme25hz]] [--threads 1 2 auto]
                                           [--batch 8] [--crop-samples 8192] [--steps 0]
-                                          [--target-seconds 30]
+                                          [--target-seconds 30] [--busy 0 1]
 
 About 4-5 minutes on 2 quiet cores with the defaults (paper: ~16 s a step on one thread), 7 with
 phoneme25hz, which costs what paper does (the sample-rate WaveNet decoder dominates). The
@@ -21,6 +21,14 @@ don't leak between rows and ``ru_maxrss`` is that row's peak memory (model, opti
 activations of one step, and the ~250 MiB of Python + torch + the built model). Two warm-up steps (the
 first runs the EMA quantizer's k-means initialisation), then --steps timed ones; --steps 0 picks
 the count from the second warm-up step so that each row times about --target-seconds.
+``--threads auto`` is the trainer's train.threads=auto: a ThreadTuner (audio_vq/threads.py)
+times steps at every candidate count and keeps the fastest, re-probing every 200 steps; its
+first probe is part of the warm-up (untimed), so the row is its steady state; a re-probe every
+200 steps adds about 3 x (slow step / fast step - 1) / 200 of a step per step on top (about 5% when
+the slow count is 4x slower). ``--busy N`` runs each row again while N other processes spin on
+the CPU (one busy Python loop each, started before the row and stopped after it): the row's
+``busy`` column. The trainer's goal: with one of two cores busy, train.threads=auto keeps at
+least 0.8 x the one-thread speed of the idle machine (printed at the end).
 ``audio s/s`` is seconds of audio trained per wall second, i.e. the real-time factor;
 ``10-min epoch`` is the wall time of one pass over 600 s of audio (the default synthetic corpus);
 ``CPU %`` is the row's process CPU time over wall time while timed (about 100 per busy thread:
@@ -58,7 +66,11 @@ def worker(args: argparse.Namespace) -> None:
     from audio_vq.config import compose
     from audio_vq.models.vqvae import VQVAE
 
-    torch.set_num_threads(args.worker_threads)
+    from audio_vq.threads import ThreadTuner
+
+    tuner = ThreadTuner() if args.worker_threads == "auto" else None
+    if tuner is None:
+        torch.set_num_threads(int(args.worker_threads))
     torch.manual_seed(0)
     wavs = sorted(Path(args.corpus).glob("*/*.wav"))
     speakers = {name: i for i, name in enumerate(sorted({w.parent.name for w in wavs}))}
@@ -87,6 +99,8 @@ def worker(args: argparse.Namespace) -> None:
 
     def step(batch) -> float:
         x, m, spk = batch
+        if tuner:
+            tuner.before_step()
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         out = model(x, spk, m)
@@ -94,11 +108,15 @@ def worker(args: argparse.Namespace) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         elapsed = time.perf_counter() - start
+        if tuner:
+            tuner.after_step(elapsed)
         if not torch.isfinite(out.loss):
             raise RuntimeError(f"non-finite loss {out.loss.item()}")
         return elapsed
 
     warmup = [step(draw_batch()) for _ in range(WARMUP_STEPS)]
+    while tuner is not None and tuner.probing:  # the first probe is warm-up too; timed rows are steady state
+        warmup.append(step(draw_batch()))
     steps = args.steps or max(args.min_steps, round(args.target_seconds / warmup[-1]))
     batches = [draw_batch() for _ in range(steps)]
     busy_start, cpu_start, start = busy_seconds(), time.process_time(), time.perf_counter()
@@ -107,21 +125,31 @@ def worker(args: argparse.Namespace) -> None:
     busy_end = busy_seconds()
     others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"model": args.worker_model, "threads": torch.get_num_threads(),
+    print(json.dumps({"model": args.worker_model,
+                      "threads": f"auto:{tuner.threads}" if tuner else torch.get_num_threads(),
                       "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
                       "warmup_s": warmup, "steps": steps, "step_s": times, "wall_s": wall, "cpu_s": cpu,
                       "others_cores": others, "peak_rss_mib": peak_kib / 1024}))
 
 
-def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: int) -> dict:
-    """Run one (model, threads) row in a fresh interpreter; its JSON result."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: str, busy: int) -> dict:
+    """Run one (model, threads) row in a fresh interpreter, with ``busy`` spinning processes
+    beside it; its JSON result."""
+    env = dict(os.environ)
+    if threads != "auto":
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--worker-model", model,
            "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
            "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
            "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
            "--lr", str(args.lr), "--clip", str(args.clip)]
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
     if done.returncode != 0:
         raise SystemExit(f"worker for model={model} threads={threads} failed with exit code {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -131,7 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["small", "paper"],
                         help="model presets (small, paper, phoneme25hz)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", nargs="+", default=["1", "2", "auto"], help="counts, or auto (ThreadTuner)")
+    parser.add_argument("--busy", type=int, nargs="+", default=[0], help="competing busy processes per row (e.g. 0 1)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop-samples", type=int, default=8192,
                         help="samples per crop, rounded up to a multiple of the model's hop")
@@ -145,7 +174,7 @@ def main() -> None:
                         help="size of the synthetic corpus the crops come from")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-model", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-threads", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -160,32 +189,33 @@ def main() -> None:
         corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        header = (f"{'model':>11}  {'threads':>7}  {'params M':>8}  {'batch x crop':>12}  {'steps':>5}  "
+        header = (f"{'model':>11}  {'threads':>7}  {'busy':>4}  {'params M':>8}  {'batch x crop':>12}  {'steps':>5}  "
                   f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  "
                   f"{'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
         for model in args.models:
-            for threads in args.threads:
-                r = run_row(args, corpus, model, threads)
+            for busy, threads in [(b, t) for b in args.busy for t in args.threads]:
+                r = run_row(args, corpus, model, threads, busy)
+                r["busy"], r["setting"] = busy, threads
                 r["s_per_step"] = r["wall_s"] / r["steps"]
                 r["speed"] = r["batch"] * r["crop"] / SAMPLE_RATE / r["s_per_step"]
                 epoch = CORPUS_SECONDS / r["speed"]
                 others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
-                print(f"{model:>11}  {r['threads']:>7}  {r['parameters'] / 1e6:>8.2f}  "
+                print(f"{model:>11}  {r['threads']:>7}  {busy:>4}  {r['parameters'] / 1e6:>8.2f}  "
                       f"{r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  {r['s_per_step']:>7.3f}  "
                       f"{r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
                       f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
     for model in args.models:
-        speeds = {r["threads"]: r["speed"] for r in rows if r["model"] == model}
-        ones = speeds.get(1)
-        for threads, speed in sorted(speeds.items()):
-            if ones and threads != 1:
-                print(f"{model}: {threads} threads / 1 thread = {speed / ones:.2f}x")
+        speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows if r["model"] == model}
+        ones = speeds.get(("1", 0))
+        for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if ones and (threads, busy) != ("1", 0):
+                print(f"{model}: threads={threads} with {busy} busy process(es) / 1 thread idle = {speed / ones:.2f}x")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ TINY = ["model.encoder.channels=16", "model.quantizer.dim=8", "model.quantizer.c
         "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
         "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4",
         "data.crop_seconds=0.128", "train.batch_size=4", "train.warmup_steps=2", "train.lr=3e-3",
-        "train.log_every=2", "train.valid_batches=1"]
+        "train.log_every=2", "train.valid_batches=1", "train.threads=1"]  # fixed threads: bit-exact resume
 SCRIPT = Path(sys.executable).with_name("audio-vq")
 
 
@@ -134,6 +134,8 @@ def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(
 @pytest.mark.parametrize("override, key", [
     ("train.lr=-0.1", "train.lr"), ("data.crop_seconds=0.001", "data.crop_seconds"),
     ("train.precision=fp8", "train.precision"), ("model.decoder.gate_channels=33", "model"),
+    ("train.threads=0", "train.threads"), ("data.num_workers=many", "data.num_workers"),
+    ("model.input_dropout=1.5", "model"),
 ])
 def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
     cfg, folder = config(manifest, tmp_path / "run", override)
@@ -163,3 +165,23 @@ def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_pa
     assert "weights identical on all 2 ranks" in (tmp_path / "ddp" / "train.log").read_text()
     state = torch.load(tmp_path / "ddp" / "checkpoints" / "step_00000006.pt", weights_only=True)
     assert len(state["rng"]) == 2 and state["batches_seen"] == 6
+
+
+def test_a_time_budget_gives_the_progress_bar_an_estimated_total():
+    from omegaconf import OmegaConf
+    tc = OmegaConf.create({"max_steps": 1000, "max_minutes": 1.0})
+    assert train._budget_total(tc, 10, 10, 6.0) == 100  # 10 steps took 6 s: 54 s left -> 90 more
+    assert train._budget_total(tc, 30, 10, 6.0) == 120  # resumed at 20: only this run's steps set the rate
+    assert train._budget_total(tc, 0, 0, 0.0) == 1000
+    assert train._budget_total(OmegaConf.create({"max_steps": 50, "max_minutes": 1.0}), 10, 10, 6.0) == 50
+
+
+def test_adversary_and_thread_columns_reach_metrics_csv(manifest, tmp_path):
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=4", "train.valid_every=100",
+                         "data.num_workers=0", "model.adversary.weight=0.5", "train.threads=auto")
+    train.run(cfg, folder)
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if r["split"] == "train"]
+    assert len(rows) == 2
+    for r in rows:
+        assert float(r["adversary_loss"]) > 0 and 0 <= float(r["adversary_accuracy"]) <= 1
+        assert float(r["threads"]) >= 1 and float(r["grad_norm"]) > 0

@@ -6,5 +6,6 @@ INFERENCE = "audio_vq.configs.inference"
 TINY = ["model.encoder.channels=16", "model.encoder.strides=[2,2,2,2]", "model.quantizer.dim=8",
         "model.quantizer.codebook_size=16", "model.decoder.stacks=1", "model.decoder.layers_per_stack=4",
         "model.decoder.residual_channels=16", "model.decoder.gate_channels=32", "model.decoder.skip_channels=32",
-        "model.decoder.speaker_dim=4", "data.crop_seconds=0.064", "train.batch_size=4", "data.num_workers=0"]
+        "model.decoder.speaker_dim=4", "data.crop_seconds=0.064", "train.batch_size=4", "data.num_workers=0",
+        "train.threads=1"]  # fixed threads: bit-exact reruns (auto may switch counts mid-run)
 TINY_HOP = 16

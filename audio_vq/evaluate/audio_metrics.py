@@ -20,6 +20,9 @@ Our definitions (the README's "Reconstruction metrics" section repeats them):
 - Log-mel L1: HiFi-GAN's mel loss, mean |ln mel(ref) - ln mel(deg)| on magnitude mels.
 - SI-SNR: scale-invariant SNR (Le Roux et al. 2019), bounded to +-100 dB.
 - STOI via pystoi, PESQ (wideband) via the optional ``pesq`` package.
+- F0: librosa's pYIN (Mauch & Dixon 2014) between 50 and 500 Hz, 64 ms frames every 10 ms at
+  16 kHz; a signal's F0 is the median over the frames pYIN calls voiced. Noise has few voiced
+  frames and no stable median; generated audio without harmonics fails the check below.
 """
 from __future__ import annotations
 
@@ -62,6 +65,12 @@ SILENCE_ENERGY = 1e-20  # sum of squares at or below which a zero-mean signal co
 
 # PESQ is defined at 8 kHz (narrowband) and 16 kHz (wideband) only
 PESQ_MODES = {16_000: "wb", 8_000: "nb"}
+
+# F0 (pYIN): search range, frames, and the check's tolerance
+F0_MIN_HZ, F0_MAX_HZ = 50.0, 500.0  # covers adult and child voices
+F0_FRAME, F0_HOP = 1024, 160  # 64 ms (two periods at 50 Hz), 10 ms, at 16 kHz
+F0_MIN_VOICED_FRAMES = 10  # fewer voiced frames: no median (100 ms of voicing in all)
+F0_TOLERANCE = 0.10  # the check: median F0 within 10% of the reference's
 
 _STOI_TOO_SHORT = "Not enough STFT frames"  # pystoi's warning when it returns its 1e-5 placeholder
 
@@ -230,6 +239,34 @@ def pesq(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE) -> float | Non
     except Exception as e:  # the package raises its own error types (no utterances, too short)
         log.warning("PESQ undefined for this pair: %s", e)
         return None
+
+
+def voiced_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """F0 in Hz of the frames pYIN calls voiced, (voiced frames,); empty for silence."""
+    x = _mono(x, "x")
+    if x.size < _scaled(F0_FRAME, sr) or not np.any(x):
+        return np.zeros(0)
+    f0, voiced, _ = librosa.pyin(x, fmin=F0_MIN_HZ, fmax=F0_MAX_HZ, sr=sr, frame_length=_scaled(F0_FRAME, sr),
+                                 hop_length=_scaled(F0_HOP, sr), center=True)
+    return f0[voiced & np.isfinite(f0)]
+
+
+def median_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[float | None, float]:
+    """(median F0 in Hz over voiced frames, or None with fewer than F0_MIN_VOICED_FRAMES of
+    them; the fraction of frames that are voiced)."""
+    x = _mono(x, "x")
+    f0 = voiced_f0(x, sr)
+    frames = max(1, 1 + x.size // _scaled(F0_HOP, sr))
+    median = float(np.median(f0)) if f0.size >= F0_MIN_VOICED_FRAMES else None
+    return median, f0.size / frames
+
+
+def f0_within(value: float | None, reference: float | None, tolerance: float = F0_TOLERANCE) -> bool | None:
+    """Is ``value`` within ``tolerance`` (relative) of ``reference``? False when the generated
+    signal has no F0; None when the reference has none (the check does not apply)."""
+    if reference is None:
+        return None
+    return value is not None and abs(value - reference) <= tolerance * reference
 
 
 def reconstruction_metrics(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float | None]:

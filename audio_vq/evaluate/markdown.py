@@ -79,7 +79,10 @@ def render(r: dict) -> str:
              cv["probe_chance"]],
             ["conversions classified as their target speaker", cv["classified_as_target"], cv["probe_chance"]],
             ["conversions classified as their source speaker", cv["classified_as_source"], cv["probe_chance"]],
-            ["speaker from code histograms (lower: fewer speaker cues in the units)", cp["accuracy"], cp["chance"]]])
+            ["speaker from code histograms (lower: fewer speaker cues in the units)", cp["accuracy"], cp["chance"]]]
+            + ([[f"conversions from {un['source_speakers']} speaker(s) the model never saw, classified as their "
+                 f"target ({un['conversions']} conversions)", un["classified_as_target"], cv["probe_chance"]]]
+               if (un := cv.get("unseen_sources")) else []))
         su = cv.get("decoder_speaker_use")
         if su:
             out += [f"Does the decoder use the speaker? Teacher-forced loss with the own speaker "
@@ -93,6 +96,21 @@ def render(r: dict) -> str:
                           [[par["pairs"], par["mcd_conversion_vs_target"], par["mcd_source_vs_target"]]])
         else:
             out += ["No parallel utterances (the same text read by the target speaker): no MCD-DTW.", ""]
+    f0 = r.get("f0")
+    if f0:
+        out += ["## Pitch of generated audio (pYIN, voiced frames)", ""]
+        rows = []
+        for label, sec in (("seen speakers", f0.get("seen")), ("sources the model never saw", f0.get("unseen_sources"))):
+            if not sec:
+                continue
+            if sec["reconstructions"]:
+                rows.append([f"{label}: reconstructions, median F0 within {100 * sec['tolerance']:.0f}% of the source's",
+                             sec["reconstruction_within"], f"{sec['reconstruction_voiced']:.2f} (source {sec['source_voiced']:.2f})"])
+            if sec["conversions"]:
+                rows.append([f"{label}: conversions, median F0 within {100 * sec['tolerance']:.0f}% of the target speaker's",
+                             sec["conversion_within"], f"{sec['conversion_voiced']:.2f}"])
+        out += _table(["check", "share", "voiced fraction"], rows)
+        out += ["Noise has almost no voiced frames; audio without harmonics fails the check.", ""]
     if r.get("training_curves"):
         out += ["## Training curves", "", f"From `{r['training_curves']}`.", "", "![training curves](training_curves.png)", ""]
     return "\n".join(out)

@@ -5,7 +5,9 @@
       -> phonetic quality (with alignments): the model vs random codes vs MFCC k-means, same K
       -> ABX on codebook vectors (and on MFCCs for reference)
       -> reconstruction of excerpts through the generator: MCD, MR-STFT, log-mel L1, SI-SNR, STOI
-      -> voice conversion (several speakers): speaker probes, parallel MCD when texts repeat
+      -> voice conversion (several speakers): speaker probes, parallel MCD when texts repeat;
+         sources of speakers the model never saw are converted to known voices, reported apart
+      -> F0 of generated audio (pYIN) vs its source's or its target speaker's
     -> <out>/report.json, report.md, *.png, audio/ (the generated excerpts)
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 PROBE_UTTERANCES_PER_SPEAKER = 12  # real training utterances per speaker the speaker-ID probe is fit on
 SPECTROGRAM_ROWS = 3
+F0_REFERENCE_UTTERANCES = 4  # real utterances per speaker whose pooled median F0 is a target's pitch
 MAX_OTHER_SPEAKERS = 7  # speakers each excerpt is also decoded with (teacher-forced) for speaker use
 
 
@@ -65,7 +68,7 @@ def evaluate(cfg: DictConfig) -> int:
 
     report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, extractor, out)
     generator = Generator(extractor.model, backend=cfg.backend, threads=cfg.threads)
-    report["reconstruction"], report["conversion"] = _decode(cfg, manifest, utts, waves, codes, extractor,
+    report["reconstruction"], report["conversion"], report["f0"] = _decode(cfg, manifest, utts, waves, codes, extractor,
                                                              generator, out)
     curves = Path(cfg.metrics_csv).expanduser() if cfg.metrics_csv else Path(cfg.model).expanduser().parent / "metrics.csv"
     report["training_curves"] = None
@@ -156,18 +159,25 @@ def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
 
 def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generator: Generator, out: Path):
     """Reconstructions and conversions of excerpts (the first excerpt_seconds of each chosen
-    utterance), written to out/audio/ for listening."""
+    utterance), written to out/audio/ for listening; returns the reconstruction, conversion and
+    F0 sections. Utterances of speakers the model knows are reconstructed and converted to the
+    next speaker of the table; utterances of speakers it never saw (held-out speakers, folders
+    without speakers) are converted to known voices (any-to-many) and reported apart: they have
+    no embedding, so no reconstruction."""
     known = extractor.model.speaker_index
-    chosen = spread_over_speakers([u for u in utts if u.speaker in known], cfg.reconstruct_utterances)
-    if not chosen:
-        return None, None
+    seen = spread_over_speakers([u for u in utts if u.speaker in known], cfg.reconstruct_utterances)
+    unseen = spread_over_speakers([u for u in utts if u.speaker not in known], cfg.reconstruct_utterances)
+    names = sorted(known, key=known.get)
+    if not names or not (seen or unseen):
+        return None, None, None
+    chosen = seen + unseen
     sr, hop = extractor.sample_rate, extractor.hop
     frames = max(1, int(cfg.excerpt_seconds * sr) // hop)
     excerpt = {u.id: waves[u.id][:frames * hop] for u in chosen}
     excerpt_codes = {u.id: extractor.extract(excerpt[u.id]).codes for u in chosen}
-    names = sorted(known, key=known.get)
-    targets = {u.id: names[(names.index(u.speaker) + 1) % len(names)] for u in chosen} if len(names) > 1 else {}
-    jobs = [(f"{u.id}_reconstruction", u.id, known[u.speaker]) for u in chosen]
+    targets = {u.id: names[(names.index(u.speaker) + 1) % len(names)] for u in seen} if len(names) > 1 else {}
+    targets.update({u.id: names[i % len(names)] for i, u in enumerate(unseen)})
+    jobs = [(f"{u.id}_reconstruction", u.id, known[u.speaker]) for u in seen]
     jobs += [(f"{u.id}_to_{targets[u.id]}", u.id, known[targets[u.id]]) for u in chosen if u.id in targets]
     generated = {}
     for start in tqdm(range(0, len(jobs), cfg.batch_size), desc="generate", unit="batch", dynamic_ncols=True):
@@ -180,23 +190,33 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
         audio.save(out / "audio" / f"{u.id}_original.wav", excerpt[u.id], sr)
     for name, w in generated.items():
         audio.save(out / "audio" / f"{name}.wav", w, sr)
-    pairs = [(u.id, excerpt[u.id], generated[f"{u.id}_reconstruction"][:len(excerpt[u.id])]) for u in chosen]
-    recon = sections.reconstruction(pairs, sr)
-    plots.plot_spectrograms([(uid, ref, deg) for uid, ref, deg in pairs[:SPECTROGRAM_ROWS]], sr,
-                            out / "spectrograms.png")
-    if not targets:
-        return recon, None
-    converted = [(generated[f"{u.id}_to_{targets[u.id]}"], u.speaker, targets[u.id]) for u in chosen]
+    pairs = [(u.id, excerpt[u.id], generated[f"{u.id}_reconstruction"][:len(excerpt[u.id])]) for u in seen]
+    recon = None
+    if pairs:
+        recon = sections.reconstruction(pairs, sr)
+        plots.plot_spectrograms([(uid, ref, deg) for uid, ref, deg in pairs[:SPECTROGRAM_ROWS]], sr,
+                                out / "spectrograms.png")
+    converted = [(generated[f"{u.id}_to_{targets[u.id]}"], u.speaker, targets[u.id]) for u in seen if u.id in targets]
+    converted_unseen = [(generated[f"{u.id}_to_{targets[u.id]}"], u.speaker, targets[u.id]) for u in unseen]
     probe_train = _probe_training_audio(manifest, {u.id for u in utts}, known, sr)
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for a, spk in zip(*probe_train):
+        if len(by_speaker.setdefault(spk, [])) < F0_REFERENCE_UTTERANCES:
+            by_speaker[spk].append(a)
+    f0 = {"seen": sections.f0_check([(p[1], p[2]) for p in pairs], [(c[0], c[2]) for c in converted], by_speaker, sr),
+          "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in converted_unseen], by_speaker, sr)
+          if unseen else None}
+    if not (converted or converted_unseen):
+        return recon, None, f0
     real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
     histograms = np.stack([np.bincount(codes[u.id], minlength=extractor.codebook_size) / len(codes[u.id])
                            for u in utts])
-    parallel = _parallel(manifest, chosen, targets, waves, codes, generator, extractor, cfg)
-    reconstructed = ([generated[f"{u.id}_reconstruction"] for u in chosen], [u.speaker for u in chosen])
+    parallel = _parallel(manifest, seen, targets, waves, codes, generator, extractor, cfg)
+    reconstructed = ([generated[f"{u.id}_reconstruction"] for u in seen], [u.speaker for u in seen])
     conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
-                               parallel, sr, cfg.seed)
-    conv["decoder_speaker_use"] = _speaker_use(extractor, chosen, excerpt, excerpt_codes, names)
-    return recon, conv
+                               parallel, sr, cfg.seed, unseen_converted=converted_unseen)
+    conv["decoder_speaker_use"] = _speaker_use(extractor, seen, excerpt, excerpt_codes, names) if seen and len(names) > 1 else None
+    return recon, conv, f0
 
 
 @torch.no_grad()

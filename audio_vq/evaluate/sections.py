@@ -5,6 +5,8 @@
     abx_section       per-frame features + alignments -> within / across-speaker ABX error
     reconstruction    original vs generated audio -> MCD, MR-STFT, log-mel L1, SI-SNR, STOI, PESQ
     conversion        speaker probes on converted audio and on code histograms, parallel MCD
+    f0_check          median F0 of generated audio vs its source (reconstructions) or its
+                      target speaker (conversions): does generated speech have harmonics?
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..units import deduplicate
 from .abx import EDGE_CONTEXT, abx, abx_items
-from .audio_metrics import mcd, reconstruction_metrics
+from .audio_metrics import F0_TOLERANCE, f0_within, mcd, median_f0, reconstruction_metrics
 from .phonetic import code_to_phone_accuracy, contingency, entropy_bits, purity_pnmi, random_code_expectation
 from .speaker import SpeakerProbe, code_speaker_probe
 
@@ -108,12 +110,14 @@ def speaker_use(own: Sequence[float], others: Sequence[Sequence[float]]) -> dict
 
 def conversion(probe_train: tuple[list[np.ndarray], list[str]], real_eval: tuple[list[np.ndarray], list[str]],
                reconstructed: tuple[list[np.ndarray], list[str]], converted: Sequence[tuple[np.ndarray, str, str]], histograms: np.ndarray, hist_speakers: list[str],
-               parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sample_rate: int, seed: int) -> dict:
+               parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sample_rate: int, seed: int,
+               unseen_converted: Sequence[tuple[np.ndarray, str, str]] = ()) -> dict:
     """Speaker-ID probe (fit on real audio of other utterances): accuracy on held-out real audio,
     and how often conversions (audio, source, target) are classified as their target or source.
     Code-histogram probe: speaker information left in the units (lower is better). Parallel
     (conversion, source real, target real) triples: MCD after DTW of conversion vs target,
-    against source vs target."""
+    against source vs target. ``unseen_converted``: conversions whose source speaker the model
+    (and the probe) never saw, scored apart as ``unseen_sources`` (target rate only)."""
     probe = SpeakerProbe(seed=seed).fit(*probe_train, sr=sample_rate)
     audio, targets = [c[0] for c in converted], [c[2] for c in converted]
     predicted = probe.predict(audio, sr=sample_rate) if converted else []
@@ -128,6 +132,12 @@ def conversion(probe_train: tuple[list[np.ndarray], list[str]], real_eval: tuple
         "classified_as_target": float(np.mean([p == t for p, t in zip(predicted, targets)])) if converted else None,
         "classified_as_source": float(np.mean([p == c[1] for p, c in zip(predicted, converted)])) if converted else None,
     }
+    out["unseen_sources"] = None
+    if unseen_converted:
+        hits = [p == c[2] for p, c in zip(probe.predict([c[0] for c in unseen_converted], sr=sample_rate),
+                                          unseen_converted)]
+        out["unseen_sources"] = {"conversions": len(unseen_converted), "classified_as_target": float(np.mean(hits)),
+                                 "source_speakers": len({c[1] for c in unseen_converted})}
     codes = code_speaker_probe(histograms, hist_speakers, seed=seed)
     out["code_probe"] = {"accuracy": codes.accuracy, "chance": codes.chance, "majority": codes.majority,
                          "folds": codes.folds, "utterances": codes.num_utterances, "reason": codes.reason}
@@ -140,3 +150,42 @@ def conversion(probe_train: tuple[list[np.ndarray], list[str]], real_eval: tuple
     else:
         out["parallel"] = None
     return out
+
+
+def f0_check(reconstructions: Sequence[tuple[np.ndarray, np.ndarray]], conversions: Sequence[tuple[np.ndarray, str]],
+             speaker_audio: Mapping[str, Sequence[np.ndarray]], sample_rate: int) -> dict:
+    """Pitch of generated audio (pYIN, voiced frames only). ``reconstructions`` are (source,
+    reconstruction) pairs: the reconstruction's median F0 should be within F0_TOLERANCE of its
+    source's. ``conversions`` are (conversion, target speaker): its median F0 should be within
+    F0_TOLERANCE of the target speaker's median over ``speaker_audio`` (real utterances of each
+    speaker). Shares count only items whose reference has an F0; generated audio with no
+    voiced frames (noise) counts as a miss."""
+    def median_of(waves) -> float | None:
+        f0 = [median_f0(w, sample_rate)[0] for w in waves]
+        f0 = [v for v in f0 if v is not None]
+        return float(np.median(f0)) if f0 else None
+
+    def share(hits: list) -> float | None:
+        scored = [h for h in hits if h is not None]
+        return float(np.mean(scored)) if scored else None
+
+    rec_rows = []
+    for src, gen in reconstructions:
+        (ref_f0, ref_voiced), (gen_f0, gen_voiced) = median_f0(src, sample_rate), median_f0(gen, sample_rate)
+        rec_rows.append({"source_f0": ref_f0, "generated_f0": gen_f0, "source_voiced": ref_voiced,
+                         "generated_voiced": gen_voiced, "within": f0_within(gen_f0, ref_f0)})
+    targets = {t for _, t in conversions}
+    speaker_f0 = {t: median_of(speaker_audio.get(t, [])) for t in sorted(targets)}
+    conv_rows = []
+    for gen, target in conversions:
+        gen_f0, gen_voiced = median_f0(gen, sample_rate)
+        conv_rows.append({"target": target, "target_f0": speaker_f0[target], "generated_f0": gen_f0,
+                          "generated_voiced": gen_voiced, "within": f0_within(gen_f0, speaker_f0[target])})
+    return {"tolerance": F0_TOLERANCE,
+            "reconstructions": len(rec_rows), "conversions": len(conv_rows),
+            "reconstruction_within": share([r["within"] for r in rec_rows]),
+            "conversion_within": share([r["within"] for r in conv_rows]),
+            "reconstruction_voiced": float(np.mean([r["generated_voiced"] for r in rec_rows])) if rec_rows else None,
+            "source_voiced": float(np.mean([r["source_voiced"] for r in rec_rows])) if rec_rows else None,
+            "conversion_voiced": float(np.mean([r["generated_voiced"] for r in conv_rows])) if conv_rows else None,
+            "speaker_f0": speaker_f0, "per_reconstruction": rec_rows, "per_conversion": conv_rows}

@@ -73,7 +73,7 @@ def export(cfg: DictConfig) -> int:
         raise ConfigError(f"data={opts.data}: no usable trial; the reasons are in {out / SKIPPED_NAME}")
     level_trials(trials, rate, opts)
     rows = write_stimuli(out, trials, rate, cfg.seed)
-    write_outputs(out, opts, cfg, trials, rows, rate, split, skipped)
+    write_outputs(out, opts, cfg, trials, rows, rate, split, skipped, speakers)
     print(f"wrote the {opts.kind} test to {out}: {len(trials)} trial(s) of {len({t.utterance.id for t in trials})} "
           f"utterance(s), {len(rows)} stimulus file(s); key.csv, {webmushra.WEBMUSHRA_NAME}"
           + (f", {beaqle.BEAQLEJS_NAME}" if beaqle.supported(opts.kind) else "") + f", {html.HTML_NAME}"
@@ -131,7 +131,7 @@ def generate(dec: Decoder, planned: list[plan.PlannedTrial], excerpts: dict[str,
     jobs = []
     for p in tqdm(planned, desc="encode", unit="utt", dynamic_ncols=True):
         u = p.utterance
-        names = [(decoded_name(u, s), s) for s in (u.speaker, *p.targets)]
+        names = [(decoded_name(u, s), s) for s in ((u.speaker,) if p.reconstruct else ()) + p.targets]
         if all((dec.out / f"{n}.wav").exists() for n, _ in names):
             continue  # a rerun: nothing of this utterance left to generate, no need to encode
         codes = dec.encode(Source(u.id, str(excerpts[u.id]), u.speaker))
@@ -180,7 +180,7 @@ def _token(r: np.random.Generator, taken: set[str]) -> str:
 
 
 def write_outputs(out: Path, opts: Options, cfg: DictConfig, trials: list[Trial], rows: list[KeyRow], rate: int,
-                  split: str, skipped: list) -> None:
+                  split: str, skipped: list, known: dict[str, int]) -> None:
     """key.csv, the webMUSHRA and BeaqleJS configs (the former checked), index.html, export.json."""
     write_key(out, rows)
     name = opts.test_name or out.resolve().name
@@ -207,6 +207,10 @@ def write_outputs(out: Path, opts: Options, cfg: DictConfig, trials: list[Trial]
         "trial_gain_db": {t.id: round(t.gain_db, 2) for t in trials if t.gain_db < 0},
         "notes": [n for t in trials for s in t.stimuli for n in s.notes],
         "skipped": len(skipped),
+        # any-to-many: utterances of speakers the model never saw are converted, not reconstructed
+        "unseen_speaker_utterances": sorted({t.utterance.id for t in trials if t.utterance.speaker not in known}),
+        "unseen_speakers_note": "utterances of speakers the model never saw have no reconstruction: the decoder "
+                                "has no embedding for their voice; their trials hold conversions to known voices",
     }
     atomic_write_text(out / EXPORT_NAME, json.dumps(summary, indent=1) + "\n")
 

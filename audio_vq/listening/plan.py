@@ -36,10 +36,12 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class PlannedTrial:
-    """One utterance of the test and the speakers its conversions go to."""
+    """One utterance of the test, the speakers its conversions go to, and whether it is
+    reconstructed (only when the model knows its speaker: a held-out speaker has no embedding)."""
 
     utterance: Utterance
     targets: tuple[str, ...]
+    reconstruct: bool = True
 
 
 def rng(seed: int, stream: int) -> np.random.Generator:
@@ -48,27 +50,30 @@ def rng(seed: int, stream: int) -> np.random.Generator:
 
 def usable_utterances(utterances: Sequence[Utterance], split: str,
                       speakers: dict[str, int]) -> tuple[list[Utterance], str]:
-    """The utterances of ``split`` whose speaker the model knows (reconstruction decodes with the
-    speaker's own identity; held-out speakers have none), and the split actually used:
-    split=auto takes test, else valid, else train (with a warning)."""
-    known = [u for u in utterances if u.speaker in speakers]
+    """The utterances of ``split`` and the split actually used: split=auto takes test, else
+    valid, else train (with a warning). Utterances of speakers the model never saw (held-out
+    speakers, folders without speakers) are kept: they are converted to known voices
+    (any-to-many), and only their reconstruction is impossible."""
     if split == "all":
-        chosen = known
+        chosen = list(utterances)
     elif split != "auto":
-        chosen = [u for u in known if u.split == split]
+        chosen = [u for u in utterances if u.split == split]
     else:
         for name in (*SPLIT_PREFERENCE, "train"):
-            chosen = [u for u in known if u.split == name]
+            chosen = [u for u in utterances if u.split == name]
             if chosen:
                 if name == "train":
-                    log.warning("no test or valid utterance of a speaker the model knows: using the train split")
+                    log.warning("no test or valid utterance: using the train split")
                 split = name
                 break
         else:
             chosen = []
     if not chosen:
-        raise ConfigError(f"split={split}: no utterance of a speaker the model knows "
-                          f"({len(utterances)} in the manifest, {len(known)} of known speakers)")
+        raise ConfigError(f"split={split}: no utterance in that split ({len(utterances)} in the manifest)")
+    unseen = sorted({u.speaker for u in chosen if u.speaker not in speakers})
+    if unseen:
+        log.info("%d utterance(s) of %d speaker(s) the model never saw (%s): conversions only, no reconstruction",
+                 sum(u.speaker not in speakers for u in chosen), len(unseen), ", ".join(unseen[:5]))
     return chosen, split
 
 
@@ -100,9 +105,12 @@ def parse_targets(value, default_count: int) -> TargetSpec:
 
 def plan_trials(chosen: Sequence[Utterance], spec: TargetSpec, speakers: Sequence[str],
                 seed: int) -> list[PlannedTrial]:
-    """Each utterance with its conversion targets: never its own speaker (that is the
-    reconstruction); with a count, that many other speakers drawn per utterance with the seed."""
+    """Each utterance with its conversion targets among the model's ``speakers``: never its own
+    speaker (that is the reconstruction); with a count, that many other speakers drawn per
+    utterance with the seed. An utterance of a speaker outside ``speakers`` is not
+    reconstructed, and a count of targets for it is at least one (else it has no stimulus)."""
     r = rng(seed, STREAM_TARGETS)
+    known = set(speakers)
     out = []
     for u in chosen:
         others = [s for s in sorted(speakers) if s != u.speaker]
@@ -111,7 +119,7 @@ def plan_trials(chosen: Sequence[Utterance], spec: TargetSpec, speakers: Sequenc
         elif spec.names:
             targets = [s for s in spec.names if s != u.speaker]
         else:
-            k = min(spec.count, len(others))
+            k = min(spec.count if u.speaker in known else max(1, spec.count), len(others))
             targets = [others[i] for i in sorted(r.choice(len(others), size=k, replace=False))] if k else []
-        out.append(PlannedTrial(u, tuple(targets)))
+        out.append(PlannedTrial(u, tuple(targets), reconstruct=u.speaker in known))
     return out

@@ -107,7 +107,7 @@ def build_trials(opts: Options, planned: list[plan.PlannedTrial], decoded: Path,
 def _conditions(opts: Options, p: plan.PlannedTrial, decoded: Path, rate: int, length: int,
                 skipped: list) -> list[Stimulus]:
     u = p.utterance
-    sources = [(RECONSTRUCTION, u.speaker, decoded / f"{decoded_name(u, u.speaker)}.wav")]
+    sources = [(RECONSTRUCTION, u.speaker, decoded / f"{decoded_name(u, u.speaker)}.wav")] if p.reconstruct else []
     sources += [(CONVERSION, t, decoded / f"{decoded_name(u, t)}.wav") for t in p.targets]
     sources += [(name, "", folder / f"{u.id}.wav") for name, folder in opts.systems.items()]
     out = []

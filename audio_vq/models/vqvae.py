@@ -2,9 +2,11 @@
 
     audio (B, T) -> Encoder -> z_e (B, D, frames) -> quantizer -> z_q (B, D, frames)
     z_q [time jitter in training] + speaker embedding g (B, speaker_dim) -> WaveNet -> logits (B, C, T)
+    (in training the WaveNet's teacher-forced past may be corrupted: input_noise, input_dropout)
 
     loss = reconstruction (cross-entropy of the true mu-law sample, or the mixture NLL)
          + codebook loss + beta * commitment loss         (the KL term, log K, is dropped)
+         [+ speaker-adversary cross-entropy on z_q, its gradient reversed into the encoder]
 
 Inputs of any length work: the audio is right-padded to a multiple of the hop (frames =
 ceil(T / hop)) and the padding is masked out of every loss and codebook statistic. The
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..audio import SAMPLE_RATE, mulaw_encode
+from .adversary import SpeakerAdversary
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 from .wavenet import WaveNet
@@ -38,13 +41,34 @@ class VQVAEOutput:
     commitment_loss: Tensor
     codes: Tensor
     quantizer: QuantizerOutput
+    adversary_loss: Tensor | None = None      # the speaker adversary's cross-entropy (None: no adversary)
+    adversary_accuracy: Tensor | None = None  # its frame accuracy (chance: 1 / speakers)
 
     def metrics(self) -> dict[str, Tensor]:
-        """Scalars for logging, detached: the total and reconstruction losses, and the
-        quantizer's (its total as ``quantizer_loss``)."""
+        """Scalars for logging, detached: the total and reconstruction losses, the quantizer's
+        (its total as ``quantizer_loss``) and the adversary's when there is one."""
         q = self.quantizer.metrics()
         q["quantizer_loss"] = q.pop("loss")
-        return {"loss": self.loss.detach(), "reconstruction_loss": self.reconstruction_loss.detach(), **q}
+        out = {"loss": self.loss.detach(), "reconstruction_loss": self.reconstruction_loss.detach(), **q}
+        if self.adversary_loss is not None:
+            out.update(adversary_loss=self.adversary_loss.detach(), adversary_accuracy=self.adversary_accuracy)
+        return out
+
+
+def corrupt_past(audio: Tensor, noise: float, dropout: float, generator: torch.Generator | None = None) -> Tensor:
+    """The audio the decoder reads as its teacher-forced past (B, T): ``audio`` plus Gaussian
+    noise of std ``noise`` (clipped to [-1, 1]), then each sample set to silence with
+    probability ``dropout``. The targets stay clean, so a decoder that cannot trust its past
+    must lean on the codes and the speaker."""
+    if noise <= 0.0 and dropout <= 0.0:
+        return audio
+    out = audio
+    if noise > 0.0:
+        out = (out + noise * torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)).clamp(-1, 1)
+    if dropout > 0.0:
+        keep = torch.rand(out.shape, generator=generator, device=out.device) >= dropout
+        out = out * keep
+    return out
 
 
 def time_jitter(z: Tensor, probability: float, generator: torch.Generator | None = None) -> Tensor:
@@ -68,21 +92,31 @@ class VQVAE(nn.Module):
         decoder: a WaveNet conditioned on D channels at hop samples per frame.
         num_speakers: rows of the speaker table (``speakers.json``); 0 with speaker_dim 0.
         jitter: time-jitter probability of the latents in training (0 = off; Chorowski: 0.12).
+        input_noise: std of Gaussian noise on the decoder's teacher-forced past in training.
+        input_dropout: probability that a past sample the decoder reads in training is silenced.
+        adversary: a SpeakerAdversary on z_q (None = none).
     """
 
     def __init__(self, encoder: Encoder, quantizer: nn.Module, decoder: WaveNet, num_speakers: int,
-                 jitter: float = 0.0):
+                 jitter: float = 0.0, input_noise: float = 0.0, input_dropout: float = 0.0,
+                 adversary: SpeakerAdversary | None = None):
         super().__init__()
         if decoder.hop != encoder.hop:
             raise ValueError(f"decoder hop {decoder.hop} != encoder hop {encoder.hop}")
         if not 0.0 <= jitter < 1.0:
             raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+        if not input_noise >= 0.0:
+            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
         if decoder.speaker_dim > 0 and num_speakers < 1:
             raise ValueError("a speaker-conditioned decoder needs num_speakers >= 1")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.speakers = nn.Embedding(num_speakers, decoder.speaker_dim) if decoder.speaker_dim > 0 else None
         self.num_speakers = num_speakers
         self.jitter = jitter
+        self.input_noise, self.input_dropout = float(input_noise), float(input_dropout)
+        self.adversary = adversary
         # set by checkpoint.load_model: the speaker names of the table and the run's config
         self.speaker_index: dict[str, int] = {}
         self.config: dict | None = None
@@ -90,8 +124,10 @@ class VQVAE(nn.Module):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], num_speakers: int) -> "VQVAE":
         """Build from ``model`` config: ``encoder``, ``quantizer`` (with ``kind``), ``decoder``
-        and ``jitter``; the keys of each group are the constructor's arguments. The encoder's
-        output and the decoder's conditioning take the quantizer's ``dim``."""
+        ``jitter``, ``input_noise``, ``input_dropout`` and ``adversary`` (``weight``, 0 = none,
+        and ``hidden_channels``); the keys of each group are the constructor's arguments. The
+        encoder's output, the decoder's conditioning and the adversary's input take the
+        quantizer's ``dim``."""
         q = dict(cfg["quantizer"])
         kind = q.pop("kind", "vector")
         if kind not in QUANTIZERS:
@@ -99,7 +135,12 @@ class VQVAE(nn.Module):
         encoder = Encoder(dim=q["dim"], **dict(cfg["encoder"]))
         quantizer = QUANTIZERS[kind](**q)
         decoder = WaveNet(cond_channels=q["dim"], hop=encoder.hop, **dict(cfg["decoder"]))
-        return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)))
+        adv = dict(cfg.get("adversary") or {})
+        adversary = (SpeakerAdversary(q["dim"], num_speakers, **adv)
+                     if float(adv.get("weight", 0.0)) > 0 and num_speakers > 1 else None)
+        return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)),
+                   input_noise=float(cfg.get("input_noise", 0.0)), input_dropout=float(cfg.get("input_dropout", 0.0)),
+                   adversary=adversary)
 
     @property
     def hop(self) -> int:
@@ -123,10 +164,16 @@ class VQVAE(nn.Module):
         audio, mask, frame_mask = self._pad(audio, mask)
         q = self.quantizer(self.encoder(audio, _lengths(mask)), mask=frame_mask)
         z = time_jitter(q.quantized, self.jitter) if self.training else q.quantized
-        target = mulaw_encode(audio, self.decoder.mu_law_channels)
-        logits = self.decoder(target, z, self.speaker_vector(speaker))
+        past = corrupt_past(audio, self.input_noise, self.input_dropout) if self.training else audio
+        # the WaveNet reads these classes only as its (shifted) past; the loss is on clean audio
+        logits = self.decoder(mulaw_encode(past, self.decoder.mu_law_channels), z, self.speaker_vector(speaker))
         reconstruction = self.decoder.loss(logits, audio, mask)
-        return VQVAEOutput(reconstruction + q.loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q)
+        loss = reconstruction + q.loss
+        adv_loss = adv_acc = None
+        if self.adversary is not None and speaker is not None:
+            adv_loss, adv_acc = self.adversary(q.quantized, speaker, frame_mask)
+            loss = loss + adv_loss
+        return VQVAEOutput(loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q, adv_loss, adv_acc)
 
     @torch.no_grad()
     def encode(self, audio: Tensor, mask: Tensor | None = None) -> Tensor:

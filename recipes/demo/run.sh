@@ -6,7 +6,8 @@
 # --exp   where everything goes (default exp/demo): synthetic/ (the generated corpus), data/ (manifest)
 # Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl; every
 #         speaker reads the same 30 sentences, so conversions have parallel references),
-#         1 train (model=small, train=demo: a 10-minute budget, train.max_minutes) -> $exp/train/model.
+#         1 train (model=small, train=demo: a fixed budget of train.max_steps steps, about 10 minutes on
+#           two idle cores) -> $exp/train/model.
 #         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
 #         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
 #         export.K=V pass K=V to that stage).

@@ -125,3 +125,37 @@ def test_pesq_is_optional(speech, monkeypatch):
         raise RuntimeError("No utterances detected")
     fake.pesq = refuses
     assert pesq(speech, speech) is None
+
+
+def _harmonic(f0: float, seconds: float = 1.0, sr: int = 16_000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 8)).astype(np.float32)
+
+
+def test_median_f0_finds_the_pitch_of_a_harmonic_signal():
+    for f0 in (110.0, 220.0):
+        median, voiced = signal.median_f0(_harmonic(f0))
+        assert median == pytest.approx(f0, rel=0.02) and voiced > 0.8
+
+
+def test_noise_and_silence_have_no_f0():
+    noise = np.random.default_rng(0).normal(0, 0.1, 16_000).astype(np.float32)
+    median, voiced = signal.median_f0(noise)
+    assert voiced < 0.3
+    assert signal.median_f0(np.zeros(16_000, np.float32)) == (None, 0.0)
+
+
+def test_f0_within_is_relative_and_fails_without_pitch():
+    assert signal.f0_within(105.0, 100.0) and not signal.f0_within(111.0, 100.0)
+    assert signal.f0_within(None, 100.0) is False  # generated audio with no F0 is a miss
+    assert signal.f0_within(100.0, None) is None  # no reference: the check does not apply
+
+
+def test_f0_check_section_scores_reconstructions_and_conversions():
+    from audio_vq.evaluate.sections import f0_check
+    noise = np.random.default_rng(1).normal(0, 0.1, 16_000).astype(np.float32)
+    r = f0_check([(_harmonic(120.0), _harmonic(125.0)), (_harmonic(120.0), noise)],
+                 [(_harmonic(200.0), "b"), (_harmonic(120.0), "b")], {"b": [_harmonic(205.0), _harmonic(195.0)]},
+                 16_000)
+    assert r["reconstruction_within"] == 0.5 and r["conversion_within"] == 0.5
+    assert r["speaker_f0"]["b"] == pytest.approx(200.0, rel=0.02)

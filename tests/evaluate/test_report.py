@@ -94,3 +94,31 @@ def test_parallel_texts_give_mcd_after_dtw(tiny_trained, tmp_path):
     assert par["pairs"] == 2
     assert par["mcd_conversion_vs_target"] > 0 and par["mcd_source_vs_target"] > 0
     assert "MCD-DTW conversion vs target" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_sources_of_unseen_speakers_are_converted_and_reported_apart(tiny_trained, tmp_path):
+    from audio_vq.manifest import read_manifest, write_manifest
+    utts = read_manifest(tiny_trained / "data")
+    stranger = sorted({u.speaker for u in utts})[-1]
+    for u in utts:
+        if u.speaker == stranger:
+            u.speaker = "newcomer"  # not in the model's speakers.json: no embedding
+    write_manifest(tmp_path / "data" / "manifest.jsonl", utts, relative=False)
+    (tmp_path / "data" / "speakers.json").write_text((tiny_trained / "data" / "speakers.json").read_text())
+    cfg = compose("evaluate", [f"model={tiny_trained / 'run' / 'model'}", f"data={tmp_path / 'data'}",
+                               f"out={tmp_path / 'out'}", "split=[train,valid,test]", "max_utterances=8",
+                               "reconstruct_utterances=3", "excerpt_seconds=0.2", "mfcc_kmeans=false"],
+                  package=INFERENCE)
+    report.evaluate(cfg)
+    r = json.loads((tmp_path / "out" / "report.json").read_text())
+    unseen = r["conversion"]["unseen_sources"]
+    # 8 utterances dealt over 4 speakers: the newcomer's 2 are converted, 3 of the others reconstructed
+    assert unseen["conversions"] == 2 and unseen["source_speakers"] == 1
+    assert 0 <= unseen["classified_as_target"] <= 1
+    assert r["f0"]["unseen_sources"]["conversions"] == 2 and r["f0"]["unseen_sources"]["reconstructions"] == 0
+    audio_files = [p.name for p in (tmp_path / "out" / "audio").iterdir()]
+    assert not any(n.endswith("_reconstruction.wav") and "newcomer" in n for n in audio_files)
+    newcomer_ids = {u.id for u in utts if u.speaker == "newcomer"}
+    assert sum(n.split("_to_")[0] in newcomer_ids for n in audio_files if "_to_" in n) == 2
+    assert r["reconstruction"]["utterances"] == 3  # the seen speakers' excerpts, as before
+    assert "never saw" in (tmp_path / "out" / "report.md").read_text()

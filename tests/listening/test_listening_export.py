@@ -277,6 +277,25 @@ def test_short_empty_and_missing_inputs_are_handled(tiny_trained, tmp_path):
                         f"configs/resources/audio/{out.name}") == []
 
 
+def test_held_out_speakers_get_conversions_to_known_voices_and_no_reconstruction(tiny_trained, tmp_path):
+    utts = read_manifest(tiny_trained / "data")
+    known = json.loads((tiny_trained / "data" / "speakers.json").read_text())
+    for u in utts:
+        u.speaker, u.split = f"held_out_{u.speaker}", "test"  # every speaker unknown to the model
+    write_manifest(tmp_path / "data" / "manifest.jsonl", utts, relative=False)
+    out = tmp_path / "out"
+    export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=2", "targets=2",
+                          f"data={tmp_path / 'data'}"))
+    rows = key_rows(out)
+    conditions = [r for r in rows if r["role"] == "condition"]
+    assert len({r["utterance"] for r in rows}) == 2 and len(conditions) == 4
+    assert {r["system"] for r in conditions} == {"conversion"}
+    assert {r["target_speaker"] for r in conditions} <= set(known)
+    summary = json.loads((out / "export.json").read_text())
+    assert summary["unseen_speaker_utterances"] == sorted({r["utterance"] for r in rows})
+    assert "no reconstruction" in summary["unseen_speakers_note"]
+
+
 def test_config_errors_are_one_line_and_name_the_key(tiny_trained, tmp_path):
     cases = [
         (["kind=nope"], "kind='nope'"),

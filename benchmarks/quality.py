@@ -1,0 +1,224 @@
+"""What a configuration learns at a fixed step budget: train each named configuration on the
+demo corpus, evaluate it on the held-out utterances, print one table.
+
+    python benchmarks/quality.py [--configs baseline noise0.02 ...] [--steps 600] [--jobs 1]
+                                 [--threads auto] [--exp /tmp/audio_vq_quality] [--list]
+
+Every run is ``audio-vq train`` with the demo recipe's settings (model=small, train=demo, the
+synthetic corpus with every speaker reading the same 30 sentences) plus the configuration's
+overrides, for exactly --steps steps (steps, not minutes: the table does not depend on how busy
+the machine was), with train.threads=--threads; --jobs trainings go side by side. Each trained
+model is then evaluated (``audio-vq evaluate`` on the held-out splits, one thread, beside the
+next training) with the configuration's evaluate overrides (e.g. a sampling
+temperature: such rows reuse the trained model of the row they name in ``model_of``).
+
+A run is resumed or reused when its folder already holds it: training resumes from its
+checkpoints and stops at --steps; an evaluation is redone only when its model is newer than its
+report. Rows print as markdown (paste into RESULTS.md); each row's numbers come from its
+``report.json`` and the MFCC k-means baseline in it has the row's own K and frame rate.
+
+Columns:
+  PNMI / MFCC     PNMI of the codes, of MFCC+delta k-means at the same K and frame rate
+  acc             many-to-one code-to-phone accuracy (MFCC's after the slash)
+  ABX w / a       ABX phone-only error %, within / across speakers, codebook vectors (MFCC's in the next column)
+  spk<-codes      speaker-ID accuracy from code histograms (lower: fewer speaker cues in the units)
+  gain, best      decoder speaker use: teacher-forced loss gain of the own speaker (nats/sample),
+                  and the share of excerpts where the own speaker is best
+  conv->tgt       conversions classified as their target speaker (speaker-ID probe on real audio)
+  rec->own        reconstructions classified as their own speaker
+  STOI            of reconstructions
+  F0 rec / conv   share of reconstructions with median F0 within 10% of the source's, and of
+                  conversions within 10% of the target speaker's (pYIN; noise fails)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+# The demo recipe's training setup (recipes/demo/run.sh): every row starts from it.
+BASE = ["model=small", "train=demo", "data.crop_seconds=0.5"]
+
+# name -> (train overrides, evaluate overrides, model_of: the row whose trained model an
+# evaluate-only row reuses, or None). Hypotheses of issue 12; the table decides.
+CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
+    "baseline": ([], [], None),
+    "jitter0.12": (["model.jitter=0.12"], [], None),
+    "jitter0.5": (["model.jitter=0.5"], [], None),
+    "noise0.02": (["model.input_noise=0.02"], [], None),
+    "noise0.05": (["model.input_noise=0.05"], [], None),
+    "dropout0.3": (["model.input_dropout=0.3"], [], None),
+    "adversary0.1": (["model.adversary.weight=0.1"], [], None),
+    "adversary1": (["model.adversary.weight=1.0"], [], None),
+    "125hz": (["model.encoder.strides=[2,2,2,2,2,2,2]"], [], None),
+    "50hz": (["model.encoder.strides=[2,2,2,2,4,5]"], [], None),
+    "K64": (["model.quantizer.codebook_size=64"], [], None),
+    "K256": (["model.quantizer.codebook_size=256"], [], None),
+    "K512": (["model.quantizer.codebook_size=512"], [], None),
+    "vector": (["model/quantizer=vector", "model.quantizer.dim=32", "model.quantizer.codebook_size=128",
+                "model.quantizer.kmeans_init=true", "model.quantizer.restart_after=100"], [], None),
+    "restart20": (["model.quantizer.restart_after=20"], [], None),
+    "residual2": (["model.encoder.residual_layers=2"], [], None),
+    "rf1stack": (["model.decoder.stacks=1"], [], None),
+    "rf3stacks": (["model.decoder.stacks=3"], [], None),
+    "mol": (["model.decoder.output=logistic_mixture"], [], None),
+    "lr4e-4": (["train.lr=4.0e-4"], [], None),
+    "batch16": (["train.batch_size=16"], [], None),
+    "baseline@t0.8": ([], ["temperature=0.8"], "baseline"),
+    "baseline@t0.6": ([], ["temperature=0.6"], "baseline"),
+}
+
+COLUMNS = ["config", "PNMI / MFCC", "acc / MFCC", "ABX w / a", "MFCC ABX w / a", "spk<-codes", "gain, best",
+           "conv->tgt", "rec->own", "STOI", "F0 rec / conv", "loss@end"]
+
+
+def sh(cmd: list[str], log: Path, threads: str = "1") -> None:
+    env = dict(os.environ)
+    if threads != "auto":
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        done = subprocess.run(["nice", "-n", "10", *cmd], stdout=f, stderr=subprocess.STDOUT, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed (exit {done.returncode}); see {log}")
+
+
+def prepare(exp: Path) -> Path:
+    data = exp / "data"
+    if not (data / "manifest.jsonl").is_file():
+        sh(["audio-vq", "prepare", "corpus=synthetic", "corpus.sentences=30", f"root={exp / 'synthetic'}",
+            f"out={data}"], exp / "prepare.log")
+    return data
+
+
+def last_step(run: Path) -> int:
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    return int(ckpts[-1].stem.split("_")[1]) if ckpts else 0
+
+
+def train(name: str, overrides: list[str], data: Path, exp: Path, steps: int, threads: str) -> Path:
+    run = exp / name
+    if last_step(run) >= steps and (run / "model" / "checksum.sha256").is_file():
+        return run
+    resume = ["train.resume=true"] if last_step(run) > 0 else []
+    sh(["audio-vq", "train", f"data.manifest={data / 'manifest.jsonl'}", *BASE, f"train.max_steps={steps}",
+        "train.max_minutes=null", f"train.threads={threads}", "data.num_workers=1", f"hydra.run.dir={run}",
+        *resume, *overrides], exp / f"{name}.log", threads)
+    return run
+
+
+def evaluate(name: str, run: Path, overrides: list[str], data: Path, exp: Path) -> dict:
+    out = exp / "eval" / name
+    report = out / "report.json"
+    model = run / "model" / "checksum.sha256"
+    if not (report.is_file() and report.stat().st_mtime > model.stat().st_mtime):
+        sh(["audio-vq", "evaluate", f"model={run / 'model'}", f"data={data}", f"out={out}", "threads=1",
+            "device=cpu", *overrides], exp / f"{name}.log")
+    return json.loads(report.read_text())
+
+
+def row(name: str, r: dict, run: Path) -> list[str]:
+    def f(v, d=3):
+        return "n/a" if v is None else f"{v:.{d}f}"
+
+    sysm = (r.get("phonetic") or {}).get("systems", {})
+    model, mfcc = sysm.get("model", {}), sysm.get("mfcc_kmeans", {})
+    abx = r.get("abx") or {}
+    mine = abx.get("model codebook vectors, phone only", {})
+    base = abx.get("mfcc, phone only", {})
+    cv = r.get("conversion") or {}
+    su = cv.get("decoder_speaker_use") or {}
+    f0 = (r.get("f0") or {}).get("seen") or {}
+    rec = (r.get("reconstruction") or {}).get("mean", {})
+    loss = "n/a"
+    metrics = run / "metrics.csv"
+    if metrics.is_file():
+        rows = [line.split(",") for line in metrics.read_text().splitlines()]
+        header = rows[0]
+        train_rows = [x for x in rows[1:] if x[header.index("split")] == "train"]
+        if train_rows:
+            loss = f(float(train_rows[-1][header.index("reconstruction_loss")]), 2)
+    return [name, f"{f(model.get('pnmi'))} / {f(mfcc.get('pnmi'))}",
+            f"{f(model.get('code_to_phone_accuracy'))} / {f(mfcc.get('code_to_phone_accuracy'))}",
+            f"{f(mine.get('within'), 1)} / {f(mine.get('across'), 1)}",
+            f"{f(base.get('within'), 1)} / {f(base.get('across'), 1)}",
+            f((cv.get("code_probe") or {}).get("accuracy"), 2),
+            f"{f(su.get('gain_nats'), 4)}, {f(su.get('own_is_best'), 2)}",
+            f(cv.get("classified_as_target"), 2), f(cv.get("probe_reconstruction_accuracy"), 2),
+            f(rec.get("stoi"), 2), f"{f(f0.get('reconstruction_within'), 2)} / {f(f0.get('conversion_within'), 2)}",
+            loss]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["baseline"], help="names from CONFIGS (or 'all')")
+    ap.add_argument("--steps", type=int, default=600, help="training steps of every row")
+    ap.add_argument("--jobs", type=int, default=1, help="trainings side by side")
+    ap.add_argument("--threads", default="auto", help="train.threads of each training (auto or N); "
+                    "evaluations run on one thread beside the next training")
+    ap.add_argument("--exp", type=Path, default=Path("/tmp/audio_vq_quality"))
+    ap.add_argument("--list", action="store_true", help="print the configurations and exit")
+    args = ap.parse_args()
+    if args.list:
+        for name, (t, e, m) in CONFIGS.items():
+            print(f"{name:16s} train: {' '.join(t) or '-'}  evaluate: {' '.join(e) or '-'}"
+                  + (f"  (model of {m})" if m else ""))
+        return 0
+    names = list(CONFIGS) if args.configs == ["all"] else args.configs
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        print(f"quality.py: error: unknown configuration(s) {', '.join(unknown)} (see --list)", file=sys.stderr)
+        return 2
+    exp = args.exp.expanduser().resolve()
+    exp.mkdir(parents=True, exist_ok=True)
+    data = prepare(exp)
+    started = time.monotonic()
+
+    trained = sorted({CONFIGS[n][2] or n for n in names}, key=lambda n: list(CONFIGS).index(n))
+
+    runs: dict[str, Path] = {}
+    failed: dict[str, str] = {}
+
+    def evaluate_one(n: str) -> dict:
+        t0 = time.monotonic()
+        r = evaluate(n, runs[CONFIGS[n][2] or n], CONFIGS[n][1], data, exp)
+        print(f"[{time.monotonic() - started:6.0f} s] evaluated {n} ({time.monotonic() - t0:.0f} s)", flush=True)
+        return r
+
+    reports: dict[str, Future] = {}
+    with ThreadPoolExecutor(args.jobs) as trainers, ThreadPoolExecutor(1) as evaluators:
+        def train_one(t: str) -> None:
+            t0 = time.monotonic()
+            try:
+                runs[t] = train(t, CONFIGS[t][0], data, exp, args.steps, args.threads)
+            except RuntimeError as e:  # one failed row is reported, the others go on
+                failed[t] = str(e)
+                print(f"[{time.monotonic() - started:6.0f} s] {e}", flush=True)
+                return
+            print(f"[{time.monotonic() - started:6.0f} s] trained {t} ({time.monotonic() - t0:.0f} s)", flush=True)
+            for n in names:
+                if (CONFIGS[n][2] or n) == t:
+                    reports[n] = evaluators.submit(evaluate_one, n)
+
+        for f in [trainers.submit(train_one, t) for t in trained]:
+            f.result()
+    print(f"\n{args.steps} steps per row, train.threads={args.threads}, {args.jobs} job(s), "
+          f"{time.monotonic() - started:.0f} s; reports in {exp / 'eval'}\n")
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "|".join("---" for _ in COLUMNS) + "|")
+    for n in names:
+        try:
+            print("| " + " | ".join(row(n, reports[n].result(), runs[CONFIGS[n][2] or n])) + " |")
+        except (KeyError, RuntimeError) as e:
+            print(f"| {n} | failed: {failed.get(CONFIGS[n][2] or n, e)} |")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
