@@ -263,8 +263,12 @@ def _threads(setting, ctx: Context) -> ThreadTuner | None:
         return None
     if ctx.device.type != "cpu":
         return None
-    share = max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
-    return ThreadTuner([share, 1])
+    return ThreadTuner([_core_share(ctx), 1])
+
+
+def _core_share(ctx: Context) -> int:
+    """The cores of this machine over the processes torchrun started on it (at least 1)."""
+    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
 
 
 def _workers(setting, ctx: Context) -> int:
@@ -272,8 +276,7 @@ def _workers(setting, ctx: Context) -> int:
     process's share (at least one, at most four)."""
     if setting != "auto":
         return int(setting)
-    share = usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)))
-    return max(1, min(4, share // 2))
+    return max(1, min(4, _core_share(ctx) // 2))
 
 
 def _lower_priority(_worker_id: int) -> None:
