@@ -58,6 +58,7 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "noise0.02": (["model.input_noise=0.02"], [], None),
     "noise0.05": (["model.input_noise=0.05"], [], None),
     "noise0.1": (["model.input_noise=0.1"], [], None),
+    "50hz+noise0.1": (["model.encoder.strides=[2,2,2,2,4,5]", "model.input_noise=0.1"], [], None),
     "noise0.05+adversary0.1": (["model.input_noise=0.05", "model.adversary.weight=0.1"], [], None),
     "dropout0.3": (["model.input_dropout=0.3", *OLD], [], None),
     "adversary0.1": (["model.adversary.weight=0.1", *OLD], [], None),
