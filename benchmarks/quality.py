@@ -33,6 +33,7 @@ Columns:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -148,11 +149,10 @@ def row(name: str, r: dict, run: Path) -> list[str]:
     loss = "n/a"
     metrics = run / "metrics.csv"
     if metrics.is_file():
-        rows = [line.split(",") for line in metrics.read_text().splitlines()]
-        header = rows[0]
-        train_rows = [x for x in rows[1:] if x[header.index("split")] == "train"]
+        with open(metrics, newline="") as fh:
+            train_rows = [r for r in csv.DictReader(fh) if r["split"] == "train"]
         if train_rows:
-            loss = f(float(train_rows[-1][header.index("reconstruction_loss")]), 2)
+            loss = f(float(train_rows[-1]["reconstruction_loss"]), 2)
     return [name, f"{f(model.get('pnmi'))} / {f(mfcc.get('pnmi'))}",
             f"{f(model.get('code_to_phone_accuracy'))} / {f(mfcc.get('code_to_phone_accuracy'))}",
             f"{f(mine.get('within'), 1)} / {f(mine.get('across'), 1)}",

@@ -254,9 +254,8 @@ def voiced_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 def median_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[float | None, float]:
     """(median F0 in Hz over voiced frames, or None with fewer than F0_MIN_VOICED_FRAMES of
     them; the fraction of frames that are voiced)."""
-    x = _mono(x, "x")
-    f0 = voiced_f0(x, sr)
-    frames = max(1, 1 + x.size // _scaled(F0_HOP, sr))
+    f0 = voiced_f0(x, sr)  # validates x
+    frames = max(1, 1 + np.size(x) // _scaled(F0_HOP, sr))
     median = float(np.median(f0)) if f0.size >= F0_MIN_VOICED_FRAMES else None
     return median, f0.size / frames
 
