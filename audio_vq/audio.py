@@ -11,6 +11,7 @@ without paying for it. The mu-law functions accept numpy arrays and torch tensor
 from __future__ import annotations
 
 import os
+import shutil
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,9 +158,20 @@ def save(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_R
         raise AudioError(path, "refusing to write zero samples")
     data = audio.T if audio.ndim == 2 else audio
     fmt = _format_for(path)
-    with atomic_path(path) as tmp:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
+    try:
+        with atomic_path(path) as tmp:
+            sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
+    except (OSError, sf.SoundFileRuntimeError) as e:  # a full disk, a read-only folder, a size limit
+        raise AudioError(path, f"cannot write it ({' '.join(str(e).split())}; "
+                               f"{_free_bytes(path.parent)} free on its disk)") from None
     return path
+
+
+def _free_bytes(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 1e6:.1f} MB"
+    except OSError:
+        return "unknown space"
 
 
 def mulaw_encode(x, channels: int = MU_LAW_CHANNELS):

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_path, atomic_write_text
-from .manifest import SPEAKERS_NAME, read_speakers
+from .manifest import SPEAKERS_NAME, ManifestError, read_speakers
 from .models.vqvae import VQVAE
 
 WEIGHTS_NAME = "model.safetensors"
@@ -69,14 +69,27 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     for name, digest in recorded.items():
         if _sha256(directory / name) != digest:
             raise ModelDirError(f"{directory / name}: checksum mismatch (file changed or corrupt)")
-    config = OmegaConf.to_container(OmegaConf.load(directory / CONFIG_NAME), resolve=True)
-    speakers = read_speakers(directory / SPEAKERS_NAME)
-    model = VQVAE.from_config(config["model"], num_speakers=len(speakers))
+    config = _read_config(directory / CONFIG_NAME)
     try:
-        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)), strict=True)
+        speakers = read_speakers(directory / SPEAKERS_NAME)
+    except ManifestError as e:
+        raise ModelDirError(str(e)) from None
+    try:
+        model = VQVAE.from_config(config["model"], num_speakers=len(speakers))
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelDirError(f"{directory / CONFIG_NAME}: not a model this version builds ({_one_line(e)})") from None
+    try:
+        weights = load_file(str(directory / WEIGHTS_NAME))
+    except Exception as e:  # safetensors raises its own error types for a corrupt header or body
+        raise ModelDirError(f"{directory / WEIGHTS_NAME}: not a readable safetensors file ({_one_line(e)})") from None
+    bad = [k for k, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ModelDirError(f"{directory / WEIGHTS_NAME}: {len(bad)} tensor(s) hold NaN or inf, e.g. {bad[0]} "
+                            "(the training diverged); use an earlier checkpoint")
+    try:
+        model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
-        raise ModelDirError(f"{directory / WEIGHTS_NAME}: does not fit config.yaml "
-                            f"({' '.join(str(e).split())[:300]})") from None
+        raise ModelDirError(f"{directory / WEIGHTS_NAME}: does not fit config.yaml ({_one_line(e)})") from None
     model.speaker_index = speakers
     model.config = config
     return model.to(device).eval()
@@ -107,6 +120,20 @@ def load_latest_training_state(directory: str | os.PathLike, log=None) -> tuple[
             if log is not None:
                 log.warning("checkpoint %s is unreadable (%s); trying the previous one", path, " ".join(str(e).split())[:200])
     return None
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as e:  # YAML syntax, unknown tags, interpolation errors: never executes anything
+        raise ModelDirError(f"{path}: not a readable config ({_one_line(e)})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise ModelDirError(f"{path}: has no model section")
+    return config
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:300]
 
 
 def _recorded(directory: Path) -> dict[str, str]:

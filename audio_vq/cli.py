@@ -158,6 +158,7 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
     from .config import ConfigError, compose, compose_run
     from .corpora import CorpusError
     from .manifest import ManifestError
+    from .outputs import OutputError
     from .train import TrainingError
 
     try:
@@ -165,8 +166,11 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
             cfg, folder = compose_run(name, overrides)
             return _resolve(command.run)(cfg, folder) or 0
         return _resolve(command.run)(compose(command.config_name(name), overrides, package=command.package)) or 0
-    except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError) as e:
+    except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError, OutputError) as e:
         print(f"{PROG} {name}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # a full disk, a read-only or vanished folder: the file and the reason
+        print(f"{PROG} {name}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingError as e:
         print(f"{PROG} {name}: {e}", file=sys.stderr)
@@ -174,6 +178,11 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _one_line(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return where + " ".join((e.strerror or str(e)).split())
 
 
 def _resolve(target: str) -> Callable:

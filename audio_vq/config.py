@@ -5,6 +5,7 @@ an unparsable override, a missing required key (``???``) or a value out of range
 """
 from __future__ import annotations
 
+import math
 from importlib import resources
 from typing import Any, Callable, Sequence
 
@@ -30,7 +31,10 @@ def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictCo
     ``hydra.run.dir`` resolved (its ``${now:...}`` is the time of this call). Hydra's own node
     is dropped from the config, so what remains is the run's config."""
     cfg = _compose(config_name, overrides, with_hydra=True, package=CONFIG_PACKAGE)
-    folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
+    folder = OmegaConf.select(cfg, "hydra.run.dir")
+    if folder is None or not str(folder).strip():
+        raise ConfigError(f"hydra.run.dir={folder!r}: expected a run folder")
+    folder = str(folder)
     with open_dict(cfg):
         del cfg["hydra"]
     return _check_missing(cfg), folder
@@ -43,15 +47,38 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
     from omegaconf.errors import OmegaConfBaseException
 
     for o in overrides:
-        if "=" not in o:
+        if "=" not in o or not o.partition("=")[0].strip():
             raise ConfigError(f"'{o}': expected key=value")
     overrides = [_comma_list(o) for o in overrides]
+    values = [o for o in overrides if not _is_group(_key(o), package)]
     try:
         with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
-            return hydra_compose(config_name=config_name, overrides=list(overrides),
-                                 return_hydra_config=with_hydra)
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
+            if values:  # the defaults the values replace: the same config with only the group choices
+                base = hydra_compose(config_name=config_name, overrides=[o for o in overrides if o not in values],
+                                     return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_hydra_message(e, package)) from None
+    for o in values:
+        _check_type(_key(o), OmegaConf.select(base, _key(o), default=None), OmegaConf.select(cfg, _key(o), default=None))
+    return cfg
+
+
+def _key(override: str) -> str:
+    return override.partition("=")[0].strip().lstrip("+~")
+
+
+def _check_type(key: str, default: Any, value: Any) -> None:
+    """A value of the default's kind: a number for a number, true/false for a boolean (other
+    kinds and null are left to the command's own checks). Hydra would take ``abc`` or ``inf``
+    for an integer key, and the failure would surface later without the key's name."""
+    if default is None or value is None or key.startswith("hydra."):
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: expected true or false (default {str(default).lower()})")
+    elif isinstance(default, (int, float)) and not is_number(value):
+        raise ConfigError(f"{key}={value!r}: expected a finite number (default {default})")
 
 
 def _comma_list(override: str) -> str:
@@ -98,7 +125,8 @@ def resolve_device(device: str, local_rank: int = 0):
 
 
 def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool, not inf or nan)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def is_int(v: Any) -> bool:

@@ -23,7 +23,7 @@ from . import audio
 from .atomic import atomic_write_text
 from .config import ConfigError, require
 from .inference import Decoder, Source, read_sources
-from .manifest import write_skipped
+from .manifest import SKIPPED_NAME, write_skipped
 from .unit_formats import UnitFormatError, read_units
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def reconstruct(cfg: DictConfig) -> int:
             skipped.append((src.path, f"speaker {name} is not in the model (held out?); give speaker=<name>"))
             continue
         jobs.append((src.id, codes, dec.model.speaker_index[name]))
-    dec.write(jobs, "reconstruct")
+    dec.write(jobs, "reconstruct", inputs=_paths(cfg.input, sources), others=[SKIPPED_NAME])
     if skipped:
         write_skipped(dec.out, skipped)
     print(f"wrote {len(jobs)} reconstruction(s) to {dec.out}" + (f"; skipped {len(skipped)}" if skipped else ""))
@@ -66,7 +66,7 @@ def convert(cfg: DictConfig) -> int:
             jobs.append((name, codes, dec.speaker_index(target, "target_speaker")))
             rows.append({"source_id": src.id, "source_speaker": src.speaker or "", "target_speaker": target,
                          "path": f"{name}.wav", "source_path": src.path})
-    dec.write(jobs, "convert")
+    dec.write(jobs, "convert", inputs=_paths(cfg.input, sources), others=[INDEX_NAME, SKIPPED_NAME])
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["source_id"])
     writer.writeheader()
@@ -91,6 +91,8 @@ def synthesize(cfg: DictConfig) -> int:
         jobs = [(r.id, r.frames(), speaker) for r in records]
     except UnitFormatError as e:
         raise ConfigError(f"units={cfg.units}: {e}") from None
+    if not jobs:
+        raise ConfigError(f"units={cfg.units}: no utterances in this unit file")
     if meta is not None and meta.frame_rate is not None and meta.frame_rate != dec.frame_rate:
         raise ConfigError(f"units={cfg.units}: units at {meta.frame_rate:g} frames/s, this model decodes "
                           f"{dec.frame_rate:g} frames/s")
@@ -100,9 +102,14 @@ def synthesize(cfg: DictConfig) -> int:
         bad = codes[(codes < 0) | (codes >= k)]
         if bad.size:
             raise ConfigError(f"units={cfg.units}: utterance {uid} has unit {int(bad[0])} outside 0..{k - 1}")
-    dec.write(jobs, "synthesize")
+    dec.write(jobs, "synthesize", inputs=[units_path, *units_path.parent.glob(f"{units_path.stem}.*")])
     print(f"wrote {len(jobs)} utterance(s) to {dec.out}")
     return 0
+
+
+def _paths(input_path: str, sources: list[Source]) -> list[str]:
+    """Every file an inference command reads: the input itself and each source's audio."""
+    return [str(Path(input_path).expanduser()), *(s.path for s in sources)]
 
 
 def _encode_all(dec: Decoder, sources: list[Source], skipped: list) -> Iterator[tuple[Source, np.ndarray]]:

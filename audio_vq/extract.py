@@ -15,6 +15,7 @@ padding, so units do not depend on batch size, workers, threads or shards.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import shutil
@@ -32,8 +33,10 @@ from .atomic import atomic_path, atomic_write_text
 from .config import ConfigError, is_int, is_number, require
 from .distributed import setup
 from .inference import Source, read_sources
-from .manifest import write_skipped
-from .unit_formats import (FIXED_DEDUP, FORMATS, Record, UnitFormatError, UnitsMeta, Writer, meta_path,
+from .manifest import SKIPPED_NAME, write_skipped
+from .processes import die_with_parent
+from .outputs import check_not_inputs, exclusive, remove_temporaries
+from .unit_formats import (DICT_NAME, FIXED_DEDUP, FORMATS, Record, UnitFormatError, UnitsMeta, Writer, meta_path,
                            read_meta, read_units, textless_stem, write_dictionary, write_units)
 from .units import UnitExtractor
 
@@ -66,6 +69,7 @@ class _Waves(Dataset):
 
 
 def _worker_init(_: int) -> None:
+    die_with_parent()
     torch.set_num_threads(1)  # decoding is the workers' job; the main process owns the cores
 
 
@@ -87,7 +91,9 @@ def extract(cfg: DictConfig) -> int:
         sources = _split(cfg, sources)
         if not sources:
             raise ConfigError(f"split={cfg.split}: input={cfg.input} has no utterances in this split")
-    output = Path(cfg.output).expanduser()
+    output = _output(cfg)
+    check_not_inputs(_written(output, cfg.format), [cfg.input, *(s.path for s in sources),
+                                                    *Path(cfg.model).expanduser().iterdir()], "output")
     extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds)
     parts = _parts_dir(output, cfg.format)
     fingerprint = _fingerprint(extractor, sources, cfg.block_size)
@@ -99,17 +105,42 @@ def extract(cfg: DictConfig) -> int:
     if ctx.primary:
         _claim_parts(parts, fingerprint)
     ctx.barrier()
-    if not cfg.merge:
-        _extract_blocks(cfg, extractor, sources, parts, shard, num_shards)
-    ctx.barrier()
-    if ctx.world > 1 or cfg.merge or num_shards == 1:
-        if ctx.primary:
-            _merge(cfg, extractor, sources, parts, output, fingerprint)
-    else:
-        print(f"shard {shard} of {num_shards} done; once every shard is, merge them with the same "
-              f"arguments plus merge=true")
+    lock = ".lock-merge" if cfg.merge else f".lock-shard-{shard}-of-{num_shards}"
+    with exclusive(parts, f"output={cfg.output} ({'merge' if cfg.merge else f'shard {shard} of {num_shards}'})",
+                   lock):
+        if not cfg.merge:
+            _extract_blocks(cfg, extractor, sources, parts, shard, num_shards)
+        ctx.barrier()
+        if ctx.world > 1 or cfg.merge or num_shards == 1:
+            if ctx.primary:
+                remove_temporaries(output.parent, of=[p.name for p in _written(output, cfg.format)])
+                _merge(cfg, extractor, sources, parts, output, fingerprint)
+        else:
+            print(f"shard {shard} of {num_shards} done; once every shard is, merge them with the same "
+                  f"arguments plus merge=true")
     ctx.barrier()
     return 0
+
+
+def _output(cfg: DictConfig) -> Path:
+    """``output=`` as a path, refused when empty or of the wrong kind for the format."""
+    require(cfg, "output", lambda v: isinstance(v, str) and v.strip() != "", "an output file (or folder for zerospeech)")
+    output = Path(cfg.output).expanduser()
+    if cfg.format == "zerospeech":
+        if output.exists() and not output.is_dir():
+            raise ConfigError(f"output={cfg.output}: is a file; format=zerospeech writes a folder")
+    elif output.is_dir():
+        raise ConfigError(f"output={cfg.output}: is a folder; format={cfg.format} writes a file "
+                          f"(e.g. output={output / 'units'}{'' if cfg.format == 'textless' else '.' + cfg.format})")
+    return output
+
+
+def _written(output: Path, fmt: str) -> list[Path]:
+    """Every file the merge writes for ``output`` (the unit file(s), its meta, and the shared
+    dict.km.txt and skipped.tsv beside it)."""
+    files = [Path(f"{textless_stem(output)}.{e}") for e in ("units", "durations", "ids")] \
+        if fmt == "textless" else [output]
+    return files + [meta_path(output, fmt), output.parent / DICT_NAME, output.parent / SKIPPED_NAME]
 
 
 def _check(cfg: DictConfig) -> None:
@@ -184,6 +215,8 @@ def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Sou
     bs = cfg.block_size
     num_blocks = -(-len(sources) // bs)
     mine = _blocks_of(shard, num_shards, num_blocks)
+    remove_temporaries(parts, of=[PART_PATTERN.format(b) for b in mine])  # a killed run's half-written
+    # part; only this shard's blocks, whose lock is held: other shards may be writing theirs
     todo = [b for b in mine if not (parts / PART_PATTERN.format(b)).exists()]
     positions = [p for b in todo for p in range(b * bs, min((b + 1) * bs, len(sources)))]
     total = sum(min((b + 1) * bs, len(sources)) - b * bs for b in mine)
@@ -303,11 +336,16 @@ def units_convert(cfg: DictConfig) -> int:
     else:  # keep the input's form where the target has room for durations; never lose the timing
         dedup = bool(meta_in and meta_in.deduplicated) and cfg.format in KEEPS_DURATIONS
     meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, **base)
-    output = Path(cfg.output).expanduser()
+    output = _output(cfg)
+    source = Path(cfg.input).expanduser()
+    check_not_inputs(_written(output, cfg.format), [source, *source.parent.glob(f"{source.stem}.*")], "output")
     try:
-        write_units(output, records, meta, codebook)
+        first = next(records, None)
+        if first is None:
+            raise ConfigError(f"input={cfg.input}: no utterances in this unit file")
+        write_units(output, itertools.chain([first], records), meta, codebook)
     except UnitFormatError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(f"input={cfg.input}: {e}") from None
     if meta.codebook_size:
         write_dictionary(output.parent, meta.codebook_size)
     print(f"wrote {meta.num_utterances} utterance(s) to {output} ({cfg.format})")

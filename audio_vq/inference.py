@@ -7,10 +7,13 @@ files, one audio file, or a file list.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -19,15 +22,17 @@ from tqdm import tqdm
 
 from . import audio
 from .audio import AUDIO_EXTENSIONS
-from .atomic import atomic_path
-from .checkpoint import load_model
+from .atomic import atomic_path, atomic_write_text
+from .checkpoint import load_model, model_checksum
 from .config import ConfigError, is_int, is_number, require, resolve_device
 from .corpora.common import find_files
 from .generate import Generator
 from .manifest import MANIFEST_NAME, read_fairseq_tsv, read_manifest, resolve
+from .outputs import check_not_inputs, exclusive, inside, name_problem, remove_temporaries
 from .units import UnitExtractor
 
 PCM_SUBTYPE = "PCM_16"
+FINGERPRINT_NAME = "fingerprint.json"  # in <out>: settings and each output's codes and speaker
 
 
 @dataclass
@@ -63,6 +68,9 @@ def read_sources(input_path: str) -> list[Source]:
         raise ConfigError(f"input={input_path}: no such file or folder")
     seen: dict[str, str] = {}
     for src in sources:
+        problem = name_problem(src.id)
+        if problem:  # manifests check their ids; file stems are checked here
+            raise ConfigError(f"input={input_path}: {src.path}: id {src.id!r} {problem}; rename the file")
         if src.id in seen:
             raise ConfigError(f"input={input_path}: two inputs share the id {src.id} ({seen[src.id]} and "
                               f"{src.path}); ids are file stems and must be unique")
@@ -114,11 +122,45 @@ class Decoder:
         in overlapping windows of chunk_seconds, so memory stays bounded)."""
         return self.extractor.extract(source.path).codes
 
-    def write(self, jobs: Sequence[tuple[str, np.ndarray, int]], desc: str) -> None:
-        """Generate ``(name, codes, speaker index)`` jobs in batches and write ``<out>/<name>.wav``.
-        Outputs that already exist are kept (a rerun resumes); long ones stream in chunks."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        todo = [j for j in jobs if not (self.out / f"{j[0]}.wav").exists()]
+    def settings(self) -> dict:
+        """What every output's audio depends on besides its codes and speaker."""
+        return {"model_checksum": model_checksum(self.cfg.model), "seed": self.cfg.seed,
+                "temperature": self.cfg.temperature, "argmax": self.cfg.argmax}
+
+    def write(self, jobs: Sequence[tuple[str, np.ndarray, int]], desc: str,
+              inputs: Iterable[str | os.PathLike] = (), others: Sequence[str] = ()) -> None:
+        """Generate ``(name, codes, speaker index)`` jobs in batches and write ``<out>/<name>.wav``;
+        long ones stream in chunks.
+
+        ``<out>/fingerprint.json`` records the settings (model checksum, seed, temperature,
+        argmax) and each output's codes and speaker. A rerun keeps the outputs it records with
+        the same settings, codes and speaker (so an interrupted run resumes); an existing output
+        made otherwise, or not recorded, stops the command with one line naming what changed,
+        unless ``overwrite=true``, which regenerates it. No output (nor the ``others`` the command
+        writes into ``<out>``) may be one of ``inputs``; ``<out>`` is locked while writing."""
+        with exclusive(self.out, f"out={self.out}"):
+            remove_temporaries(self.out, of=[f"{j[0]}.wav" for j in jobs] + [FINGERPRINT_NAME])
+            wanted = {name: {"speaker": self._speaker_name(speaker), "codes": _codes_digest(codes)}
+                      for name, codes, speaker in jobs}
+            paths = {name: inside(self.out, f"{name}.wav") for name in wanted}
+            check_not_inputs([*paths.values(), *(self.out / n for n in (FINGERPRINT_NAME, *others))], inputs, "out")
+            record = self._record()
+            settings = self.settings()
+            if record["settings"] != settings:
+                record = {"settings": settings, "outputs": {}, "was": record}
+            stale = [n for n, path in paths.items() if path.exists() and record["outputs"].get(n) != wanted[n]]
+            if stale and not self.cfg.overwrite:
+                raise ConfigError(f"out={self.out}: {_why_stale(stale, record, wanted)}; rerun with overwrite=true to "
+                                  "regenerate, or choose another out=")
+            for n in stale:
+                paths[n].unlink()
+            todo = [j for j in jobs if not paths[j[0]].exists()]
+            record.pop("was", None)
+            record["outputs"].update({j[0]: wanted[j[0]] for j in todo})  # before the audio: a kill leaves
+            atomic_write_text(self.out / FINGERPRINT_NAME, json.dumps(record, indent=1) + "\n")  # missing files, never stale ones
+            self._generate(jobs, todo, paths, desc)
+
+    def _generate(self, jobs, todo, paths: dict[str, Path], desc: str) -> None:
         chunk_frames = max(1, int(self.cfg.chunk_seconds * self.sample_rate) // self.model.hop)
         with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="utt", dynamic_ncols=True) as bar:
             short = [j for j in todo if len(j[1]) <= chunk_frames]
@@ -128,11 +170,29 @@ class Decoder:
                                                 uniforms=[self._uniforms(j[0], len(j[1])) for j in batch],
                                                 temperature=self.cfg.temperature, argmax=self.cfg.argmax)
                 for (name, _, _), wave in zip(batch, waves):
-                    audio.save(self.out / f"{name}.wav", np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
+                    audio.save(paths[name], np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
                 bar.update(len(batch))
             for name, codes, speaker in (j for j in todo if len(j[1]) > chunk_frames):
-                self._stream(name, codes, speaker, chunk_frames)
+                self._stream(paths[name], name, codes, speaker, chunk_frames)
                 bar.update()
+
+    def _speaker_name(self, index: int) -> str:
+        names = {i: n for n, i in self.model.speaker_index.items()}
+        return names.get(index, str(index))
+
+    def _record(self) -> dict:
+        """The fingerprint of what ``<out>`` holds (empty for a new folder)."""
+        path = self.out / FINGERPRINT_NAME
+        empty = {"settings": None, "outputs": {}}
+        if not path.is_file():
+            return empty
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return empty  # unreadable: every existing output counts as unrecorded
+        if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict):
+            return empty
+        return record
 
     def _uniforms(self, name: str, frames: int) -> np.ndarray:
         """The sampling noise of output ``name``: seeded by (seed, name), so a file's audio does
@@ -141,13 +201,36 @@ class Decoder:
         kind = self.model.decoder.distribution.kind
         return rng.random((frames * self.model.hop,) if kind == "categorical" else (frames * self.model.hop, 2))
 
-    def _stream(self, name: str, codes: np.ndarray, speaker: int, chunk_frames: int) -> None:
-        with atomic_path(self.out / f"{name}.wav") as tmp:
+    def _stream(self, path: Path, name: str, codes: np.ndarray, speaker: int, chunk_frames: int) -> None:
+        with atomic_path(path) as tmp:
             with sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype=PCM_SUBTYPE, format="WAV") as f:
                 for piece in self.generator.stream(codes, speaker, chunk_frames=chunk_frames,
                                                    uniforms=self._uniforms(name, len(codes)),
                                                    temperature=self.cfg.temperature, argmax=self.cfg.argmax):
                     f.write(np.clip(piece, -1, 1))
+
+
+def _codes_digest(codes: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _why_stale(stale: list[str], record: dict, wanted: dict) -> str:
+    """One line saying which setting, speaker or codes changed for the existing outputs ``stale``."""
+    old = record.get("was", record)
+    if old.get("settings") and old["settings"] != record["settings"]:
+        changed = [f"{k}={old['settings'].get(k)!r} (now {v!r})" for k, v in record["settings"].items()
+                   if old["settings"].get(k) != v]
+        return f"{len(stale)} existing output(s) were made with {', '.join(changed)}"
+    first = stale[0]
+    before = old.get("outputs", {}).get(first)
+    if before is None:
+        return (f"{len(stale)} existing output(s), e.g. {first}.wav, were not written by this command with "
+                "these settings (no record in fingerprint.json)")
+    if before.get("speaker") != wanted[first]["speaker"]:
+        return (f"{len(stale)} existing output(s) were made with another speaker, e.g. {first}.wav with "
+                f"{before.get('speaker')!r} (now {wanted[first]['speaker']!r})")
+    return (f"{len(stale)} existing output(s), e.g. {first}.wav, were made from other codes (the input audio, "
+            "units or chunk_seconds changed)")
 
 
 def check_decode_options(cfg: DictConfig) -> None:
@@ -158,5 +241,7 @@ def check_decode_options(cfg: DictConfig) -> None:
     require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "backend", lambda v: v in ("auto", "numba", "torch"), "auto | numba | torch")
     require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
+    require(cfg, "overwrite", lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "out", lambda v: isinstance(v, str) and v.strip() != "", "an output folder")
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .atomic import atomic_write_text
+from .outputs import name_problem
 
 MANIFEST_NAME = "manifest.jsonl"
 SPEAKERS_NAME = "speakers.json"
@@ -98,6 +99,12 @@ def read_manifest(path: str | os.PathLike, resolve_paths: bool = True) -> list[U
             utt = Utterance(**{k: v for k, v in record.items() if k in _FIELDS})
             if utt.split not in SPLITS:
                 raise ManifestError(f"{where}: split must be one of {'/'.join(SPLITS)}, got {utt.split!r}")
+            for key in ("id", "speaker"):  # both become file names (<id>.wav, <id>__<speaker>.wav)
+                if type(getattr(utt, key)) is int:  # a numeric id or speaker written by another tool
+                    setattr(utt, key, str(getattr(utt, key)))
+                problem = name_problem(getattr(utt, key))
+                if problem:
+                    raise ManifestError(f"{where}: {key} {getattr(utt, key)!r} {problem}")
             if utt.id in seen:
                 raise ManifestError(f"{where}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
             seen[utt.id] = lineno
@@ -121,6 +128,9 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], rel
         missing = [k for k in _REQUIRED if getattr(u, k) is None]
         if missing:
             raise ManifestError(f"{u.id}: cannot write a manifest entry without {', '.join(missing)}")
+        problem = next((f"{k} {getattr(u, k)!r} {p}" for k in ("id", "speaker") if (p := name_problem(getattr(u, k)))), None)
+        if problem:  # what read_manifest would refuse is never written
+            raise ManifestError(f"{u.path}: cannot write a manifest entry whose {problem}")
         rec = Utterance(**asdict(u))
         if relative:
             rec.path = _relative_if_inside(rec.path, base)
@@ -145,6 +155,10 @@ def read_speakers(path: str | os.PathLike) -> dict[str, int]:
     if (not isinstance(speakers, dict) or not all(type(v) is int for v in speakers.values())
             or sorted(speakers.values()) != list(range(len(speakers)))):
         raise ManifestError(f"{path}: expected an object mapping speaker -> index 0..N-1")
+    for name in speakers:
+        problem = name_problem(name)
+        if problem:
+            raise ManifestError(f"{path}: speaker {name!r} {problem}")
     return {str(k): int(v) for k, v in speakers.items()}
 
 
@@ -200,8 +214,13 @@ def read_fairseq_tsv(path: str | os.PathLike) -> list[tuple[Path, int]]:
 def write_skipped(folder: str | os.PathLike, skipped: Iterable[tuple[str, str]]) -> Path:
     """``<folder>/skipped.tsv``: a ``path<TAB>reason`` header, then one row per item a stage could
     not use (whitespace in reasons collapsed, so every row stays one line of two fields)."""
-    rows = ["path\treason\n"] + [f"{p}\t{' '.join(str(r).split())}\n" for p, r in skipped]
+    rows = ["path\treason\n"] + [f"{_one_field(p)}\t{' '.join(str(r).split())}\n" for p, r in skipped]
     return atomic_write_text(Path(folder) / SKIPPED_NAME, "".join(rows))
+
+
+def _one_field(path: str) -> str:
+    """A path as one tsv field: a file name may hold a tab or a newline; write them escaped."""
+    return str(path).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def spread_over_speakers(utterances: Sequence[Utterance], n: int,

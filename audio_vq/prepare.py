@@ -31,6 +31,8 @@ from . import audio
 from .config import ConfigError, is_int, is_number, require
 from .corpora import CorpusError, get_scanner
 from .atomic import atomic_write_text
+from .outputs import name_problem
+from .processes import die_with_parent
 from .manifest import (SKIPPED_NAME, SPLITS, Utterance, write_fairseq_tsv, write_manifest, write_skipped,
                        write_speakers)
 
@@ -207,10 +209,16 @@ def _scan(name: str, root: str, options: dict) -> list[Utterance]:
 
 
 def _unique_ids(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    """The utterances whose id is unique and whose id and speaker can be file names (they
+    become ``<id>.wav`` and fields of unit files); the others as (path, reason)."""
     seen: dict[str, str] = {}
     unique, skipped = [], []
     for u in utterances:
-        if u.id in seen:
+        problem = next((f"{key} {getattr(u, key)!r} {p}" for key in ("id", "speaker")
+                        if (p := name_problem(getattr(u, key)))), None)
+        if problem:
+            skipped.append((u.path, problem))
+        elif u.id in seen:
             skipped.append((u.path, f"duplicate id {u.id!r} (also {seen[u.id]})"))
         else:
             seen[u.id] = u.path
@@ -296,7 +304,8 @@ def _map_chunk(fn: Callable[[dict], Decoded], chunk: list[dict]) -> list[Decoded
 
 def _pool(num_workers: int) -> ProcessPoolExecutor:
     # spawn: workers must not inherit a parent's threads (torch, tqdm) through fork
-    return ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent)
 
 
 def _read_log(path: Path) -> dict[str, Decoded]:

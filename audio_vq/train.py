@@ -22,7 +22,8 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
+import shutil
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +42,8 @@ from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
 from .models.vqvae import VQVAE
+from .outputs import LOCK_NAME, exclusive, remove_temporaries
+from .processes import die_with_parent
 from .threads import ThreadTuner, usable_cores
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,14 @@ SCHEDULES = ("cosine", "constant")
 METRIC_FIELDS = ("step", "split", "time_s", "lr", "loss", "reconstruction_loss", "codebook_loss",
                  "commitment_loss", "perplexity", "usage", "dead_codes", "restarted", "audio_s_per_s",
                  "nonfinite_steps", "grad_norm", "adversary_loss", "adversary_accuracy", "threads")
+# What a run folder holds; anything else in hydra.run.dir is someone else's and training refuses it
+RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints", "model")
+# The settings a resume may change: budgets, logging and resources. Every other key shapes the
+# weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
+RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
+                     "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
+                     "train.max_nonfinite", "train.threads", "train.compile", "train.resume", "data.num_workers",
+                     "data.synthetic_dir", "device")
 WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
 
 
@@ -122,8 +133,17 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     _check_config(cfg)
     ctx = ctx or setup(cfg.device)
     run_dir = Path(ctx.agree(str(Path(run_folder).expanduser().resolve())))
+    data = _load_data(cfg)  # a bad manifest fails before the run folder is touched
+    with ExitStack() as held:
+        if ctx.primary:  # the run folder is this process's until it ends (a crash releases it too)
+            held.enter_context(exclusive(run_dir, f"run folder {run_dir}"))
+            _claim_run_folder(run_dir, cfg)
+        return _run(cfg, run_dir, ctx, data, stop_at_step)
+
+
+def _run(cfg: DictConfig, run_dir: Path, ctx: Context, data: tuple, stop_at_step: int | None) -> Path:
     tc = cfg.train
-    utterances, speakers = _load_data(cfg)
+    utterances, speakers = data
     tuner = _threads(tc.threads, ctx)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     model = _build_model(cfg, len(speakers)).to(ctx.device)
@@ -154,7 +174,7 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     workers = _workers(cfg.data.num_workers, ctx)
     loader = iter(torch.utils.data.DataLoader(
         train_set, batch_sampler=batches, collate_fn=collate, num_workers=workers,
-        persistent_workers=workers > 0, pin_memory=ctx.device.type == "cuda", worker_init_fn=_lower_priority,
+        persistent_workers=workers > 0, pin_memory=ctx.device.type == "cuda", worker_init_fn=_init_loader_worker,
         generator=torch.Generator().manual_seed(tc.seed)))  # never draws from the global RNG
     valid = _valid_batches(utterances, speakers, cfg, crop, model.hop)
 
@@ -279,8 +299,9 @@ def _workers(setting, ctx: Context) -> int:
     return max(1, min(4, _core_share(ctx) // 2))
 
 
-def _lower_priority(_worker_id: int) -> None:
-    """DataLoader worker_init_fn: lower the loader's priority below the training threads'."""
+def _init_loader_worker(_worker_id: int) -> None:
+    """DataLoader worker_init_fn: end with the trainer, at a priority below its threads."""
+    die_with_parent()
     try:
         os.nice(WORKER_NICENESS)
     except OSError:
@@ -365,6 +386,54 @@ def _check_replicas(model: VQVAE, ctx: Context) -> None:
         log.info("weights identical on all %d ranks (checksum %.9g)", ctx.world, everyone[0])
 
 
+def _claim_run_folder(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse a folder that holds something other than a run, or a trained run unless
+    resuming it; a resume must keep every setting that shapes the run (only RESUME_CHANGEABLE
+    may change, and what changed is logged). Temporaries of writes a kill cut short are removed."""
+    remove_temporaries(run_dir, recursive=True)
+    entries = sorted(e.name for e in run_dir.iterdir() if e.name != LOCK_NAME)
+    foreign = [n for n in entries if n not in RUN_ENTRIES]
+    trained = any((run_dir / "checkpoints").glob("step_*.pt")) or (run_dir / "model").exists()
+    if foreign:
+        raise ConfigError(f"hydra.run.dir={run_dir}: not a run folder (it holds {', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
+    if cfg.train.resume:
+        if (run_dir / "config.yaml").is_file():
+            _check_resume_config(run_dir / "config.yaml", cfg)
+    elif trained:
+        raise ConfigError(f"hydra.run.dir={run_dir}: holds a trained run; continue it with train.resume=true, "
+                          "or give a new folder")
+    elif entries:  # a run stopped before its first checkpoint: start it over, without its old curves
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
+
+
+def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
+    try:
+        saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    except Exception as e:  # a hand-edited or truncated config.yaml
+        raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    changed = [k for k in sorted(saved.keys() | now.keys()) if saved.get(k, "(absent)") != now.get(k, "(absent)")]
+    fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
+    if fixed:
+        said = ", ".join(f"{k}={saved.get(k, '(absent)')} (now {now.get(k, '(absent)')})" for k in fixed[:3])
+        raise ConfigError(f"train.resume=true: the run was trained with {said}{' and more' if len(fixed) > 3 else ''}; "
+                          f"a resume may change only {', '.join(RESUME_CHANGEABLE)}; give a new run folder instead")
+    for k in changed:
+        log.info("resume: %s %s -> %s (applied; config.yaml records it)", k, saved.get(k), now.get(k))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _resume(run_dir: Path, ctx: Context) -> dict:
     found = load_latest_training_state(run_dir / "checkpoints", log)
     if found is None:
@@ -409,7 +478,7 @@ def _check_config(cfg: DictConfig) -> None:
     manifest = Path(cfg.data.manifest).expanduser()
     if not (manifest.is_file() or (manifest / "manifest.jsonl").is_file()):
         raise ConfigError(f"data.manifest={cfg.data.manifest}: no such manifest")
-    _build_model(cfg, num_speakers=1)  # the model's own checks, before the data is read
+    _crop_samples(cfg, _build_model(cfg, num_speakers=1).hop)  # the model's own checks, before the data is read
 
 
 def _build_model(cfg: DictConfig, num_speakers: int) -> VQVAE:

@@ -34,6 +34,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_text
+from .outputs import inside, name_problem
 from .units import deduplicate, expand
 
 FORMATS = ("gslm", "textless", "jsonl", "npz", "zerospeech")
@@ -185,7 +186,7 @@ class Writer:
             vectors = self.codebook[rec.frames()]
             buf = io.StringIO()
             np.savetxt(buf, vectors, fmt=f"%.{ZEROSPEECH_DECIMALS}e")
-            (self._dir / f"{rec.id}.txt").write_text(buf.getvalue(), encoding="utf-8")
+            inside(self._dir, f"{rec.id}.txt").write_text(buf.getvalue(), encoding="utf-8")
         else:
             self._npz["ids"].append(rec.id)
             self._npz["lengths"].append(len(rec.units))
@@ -293,27 +294,49 @@ def read_units(path: str | os.PathLike, fmt: str | None = None,
     m = meta_path(p, fmt)
     meta = read_meta(m) if m.is_file() else None
     if fmt == "gslm":
-        records = _read_lines(p)
+        located = _read_lines(p)
     elif fmt == "textless":
-        records = _read_textless(textless_stem(p))
+        located = _read_textless(textless_stem(p))
     elif fmt == "jsonl":
-        records = _read_jsonl(p)
+        located = _read_jsonl(p)
     elif fmt == "npz":
-        records = _read_npz(p)
+        located = _read_npz(p)
     else:
         if codebook is None:
             raise UnitFormatError(f"{p}: reading zerospeech features back into units needs the model's codebook")
-        records = _read_zerospeech(p, codebook)
+        located = _read_zerospeech(p, codebook)
+    records = _checked_ids(located)
     if meta is not None and meta.deduplicated:
         records = (Record(r.id, r.units, r.durations, r.num_samples, lossy=r.durations is None) for r in records)
     return meta, records
 
 
+def _checked_ids(located: Iterable[tuple[str, Record]]) -> Iterator[Record]:
+    """The records, each id checked where it was read: it must be usable as a file name and
+    as a field of every format (no separators, no control characters), and unique."""
+    seen: dict[str, str] = {}
+    for where, record in located:
+        problem = name_problem(record.id)
+        if problem:
+            raise UnitFormatError(f"{where}: id {record.id!r} {problem}")
+        if record.id in seen:
+            raise UnitFormatError(f"{where}: duplicate id {record.id!r} (first at {seen[record.id]})")
+        seen[record.id] = where
+        yield record
+
+
 def _ints(text: str, where: str) -> np.ndarray:
+    return _int64(text.split(), where, "expected space-separated integer units")
+
+
+def _int64(values, where: str, expected: str) -> np.ndarray:
+    """``values`` as int64; UnitFormatError (not an OverflowError) for a unit beyond int64."""
     try:
-        return np.array([int(u) for u in text.split()], dtype=np.int64)
-    except ValueError:
-        raise UnitFormatError(f"{where}: expected space-separated integer units") from None
+        return np.array([int(u) for u in values], dtype=np.int64)
+    except (ValueError, TypeError):
+        raise UnitFormatError(f"{where}: {expected}") from None
+    except OverflowError:
+        raise UnitFormatError(f"{where}: a unit beyond the 64-bit integer range") from None
 
 
 def _read_lines(p: Path) -> Iterator[Record]:
@@ -332,7 +355,7 @@ def _read_lines(p: Path) -> Iterator[Record]:
             if codes.size == 0:
                 raise UnitFormatError(f"{p}:{lineno}: no units")
             n += 1
-            yield Record(uid.strip(), codes)
+            yield f"{p}:{lineno}", Record(uid.strip(), codes)
 
 
 def _read_textless(stem: Path) -> Iterator[Record]:
@@ -352,7 +375,7 @@ def _read_textless(stem: Path) -> Iterator[Record]:
         d = _ints(durs[i], f"{dur_path}:{i + 1}") if durs is not None else None
         if d is not None and d.shape != u.shape:
             raise UnitFormatError(f"{dur_path}:{i + 1}: {d.size} durations for {u.size} units")
-        yield Record(uid, u, d)
+        yield f"{ids_path if ids_path.is_file() else units_path}:{i + 1}", Record(uid, u, d)
 
 
 def _read_jsonl(p: Path) -> Iterator[Record]:
@@ -360,13 +383,18 @@ def _read_jsonl(p: Path) -> Iterator[Record]:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            where = f"{p}:{lineno}"
             try:
                 obj = json.loads(line)
                 d = obj.get("durations")
-                yield Record(str(obj["id"]), np.asarray(obj["units"], dtype=np.int64),
-                             None if d is None else np.asarray(d, dtype=np.int64), obj.get("num_samples"))
-            except (ValueError, KeyError, TypeError) as e:
-                raise UnitFormatError(f"{p}:{lineno}: not a units record ({e})") from None
+                uid, units = str(obj["id"]), obj["units"]
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise UnitFormatError(f"{where}: not a units record ({e})") from None
+            if not isinstance(units, list) or (d is not None and not isinstance(d, list)):
+                raise UnitFormatError(f"{where}: units and durations must be lists of integers")
+            expected = "units and durations must be lists of integers"
+            yield where, Record(uid, _int64(units, where, expected),
+                                None if d is None else _int64(d, where, expected), obj.get("num_samples"))
 
 
 def _read_npz(p: Path) -> Iterator[Record]:
@@ -378,7 +406,7 @@ def _read_npz(p: Path) -> Iterator[Record]:
         raise UnitFormatError(f"{p}: not a units .npz ({e})") from None
     for i, uid in enumerate(ids):
         a, b = int(offsets[i]), int(offsets[i + 1])
-        yield Record(str(uid), units[a:b].astype(np.int64),
+        yield f"{p}: ids[{i}]", Record(str(uid), units[a:b].astype(np.int64),
                      None if durations is None else durations[a:b].astype(np.int64),
                      None if num_samples[i] < 0 else int(num_samples[i]))
 
@@ -389,4 +417,4 @@ def _read_zerospeech(folder: Path, codebook: np.ndarray) -> Iterator[Record]:
         if rows.shape[1] != codebook.shape[1]:
             raise UnitFormatError(f"{f}: rows of {rows.shape[1]} values, the codebook's vectors have {codebook.shape[1]}")
         dist = ((rows[:, None, :] - codebook[None].astype(np.float64)) ** 2).sum(-1)
-        yield Record(f.stem, dist.argmin(1).astype(np.int64))
+        yield str(f), Record(f.stem, dist.argmin(1).astype(np.int64))

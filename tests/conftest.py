@@ -1,4 +1,6 @@
 """Fixtures shared across the test tree: a tiny trained model on a small synthetic corpus."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,31 @@ def tiny_trained(tmp_path_factory) -> Path:
                                         "train.max_steps=3", "train.log_every=1", *TINY])
     train.run(cfg, folder)
     return root
+
+
+# Holds the lock <folder>/<name> (as a running command would) until killed.
+_LOCK_HOLDER = """
+import sys, time
+from audio_vq.outputs import exclusive
+with exclusive(sys.argv[1], "x", sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.fixture
+def hold_lock():
+    """``hold_lock(folder, name=".lock")`` starts a process holding that lock and returns it
+    (a Popen); ``.kill()`` it (SIGKILL: no cleanup runs) to release. Killed at teardown."""
+    started = []
+
+    def hold(folder, name=".lock"):
+        p = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(folder), name], stdout=subprocess.PIPE, text=True)
+        started.append(p)
+        assert p.stdout.readline().strip() == "held"
+        return p
+
+    yield hold
+    for p in started:
+        p.kill()
+        p.wait()

@@ -1,6 +1,9 @@
 """reconstruct / convert / synthesize on a tiny trained model: files, lengths, errors."""
 import csv
+import json
 import math
+import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +93,77 @@ def test_cli_unknown_speaker_is_one_line(trained, tmp_path):
                         f"input={trained / 'data'}", "target_speaker=zed"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "zed" in r.stderr
     assert np.all([not p.suffix == ".wav" for p in tmp_path.iterdir()])
+
+
+# ------------------------------------------------------------------------------------------
+# Hostile and careless input: outputs stay in out=, never replace inputs, reruns are honest
+
+def test_unit_ids_that_leave_the_output_folder_or_repeat_are_refused(trained, tmp_path):
+    units = tmp_path / "units.txt"
+    out = tmp_path / "deep" / "out"
+    for line, message in [("../../x|1 2 3", r"units.txt:2: id '../../x' holds '/'"),
+                          ("/abs/x|1 2 3", r"units.txt:2: id '/abs/x' holds '/'"),
+                          ("ok|4 5", r"units.txt:2: duplicate id 'ok' \(first at .*units.txt:1\)")]:
+        units.write_text(f"ok|1 2 3\n{line}\n")
+        with pytest.raises(ConfigError, match=message):
+            convert.synthesize(cfg("synthesize", trained, out, f"units={units}", "speaker=spk01"))
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["units.txt"]
+    units.write_text("")
+    with pytest.raises(ConfigError, match="no utterances in this unit file"):
+        convert.synthesize(cfg("synthesize", trained, out, f"units={units}", "speaker=spk01"))
+
+
+def test_reconstruct_into_its_input_folder_leaves_the_inputs_intact(trained, tmp_path):
+    folder, ids = short_inputs(trained, tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(ValueError, match=r"out: refusing to write .*\.wav: it is the input"):
+        convert.reconstruct(cfg("reconstruct", trained, folder, f"input={folder}", "speaker=spk02", "overwrite=true"))
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".wav"} == before
+
+
+def test_a_rerun_resumes_with_the_same_settings_and_stops_or_regenerates_with_others(trained, tmp_path):
+    folder, ids = short_inputs(trained, tmp_path, n=1)
+    out = tmp_path / "out"
+    run = lambda *o: convert.reconstruct(cfg("reconstruct", trained, out, f"input={folder}", *o))  # noqa: E731
+    run("speaker=spk02")
+    wav = out / f"{ids[0]}.wav"
+    first, stamp = wav.read_bytes(), wav.stat().st_mtime_ns
+    run("speaker=spk02")  # the same fingerprint: kept as it is (a resume)
+    assert wav.stat().st_mtime_ns == stamp
+    for overrides, message in [(["speaker=spk02", "temperature=0.5"], r"were made with temperature=1.0 \(now 0.5\)"),
+                               (["speaker=spk02", "seed=3"], r"were made with seed=0 \(now 3\)"),
+                               (["speaker=spk01"], r"another speaker, e.g. .*\.wav with 'spk02' \(now 'spk01'\)")]:
+        with pytest.raises(ConfigError, match=message):
+            run(*overrides)
+        assert wav.read_bytes() == first
+    run("speaker=spk01", "overwrite=true")
+    assert wav.read_bytes() != first
+    record = json.loads((out / "fingerprint.json").read_text())
+    assert record["outputs"][ids[0]]["speaker"] == "spk01" and record["settings"]["seed"] == 0
+    (out / "stray.wav").write_bytes(b"")  # an output of the same name that this command did not write
+    shutil.copy(wav, out / "x.wav")
+    with pytest.raises(ConfigError, match=r"not written by this command"):
+        convert.synthesize(cfg("synthesize", trained, out, f"units={_units(tmp_path, 'x')}", "speaker=spk01"))
+
+
+def _units(tmp_path, uid):
+    path = tmp_path / f"{uid}.units.txt"
+    path.write_text(f"{uid}|1 2 3\n")
+    return path
+
+
+def test_a_write_that_fails_midway_is_one_line_and_leaves_no_partial_file(trained, tmp_path):
+    """A disk that fills up (simulated with a file-size limit) gives one line, exit status 2, no half wav."""
+    folder, ids = short_inputs(trained, tmp_path, n=1)
+    script = Path(sys.executable).with_name("audio-vq")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # the wav needs ~2 KB
+
+    r = subprocess.run([str(script), "reconstruct", f"model={trained / 'run' / 'model'}", f"out={tmp_path / 'out'}",
+                        f"input={folder}", "speaker=spk01", "backend=torch", "device=cpu"],
+                       capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error" in line or "Traceback" in line]
+    assert len(errors) == 1 and f"{ids[0]}.wav: cannot write it" in errors[0], r.stderr  # beside progress bars
+    assert not list((tmp_path / "out").glob("*.wav")) and not list((tmp_path / "out").glob(".*.tmp"))

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from audio_vq import convert, extract
 from audio_vq.config import ConfigError, compose
+from audio_vq.manifest import read_manifest
 from audio_vq.unit_formats import FORMATS, read_units
 
 from tiny import INFERENCE, TINY_HOP
@@ -215,3 +216,92 @@ def test_split_takes_one_split_of_a_manifest_only(tiny_trained, tmp_path):
     shutil.copy(read_manifest(tiny_trained / "data")[0].path, folder / "a.wav")
     with pytest.raises(ConfigError, match="is not a manifest, so it has no splits"):
         run_extract(tiny_trained, tmp_path / "x.txt", "split=train", input=folder)
+
+
+# ------------------------------------------------------------------------------------------
+# Hostile and careless input
+
+def test_output_equal_to_an_input_is_refused_and_the_input_kept(tiny_trained, tmp_path):
+    wav = tmp_path / "x.wav"
+    shutil.copy(read_manifest(tiny_trained / "data")[0].path, wav)
+    before = wav.read_bytes()
+    with pytest.raises(ValueError, match=r"output: refusing to write .*x.wav: it is the input"):
+        run_extract(tiny_trained, wav, input=wav)
+    assert wav.read_bytes() == before
+    units = tmp_path / "units.txt"
+    run_extract(tiny_trained, units, input=wav)
+    with pytest.raises(ValueError, match=r"output: refusing to write .*units.txt: it is the input"):
+        extract.units_convert(compose("units_convert", [f"input={units}", f"output={units}", "format=gslm"],
+                                      package=INFERENCE))
+    assert frames_by_id(units).keys() == {"x"}
+
+
+@pytest.mark.parametrize("output, message", [("", "output='': expected an output file"),
+                                             ("{tmp}", "is a folder; format=gslm writes a file")])
+def test_output_that_is_empty_or_a_folder_is_one_line(tiny_trained, tmp_path, output, message):
+    with pytest.raises(ConfigError, match=message):
+        run_extract(tiny_trained, output.format(tmp=tmp_path), "format=gslm")
+
+
+def test_input_file_names_that_cannot_be_ids_are_refused(tiny_trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(read_manifest(tiny_trained / "data")[0].path, folder / "a|b.wav")
+    with pytest.raises(ConfigError, match=r"a\|b.wav: id 'a\|b' holds '\|'.*; rename the file"):
+        run_extract(tiny_trained, tmp_path / "units.txt", input=folder)
+
+
+def test_a_second_extraction_into_a_busy_output_is_refused_and_stale_temporaries_go(tiny_trained, reference, tmp_path,
+                                                                                   hold_lock):
+    out = tmp_path / "units.txt"
+    parts = Path(f"{out}.parts")
+    holder = hold_lock(parts, ".lock-shard-0-of-1")
+    with pytest.raises(ValueError, match=f"output=.*units.txt \\(shard 0 of 1\\) is in use by pid {holder.pid}"):
+        run_extract(tiny_trained, out)
+    holder.kill()
+    holder.wait()
+    stale = [tmp_path / f".units.txt.tmp-{holder.pid}", parts / ".part_000000.npz.x7.tmp",
+             tmp_path / ".units.txt.meta.json.y8.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    keep = tmp_path / ".other.txt.tmp-1"  # another output's temporary: not ours to remove
+    keep.write_bytes(b"")
+    run_extract(tiny_trained, out)
+    assert out.read_bytes() == reference.read_bytes()
+    assert not any(p.exists() for p in stale) and keep.exists()
+
+
+def test_empty_unit_file_is_an_error_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="no utterances in this unit file"):
+        extract.units_convert(compose("units_convert", [f"input={empty}", f"output={tmp_path / 'o.jsonl'}",
+                                                        "format=jsonl"], package=INFERENCE))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]
+
+
+def test_a_model_with_nan_weights_or_a_corrupt_config_or_weights_is_one_line(tiny_trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from audio_vq.checkpoint import ModelDirError, _sha256, load_model
+
+    def damaged(name, change):
+        folder = tmp_path / name
+        shutil.copytree(model_dir(tiny_trained), folder)
+        change(folder)
+        lines = [f"{_sha256(folder / n)}  {n}\n" for n in ("model.safetensors", "config.yaml", "speakers.json")]
+        (folder / "checksum.sha256").write_text("".join(lines))  # the checksum matches the damage
+        return folder
+
+    def nan(folder):
+        w = load_file(str(folder / "model.safetensors"))
+        next(v for v in w.values() if v.is_floating_point()).fill_(float("nan"))
+        save_file(w, str(folder / "model.safetensors"))
+
+    cases = [(nan, r"model.safetensors: 1 tensor\(s\) hold NaN or inf"),
+             (lambda f: (f / "config.yaml").write_text("model: [unclosed\n"), r"config.yaml: not a readable config"),
+             (lambda f: (f / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage"),
+              r"model.safetensors: not a readable safetensors file")]
+    for i, (change, message) in enumerate(cases):
+        with pytest.raises(ModelDirError, match=message):
+            load_model(damaged(f"m{i}", change))

@@ -20,7 +20,7 @@ def _utts(inside: Path, outside: Path) -> list[Utterance]:
     return [
         Utterance("a", str(inside / "wav" / "a.wav"), "p225", 48_000, 48_000, "train", TEXT,
                   str(inside / "align" / "a.TextGrid")),
-        Utterance("b|1", str(inside / "wav" / "sub" / "b.flac"), "p226", 16_000, 16_000, "valid"),
+        Utterance("b 1", str(inside / "wav" / "sub" / "b.flac"), "p226", 16_000, 16_000, "valid"),
         Utterance("ç", str(outside / "c.wav"), "p225", 123, 22_050, "test", "", None),
     ]
 
@@ -192,7 +192,7 @@ def test_writes_are_atomic_and_leave_no_temp_files(tmp_path, monkeypatch):
 
 def test_iter_split(tmp_path):
     utts = _utts(tmp_path, tmp_path)
-    assert [u.id for u in iter_split(utts, "valid")] == ["b|1"]
+    assert [u.id for u in iter_split(utts, "valid")] == ["b 1"]
     assert len(list(iter_split(utts, None))) == 3
     with pytest.raises(ValueError, match="'dev'"):
         iter_split(utts, "dev")
@@ -207,3 +207,20 @@ def test_spread_over_speakers_deals_round_robin():
     first = [u.id for u in spread_over_speakers(utts, 6, np.random.default_rng(1))]
     assert first == [u.id for u in spread_over_speakers(utts, 6, np.random.default_rng(1))]  # seeded
     assert sorted(first) == sorted(u.id for u in utts) and first[0].startswith("a") and first[1].startswith("b")
+
+
+@pytest.mark.parametrize("uid", ["../../x", "/abs/x", "a|b", "a\tb", "a\nb", ".."])
+def test_ids_that_cannot_be_file_names_are_refused_with_their_line(tmp_path, uid):
+    path = tmp_path / "manifest.jsonl"
+    bad = json.dumps({"id": uid, "path": "y.wav", "speaker": "s", "num_samples": 1, "sample_rate": 16000,
+                      "split": "train"})
+    path.write_text(GOOD + "\n" + bad + "\n", encoding="utf-8")
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}:2: id {uid!r} ")
+    with pytest.raises(ManifestError, match="cannot write a manifest entry whose id"):
+        write_manifest(tmp_path / "out", [Utterance(uid, "y.wav", "s", 1, 16000, "train")])
+    speaker = GOOD.replace('"speaker": "s"', json.dumps({"speaker": "../s"})[1:-1])
+    path.write_text(speaker + "\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r":1: speaker '../s' holds '/'"):
+        read_manifest(path)

@@ -230,3 +230,28 @@ def test_ljspeech_listed_but_missing_wav_is_reported(tmp_path):
     assert [(u.id, u.text, u.num_samples) for u in r.utterances] == [
         ("LJ001-0001", "Printing, in one", 3200), ("LJ001-0002", "two", 3200)]
     assert len(r.skipped) == 1 and r.skipped[0][0].endswith("LJ001-0003.wav") and "missing" in r.skipped[0][1]
+
+
+def test_names_that_cannot_be_ids_are_skipped_and_the_rest_kept(tmp_path):
+    root = tmp_path / "corpus"
+    (root / "spk1").mkdir(parents=True)
+    for name in ("good", "pipe|d", "tab\tbed", "new\nline"):
+        sf.write(root / "spk1" / f"{name}.wav", tone(0.3, RATE), RATE)
+    result = run(root, tmp_path / "out", "num_workers=0", "split.valid=0", "split.test=0")
+    assert [u.id for u in result.utterances] == ["good"]
+    skipped = (tmp_path / "out" / "skipped.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(skipped) == 4 and all(len(row.split("\t")) == 2 for row in skipped)  # one line, two fields each
+    assert sorted(r for _, r in result.skipped) == sorted(f"id {n!r} holds {c!r} (no id may hold / \\ | or control "
+                                                          "characters such as tab and newline)"
+                                                          for n, c in [("new\nline", "\n"), ("pipe|d", "|"), ("tab\tbed", "\t")])
+
+
+def test_a_symlink_loop_adds_no_file_twice(tmp_path):
+    root = tmp_path / "corpus"
+    (root / "spkA" / "sub").mkdir(parents=True)
+    sf.write(root / "spkA" / "one.wav", tone(0.3, RATE), RATE)
+    sf.write(root / "spkA" / "sub" / "two.wav", tone(0.3, RATE), RATE)
+    os.symlink("..", root / "spkA" / "sub" / "loop")  # back up to spkA
+    os.symlink(root / "spkA", root / "zlink")  # a second way into one folder (sorted after it: spkA wins)
+    result = run(root, tmp_path / "out", "num_workers=0", "split.valid=0", "split.test=0")
+    assert sorted((u.id, u.speaker) for u in result.utterances) == [("one", "spkA"), ("two", "sub")]

@@ -185,3 +185,67 @@ def test_adversary_and_thread_columns_reach_metrics_csv(manifest, tmp_path):
     for r in rows:
         assert float(r["adversary_loss"]) > 0 and 0 <= float(r["adversary_accuracy"]) <= 1
         assert float(r["threads"]) >= 1 and float(r["grad_norm"]) > 0
+
+
+# ------------------------------------------------------------------------------------------
+# Run folders are owned: no mixing with another run, one trainer at a time, honest resumes
+
+def test_a_fresh_run_refuses_a_folder_holding_a_trained_run_or_other_files(manifest, tmp_path):
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=4", "train.checkpoint_every=2",
+                         "data.num_workers=0")
+    train.run(cfg, folder)
+    before = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=2", "data.num_workers=0")
+    with pytest.raises(ConfigError, match=r"hydra.run.dir=.*run: holds a trained run; continue it with train.resume=true"):
+        train.run(cfg, folder)
+    assert sorted((tmp_path / "run" / "checkpoints").iterdir()) == before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    cfg, folder = config(manifest, tmp_path / "mine", "train.max_steps=2", "data.num_workers=0")
+    with pytest.raises(ConfigError, match=r"not a run folder \(it holds notes.txt\)"):
+        train.run(cfg, folder)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_second_trainer_into_a_busy_run_folder_is_refused(manifest, tmp_path, hold_lock):
+    run_dir = tmp_path / "run"
+    holder = hold_lock(run_dir)
+    cfg, folder = config(manifest, run_dir, "train.max_steps=2", "data.num_workers=0")
+    with pytest.raises(ValueError, match=f"run folder .*run is in use by pid {holder.pid}"):
+        train.run(cfg, folder)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing of the refused run
+
+
+def test_resume_refuses_changed_training_settings_applies_budgets_and_cleans_temporaries(manifest, tmp_path, caplog):
+    common = ["train.checkpoint_every=2", "data.num_workers=0"]
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=4", *common)
+    train.run(cfg, folder)
+    for override, key in [("train.lr=0.1", "train.lr"), ("model.quantizer.codebook_size=32", "model.quantizer.codebook_size"),
+                          ("model=paper", "model.")]:
+        cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=6", "train.resume=true", *common, override)
+        with pytest.raises(ConfigError, match=rf"train.resume=true: the run was trained with {key}"):
+            train.run(cfg, folder)
+    assert not (tmp_path / "run" / "checkpoints" / "step_00000006.pt").exists()
+    stale = [tmp_path / "run" / ".config.yaml.k2j4.tmp", tmp_path / "run" / "checkpoints" / ".step_00000006.pt.x1.tmp",
+             tmp_path / "run" / "model" / ".model.safetensors.q9.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=6", "train.resume=true", *common)
+    with caplog.at_level(logging.INFO, logger="audio_vq"):
+        train.run(cfg, folder)
+    assert any("resume: train.max_steps 4 -> 6" in r.message for r in caplog.records)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "step_00000006.pt", weights_only=True)["step"] == 6
+    assert not any(p.exists() for p in stale)
+    assert "max_steps: 6" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_cli_validation_gaps_are_one_line_errors(manifest, tmp_path):
+    cases = [(["train.lr=inf"], "train.lr=inf: expected a finite number"),
+             (["model.quantizer.codebook_size=abc"], "model.quantizer.codebook_size='abc': expected a finite number"),
+             (["hydra.run.dir="], "hydra.run.dir='': expected a run folder"),
+             (["=1"], "'=1': expected key=value")]
+    for args, message in cases:
+        r = subprocess.run([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}",
+                            *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was trained into the cwd or anywhere

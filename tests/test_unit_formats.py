@@ -93,3 +93,27 @@ def test_a_failed_write_leaves_nothing_under_the_final_names(tmp_path):
 def test_dictionary_lists_every_unit(tmp_path):
     lines = write_dictionary(tmp_path, 5).read_text().splitlines()
     assert lines == ["0 1", "1 1", "2 1", "3 1", "4 1"]
+
+
+def test_ids_are_checked_where_they_are_read_and_must_be_unique(tmp_path):
+    units = tmp_path / "u.txt"
+    for text, message in [("a|1\nb\tc|2\n", r"u.txt:2: id 'b\\tc' holds '\\t'"),
+                          ("a|1\n../x|2\n", r"u.txt:2: id '../x' holds '/'"),
+                          ("a|1\nb|2\na|3\n", r"u.txt:3: duplicate id 'a' \(first at .*u.txt:1\)"),
+                          ("a|1 99999999999999999999999\n", r"u.txt:1: a unit beyond the 64-bit integer range")]:
+        units.write_text(text)
+        with pytest.raises(UnitFormatError, match=message):
+            list(read_units(units, "gslm")[1])
+    jsonl = tmp_path / "u.jsonl"
+    jsonl.write_text(json.dumps({"id": "a", "units": [2 ** 70]}) + "\n")
+    with pytest.raises(UnitFormatError, match=r"u.jsonl:1: a unit beyond the 64-bit integer range"):
+        list(read_units(jsonl, "jsonl")[1])
+
+
+def test_zerospeech_never_writes_outside_its_folder(tmp_path):
+    out = tmp_path / "deep" / "zs"
+    meta = UnitsMeta("zerospeech", 100.0, 4, 16000, None, False)
+    with pytest.raises(ValueError, match="refusing to write '../escape.txt'"):
+        write_units(out, [Record("ok", np.array([1, 2])), Record("../escape", np.array([1]))], meta,
+                    codebook=np.eye(4, dtype=np.float32))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["deep"]

@@ -24,9 +24,21 @@ def check_root(root: str | os.PathLike, corpus: str) -> Path:
 
 def find_files(root: Path, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> Iterator[Path]:
     """Files under ``root`` whose suffix (case-insensitive) is in ``extensions``, in sorted
-    order so that scans are deterministic. Hidden files and folders are skipped."""
+    order so that scans are deterministic. Hidden files and folders are skipped. Symlinked
+    folders are followed, but every real folder is visited once: a link back up the tree (a
+    loop) or a second link to one folder adds no files twice."""
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    visited: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts:

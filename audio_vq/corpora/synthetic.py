@@ -32,6 +32,7 @@ import numpy as np
 from ..audio import save
 from ..atomic import atomic_write_text
 from ..manifest import Utterance
+from ..processes import die_with_parent
 from ._formant import Phone, Speaker, render
 from .common import CorpusError
 
@@ -412,7 +413,7 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
                            "text": " ".join(p for p, _ in score)})
     log.info("%s: rendering %d of %d utterances", root, len(tasks), len(utterances))
     if num_workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks))) as pool:
+        with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks)), initializer=die_with_parent) as pool:
             for _ in pool.map(_synthesize, tasks):
                 pass  # consume, so that a worker's exception is raised here
     else:

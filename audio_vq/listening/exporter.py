@@ -136,7 +136,7 @@ def generate(dec: Decoder, planned: list[plan.PlannedTrial], excerpts: dict[str,
             continue  # a rerun: nothing of this utterance left to generate, no need to encode
         codes = dec.encode(Source(u.id, str(excerpts[u.id]), u.speaker))
         jobs += [(n, codes, dec.speaker_index(s, "targets")) for n, s in names]
-    dec.write(jobs, "generate")
+    dec.write(jobs, "generate", inputs=[*excerpts.values(), *(p.utterance.path for p in planned)])
 
 
 # ---------------------------------------------------------------------------------------------
