@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 PART_PATTERN = "part_{:06d}.npz"
 KEEPS_DURATIONS = ("textless", "jsonl", "npz")
 FINGERPRINT_NAME = "fingerprint.json"
+EXAMPLE_SUFFIX = {"gslm": ".txt", "textless": "", "jsonl": ".jsonl", "npz": ".npz"}  # in error messages
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def _output(cfg: DictConfig) -> Path:
             raise ConfigError(f"output={cfg.output}: is a file; format=zerospeech writes a folder")
     elif output.is_dir():
         raise ConfigError(f"output={cfg.output}: is a folder; format={cfg.format} writes a file "
-                          f"(e.g. output={output / 'units'}{'' if cfg.format == 'textless' else '.' + cfg.format})")
+                          f"(e.g. output={output / 'units'}{EXAMPLE_SUFFIX[cfg.format]})")
     return output
 
 

@@ -81,7 +81,7 @@ require_root() {
 # model_stages: stages 2-4 on $exp/train/model and $exp/data, the same for every recipe.
 #   2 extract  -> $exp/units/units.txt (gslm: id|u1 u2 ..., + .meta.json, dict.km.txt)
 #   3 evaluate -> $exp/eval/report.md (+ report.json, plots)
-#   4 export   -> $exp/listening/mushra/ (a MUSHRA test: stimuli, key.csv, webmushra.yaml, index.html)
+#   4 export   -> $exp/listening/mushra/ (a MUSHRA test: serve/ for the apps, private/ with key.csv and index.html)
 model_stages() {
   local model="$exp/train/model"
   if run_stage 2; then

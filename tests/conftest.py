@@ -1,4 +1,7 @@
 """Fixtures shared across the test tree: a tiny trained model on a small synthetic corpus."""
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +53,35 @@ def hold_lock():
     for p in started:
         p.kill()
         p.wait()
+
+
+# webMUSHRA parses its config with yamljs 0.3.0 (its lib/external/yaml/yaml.min.js); .ci/run
+# installs that npm package under Debian's node into this folder.
+NODE_DIR = Path(os.environ.get("AUDIO_VQ_NODE_DIR", "~/.cache/audio_vq/node")).expanduser()
+_YAMLJS = """
+const YAML = require('yamljs');
+let text = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => { text += chunk; });
+process.stdin.on('end', () => { process.stdout.write(JSON.stringify(YAML.parse(text))); });
+"""
+
+
+@pytest.fixture(scope="session")
+def yamljs():
+    """``yamljs(text)``: what webMUSHRA's YAML parser makes of ``text`` (via node). Skipped where
+    node or the package is missing, except under CI (CI=true), where .ci/run installs them."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "yamljs").is_dir():
+        message = f"node and the npm package yamljs (in {NODE_DIR}) are needed: see .ci/run"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def parse(text: str):
+        r = subprocess.run([node, "-e", _YAMLJS], input=text, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")})
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    return parse

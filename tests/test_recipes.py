@@ -101,5 +101,5 @@ def test_model_stages_extract_evaluate_export_with_routed_overrides(tiny_trained
     assert (exp / "units" / "units.txt").read_text().startswith('{"id": ')  # extract.format=jsonl arrived
     assert (exp / "units" / "units.txt.meta.json").exists()
     assert "## Phonetic quality" in (exp / "eval" / "report.md").read_text()
-    assert (exp / "listening" / "mushra" / "webmushra.yaml").exists()
-    assert (exp / "listening" / "mushra" / "key.csv").read_text().count("\n") > 2
+    assert (exp / "listening" / "mushra" / "serve" / "webmushra.yaml").exists()
+    assert (exp / "listening" / "mushra" / "private" / "key.csv").read_text().count("\n") > 2

@@ -1,21 +1,13 @@
 """`audio-vq listening-results`: a listening test's answers, de-anonymised with its key.csv,
 post-screened, and summarised per system with confidence intervals.
 
-Inputs are the CSV files webMUSHRA's service (service/write.php) writes to results/<testId>/:
-
-    mushra.csv             session_test_id, <participant fields>, session_uuid, trial_id,
-                           rating_stimulus, rating_score, rating_time, rating_comment
-    paired_comparison.csv  session_test_id, <participant fields>, trial_id, choice_reference,
-                           choice_non_reference, choice_answer (correct | incorrect | undecided), ...
-    lss.csv                session_test_id, <participant fields>, trial_id, stimuli_rating, stimuli, rating_time
-
-webMUSHRA's service writes no CSV for preference_test pages (ab): give a CSV with a trial_id
-and a choice_answer column (the chosen stimulus, as webMUSHRA's session JSON records it; undecided
-or unknown for no choice), and optionally a listener column.
+Inputs are what the apps give back (answers.py reads them): webMUSHRA's CSVs (mushra.csv,
+paired_comparison.csv, lms.csv for ab, lss.csv for mos), BeaqleJS's result files (one, or a
+folder of them), or a hand-made preference CSV (trial_id, choice_answer[, listener]).
 
 Outputs in `out`: results.json, results.csv and results.md (per system: n, mean or proportion,
-confidence interval), ratings.csv (every answer with what it was about), results.png (bars with
-the intervals as error bars).
+confidence interval; how listeners were told apart), ratings.csv (every answer with what it was
+about), results.png (bars with the intervals as error bars).
 """
 from __future__ import annotations
 
@@ -33,25 +25,19 @@ from ..atomic import atomic_path, atomic_write_text
 from ..config import ConfigError, is_number, require
 from . import stats
 from .html import FIRST_COLUMNS, LAST_COLUMNS
-from .key import ANCHOR70, HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, KeyRow, read_key
+from .answers import NO_CHOICE, read_answers
+from .key import ANCHOR70, EXPORT_NAME, HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, KeyRow, key_path, read_key
 
 KINDS = ("mushra", "ab", "abx", "mos")
-# The columns that identify each kind of result file, checked in this order by kind=auto
-KIND_COLUMNS = {
-    "mushra": ("trial_id", "rating_stimulus", "rating_score"),
-    "abx": ("trial_id", "choice_non_reference", "choice_answer"),
-    "mos": ("trial_id", "stimuli", "stimuli_rating"),
-    "ab": ("trial_id", "choice_answer"),
-}
-SESSION_COLUMNS = ("session_uuid",)  # one listening session = one listener
-NOT_PARTICIPANT = ("session_test_id", "session_uuid", "date")  # webMUSHRA columns around the participant fields
-ONE_LISTENER = "listener"
 CORRECT, INCORRECT = "correct", "incorrect"  # webMUSHRA paired_comparison answers
-NO_CHOICE = ("undecided", "unknown", "")
 MUSHRA_SCALE = (0.0, 100.0)
 ACR_SCALE = (1.0, 5.0)  # ITU-T P.800 ACR
 MEASURES = {"mushra": "MUSHRA score (0-100)", "mos": "MOS (ACR 1-5)", "abx": "proportion correct (ABX)",
             "ab": "preference rate (AB)"}
+
+INTERVAL_METHOD = {"mushra": "Student-t interval of the mean, clipped to the 0-100 scale",
+                   "mos": "Student-t interval of the mean, clipped to the 1-5 scale",
+                   "abx": "exact (Clopper-Pearson) binomial interval", "ab": "exact (Clopper-Pearson) binomial interval"}
 
 PLOT_MARGIN = 0.08  # headroom above the scale's top, as a fraction of it
 
@@ -61,23 +47,25 @@ RESULTS_JSON, RESULTS_CSV, RESULTS_MD, RATINGS_CSV, RESULTS_PNG = (
 
 def results(cfg: DictConfig) -> int:
     """`audio-vq listening-results`."""
-    path = Path(require(cfg, "results", lambda v: isinstance(v, str) and v != "", "a result CSV")).expanduser()
+    path = Path(require(cfg, "results", lambda v: isinstance(v, str) and v != "",
+                        "a result file (or a folder of BeaqleJS results)")).expanduser()
     require(cfg, "kind", lambda v: v == "auto" or v in KINDS, "auto | " + " | ".join(KINDS))
     require(cfg, "listener", lambda v: isinstance(v, str) and v != "", "auto or a column name")
     require(cfg, "screening", lambda v: isinstance(v, bool), "true or false")
     require(cfg, "confidence", lambda v: is_number(v) and 0 < v < 1, "a level in (0, 1), e.g. 0.95")
     require(cfg, "out", lambda v: v is None or isinstance(v, str), "null or a folder")
     key = read_key(cfg.key)
-    header, rows = read_results(path)
-    kind = detect_kind(header, path) if cfg.kind == "auto" else check_columns(header, cfg.kind, path)
-    listener = listener_reader(header, cfg.listener, path)
-    report = ANALYSES[kind](rows, listener, KeyIndex(key, path), cfg)
-    report.update(results=str(path), key=str(cfg.key))
+    kind = _exported_kind(cfg.key) if cfg.kind == "auto" else cfg.kind
+    answers = read_answers(path, kind, key, cfg.listener)
+    report = ANALYSES[answers.kind](answers.rows, answers.listener, KeyIndex(key, path), cfg)
+    report.update(results=str(path), key=str(key_path(cfg.key)), source=answers.source)
+    report["listeners"]["identified_by"] = answers.identified_by
     out = Path(cfg.out).expanduser() if cfg.out else path.parent / f"{path.stem}_analysis"
     write_report(out, report)
-    print(f"{kind}: {report['listeners']['included']} of {report['listeners']['total']} listener(s) kept; "
-          + "; ".join(f"{s['system']} {_fmt(s['estimate'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
-                      for s in report["systems"]) + f"; written to {out}")
+    estimates = "; ".join(f"{s['system']} {_fmt(s['estimate'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+                          for s in report["systems"]) or "no answers left (see the exclusions in results.md)"
+    print(f"{answers.kind}: {report['listeners']['included']} of {report['listeners']['total']} listener(s) kept; "
+          f"{estimates}; written to {out}")
     return 0
 
 
@@ -85,49 +73,13 @@ def results(cfg: DictConfig) -> int:
 # Reading
 
 
-def read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a result CSV, values stripped (webMUSHRA pads some with spaces)."""
-    if not path.is_file():
-        raise ConfigError(f"results={path}: no such file")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-    if not rows:
-        raise ConfigError(f"results={path}: no answers in the file")
-    return header, rows
-
-
-def detect_kind(header: list[str], path: Path) -> str:
-    for kind, columns in KIND_COLUMNS.items():
-        if all(c in header for c in columns):
-            return kind
-    raise ConfigError(f"results={path}: not a webMUSHRA result file (columns: {', '.join(header)}); expected "
-                      + "; or ".join(f"{k}: {', '.join(c)}" for k, c in KIND_COLUMNS.items()))
-
-
-def check_columns(header: list[str], kind: str, path: Path) -> str:
-    missing = [c for c in KIND_COLUMNS[kind] if c not in header]
-    if missing:
-        raise ConfigError(f"results={path}: missing column(s) {', '.join(missing)} for kind={kind}")
-    return kind
-
-
-def listener_reader(header: list[str], column: str, path: Path):
-    """A function row -> listener id: the named column; auto: session_uuid, else webMUSHRA's
-    participant columns (between session_test_id and trial_id) together, else one listener."""
-    if column != "auto":
-        if column not in header:
-            raise ConfigError(f"listener={column}: no such column in {path} (columns: {', '.join(header)})")
-        return lambda row: row[column]
-    for c in SESSION_COLUMNS:
-        if c in header:
-            return lambda row: row[c]
-    end = header.index("trial_id")
-    participant = [c for c in header[:end] if c not in NOT_PARTICIPANT]
-    if participant:
-        return lambda row: "|".join(row[c] for c in participant)
-    return lambda row: ONE_LISTENER
+def _exported_kind(key: str) -> str | None:
+    """The kind the test was exported as (export.json beside its key.csv), or None."""
+    path = key_path(key).parent / EXPORT_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class KeyIndex:
@@ -263,7 +215,8 @@ def _score_report(kind: str, rated: list[tuple[stats.Rating, KeyRow]], excluded:
     for r, _ in rated:
         if r.listener not in excluded:
             by_system[r.system].append(r.score)
-    systems = [_system_row(s, stats.mean_interval(by_system[s], confidence)) for s in _ordered(by_system)]
+    scale = MUSHRA_SCALE if kind == "mushra" else ACR_SCALE
+    systems = [_system_row(s, stats.mean_interval(by_system[s], confidence, scale)) for s in _ordered(by_system)]
     answers = [{**_answer_row(r.listener, k, f"{r.score:g}"), "excluded": r.listener in excluded} for r, k in rated]
     return _report(kind, systems, {r.listener for r, _ in rated}, excluded, answers, confidence)
 
@@ -335,7 +288,8 @@ def _csv(rows: list[dict]) -> str:
 def _markdown(report: dict) -> str:
     level = f"{report['confidence']:.0%}"
     lines = [f"# Listening test results ({report['kind']})", "",
-             f"Listeners: {report['listeners']['included']} of {report['listeners']['total']} kept."]
+             f"Listeners: {report['listeners']['included']} of {report['listeners']['total']} kept; told apart by "
+             f"{report['listeners'].get('identified_by', 'n/a')}.", "", f"Intervals: {INTERVAL_METHOD[report['kind']]}."]
     for who, why in report["listeners"]["excluded"].items():
         lines.append(f"- excluded `{who}`: {why}")
     lines += ["", f"| system | n | {report['measure']} | {level} CI |", "|---|---|---|---|"]

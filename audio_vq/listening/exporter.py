@@ -6,8 +6,12 @@
       -> per trial: the reference, [MUSHRA: hidden reference + 3.5/7 kHz anchors], the systems,
          [other systems' <id>.wav files]; all at one rate, mono, the reference's length (trials.py)
       -> every file to `loudness` LUFS; a trial that would clip is turned down as a whole
-      -> anonymised names stimuli/t03_5f2a1.wav in a seeded order, key.csv,
-         webmushra.yaml (checked with webMUSHRA's rules), beaqlejs_config.js, index.html, export.json
+      -> two folders:
+         <out>/serve/    what listeners may fetch, the only folder to copy into webMUSHRA or
+                         BeaqleJS: stimuli/t03_5f2a1.wav (anonymised names, seeded order),
+                         webmushra.yaml (checked with webMUSHRA's rules), beaqlejs_config.js
+         <out>/private/  what they must not: key.csv, export.json, generated/ (the cache, files
+                         named by speaker), index.html (a page naming the systems), skipped.tsv
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ from ..config import ConfigError
 from ..inference import Decoder, Source, check_decode_options
 from ..manifest import SKIPPED_NAME, read_manifest, write_skipped
 from . import beaqle, html, plan, webmushra
-from .key import HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, REFERENCE, KeyRow, write_key
+from .key import (EXPORT_NAME, HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, PRIVATE_DIR, REFERENCE, SERVE_DIR, KeyRow,
+                  write_key)
 from .options import Options, check_options
 from .trials import (ANCHORS, Trial, anchor_cutoffs, build_trials, check_trial_sizes, decoded_name, excerpt,
                      level_trials, safe_name)
@@ -37,7 +42,6 @@ log = logging.getLogger(__name__)
 
 STIMULI_DIR = "stimuli"
 CACHE_DIR = "generated"
-EXPORT_NAME = "export.json"
 TOKEN_HEX_DIGITS = 5  # 16^5 = 1M anonymous names
 PCM_SUBTYPE = "PCM_16"
 CACHE_SUBTYPE = "FLOAT"  # excerpts fed to the encoder: no requantisation
@@ -61,7 +65,8 @@ def export(cfg: DictConfig) -> int:
         log.warning("sample_rate %d: anchors above its Nyquist frequency are left out (kept: %s)", rate,
                     ", ".join(role for role, _ in anchor_cutoffs(rate)) or "none")
 
-    out = Path(cfg.out).expanduser()
+    root = Path(cfg.out).expanduser()
+    serve, out = root / SERVE_DIR, root / PRIVATE_DIR
     skipped: list[tuple[str, str]] = []
     cache = cache_folder(out, cfg, opts, dec)
     excerpts = write_excerpts(planned, dec, cache, opts, skipped)
@@ -72,12 +77,14 @@ def export(cfg: DictConfig) -> int:
         _write_skipped(out, skipped)
         raise ConfigError(f"data={opts.data}: no usable trial; the reasons are in {out / SKIPPED_NAME}")
     level_trials(trials, rate, opts)
-    rows = write_stimuli(out, trials, rate, cfg.seed)
-    write_outputs(out, opts, cfg, trials, rows, rate, split, skipped, speakers)
-    print(f"wrote the {opts.kind} test to {out}: {len(trials)} trial(s) of {len({t.utterance.id for t in trials})} "
-          f"utterance(s), {len(rows)} stimulus file(s); key.csv, {webmushra.WEBMUSHRA_NAME}"
-          + (f", {beaqle.BEAQLEJS_NAME}" if beaqle.supported(opts.kind) else "") + f", {html.HTML_NAME}"
-          + (f"; skipped {len(skipped)} ({SKIPPED_NAME})" if skipped else ""))
+    rows = write_stimuli(serve, trials, rate, cfg.seed)
+    write_outputs(root, opts, cfg, trials, rows, rate, split, skipped, speakers)
+    print(f"wrote the {opts.kind} test to {root}: {len(trials)} trial(s) of {len({t.utterance.id for t in trials})} "
+          f"utterance(s), {len(rows)} stimulus file(s); {SERVE_DIR}/ (copy it into the app: stimuli, "
+          f"{webmushra.WEBMUSHRA_NAME}" + (f", {beaqle.BEAQLEJS_NAME}" if beaqle.supported(opts.kind) else "")
+          + f"), {PRIVATE_DIR}/ (keep it from listeners: key.csv, {EXPORT_NAME}, {html.HTML_NAME}"
+          + (f", {SKIPPED_NAME}" if skipped else "") + ")"
+          + (f"; skipped {len(skipped)}" if skipped else ""))
     return 0
 
 
@@ -179,23 +186,25 @@ def _token(r: np.random.Generator, taken: set[str]) -> str:
             return token
 
 
-def write_outputs(out: Path, opts: Options, cfg: DictConfig, trials: list[Trial], rows: list[KeyRow], rate: int,
+def write_outputs(root: Path, opts: Options, cfg: DictConfig, trials: list[Trial], rows: list[KeyRow], rate: int,
                   split: str, skipped: list, known: dict[str, int]) -> None:
-    """key.csv, the webMUSHRA and BeaqleJS configs (the former checked), index.html, export.json."""
+    """serve/: the webMUSHRA and BeaqleJS configs (the former checked); private/: key.csv,
+    index.html, export.json."""
+    serve, out = root / SERVE_DIR, root / PRIVATE_DIR
     write_key(out, rows)
-    name = opts.test_name or out.resolve().name
+    name = opts.test_name or root.resolve().name
     test_id = re.sub(r"[^\w-]+", "-", name).strip("-").lower() or "listening-test"
     grouped = webmushra.group_trials(rows)
-    prefix = opts.webmushra_prefix if opts.webmushra_prefix is not None else webmushra.default_prefix(out)
-    config = webmushra.build_config(opts.kind, grouped, prefix.rstrip("/"), name, test_id, opts.strict)
-    webmushra.write_config(out, config)
-    problems = webmushra.check_config(config, out, prefix.rstrip("/"))
+    prefix = opts.webmushra_prefix if opts.webmushra_prefix is not None else webmushra.default_prefix(root)
+    config = webmushra.build_config(opts.kind, grouped, prefix.rstrip("/"), _plain(name), test_id, opts.strict)
+    webmushra.write_config(serve, config)
+    problems = webmushra.check_config(config, serve, prefix.rstrip("/"))
     if problems:  # the export's own bug if it ever happens: say what, do not leave a broken test
-        raise RuntimeError(f"{out / webmushra.WEBMUSHRA_NAME} fails webMUSHRA's checks: {'; '.join(problems)}")
+        raise RuntimeError(f"{serve / webmushra.WEBMUSHRA_NAME} fails webMUSHRA's checks: {'; '.join(problems)}")
     if beaqle.supported(opts.kind):
-        bprefix = opts.beaqlejs_prefix if opts.beaqlejs_prefix is not None else beaqle.default_prefix(out)
-        beaqle.write_config(out, opts.kind, beaqle.build_config(opts.kind, grouped, bprefix.rstrip("/"), name))
-    html.write_page(out, rows, name, opts.kind)
+        bprefix = opts.beaqlejs_prefix if opts.beaqlejs_prefix is not None else beaqle.default_prefix(root)
+        beaqle.write_config(serve, opts.kind, beaqle.build_config(opts.kind, grouped, bprefix.rstrip("/"), name))
+    html.write_page(out, rows, name, opts.kind, base=f"../{SERVE_DIR}/")
     _write_skipped(out, skipped)
     summary = {
         "kind": opts.kind, "test_name": name, "test_id": test_id, "model": str(cfg.model), "data": str(opts.data),
@@ -213,6 +222,12 @@ def write_outputs(out: Path, opts: Options, cfg: DictConfig, trials: list[Trial]
                                 "has no embedding for their voice; their trials hold conversions to known voices",
     }
     atomic_write_text(out / EXPORT_NAME, json.dumps(summary, indent=1) + "\n")
+
+
+def _plain(name: str) -> str:
+    """A test name safe in webMUSHRA's results POST, which it does not URL-encode: '&' would cut
+    the request (no results written), '+' and '%' would be decoded."""
+    return re.sub(r"[&+%]", "-", name)
 
 
 def _write_skipped(out: Path, skipped: list) -> None:

@@ -45,7 +45,7 @@ def cells(rows: list[KeyRow]) -> dict[tuple[str, str], list[KeyRow]]:
     return out
 
 
-def render(rows: list[KeyRow], title: str, kind: str) -> str:
+def render(rows: list[KeyRow], title: str, kind: str, base: str = "") -> str:
     systems = columns(rows)
     table = cells(rows)
     utterances = list(dict.fromkeys((r.utterance, r.speaker) for r in rows))
@@ -54,20 +54,21 @@ def render(rows: list[KeyRow], title: str, kind: str) -> str:
     for utt, speaker in utterances:
         tds = []
         for system in systems:
-            players = "".join(_player(r) for r in table.get((utt, system), []))
+            players = "".join(_player(r, base) for r in table.get((utt, system), []))
             tds.append(f"<td>{players}</td>")
         body.append(f"<tr><th>{escape(utt)}<br><span class=\"label\">{escape(speaker)}</span></th>{''.join(tds)}</tr>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{escape(title)}</title>\n"
             f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
             f"<p>Stimuli of a {escape(kind)} listening test, by utterance and system. This page names the "
-            f"systems: it is for listening and demos, not for running the test (use webmushra.yaml).</p>\n"
+            f"systems: it is for listening and demos, not for running the test (install serve/ in webMUSHRA or BeaqleJS).</p>\n"
             f"<table>\n<tr><th>utterance</th>{head}</tr>\n" + "\n".join(body) + "\n</table>\n</body>\n</html>\n")
 
 
-def _player(r: KeyRow) -> str:
+def _player(r: KeyRow, base: str) -> str:
     label = f"<span class=\"label\">&rarr; {escape(r.target_speaker)}</span>" if r.system == CONVERSION else ""
-    return f"{label}<audio controls preload=\"auto\" src=\"{escape(r.file, quote=True)}\"></audio>"
+    return f"{label}<audio controls preload=\"auto\" src=\"{escape(base + r.file, quote=True)}\"></audio>"
 
 
-def write_page(folder: str | os.PathLike, rows: list[KeyRow], title: str, kind: str) -> Path:
-    return atomic_write_text(Path(folder) / HTML_NAME, render(rows, title, kind))
+def write_page(folder: str | os.PathLike, rows: list[KeyRow], title: str, kind: str, base: str = "") -> Path:
+    """``<folder>/index.html``; ``base`` is the stimuli's folder relative to it (key paths follow)."""
+    return atomic_write_text(Path(folder) / HTML_NAME, render(rows, title, kind, base))

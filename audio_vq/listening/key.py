@@ -27,6 +27,9 @@ from ..atomic import atomic_write_text
 from ..config import ConfigError
 
 KEY_NAME = "key.csv"
+EXPORT_NAME = "export.json"  # the export's summary (kind, settings), beside key.csv
+PRIVATE_DIR = "private"  # what listeners must not fetch: the key, export.json, generated audio, the named page
+SERVE_DIR = "serve"  # what listeners may fetch: the app configs and the anonymised stimuli
 
 # Roles of a stimulus within its trial
 REFERENCE = "reference"  # the original, played as the open reference (never rated itself)
@@ -72,11 +75,18 @@ def write_key(folder: str | os.PathLike, rows: list[KeyRow]) -> Path:
     return atomic_write_text(Path(folder) / KEY_NAME, buf.getvalue())
 
 
-def read_key(path: str | os.PathLike) -> list[KeyRow]:
-    """Read a key CSV (or the test folder holding key.csv); ConfigError naming the problem."""
+def key_path(path: str | os.PathLike) -> Path:
+    """A key CSV given as itself, its folder, or the export folder (``<out>/private/key.csv``)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        path = path / KEY_NAME
+        private = path / PRIVATE_DIR / KEY_NAME
+        path = private if private.is_file() else path / KEY_NAME
+    return path
+
+
+def read_key(path: str | os.PathLike) -> list[KeyRow]:
+    """Read a key CSV (or the test folder holding key.csv); ConfigError naming the problem."""
+    path = key_path(path)
     if not path.is_file():
         raise ConfigError(f"key={path}: no such file")
     with open(path, newline="", encoding="utf-8") as f:

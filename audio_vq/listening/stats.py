@@ -62,8 +62,10 @@ def screen_mushra(ratings: Iterable[Rating], hidden_role: str, mid_anchor_role: 
     return excluded
 
 
-def mean_interval(values: Sequence[float], confidence: float) -> Interval:
-    """Mean and its two-sided t-distribution confidence interval."""
+def mean_interval(values: Sequence[float], confidence: float, scale: tuple[float, float] | None = None) -> Interval:
+    """Mean and its two-sided Student-t confidence interval, clipped to ``scale`` (low, high)
+    when given: the mean of ratings on a bounded scale cannot leave it, and a t-interval of few
+    ratings near an end would (e.g. 2.5 [-0.26, 5.26] on the 1-5 ACR scale)."""
     from scipy import stats
 
     n = len(values)
@@ -74,7 +76,10 @@ def mean_interval(values: Sequence[float], confidence: float) -> Interval:
         return Interval(n, mean, math.nan, math.nan)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return Interval(n, mean, mean - half, mean + half)
+    low, high = mean - half, mean + half
+    if scale is not None:
+        low, high = max(low, scale[0]), min(high, scale[1])
+    return Interval(n, mean, low, high)
 
 
 def proportion_interval(successes: int, n: int, confidence: float) -> Interval:

@@ -6,8 +6,9 @@ relative to webMUSHRA's root folder. The export's folder is meant to be copied t
 ``configs/resources/audio/<folder name>/`` (the `webmushra_prefix` key says where), the YAML to
 ``configs/<folder name>.yaml``, and the test opened as ``.../webMUSHRA/?config=<folder name>.yaml``.
 
-Page types used, one per trial (grouped in a ``random`` array, so webMUSHRA shuffles the trial
-order for every listener):
+Only page types webMUSHRA 1.4.3 builds (startup.js: WEBMUSHRA_PAGE_TYPES; any other is "Type
+not specified." and the page is dropped). The trials' pages are grouped in a ``random`` array,
+so webMUSHRA shuffles their order for every listener:
 
 - mushra: the reference plus anchors and systems; webMUSHRA adds the hidden reference itself
   (a copy of the reference, reported as ``reference``), so the export's own anchors go in as
@@ -15,18 +16,27 @@ order for every listener):
 - paired_comparison (ABX): the reference is X; webMUSHRA makes one page per stimulus with the
   reference and the stimulus as A and B in random order and asks which one is the reference;
   it records ``correct`` / ``incorrect``.
-- preference_test (AB): two stimuli, "which do you prefer"; one page per pair.
-- likert_single_stimulus (MOS): one page per stimulus with the ITU-T P.800 ACR scale.
+- likert_multi_stimulus (AB; webMUSHRA has no preference page): both stimuli of a pair on one
+  page, each rated on the ACR scale; the one rated higher is the preferred one, equal ratings
+  are no preference. Its service writes ``lms.csv``.
+- likert_single_stimulus (MOS): one page config per stimulus with the ITU-T P.800 ACR scale, all
+  in the random group, so the stimuli of one utterance do not come on consecutive pages (pages
+  of one trial id share a trial in the results, ``lss.csv``).
+
+The finish page asks for a listener id (questionnaire field ``listener``): webMUSHRA's service
+puts questionnaire answers as columns into every CSV, and only ``mushra.csv`` of its newest
+code has a session uuid, so this column is what tells listeners apart.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
 import soundfile as sf
-import yaml
 
 from ..atomic import atomic_write_text
 from .key import ANCHOR35, ANCHOR70, CONDITION, HIDDEN_REFERENCE, REFERENCE, KeyRow
@@ -34,6 +44,7 @@ from .key import ANCHOR35, ANCHOR70, CONDITION, HIDDEN_REFERENCE, REFERENCE, Key
 WEBMUSHRA_NAME = "webmushra.yaml"
 DEFAULT_PREFIX_ROOT = "configs/resources/audio"  # where webMUSHRA keeps its audio resources
 REMOTE_SERVICE = "service/write.php"  # webMUSHRA's PHP service: writes results/<testId>/*.csv
+YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}  # keys YAML would not read as strings
 BUFFER_SIZE = 2048
 BUFFER_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)  # the values webMUSHRA accepts
 
@@ -46,14 +57,22 @@ MUSHRA_MAX_SECONDS = 12.0
 # ITU-T P.800 Annex B, Absolute Category Rating listening-quality scale
 ACR_SCALE = ((5, "Excellent"), (4, "Good"), (3, "Fair"), (2, "Poor"), (1, "Bad"))
 
-PAGE_TYPES = {"mushra": "mushra", "abx": "paired_comparison", "ab": "preference_test", "mos": "likert_single_stimulus"}
+# The page types webMUSHRA 1.4.3 builds (startup.js, addPagesToPageManager)
+WEBMUSHRA_PAGE_TYPES = ("generic", "volume", "mushra", "spatial", "paired_comparison", "bs1116",
+                        "likert_single_stimulus", "likert_multi_stimulus", "finish")
+PAGE_TYPES = {"mushra": "mushra", "abx": "paired_comparison", "ab": "likert_multi_stimulus",
+              "mos": "likert_single_stimulus"}
 AUDIO_PAGE_TYPES = tuple(PAGE_TYPES.values())
+SHARED_ID_TYPES = ("likert_single_stimulus",)  # one page config per stimulus, one trial id for all
+LISTENER_FIELD = "listener"  # the finish page's questionnaire field: a column of every result CSV
+LISTENER_LABEL = "Your listener id (as given to you):"
 
 INSTRUCTIONS = {
     "mushra": ("MUSHRA", "Listen to the reference, then rate how close each condition is to it, from 0 (bad) "
                          "to 100 (excellent). One of the conditions is the reference itself: give it 100."),
     "abx": ("ABX", "Listen to the reference, then to A and B. One of them is the reference: which one?"),
-    "ab": ("Preference", "Listen to A and B. Which one do you prefer?"),
+    "ab": ("Preference", "Listen to both samples and rate each: 5 excellent, 4 good, 3 fair, 2 poor, 1 bad. "
+                         "Give the one you prefer the higher rating."),
     "mos": ("Quality", "Rate the overall quality of each speech sample: 5 excellent, 4 good, 3 fair, 2 poor, 1 bad."),
 }
 
@@ -62,7 +81,7 @@ def build_config(kind: str, trials: dict[str, list[KeyRow]], prefix: str, test_n
                  strict: bool) -> dict:
     """The webMUSHRA experiment as a dict (see the module docstring for the page types)."""
     name, text = INSTRUCTIONS[kind]
-    pages = [_page(kind, trial, rows, prefix, name, text, strict) for trial, rows in trials.items()]
+    pages = [page for trial, rows in trials.items() for page in _pages(kind, trial, rows, prefix, name, text, strict)]
     return {
         "testname": test_name,
         "testId": test_id,
@@ -74,18 +93,82 @@ def build_config(kind: str, trials: dict[str, list[KeyRow]], prefix: str, test_n
             {"type": "generic", "id": "instructions", "name": "Instructions", "content": text},
             ["random", *pages],
             {"type": "finish", "name": "Thank you", "content": "Thank you for taking part.",
-             "showResults": False, "writeResults": True},
+             "showResults": False, "writeResults": True,
+             "questionnaire": [{"type": "text", "name": LISTENER_FIELD, "label": LISTENER_LABEL}]},
         ],
     }
 
 
 def write_config(folder: str | os.PathLike, config: dict) -> Path:
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=1000)
-    return atomic_write_text(Path(folder) / WEBMUSHRA_NAME, text)
+    return atomic_write_text(Path(folder) / WEBMUSHRA_NAME, dump_yaml(config))
+
+
+def dump_yaml(value, indent: int = 0) -> str:
+    """``value`` (dicts, lists, strings, numbers, booleans, None) as block-style YAML that
+    webMUSHRA's parser (yamljs, bundled as lib/external/yaml/yaml.min.js) reads as PyYAML does.
+
+    yamljs reads the compact nested sequence PyYAML writes (``- - random``) as one string, which
+    drops every randomised group of pages; here a list inside a list starts on the line after its
+    ``-``. Strings are double-quoted JSON strings with non-ASCII characters written as they are
+    (yamljs decodes ``\\u`` escapes wrongly); keys are plain."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}\n" if indent == 0 else f"{pad}{{}}\n"
+        lines = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{_key(k)}:\n{dump_yaml(v, indent + 2)}")
+            else:
+                lines.append(f"{pad}{_key(k)}: {_scalar(v)}\n")
+        return "".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return f"{pad}[]\n"
+        lines = []
+        for item in value:
+            if isinstance(item, dict) and item:  # "- key: value", the other keys aligned under the first
+                lines.append(f"{pad}- {dump_yaml(item, indent + 2)[indent + 2:]}")
+            elif isinstance(item, list) and item:
+                lines.append(f"{pad}-\n{dump_yaml(item, indent + 2)}")
+            else:
+                lines.append(f"{pad}- {_scalar(item)}\n")
+        return "".join(lines)
+    return f"{pad}{_scalar(value)}\n"
+
+
+def _key(k) -> str:
+    """A plain key when it reads back as the same string in YAML 1.1 and 1.2, else quoted."""
+    k = str(k)
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", k) and k.lower() not in YAML_WORDS
+    return k if plain else json.dumps(k, ensure_ascii=False)
+
+
+def _scalar(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        text = repr(v)  # YAML 1.1 (PyYAML) reads 1e-05 as a string: the mantissa needs a dot
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
+    if isinstance(v, (dict, list)):  # empty ones
+        return "{}" if isinstance(v, dict) else "[]"
+    return json.dumps(str(v), ensure_ascii=False)
 
 
 def default_prefix(folder: str | os.PathLike) -> str:
     return f"{DEFAULT_PREFIX_ROOT}/{Path(folder).resolve().name}"
+
+
+def _pages(kind: str, trial: str, rows: list[KeyRow], prefix: str, name: str, text: str, strict: bool) -> list[dict]:
+    """The page configs of one trial: one, except for mos (one per stimulus, see the module docstring)."""
+    page = _page(kind, trial, rows, prefix, name, text, strict)
+    if kind != "mos":
+        return [page]
+    return [{**page, "stimuli": {k: v}} for k, v in page["stimuli"].items()]
 
 
 def _page(kind: str, trial: str, rows: list[KeyRow], prefix: str, name: str, text: str, strict: bool) -> dict:
@@ -100,9 +183,7 @@ def _page(kind: str, trial: str, rows: list[KeyRow], prefix: str, name: str, tex
                     stimuli=stimuli)
     elif kind == "abx":
         page.update(showWaveform=False, enableLooping=True, reference=path(reference), stimuli=stimuli)
-    elif kind == "ab":
-        page.update(numPerTrial=2, mustPlayback="ended", stimuli=stimuli)
-    else:
+    else:  # ab (likert_multi_stimulus) and mos (likert_single_stimulus): the ACR scale
         page.update(mustRate=True, mustPlayback="ended", stimuli=stimuli,
                     response=[{"value": v, "label": label} for v, label in reversed(ACR_SCALE)])
     return page
@@ -126,10 +207,12 @@ def check_config(config: dict, folder: str | os.PathLike, prefix: str) -> list[s
     pages = list(_walk_pages(config.get("pages") or []))
     if not pages or pages[-1].get("type") != "finish":
         problems.append("the last page must be of type finish")
+    problems += [f"page {p.get('id') or p.get('name')!r}: type {p.get('type')!r} is not a webMUSHRA page type "
+                 f"(webMUSHRA says 'Type not specified.')" for p in pages if p.get("type") not in WEBMUSHRA_PAGE_TYPES]
     ids = defaultdict(int)
     for page in pages:
         if page.get("type") in AUDIO_PAGE_TYPES:
-            ids[page.get("id")] += 1
+            ids[page.get("id")] += page.get("type") not in SHARED_ID_TYPES
             problems += _check_page(page, Path(folder), prefix)
     problems += [f"page id {i!r} is used {n} times" for i, n in ids.items() if n > 1]
     return problems

@@ -103,6 +103,10 @@ def test_mos_means_from_a_webmushra_lss_file(tmp_path):
     assert report["kind"] == "mos" and report["listeners"]["total"] == 2
     assert s["reference"]["estimate"] == pytest.approx(4.5)
     assert s["reconstruction"]["estimate"] == pytest.approx(2.5) and s["reconstruction"]["n"] == 4
+    # two ratings, 5 and 4: the t-interval (4.5 +- 6.35) is clipped to the 1-5 scale, and said so
+    assert (s["reference"]["ci_low"], s["reference"]["ci_high"]) == (1.0, 5.0)
+    assert s["reconstruction"]["ci_low"] == 1.0 and s["reconstruction"]["ci_high"] == pytest.approx(4.554, abs=1e-3)
+    assert "clipped to the 1-5 scale" in (tmp_path / "analysis" / "results.md").read_text()
 
 
 def test_abx_proportion_correct_with_exact_binomial_interval(tmp_path):

@@ -43,3 +43,24 @@ def test_each_of_webmushras_checks_can_fail(tmp_path):
     assert any("finish" in p for p in check_config(no_finish, tmp_path, "p"))
     bad = {**config(mushra(tmp_path, 2)), "bufferSize": 1000}
     assert any("bufferSize" in p for p in check_config(bad, tmp_path, "p"))
+
+
+TRICKY = {"testname": "Tëst \"quoted\" # not a comment: colon", "testId": "007", "bufferSize": 2048,
+          "flags": [True, False, None], "ratio": 1e-05, "neg": -23.0, "yes": "no", "1": "one", "empty": [], "none": {},
+          "pages": [{"type": "generic", "content": "line1\nline2\ttab"},
+                    ["random", {"type": "mushra", "id": "t01", "stimuli": {"t01_5f2a1": "a/b.wav", "0x1F": "c.wav"}},
+                     [{"type": "likert_single_stimulus", "response": [{"value": 1, "label": "Bad"}]}]],
+                    {"type": "finish", "questionnaire": [{"type": "text", "name": "listener", "label": "Id:"}]}]}
+
+
+def test_dump_yaml_reads_the_same_in_webmushras_parser_and_pyyaml(yamljs):
+    import yaml
+
+    from audio_vq.listening.webmushra import dump_yaml
+
+    text = dump_yaml(TRICKY)
+    assert yaml.safe_load(text) == TRICKY
+    assert yamljs(text) == TRICKY
+    # the check is able to fail: PyYAML's own compact nested lists are what yamljs misreads
+    compact = yaml.safe_dump(TRICKY, sort_keys=False, allow_unicode=True, width=1000)
+    assert "- - random" in compact and yamljs(compact) != TRICKY
