@@ -86,7 +86,7 @@ def read_answers(path: Path, kind: str, key: list[KeyRow], listener_column: str)
         if kind not in ("mos", "ab"):
             raise ConfigError(f"results={path}: a likert result file is mos (lss.csv) or ab (lms.csv); give kind=")
         detected = kind
-    listener, identified_by = _listener(header, listener_column, path)
+    listener, identified_by = _listener(header, rows, listener_column, path)
     if detected == "ab" and "stimuli" in header:
         rows = _preferences_from_ratings(rows, listener)
         return Answers("ab", rows, lambda r: r[ONE_LISTENER], identified_by, "webmushra")
@@ -110,18 +110,19 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
-def _listener(header: list[str], column: str, path: Path) -> tuple[Callable[[dict], str], str]:
+def _listener(header: list[str], rows: list[dict], column: str, path: Path) -> tuple[Callable[[dict], str], str]:
     """row -> listener: the named column; auto: the export's listener id field, else
-    session_uuid, else the participant columns together, else one listener for the whole file."""
+    session_uuid (each when it holds values: the 1.4.3 client leaves master's session_uuid
+    column empty), else the participant columns together, else one listener for the file."""
     if column != "auto":
         if column not in header:
             raise ConfigError(f"listener={column}: no such column in {path} (columns: {', '.join(header)})")
         return (lambda row: row[column]), f"column {column}"
     for c in (LISTENER_FIELD, SESSION_COLUMN):
-        if c in header:
+        if c in header and any(r.get(c) for r in rows):
             return (lambda row: row[c]), f"column {c}"
     end = header.index("trial_id")
-    participant = [c for c in header[:end] if c not in NOT_PARTICIPANT]
+    participant = [c for c in header[:end] if c not in NOT_PARTICIPANT and any(r.get(c) for r in rows)]
     if participant:
         return (lambda row: "|".join(row[c] for c in participant)), f"columns {', '.join(participant)}"
     return (lambda row: ONE_LISTENER), ("none: the file has no listener id, session or participant column, so "

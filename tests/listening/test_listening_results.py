@@ -165,3 +165,13 @@ def test_errors_name_the_problem(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_an_empty_session_uuid_column_does_not_merge_listeners(tmp_path):
+    """webMUSHRA 1.4.3's client with master's write.php: the session_uuid column is there but empty."""
+    key = mushra_key(tmp_path)
+    path = mushra_csv(tmp_path / "mushra.csv")
+    path.write_text(path.read_text().replace(",uuid-A,", ",,").replace(",uuid-B,", ",,"))
+    report, out = run(tmp_path, path, key)
+    assert report["listeners"]["total"] == len(SCORES)  # told apart by their participant answers
+    assert report["listeners"]["identified_by"] == "columns email, age"
