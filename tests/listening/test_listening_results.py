@@ -1,5 +1,6 @@
 """listening-results on hand-written webMUSHRA result files: known means, post-screening, errors."""
 import json
+import re
 import math
 
 import pytest
@@ -171,7 +172,7 @@ def test_an_empty_session_uuid_column_does_not_merge_listeners(tmp_path):
     """webMUSHRA 1.4.3's client with master's write.php: the session_uuid column is there but empty."""
     key = mushra_key(tmp_path)
     path = mushra_csv(tmp_path / "mushra.csv")
-    path.write_text(path.read_text().replace(",uuid-A,", ",,").replace(",uuid-B,", ",,"))
+    path.write_text(re.sub(r",uuid-\w,", ",,", path.read_text()))
     report, out = run(tmp_path, path, key)
     assert report["listeners"]["total"] == len(SCORES)  # told apart by their participant answers
     assert report["listeners"]["identified_by"] == "columns email, age"
