@@ -1,7 +1,7 @@
 """listening-results on hand-written webMUSHRA result files: known means, post-screening, errors."""
 import json
-import re
 import math
+import re
 
 import pytest
 
