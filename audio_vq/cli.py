@@ -159,7 +159,7 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
     from .corpora import CorpusError
     from .manifest import ManifestError
     from .outputs import OutputError
-    from .train import TrainingError
+    from .training import TrainingError
 
     try:
         if command.makes_run:

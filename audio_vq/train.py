@@ -1,122 +1,117 @@
-"""The training loop: one readable loop over steps, on a CPU, a GPU, or several under torchrun.
+"""`audio-vq train`: the VQ-VAE's task for the shared training loop (training.py).
 
-    for step in range(start, max_steps):
-        batch  -> forward (autocast) -> skip if the loss is not finite -> backward -> clip -> Adam
-        every log_every: progress, TensorBoard, metrics.csv; valid_every: validation;
-        checkpoint_every: training state + the model directory
-
-A run folder holds ``config.yaml``, ``train.log``, ``metrics.csv``, ``tensorboard/``,
-``checkpoints/step_XXXXXXXX.pt`` (what an exact resume needs) and ``model/`` (what every later
-stage loads). Resuming (``train.resume=true`` with the same run folder) restores the model,
-the optimizer, the schedule, the grad scaler, every RNG and the data position, so on a CPU a
-resumed run ends with the same weights as an uninterrupted one.
-
-Under torchrun every process trains on its shard of each epoch's batches; rank 0 alone writes.
+The task: random crops of the manifest's train split (data.py) through a resumable batch order,
+the model's own loss (reconstruction + quantizer [+ adversary]), validation on fixed crops of
+the valid split, TensorBoard audio of a validation crop generated from its codes, and the model
+directory (``<run>/model``: what every later stage loads) at every checkpoint.
 """
 from __future__ import annotations
 
 import copy
-import csv
 import logging
-import math
 import os
-import random
-import time
-import shutil
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from .atomic import atomic_write_text
-from .checkpoint import load_latest_training_state, save_model_dir, save_training_state
+from .checkpoint import save_model_dir
 from .config import ConfigError, is_int, is_number, require
 from .data import CropDataset, collate
 from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's entry)
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
-from .models.vqvae import VQVAE
-from .outputs import LOCK_NAME, exclusive, remove_temporaries
-from .processes import die_with_parent
-from .threads import ThreadTuner, usable_cores
+from .models.vqvae import VQVAE, metric_names
+from .training import EpochBatches, Task, TrainingError, check_train_config, fit, init_loader_worker, metric_fields
+
+__all__ = ["main", "run", "TrainingError", "VQVAETask", "METRIC_FIELDS"]
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SCHEDULES = ("cosine", "constant")
-METRIC_FIELDS = ("step", "split", "time_s", "lr", "loss", "reconstruction_loss", "codebook_loss",
-                 "commitment_loss", "perplexity", "usage", "dead_codes", "restarted", "audio_s_per_s",
-                 "nonfinite_steps", "grad_norm", "adversary_loss", "adversary_accuracy", "threads")
-# What a run folder holds; anything else in hydra.run.dir is someone else's and training refuses it
-RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints", "model")
-# The settings a resume may change: budgets, logging and resources. Every other key shapes the
-# weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
-RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
-                     "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.max_nonfinite", "train.threads", "train.compile", "train.resume", "data.num_workers",
-                     "data.synthetic_dir", "device")
-WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
+
+class VQVAETask(Task):
+    """Crops of a manifest's utterances -> the VQ-VAE's loss; exports the model directory."""
+
+    metric_fields = metric_names()
+    rate_name = "audio_s_per_s"
+
+    def __init__(self, cfg: DictConfig, utterances, speakers: dict[str, int]):
+        self.cfg, self.utterances, self.speakers = cfg, utterances, speakers
+        self.logged_original = False
+
+    def build(self) -> VQVAE:
+        model = _build_model(self.cfg, len(self.speakers))
+        self.crop = _crop_samples(self.cfg, model.hop)
+        self.hop = model.hop
+        return model
+
+    def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator[dict]:
+        tc = self.cfg.train
+        train_set = CropDataset(self.utterances, self.speakers, crop_samples=self.crop,
+                                sample_rate=self.cfg.data.sample_rate, split="train", seed=tc.seed, hop=self.hop)
+        batches = EpochBatches(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world, start=start_batch)
+        return iter(torch.utils.data.DataLoader(
+            train_set, batch_sampler=batches, collate_fn=collate, num_workers=workers,
+            persistent_workers=workers > 0, pin_memory=ctx.device.type == "cuda", worker_init_fn=init_loader_worker,
+            generator=torch.Generator().manual_seed(tc.seed)))  # never draws from the global RNG
+
+    def valid_batches(self) -> list[dict]:
+        return _valid_batches(self.utterances, self.speakers, self.cfg, self.crop, self.hop)
+
+    def step_loss(self, forward, batch: dict, ctx: Context):
+        audio = batch["audio"].to(ctx.device, non_blocking=True)
+        mask = batch["mask"].to(ctx.device, non_blocking=True)
+        speaker = batch["speaker"].to(ctx.device, non_blocking=True)
+        out = forward(audio, speaker, mask)
+        return out.loss, out.metrics(), float(batch["mask"].sum()) / self.cfg.data.sample_rate
+
+    def validate(self, model: VQVAE, batches: list[dict], ctx: Context, precision) -> dict:
+        """Mean losses and codebook metrics over the fixed validation batches."""
+        totals: dict[str, float] = {}
+        autocast = torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext()
+        for batch in batches:
+            with autocast:
+                out = model(batch["audio"].to(ctx.device), batch["speaker"].to(ctx.device),
+                            batch["mask"].to(ctx.device))
+            for k, v in out.metrics().items():
+                totals[k] = totals.get(k, 0.0) + float(v) / len(batches)
+        return totals
+
+    def export(self, model: VQVAE, run_dir: Path) -> None:
+        save_model_dir(model, OmegaConf.to_container(self.cfg, resolve=True), self.speakers, run_dir / "model")
+
+    @torch.no_grad()
+    def media(self, writer, model: VQVAE, batches: list[dict], ctx: Context, step: int) -> None:
+        """A validation crop and its reconstruction: the crop's codes decoded by the incremental
+        generator with its speaker, sampled with a seed of the step. Generation runs on a CPU
+        copy of the model with the compiled kernel (about real time for one stream)."""
+        was_training = model.training
+        model.eval()
+        batch, rate = batches[0], self.cfg.data.sample_rate
+        x = batch["audio"][:1].to(ctx.device)
+        codes = model.encode(x)[0].cpu()
+        speaker = int(batch["speaker"][0])
+        cpu_model = copy.deepcopy(model).cpu().eval()
+        wave = Generator(cpu_model, backend="auto", threads=1).generate([codes], [speaker], seed=step)[0]
+        if not self.logged_original:
+            writer.tb.add_audio("valid/original", x[0].cpu().unsqueeze(0), step, rate)
+            self.logged_original = True
+        writer.tb.add_audio("valid/generated", torch.from_numpy(wave).unsqueeze(0), step, rate)
+        model.train(was_training)
+
+    def describe(self, model: VQVAE, ctx: Context) -> str:
+        return (f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, hop {model.hop}, "
+                f"{len(self.speakers)} speakers; crop {self.crop} samples")
+
+    def postfix(self, row: dict) -> dict:
+        return {"loss": f"{row['loss']:.3f}", "ppl": f"{row['perplexity']:.0f}",
+                "audio_s_per_s": f"{row['audio_s_per_s']:.1f}"}
 
 
-@dataclass
-class Parts:
-    """What a training step touches: the model (and its DDP/compiled wrapper `forward`), the
-    optimizer, the schedule, the fp16 grad scaler (None otherwise), the autocast dtype and the
-    speaker table's names, and the thread tuner of train.threads=auto on a CPU (else None)."""
+METRIC_FIELDS = metric_fields(VQVAETask)  # the columns of a VQ-VAE run's metrics.csv
 
-    model: VQVAE
-    forward: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    precision: torch.dtype
-    speakers: dict[str, int]
-    tuner: ThreadTuner | None = None
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on (e.g. too many non-finite losses in a row); says what to do."""
-
-
-# ------------------------------------------------------------------------------------------
-# Data: an endless, resumable stream of batches
-# ------------------------------------------------------------------------------------------
-
-class EpochBatches:
-    """Batch sampler yielding lists of ``(epoch, index)`` forever, starting at batch ``start``.
-
-    Epoch e is a permutation seeded by (seed, e), cut to a multiple of the world size and dealt
-    to the ranks; each rank's share is cut into full batches. Batch b is therefore a function of
-    (seed, b) alone, which makes the data position of a resumed run one integer."""
-
-    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int, world: int, start: int = 0):
-        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
-        self.rank, self.world, self.start = rank, world, start
-        self.per_epoch = (num_items // world) // batch_size
-        if self.per_epoch == 0:
-            raise ConfigError(f"train.batch_size={batch_size}: the train split has {num_items} utterances, "
-                              f"fewer than one batch for each of {world} process(es)")
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        batch, cached_epoch, order = self.start, -1, None
-        while True:
-            epoch, k = divmod(batch, self.per_epoch)
-            if epoch != cached_epoch:
-                perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
-                order, cached_epoch = perm[: len(perm) // self.world * self.world][self.rank::self.world], epoch
-            yield [(epoch, int(i)) for i in order[k * self.batch_size:(k + 1) * self.batch_size]]
-            batch += 1
-
-
-# ------------------------------------------------------------------------------------------
-# The run
-# ------------------------------------------------------------------------------------------
 
 def main(cfg: DictConfig, run_folder: str, ctx: Context | None = None) -> int:
     """`audio-vq train`: train and export ``<run>/model``."""
@@ -131,318 +126,10 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     ``stop_at_step`` ends the process after that step as if it were killed there (no final
     checkpoint or export): what a resume then finds is whatever the last checkpoint holds."""
     _check_config(cfg)
-    ctx = ctx or setup(cfg.device)
-    run_dir = Path(ctx.agree(str(Path(run_folder).expanduser().resolve())))
-    data = _load_data(cfg)  # a bad manifest fails before the run folder is touched
-    with ExitStack() as held:
-        if ctx.primary:  # the run folder is this process's until it ends (a crash releases it too)
-            held.enter_context(exclusive(run_dir, f"run folder {run_dir}"))
-            _claim_run_folder(run_dir, cfg)
-        return _run(cfg, run_dir, ctx, data, stop_at_step)
-
-
-def _run(cfg: DictConfig, run_dir: Path, ctx: Context, data: tuple, stop_at_step: int | None) -> Path:
-    tc = cfg.train
-    utterances, speakers = data
-    tuner = _threads(tc.threads, ctx)
-    torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-    model = _build_model(cfg, len(speakers)).to(ctx.device)
-    crop = _crop_samples(cfg, model.hop)
-    precision = _precision(tc.precision, ctx.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc))
-    scaler = torch.amp.GradScaler(ctx.device.type) if precision == torch.float16 else None
-
-    state = _resume(run_dir, ctx) if tc.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-    step = state["step"] if state else 0
-    batches_seen = state["batches_seen"] if state else 0
-    nonfinite_total = state["nonfinite_total"] if state else 0
-    if state is None:
-        _seed_everything(tc.seed + ctx.rank)  # per-rank streams for jitter, restarts, Gumbel noise
-    else:
-        _set_rng(state["rng"], ctx)
-
-    train_set = CropDataset(utterances, speakers, crop_samples=crop, sample_rate=cfg.data.sample_rate,
-                            split="train", seed=tc.seed, hop=model.hop)
-    batches = EpochBatches(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world, start=batches_seen)
-    workers = _workers(cfg.data.num_workers, ctx)
-    loader = iter(torch.utils.data.DataLoader(
-        train_set, batch_sampler=batches, collate_fn=collate, num_workers=workers,
-        persistent_workers=workers > 0, pin_memory=ctx.device.type == "cuda", worker_init_fn=_init_loader_worker,
-        generator=torch.Generator().manual_seed(tc.seed)))  # never draws from the global RNG
-    valid = _valid_batches(utterances, speakers, cfg, crop, model.hop)
-
-    forward = torch.compile(model) if tc.compile else model
-    if ctx.world > 1:
-        forward = torch.nn.parallel.DistributedDataParallel(
-            forward, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    writer = _Writer(run_dir, cfg, resumed_at=step if state else None) if ctx.primary else None
-    if writer:
-        log.info("run folder %s; %s", run_dir, "resuming at step %d" % step if state else "new run")
-        log.info("model: %.2fM parameters, hop %d, %d speakers; crop %d samples x batch %d x %d process(es)",
-                 sum(p.numel() for p in model.parameters()) / 1e6, model.hop, len(speakers), crop,
-                 tc.batch_size, ctx.world)
-        log.info("threads: %s; data workers: %d", f"auto, tuned among {tuner.candidates}" if tuner
-                 else torch.get_num_threads(), workers)
-
-    parts = Parts(model, forward, optimizer, scheduler, scaler, precision, speakers, tuner)
-    try:
-        _loop(cfg, ctx, run_dir, parts, loader, valid, writer, step, batches_seen, nonfinite_total, stop_at_step)
-    finally:
-        if writer:
-            writer.close()
+    utterances, speakers = _load_data(cfg)  # a bad manifest fails before the run folder is touched
+    run_dir = fit(cfg, run_folder, VQVAETask(cfg, utterances, speakers), ctx, stop_at_step)
+    log.info("model directory: %s", run_dir / "model")
     return run_dir
-
-
-def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, parts: Parts, loader, valid: list[dict],
-          writer: "_Writer | None", step: int, batches_seen: int, nonfinite_total: int,
-          stop_at_step: int | None) -> None:
-    """The steps, from ``step`` to ``train.max_steps`` (or the budget, or ``stop_at_step``)."""
-    tc = cfg.train
-    started = time.monotonic()
-    nonfinite_run, window = 0, _Window()
-    # under a wall-clock budget the total is re-estimated from the step rate (see _budget_total)
-    bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not ctx.primary)
-    first_step, last_saved = step, step
-    while step < tc.max_steps:
-        batch = next(loader)
-        batches_seen += 1
-        if parts.tuner:
-            parts.tuner.before_step()
-        tick = time.monotonic()
-        metrics = _train_step(parts, batch, tc.grad_clip, ctx)
-        if parts.tuner:
-            parts.tuner.after_step(time.monotonic() - tick)
-        if metrics is None:
-            nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
-            log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step + 1, nonfinite_run)
-            if nonfinite_run >= tc.max_nonfinite:
-                bar.close()
-                raise TrainingError(f"{nonfinite_run} non-finite losses in a row at step {step + 1}; stopping. "
-                                    f"The last good checkpoint is in {run_dir / 'checkpoints'}: lower train.lr "
-                                    "or check the data, then resume with train.resume=true")
-            continue
-        nonfinite_run = 0
-        step += 1
-        real_seconds = float(batch["mask"].sum()) * ctx.world / cfg.data.sample_rate
-        window.add(metrics, real_seconds, time.monotonic() - tick)
-        if writer and step % tc.log_every == 0:
-            row = window.flush(step, parts.scheduler.get_last_lr()[0], nonfinite_total)
-            writer.scalars(row, "train")
-            bar.set_postfix(loss=f"{row['loss']:.3f}", ppl=f"{row['perplexity']:.0f}",
-                            audio_s_per_s=f"{row['audio_s_per_s']:.1f}", threads=torch.get_num_threads())
-        if tc.max_minutes:
-            bar.total = _budget_total(tc, step, step - first_step, time.monotonic() - started)
-        bar.update()
-        if writer and valid and step % tc.valid_every == 0:
-            writer.scalars(_validate(parts.model, valid, ctx.device, parts.precision, step), "valid")
-        if writer and valid and step % tc.audio_every == 0:
-            writer.audio(parts.model, valid[0], ctx.device, cfg.data.sample_rate, step)
-        out_of_time = ctx.any(tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes)
-        if step % tc.checkpoint_every == 0 or out_of_time:
-            _checkpoint(run_dir, cfg, parts, step, batches_seen, nonfinite_total, ctx)
-            last_saved = step
-        if stop_at_step is not None and step >= stop_at_step:
-            bar.close()
-            return
-        if out_of_time:
-            log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
-            break
-    bar.close()
-    if step != last_saved or not (run_dir / "model").exists():
-        _checkpoint(run_dir, cfg, parts, step, batches_seen, nonfinite_total, ctx)
-    _check_replicas(parts.model, ctx)
-    if writer:
-        log.info("model directory: %s", run_dir / "model")
-
-
-def _budget_total(tc: DictConfig, step: int, steps_done: int, seconds: float) -> int:
-    """The step the run will end at under train.max_minutes, at the rate so far (so the
-    progress bar has a total and an ETA): max_steps, or earlier when the budget runs out."""
-    if steps_done == 0:
-        return tc.max_steps
-    remaining = max(0.0, 60 * tc.max_minutes - seconds)
-    return int(min(tc.max_steps, step + math.ceil(remaining * steps_done / seconds)))
-
-
-def _threads(setting, ctx: Context) -> ThreadTuner | None:
-    """Apply train.threads: an integer is fixed, null leaves torch's default, ``auto`` tunes
-    among all of this process's share of the cores and 1 (on a CPU; a GPU run keeps torch's
-    default, its threads only feed the device)."""
-    if setting is None:
-        return None
-    if setting != "auto":
-        torch.set_num_threads(int(setting))
-        return None
-    if ctx.device.type != "cpu":
-        return None
-    return ThreadTuner([_core_share(ctx), 1])
-
-
-def _core_share(ctx: Context) -> int:
-    """The cores of this machine over the processes torchrun started on it (at least 1)."""
-    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
-
-
-def _workers(setting, ctx: Context) -> int:
-    """data.num_workers: an integer, or ``auto``: one loader process per two cores of this
-    process's share (at least one, at most four)."""
-    if setting != "auto":
-        return int(setting)
-    return max(1, min(4, _core_share(ctx) // 2))
-
-
-def _init_loader_worker(_worker_id: int) -> None:
-    """DataLoader worker_init_fn: end with the trainer, at a priority below its threads."""
-    die_with_parent()
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:
-        pass
-
-
-def _train_step(parts: Parts, batch: dict, grad_clip: float | None, ctx: Context) -> dict | None:
-    """One optimizer step; returns the step's metrics, or None when it was skipped because the
-    loss or the gradient norm was not finite (on any rank)."""
-    optimizer, scaler, precision = parts.optimizer, parts.scaler, parts.precision
-    audio = batch["audio"].to(ctx.device, non_blocking=True)
-    mask = batch["mask"].to(ctx.device, non_blocking=True)
-    speaker = batch["speaker"].to(ctx.device, non_blocking=True)
-    autocast = (torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext())
-    with autocast:
-        out = parts.forward(audio, speaker, mask)
-    if ctx.any(not bool(torch.isfinite(out.loss))):
-        optimizer.zero_grad(set_to_none=True)
-        return None
-    (scaler.scale(out.loss) if scaler else out.loss).backward()
-    if scaler:
-        scaler.unscale_(optimizer)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
-    if scaler is None and ctx.any(not bool(torch.isfinite(norm))):
-        optimizer.zero_grad(set_to_none=True)
-        return None
-    if scaler:
-        scaler.step(optimizer)  # skips the step itself on inf/nan gradients, then lowers the scale
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    parts.scheduler.step()
-    metrics = {k: float(v) for k, v in out.metrics().items()}
-    metrics["grad_norm"] = float(norm)
-    metrics["threads"] = torch.get_num_threads()
-    return metrics
-
-
-@torch.no_grad()
-def _validate(model: VQVAE, batches: list[dict], device, precision, step: int) -> dict:
-    """Mean losses and codebook metrics over the fixed validation batches (eval mode)."""
-    model.eval()
-    totals: dict[str, float] = {}
-    autocast = torch.autocast(device.type, dtype=precision) if precision != torch.float32 else nullcontext()
-    for batch in batches:
-        with autocast:
-            out = model(batch["audio"].to(device), batch["speaker"].to(device), batch["mask"].to(device))
-        for k, v in out.metrics().items():
-            totals[k] = totals.get(k, 0.0) + float(v) / len(batches)
-    model.train()
-    return {"step": step, **totals}
-
-
-def _checkpoint(run_dir: Path, cfg: DictConfig, parts: Parts, step: int, batches_seen: int,
-                nonfinite_total: int, ctx: Context) -> None:
-    """Training state to checkpoints/ and the model directory to model/ (rank 0 writes; every
-    rank contributes its RNG state)."""
-    rng = _rng_state(ctx)
-    if ctx.primary:
-        state = {"step": step, "batches_seen": batches_seen, "nonfinite_total": nonfinite_total,
-                 "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
-                 "scheduler": parts.scheduler.state_dict(),
-                 "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng}
-        save_training_state(state, run_dir / "checkpoints", step, cfg.train.keep_checkpoints)
-        save_model_dir(parts.model, OmegaConf.to_container(cfg, resolve=True), parts.speakers, run_dir / "model")
-    ctx.barrier()
-
-
-def _check_replicas(model: VQVAE, ctx: Context) -> None:
-    """Under DDP every rank must end with the same weights and codebook: compare checksums."""
-    if ctx.world == 1:
-        return
-    digest = torch.stack([t.detach().double().sum() * (i + 1) for i, t in enumerate(model.state_dict().values())
-                          if t.is_floating_point()]).sum()
-    everyone: list = [None] * ctx.world
-    dist.all_gather_object(everyone, float(digest))
-    if len(set(everyone)) != 1:
-        raise TrainingError(f"ranks ended with different weights (checksums {everyone})")
-    if ctx.primary:
-        log.info("weights identical on all %d ranks (checksum %.9g)", ctx.world, everyone[0])
-
-
-def _claim_run_folder(run_dir: Path, cfg: DictConfig) -> None:
-    """Refuse a folder that holds something other than a run, or a trained run unless
-    resuming it; a resume must keep every setting that shapes the run (only RESUME_CHANGEABLE
-    may change, and what changed is logged). Temporaries of writes a kill cut short are removed."""
-    remove_temporaries(run_dir, recursive=True)
-    entries = sorted(e.name for e in run_dir.iterdir() if e.name != LOCK_NAME)
-    foreign = [n for n in entries if n not in RUN_ENTRIES]
-    trained = any((run_dir / "checkpoints").glob("step_*.pt")) or (run_dir / "model").exists()
-    if foreign:
-        raise ConfigError(f"hydra.run.dir={run_dir}: not a run folder (it holds {', '.join(foreign[:3])}"
-                          f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
-    if cfg.train.resume:
-        if (run_dir / "config.yaml").is_file():
-            _check_resume_config(run_dir / "config.yaml", cfg)
-    elif trained:
-        raise ConfigError(f"hydra.run.dir={run_dir}: holds a trained run; continue it with train.resume=true, "
-                          "or give a new folder")
-    elif entries:  # a run stopped before its first checkpoint: start it over, without its old curves
-        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
-        (run_dir / "metrics.csv").unlink(missing_ok=True)
-
-
-def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
-    try:
-        saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
-    except Exception as e:  # a hand-edited or truncated config.yaml
-        raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    changed = [k for k in sorted(saved.keys() | now.keys()) if saved.get(k, "(absent)") != now.get(k, "(absent)")]
-    fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
-    if fixed:
-        said = ", ".join(f"{k}={saved.get(k, '(absent)')} (now {now.get(k, '(absent)')})" for k in fixed[:3])
-        raise ConfigError(f"train.resume=true: the run was trained with {said}{' and more' if len(fixed) > 3 else ''}; "
-                          f"a resume may change only {', '.join(RESUME_CHANGEABLE)}; give a new run folder instead")
-    for k in changed:
-        log.info("resume: %s %s -> %s (applied; config.yaml records it)", k, saved.get(k), now.get(k))
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _resume(run_dir: Path, ctx: Context) -> dict:
-    found = load_latest_training_state(run_dir / "checkpoints", log)
-    if found is None:
-        raise ConfigError(f"train.resume=true: no readable checkpoint in {run_dir / 'checkpoints'} "
-                          "(give the run folder as hydra.run.dir=<run>)")
-    state, path = found
-    if ctx.primary:
-        log.info("resuming from %s", path)
-    return state
 
 
 # ------------------------------------------------------------------------------------------
@@ -451,29 +138,9 @@ def _resume(run_dir: Path, ctx: Context) -> dict:
 
 def _check_config(cfg: DictConfig) -> None:
     """Fail before any heavy work, with one line naming the key."""
-    positive_int = (lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    for key in ("train.batch_size", "train.max_steps", "train.log_every", "train.valid_every",
-                "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
-                "train.max_nonfinite"):
-        require(cfg, key, *positive_int)
-    require(cfg, "train.lr", lambda v: is_number(v) and v > 0, "a learning rate > 0")
-    require(cfg, "train.warmup_steps", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "train.min_lr_ratio", lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
-    require(cfg, "train.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0")
-    require(cfg, "train.betas", lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
-            "two numbers in [0, 1)")
-    require(cfg, "train.grad_clip", lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0")
-    require(cfg, "train.max_minutes", lambda v: v is None or (is_number(v) and v > 0), "null or minutes > 0")
-    require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
-    require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
-    require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    for key in ("train.compile", "train.resume"):
-        require(cfg, key, lambda v: isinstance(v, bool), "true or false")
+    check_train_config(cfg)
     require(cfg, "data.sample_rate", lambda v: is_int(v) and v > 0, "a positive integer (Hz)")
     require(cfg, "data.crop_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
-    require(cfg, "train.threads", lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
-            "auto, null (torch's default) or an integer >= 1")
     require(cfg, "data.manifest", lambda v: isinstance(v, str), "a manifest.jsonl path (or its folder)")
     manifest = Path(cfg.data.manifest).expanduser()
     if not (manifest.is_file() or (manifest / "manifest.jsonl").is_file()):
@@ -524,151 +191,3 @@ def _valid_batches(utterances, speakers, cfg, crop: int, hop: int) -> list[dict]
     size = cfg.train.batch_size
     count = min(len(ds), cfg.train.valid_batches * size)
     return [collate([ds[i] for i in range(start, min(start + size, count))]) for start in range(0, count, size)]
-
-
-def _precision(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    if name == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16: needs a CUDA device (use bf16 or fp32 on CPU)")
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def _lr_lambda(tc: DictConfig):
-    """Linear warmup, then constant or cosine decay to min_lr_ratio at max_steps."""
-    warmup, total, floor, cosine = tc.warmup_steps, tc.max_steps, tc.min_lr_ratio, tc.lr_schedule == "cosine"
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if not cosine:
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
-
-
-# ------------------------------------------------------------------------------------------
-# RNG state
-# ------------------------------------------------------------------------------------------
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state(ctx: Context) -> list[dict]:
-    """Every rank's RNG states (gathered to all ranks), as tensors and plain lists only."""
-    np_state = np.random.get_state()
-    mine = {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(ctx.device) if ctx.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]}
-    if ctx.world == 1:
-        return [mine]
-    everyone: list = [None] * ctx.world
-    dist.all_gather_object(everyone, mine)
-    return everyone
-
-
-def _set_rng(states: list[dict], ctx: Context) -> None:
-    if len(states) != ctx.world:
-        log.warning("checkpoint has RNG states of %d process(es), this run has %d: reseeding", len(states), ctx.world)
-        _seed_everything(int(torch.randint(2**31, (1,))) + ctx.rank)
-        return
-    s = states[ctx.rank]
-    torch.set_rng_state(s["torch"])
-    if ctx.device.type == "cuda" and s["cuda"].numel():
-        torch.cuda.set_rng_state(s["cuda"], ctx.device)
-    name, keys, pos, has_gauss, cached = s["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
-    version, internal, gauss = s["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-# ------------------------------------------------------------------------------------------
-# Logging: metrics.csv, TensorBoard, train.log (rank 0)
-# ------------------------------------------------------------------------------------------
-
-class _Window:
-    """Running means of step metrics between two log rows, and the throughput."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.steps, self.audio_seconds, self.seconds = 0, 0.0, 0.0
-
-    def add(self, metrics: dict, audio_seconds: float, seconds: float) -> None:
-        for k, v in metrics.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.steps += 1
-        self.audio_seconds += audio_seconds
-        self.seconds += seconds
-
-    def flush(self, step: int, lr: float, nonfinite: int) -> dict:
-        row = {k: v / max(1, self.steps) for k, v in self.sums.items()}
-        row.update(step=step, lr=lr, nonfinite_steps=nonfinite,
-                   audio_s_per_s=self.audio_seconds / max(self.seconds, 1e-9))
-        self.__init__()
-        return row
-
-
-class _Writer:
-    """metrics.csv, TensorBoard events, train.log and config.yaml of a run (rank 0 only)."""
-
-    def __init__(self, run_dir: Path, cfg: DictConfig, resumed_at: int | None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-        handler = logging.FileHandler(run_dir / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger("audio_vq").addHandler(handler)
-        self.handler = handler
-        self.csv_path = run_dir / "metrics.csv"
-        self._truncate_csv(resumed_at)
-        self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at)
-        self.started = time.monotonic()
-        self.logged_original = False
-
-    def _truncate_csv(self, resumed_at: int | None) -> None:
-        """A resumed run repeats the steps after its checkpoint: drop their old rows, so the
-        file holds each step once."""
-        if resumed_at is None or not self.csv_path.exists():
-            atomic_write_text(self.csv_path, ",".join(METRIC_FIELDS) + "\n")
-            return
-        with open(self.csv_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resumed_at]
-        text = [",".join(METRIC_FIELDS)] + [",".join(r.get(k, "") for k in METRIC_FIELDS) for r in rows]
-        atomic_write_text(self.csv_path, "\n".join(text) + "\n")
-
-    def scalars(self, row: dict, split: str) -> None:
-        row = {**row, "split": split, "time_s": round(time.monotonic() - self.started, 3)}
-        for k, v in row.items():
-            if k not in ("step", "split") and isinstance(v, (int, float)):
-                self.tb.add_scalar(f"{split}/{k}", v, row["step"])
-        with open(self.csv_path, "a", newline="") as f:
-            csv.writer(f).writerow(["" if row.get(k) is None else row.get(k, "") for k in METRIC_FIELDS])
-
-    @torch.no_grad()
-    def audio(self, model: VQVAE, batch: dict, device, sample_rate: int, step: int) -> None:
-        """A validation crop and its reconstruction: the crop's codes decoded by the incremental
-        generator with its speaker, sampled with a seed of the step. Generation runs on a CPU
-        copy of the model with the compiled kernel (about real time for one stream)."""
-        was_training = model.training
-        model.eval()
-        x = batch["audio"][:1].to(device)
-        codes = model.encode(x)[0].cpu()
-        speaker = int(batch["speaker"][0])
-        cpu_model = copy.deepcopy(model).cpu().eval()
-        wave = Generator(cpu_model, backend="auto", threads=1).generate([codes], [speaker], seed=step)[0]
-        if not self.logged_original:
-            self.tb.add_audio("valid/original", x[0].cpu().unsqueeze(0), step, sample_rate)
-            self.logged_original = True
-        self.tb.add_audio("valid/generated", torch.from_numpy(wave).unsqueeze(0), step, sample_rate)
-        model.train(was_training)
-
-    def close(self) -> None:
-        self.tb.close()
-        logging.getLogger("audio_vq").removeHandler(self.handler)
-        self.handler.close()

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from audio_vq import prepare, train
+from audio_vq import prepare, train, training
 from audio_vq.checkpoint import load_model, model_checksum
 from audio_vq.config import ConfigError, compose, compose_run
 from audio_vq.models.vqvae import VQVAE
@@ -170,10 +170,10 @@ def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_pa
 def test_a_time_budget_gives_the_progress_bar_an_estimated_total():
     from omegaconf import OmegaConf
     tc = OmegaConf.create({"max_steps": 1000, "max_minutes": 1.0})
-    assert train._budget_total(tc, 10, 10, 6.0) == 100  # 10 steps took 6 s: 54 s left -> 90 more
-    assert train._budget_total(tc, 30, 10, 6.0) == 120  # resumed at 20: only this run's steps set the rate
-    assert train._budget_total(tc, 0, 0, 0.0) == 1000
-    assert train._budget_total(OmegaConf.create({"max_steps": 50, "max_minutes": 1.0}), 10, 10, 6.0) == 50
+    assert training._budget_total(tc, 10, 10, 6.0) == 100  # 10 steps took 6 s: 54 s left -> 90 more
+    assert training._budget_total(tc, 30, 10, 6.0) == 120  # resumed at 20: only this run's steps set the rate
+    assert training._budget_total(tc, 0, 0, 0.0) == 1000
+    assert training._budget_total(OmegaConf.create({"max_steps": 50, "max_minutes": 1.0}), 10, 10, 6.0) == 50
 
 
 def test_adversary_and_thread_columns_reach_metrics_csv(manifest, tmp_path):
@@ -185,6 +185,16 @@ def test_adversary_and_thread_columns_reach_metrics_csv(manifest, tmp_path):
     for r in rows:
         assert float(r["adversary_loss"]) > 0 and 0 <= float(r["adversary_accuracy"]) <= 1
         assert float(r["threads"]) >= 1 and float(r["grad_norm"]) > 0
+        assert float(r["quantizer_loss"]) >= 0 and r["diversity_loss"] != ""  # every metric of the model
+
+
+def test_a_gumbel_run_logs_its_diversity_loss(manifest, tmp_path):
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=2", "train.log_every=1", "train.valid_every=100",
+                         "data.num_workers=0", "model/quantizer=gumbel", "model.quantizer.dim=8",
+                         "model.quantizer.codebook_size=16")
+    train.run(cfg, folder)
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if r["split"] == "train"]
+    assert len(rows) == 2 and all(float(r["diversity_loss"]) > 0 for r in rows)
 
 
 # ------------------------------------------------------------------------------------------

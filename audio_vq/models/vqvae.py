@@ -14,7 +14,7 @@ speaker table lives here, not in the decoder, so one decoder can be conditioned 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import torch
@@ -53,6 +53,12 @@ class VQVAEOutput:
         if self.adversary_loss is not None:
             out.update(adversary_loss=self.adversary_loss.detach(), adversary_accuracy=self.adversary_accuracy)
         return out
+
+
+def metric_names() -> tuple[str, ...]:
+    """The names VQVAEOutput.metrics() can hold, in log order (the adversary's only when on)."""
+    quantizer = [f.name for f in fields(QuantizerOutput) if f.name not in ("quantized", "codes", "loss")]
+    return ("loss", "reconstruction_loss", "quantizer_loss", *quantizer, "adversary_loss", "adversary_accuracy")
 
 
 def corrupt_past(audio: Tensor, noise: float, dropout: float, generator: torch.Generator | None = None) -> Tensor:

@@ -1,0 +1,621 @@
+"""The training loop every model trains through: one readable loop over steps, on a CPU, a
+GPU, or several under torchrun. What differs between models (its data, its loss, what it
+exports) is a :class:`Task`; train.py's is the VQ-VAE's.
+
+    for step in range(start, max_steps):
+        batch  -> task.step_loss (autocast) -> skip if the loss is not finite -> backward -> clip -> Adam
+        every log_every: progress, TensorBoard, metrics.csv; valid_every: task.validate;
+        checkpoint_every: training state + task.export (the model directory)
+
+A run folder holds ``config.yaml``, ``train.log``, ``metrics.csv``, ``tensorboard/``,
+``checkpoints/step_XXXXXXXX.pt`` (what an exact resume needs) and what the task exports.
+Resuming (``train.resume=true`` with the same run folder) restores the model, the optimizer,
+the schedule, the grad scaler, every RNG and the data position, so on a CPU a resumed run ends
+with the same weights as an uninterrupted one. Under torchrun every process trains on its shard
+of each epoch's batches; rank 0 alone writes, and holds the run folder's lock.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from .atomic import atomic_write_text
+from .checkpoint import load_latest_training_state, save_training_state
+from .config import ConfigError, is_int, is_number, require
+from .distributed import Context, setup
+from .outputs import LOCK_NAME, exclusive, remove_temporaries
+from .processes import die_with_parent
+from .threads import ThreadTuner, usable_cores
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "constant")
+WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
+# What a run folder holds; anything else in hydra.run.dir is someone else's and training refuses it
+RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints", "model", "prior")
+# The settings a resume may change: budgets, logging and resources. Every other key shapes the
+# weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
+RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
+                     "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
+                     "train.max_nonfinite", "train.threads", "train.compile", "train.resume", "data.num_workers",
+                     "data.synthetic_dir", "device")
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (e.g. too many non-finite losses in a row); says what to do."""
+
+
+class Task:
+    """What one kind of model brings to the loop. Subclasses set ``metric_fields`` (the model's
+    own metrics: the columns of metrics.csv, in order) and ``rate_name`` (the throughput column:
+    the ``amount`` step_loss returns per second), and implement the methods below."""
+
+    metric_fields: tuple[str, ...] = ("loss",)
+    rate_name: str = "items_per_s"
+
+    def build(self) -> torch.nn.Module:
+        """The model, built after the weights' seed is set (the same initial weights on every rank)."""
+        raise NotImplementedError
+
+    def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator:
+        """The endless stream of training batches from batch number ``start_batch`` on (resume)."""
+        raise NotImplementedError
+
+    def valid_batches(self) -> list:
+        """The fixed validation batches (empty: no validation)."""
+        return []
+
+    def step_loss(self, forward: torch.nn.Module, batch, ctx: Context) -> tuple[torch.Tensor, dict, float]:
+        """(loss, metrics: name -> 0-d tensor or number, amount: what the rate counts) of one batch."""
+        raise NotImplementedError
+
+    def validate(self, model: torch.nn.Module, batches: list, ctx: Context, precision) -> dict:
+        """Mean metrics over the validation batches (eval mode; the loop restores train mode)."""
+        return {}
+
+    def export(self, model: torch.nn.Module, run_dir: Path) -> None:
+        """Write what later stages load (the model directory), at every checkpoint."""
+        raise NotImplementedError
+
+    def media(self, writer: "_Writer", model: torch.nn.Module, batches: list, ctx: Context, step: int) -> None:
+        """Extras for TensorBoard every ``train.audio_every`` steps (e.g. generated audio)."""
+
+    def describe(self, model: torch.nn.Module, ctx: Context) -> str:
+        return f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
+
+    def postfix(self, row: dict) -> dict:
+        """What the progress bar shows of a log row."""
+        return {"loss": f"{row['loss']:.3f}", self.rate_name: f"{row[self.rate_name]:.1f}"}
+
+
+def metric_fields(task: Task) -> tuple[str, ...]:
+    """The columns of a task's metrics.csv."""
+    return ("step", "split", "time_s", "lr", *task.metric_fields, task.rate_name, "nonfinite_steps", "grad_norm",
+            "threads")
+
+
+@dataclass
+class Parts:
+    """What a training step touches: the model (and its DDP/compiled wrapper `forward`), the
+    optimizer, the schedule, the fp16 grad scaler (None otherwise), the autocast dtype, and the
+    thread tuner of train.threads=auto on a CPU (else None)."""
+
+    model: torch.nn.Module
+    forward: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    precision: torch.dtype
+    tuner: ThreadTuner | None = None
+
+
+# ------------------------------------------------------------------------------------------
+# Data: an endless, resumable order of batches
+# ------------------------------------------------------------------------------------------
+
+class EpochBatches:
+    """Batch sampler yielding lists of ``(epoch, index)`` forever, starting at batch ``start``.
+
+    Epoch e is a permutation seeded by (seed, e), cut to a multiple of the world size and dealt
+    to the ranks; each rank's share is cut into full batches. Batch b is therefore a function of
+    (seed, b) alone, which makes the data position of a resumed run one integer."""
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int, world: int, start: int = 0,
+                 what: str = "utterances"):
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.rank, self.world, self.start = rank, world, start
+        self.per_epoch = (num_items // world) // batch_size
+        if self.per_epoch == 0:
+            raise ConfigError(f"train.batch_size={batch_size}: the train split has {num_items} {what}, "
+                              f"fewer than one batch for each of {world} process(es)")
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        batch, cached_epoch, order = self.start, -1, None
+        while True:
+            epoch, k = divmod(batch, self.per_epoch)
+            if epoch != cached_epoch:
+                perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+                order, cached_epoch = perm[: len(perm) // self.world * self.world][self.rank::self.world], epoch
+            yield [(epoch, int(i)) for i in order[k * self.batch_size:(k + 1) * self.batch_size]]
+            batch += 1
+
+
+def workers(setting, ctx: Context) -> int:
+    """data.num_workers: an integer, or ``auto``: one loader process per two cores of this
+    process's share (at least one, at most four)."""
+    if setting != "auto":
+        return int(setting)
+    return max(1, min(4, _core_share(ctx) // 2))
+
+
+def init_loader_worker(_worker_id: int) -> None:
+    """DataLoader worker_init_fn: end with the trainer, at a priority below its threads."""
+    die_with_parent()
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------
+
+def fit(cfg: DictConfig, run_folder: str | os.PathLike, task: Task, ctx: Context | None = None,
+        stop_at_step: int | None = None) -> Path:
+    """Train ``task`` per ``cfg.train`` into ``run_folder``; returns the run folder.
+
+    ``stop_at_step`` ends the process after that step as if it were killed there (no final
+    checkpoint or export): what a resume then finds is whatever the last checkpoint holds."""
+    ctx = ctx or setup(cfg.device)
+    run_dir = Path(ctx.agree(str(Path(run_folder).expanduser().resolve())))
+    with ExitStack() as held:
+        if ctx.primary:  # the run folder is this process's until it ends (a crash releases it too)
+            held.enter_context(exclusive(run_dir, f"run folder {run_dir}"))
+            _claim_run_folder(run_dir, cfg)
+        return _fit(cfg, run_dir, task, ctx, stop_at_step)
+
+
+def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step: int | None) -> Path:
+    tc = cfg.train
+    tuner = _threads(tc.threads, ctx)
+    torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
+    model = task.build().to(ctx.device)
+    precision = _precision(tc.precision, ctx.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc))
+    scaler = torch.amp.GradScaler(ctx.device.type) if precision == torch.float16 else None
+
+    state = _resume(run_dir, ctx) if tc.resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+    step = state["step"] if state else 0
+    batches_seen = state["batches_seen"] if state else 0
+    nonfinite_total = state["nonfinite_total"] if state else 0
+    if state is None:
+        _seed_everything(tc.seed + ctx.rank)  # per-rank streams for jitter, restarts, Gumbel noise
+    else:
+        _set_rng(state["rng"], ctx)
+
+    n_workers = workers(cfg.data.num_workers, ctx)
+    loader = task.loader(batches_seen, ctx, n_workers)
+    valid = task.valid_batches()
+
+    forward = torch.compile(model) if tc.compile else model
+    if ctx.world > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(
+            forward, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    writer = _Writer(run_dir, cfg, metric_fields(task), resumed_at=step if state else None) if ctx.primary else None
+    if writer:
+        log.info("run folder %s; %s", run_dir, "resuming at step %d" % step if state else "new run")
+        log.info("%s; batch %d x %d process(es)", task.describe(model, ctx), tc.batch_size, ctx.world)
+        log.info("threads: %s; data workers: %d", f"auto, tuned among {tuner.candidates}" if tuner
+                 else torch.get_num_threads(), n_workers)
+
+    parts = Parts(model, forward, optimizer, scheduler, scaler, precision, tuner)
+    try:
+        _loop(cfg, ctx, run_dir, task, parts, loader, valid, writer, step, batches_seen, nonfinite_total,
+              stop_at_step)
+    finally:
+        if writer:
+            writer.close()
+    return run_dir
+
+
+def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts, loader, valid: list,
+          writer: "_Writer | None", step: int, batches_seen: int, nonfinite_total: int,
+          stop_at_step: int | None) -> None:
+    """The steps, from ``step`` to ``train.max_steps`` (or the budget, or ``stop_at_step``)."""
+    tc = cfg.train
+    started = time.monotonic()
+    nonfinite_run, window = 0, _Window(task.rate_name)
+    # under a wall-clock budget the total is re-estimated from the step rate (see _budget_total)
+    bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+               disable=not ctx.primary)
+    first_step, last_saved = step, step
+    while step < tc.max_steps:
+        batch = next(loader)
+        batches_seen += 1
+        if parts.tuner:
+            parts.tuner.before_step()
+        tick = time.monotonic()
+        metrics, amount = _train_step(task, parts, batch, tc.grad_clip, ctx)
+        if parts.tuner:
+            parts.tuner.after_step(time.monotonic() - tick)
+        if metrics is None:
+            nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
+            log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step + 1, nonfinite_run)
+            if nonfinite_run >= tc.max_nonfinite:
+                bar.close()
+                raise TrainingError(f"{nonfinite_run} non-finite losses in a row at step {step + 1}; stopping. "
+                                    f"The last good checkpoint is in {run_dir / 'checkpoints'}: lower train.lr "
+                                    "or check the data, then resume with train.resume=true")
+            continue
+        nonfinite_run = 0
+        step += 1
+        window.add(metrics, amount * ctx.world, time.monotonic() - tick)
+        if writer and step % tc.log_every == 0:
+            row = window.flush(step, parts.scheduler.get_last_lr()[0], nonfinite_total)
+            writer.scalars(row, "train")
+            bar.set_postfix(**task.postfix(row), threads=torch.get_num_threads())
+        if tc.max_minutes:
+            bar.total = _budget_total(tc, step, step - first_step, time.monotonic() - started)
+        bar.update()
+        if writer and valid and step % tc.valid_every == 0:
+            writer.scalars({"step": step, **_validate(task, parts, valid, ctx)}, "valid")
+        if writer and valid and step % tc.audio_every == 0:
+            task.media(writer, parts.model, valid, ctx, step)
+        out_of_time = ctx.any(tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes)
+        if step % tc.checkpoint_every == 0 or out_of_time:
+            _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, ctx)
+            last_saved = step
+        if stop_at_step is not None and step >= stop_at_step:
+            bar.close()
+            return
+        if out_of_time:
+            log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
+            break
+    bar.close()
+    if step != last_saved or not _exported(run_dir):
+        _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, ctx)
+    _check_replicas(parts.model, ctx)
+
+
+def _exported(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in ("model", "prior"))
+
+
+def _budget_total(tc: DictConfig, step: int, steps_done: int, seconds: float) -> int:
+    """The step the run will end at under train.max_minutes, at the rate so far (so the
+    progress bar has a total and an ETA): max_steps, or earlier when the budget runs out."""
+    if steps_done == 0:
+        return tc.max_steps
+    remaining = max(0.0, 60 * tc.max_minutes - seconds)
+    return int(min(tc.max_steps, step + math.ceil(remaining * steps_done / seconds)))
+
+
+def _threads(setting, ctx: Context) -> ThreadTuner | None:
+    """Apply train.threads: an integer is fixed, null leaves torch's default, ``auto`` tunes
+    among all of this process's share of the cores and 1 (on a CPU; a GPU run keeps torch's
+    default, its threads only feed the device)."""
+    if setting is None:
+        return None
+    if setting != "auto":
+        torch.set_num_threads(int(setting))
+        return None
+    if ctx.device.type != "cpu":
+        return None
+    return ThreadTuner([_core_share(ctx), 1])
+
+
+def _core_share(ctx: Context) -> int:
+    """The cores of this machine over the processes torchrun started on it (at least 1)."""
+    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
+
+
+def _train_step(task: Task, parts: Parts, batch, grad_clip: float | None, ctx: Context) -> tuple[dict | None, float]:
+    """One optimizer step; returns (the step's metrics, the task's amount), metrics None when
+    the step was skipped because the loss or the gradient norm was not finite (on any rank)."""
+    optimizer, scaler, precision = parts.optimizer, parts.scaler, parts.precision
+    autocast = (torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext())
+    with autocast:
+        loss, metrics, amount = task.step_loss(parts.forward, batch, ctx)
+    if ctx.any(not bool(torch.isfinite(loss))):
+        optimizer.zero_grad(set_to_none=True)
+        return None, amount
+    (scaler.scale(loss) if scaler else loss).backward()
+    if scaler:
+        scaler.unscale_(optimizer)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
+    if scaler is None and ctx.any(not bool(torch.isfinite(norm))):
+        optimizer.zero_grad(set_to_none=True)
+        return None, amount
+    if scaler:
+        scaler.step(optimizer)  # skips the step itself on inf/nan gradients, then lowers the scale
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    parts.scheduler.step()
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["grad_norm"] = float(norm)
+    metrics["threads"] = torch.get_num_threads()
+    return metrics, amount
+
+
+@torch.no_grad()
+def _validate(task: Task, parts: Parts, valid: list, ctx: Context) -> dict:
+    parts.model.eval()
+    try:
+        return task.validate(parts.model, valid, ctx, parts.precision)
+    finally:
+        parts.model.train()
+
+
+def _checkpoint(run_dir: Path, cfg: DictConfig, task: Task, parts: Parts, step: int, batches_seen: int,
+                nonfinite_total: int, ctx: Context) -> None:
+    """Training state to checkpoints/ and the task's export (rank 0 writes; every rank
+    contributes its RNG state)."""
+    rng = _rng_state(ctx)
+    if ctx.primary:
+        state = {"step": step, "batches_seen": batches_seen, "nonfinite_total": nonfinite_total,
+                 "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+                 "scheduler": parts.scheduler.state_dict(),
+                 "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng}
+        save_training_state(state, run_dir / "checkpoints", step, cfg.train.keep_checkpoints)
+        task.export(parts.model, run_dir)
+    ctx.barrier()
+
+
+def _check_replicas(model: torch.nn.Module, ctx: Context) -> None:
+    """Under DDP every rank must end with the same weights (a VQ-VAE's codebook too): compare checksums."""
+    if ctx.world == 1:
+        return
+    digest = torch.stack([t.detach().double().sum() * (i + 1) for i, t in enumerate(model.state_dict().values())
+                          if t.is_floating_point()]).sum()
+    everyone: list = [None] * ctx.world
+    dist.all_gather_object(everyone, float(digest))
+    if len(set(everyone)) != 1:
+        raise TrainingError(f"ranks ended with different weights (checksums {everyone})")
+    if ctx.primary:
+        log.info("weights identical on all %d ranks (checksum %.9g)", ctx.world, everyone[0])
+
+
+def _resume(run_dir: Path, ctx: Context) -> dict:
+    found = load_latest_training_state(run_dir / "checkpoints", log)
+    if found is None:
+        raise ConfigError(f"train.resume=true: no readable checkpoint in {run_dir / 'checkpoints'} "
+                          "(give the run folder as hydra.run.dir=<run>)")
+    state, path = found
+    if ctx.primary:
+        log.info("resuming from %s", path)
+    return state
+
+
+def _claim_run_folder(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse a folder that holds something other than a run, or a trained run unless
+    resuming it; a resume must keep every setting that shapes the run (only RESUME_CHANGEABLE
+    may change, and what changed is logged). Temporaries of writes a kill cut short are removed."""
+    remove_temporaries(run_dir, recursive=True)
+    entries = sorted(e.name for e in run_dir.iterdir() if e.name != LOCK_NAME)
+    foreign = [n for n in entries if n not in RUN_ENTRIES]
+    trained = any((run_dir / "checkpoints").glob("step_*.pt")) or _exported(run_dir)
+    if foreign:
+        raise ConfigError(f"hydra.run.dir={run_dir}: not a run folder (it holds {', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
+    if cfg.train.resume:
+        if (run_dir / "config.yaml").is_file():
+            _check_resume_config(run_dir / "config.yaml", cfg)
+    elif trained:
+        raise ConfigError(f"hydra.run.dir={run_dir}: holds a trained run; continue it with train.resume=true, "
+                          "or give a new folder")
+    elif entries:  # a run stopped before its first checkpoint: start it over, without its old curves
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
+
+
+def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
+    try:
+        saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    except Exception as e:  # a hand-edited or truncated config.yaml
+        raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    changed = [k for k in sorted(saved.keys() | now.keys()) if saved.get(k, "(absent)") != now.get(k, "(absent)")]
+    fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
+    if fixed:
+        said = ", ".join(f"{k}={saved.get(k, '(absent)')} (now {now.get(k, '(absent)')})" for k in fixed[:3])
+        raise ConfigError(f"train.resume=true: the run was trained with {said}{' and more' if len(fixed) > 3 else ''}; "
+                          f"a resume may change only {', '.join(RESUME_CHANGEABLE)}; give a new run folder instead")
+    for k in changed:
+        log.info("resume: %s %s -> %s (applied; config.yaml records it)", k, saved.get(k), now.get(k))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------
+
+def check_train_config(cfg: DictConfig) -> None:
+    """The ``train.*`` keys (and data.num_workers): one line naming the key, before any heavy work."""
+    positive_int = (lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    for key in ("train.batch_size", "train.max_steps", "train.log_every", "train.valid_every",
+                "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
+                "train.max_nonfinite"):
+        require(cfg, key, *positive_int)
+    require(cfg, "train.lr", lambda v: is_number(v) and v > 0, "a learning rate > 0")
+    require(cfg, "train.warmup_steps", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "train.min_lr_ratio", lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+    require(cfg, "train.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0")
+    require(cfg, "train.betas", lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
+            "two numbers in [0, 1)")
+    require(cfg, "train.grad_clip", lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0")
+    require(cfg, "train.max_minutes", lambda v: v is None or (is_number(v) and v > 0), "null or minutes > 0")
+    require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
+    require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
+    require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    for key in ("train.compile", "train.resume"):
+        require(cfg, key, lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
+    require(cfg, "train.threads", lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
+            "auto, null (torch's default) or an integer >= 1")
+
+
+def _precision(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    if name == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16: needs a CUDA device (use bf16 or fp32 on CPU)")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _lr_lambda(tc: DictConfig):
+    """Linear warmup, then constant or cosine decay to min_lr_ratio at max_steps."""
+    warmup, total, floor, cosine = tc.warmup_steps, tc.max_steps, tc.min_lr_ratio, tc.lr_schedule == "cosine"
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if not cosine:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+# ------------------------------------------------------------------------------------------
+# RNG state
+# ------------------------------------------------------------------------------------------
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(ctx: Context) -> list[dict]:
+    """Every rank's RNG states (gathered to all ranks), as tensors and plain lists only."""
+    np_state = np.random.get_state()
+    mine = {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(ctx.device) if ctx.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]}
+    if ctx.world == 1:
+        return [mine]
+    everyone: list = [None] * ctx.world
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def _set_rng(states: list[dict], ctx: Context) -> None:
+    if len(states) != ctx.world:
+        log.warning("checkpoint has RNG states of %d process(es), this run has %d: reseeding", len(states), ctx.world)
+        _seed_everything(int(torch.randint(2**31, (1,))) + ctx.rank)
+        return
+    s = states[ctx.rank]
+    torch.set_rng_state(s["torch"])
+    if ctx.device.type == "cuda" and s["cuda"].numel():
+        torch.cuda.set_rng_state(s["cuda"], ctx.device)
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    version, internal, gauss = s["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ------------------------------------------------------------------------------------------
+# Logging: metrics.csv, TensorBoard, train.log (rank 0)
+# ------------------------------------------------------------------------------------------
+
+class _Window:
+    """Running means of step metrics between two log rows, and the throughput."""
+
+    def __init__(self, rate_name: str):
+        self.rate_name = rate_name
+        self.sums: dict[str, float] = {}
+        self.steps, self.amount, self.seconds = 0, 0.0, 0.0
+
+    def add(self, metrics: dict, amount: float, seconds: float) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.steps += 1
+        self.amount += amount
+        self.seconds += seconds
+
+    def flush(self, step: int, lr: float, nonfinite: int) -> dict:
+        row = {k: v / max(1, self.steps) for k, v in self.sums.items()}
+        row.update(step=step, lr=lr, nonfinite_steps=nonfinite)
+        row[self.rate_name] = self.amount / max(self.seconds, 1e-9)
+        self.__init__(self.rate_name)
+        return row
+
+
+class _Writer:
+    """metrics.csv, TensorBoard events, train.log and config.yaml of a run (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, cfg: DictConfig, fields: tuple[str, ...], resumed_at: int | None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        handler = logging.FileHandler(run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("audio_vq").addHandler(handler)
+        self.handler = handler
+        self.fields = fields
+        self.csv_path = run_dir / "metrics.csv"
+        self._truncate_csv(resumed_at)
+        self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at)
+        self.started = time.monotonic()
+
+    def _truncate_csv(self, resumed_at: int | None) -> None:
+        """A resumed run repeats the steps after its checkpoint: drop their old rows, so the
+        file holds each step once."""
+        if resumed_at is None or not self.csv_path.exists():
+            atomic_write_text(self.csv_path, ",".join(self.fields) + "\n")
+            return
+        with open(self.csv_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resumed_at]
+        text = [",".join(self.fields)] + [",".join(r.get(k) or "" for k in self.fields) for r in rows]
+        atomic_write_text(self.csv_path, "\n".join(text) + "\n")
+
+    def scalars(self, row: dict, split: str) -> None:
+        row = {**row, "split": split, "time_s": round(time.monotonic() - self.started, 3)}
+        for k, v in row.items():
+            if k not in ("step", "split") and isinstance(v, (int, float)):
+                self.tb.add_scalar(f"{split}/{k}", v, row["step"])
+        with open(self.csv_path, "a", newline="") as f:
+            csv.writer(f).writerow(["" if row.get(k) is None else row.get(k, "") for k in self.fields])
+
+    def close(self) -> None:
+        self.tb.close()
+        logging.getLogger("audio_vq").removeHandler(self.handler)
+        self.handler.close()
