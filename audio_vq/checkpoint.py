@@ -38,9 +38,9 @@ class ModelDirError(ValueError):
     """A model directory that is missing a file, fails its checksum or does not fit its config."""
 
 
-def save_model_dir(model: VQVAE, config: dict, speakers: dict[str, int], directory: str | os.PathLike) -> Path:
-    """Write the model directory atomically file by file; the checksum goes last, so a
-    directory whose checksum matches is complete."""
+def save_model_dir(model: torch.nn.Module, config: dict, speakers: dict[str, int], directory: str | os.PathLike) -> Path:
+    """Write a model directory (a VQ-VAE's, a prior's) atomically file by file; the checksum
+    goes last, so a directory whose checksum matches is complete."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CHECKSUM_NAME).unlink(missing_ok=True)  # incomplete until rewritten
@@ -59,9 +59,9 @@ def model_checksum(directory: str | os.PathLike) -> str:
     return _recorded(Path(directory))[WEIGHTS_NAME]
 
 
-def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> VQVAE:
-    """The VQVAE of a model directory, in eval mode, with ``speaker_index`` (speaker -> index)
-    and ``config`` (the run's config as a dict) set. Verifies the checksum first."""
+def load_weights_dir(directory: str | os.PathLike, section: str) -> tuple[dict, dict[str, int], dict]:
+    """(config, speakers, weights) of a model directory, the checksum verified, the weights
+    finite, the config holding ``section`` (``model`` for a VQ-VAE, ``prior`` for a prior)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelDirError(f"{directory}: model directory not found")
@@ -69,15 +69,11 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     for name, digest in recorded.items():
         if _sha256(directory / name) != digest:
             raise ModelDirError(f"{directory / name}: checksum mismatch (file changed or corrupt)")
-    config = _read_config(directory / CONFIG_NAME)
+    config = _read_config(directory / CONFIG_NAME, section)
     try:
         speakers = read_speakers(directory / SPEAKERS_NAME)
     except ManifestError as e:
         raise ModelDirError(str(e)) from None
-    try:
-        model = VQVAE.from_config(config["model"], num_speakers=len(speakers))
-    except (TypeError, ValueError, KeyError) as e:
-        raise ModelDirError(f"{directory / CONFIG_NAME}: not a model this version builds ({_one_line(e)})") from None
     try:
         weights = load_file(str(directory / WEIGHTS_NAME))
     except Exception as e:  # safetensors raises its own error types for a corrupt header or body
@@ -86,6 +82,18 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     if bad:
         raise ModelDirError(f"{directory / WEIGHTS_NAME}: {len(bad)} tensor(s) hold NaN or inf, e.g. {bad[0]} "
                             "(the training diverged); use an earlier checkpoint")
+    return config, speakers, weights
+
+
+def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> VQVAE:
+    """The VQVAE of a model directory, in eval mode, with ``speaker_index`` (speaker -> index)
+    and ``config`` (the run's config as a dict) set. Verifies the checksum first."""
+    directory = Path(directory)
+    config, speakers, weights = load_weights_dir(directory, "model")
+    try:
+        model = VQVAE.from_config(config["model"], num_speakers=len(speakers))
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelDirError(f"{directory / CONFIG_NAME}: not a model this version builds ({_one_line(e)})") from None
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
@@ -122,13 +130,14 @@ def load_latest_training_state(directory: str | os.PathLike, log=None) -> tuple[
     return None
 
 
-def _read_config(path: Path) -> dict:
+def _read_config(path: Path, section: str) -> dict:
     try:
         config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except Exception as e:  # YAML syntax, unknown tags, interpolation errors: never executes anything
         raise ModelDirError(f"{path}: not a readable config ({_one_line(e)})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ModelDirError(f"{path}: has no model section")
+    if not isinstance(config, dict) or not isinstance(config.get(section), dict):
+        other = "a prior's" if section == "model" and isinstance(config, dict) and "prior" in config else "a"
+        raise ModelDirError(f"{path}: has no {section} section (is this {other} directory of another kind?)")
     return config
 
 

@@ -53,6 +53,13 @@ COMMANDS: dict[str, Command] = {
         example="audio-vq train data.manifest=exp/vctk/data model=paper train.batch_size=16 hydra.run.dir=runs/vctk",
         makes_run=True,
     ),
+    "train-prior": Command(
+        "train a prior over units (a decoder-only Transformer) on a unit file: <run>/prior/",
+        "audio_vq.train_prior:main",
+        groups=("prior", "train"),
+        example="audio-vq train-prior units=exp/demo/units/units.txt manifest=exp/demo/data hydra.run.dir=runs/prior",
+        makes_run=True,
+    ),
     "reconstruct": Command(
         "encode audio and decode it with its own speaker: <out>/<id>.wav",
         "audio_vq.convert:reconstruct",
@@ -163,7 +170,7 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
 
     try:
         if command.makes_run:
-            cfg, folder = compose_run(name, overrides)
+            cfg, folder = compose_run(command.config_name(name), overrides)
             return _resolve(command.run)(cfg, folder) or 0
         return _resolve(command.run)(compose(command.config_name(name), overrides, package=command.package)) or 0
     except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError, OutputError) as e:

@@ -1,0 +1,181 @@
+"""`audio-vq train-prior`: the prior over a VQ-VAE's units (models/prior.py), trained through
+the shared loop (training.py) on a unit file, exported to ``<run>/prior/``.
+
+    units=<unit file> [valid=<unit file> | valid_fraction] [manifest=<manifest>: speakers]
+      -> UnitCorpus (K from meta.json / dict.km.txt / max + 1) -> random crops of
+         prior.max_len - 1 units -> next-unit cross-entropy [+ run lengths when deduplicated]
+      -> <run>/prior/: model.safetensors, config.yaml (prior args, the units' K, frame rate,
+         model checksum, deduplicated), speakers.json, checksum.sha256
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint import save_model_dir
+from .config import ConfigError, is_int, is_number, require
+from .distributed import Context
+from .models.prior import UnitPrior
+from .training import EpochBatches, Task, check_train_config, fit, init_loader_worker
+from .unit_corpus import UnitCorpus, UnitCrops, collate_units, held_out, load_units, speakers_of
+
+log = logging.getLogger(__name__)
+
+PRIOR_DIR = "prior"
+PRIOR_METRICS = ("loss", "unit_loss", "bits_per_unit", "duration_loss")
+
+
+class PriorTask(Task):
+    """Crops of unit sequences -> the prior's loss; exports the prior directory."""
+
+    metric_fields = PRIOR_METRICS
+    rate_name = "units_per_s"
+
+    def __init__(self, cfg: DictConfig, train: UnitCorpus, valid: UnitCorpus, speakers: dict[str, int],
+                 train_speakers: list[int] | None, valid_speakers: list[int] | None):
+        self.cfg, self.train, self.valid = cfg, train, valid
+        self.speakers, self.train_speakers, self.valid_speakers = speakers, train_speakers, valid_speakers
+        self.length = cfg.prior.max_len - 1  # the start token takes a position
+
+    def prior_args(self) -> dict:
+        p = self.cfg.prior
+        return {"codebook_size": self.train.codebook_size, "dim": p.dim, "layers": p.layers, "heads": p.heads,
+                "max_len": p.max_len, "num_speakers": len(self.speakers), "dropout": p.dropout,
+                "duration_head": bool(self.cfg.deduplicate), "max_duration": p.max_duration}
+
+    def build(self) -> "_PriorLoss":
+        return _PriorLoss(_build(self.prior_args()))
+
+    def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator[dict]:
+        tc = self.cfg.train
+        crops = UnitCrops(self.train, self.train_speakers, self.length, tc.seed)
+        batches = EpochBatches(len(crops), tc.batch_size, tc.seed, ctx.rank, ctx.world, start=start_batch,
+                               what="unit sequences")
+        return iter(torch.utils.data.DataLoader(crops, batch_sampler=batches, collate_fn=collate_units,
+                                                num_workers=workers, persistent_workers=workers > 0,
+                                                worker_init_fn=init_loader_worker,
+                                                generator=torch.Generator().manual_seed(tc.seed)))
+
+    def valid_batches(self) -> list[dict]:
+        crops = UnitCrops(self.valid, self.valid_speakers, self.length, self.cfg.train.seed, fixed=True)
+        size = self.cfg.train.batch_size
+        count = min(len(crops), self.cfg.train.valid_batches * size)
+        return [collate_units([crops[i] for i in range(s, min(s + size, count))]) for s in range(0, count, size)]
+
+    def step_loss(self, forward, batch: dict, ctx: Context):
+        loss, metrics = _loss(forward, batch, ctx)
+        return loss, metrics, float(batch["lengths"].sum())
+
+    def validate(self, model: "_PriorLoss", batches: list[dict], ctx: Context, precision) -> dict:
+        totals: dict[str, float] = {}
+        units = sum(int(b["lengths"].sum()) for b in batches)
+        for batch in batches:  # weighted by units, so the mean is per unit over the whole split
+            _, metrics = _loss(model, batch, ctx)
+            for k, v in metrics.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * int(batch["lengths"].sum()) / units
+        return totals
+
+    def export(self, model: "_PriorLoss", run_dir: Path) -> None:
+        config = {"prior": self.prior_args(),
+                  "units": {"codebook_size": self.train.codebook_size, "k_source": self.train.k_source,
+                            "frame_rate": self.train.frame_rate, "model_checksum": self.train.model_checksum,
+                            "deduplicated": bool(self.cfg.deduplicate), "source": self.train.path},
+                  "train": OmegaConf.to_container(self.cfg.train, resolve=True)}
+        save_model_dir(model.prior, config, self.speakers, run_dir / PRIOR_DIR)
+
+    def describe(self, model: "_PriorLoss", ctx: Context) -> str:
+        return (f"prior: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, K={self.train.codebook_size} "
+                f"({self.train.k_source}), {len(self.speakers)} speakers; {len(self.train.ids)} train / "
+                f"{len(self.valid.ids)} held-out utterances, crops of {self.length} units")
+
+    def postfix(self, row: dict) -> dict:
+        return {"bits": f"{row['bits_per_unit']:.3f}", "units_per_s": f"{row['units_per_s']:.0f}"}
+
+
+class _PriorLoss(torch.nn.Module):
+    """The prior with its loss as forward: what the loop wraps in DDP (whose gradient sync
+    needs the forward called through it)."""
+
+    def __init__(self, prior: UnitPrior):
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, units, lengths, speakers=None, durations=None):
+        return self.prior.loss(units, lengths, speakers, durations)
+
+
+def _loss(forward, batch: dict, ctx: Context):
+    speakers = batch.get("speaker")
+    durations = batch.get("durations")
+    return forward(batch["units"].to(ctx.device), batch["lengths"].to(ctx.device),
+                   None if speakers is None else speakers.to(ctx.device),
+                   None if durations is None else durations.to(ctx.device))
+
+
+def _build(args: dict) -> UnitPrior:
+    try:
+        return UnitPrior(**args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"prior: {' '.join(str(e).split())}") from None
+
+
+def main(cfg: DictConfig, run_folder: str) -> int:
+    """`audio-vq train-prior`."""
+    run(cfg, run_folder)
+    return 0
+
+
+def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = None,
+        stop_at_step: int | None = None) -> Path:
+    """Train the prior per ``cfg`` into ``run_folder``; returns the run folder."""
+    _check_config(cfg)
+    task = _task(cfg)
+    run_dir = fit(cfg, run_folder, task, ctx, stop_at_step)
+    log.info("prior directory: %s", run_dir / PRIOR_DIR)
+    return run_dir
+
+
+def _check_config(cfg: DictConfig) -> None:
+    check_train_config(cfg)
+    require(cfg, "units", lambda v: isinstance(v, str) and v.strip() != "", "a unit file")
+    require(cfg, "valid", lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "null or a unit file")
+    require(cfg, "valid_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1)")
+    require(cfg, "manifest", lambda v: v is None or isinstance(v, str), "null or a manifest")
+    require(cfg, "codebook_size", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
+    require(cfg, "deduplicate", lambda v: isinstance(v, bool), "true or false")
+    for key in ("prior.dim", "prior.layers", "prior.heads", "prior.max_duration"):
+        require(cfg, key, lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "prior.max_len", lambda v: is_int(v) and v >= 2, "an integer >= 2 (the start token and a unit)")
+    require(cfg, "prior.dropout", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+
+
+def _task(cfg: DictConfig) -> PriorTask:
+    corpus = load_units(cfg.units, cfg.deduplicate, cfg.codebook_size)
+    log.info("units: %d utterance(s), K = %d (from %s)%s", len(corpus.ids), corpus.codebook_size, corpus.k_source,
+             f", {corpus.frame_rate:g} frames/s" if corpus.frame_rate else "")
+    names = speakers_of(corpus, cfg.manifest)
+    if cfg.valid is not None:
+        train, valid = corpus, load_units(cfg.valid, cfg.deduplicate, corpus.codebook_size, key="valid")
+        valid_names = speakers_of(valid, cfg.manifest)
+        train_names = names
+    else:
+        marks = held_out(corpus.ids, cfg.valid_fraction, cfg.train.seed)
+        train = corpus.subset([i for i, m in enumerate(marks) if not m])
+        valid = corpus.subset([i for i, m in enumerate(marks) if m])
+        train_names = [n for n, m in zip(names, marks) if not m]
+        valid_names = [n for n, m in zip(names, marks) if m]
+    speakers = {s: i for i, s in enumerate(sorted({n for n in train_names if n is not None}))}
+    if cfg.manifest is not None:
+        unknown = sorted({n for n in valid_names if n not in speakers})
+        if unknown:  # a held-out utterance of a speaker with no start token: it is scored unconditioned
+            log.warning("held-out speakers not in the train split: %s (their utterances are left out)",
+                        ", ".join(unknown))
+            keep = [i for i, n in enumerate(valid_names) if n in speakers]
+            valid, valid_names = valid.subset(keep), [valid_names[i] for i in keep]
+    index = (lambda ns: [speakers[n] for n in ns]) if speakers else (lambda ns: None)
+    return PriorTask(cfg, train, valid, speakers, index(train_names), index(valid_names))

@@ -1,0 +1,145 @@
+"""Unit files as a corpus for a prior: sequences, K, speakers, a held-out split, random crops.
+
+Any unit format the toolkit writes (unit_formats.read_units detects it), and other toolkits'
+GSLM ``id|units`` lines. K comes from the meta.json, else a ``dict.km.txt`` beside the file,
+else the largest unit + 1 (:attr:`UnitCorpus.k_source` says which). Frame-level units are
+the paper's; ``deduplicate=True`` collapses runs into (units, durations) for a prior with a
+duration head (GSLM-style).
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ConfigError
+from .manifest import ManifestError, read_manifest
+from .unit_formats import DICT_NAME, UnitFormatError, read_units
+
+
+@dataclass
+class UnitCorpus:
+    """Utterances of units (and run lengths when deduplicated), with what the file said."""
+
+    ids: list[str]
+    units: list[np.ndarray]  # (n,) int64 each
+    durations: list[np.ndarray] | None  # (n,) frames per unit, when deduplicated
+    codebook_size: int
+    k_source: str  # meta.json | dict.km.txt | max unit + 1 | codebook_size=
+    frame_rate: float | None
+    model_checksum: str | None
+    path: str
+
+    def subset(self, keep: list[int]) -> "UnitCorpus":
+        return UnitCorpus([self.ids[i] for i in keep], [self.units[i] for i in keep],
+                          None if self.durations is None else [self.durations[i] for i in keep],
+                          self.codebook_size, self.k_source, self.frame_rate, self.model_checksum, self.path)
+
+
+def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, key: str = "units") -> UnitCorpus:
+    """Every utterance of the unit file at ``path``; ConfigError naming ``key`` and the problem."""
+    p = Path(path).expanduser()
+    try:
+        meta, records = read_units(p)
+        ids, units, durations = [], [], []
+        for r in records:
+            if deduplicate:
+                d = r.deduplicated()
+                if d.durations is None:
+                    raise ConfigError(f"{key}={path}: deduplicated units without durations (utterance {r.id}): a "
+                                      "prior with a duration head needs them (textless, jsonl or npz keep them)")
+                units.append(d.units)
+                durations.append(d.durations)
+            else:
+                units.append(r.frames())
+            ids.append(r.id)
+    except UnitFormatError as e:
+        raise ConfigError(f"{key}={path}: {e}") from None
+    if not ids:
+        raise ConfigError(f"{key}={path}: no utterances in this unit file")
+    if any(len(u) == 0 for u in units):
+        raise ConfigError(f"{key}={path}: utterance {ids[[len(u) for u in units].index(0)]} has no units")
+    top = max(int(u.max()) for u in units)
+    if min(int(u.min()) for u in units) < 0:
+        raise ConfigError(f"{key}={path}: negative units")
+    if codebook_size is not None:
+        k, source = codebook_size, "codebook_size="
+    elif meta is not None and meta.codebook_size:
+        k, source = int(meta.codebook_size), "meta.json"
+    elif (p.parent / DICT_NAME).is_file():
+        k, source = _dictionary_size(p.parent / DICT_NAME), DICT_NAME
+    else:
+        k, source = top + 1, "max unit + 1"
+    if top >= k:
+        raise ConfigError(f"{key}={path}: unit {top} is outside 0..{k - 1} (K = {k} from {source})")
+    return UnitCorpus(ids, units, durations if deduplicate else None, k, source,
+                      meta.frame_rate if meta else None, meta.model_checksum if meta else None, str(p))
+
+
+def _dictionary_size(path: Path) -> int:
+    """K of fairseq's dict.km.txt (``<unit> <count>`` lines): the largest unit + 1."""
+    units = [int(line.split()[0]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return max(units) + 1
+
+
+def speakers_of(corpus: UnitCorpus, manifest: str | None) -> list[str | None]:
+    """Each utterance's speaker from a manifest (ids must match), or None everywhere without one."""
+    if manifest is None:
+        return [None] * len(corpus.ids)
+    try:
+        by_id = {u.id: u.speaker for u in read_manifest(Path(manifest).expanduser())}
+    except ManifestError as e:
+        raise ConfigError(f"manifest: {e}") from None
+    missing = [i for i in corpus.ids if i not in by_id]
+    if missing:
+        raise ConfigError(f"manifest={manifest}: no utterance {missing[0]!r} of units={corpus.path} "
+                          f"({len(missing)} of {len(corpus.ids)} ids are missing)")
+    return [by_id[i] for i in corpus.ids]
+
+
+def held_out(ids: list[str], fraction: float, seed: int) -> list[bool]:
+    """A seeded split by id (crc32 of seed and id): the same ids are held out whatever their order."""
+    marks = [zlib.crc32(f"{seed}:{i}".encode("utf-8")) % 10_000 < fraction * 10_000 for i in ids]
+    if all(marks) or (fraction > 0 and not any(marks) and len(ids) > 1):
+        marks = [i == 0 for i in range(len(ids))]  # at least one on each side
+    return marks
+
+
+class UnitCrops(torch.utils.data.Dataset):
+    """Random crops of ``length`` units (whole utterances when shorter), indexed by
+    ``(epoch, utterance)``: the crop start comes from (seed, epoch, utterance), so batch b of a
+    run is a function of b alone (EpochBatches), and a resumed run sees the same crops."""
+
+    def __init__(self, corpus: UnitCorpus, speakers: list[int] | None, length: int, seed: int, fixed: bool = False):
+        self.corpus, self.speakers, self.length, self.seed, self.fixed = corpus, speakers, length, seed, fixed
+
+    def __len__(self) -> int:
+        return len(self.corpus.ids)
+
+    def __getitem__(self, item) -> dict:
+        epoch, i = item if isinstance(item, tuple) else (0, item)
+        units = self.corpus.units[i]
+        span = max(0, len(units) - self.length)
+        start = 0 if self.fixed or span == 0 else int(np.random.default_rng([self.seed, epoch, i]).integers(span + 1))
+        out = {"units": torch.from_numpy(units[start:start + self.length].astype(np.int64))}
+        if self.corpus.durations is not None:
+            out["durations"] = torch.from_numpy(self.corpus.durations[i][start:start + self.length].astype(np.int64))
+        if self.speakers is not None:
+            out["speaker"] = self.speakers[i]
+        return out
+
+
+def collate_units(items: list[dict]) -> dict:
+    """Right-padded (B, T) units (and durations), lengths (B,), speakers (B,) when known."""
+    lengths = torch.tensor([len(x["units"]) for x in items])
+    batch = {"units": torch.nn.utils.rnn.pad_sequence([x["units"] for x in items], batch_first=True),
+             "lengths": lengths}
+    if "durations" in items[0]:
+        batch["durations"] = torch.nn.utils.rnn.pad_sequence([x["durations"] for x in items], batch_first=True,
+                                                             padding_value=1)
+    if "speaker" in items[0]:
+        batch["speaker"] = torch.tensor([x["speaker"] for x in items])
+    return batch
