@@ -103,6 +103,20 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
+def load_prior(directory: str | os.PathLike, device: str | torch.device = "cpu"):
+    """(UnitPrior in eval mode, the prior directory's config, its speakers) of ``<run>/prior``."""
+    from .models.prior import UnitPrior
+
+    directory = Path(directory)
+    config, speakers, weights = load_weights_dir(directory, "prior")
+    try:
+        prior = UnitPrior(**config["prior"])
+        prior.load_state_dict(weights, strict=True)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ModelDirError(f"{directory}: not a prior this version builds ({_one_line(e)})") from None
+    return prior.to(device).eval(), config, speakers
+
+
 def save_training_state(state: dict[str, Any], directory: str | os.PathLike, step: int, keep: int) -> Path:
     """Write ``step_XXXXXXXX.pt`` atomically and delete all but the newest ``keep``."""
     directory = Path(directory)

@@ -60,6 +60,12 @@ COMMANDS: dict[str, Command] = {
         example="audio-vq train-prior units=exp/demo/units/units.txt manifest=exp/demo/data hydra.run.dir=runs/prior",
         makes_run=True,
     ),
+    "sample": Command(
+        "speech from a prior over units (or continuations of prompts), rendered by the VQ-VAE: <out>/<name>.wav + units",
+        "audio_vq.sample:sample",
+        example="audio-vq sample prior=runs/prior/prior model=runs/demo/model speaker=spk03 out=exp/samples num_samples=4",
+        package=INFERENCE, shared="decode",
+    ),
     "reconstruct": Command(
         "encode audio and decode it with its own speaker: <out>/<id>.wav",
         "audio_vq.convert:reconstruct",

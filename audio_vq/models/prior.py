@@ -169,18 +169,23 @@ class UnitPrior(nn.Module):
     @torch.no_grad()
     def sample(self, steps: int, batch: int = 1, speakers: Tensor | None = None, prompt: Tensor | None = None,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+               uniforms: Tensor | None = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
         """``steps`` new units after the start token and an optional ``prompt`` (B, P) of units.
 
         Returns (units (B, P + steps) with the prompt first, and with a duration head the
-        sampled run lengths (B, steps) of the new units, else None).
-        One token per step on a KV cache; ``temperature``, ``top_k`` and ``top_p`` (nucleus)
-        shape each draw; ``generator`` seeds them."""
+        sampled run lengths (B, steps) of the new units, else None). One token per step on a KV
+        cache; ``temperature``, ``top_k`` and ``top_p`` (nucleus) shape each draw. Each draw
+        inverts the CDF at a uniform: ``uniforms`` (B, steps, 2: unit, duration) give them per
+        row, so a row's sample does not depend on the batch it is in; else they come from
+        ``generator``."""
         device = next(self.parameters()).device
         if speakers is not None:
             batch = len(speakers)
         if prompt is not None:
             batch = prompt.shape[0]
+        if uniforms is None:
+            uniforms = torch.rand(batch, steps, 2, generator=generator)
+        uniforms = uniforms.to(device)
         cache = KVCache(len(self.blocks))
         tokens = self.start_tokens(speakers, batch, device)
         if prompt is not None and prompt.shape[1]:
@@ -188,31 +193,30 @@ class UnitPrior(nn.Module):
         units, durations = [], []
         out = self(tokens, cache)
         for step in range(steps):
-            unit = _draw(out.unit_logits[:, -1], temperature, top_k, top_p, generator)
+            unit = _draw(out.unit_logits[:, -1], temperature, top_k, top_p, uniforms[:, step, 0])
             units.append(unit)
             if out.duration_logits is not None:
-                durations.append(_draw(out.duration_logits[:, -1], temperature, top_k, top_p, generator) + 1)
+                durations.append(_draw(out.duration_logits[:, -1], temperature, top_k, top_p, uniforms[:, step, 1]) + 1)
             if step + 1 < steps:
                 out = self(unit[:, None], cache)
         new = torch.stack(units, dim=1) if units else torch.zeros(batch, 0, dtype=torch.long, device=device)
         full = new if prompt is None else torch.cat([prompt.to(device).long(), new], dim=1)
         if self.duration_head is None:
             return full, None
-        new_d = torch.stack(durations, dim=1) if durations else torch.zeros_like(new)
-        return full, new_d
+        return full, torch.stack(durations, dim=1) if durations else torch.zeros_like(new)
 
 
-def _draw(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
-          generator: torch.Generator | None) -> Tensor:
-    """One index per row of logits (B, N): softmax at ``temperature`` over the top_k / top_p set."""
+def _draw(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, u: Tensor) -> Tensor:
+    """One index per row of logits (B, N): the inverse CDF at ``u`` (B,) of the softmax at
+    ``temperature`` over the top_k / top_p (nucleus) set."""
     logits = logits.float() / max(temperature, 1e-6)
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         order = logits.sort(dim=-1, descending=True)
-        cumulative = order.values.softmax(-1).cumsum(-1)
-        drop = cumulative - order.values.softmax(-1) >= top_p  # keep the smallest set reaching top_p
+        p = order.values.softmax(-1)
+        drop = p.cumsum(-1) - p >= top_p  # keep the smallest set reaching top_p
         logits = logits.scatter(-1, order.indices, order.values.masked_fill(drop, float("-inf")))
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    cdf = logits.softmax(-1).cumsum(-1)
+    return (cdf < u[:, None].to(cdf.dtype) * cdf[:, -1:]).sum(-1).clamp(max=logits.shape[-1] - 1)

@@ -57,8 +57,18 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     from audio_vq.models.prior import _draw
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    drawn = {int(_draw(logits, 1.0, None, 0.7, torch.Generator().manual_seed(s))) for s in range(200)}
+    drawn = {int(_draw(logits, 1.0, None, 0.7, torch.tensor([u]))) for u in torch.linspace(0, 1, 101).tolist()}
     assert drawn == {0, 1}  # 0.5 + 0.3 >= 0.7: the rest is never drawn
+    assert int(_draw(logits, 1.0, None, None, torch.tensor([0.79]))) == 1  # inverse CDF: 0.5 < 0.79 <= 0.8
+    assert int(_draw(logits, 1.0, None, None, torch.tensor([0.81]))) == 2
+
+
+def test_a_rows_sample_does_not_depend_on_its_batch():
+    prior = tiny(num_speakers=2)
+    u = torch.rand(3, 7, 2, generator=torch.Generator().manual_seed(5))
+    together = prior.sample(7, speakers=torch.tensor([0, 1, 1]), uniforms=u)[0]
+    alone = prior.sample(7, speakers=torch.tensor([1]), uniforms=u[2:3])[0]
+    assert torch.equal(together[2:3], alone)
 
 
 def test_duration_head_samples_runs_in_range_and_trains():
