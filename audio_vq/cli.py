@@ -102,6 +102,12 @@ COMMANDS: dict[str, Command] = {
         example="audio-vq evaluate model=runs/demo/model data=exp/demo/data out=exp/demo/eval",
         package=INFERENCE, shared="decode",
     ),
+    "evaluate-prior": Command(
+        "score a prior on held-out units beside n-gram baselines; real vs reversed; sample statistics",
+        "audio_vq.evaluate.prior:evaluate_prior",
+        example="audio-vq evaluate-prior prior=runs/prior/prior out=exp/demo/prior_eval",
+        package=INFERENCE,
+    ),
     "export-listening-test": Command(
         "a self-contained listening test (MUSHRA, AB, ABX, MOS): stimuli, key, webMUSHRA/BeaqleJS configs, HTML",
         "audio_vq.listening:export",

@@ -85,6 +85,8 @@ class PriorTask(Task):
                   "units": {"codebook_size": self.train.codebook_size, "k_source": self.train.k_source,
                             "frame_rate": self.train.frame_rate, "model_checksum": self.train.model_checksum,
                             "deduplicated": bool(self.cfg.deduplicate), "source": self.train.path},
+                  "split": {"valid": self.cfg.valid, "valid_fraction": self.cfg.valid_fraction,
+                            "seed": self.cfg.train.seed, "manifest": self.cfg.manifest},
                   "train": OmegaConf.to_container(self.cfg.train, resolve=True)}
         save_model_dir(model.prior, config, self.speakers, run_dir / PRIOR_DIR)
 
