@@ -56,7 +56,7 @@ def sample(cfg: DictConfig) -> int:
                               f"{', '.join(sorted(prior_speakers))}")
         start = prior_speakers[cfg.speaker]
     frames = max(1, round(cfg.seconds * dec.frame_rate))
-    prompts = _prompts(cfg, dec) if cfg.prompt is not None else [(None, None)]
+    prompts = _prompts(cfg, dec)[: cfg.max_prompts] if cfg.prompt is not None else [(None, None)]
     rows, records = [], []
     for prompt_id, prompt in prompts:
         names = [f"{prompt_id}__cont{j:02d}" if prompt_id else f"sample_{j:04d}" for j in range(cfg.num_samples)]
@@ -95,6 +95,7 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "top_k", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "top_p", lambda v: v is None or (is_number(v) and 0 < v <= 1), "null or a number in (0, 1]")
     require(cfg, "decoder_temperature", lambda v: is_number(v) and v > 0, "a number > 0")
+    require(cfg, "max_prompts", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "format", lambda v: v in UNIT_SUFFIX, " | ".join(UNIT_SUFFIX))
 
 

@@ -2,13 +2,15 @@
 #
 #   bash recipes/<dataset>/run.sh [--stage N|name] [--stop-stage N|name] [--root DIR] [--exp DIR] [key=value ...]
 #
-# Stages, in order: 0 prepare, 1 train, 2 extract, 3 evaluate, 4 export.
+# Stages, in order: 0 prepare, 1 train, 2 extract, 3 prior, 4 evaluate, 5 export.
 # key=value arguments go to the stage whose keys they are: model*, data.*, train*, hydra.* to
-# `audio-vq train`; extract.K=V, evaluate.K=V, export.K=V to that stage as K=V; device= to every
-# stage that runs the model; everything else (corpus.*, split.*, ...) to `audio-vq prepare`.
+# `audio-vq train`; extract.K=V, evaluate.K=V, export.K=V to that stage as K=V; prior.K=V (as
+# prior.K=V) and train_prior.K=V (as K=V) to `audio-vq train-prior`, sample.K=V and
+# prior_eval.K=V to `audio-vq sample` / `evaluate-prior`; device= to every stage that runs a
+# model; everything else (corpus.*, split.*, ...) to `audio-vq prepare`.
 set -euo pipefail
 
-STAGES=(prepare train extract evaluate export)
+STAGES=(prepare train extract prior evaluate export)
 stage=0
 stop_stage=$((${#STAGES[@]} - 1))
 root="${root:-}"
@@ -45,12 +47,20 @@ train_args=()
 extract_args=()
 evaluate_args=()
 export_args=()
+prior_args=()
+sample_args=()
+prior_eval_args=()
 for o in ${overrides[@]+"${overrides[@]}"}; do
   case $o in
     extract.*) extract_args+=("${o#extract.}") ;;
     evaluate.*) evaluate_args+=("${o#evaluate.}") ;;
     export.*) export_args+=("${o#export.}") ;;
-    device=*) train_args+=("$o"); extract_args+=("$o"); evaluate_args+=("$o"); export_args+=("$o") ;;
+    prior.*|prior=*) prior_args+=("$o") ;;
+    train_prior.*) prior_args+=("${o#train_prior.}") ;;
+    sample.*) sample_args+=("${o#sample.}") ;;
+    prior_eval.*) prior_eval_args+=("${o#prior_eval.}") ;;
+    device=*) train_args+=("$o"); extract_args+=("$o"); evaluate_args+=("$o"); export_args+=("$o")
+              prior_args+=("$o"); sample_args+=("$o") ;;
     model*|data.*|data=*|train*|hydra.*) train_args+=("$o") ;;
     *) prepare_args+=("$o") ;;
   esac
@@ -78,10 +88,14 @@ require_root() {
   fi
 }
 
-# model_stages: stages 2-4 on $exp/train/model and $exp/data, the same for every recipe.
+# model_stages: stages 2-5 on $exp/train/model and $exp/data, the same for every recipe.
 #   2 extract  -> $exp/units/units.txt (gslm: id|u1 u2 ..., + .meta.json, dict.km.txt)
-#   3 evaluate -> $exp/eval/report.md (+ report.json, plots)
-#   4 export   -> $exp/listening/mushra/ (a MUSHRA test: serve/ for the apps, private/ with key.csv and index.html)
+#   3 prior    -> $exp/prior/prior (train-prior on those units, speakers from the manifest;
+#                 prior_steps steps), $exp/prior/eval/report.md (evaluate-prior), and samples
+#                 rendered in the first speaker's voice: $exp/samples/unconditional/ (4) and
+#                 $exp/samples/prompted/ (continuations of the first 4 utterances' first second)
+#   4 evaluate -> $exp/eval/report.md (+ report.json, plots)
+#   5 export   -> $exp/listening/mushra/ (a MUSHRA test: serve/ for the apps, private/ with key.csv and index.html)
 model_stages() {
   local model="$exp/train/model"
   if run_stage 2; then
@@ -89,9 +103,20 @@ model_stages() {
       ${extract_args[@]+"${extract_args[@]}"}
   fi
   if run_stage 3; then
-    audio-vq evaluate model="$model" data="$exp/data" out="$exp/eval" ${evaluate_args[@]+"${evaluate_args[@]}"}
+    local speaker
+    speaker=$(python -c 'import json, sys; print(sorted(json.load(open(sys.argv[1])))[0])' "$exp/data/speakers.json")
+    audio-vq train-prior units="$exp/units/units.txt" manifest="$exp/data" hydra.run.dir="$exp/prior" \
+      train.max_steps="${prior_steps:-2000}" $(train_resume_flag "$exp/prior") ${prior_args[@]+"${prior_args[@]}"}
+    audio-vq evaluate-prior prior="$exp/prior/prior" out="$exp/prior/eval" ${prior_eval_args[@]+"${prior_eval_args[@]}"}
+    audio-vq sample prior="$exp/prior/prior" model="$model" speaker="$speaker" out="$exp/samples/unconditional" \
+      num_samples=4 ${sample_args[@]+"${sample_args[@]}"}
+    audio-vq sample prior="$exp/prior/prior" model="$model" speaker="$speaker" out="$exp/samples/prompted" \
+      prompt="$exp/units/units.txt" max_prompts=4 num_samples=1 ${sample_args[@]+"${sample_args[@]}"}
   fi
   if run_stage 4; then
+    audio-vq evaluate model="$model" data="$exp/data" out="$exp/eval" ${evaluate_args[@]+"${evaluate_args[@]}"}
+  fi
+  if run_stage 5; then
     audio-vq export-listening-test model="$model" data="$exp/data" kind=mushra out="$exp/listening/mushra" \
       ${export_args[@]+"${export_args[@]}"}
   fi

@@ -94,10 +94,17 @@ def test_model_stages_extract_evaluate_export_with_routed_overrides(tiny_trained
     (exp / "train" / "model").symlink_to(tiny_trained / "run" / "model")
     r = recipe("demo", "--exp", str(exp), "--stage", "extract", "device=cpu", "extract.format=jsonl",
                "evaluate.split=[train,valid,test]", "evaluate.max_utterances=6", "evaluate.reconstruct_utterances=2",
-               "evaluate.excerpt_seconds=0.2", "export.num_utterances=2", "export.max_seconds=0.3")
+               "evaluate.excerpt_seconds=0.2", "export.num_utterances=2", "export.max_seconds=0.3",
+               "prior.dim=16", "prior.layers=1", "prior.heads=2", "prior.max_len=24", "train_prior.train.max_steps=2",
+               "train_prior.train.batch_size=2", "train_prior.train.threads=1", "prior_eval.num_samples=1",
+               "sample.seconds=0.03", "sample.chunk_seconds=0.5")
     assert r.returncode == 0, r.stderr[-3000:]
-    for n, name in enumerate(("extract", "evaluate", "export"), 2):
+    for n, name in enumerate(("extract", "prior", "evaluate", "export"), 2):
         assert f"=== stage {n}: {name} ===" in r.stdout
+    assert (exp / "prior" / "prior" / "checksum.sha256").exists() and (exp / "prior" / "eval" / "report.md").exists()
+    assert len(list((exp / "samples" / "unconditional").glob("*.wav"))) == 4
+    assert len(list((exp / "samples" / "prompted").glob("*__cont00.wav"))) == 4
+    assert "max_steps: 2" in (exp / "prior" / "config.yaml").read_text()  # train_prior.K=V arrived
     assert (exp / "units" / "units.txt").read_text().startswith('{"id": ')  # extract.format=jsonl arrived
     assert (exp / "units" / "units.txt.meta.json").exists()
     assert "## Phonetic quality" in (exp / "eval" / "report.md").read_text()

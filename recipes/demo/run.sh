@@ -8,8 +8,8 @@
 #         speaker reads the same 30 sentences, so conversions have parallel references),
 #         1 train (model=small, train=demo: a fixed budget of train.max_steps steps, about 10 minutes on
 #           two idle cores) -> $exp/train/model.
-#         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
-#         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
+#         2 extract -> $exp/units/units.txt, 3 prior -> $exp/prior, $exp/samples, 4 evaluate -> $exp/eval/report.md,
+#         5 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
 #         export.K=V pass K=V to that stage).
 # A rerun resumes training from $exp/train's checkpoints; delete $exp/train to start over.
 set -euo pipefail
@@ -26,4 +26,5 @@ if run_stage 1; then
     $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi
 
+prior_steps=${prior_steps:-300}  # the demo's prior budget (steps): a few minutes on two cores
 model_stages

@@ -8,8 +8,8 @@
 # Stages: 0 prepare (train-clean-100 for training, dev-clean -> valid, test-clean -> test;
 #         LibriSpeech is 16 kHz flac already, so nothing is cached; fairseq .tsv manifests too),
 #         1 train (model=paper) -> $exp/train/model; a rerun resumes from its checkpoints.
-#         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
-#         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
+#         2 extract -> $exp/units/units.txt, 3 prior -> $exp/prior, $exp/samples, 4 evaluate -> $exp/eval/report.md,
+#         5 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
 #         export.K=V pass K=V to that stage).
 # Example: bash recipes/librispeech/run.sh --root /data/LibriSpeech 'corpus.subsets=[train-clean-360,dev-clean]'
 set -euo pipefail

@@ -7,8 +7,8 @@
 # --exp   where outputs go (default exp/vctk)
 # Stages: 0 prepare (48 kHz sources cached at 16 kHz; 2 speakers held out for conversion tests),
 #         1 train (model=paper) -> $exp/train/model; a rerun resumes from its checkpoints.
-#         2 extract -> $exp/units/units.txt, 3 evaluate -> $exp/eval/report.md,
-#         4 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
+#         2 extract -> $exp/units/units.txt, 3 prior -> $exp/prior, $exp/samples, 4 evaluate -> $exp/eval/report.md,
+#         5 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
 #         export.K=V pass K=V to that stage).
 # Example: bash recipes/vctk/run.sh --root /data/VCTK-Corpus-0.92 corpus.mic=mic2
 set -euo pipefail
