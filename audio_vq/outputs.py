@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 SEPARATORS = "/\\|"
 MAX_NAME_BYTES = 200  # an id plus "__<speaker>.wav" stays under NAME_MAX (255) of common filesystems
 LOCK_NAME = ".lock"
+SMALL_SET = 64  # names checked as prefixes too (an output's own part files); large sets by lookup only
 
 
 class OutputError(ValueError):
@@ -109,11 +110,30 @@ def exclusive(folder: str | os.PathLike, what: str, lock_name: str = LOCK_NAME) 
         os.close(fd)  # releases the lock; the file stays (unlinking it would race a new holder)
 
 
+def temporary_of(name: str) -> str | None:
+    """The file an atomic write's temporary ``name`` was for (``.<file>.<random>.tmp``,
+    ``.<file>.tmp-<pid>``, or a writer's ``.<file>.<part>.tmp-<pid>``), or None if it is not one."""
+    if not name.startswith("."):
+        return None
+    if name.endswith(".tmp"):
+        base = name[1:-len(".tmp")].rpartition(".")[0]
+    elif ".tmp-" in name:
+        base = name[1:].rpartition(".tmp-")[0]
+    else:
+        return None
+    return base or None
+
+
 def is_temporary(name: str, of: Iterable[str] | None = None) -> bool:
     """Whether ``name`` is a temporary of an atomic write (of one of the names in ``of``, or of any)."""
-    if not name.startswith(".") or not (name.endswith(".tmp") or ".tmp-" in name):
+    base = temporary_of(name)
+    if base is None:
         return False
-    return of is None or any(name.startswith(f".{n}.") for n in of)
+    if of is None:
+        return True
+    names = of if isinstance(of, (set, frozenset)) else set(of)
+    # a writer's temporaries of one output may add a part name (.units.npz.units.tmp-<pid>)
+    return base in names or any(base.startswith(f"{n}.") for n in names if len(names) < SMALL_SET)
 
 
 def remove_temporaries(folder: str | os.PathLike, of: Iterable[str] | None = None, recursive: bool = False) -> list[Path]:
@@ -121,7 +141,7 @@ def remove_temporaries(folder: str | os.PathLike, of: Iterable[str] | None = Non
     the temporaries of the names in ``of``, or all of them. Call it holding the folder's lock,
     so that no live writer's temporary is taken. Returns what was removed."""
     folder = Path(folder)
-    names = None if of is None else list(of)
+    names = None if of is None else set(of)
     removed = []
     if not folder.is_dir():
         return removed
