@@ -33,22 +33,34 @@ class PriorOutput:
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far: (B, heads, T, head_dim) each."""
+    """Keys and values of every layer for the tokens seen so far, (B, heads, T, head_dim) views of
+    buffers allocated once for ``capacity`` positions (no copy of the past per new token)."""
 
-    def __init__(self, layers: int):
+    def __init__(self, layers: int, capacity: int | None = None):
+        self.capacity = capacity
         self.keys: list[Tensor | None] = [None] * layers
         self.values: list[Tensor | None] = [None] * layers
+        self.filled = [0] * layers
 
     @property
     def length(self) -> int:
-        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+        return self.filled[0]
 
     def extend(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        start, t = self.filled[layer], k.shape[2]
+        if self.keys[layer] is None:
+            shape = (k.shape[0], k.shape[1], max(self.capacity or 0, t), k.shape[3])
+            self.keys[layer], self.values[layer] = k.new_empty(shape), v.new_empty(shape)
+        elif start + t > self.keys[layer].shape[2]:  # no capacity given: grow by doubling
+            grow = max(start + t, 2 * self.keys[layer].shape[2])
+            for buffers in (self.keys, self.values):
+                old = buffers[layer]
+                buffers[layer] = old.new_empty((*old.shape[:2], grow, old.shape[3]))
+                buffers[layer][:, :, :start] = old[:, :, :start]
+        self.keys[layer][:, :, start:start + t] = k
+        self.values[layer][:, :, start:start + t] = v
+        self.filled[layer] = start + t
+        return self.keys[layer][:, :, :start + t], self.values[layer][:, :, :start + t]
 
 
 class _Block(nn.Module):
@@ -73,6 +85,8 @@ class _Block(nn.Module):
         p = self.dropout if self.training else 0.0
         if past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        elif t == 1:  # one new token sees every position: no mask
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         else:  # new token i sits at position past + i: it sees every cached one and the new ones up to itself
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -186,8 +200,8 @@ class UnitPrior(nn.Module):
         if uniforms is None:
             uniforms = torch.rand(batch, steps, 2, generator=generator)
         uniforms = uniforms.to(device)
-        cache = KVCache(len(self.blocks))
         tokens = self.start_tokens(speakers, batch, device)
+        cache = KVCache(len(self.blocks), capacity=1 + (0 if prompt is None else prompt.shape[1]) + steps)
         if prompt is not None and prompt.shape[1]:
             tokens = torch.cat([tokens, prompt.to(device).long()], dim=1)
         units, durations = [], []
