@@ -115,7 +115,7 @@ COMMANDS: dict[str, Command] = {
         package=INFERENCE, shared="decode",
     ),
     "listening-results": Command(
-        "de-anonymise webMUSHRA results with the key, post-screen listeners, mean and 95% CI per system, plot",
+        "de-anonymise webMUSHRA or BeaqleJS results with the key, post-screen listeners, mean and 95% CI per system, plot",
         "audio_vq.listening:results",
         example="audio-vq listening-results results=mushra.csv key=exp/demo/mushra/key.csv out=exp/demo/mushra/results",
         package=INFERENCE,
