@@ -140,7 +140,8 @@ class Decoder:
         writes into ``<out>``) may be one of ``inputs``; ``<out>`` is locked while writing."""
         with exclusive(self.out, f"out={self.out}"):
             remove_temporaries(self.out, of=[f"{j[0]}.wav" for j in jobs] + [FINGERPRINT_NAME])
-            wanted = {name: {"speaker": self._speaker_name(speaker), "codes": _codes_digest(codes)}
+            speaker_names = {i: n for n, i in self.model.speaker_index.items()}
+            wanted = {name: {"speaker": speaker_names.get(speaker, str(speaker)), "codes": _codes_digest(codes)}
                       for name, codes, speaker in jobs}
             paths = {name: inside(self.out, f"{name}.wav") for name in wanted}
             check_not_inputs([*paths.values(), *(self.out / n for n in (FINGERPRINT_NAME, *others))], inputs, "out")
@@ -175,10 +176,6 @@ class Decoder:
             for name, codes, speaker in (j for j in todo if len(j[1]) > chunk_frames):
                 self._stream(paths[name], name, codes, speaker, chunk_frames)
                 bar.update()
-
-    def _speaker_name(self, index: int) -> str:
-        names = {i: n for n, i in self.model.speaker_index.items()}
-        return names.get(index, str(index))
 
     def _record(self) -> dict:
         """The fingerprint of what ``<out>`` holds (empty for a new folder)."""

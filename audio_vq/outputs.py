@@ -25,7 +25,6 @@ from typing import Iterable, Iterator
 SEPARATORS = "/\\|"
 MAX_NAME_BYTES = 200  # an id plus "__<speaker>.wav" stays under NAME_MAX (255) of common filesystems
 LOCK_NAME = ".lock"
-SMALL_SET = 64  # names checked as prefixes too (an output's own part files); large sets by lookup only
 
 
 class OutputError(ValueError):
@@ -132,8 +131,10 @@ def is_temporary(name: str, of: Iterable[str] | None = None) -> bool:
     if of is None:
         return True
     names = of if isinstance(of, (set, frozenset)) else set(of)
-    # a writer's temporaries of one output may add a part name (.units.npz.units.tmp-<pid>)
-    return base in names or any(base.startswith(f"{n}.") for n in names if len(names) < SMALL_SET)
+    # a writer's temporaries of one output may add a part name (.u.npz.units.tmp-<pid>): try the
+    # base and each of its dotted prefixes
+    parts = base.split(".")
+    return any(".".join(parts[:i]) in names for i in range(len(parts), 0, -1))
 
 
 def remove_temporaries(folder: str | os.PathLike, of: Iterable[str] | None = None, recursive: bool = False) -> list[Path]:
