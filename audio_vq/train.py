@@ -36,6 +36,7 @@ class VQVAETask(Task):
 
     metric_fields = metric_names()
     rate_name = "audio_s_per_s"
+    export_dir = "model"
 
     def __init__(self, cfg: DictConfig, utterances, speakers: dict[str, int]):
         self.cfg, self.utterances, self.speakers = cfg, utterances, speakers
@@ -79,8 +80,8 @@ class VQVAETask(Task):
                 totals[k] = totals.get(k, 0.0) + float(v) / len(batches)
         return totals
 
-    def export(self, model: VQVAE, run_dir: Path) -> None:
-        save_model_dir(model, OmegaConf.to_container(self.cfg, resolve=True), self.speakers, run_dir / "model")
+    def export(self, model: VQVAE, directory: Path) -> None:
+        save_model_dir(model, OmegaConf.to_container(self.cfg, resolve=True), self.speakers, directory)
 
     @torch.no_grad()
     def media(self, writer, model: VQVAE, batches: list[dict], ctx: Context, step: int) -> None:
@@ -128,7 +129,7 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     _check_config(cfg)
     utterances, speakers = _load_data(cfg)  # a bad manifest fails before the run folder is touched
     run_dir = fit(cfg, run_folder, VQVAETask(cfg, utterances, speakers), ctx, stop_at_step)
-    log.info("model directory: %s", run_dir / "model")
+    log.info("model directory: %s", run_dir / VQVAETask.export_dir)
     return run_dir
 
 

@@ -35,6 +35,7 @@ class PriorTask(Task):
 
     metric_fields = PRIOR_METRICS
     rate_name = "units_per_s"
+    export_dir = PRIOR_DIR
 
     def __init__(self, cfg: DictConfig, train: UnitCorpus, valid: UnitCorpus, speakers: dict[str, int],
                  train_speakers: list[int] | None, valid_speakers: list[int] | None):
@@ -80,7 +81,7 @@ class PriorTask(Task):
                 totals[k] = totals.get(k, 0.0) + float(v) * int(batch["lengths"].sum()) / units
         return totals
 
-    def export(self, model: "_PriorLoss", run_dir: Path) -> None:
+    def export(self, model: "_PriorLoss", directory: Path) -> None:
         config = {"prior": self.prior_args(),
                   "units": {"codebook_size": self.train.codebook_size, "k_source": self.train.k_source,
                             "frame_rate": self.train.frame_rate, "model_checksum": self.train.model_checksum,
@@ -88,7 +89,7 @@ class PriorTask(Task):
                   "split": {"valid": self.cfg.valid, "valid_fraction": self.cfg.valid_fraction,
                             "seed": self.cfg.train.seed, "manifest": self.cfg.manifest},
                   "train": OmegaConf.to_container(self.cfg.train, resolve=True)}
-        save_model_dir(model.prior, config, self.speakers, run_dir / PRIOR_DIR)
+        save_model_dir(model.prior, config, self.speakers, directory)
 
     def describe(self, model: "_PriorLoss", ctx: Context) -> str:
         return (f"prior: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, K={self.train.codebook_size} "

@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant")
 WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
-# What a run folder holds; anything else in hydra.run.dir is someone else's and training refuses it
-RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints", "model", "prior")
+# What a run folder holds besides its task's export; anything else in hydra.run.dir is someone
+# else's and training refuses it
+RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints")
 # The settings a resume may change: budgets, logging and resources. Every other key shapes the
 # weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
 RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
@@ -68,6 +69,7 @@ class Task:
 
     metric_fields: tuple[str, ...] = ("loss",)
     rate_name: str = "items_per_s"
+    export_dir: str = "model"  # the folder of the run that export() writes
 
     def build(self) -> torch.nn.Module:
         """The model, built after the weights' seed is set (the same initial weights on every rank)."""
@@ -89,8 +91,8 @@ class Task:
         """Mean metrics over the validation batches (eval mode; the loop restores train mode)."""
         return {}
 
-    def export(self, model: torch.nn.Module, run_dir: Path) -> None:
-        """Write what later stages load (the model directory), at every checkpoint."""
+    def export(self, model: torch.nn.Module, directory: Path) -> None:
+        """Write what later stages load into ``directory`` (``<run>/<export_dir>``), at every checkpoint."""
         raise NotImplementedError
 
     def media(self, writer: "_Writer", model: torch.nn.Module, batches: list, ctx: Context, step: int) -> None:
@@ -188,7 +190,7 @@ def fit(cfg: DictConfig, run_folder: str | os.PathLike, task: Task, ctx: Context
     with ExitStack() as held:
         if ctx.primary:  # the run folder is this process's until it ends (a crash releases it too)
             held.enter_context(exclusive(run_dir, f"run folder {run_dir}"))
-            _claim_run_folder(run_dir, cfg)
+            _claim_run_folder(run_dir, cfg, task)
         return _fit(cfg, run_dir, task, ctx, stop_at_step)
 
 
@@ -296,13 +298,9 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
             log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
             break
     bar.close()
-    if step != last_saved or not _exported(run_dir):
+    if step != last_saved or not (run_dir / task.export_dir).exists():
         _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, ctx)
     _check_replicas(parts.model, ctx)
-
-
-def _exported(run_dir: Path) -> bool:
-    return any((run_dir / name).exists() for name in ("model", "prior"))
 
 
 def _budget_total(tc: DictConfig, step: int, steps_done: int, seconds: float) -> int:
@@ -384,7 +382,7 @@ def _checkpoint(run_dir: Path, cfg: DictConfig, task: Task, parts: Parts, step: 
                  "scheduler": parts.scheduler.state_dict(),
                  "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng}
         save_training_state(state, run_dir / "checkpoints", step, cfg.train.keep_checkpoints)
-        task.export(parts.model, run_dir)
+        task.export(parts.model, run_dir / task.export_dir)
     ctx.barrier()
 
 
@@ -413,14 +411,14 @@ def _resume(run_dir: Path, ctx: Context) -> dict:
     return state
 
 
-def _claim_run_folder(run_dir: Path, cfg: DictConfig) -> None:
+def _claim_run_folder(run_dir: Path, cfg: DictConfig, task: Task) -> None:
     """Refuse a folder that holds something other than a run, or a trained run unless
     resuming it; a resume must keep every setting that shapes the run (only RESUME_CHANGEABLE
     may change, and what changed is logged). Temporaries of writes a kill cut short are removed."""
     remove_temporaries(run_dir, recursive=True)
     entries = sorted(e.name for e in run_dir.iterdir() if e.name != LOCK_NAME)
-    foreign = [n for n in entries if n not in RUN_ENTRIES]
-    trained = any((run_dir / "checkpoints").glob("step_*.pt")) or _exported(run_dir)
+    foreign = [n for n in entries if n not in (*RUN_ENTRIES, task.export_dir)]
+    trained = any((run_dir / "checkpoints").glob("step_*.pt")) or (run_dir / task.export_dir).exists()
     if foreign:
         raise ConfigError(f"hydra.run.dir={run_dir}: not a run folder (it holds {', '.join(foreign[:3])}"
                           f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
