@@ -147,29 +147,16 @@ def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray 
     dedup = prior.duration_head is not None
     context = np.zeros(0, np.int64) if prompt is None else np.asarray(prompt, np.int64)
     context_units = deduplicate(context)[0] if dedup and len(context) else context
-    steps = frames  # a unit lasts at least one frame
     rngs = [np.random.default_rng([cfg.seed, zlib.crc32(n.encode("utf-8"))]) for n in names]
-    uniforms = torch.from_numpy(np.stack([r.random((steps, 2)) for r in rngs])).float()
-    window = prior.max_len - 1  # positions after the start token
-    chunk = max(1, window // 2)
-    units = torch.from_numpy(np.tile(context_units, (len(names), 1)))
-    durations = torch.zeros(len(names), 0, dtype=torch.long)
+    uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()  # a unit lasts >= 1 frame
     speakers = None if start is None else torch.full((len(names),), start)
-    done = 0
-    while done < steps:
-        n = min(chunk, steps - done, window)
-        past = units[:, -(window - n):] if window - n > 0 else units[:, :0]
-        new, dur = prior.sample(n, batch=len(names), speakers=speakers, prompt=past, temperature=cfg.temperature,
-                                top_k=cfg.top_k, top_p=cfg.top_p, uniforms=uniforms[:, done:done + n])
-        units = torch.cat([units, new[:, past.shape[1]:]], dim=1)
-        if dur is not None:
-            durations = torch.cat([durations, dur], dim=1)
-        done += n
-        if dedup and int(durations.sum(1).min()) >= frames:
-            break
+    units, durations = prior.generate(frames, batch=len(names), speakers=speakers,
+                                      prompt=torch.from_numpy(np.tile(context_units, (len(names), 1))),
+                                      temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                                      uniforms=uniforms, frames=frames)
     out = []
     for i in range(len(names)):
-        cont = units[i, len(context_units):].numpy()
+        cont = units[i].numpy()
         if dedup:
             cont = expand(cont, durations[i].numpy())[:frames]
         out.append(np.concatenate([context, cont[:frames]]).astype(np.int64))

@@ -129,18 +129,10 @@ def _preferences(prior: UnitPrior, test: UnitCorpus, speakers: list, seed: int) 
 
 def _sample_stats(prior: UnitPrior, test: UnitCorpus, speakers: list, cfg: DictConfig) -> dict:
     length = int(np.median([len(u) for u in test.units]))
-    g = torch.Generator().manual_seed(cfg.seed)
     spk = None if speakers[0] is None else torch.tensor([speakers[i % len(speakers)] for i in range(cfg.num_samples)])
-    samples = []
-    for i in range(cfg.num_samples):  # one at a time: the window slides past max_len like `sample` does
-        units = np.zeros(0, np.int64)
-        while len(units) < length:
-            past = units[-(prior.max_len - 1) // 2:] if len(units) else units
-            n = min(length - len(units), prior.max_len - 1 - len(past))
-            new, _ = prior.sample(n, batch=1, speakers=None if spk is None else spk[i:i + 1],
-                                  prompt=torch.from_numpy(past)[None], generator=g)
-            units = np.concatenate([units, new[0, len(past):].numpy()])
-        samples.append(units)
+    new, _ = prior.generate(length, batch=cfg.num_samples, speakers=spk,
+                            generator=torch.Generator().manual_seed(cfg.seed))
+    samples = [row.numpy().astype(np.int64) for row in new]
     real = [np.asarray(u, np.int64) for u in test.units]
     k = test.codebook_size
     return {"num_samples": cfg.num_samples, "length": length,

@@ -220,6 +220,42 @@ class UnitPrior(nn.Module):
         return full, torch.stack(durations, dim=1) if durations else torch.zeros_like(new)
 
 
+    @torch.no_grad()
+    def generate(self, steps: int, batch: int = 1, speakers: Tensor | None = None, prompt: Tensor | None = None,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 uniforms: Tensor | None = None, generator: torch.Generator | None = None,
+                 frames: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """Up to ``steps`` new units after ``prompt`` (B, P), with no limit from ``max_len``: each
+        :meth:`sample` call adds at most half the positions, the rest of the window holding the
+        latest units as context. With a duration head it stops early once every row's runs cover
+        ``frames``. Returns (the new units (B, n), their run lengths (B, n) or None); the prompt is
+        not included. ``uniforms`` (B, steps, 2) as in :meth:`sample`."""
+        if speakers is not None:
+            batch = len(speakers)
+        if prompt is not None:
+            batch = prompt.shape[0]
+        if uniforms is None:
+            uniforms = torch.rand(batch, steps, 2, generator=generator)
+        window = self.max_len - 1  # positions after the start token
+        chunk = max(1, window // 2)
+        units = torch.zeros(batch, 0, dtype=torch.long) if prompt is None else prompt.long().cpu()
+        start = units.shape[1]
+        durations = torch.zeros(batch, 0, dtype=torch.long) if self.duration_head is not None else None
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done, window)
+            past = units[:, -(window - n):] if window - n > 0 else units[:, :0]
+            new, dur = self.sample(n, batch=batch, speakers=speakers, prompt=past, temperature=temperature,
+                                   top_k=top_k, top_p=top_p, uniforms=uniforms[:, done:done + n])
+            units = torch.cat([units, new[:, past.shape[1]:].cpu()], dim=1)
+            done += n
+            if durations is not None:
+                durations = torch.cat([durations, dur.cpu()], dim=1)
+                if frames is not None and int(durations.sum(1).min()) >= frames:
+                    break
+        return units[:, start:], durations
+
+
 def _draw(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, u: Tensor) -> Tensor:
     """One index per row of logits (B, N): the inverse CDF at ``u`` (B,) of the softmax at
     ``temperature`` over the top_k / top_p (nucleus) set."""
