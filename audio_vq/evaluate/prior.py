@@ -55,7 +55,7 @@ def evaluate_prior(cfg: DictConfig) -> int:
     report["bits"] = {name: {"bits_per_unit": b, "bits_per_second": b * per_second if per_second else None}
                       for name, b in rows.items()}
     report["prior_below_best_ngram"] = bool(rows["prior"] < min(v for k, v in rows.items() if k != "prior"))
-    report["preferences"] = _preferences(prior, test, test_speakers, cfg.seed)
+    report["preferences"] = _preferences(prior, test, test_speakers, prior_bits, cfg.seed)
     report["samples"] = _sample_stats(prior, test, test_speakers, cfg)
     out = Path(cfg.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -109,14 +109,15 @@ def _bits(prior: UnitPrior, units: np.ndarray, speaker: int | None) -> np.ndarra
     return np.concatenate(out)
 
 
-def _preferences(prior: UnitPrior, test: UnitCorpus, speakers: list, seed: int) -> dict:
-    """Shares of held-out utterances (their first window) scored higher than reversed / runs shuffled."""
+def _preferences(prior: UnitPrior, test: UnitCorpus, speakers: list, bits: list[np.ndarray], seed: int) -> dict:
+    """Shares of held-out utterances (their first window) scored higher than reversed / runs
+    shuffled; ``bits`` are the utterances' own per-unit bits (_bits), whose first window is reused."""
     rng = np.random.default_rng(seed)
     window = prior.max_len - 1
     reversed_wins = shuffled_wins = 0
-    for u, s in zip(test.units, speakers):
+    for u, s, b in zip(test.units, speakers, bits):
         u = np.asarray(u[:window], np.int64)
-        real = _bits(prior, u, s).sum()
+        real = b[:window].sum()
         reversed_wins += real < _bits(prior, u[::-1].copy(), s).sum()
         runs, durations = deduplicate(u)
         order = rng.permutation(len(runs))
