@@ -16,18 +16,38 @@ VQ-VAE: the codebook vector of each unit frame):
   context and another phone b. *Within* speaker: A, B, X all from one speaker s, X != A. *Across*:
   A and B from speaker s1, X from a speaker s2 != s1. A triple's error is 1 if d(A, X) > d(B, X),
   0.5 on a tie, else 0.
-- **Aggregation**: a cell is (context, a, b, s) within, (context, a, b, s1, s2) across; its score is
-  the mean error over its triples (all of them, or ``max_triples`` drawn without replacement with
-  a seeded RNG when there are more). Cell scores are averaged over contexts, then over speakers
-  (speaker pairs across), giving a score per ordered pair (a, b); the two orders of a pair are
-  averaged (where both exist) and the result is the mean over unordered phone pairs, in percent.
+- **Cells**: a cell is (context, a, b, s) within, (context, a, b, s1, s2) across (s1 the speaker
+  of A and B, s2 that of X); its score is the mean error over its triples (all of them, or
+  ``max_triples`` drawn without replacement with a seeded RNG when there are more). Both
+  averagings below read the same cell scores; they differ only in how cells are collapsed.
+- **Ours** (``within``, ``across``): cell scores are averaged over contexts, then over speakers
+  (over speaker pairs (s1, s2), as one level, across), giving a score per ordered pair (a, b); the
+  two orders of a pair are averaged (where both exist) and the result is the mean over unordered
+  phone pairs, in percent. Each unordered pair weighs the same, whether one order or both exist.
+- **ZeroSpeech averaging** (``within_zerospeech``, ``across_zerospeech``), as libri-light's
+  ``eval/eval_ABX.py`` (the ZeroSpeech 2021 ABX) and fastabx's ``zerospeech_abx``
+  (github.com/bootphon/fastabx, ``score.py`` / ``zerospeech.py``) collapse cells: within, over
+  contexts, then over speakers, then over *ordered* phone pairs (a, b); across, over contexts and
+  X speakers s2 together (one mean over the (context, s2) cells of an (a, b, s1)), then over A/B
+  speakers s1, then over ordered phone pairs. So a phone pair with both orders weighs twice one
+  with a single order, and across, an X speaker with more contexts weighs more among s1's.
+  With contexts ignored (the "phone only" variant: every item in context ``#``), this is also
+  fastabx's ``context="any"``, which averages the across cells of an (a, b) over (s1, s2) in one
+  mean: every s1 of an (a, b) has the same X speakers count (the other speakers with an a), so
+  the two means agree.
+
+The two agree when every phone pair has both orders and, across, each (a, b) has as many
+contexts for every speaker pair and as many X speakers for every s1. Both are reported so that
+our numbers can be read against published ZeroSpeech ones (which also sample differently:
+ZeroSpeech caps the items per cell, 10 by default, and X speakers per A/B pair, 5; we cap
+triples).
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -138,9 +158,11 @@ def abx(items: Sequence[AbxItem], features: Mapping[str, np.ndarray], max_triple
     """Within- and across-speaker ABX error rates (percent) of ``features`` (utterance id ->
     (T, D) frames) on ``items``; see the module docstring for the definition.
 
-    Returns ``within`` and ``across`` (None when no cell exists, e.g. ``across`` with a single
-    speaker), and for each the number of triples scored, cells and unordered phone pairs
-    (``within_triples``, ``within_cells``, ``within_pairs``, likewise ``across_*``), and ``items``.
+    Returns ``within`` and ``across`` (ours; None when no cell exists, e.g. ``across`` with a
+    single speaker), ``within_zerospeech`` and ``across_zerospeech`` (the same cells under the
+    ZeroSpeech averaging), and for each the number of triples scored, cells and unordered phone
+    pairs (``within_triples``, ``within_cells``, ``within_pairs``, likewise ``across_*``), and
+    ``items``.
     """
     if max_triples < 1:
         raise ValueError(f"max_triples must be >= 1, got {max_triples}")
@@ -175,8 +197,8 @@ def abx(items: Sequence[AbxItem], features: Mapping[str, np.ndarray], max_triple
     out: dict[str, float | int | None] = {"items": len(items)}
     for name, cells in (("within", within), ("across", across)):
         rate, pairs = _aggregate(cells)
-        out.update({name: rate, f"{name}_triples": counts[name], f"{name}_cells": len(cells),
-                    f"{name}_pairs": pairs})
+        out.update({name: rate, f"{name}_zerospeech": _aggregate_zerospeech(cells), f"{name}_triples": counts[name],
+                    f"{name}_cells": len(cells), f"{name}_pairs": pairs})
     return out
 
 
@@ -215,3 +237,23 @@ def _aggregate(cells: dict[tuple, float]) -> tuple[float | None, int]:
     for (a, b), scores in by_pair.items():
         unordered[frozenset((a, b))].append(float(np.mean(scores)))
     return PERCENT * float(np.mean([np.mean(s) for s in unordered.values()])), len(unordered)
+
+
+def _aggregate_zerospeech(cells: dict[tuple, float]) -> float | None:
+    """Error in percent under the ZeroSpeech averaging (libri-light's eval_ABX, fastabx's
+    zerospeech_abx) of cells keyed (context, a, b, s) within or (context, a, b, s1, s2) across:
+    the mean per (a, b, s) or (a, b, s1) -- over contexts, and across over contexts and X speakers
+    s2 together -- then over s or s1, then over ordered phone pairs (a, b)."""
+    if not cells:
+        return None
+    by_speaker = _mean_by(cells, lambda key: key[1:4])  # (a, b, s) within, (a, b, s1) across
+    by_pair = _mean_by(by_speaker, lambda key: key[:2])
+    return PERCENT * float(np.mean(list(by_pair.values())))
+
+
+def _mean_by(scores: dict[tuple, float], group: Callable[[tuple], tuple]) -> dict[tuple, float]:
+    """The mean score of each group of keys (``group(key)``), keyed by group."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for key, score in scores.items():
+        groups[group(key)].append(score)
+    return {g: float(np.mean(v)) for g, v in groups.items()}

@@ -29,9 +29,14 @@ from typing import Iterable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-# Labels that :func:`frame_labels` maps to None by default: empty, MFA's silence ("sil", "" in
-# newer versions), short pause "sp", spoken noise "spn", TIMIT/Kaldi-style "SIL", and "<eps>".
-DEFAULT_SILENCES = frozenset({"", "sil", "sp", "spn", "SIL", "<eps>"})
+# Labels that are silence, not phones, by default: :func:`frame_labels` maps them to None and
+# :func:`.abx.abx_items` makes no item of them (they are the edge context). Empty; MFA's silence
+# ("sil", "" in newer versions), short pause "sp" and spoken noise "spn"; Kaldi's LibriSpeech
+# recipe's "SIL" and "SPN" (its silence phones: silence, and spoken noise / <UNK>); Kaldi's
+# epsilon "<eps>"; Festival's pause "pau" (TIMIT's pause too); TIMIT's utterance-edge "h#" and
+# epenthetic silence "epi". `audio-vq evaluate silence=[...]` replaces the set; its default in
+# configs/inference/evaluate.yaml is this set (a test holds them equal).
+DEFAULT_SILENCES = frozenset({"", "sil", "sp", "spn", "SIL", "SPN", "<eps>", "pau", "h#", "epi"})
 FAIRSEQ_LABEL_RATE = 100.0  # Hz: fairseq's HuBERT phone frame labels are at 10 ms
 # Integer times whose largest value exceeds this are HTK 100 ns units, not seconds: 10,000 s
 # (2.8 h) is no utterance's length, while 10,000 x 100 ns = 1 ms is shorter than any utterance.

@@ -127,18 +127,23 @@ def mel_cepstrum(x: np.ndarray, sr: int = SAMPLE_RATE, n_coefficients: int = N_C
 
 
 def mcd(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE, align: str = "none") -> float:
-    """Mel-cepstral distortion in dB; lower is better, 0 for identical signals.
+    """Mel-cepstral distortion in dB of the filterbank cepstra above; lower is better, 0 for
+    identical signals. See :func:`cepstral_distortion` for the formula and ``align``."""
+    return cepstral_distortion(mel_cepstrum(ref, sr)[:, MCD_FIRST:MCD_LAST + 1],
+                               mel_cepstrum(deg, sr)[:, MCD_FIRST:MCD_LAST + 1], align)
 
-    Per frame: (10 / ln 10) * sqrt(2 * sum_{d=1..24} (c_ref[d] - c_deg[d])^2), then the mean over
-    frames. ``align="none"`` compares frame t with frame t, the longer cepstrogram trimmed to the
+
+def cepstral_distortion(a: np.ndarray, b: np.ndarray, align: str = "none") -> float:
+    """MCD in dB between cepstrograms a (N, D) and b (M, D), c0 already left out.
+
+    Per frame: (10 / ln 10) * sqrt(2 * sum_d (a[d] - b[d])^2), then the mean over frames.
+    ``align="none"`` compares frame t with frame t, the longer cepstrogram trimmed to the
     shorter (for reconstructions, which keep the timing); ``align="dtw"`` pairs the frames along
     the cheapest monotonic path under Euclidean cepstral distance and averages over the path
     (for a conversion against the target speaker's own utterance of the same text).
     """
     if align not in ALIGNMENTS:
         raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}")
-    a = mel_cepstrum(ref, sr)[:, MCD_FIRST:MCD_LAST + 1]
-    b = mel_cepstrum(deg, sr)[:, MCD_FIRST:MCD_LAST + 1]
     if align == "none":
         n = min(len(a), len(b))
         distance = np.linalg.norm(a[:n] - b[:n], axis=1)
@@ -272,14 +277,14 @@ def reconstruction_metrics(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RA
     """All the metrics above for one (reference, reconstruction) pair, both trimmed to the
     shorter length first (MCD compares frame by frame: a reconstruction keeps the timing).
 
-    Keys: ``mcd_db`` (lower better), ``mr_stft`` (lower), ``log_mel_l1`` (lower), ``si_snr_db``
+    Keys: ``mcd_filterbank_db`` (lower better), ``mr_stft`` (lower), ``log_mel_l1`` (lower), ``si_snr_db``
     (higher), ``stoi`` (higher), ``pesq`` (higher). None marks a metric that is unavailable
     (no ``pesq`` package) or undefined for this pair (silent reference, too little speech).
     """
     ref, deg = _pair(ref, deg)
     snr = si_snr(ref, deg)
     return {
-        "mcd_db": mcd(ref, deg, sr, align="none"),
+        "mcd_filterbank_db": mcd(ref, deg, sr, align="none"),
         "mr_stft": mr_stft_distance(ref, deg, sr),
         "log_mel_l1": log_mel_l1(ref, deg, sr),
         "si_snr_db": None if np.isnan(snr) else snr,

@@ -53,9 +53,13 @@ def render(r: dict) -> str:
     a = r.get("abx")
     if a:
         out += ["## ABX phone discrimination (error %, lower is better)", ""]
-        out += _table(["features", "within speaker", "across speakers", "triples (within / across)"],
-                      [[name, v["within"], v["across"], f"{v['within_triples']} / {v['across_triples']}"]
-                       for name, v in a.items()])
+        out += _table(["features", "within speaker, ours", "within, ZeroSpeech averaging", "across speakers, ours",
+                       "across, ZeroSpeech averaging", "triples (within / across)"],
+                      [[name, v["within"], v["within_zerospeech"], v["across"], v["across_zerospeech"],
+                        f"{v['within_triples']} / {v['across_triples']}"] for name, v in a.items()])
+        out += ["The same scored cells, averaged two ways: ours over contexts, speakers, both orders of a "
+                "phone pair, then unordered pairs; ZeroSpeech's (libri-light, fastabx) over contexts (and X "
+                "speakers, across), A/B speakers, then ordered pairs.", ""]
     rec = r.get("reconstruction")
     out += ["## Reconstruction (generated excerpts vs originals)", ""]
     if rec is None:
@@ -63,7 +67,7 @@ def render(r: dict) -> str:
     else:
         m = rec["mean"]
         out += _table(["metric", "mean", "direction"], [
-            ["MCD (dB)", m["mcd_db"], "lower is better"], ["multi-resolution STFT distance", m["mr_stft"], "lower"],
+            ["MCD, filterbank cepstra (dB; not comparable with papers)", m["mcd_filterbank_db"], "lower is better"], ["multi-resolution STFT distance", m["mr_stft"], "lower"],
             ["log-mel L1 (nepers)", m["log_mel_l1"], "lower"], ["SI-SNR (dB)", m["si_snr_db"], "higher"],
             ["STOI", m["stoi"], "higher"], ["PESQ (wideband)", m["pesq"], "higher (needs the pesq extra)"]])
         out += [f"{rec['utterances']} excerpts; the audio is in `audio/`.", "", "![spectrograms](spectrograms.png)", ""]
@@ -92,8 +96,10 @@ def render(r: dict) -> str:
                     f"{100 * su['chance']:.0f}%). A gain near 0 means conversion cannot change the voice.", ""]
         par = cv.get("parallel")
         if par:
-            out += _table(["parallel pairs", "MCD-DTW conversion vs target (dB)", "MCD-DTW source vs target (dB)"],
-                          [[par["pairs"], par["mcd_conversion_vs_target"], par["mcd_source_vs_target"]]])
+            out += _table(["parallel pairs", "filterbank MCD-DTW conversion vs target (dB)",
+                           "filterbank MCD-DTW source vs target (dB)"],
+                          [[par["pairs"], par["mcd_filterbank_conversion_vs_target"],
+                            par["mcd_filterbank_source_vs_target"]]])
         else:
             out += ["No parallel utterances (the same text read by the target speaker): no MCD-DTW.", ""]
     f0 = r.get("f0")
@@ -111,6 +117,58 @@ def render(r: dict) -> str:
                              sec["conversion_within"], f"{sec['conversion_voiced']:.2f}"])
         out += _table(["check", "share", "voiced fraction"], rows)
         out += ["Noise has almost no voiced frames; audio without harmonics fails the check.", ""]
+    out += _voice(r.get("voice"))
     if r.get("training_curves"):
         out += ["## Training curves", "", f"From `{r['training_curves']}`.", "", "![training curves](training_curves.png)", ""]
     return "\n".join(out)
+
+
+def _voice(v: dict | None) -> list[str]:
+    """The field's instruments: SECS, WORLD/SPTK MCD, F0 agreement and pitch offsets."""
+    if not v:
+        return []
+    ins = v["instruments"]
+    out = ["## Voice, measured with the field's instruments", "",
+           f"- speaker similarity (SECS): {ins['speaker_similarity']}",
+           f"- MCD: {ins['mcd']}", f"- F0: {ins['f0']}", ""]
+    secs = v.get("secs")
+    if secs:
+        rows = [["real held-out utterances vs their own speaker (ceiling)", secs["real_vs_own"]],
+                ["reconstructions vs their own speaker", secs["reconstruction_vs_own"]]]
+        for label, c in (("", secs.get("seen")), ("sources the model never saw: ", secs.get("unseen_sources"))):
+            if c:
+                rows += [[f"{label}conversions vs their target speaker", c["conversion_vs_target"]],
+                         [f"{label}conversions vs their source speaker", c["conversion_vs_source"]],
+                         [f"{label}source excerpts vs the target speaker (control)", c["source_vs_target"]],
+                         [f"{label}share of conversions closer to the target than to the source speaker",
+                          c["closer_to_target"]]]
+        out += ["SECS: cosine between an excerpt's embedding and a speaker's mean embedding over the real "
+                "held-out utterances (the excerpt's own utterance left out); higher is more similar.", ""]
+        out += _table(["SECS", "mean"], rows)
+    w = v.get("world")
+    if w:
+        rows = []
+        rec = w.get("reconstruction")
+        if rec:
+            rows += [["reconstructions: MCD vs source (dB), frame by frame", rec["mcd_db"]],
+                     ["reconstructions: log-F0 RMSE vs source (semitones, frames voiced in both)",
+                      rec["log_f0_rmse_semitones"]],
+                     ["reconstructions: log-F0 correlation with source", rec["log_f0_correlation"]],
+                     ["reconstructions: voiced/unvoiced error", rec["vuv_error"]]]
+        for label, o in (("", w.get("seen")), ("sources the model never saw: ", w.get("unseen_sources"))):
+            if o:
+                rows += [[f"{label}conversions: mean pitch offset from the target speaker (semitones)",
+                          o["offset_semitones"]],
+                         [f"{label}their sources' offset from the target speaker (control, semitones)",
+                          o["source_offset_semitones"]],
+                         [f"{label}conversions: mean absolute offset (semitones; source's: "
+                          f"{_f(o['source_abs_offset_semitones'], 2)})", o["abs_offset_semitones"]]]
+        par = w.get("parallel")
+        if par:
+            rows += [[f"parallel pairs ({par['pairs']}): MCD-DTW conversion vs target (dB)",
+                      par["conversion_vs_target_db"]],
+                     ["parallel pairs: MCD-DTW source vs target (dB)", par["source_vs_target_db"]]]
+        out += _table(["WORLD / SPTK", "mean"], rows)
+        out += ["A conversion that kept the source's pitch shows the source's offset; one that took the "
+                "target's shows about 0.", "", "![F0 contours](f0_contours.png)", ""]
+    return out

@@ -1,4 +1,4 @@
-"""PNG plots for evaluation reports: codebook usage, spectrograms, training curves, metric bars.
+"""PNG plots for evaluation reports: codebook usage, spectrograms, training curves, metric bars, F0 contours.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot): no global backend switch,
 no display needed, nothing left open between calls. Every file is written atomically and the
@@ -15,6 +15,7 @@ import librosa
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from ..atomic import atomic_path
 from .phonetic import entropy_bits
@@ -207,4 +208,28 @@ def plot_metric_bars(values: dict[str, float | None], path: str | os.PathLike, t
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.15)  # room for the value labels
+    return _save(fig, path)
+
+
+def plot_f0_contours(contours: list[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike,
+                     title: str, reference: tuple[str, float] | None = None) -> Path:
+    """F0 contours on one axis: each (label, times (frames,) in s, F0 (frames,) in Hz, 0 where
+    unvoiced; unvoiced frames are gaps). ``reference``: (label, Hz) drawn as a dashed line (e.g.
+    the target speaker's mean pitch). Log-frequency axis, so equal distances are equal intervals."""
+    if not contours:
+        raise ValueError("plot_f0_contours needs at least one (label, times, f0) contour")
+    fig = Figure(layout="constrained", figsize=(2 * COLUMN_WIDTH, ROW_HEIGHT + 0.6))
+    ax = fig.subplots()
+    for label, times, f0 in contours:
+        f0 = np.asarray(f0, dtype=np.float64)
+        ax.plot(times, np.where(f0 > 0, f0, np.nan), label=label, linewidth=1.2)
+    if reference is not None:
+        ax.axhline(reference[1], linestyle="--", color="black", linewidth=0.8, label=reference[0])
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # plain Hz, not powers of ten
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("F0 (Hz)")
+    ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="small", loc="upper right")
     return _save(fig, path)

@@ -8,6 +8,8 @@
       -> voice conversion (several speakers): speaker probes, parallel MCD when texts repeat;
          sources of speakers the model never saw are converted to known voices, reported apart
       -> F0 of generated audio (pYIN) vs its source's or its target speaker's
+      -> the field's voice instruments: SECS (resemblyzer), WORLD/SPTK MCD, F0 agreement and
+         pitch offsets (WORLD Harvest), F0 contours of one utterance
     -> <out>/report.json, report.md, *.png, audio/ (the generated excerpts)
 """
 from __future__ import annotations
@@ -29,10 +31,11 @@ from ..generate import Generator
 from ..inference import check_decode_options
 from ..manifest import Utterance, read_manifest, spread_over_speakers, write_skipped
 from ..units import UnitExtractor
-from . import plots, sections
+from . import plots, sections, speaker_encoder, world
 from .alignments import AlignmentError, frame_labels, load_alignments
 from .markdown import render
 from .phonetic import mfcc_features, mfcc_kmeans_units, random_units
+from .speaker_encoder import SpeakerEncoder
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ PROBE_UTTERANCES_PER_SPEAKER = 12  # real training utterances per speaker the sp
 SPECTROGRAM_ROWS = 3
 F0_REFERENCE_UTTERANCES = 4  # real utterances per speaker whose pooled median F0 is a target's pitch
 MAX_OTHER_SPEAKERS = 7  # speakers each excerpt is also decoded with (teacher-forced) for speaker use
+F0_PLOT = "f0_contours.png"
 
 
 def evaluate(cfg: DictConfig) -> int:
@@ -68,8 +72,8 @@ def evaluate(cfg: DictConfig) -> int:
 
     report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, extractor, out)
     generator = Generator(extractor.model, backend=cfg.backend, threads=cfg.threads)
-    report["reconstruction"], report["conversion"], report["f0"] = _decode(cfg, manifest, utts, waves, codes, extractor,
-                                                             generator, out)
+    report["reconstruction"], report["conversion"], report["f0"], report["voice"] = _decode(
+        cfg, manifest, utts, waves, codes, extractor, generator, out)
     curves = Path(cfg.metrics_csv).expanduser() if cfg.metrics_csv else Path(cfg.model).expanduser().parent / "metrics.csv"
     report["training_curves"] = None
     if curves.is_file():
@@ -94,7 +98,10 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "reconstruct_utterances", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "excerpt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "abx_max_triples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "silence", lambda v: (OmegaConf.is_list(v) or isinstance(v, (list, tuple)))
+            and all(isinstance(x, str) for x in v), "a list of labels (strings), e.g. [sil, sp]")
     require(cfg, "mfcc_kmeans", lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "voice_metrics", lambda v: isinstance(v, bool), "true or false")
     for s in _splits(cfg.split):
         if s not in ("train", "valid", "test"):
             raise ConfigError(f"split={cfg.split}: splits are train, valid, test (or a comma list of them)")
@@ -137,7 +144,8 @@ def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
         return None, None
     fr, k = extractor.frame_rate, extractor.codebook_size
     ids = [u.id for u in utts if u.id in alignments]
-    phones = {u: frame_labels(alignments[u], len(codes[u]), fr) for u in ids}
+    silences = frozenset(cfg.silence)  # one set for every phonetic metric: frames and ABX items alike
+    phones = {u: frame_labels(alignments[u], len(codes[u]), fr, silences) for u in ids}
     systems = {"model": {u: codes[u] for u in ids},
                "random": random_units({u: len(codes[u]) for u in ids}, k, seed=cfg.seed)}
     mfcc = {u: mfcc_features(waves[u], extractor.sample_rate, extractor.hop) for u in ids}
@@ -153,14 +161,14 @@ def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
     speakers = {u.id: u.speaker for u in utts}
     features = {"model codebook vectors": {u: codebook[codes[u]] for u in ids}, "mfcc": mfcc}
     abx = sections.abx_section({u: alignments[u] for u in ids}, speakers, features, fr,
-                               cfg.abx_max_triples, cfg.seed)
+                               cfg.abx_max_triples, cfg.seed, silences)
     return phonetic, abx
 
 
 def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generator: Generator, out: Path):
     """Reconstructions and conversions of excerpts (the first excerpt_seconds of each chosen
-    utterance), written to out/audio/ for listening; returns the reconstruction, conversion and
-    F0 sections. Utterances of speakers the model knows are reconstructed and converted to the
+    utterance), written to out/audio/ for listening; returns the reconstruction, conversion, F0
+    and voice-instrument sections. Utterances of speakers the model knows are reconstructed and converted to the
     next speaker of the table; utterances of speakers it never saw (held-out speakers, folders
     without speakers) are converted to known voices (any-to-many) and reported apart: they have
     no embedding, so no reconstruction."""
@@ -169,7 +177,7 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     unseen = spread_over_speakers([u for u in utts if u.speaker not in known], cfg.reconstruct_utterances)
     names = sorted(known, key=known.get)
     if not names or not (seen or unseen):
-        return None, None, None
+        return None, None, None, None
     chosen = seen + unseen
     sr, hop = extractor.sample_rate, extractor.hop
     frames = max(1, int(cfg.excerpt_seconds * sr) // hop)
@@ -206,17 +214,60 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     f0 = {"seen": sections.f0_check([(p[1], p[2]) for p in pairs], [(c[0], c[2]) for c in converted], by_speaker, sr),
           "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in converted_unseen], by_speaker, sr)
           if unseen else None}
+    parallel = _parallel(manifest, seen, targets, waves, codes, generator, extractor, cfg) if converted else []
+    items = [sections.Generated(u.id, u.speaker, u.speaker, excerpt[u.id], generated[f"{u.id}_reconstruction"])
+             for u in seen]
+    items += [sections.Generated(u.id, u.speaker, targets[u.id], excerpt[u.id],
+                                 generated[f"{u.id}_to_{targets[u.id]}"], seen=u.speaker in known)
+              for u in chosen if u.id in targets]
+    voice = sections.voice(items, {u.id: (u.speaker, waves[u.id]) for u in utts}, by_speaker, parallel, sr,
+                           _speaker_encoder(cfg))
+    _plot_f0(voice, items, by_speaker, sr, out)
     if not (converted or converted_unseen):
-        return recon, None, f0
+        return recon, None, f0, voice
     real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
     histograms = np.stack([np.bincount(codes[u.id], minlength=extractor.codebook_size) / len(codes[u.id])
                            for u in utts])
-    parallel = _parallel(manifest, seen, targets, waves, codes, generator, extractor, cfg)
     reconstructed = ([generated[f"{u.id}_reconstruction"] for u in seen], [u.speaker for u in seen])
     conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
                                parallel, sr, cfg.seed, unseen_converted=converted_unseen)
     conv["decoder_speaker_use"] = _speaker_use(extractor, seen, excerpt, excerpt_codes, names) if seen and len(names) > 1 else None
-    return recon, conv, f0
+    return recon, conv, f0, voice
+
+
+def _speaker_encoder(cfg) -> SpeakerEncoder | None:
+    """The pretrained speaker encoder, or None (switched off, or not installed: the report says
+    which in its instruments)."""
+    if not cfg.voice_metrics:
+        return None
+    reason = speaker_encoder.unavailable()
+    if reason:
+        log.warning("no SECS: %s", reason)
+        return None
+    return SpeakerEncoder(device=str(resolve_device(cfg.device)))
+
+
+def _plot_f0(voice: dict, items: list, pitch_references: dict, sr: int, out: Path) -> None:
+    """F0 contours of one utterance's source, reconstruction and conversion (the first
+    utterance that has both), with the target speaker's mean pitch."""
+    if voice["world"] is None:
+        return
+    by_utt: dict[str, dict] = {}
+    for g in items:
+        by_utt.setdefault(g.utterance, {})["reconstruction" if g.is_reconstruction else "conversion"] = g
+    both = [d for d in by_utt.values() if len(d) == 2] or list(by_utt.values())
+    if not both:
+        return
+    chosen = both[0]
+    first = next(iter(chosen.values()))
+    contours = [("source", first.source)] + [(f"{kind} ({g.target})" if kind == "conversion" else kind, g.audio)
+                                             for kind, g in chosen.items()]
+    analyses = [(label, world.analyse(x, sr)) for label, x in contours]
+    conv = chosen.get("conversion")
+    pitch = voice["world"]["target_pitch_semitones"].get(conv.target) if conv else None
+    reference = (f"{conv.target} mean pitch", 2.0 ** (pitch / world.SEMITONES_PER_OCTAVE)) if pitch is not None else None
+    plots.plot_f0_contours([(label, world.frame_times(a), a.f0) for label, a in analyses], out / F0_PLOT,
+                           f"F0 (WORLD Harvest): {first.utterance}", reference)
 
 
 @torch.no_grad()

@@ -7,20 +7,25 @@
     conversion        speaker probes on converted audio and on code histograms, parallel MCD
     f0_check          median F0 of generated audio vs its source (reconstructions) or its
                       target speaker (conversions): does generated speech have harmonics?
+    voice             the field's instruments on generated audio: SECS (resemblyzer), WORLD/SPTK
+                      MCD, F0 agreement and pitch offsets (WORLD Harvest)
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from typing import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..units import deduplicate
+from . import speaker_encoder, world
 from .abx import EDGE_CONTEXT, abx, abx_items
-from .audio_metrics import F0_TOLERANCE, f0_within, mcd, median_f0, reconstruction_metrics
+from .alignments import DEFAULT_SILENCES
+from .audio_metrics import F0_MAX_HZ, F0_MIN_HZ, F0_TOLERANCE, f0_within, mcd, median_f0, reconstruction_metrics
 from .phonetic import code_to_phone_accuracy, contingency, entropy_bits, purity_pnmi, random_code_expectation
 from .speaker import SpeakerProbe, code_speaker_probe
+from .speaker_encoder import SpeakerEncoder
 
 
 def codebook_health(codes_by_utt: Mapping[str, np.ndarray], codebook_size: int, frame_rate: float) -> dict:
@@ -71,14 +76,15 @@ def phonetic_quality(phones_by_utt: Mapping[str, list], systems: Mapping[str, Ma
 
 
 def abx_section(alignments: Mapping, speakers: Mapping[str, str], features: Mapping[str, Mapping[str, np.ndarray]],
-                frame_rate: float, max_triples: int, seed: int) -> dict:
-    """ABX error (%) for each feature set (utterance id -> (frames, D)) on the same items, in
-    two variants: ZeroSpeech's "by context" (A, B, X share the neighbouring phones) and "phone
-    only" (contexts ignored), which has far more triples on a small test set."""
+                frame_rate: float, max_triples: int, seed: int, silences: Iterable[str] = DEFAULT_SILENCES) -> dict:
+    """ABX error (%) for each feature set (utterance id -> (frames, D)) on the same items (the
+    non-``silences`` segments), in two variants: ZeroSpeech's "by context" (A, B, X share the
+    neighbouring phones) and "phone only" (contexts ignored), which has far more triples on a
+    small test set. Each holds our averaging and the ZeroSpeech one (:func:`.abx.abx`)."""
     out = {}
     for name, feats in features.items():
         num_frames = {u: len(f) for u, f in feats.items()}
-        items = abx_items(alignments, speakers, num_frames, frame_rate)
+        items = abx_items(alignments, speakers, num_frames, frame_rate, silences)
         out[f"{name}, by context"] = abx(items, feats, max_triples=max_triples, seed=seed)
         no_context = [replace(i, prev=EDGE_CONTEXT, next=EDGE_CONTEXT) for i in items]
         out[f"{name}, phone only"] = abx(no_context, feats, max_triples=max_triples, seed=seed)
@@ -144,8 +150,10 @@ def conversion(probe_train: tuple[list[np.ndarray], list[str]], real_eval: tuple
     if parallel:
         out["parallel"] = {
             "pairs": len(parallel),
-            "mcd_conversion_vs_target": float(np.mean([mcd(t, c, sample_rate, align="dtw") for c, _, t in parallel])),
-            "mcd_source_vs_target": float(np.mean([mcd(t, s, sample_rate, align="dtw") for _, s, t in parallel])),
+            "mcd_filterbank_conversion_vs_target": float(np.mean([mcd(t, c, sample_rate, align="dtw")
+                                                                  for c, _, t in parallel])),
+            "mcd_filterbank_source_vs_target": float(np.mean([mcd(t, s, sample_rate, align="dtw")
+                                                              for _, s, t in parallel])),
         }
     else:
         out["parallel"] = None
@@ -189,3 +197,146 @@ def f0_check(reconstructions: Sequence[tuple[np.ndarray, np.ndarray]], conversio
             "source_voiced": float(np.mean([r["source_voiced"] for r in rec_rows])) if rec_rows else None,
             "conversion_voiced": float(np.mean([r["generated_voiced"] for r in conv_rows])) if conv_rows else None,
             "speaker_f0": speaker_f0, "per_reconstruction": rec_rows, "per_conversion": conv_rows}
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated excerpt for :func:`voice`: ``source`` is the original excerpt (T,) of
+    ``utterance`` by ``source_speaker``; ``audio`` the reconstruction (``target`` is the source
+    speaker) or the conversion to ``target``; ``seen``: the model knows the source speaker."""
+
+    utterance: str
+    source_speaker: str
+    target: str
+    source: np.ndarray
+    audio: np.ndarray
+    seen: bool = True
+
+    @property
+    def is_reconstruction(self) -> bool:
+        return self.seen and self.target == self.source_speaker
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def voice(generated: Sequence[Generated], real: Mapping[str, tuple[str, np.ndarray]],
+          pitch_references: Mapping[str, Sequence[np.ndarray]],
+          parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sample_rate: int,
+          encoder: SpeakerEncoder | None) -> dict:
+    """The field's voice instruments on generated excerpts (see world.py, speaker_encoder.py).
+
+    SECS (when ``encoder`` is given): each excerpt's embedding against speaker embeddings made
+    from ``real`` (utterance id -> (speaker, audio), the held-out real utterances; the excerpt's
+    own utterance left out): reconstructions against their own speaker, conversions against
+    their target and their source speaker, the source excerpts against the target (the control a
+    conversion must beat), real utterances against their own speaker (the ceiling), and the share
+    of conversions closer to the target than to the source speaker. WORLD/SPTK: MCD of
+    reconstructions (frame by frame) and of ``parallel`` (conversion, source, target) triples
+    after DTW; F0 agreement of reconstructions with their sources; each conversion's (and, as a
+    control, its source's) pitch offset from the target speaker's mean pitch over
+    ``pitch_references`` (real utterances per speaker), in semitones. ``instruments`` names what
+    gave each number, or why it is missing."""
+    world_missing = world.unavailable()
+    instruments = {
+        "speaker_similarity": speaker_encoder.INSTRUMENT if encoder is not None else speaker_encoder.unavailable()
+        or "speaker encoder switched off (voice_metrics=false)",
+        "mcd": world_missing or (f"WORLD CheapTrick envelope (pyworld) -> SPTK mel-cepstrum (pysptk sp2mc), order "
+                                 f"{world.MCEP_ORDER}, alpha {world.all_pass_constant(sample_rate)}, c0 excluded, "
+                                 f"{world.FRAME_PERIOD_MS:g} ms frames"),
+        "f0": world_missing or (f"WORLD Harvest (pyworld), {F0_MIN_HZ:g}-{F0_MAX_HZ:g} Hz, "
+                                f"{world.FRAME_PERIOD_MS:g} ms frames, voiced frames only"),
+    }
+    out: dict = {"instruments": instruments, "secs": None, "world": None}
+    recon = [g for g in generated if g.is_reconstruction]
+    conv = [g for g in generated if not g.is_reconstruction]
+    if encoder is not None:
+        out["secs"] = _secs(encoder, recon, conv, real, sample_rate)
+    if world_missing is None:
+        out["world"] = _world(recon, conv, pitch_references, parallel, sample_rate)
+    return out
+
+
+def _secs(encoder: SpeakerEncoder, recon: Sequence[Generated], conv: Sequence[Generated],
+          real: Mapping[str, tuple[str, np.ndarray]], sr: int) -> dict:
+    real_emb = {uid: encoder.embed(a, sr) for uid, (_, a) in real.items()}
+    speakers = {uid: s for uid, (s, _) in real.items()}
+
+    def against(g: Generated, emb: np.ndarray, speaker: str) -> float | None:
+        ref = speaker_encoder.speaker_embeddings(real_emb, speakers, exclude=g.utterance).get(speaker)
+        return None if ref is None else speaker_encoder.cosine(emb, ref)
+
+    def conversions(items: Sequence[Generated]) -> dict | None:
+        if not items:
+            return None
+        rows = []
+        for g in items:
+            emb, src = encoder.embed(g.audio, sr), encoder.embed(g.source, sr)
+            to_target, to_source = against(g, emb, g.target), against(g, emb, g.source_speaker)
+            rows.append({"utterance": g.utterance, "target": g.target, "to_target": to_target,
+                         "to_source": to_source, "source_to_target": against(g, src, g.target),
+                         "closer_to_target": None if to_target is None or to_source is None
+                         else to_target > to_source})
+        return {"conversions": len(rows), "conversion_vs_target": _mean(r["to_target"] for r in rows),
+                "conversion_vs_source": _mean(r["to_source"] for r in rows),
+                "source_vs_target": _mean(r["source_to_target"] for r in rows),
+                "closer_to_target": _mean(None if r["closer_to_target"] is None else float(r["closer_to_target"])
+                                          for r in rows), "per_conversion": rows}
+
+    own = {uid: speaker_encoder.speaker_embeddings(real_emb, speakers, exclude=uid).get(speakers[uid])
+           for uid in real_emb}
+    return {"real_vs_own": _mean(speaker_encoder.cosine(real_emb[u], e) for u, e in own.items() if e is not None),
+            "real_utterances": len(real_emb),
+            "reconstructions": len(recon),
+            "reconstruction_vs_own": _mean(against(g, encoder.embed(g.audio, sr), g.source_speaker) for g in recon),
+            "seen": conversions([g for g in conv if g.seen]),
+            "unseen_sources": conversions([g for g in conv if not g.seen])}
+
+
+def _world(recon: Sequence[Generated], conv: Sequence[Generated], pitch_references: Mapping[str, Sequence[np.ndarray]],
+           parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sr: int) -> dict:
+    analysed: dict[int, world.WorldAnalysis] = {}
+
+    def analyse(x: np.ndarray) -> world.WorldAnalysis:  # each signal once (sources recur)
+        if id(x) not in analysed:
+            analysed[id(x)] = world.analyse(x, sr)
+        return analysed[id(x)]
+
+    rec_rows = []
+    for g in recon:
+        src, gen = analyse(g.source), analyse(g.audio)
+        rec_rows.append({"utterance": g.utterance, "mcd_db": world.mcd(src, gen), **world.f0_agreement(src, gen)})
+    targets = sorted({g.target for g in conv})
+    target_pitch = {t: world.mean_pitch([analyse(a) for a in pitch_references.get(t, [])]) for t in targets}
+
+    def offsets(items: Sequence[Generated]) -> dict | None:
+        if not items:
+            return None
+        rows = [{"utterance": g.utterance, "target": g.target,
+                 "offset_semitones": world.pitch_offset(analyse(g.audio), target_pitch[g.target]),
+                 "source_offset_semitones": world.pitch_offset(analyse(g.source), target_pitch[g.target])}
+                for g in items]
+        return {"conversions": len(rows), "offset_semitones": _mean(r["offset_semitones"] for r in rows),
+                "source_offset_semitones": _mean(r["source_offset_semitones"] for r in rows),
+                "abs_offset_semitones": _mean(None if r["offset_semitones"] is None else abs(r["offset_semitones"])
+                                              for r in rows),
+                "source_abs_offset_semitones": _mean(None if r["source_offset_semitones"] is None
+                                                     else abs(r["source_offset_semitones"]) for r in rows),
+                "per_conversion": rows}
+
+    par = None
+    if parallel:
+        pairs = [(analyse(c), analyse(s), analyse(t)) for c, s, t in parallel]
+        par = {"pairs": len(pairs), "conversion_vs_target_db": _mean(world.mcd(t, c, "dtw") for c, _, t in pairs),
+               "source_vs_target_db": _mean(world.mcd(t, s, "dtw") for _, s, t in pairs)}
+    return {"reconstruction": {"utterances": len(rec_rows), "mcd_db": _mean(r["mcd_db"] for r in rec_rows),
+                               "log_f0_rmse_semitones": _mean(r["log_f0_rmse_semitones"] for r in rec_rows),
+                               "log_f0_correlation": _mean(r["log_f0_correlation"] for r in rec_rows),
+                               "vuv_error": _mean(r["vuv_error"] for r in rec_rows), "per_utterance": rec_rows}
+            if rec_rows else None,
+            "target_pitch_semitones": target_pitch,
+            "seen": offsets([g for g in conv if g.seen]),
+            "unseen_sources": offsets([g for g in conv if not g.seen]),
+            "parallel": par}

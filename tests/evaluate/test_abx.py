@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_vq.evaluate.abx import AbxItem, abx, abx_items, angular_distances
+from audio_vq.evaluate.abx import AbxItem, _aggregate, _aggregate_zerospeech, abx, abx_items, angular_distances
 from audio_vq.evaluate.alignments import FrameLabels, Segment
 
 FRAME_RATE = 10.0  # frames of 0.1 s: frame i is centred at (i + 0.5) / 10 s
@@ -121,3 +121,52 @@ def test_sampling_is_bounded_and_seeded():
     assert capped["within"] != abx(items, features, max_triples=7, seed=2)["within"]
     with pytest.raises(ValueError, match="past the 2 feature frames"):
         abx(items, {**features, "u0": features["u0"][:2]})
+
+
+def test_zerospeech_averaging_differs_from_ours_on_hand_made_cells():
+    # within: (a, b) has two contexts for s1 (1, 0: 0.5) and one for s2 (1), so 0.75; (b, a) = 0;
+    # (a, c) = 0.5 has one order only. Ours: {a, b} = (0.75 + 0) / 2, {a, c} = 0.5 -> 43.75.
+    # ZeroSpeech, over ordered pairs: (0.75 + 0 + 0.5) / 3 -> 41.67.
+    within = {("c1", "a", "b", "s1"): 1.0, ("c2", "a", "b", "s1"): 0.0, ("c1", "a", "b", "s2"): 1.0,
+              ("c1", "b", "a", "s1"): 0.0, ("c1", "a", "c", "s1"): 0.5}
+    assert _aggregate(within) == (pytest.approx(43.75), 2)
+    assert _aggregate_zerospeech(within) == pytest.approx(125 / 3)
+    # across (context, a, b, s1, s2): the speaker pair (s1, s2) has two contexts, (s1, s3) and
+    # (s2, s1) one. Ours, per speaker pair then pairs: (a, b) = mean(0.5, 0, 1) = 0.5, (b, a) = 0
+    # -> {a, b} = 25. ZeroSpeech: s1 over its (context, X speaker) cells (1 + 0 + 0) / 3, s2 = 1,
+    # so (a, b) = 2/3; (b, a) = 0 -> 33.33.
+    across = {("c1", "a", "b", "s1", "s2"): 1.0, ("c2", "a", "b", "s1", "s2"): 0.0,
+              ("c1", "a", "b", "s1", "s3"): 0.0, ("c1", "a", "b", "s2", "s1"): 1.0,
+              ("c1", "b", "a", "s1", "s2"): 0.0}
+    assert _aggregate(across) == (pytest.approx(25.0), 1)
+    assert _aggregate_zerospeech(across) == pytest.approx(100 / 3)
+    assert _aggregate_zerospeech({}) is None
+
+
+def test_abx_reports_the_zerospeech_averaging_of_the_same_cells():
+    # one speaker, context (p, t), one frame each: a1, a2 and c1 at 0 degrees, b1, b2 at 90. Cells
+    # (a, b), (b, a), (b, c) make no error; (a, c) ties everywhere (c sits on the a's): 0.5. c has
+    # one item, so (c, a) and (c, b) have no X: one order only. Ours: ({a,b} 0 + {a,c} 0.5 +
+    # {b,c} 0) / 3 = 16.67; ZeroSpeech over the 4 ordered pairs: 0.5 / 4 = 12.5.
+    angles = {"a1": 0, "a2": 0, "b1": 90, "b2": 90, "c1": 0}
+    features = {u: np.array([[np.cos(np.radians(t)), np.sin(np.radians(t))]]) for u, t in angles.items()}
+    result = abx([AbxItem(u, "s", u[0], "p", "t", 0, 1) for u in angles], features)
+    assert result["within"] == pytest.approx(100 / 6) and result["within_zerospeech"] == pytest.approx(12.5)
+    assert result["within_cells"] == 4 and result["within_pairs"] == 3
+    assert result["across"] is None and result["across_zerospeech"] is None  # one speaker
+    # where every pair has both orders and every cell level is complete, the two agree
+    alignments, speakers = _corpus()
+    inventory = ["sil", "p", "a", "i", "t"]
+    full = abx(_items(alignments, speakers), _features(alignments, lambda s, p: np.eye(5)[inventory.index(p)]))
+    assert full["within_zerospeech"] == full["within"] == 0.0 and full["across_zerospeech"] == full["across"] == 0.0
+
+
+def test_festival_and_timit_silences_are_silence_by_default_and_silence_overrides():
+    # Festival's pause "pau" and TIMIT's edge silence "h#" around "p a t": no item, context #
+    alignment = {"u": [Segment(0.0, 0.2, "h#"), Segment(0.2, 0.4, "p"), Segment(0.4, 0.6, "a"),
+                       Segment(0.6, 0.8, "t"), Segment(0.8, 1.0, "pau")]}
+    default = abx_items(alignment, {"u": "s"}, {"u": 10}, FRAME_RATE)
+    assert [(i.phone, i.prev, i.next) for i in default] == [("p", "#", "a"), ("a", "p", "t"), ("t", "a", "#")]
+    # a custom set: "pau" is now a phone (an item, and the context of t); "a" is silence
+    custom = abx_items(alignment, {"u": "s"}, {"u": 10}, FRAME_RATE, silences=["h#", "a"])
+    assert [(i.phone, i.prev, i.next) for i in custom] == [("p", "#", "#"), ("t", "#", "pau"), ("pau", "t", "#")]

@@ -206,6 +206,12 @@ def test_frame_labels_take_the_phone_at_each_frame_centre():
     assert frame_labels([Segment(0.0, 0.125, "x"), Segment(0.125, 0.2, "y")], 2, 4.0) == ["y", None]
 
 
+def test_festival_and_timit_silences_are_left_out_by_default():
+    segments = [Segment(0.0, 0.1, "h#"), Segment(0.1, 0.2, "a"), Segment(0.2, 0.3, "pau"), Segment(0.3, 0.4, "epi")]
+    assert frame_labels(segments, 4, 10.0) == [None, "a", None, None]
+    assert frame_labels(segments, 4, 10.0, silences=["pau"]) == ["h#", "a", None, "epi"]
+
+
 def test_frame_labels_resample_fairseq_labels_by_centre_time():
     labels = FrameLabels(["a", "a", "b", "b", "b", "sil", "c", "c"], 100.0)
     # 50 Hz: centres 0.01, 0.03, 0.05, 0.07, 0.09 -> label indices 1, 3, 5, 7, 9 (past the end)

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from audio_vq.config import ConfigError, compose
-from audio_vq.evaluate import report
+from audio_vq.evaluate import report, sections
+from audio_vq.evaluate.alignments import DEFAULT_SILENCES
 
 from tiny import INFERENCE, TINY_HOP
 
@@ -32,6 +33,7 @@ def test_report_has_every_section(evaluated):
     for heading in ("## Codebook health", "## Phonetic quality", "## ABX", "## Reconstruction", "## Voice conversion",
                     "## Training curves"):
         assert heading in md
+    assert "within speaker, ours | within, ZeroSpeech averaging" in md
     for png in ("codebook_usage", "pnmi", "code_to_phone_accuracy", "spectrograms", "training_curves"):
         assert (out / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list((out / "audio").glob("*_reconstruction.wav"))) == 2
@@ -59,6 +61,11 @@ def test_phonetic_baselines_and_expectation(evaluated):
                                                               rel=0.25)
     assert set(r["abx"]) == {"model codebook vectors, by context", "model codebook vectors, phone only",
                              "mfcc, by context", "mfcc, phone only"}
+    for scores in r["abx"].values():  # ours and the ZeroSpeech averaging of the same cells, side by side
+        for side in ("within", "across"):  # None (no cell: 8 utterances) for both or neither
+            zerospeech = scores[f"{side}_zerospeech"]
+            assert (zerospeech is None) == (scores[side] is None) and (zerospeech is None or 0 <= zerospeech <= 100)
+    assert set(r["config"]["silence"]) == DEFAULT_SILENCES
 
 
 def test_conversion_probes(evaluated):
@@ -79,6 +86,50 @@ def test_bad_config_names_the_key(tiny_trained, tmp_path):
         run(tiny_trained, tmp_path, "max_utterances=1")
 
 
+def _config(tmp_path, *overrides):
+    return compose("evaluate", [f"model={tmp_path}", "data=manifest.jsonl", f"out={tmp_path / 'out'}", *overrides],
+                   package=INFERENCE)
+
+
+def test_silence_key_defaults_to_the_one_silence_set(tmp_path):
+    silence = list(_config(tmp_path).silence)
+    assert len(silence) == len(set(silence)) and set(silence) == DEFAULT_SILENCES
+    assert {"pau", "h#"} <= DEFAULT_SILENCES  # Festival's pause, TIMIT's edge silence
+    report._check(_config(tmp_path, 'silence=[sil,"h#"]'))
+    report._check(_config(tmp_path, "silence=[]"))  # every label a phone
+
+
+@pytest.mark.parametrize("bad", ["silence=sil", "silence=[sil,3]", "silence=null"])
+def test_bad_silence_is_refused_in_one_line_naming_the_key(tmp_path, bad):
+    with pytest.raises(ConfigError, match=r"^silence=.*expected a list of labels") as err:
+        report._check(_config(tmp_path, bad))
+    assert "\n" not in str(err.value)
+
+
+class _Stop(Exception):
+    """Ends an evaluate run once the phonetic sections are computed (the rest is not under test)."""
+
+
+def test_the_silence_key_reaches_every_phonetic_metric(tiny_trained, evaluated, tmp_path, monkeypatch):
+    seen = {}
+    phonetic_quality, abx_section = sections.phonetic_quality, sections.abx_section
+
+    def abx_then_stop(*args, **kwargs):
+        seen["abx"] = abx_section(*args, **kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(sections, "phonetic_quality",
+                        lambda *a, **k: seen.setdefault("phonetic", phonetic_quality(*a, **k)))
+    monkeypatch.setattr(sections, "abx_section", abx_then_stop)
+    with pytest.raises(_Stop):
+        run(tiny_trained, tmp_path, "silence=[]", "mfcc_kmeans=false")  # the synthetic corpus' "sil" is a phone now
+    _, default = evaluated
+    assert seen["phonetic"]["phones"] == default["phonetic"]["phones"] + 1
+    assert seen["phonetic"]["labelled_frames"] > default["phonetic"]["labelled_frames"]
+    key = "model codebook vectors, by context"
+    assert seen["abx"][key]["items"] > default["abx"][key]["items"]
+
+
 def test_parallel_texts_give_mcd_after_dtw(tiny_trained, tmp_path):
     from audio_vq.manifest import read_manifest, write_manifest
     utts = read_manifest(tiny_trained / "data")
@@ -92,7 +143,7 @@ def test_parallel_texts_give_mcd_after_dtw(tiny_trained, tmp_path):
     report.evaluate(cfg)
     par = json.loads((tmp_path / "out" / "report.json").read_text())["conversion"]["parallel"]
     assert par["pairs"] == 2
-    assert par["mcd_conversion_vs_target"] > 0 and par["mcd_source_vs_target"] > 0
+    assert par["mcd_filterbank_conversion_vs_target"] > 0 and par["mcd_filterbank_source_vs_target"] > 0
     assert "MCD-DTW conversion vs target" in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -122,3 +173,23 @@ def test_sources_of_unseen_speakers_are_converted_and_reported_apart(tiny_traine
     assert sum(n.split("_to_")[0] in newcomer_ids for n in audio_files if "_to_" in n) == 2
     assert r["reconstruction"]["utterances"] == 3  # the seen speakers' excerpts, as before
     assert "never saw" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_voice_instruments_are_reported_and_named(evaluated):
+    from audio_vq.evaluate import speaker_encoder, world
+    out, r = evaluated
+    v = r["voice"]
+    if world.unavailable() is None:
+        rec = v["world"]["reconstruction"]
+        assert rec["utterances"] == 2 and rec["mcd_db"] > 0 and 0 <= rec["vuv_error"] <= 1
+        assert v["world"]["seen"]["conversions"] == 2 and "SPTK" in v["instruments"]["mcd"]
+        assert (out / "f0_contours.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert v["world"] is None and "pyworld" in v["instruments"]["mcd"]
+    if speaker_encoder.unavailable() is None:
+        secs = v["secs"]
+        assert secs["reconstructions"] == 2 and secs["seen"]["conversions"] == 2
+        assert -1 <= secs["seen"]["conversion_vs_target"] <= 1 and 0 <= secs["seen"]["closer_to_target"] <= 1
+        assert v["instruments"]["speaker_similarity"] == speaker_encoder.INSTRUMENT
+    md = (out / "report.md").read_text()
+    assert "## Voice, measured with the field's instruments" in md and v["instruments"]["f0"] in md
