@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-import audio_vq
+import audio_vq.configs
 from audio_vq.corpora import get_scanner
 
-CONFIG_DIR = Path(audio_vq.__file__).parent / "configs" / "corpus"
+CONFIG_DIR = Path(audio_vq.configs.__file__).parent / "corpus"
 TONE_HZ = 220.0
 TONE_AMPLITUDE = 0.3
 

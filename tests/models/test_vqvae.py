@@ -22,7 +22,7 @@ def tiny(num_speakers=3, **quantizer):
     return VQVAE.from_config(cfg, num_speakers)
 
 
-@pytest.mark.parametrize("preset, hop, k", [("small", 64, 128), ("paper", 64, 512), ("phoneme25hz", 640, 128)])
+@pytest.mark.parametrize("preset, hop, k", [("small", 320, 128), ("paper", 64, 512), ("phoneme25hz", 640, 128)])
 def test_presets_build_with_the_papers_numbers(preset, hop, k):
     cfg = compose("train", [f"model={preset}"])
     model = VQVAE.from_config(OmegaConf.to_container(cfg.model), num_speakers=4)
@@ -33,7 +33,7 @@ def test_presets_build_with_the_papers_numbers(preset, hop, k):
 def test_gumbel_quantizer_behind_the_same_model():
     cfg = compose("train", ["model/quantizer=gumbel", "model.quantizer.codebook_size=32"])
     model = VQVAE.from_config(OmegaConf.to_container(cfg.model), num_speakers=2)
-    out = model(torch.randn(2, 640) * 0.1, torch.tensor([0, 1]))
+    out = model(torch.randn(2, 10 * model.hop) * 0.1, torch.tensor([0, 1]))
     assert out.codes.shape == (2, 10) and int(out.codes.max()) < 32 and torch.isfinite(out.loss)
 
 
