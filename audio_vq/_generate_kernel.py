@@ -25,6 +25,7 @@ Compiled with ``nogil=True`` (groups run in parallel Python threads), ``fastmath
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import llvmlite.binding as llvm_binding
 import numpy as np
@@ -359,35 +360,80 @@ def _mulaw_class(x, channels):
     return int(math.floor((y + 1.0) / 2.0 * mu + 0.5))
 
 
+class KernelWeights(NamedTuple):
+    """The network, float32, C-contiguous, matrices stored (in, out): the kernel's form of
+    :class:`audio_vq.models.wavenet.StepWeights` (``generate._kernel_weights`` builds it).
+
+    emb (classes, R); wd (L, (P + 1) * R, G): the dilated convs, rows [m R, (m + 1) R) = tap m,
+    which multiplies the input at t - (P - m) * dilation (tap P: the current input); wc (D, L*G):
+    the local-conditioning projections side by side; sr_w (L, G/2, S + R): each layer's skip and
+    residual 1x1 convs side by side (the last layer's residual part unused); res_b (L, R);
+    skip_last (G/2, S): the last layer's skip conv alone; skip_b (S,): the skip biases summed
+    over layers; hid_w (S, S), hid_b (S,), out_w (S, C), out_b (C,): the output head.
+    """
+
+    emb: np.ndarray
+    wd: np.ndarray
+    wc: np.ndarray
+    sr_w: np.ndarray
+    res_b: np.ndarray
+    skip_last: np.ndarray
+    skip_b: np.ndarray
+    hid_w: np.ndarray
+    hid_b: np.ndarray
+    out_w: np.ndarray
+    out_b: np.ndarray
+
+
+class Geometry(NamedTuple):
+    """What the recurrence needs besides weights, fixed for a model.
+
+    dil (L,) int64; past_taps P = kernel_size - 1; ring_off (L,) int64: offsets of the layers'
+    rings of P * dil slots; past_off (L,) int64: offsets of the past-tap blocks of dil rows;
+    residual_scale, skip_scale; log_scale_min (logistic mixture); mu_law_channels.
+    """
+
+    dil: np.ndarray
+    ring_off: np.ndarray
+    past_off: np.ndarray
+    past_taps: int
+    residual_scale: float
+    skip_scale: float
+    log_scale_min: float
+    mu_law_channels: int
+
+
+class Streams(NamedTuple):
+    """A group's state (updated in place) and its per-stream inputs.
+
+    ring (nb, sum(P * dil), R): the residual inputs of each layer, time s in slot s % (P * dil);
+    past (nb, sum(dil), G): the current past-tap blocks (block_past only); prev (nb,) int64: the
+    next input class; consts (nb, L*G): speaker projection + dilated-conv bias per stream;
+    lengths (nb,) int64: samples per stream, non-increasing (a stream stops at its length);
+    block_past: compute the past taps' products a block of ``dil`` steps at a time (at
+    t % dil == 0 every past input of the next dil steps is known, so each past-tap weight is read
+    once per dil steps instead of every step: what makes one stream fast, its weights then fit
+    in L2); else per step with the current tap (for groups of >= 4 streams, which share each
+    weight load anyway). Both sum in the same order.
+    """
+
+    ring: np.ndarray
+    past: np.ndarray
+    prev: np.ndarray
+    consts: np.ndarray
+    lengths: np.ndarray
+    block_past: bool
+
+
 @njit(nogil=True, fastmath=True, error_model="numpy", cache=True)
-def run_steps(weights, dil, ring_off, past_off, past_taps, block_past, residual_scale, skip_scale, log_scale_min,
-              mu_law_channels, ring, past, prev, consts, feats, row0, feat_hop, t0, t1, lengths,
-              uniforms, mode, temperature, argmax, teacher, out_class, out_audio, out_logits):
+def run_steps(weights, geometry, streams, feats, row0, feat_hop, t0, t1, uniforms, mode, temperature, argmax,
+              teacher, out_class, out_audio, out_logits):
     """Advance the streams of one group over time steps [t0, t1).
 
-    weights: float32, matrices stored (in, out):
-        emb (classes, R);
-        wd (L, (P + 1) * R, G): the dilated convs, rows [m R, (m + 1) R) = tap m, which
-            multiplies the input at t - (P - m) * dilation (tap P: the current input);
-        wc (D, L*G): the local-conditioning projections of all layers side by side;
-        sr_w (L, G/2, S + R): each layer's skip and residual 1x1 convs side by side (the
-            last layer's residual part unused), res_b (L, R), skip_last (G/2, S) (the last
-            layer's skip conv alone), skip_b (S,) (the skip biases summed over layers);
-        hid_w (S, S), hid_b (S,), out_w (S, C), out_b (C,): the output head.
-    dil (L,) int64; past_taps P = kernel_size - 1; ring_off (L,) offsets of the rings of
-        P * dil slots; past_off (L,) offsets of the past-tap blocks of dil rows.
-    block_past: compute the past taps' products a block of ``dil`` steps at a time (at
-        t % dil == 0 every past input of the next dil steps is known, so each past-tap weight
-        is read once per dil steps instead of every step: what makes one stream fast, its
-        weights then fit in L2); else per step with the current tap (for groups of >= 4
-        streams, which share each weight load anyway). Both sum in the same order.
-    State (updated in place): ring (nb, sum(P * dil), R): the residual inputs of each layer,
-        time s in slot s % (P * dil); past (nb, sum(dil), G): the current blocks (block_past);
-        prev (nb,) the next input class.
-    consts (nb, L*G): speaker projection + dilated-conv bias per stream.
+    weights: :class:`KernelWeights`; geometry: :class:`Geometry`; streams: :class:`Streams`
+    (its ring, past and prev are updated in place).
     feats (nb, rows, D): local features; row r (absolute: row0 + r) conditions samples
-        [r * feat_hop, (r + 1) * feat_hop). Projected here once per call: (rows, L*G).
-    lengths (nb,) int64: samples per stream, non-increasing (a stream stops at its length).
+    [r * feat_hop, (r + 1) * feat_hop). Projected here once per call: (rows, L*G).
     uniforms (nb, t1 - t0, 2) float64; teacher (nb, t1 - t0) int64 (MODE_TEACHER only).
     Outputs at [b, t - t0]: out_class (nb, n) int64; out_audio (nb, n) float32 (mixture);
     out_logits (nb, n, C) float32 (MODE_TEACHER).
@@ -395,7 +441,14 @@ def run_steps(weights, dil, ring_off, past_off, past_taps, block_past, residual_
     Per element the dilated conv is ``a = chain_cur(chain_past(0)) + table`` (chain: fused
     multiply-adds over the inputs in order), whichever mode and however many streams.
     """
-    emb, wd, wc, sr_w, res_b, skip_last, skip_b, hid_w, hid_b, out_w, out_b = weights
+    emb, wd, wc, sr_w, res_b = weights.emb, weights.wd, weights.wc, weights.sr_w, weights.res_b
+    skip_last, skip_b, hid_w, hid_b = weights.skip_last, weights.skip_b, weights.hid_w, weights.hid_b
+    out_w, out_b = weights.out_w, weights.out_b
+    dil, ring_off, past_off, past_taps = geometry.dil, geometry.ring_off, geometry.past_off, geometry.past_taps
+    residual_scale, skip_scale = geometry.residual_scale, geometry.skip_scale
+    log_scale_min, mu_law_channels = geometry.log_scale_min, geometry.mu_law_channels
+    ring, past, prev, consts = streams.ring, streams.past, streams.prev, streams.consts
+    lengths, block_past = streams.lengths, streams.block_past
     nb = ring.shape[0]
     R = emb.shape[1]
     L = wd.shape[0]

@@ -54,7 +54,7 @@ from torch import Tensor
 
 from .audio import mulaw_decode
 from .models.vqvae import VQVAE
-from .models.wavenet import RESIDUAL_SCALE
+from .models.wavenet import RESIDUAL_SCALE, StepWeights
 
 BACKENDS = ("auto", "numba", "torch")
 #: samples per kernel call in generate() (a multiple of hop is taken): bounds the memory for
@@ -67,6 +67,20 @@ TRANSPOSED_MARGIN_FRAMES = 4
 
 def _numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None  # numba comes with librosa
+
+
+def _kernel_weights(w: StepWeights):
+    """The numba kernel's float32 arrays (:class:`._generate_kernel.KernelWeights`) from the
+    decoder's :class:`StepWeights`."""
+    from ._generate_kernel import KernelWeights
+
+    def f32(t: Tensor) -> np.ndarray:
+        return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
+
+    return KernelWeights(emb=f32(w.emb), wd=f32(w.wd), wc=f32(w.wc),
+                         sr_w=f32(torch.cat([w.skip_w, w.res_w], dim=2)),  # (L, H, S + R): skip | residual
+                         res_b=f32(w.res_b), skip_last=f32(w.skip_w[-1]), skip_b=f32(w.skip_b),
+                         hid_w=f32(w.hid_w), hid_b=f32(w.hid_b), out_w=f32(w.out_w), out_b=f32(w.out_b))
 
 
 @dataclass
@@ -126,48 +140,21 @@ class Generator:
         self.ring_len = [(self.kernel_size - 1) * d + 1 for d in self.dilations]  # the torch path's rings
         self.codebook_size = int(model.quantizer.codebook_size)
         self.chunk_samples = max(self.hop, CHUNK_SAMPLES // self.hop * self.hop)
-        with torch.no_grad():
-            self._torch_weights = self._collect_weights()
+        self._torch_weights = dec.step_weights()
         if backend == "numba":
             from . import _generate_kernel
 
             self._kernel = _generate_kernel
-            w = self._torch_weights
-            f32 = lambda t: np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())  # noqa: E731
-            sr_w = torch.cat([w["skip_w"], w["res_w"]], dim=2)  # (L, H, S + R): skip | residual
-            self._np_weights = (f32(w["emb"]), f32(w["wd"]), f32(w["wc"]), f32(sr_w), f32(w["res_b"]),
-                                f32(w["skip_w"][-1]), f32(w["skip_b"]), f32(w["hid_w"]), f32(w["hid_b"]),
-                                f32(w["out_w"]), f32(w["out_b"]))
+            self._np_weights = _kernel_weights(self._torch_weights)
             past = self.kernel_size - 1
-            self._np_dil = np.asarray(self.dilations, np.int64)
-            self._np_ring_off = np.concatenate([[0], np.cumsum([past * d for d in self.dilations])[:-1]]).astype(np.int64)
-            self._np_past_off = np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64)
+            self._geometry = _generate_kernel.Geometry(
+                dil=np.asarray(self.dilations, np.int64),
+                ring_off=np.concatenate([[0], np.cumsum([past * d for d in self.dilations])[:-1]]).astype(np.int64),
+                past_off=np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64),
+                past_taps=past, residual_scale=float(RESIDUAL_SCALE), skip_scale=float(dec.skip_scale),
+                log_scale_min=float(getattr(dec.distribution, "log_scale_min", 0.0)),
+                mu_law_channels=int(dec.mu_law_channels))
             self._ring_slots = past * sum(self.dilations)
-            self._log_scale_min = float(getattr(dec.distribution, "log_scale_min", 0.0))
-
-    # -- weights ------------------------------------------------------------------------------
-
-    def _collect_weights(self) -> dict[str, Tensor]:
-        """The decoder's parameters rearranged for the recurrence, matrices stored (in, out)."""
-        dec = self.decoder
-        layers = dec.layers
-        R, G, K = dec.residual_channels, dec.gate_channels, dec.kernel_size
-        H = G // 2
-        # dilated conv weight (G, R, K): tap m multiplies the input at t - (K-1-m) * dilation
-        wd = torch.stack([l.dilated.weight.permute(2, 1, 0).reshape(K * R, G) for l in layers])  # (L, K*R, G)
-        wc = torch.cat([l.cond.weight[:, :, 0].t() for l in layers], dim=1)  # (D, L*G)
-        zero_r = dec.embedding.weight.new_zeros(H, R)
-        res_w = torch.stack([l.residual.weight[:, :, 0].t() if l.residual is not None else zero_r for l in layers])
-        res_b = torch.stack([l.residual.bias if l.residual is not None else zero_r[0] for l in layers])
-        skip_w = torch.stack([l.skip.weight[:, :, 0].t() for l in layers])  # (L, H, S)
-        skip_b = torch.stack([l.skip.bias for l in layers]).sum(0)
-        return {
-            "emb": dec.embedding.weight, "wd": wd.contiguous(), "wc": wc.contiguous(),
-            "res_w": res_w.contiguous(), "res_b": res_b.contiguous(), "skip_w": skip_w.contiguous(),
-            "skip_b": skip_b, "dil_b": torch.cat([l.dilated.bias for l in layers]),
-            "hid_w": dec.head_hidden.weight[:, :, 0].t().contiguous(), "hid_b": dec.head_hidden.bias,
-            "out_w": dec.head_out.weight[:, :, 0].t().contiguous(), "out_b": dec.head_out.bias,
-        }
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -215,13 +202,13 @@ class Generator:
         frames = len(codes)
         if frames:
             lat = self.model.latents(torch.from_numpy(codes).to(self.device).unsqueeze(0))  # (1, D, F)
-            lat = lat.to(w["wc"].dtype)
+            lat = lat.to(w.wc.dtype)
             for conv in dec.cond_convs:  # the frame-rate stack of WaveNet.local_features
                 lat = lat + conv(F.relu(lat))
             feats = lat[0].t().contiguous()  # (F, D)
         else:
-            feats = w["wc"].new_zeros(0, w["wc"].shape[0])
-        const = w["dil_b"].clone()
+            feats = w.wc.new_zeros(0, w.wc.shape[0])
+        const = w.dil_b.clone()
         if speaker is not None:
             g = self.model.speaker_vector(torch.tensor([speaker], device=self.device))
             const += torch.cat([l.speaker(g)[0] for l in dec.layers])
@@ -438,7 +425,7 @@ class _Session:
         g = self.gen
         row0 = t0 // g.feat_hop
         rows = -(-t1 // g.feat_hop) - row0
-        D = g._torch_weights["wc"].shape[0]
+        D = g._torch_weights.wc.shape[0]
         out = torch.zeros(len(self.utts), rows, D, dtype=dtype, device=device)
         for k, utt in enumerate(self.utts):
             f = g._features(utt, t0, t1)
@@ -464,13 +451,14 @@ class _KernelSession(_Session):
         super().__init__(gen, utts, temperature, argmax, teacher)
         nb = len(self.utts)
         R, G = gen.residual_channels, gen.gate_channels
-        self.block_past = nb < self.BLOCK_BELOW
-        self.ring = np.zeros((nb, gen._ring_slots, R), np.float32)
-        self.past = np.zeros((nb, sum(gen.dilations) if self.block_past else 1, G), np.float32)
-        self.prev = np.full(nb, gen.decoder.initial_class, np.int64)
-        self.consts = np.ascontiguousarray(
-            torch.stack([u.const for u in self.utts]).to("cpu", torch.float32).numpy()) if nb else None
-        self.lengths = np.asarray([u.length for u in self.utts], np.int64)
+        block_past = nb < self.BLOCK_BELOW
+        self.streams = gen._kernel.Streams(
+            ring=np.zeros((nb, gen._ring_slots, R), np.float32),
+            past=np.zeros((nb, sum(gen.dilations) if block_past else 1, G), np.float32),
+            prev=np.full(nb, gen.decoder.initial_class, np.int64),
+            consts=np.ascontiguousarray(torch.stack([u.const for u in self.utts]).to("cpu", torch.float32).numpy())
+            if nb else np.zeros((0, gen.num_layers * G), np.float32),
+            lengths=np.asarray([u.length for u in self.utts], np.int64), block_past=block_past)
         if teacher:
             self.mode = gen._kernel.MODE_TEACHER
         elif gen.mixture:
@@ -493,11 +481,8 @@ class _KernelSession(_Session):
         else:
             out_logits = np.zeros((nb, 1, g.out_channels), np.float32)
             tf = np.zeros((nb, 1), np.int64)
-        k.run_steps(g._np_weights, g._np_dil, g._np_ring_off, g._np_past_off, g.kernel_size - 1, self.block_past,
-                    RESIDUAL_SCALE, g.decoder.skip_scale, g._log_scale_min, g.decoder.mu_law_channels,
-                    self.ring, self.past, self.prev, self.consts, feats, row0, g.feat_hop,
-                    t0, t1, self.lengths, uniforms, self.mode, self.temperature, self.argmax, tf,
-                    out_class, out_audio, out_logits)
+        k.run_steps(g._np_weights, g._geometry, self.streams, feats, row0, g.feat_hop, t0, t1, uniforms, self.mode,
+                    self.temperature, self.argmax, tf, out_class, out_audio, out_logits)
         self.t = t1
         if self.teacher:  # back to the caller's order, (B, C, T)
             inv = np.argsort(self.order)
@@ -510,7 +495,7 @@ class _TorchSession(_Session):
         super().__init__(gen, utts, temperature, argmax, teacher)
         w = gen._torch_weights
         self.w = w
-        self.dtype, self.device = w["wd"].dtype, w["wd"].device
+        self.dtype, self.device = w.wd.dtype, w.wd.device
         nb = len(self.utts)
         R = gen.residual_channels
         self.rings = [torch.zeros(nb, n, R, dtype=self.dtype, device=self.device) for n in gen.ring_len]
@@ -523,7 +508,7 @@ class _TorchSession(_Session):
         t0, t1 = self.t, self.t + n
         nb = len(self.utts)
         feats, row0 = self._feature_rows(t0, t1, self.dtype, self.device)
-        table = torch.matmul(feats, w["wc"]) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
+        table = torch.matmul(feats, w.wc) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
         sampling = not (self.teacher or self.argmax)
         uniforms = None
         if sampling:  # step-major, so that each step's (nb,) or (nb, 2) slice is contiguous
@@ -559,19 +544,19 @@ class _TorchSession(_Session):
         for t in range(t0, t1):
             j = t - t0
             bias = table[:, t // g.feat_hop - row0].view(nb, L, G)
-            h = w["emb"][self.prev]
+            h = w.emb[self.prev]
             skip = None
             for i in range(L):
                 ring, lr, d = self.rings[i], g.ring_len[i], g.dilations[i]
                 ring[:, t % lr] = h
                 taps = torch.cat([ring[:, (t - (K - 1 - m) * d) % lr] for m in range(K)], dim=1)  # (nb, K*R)
-                a = torch.addmm(bias[:, i], taps, w["wd"][i])
+                a = torch.addmm(bias[:, i], taps, w.wd[i])
                 z = torch.tanh(a[:, :H]) * torch.sigmoid(a[:, H:])
-                skip = z @ w["skip_w"][i] if skip is None else torch.addmm(skip, z, w["skip_w"][i])
+                skip = z @ w.skip_w[i] if skip is None else torch.addmm(skip, z, w.skip_w[i])
                 if i < L - 1:
-                    h = (h + torch.addmm(w["res_b"][i], z, w["res_w"][i])) * RESIDUAL_SCALE
-            out = F.relu((skip + w["skip_b"]) * dec.skip_scale)
-            logits = torch.addmm(w["out_b"], F.relu(torch.addmm(w["hid_b"], out, w["hid_w"])), w["out_w"])
+                    h = (h + torch.addmm(w.res_b[i], z, w.res_w[i])) * RESIDUAL_SCALE
+            out = F.relu((skip + w.skip_b) * dec.skip_scale)
+            logits = torch.addmm(w.out_b, F.relu(torch.addmm(w.hid_b, out, w.hid_w)), w.out_w)
             if self.teacher:
                 logits_out[:, :, j] = logits
                 self.prev = tf[:, j]

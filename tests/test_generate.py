@@ -326,3 +326,23 @@ def test_bad_inputs_are_refused(gens):
         gen.stream(good, 0, chunk_frames=0)
     with pytest.raises(ValueError, match="backend"):
         Generator(gen.model, backend="cuda")
+
+
+def test_step_weights_are_the_one_contract_of_both_step_paths(model):
+    """WaveNet.step_weights(): the documented shapes, detached from the parameters, and what
+    both the torch path and the numba kernel read (the kernel's arrays are built from it)."""
+    from audio_vq.generate import _kernel_weights
+    from audio_vq.models.wavenet import StepWeights
+    dec = model.decoder
+    w = dec.step_weights()
+    L, K, R, G = dec.num_layers, dec.kernel_size, dec.residual_channels, dec.gate_channels
+    S, C = w.skip_b.shape[0], dec.out_channels
+    assert w.wd.shape == (L, K * R, G) and w.dil_b.shape == (L * G,) and w.wc.shape[1] == L * G
+    assert w.res_w.shape == (L, G // 2, R) and w.skip_w.shape == (L, G // 2, S) and w.out_w.shape == (S, C)
+    assert not w.res_w[-1].any()  # the last layer has no residual conv
+    assert all(not getattr(w, f).requires_grad and getattr(w, f).is_contiguous()
+               for f in StepWeights.__dataclass_fields__)
+    k = _kernel_weights(w)
+    np.testing.assert_array_equal(k.sr_w[:, :, :S], w.skip_w.numpy())
+    np.testing.assert_array_equal(k.skip_last, w.skip_w[-1].numpy())
+    assert Generator(model, backend="torch")._torch_weights.wd.data_ptr() != dec.layers[0].dilated.weight.data_ptr()

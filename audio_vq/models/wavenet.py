@@ -46,6 +46,7 @@ Per-layer computation (i = 0 .. stacks * layers_per_stack - 1, dilation 2 ** (i 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -57,6 +58,46 @@ from ..audio import MU_LAW_CHANNELS, mulaw_encode
 from .distributions import CategoricalOutput, LogisticMixtureOutput
 
 RESIDUAL_SCALE = math.sqrt(0.5)
+
+
+@dataclass(frozen=True)
+class StepWeights:
+    """The WaveNet's weights laid out for its one-sample-at-a-time recurrence: the one contract
+    between :meth:`WaveNet.forward` (the parallel form) and the generator's step paths (torch
+    and the numba kernel, which both read these fields by name). Matrices are stored (in, out).
+
+    With L layers, kernel size K, R residual, G gate (H = G / 2), S skip, D conditioning
+    channels and C output channels:
+
+    emb     (C_in, R)    the embedding of the previous sample's class
+    wd      (L, K*R, G)  the dilated convs; rows [m R, (m + 1) R) are tap m, which multiplies the
+                         input at t - (K - 1 - m) * dilation (tap K - 1: the current input)
+    dil_b   (L*G,)       the dilated convs' biases, side by side
+    wc      (D, L*G)     every layer's local-conditioning projection, side by side
+    res_w   (L, H, R)    the residual 1x1 convs (the last layer has none: zeros)
+    res_b   (L, R)
+    skip_w  (L, H, S)    the skip 1x1 convs
+    skip_b  (S,)         the skip biases summed over layers
+    hid_w   (S, S), hid_b (S,), out_w (S, C), out_b (C,)   the output head
+    """
+
+    emb: torch.Tensor
+    wd: torch.Tensor
+    dil_b: torch.Tensor
+    wc: torch.Tensor
+    res_w: torch.Tensor
+    res_b: torch.Tensor
+    skip_w: torch.Tensor
+    skip_b: torch.Tensor
+    hid_w: torch.Tensor
+    hid_b: torch.Tensor
+    out_w: torch.Tensor
+    out_b: torch.Tensor
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "StepWeights":
+        """The same weights as contiguous tensors of ``dtype`` on ``device``."""
+        return StepWeights(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype).contiguous()
+                              for f in fields(self)})
 
 
 def default_upsample_strides(hop: int) -> list[int]:
@@ -251,6 +292,26 @@ class WaveNet(nn.Module):
         nn.init.zeros_(self.head_out.bias)
 
     # -- conditioning ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step_weights(self) -> StepWeights:
+        """This network's :class:`StepWeights` (detached copies: later training does not move them)."""
+        R, G, K = self.residual_channels, self.gate_channels, self.kernel_size
+        zero_r = self.embedding.weight.new_zeros(G // 2, R)
+        layers = self.layers
+        return StepWeights(
+            emb=self.embedding.weight.clone(),
+            # dilated conv weight (G, R, K) -> (K*R, G): tap m is input t - (K - 1 - m) * dilation
+            wd=torch.stack([l.dilated.weight.permute(2, 1, 0).reshape(K * R, G) for l in layers]),
+            dil_b=torch.cat([l.dilated.bias for l in layers]),
+            wc=torch.cat([l.cond.weight[:, :, 0].t() for l in layers], dim=1),
+            res_w=torch.stack([l.residual.weight[:, :, 0].t() if l.residual is not None else zero_r for l in layers]),
+            res_b=torch.stack([l.residual.bias if l.residual is not None else zero_r[0] for l in layers]),
+            skip_w=torch.stack([l.skip.weight[:, :, 0].t() for l in layers]),
+            skip_b=torch.stack([l.skip.bias for l in layers]).sum(0),
+            hid_w=self.head_hidden.weight[:, :, 0].t(), hid_b=self.head_hidden.bias.clone(),
+            out_w=self.head_out.weight[:, :, 0].t(), out_b=self.head_out.bias.clone(),
+        ).to()
 
     def local_features(self, c: torch.Tensor) -> torch.Tensor:
         """The features the per-layer ``cond`` projections read: ``c`` through the frame-rate
