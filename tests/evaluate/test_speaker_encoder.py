@@ -49,7 +49,7 @@ def test_the_embedding_does_not_depend_on_level_or_rate(voices, encoder):
 
 def test_weights_that_need_unpickling_are_refused(tmp_path, monkeypatch):
     bad = tmp_path / "pretrained.pt"
-    bad.write_bytes(pickle.dumps({"model_state": sections.Generated}))  # a class: code, not tensors
+    bad.write_bytes(pickle.dumps({"model_state": sections.Generated}, protocol=2))  # a class: code, not tensors
     monkeypatch.setattr(speaker_encoder, "_weights_path", lambda: bad)
     with pytest.raises(SpeakerEncoderError, match="weights_only"):
         SpeakerEncoder()
