@@ -220,9 +220,10 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     items += [sections.Generated(u.id, u.speaker, targets[u.id], excerpt[u.id],
                                  generated[f"{u.id}_to_{targets[u.id]}"], seen=u.speaker in known)
               for u in chosen if u.id in targets]
+    analyses = world.Analyses(sr)  # the plot below reuses the section's analyses of the same signals
     voice = sections.voice(items, {u.id: (u.speaker, waves[u.id]) for u in utts}, by_speaker, parallel, sr,
-                           _speaker_encoder(cfg))
-    _plot_f0(voice, items, by_speaker, sr, out)
+                           _speaker_encoder(cfg), analyses)
+    _plot_f0(voice, items, analyses, out)
     if not (converted or converted_unseen):
         return recon, None, f0, voice
     real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
@@ -247,7 +248,7 @@ def _speaker_encoder(cfg) -> SpeakerEncoder | None:
     return SpeakerEncoder(device=str(resolve_device(cfg.device)))
 
 
-def _plot_f0(voice: dict, items: list, pitch_references: dict, sr: int, out: Path) -> None:
+def _plot_f0(voice: dict, items: list, analyses: world.Analyses, out: Path) -> None:
     """F0 contours of one utterance's source, reconstruction and conversion (the first
     utterance that has both), with the target speaker's mean pitch."""
     if voice["world"] is None:
@@ -262,11 +263,11 @@ def _plot_f0(voice: dict, items: list, pitch_references: dict, sr: int, out: Pat
     first = next(iter(chosen.values()))
     contours = [("source", first.source)] + [(f"{kind} ({g.target})" if kind == "conversion" else kind, g.audio)
                                              for kind, g in chosen.items()]
-    analyses = [(label, world.analyse(x, sr)) for label, x in contours]
+    analysed = [(label, analyses(x)) for label, x in contours]
     conv = chosen.get("conversion")
     pitch = voice["world"]["target_pitch_semitones"].get(conv.target) if conv else None
     reference = (f"{conv.target} mean pitch", 2.0 ** (pitch / world.SEMITONES_PER_OCTAVE)) if pitch is not None else None
-    plots.plot_f0_contours([(label, world.frame_times(a), a.f0) for label, a in analyses], out / F0_PLOT,
+    plots.plot_f0_contours([(label, world.frame_times(a), a.f0) for label, a in analysed], out / F0_PLOT,
                            f"F0 (WORLD Harvest): {first.utterance}", reference)
 
 

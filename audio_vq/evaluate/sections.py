@@ -225,7 +225,7 @@ def _mean(values) -> float | None:
 def voice(generated: Sequence[Generated], real: Mapping[str, tuple[str, np.ndarray]],
           pitch_references: Mapping[str, Sequence[np.ndarray]],
           parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sample_rate: int,
-          encoder: SpeakerEncoder | None) -> dict:
+          encoder: SpeakerEncoder | None, analyses: world.Analyses | None = None) -> dict:
     """The field's voice instruments on generated excerpts (see world.py, speaker_encoder.py).
 
     SECS (when ``encoder`` is given): each excerpt's embedding against speaker embeddings made
@@ -238,7 +238,8 @@ def voice(generated: Sequence[Generated], real: Mapping[str, tuple[str, np.ndarr
     after DTW; F0 agreement of reconstructions with their sources; each conversion's (and, as a
     control, its source's) pitch offset from the target speaker's mean pitch over
     ``pitch_references`` (real utterances per speaker), in semitones. ``instruments`` names what
-    gave each number, or why it is missing."""
+    gave each number, or why it is missing. ``analyses``: a WORLD analysis cache the caller
+    reuses (e.g. for a plot of the same signals); a fresh one by default."""
     world_missing = world.unavailable()
     instruments = {
         "speaker_similarity": speaker_encoder.INSTRUMENT if encoder is not None else speaker_encoder.unavailable()
@@ -255,7 +256,7 @@ def voice(generated: Sequence[Generated], real: Mapping[str, tuple[str, np.ndarr
     if encoder is not None:
         out["secs"] = _secs(encoder, recon, conv, real, sample_rate)
     if world_missing is None:
-        out["world"] = _world(recon, conv, pitch_references, parallel, sample_rate)
+        out["world"] = _world(recon, conv, pitch_references, parallel, analyses or world.Analyses(sample_rate))
     return out
 
 
@@ -296,14 +297,7 @@ def _secs(encoder: SpeakerEncoder, recon: Sequence[Generated], conv: Sequence[Ge
 
 
 def _world(recon: Sequence[Generated], conv: Sequence[Generated], pitch_references: Mapping[str, Sequence[np.ndarray]],
-           parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sr: int) -> dict:
-    analysed: dict[int, world.WorldAnalysis] = {}
-
-    def analyse(x: np.ndarray) -> world.WorldAnalysis:  # each signal once (sources recur)
-        if id(x) not in analysed:
-            analysed[id(x)] = world.analyse(x, sr)
-        return analysed[id(x)]
-
+           parallel: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], analyse: world.Analyses) -> dict:
     rec_rows = []
     for g in recon:
         src, gen = analyse(g.source), analyse(g.audio)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -93,10 +93,6 @@ class SpeakerEncoder:
             if wav.size < MIN_TRIMMED_SECONDS * ENCODER_RATE:
                 wav = levelled
             return np.asarray(self._encoder.embed_utterance(wav.astype(np.float32)), dtype=np.float64)
-
-    def embed_many(self, audios: Sequence[np.ndarray], sr: int) -> np.ndarray:
-        """(N, 256) embeddings of N utterances."""
-        return np.stack([self.embed(a, sr) for a in audios]) if len(audios) else np.zeros((0, 256))
 
 
 def speaker_embedding(embeddings: np.ndarray) -> np.ndarray:

@@ -97,6 +97,20 @@ def analyse(x: np.ndarray, sr: int = SAMPLE_RATE) -> WorldAnalysis:
     return WorldAnalysis(f0=np.asarray(f0), mcep=np.asarray(mcep), sample_rate=sr)
 
 
+class Analyses:
+    """:func:`analyse` of each signal once (Harvest is the slow part): keyed by the array object,
+    which it keeps, so a key cannot be reused by another array while the cache lives."""
+
+    def __init__(self, sr: int = SAMPLE_RATE):
+        self.sample_rate = sr
+        self._done: dict[int, tuple[np.ndarray, WorldAnalysis]] = {}
+
+    def __call__(self, x: np.ndarray) -> WorldAnalysis:
+        if id(x) not in self._done:
+            self._done[id(x)] = (x, analyse(x, self.sample_rate))
+        return self._done[id(x)][1]
+
+
 def mcd(ref: WorldAnalysis, deg: WorldAnalysis, align: str = "none") -> float:
     """MCD in dB between two analyses over c1..c24 (see the module docstring and
     :func:`.audio_metrics.cepstral_distortion` for ``align``); 0 for identical ones."""

@@ -193,12 +193,7 @@ class UnitPrior(nn.Module):
         row, so a row's sample does not depend on the batch it is in; else they come from
         ``generator``."""
         device = next(self.parameters()).device
-        if speakers is not None:
-            batch = len(speakers)
-        if prompt is not None:
-            batch = prompt.shape[0]
-        if uniforms is None:
-            uniforms = torch.rand(batch, steps, 2, generator=generator)
+        batch, uniforms = _rows_and_uniforms(steps, batch, speakers, prompt, uniforms, generator)
         uniforms = uniforms.to(device)
         tokens = self.start_tokens(speakers, batch, device)
         cache = KVCache(len(self.blocks), capacity=1 + (0 if prompt is None else prompt.shape[1]) + steps)
@@ -230,12 +225,7 @@ class UnitPrior(nn.Module):
         latest units as context. With a duration head it stops early once every row's runs cover
         ``frames``. Returns (the new units (B, n), their run lengths (B, n) or None); the prompt is
         not included. ``uniforms`` (B, steps, 2) as in :meth:`sample`."""
-        if speakers is not None:
-            batch = len(speakers)
-        if prompt is not None:
-            batch = prompt.shape[0]
-        if uniforms is None:
-            uniforms = torch.rand(batch, steps, 2, generator=generator)
+        batch, uniforms = _rows_and_uniforms(steps, batch, speakers, prompt, uniforms, generator)
         window = self.max_len - 1  # positions after the start token
         chunk = max(1, window // 2)
         units = torch.zeros(batch, 0, dtype=torch.long) if prompt is None else prompt.long().cpu()
@@ -254,6 +244,19 @@ class UnitPrior(nn.Module):
                 if frames is not None and int(durations.sum(1).min()) >= frames:
                     break
         return units[:, start:], durations
+
+
+def _rows_and_uniforms(steps: int, batch: int, speakers: Tensor | None, prompt: Tensor | None,
+                       uniforms: Tensor | None, generator: torch.Generator | None) -> tuple[int, Tensor]:
+    """The rows a sampling call draws (the prompt's, else the speakers', else ``batch``) and its
+    (rows, steps, 2) uniforms: the given ones, else drawn from ``generator``."""
+    if speakers is not None:
+        batch = len(speakers)
+    if prompt is not None:
+        batch = prompt.shape[0]
+    if uniforms is None:
+        uniforms = torch.rand(batch, steps, 2, generator=generator)
+    return batch, uniforms
 
 
 def _draw(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, u: Tensor) -> Tensor:

@@ -70,3 +70,13 @@ def test_bad_input_is_refused():
     a = world.analyse(harmonic(120.0, 0.3))
     with pytest.raises(ValueError, match="align"):
         world.mcd(a, a, "soft")
+
+
+def test_analyses_compute_each_signal_once(monkeypatch):
+    calls = []
+    real = world.analyse
+    monkeypatch.setattr(world, "analyse", lambda x, sr: calls.append(id(x)) or real(x, sr))
+    cache = world.Analyses(SR)
+    a, b = harmonic(120.0, 0.3), harmonic(120.0, 0.3)  # equal values, different signals
+    assert cache(a) is cache(a) and cache(b) is not cache(a)
+    assert calls == [id(a), id(b)]
