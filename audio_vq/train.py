@@ -80,8 +80,9 @@ class VQVAETask(Task):
                 totals[k] = totals.get(k, 0.0) + float(v) / len(batches)
         return totals
 
-    def export(self, model: VQVAE, directory: Path) -> None:
-        save_model_dir(model, OmegaConf.to_container(self.cfg, resolve=True), self.speakers, directory)
+    def export(self, model: VQVAE, directory: Path, step: int) -> None:
+        config = {**OmegaConf.to_container(self.cfg, resolve=True), "exported_step": step}
+        save_model_dir(model, config, self.speakers, directory)
 
     @torch.no_grad()
     def media(self, writer, model: VQVAE, batches: list[dict], ctx: Context, step: int) -> None:

@@ -1,11 +1,13 @@
 """`audio-vq train-prior`: the prior over a VQ-VAE's units (models/prior.py), trained through
 the shared loop (training.py) on a unit file, exported to ``<run>/prior/``.
 
-    units=<unit file> [valid=<unit file> | valid_fraction] [manifest=<manifest>: speakers]
-      -> UnitCorpus (K from meta.json / dict.km.txt / max + 1) -> random crops of
-         prior.max_len - 1 units -> next-unit cross-entropy [+ run lengths when deduplicated]
+    units=<unit file> [test=<unit file> | test_fraction] [valid=<unit file> | valid_fraction]
+    [manifest=<manifest>: speakers]
+      -> UnitCorpus (K from meta.json / dict.km.txt / max + 1), split by id into train, valid
+         (validation; train.keep_best exports its best step) and test (left for evaluate-prior)
+      -> random crops of prior.max_len - 1 units -> next-unit cross-entropy [+ run lengths when deduplicated]
       -> <run>/prior/: model.safetensors, config.yaml (prior args, the units' K, frame rate,
-         model checksum, deduplicated), speakers.json, checksum.sha256
+         model checksum, deduplicated, the split), speakers.json, checksum.sha256
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from .config import ConfigError, is_int, is_number, require
 from .distributed import Context
 from .models.prior import UnitPrior
 from .training import EpochBatches, Task, check_train_config, fit, init_loader_worker
-from .unit_corpus import UnitCorpus, UnitCrops, collate_units, held_out, load_units, speakers_of
+from .unit_corpus import UnitCorpus, UnitCrops, collate_units, load_units, speakers_of, split_roles
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +83,21 @@ class PriorTask(Task):
                 totals[k] = totals.get(k, 0.0) + float(v) * int(batch["lengths"].sum()) / units
         return totals
 
-    def export(self, model: "_PriorLoss", directory: Path) -> None:
+    def export(self, model: "_PriorLoss", directory: Path, step: int) -> None:
         config = {"prior": self.prior_args(),
                   "units": {"codebook_size": self.train.codebook_size, "k_source": self.train.k_source,
                             "frame_rate": self.train.frame_rate, "model_checksum": self.train.model_checksum,
                             "deduplicated": bool(self.cfg.deduplicate), "source": self.train.path},
-                  "split": {"valid": self.cfg.valid, "valid_fraction": self.cfg.valid_fraction,
+                  "split": {"test": self.cfg.test, "test_fraction": self.cfg.test_fraction,
+                            "valid": self.cfg.valid, "valid_fraction": self.cfg.valid_fraction,
                             "seed": self.cfg.train.seed, "manifest": self.cfg.manifest},
-                  "train": OmegaConf.to_container(self.cfg.train, resolve=True)}
+                  "train": OmegaConf.to_container(self.cfg.train, resolve=True), "exported_step": step}
         save_model_dir(model.prior, config, self.speakers, directory)
 
     def describe(self, model: "_PriorLoss", ctx: Context) -> str:
         return (f"prior: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, K={self.train.codebook_size} "
                 f"({self.train.k_source}), {len(self.speakers)} speakers; {len(self.train.ids)} train / "
-                f"{len(self.valid.ids)} held-out utterances, crops of {self.length} units")
+                f"{len(self.valid.ids)} valid utterances (test split left out), crops of {self.length} units")
 
     def postfix(self, row: dict) -> dict:
         return {"bits": f"{row['bits_per_unit']:.3f}", "units_per_s": f"{row['units_per_s']:.0f}"}
@@ -146,8 +149,10 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
 def _check_config(cfg: DictConfig) -> None:
     check_train_config(cfg)
     require(cfg, "units", lambda v: isinstance(v, str) and v.strip() != "", "a unit file")
-    require(cfg, "valid", lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "null or a unit file")
-    require(cfg, "valid_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1)")
+    for key in ("test", "valid"):
+        require(cfg, key, lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "null or a unit file")
+    require(cfg, "test_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1)")
+    require(cfg, "valid_fraction", lambda v: is_number(v) and 0 <= v < 1, "a fraction in [0, 1)")
     require(cfg, "manifest", lambda v: v is None or isinstance(v, str), "null or a manifest")
     require(cfg, "codebook_size", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "deduplicate", lambda v: isinstance(v, bool), "true or false")
@@ -162,21 +167,27 @@ def _task(cfg: DictConfig) -> PriorTask:
     log.info("units: %d utterance(s), K = %d (from %s)%s", len(corpus.ids), corpus.codebook_size, corpus.k_source,
              f", {corpus.frame_rate:g} frames/s" if corpus.frame_rate else "")
     names = speakers_of(corpus, cfg.manifest)
-    if cfg.valid is not None:
-        train, valid = corpus, load_units(cfg.valid, cfg.deduplicate, corpus.codebook_size, key="valid")
-        valid_names = speakers_of(valid, cfg.manifest)
-        train_names = names
+    files = {key: None if cfg[key] is None else load_units(cfg[key], cfg.deduplicate, corpus.codebook_size, key=key)
+             for key in ("test", "valid")}
+    roles = split_roles(corpus.ids, cfg.train.seed, cfg.test_fraction, cfg.valid_fraction,
+                        *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
+    train = corpus.subset([i for i, r in enumerate(roles) if r == "train"])
+    train_names = [n for n, r in zip(names, roles) if r == "train"]
+    if not train.ids:
+        raise ConfigError(f"units={cfg.units}: {len(corpus.ids)} utterance(s), none left to train on after the "
+                          "test and valid splits (lower test_fraction / valid_fraction)")
+    if files["valid"] is not None:
+        valid, valid_names = files["valid"], speakers_of(files["valid"], cfg.manifest)
     else:
-        marks = held_out(corpus.ids, cfg.valid_fraction, cfg.train.seed)
-        train = corpus.subset([i for i, m in enumerate(marks) if not m])
-        valid = corpus.subset([i for i, m in enumerate(marks) if m])
-        train_names = [n for n, m in zip(names, marks) if not m]
-        valid_names = [n for n, m in zip(names, marks) if m]
+        valid = corpus.subset([i for i, r in enumerate(roles) if r == "valid"])
+        valid_names = [n for n, r in zip(names, roles) if r == "valid"]
+    log.info("split: %d train, %d valid, %d test utterances (the test split is left for evaluate-prior)",
+             len(train.ids), len(valid.ids), len(files["test"].ids) if files["test"] else roles.count("test"))
     speakers = {s: i for i, s in enumerate(sorted({n for n in train_names if n is not None}))}
     if cfg.manifest is not None:
         unknown = sorted({n for n in valid_names if n not in speakers})
-        if unknown:  # a held-out utterance of a speaker with no start token: it is scored unconditioned
-            log.warning("held-out speakers not in the train split: %s (their utterances are left out)",
+        if unknown:  # a valid utterance of a speaker with no start token: it is left out
+            log.warning("valid speakers not in the train split: %s (their utterances are left out)",
                         ", ".join(unknown))
             keep = [i for i, n in enumerate(valid_names) if n in speakers]
             valid, valid_names = valid.subset(keep), [valid_names[i] for i in keep]

@@ -7,6 +7,11 @@ exports) is a :class:`Task`; train.py's is the VQ-VAE's.
         every log_every: progress, TensorBoard, metrics.csv; valid_every: task.validate;
         checkpoint_every: training state + task.export (the model directory)
 
+With ``train.keep_best=true`` the model directory holds the weights of the validation with the
+lowest ``task.selection_metric`` instead of the last step's: each new best is checkpointed and
+exported at once (so the export always matches a checkpoint a resume can start from), the last
+step is validated too, and later checkpoints leave the export alone.
+
 A run folder holds ``config.yaml``, ``train.log``, ``metrics.csv``, ``tensorboard/``,
 ``checkpoints/step_XXXXXXXX.pt`` (what an exact resume needs) and what the task exports.
 Resuming (``train.resume=true`` with the same run folder) restores the model, the optimizer,
@@ -70,6 +75,7 @@ class Task:
     metric_fields: tuple[str, ...] = ("loss",)
     rate_name: str = "items_per_s"
     export_dir: str = "model"  # the folder of the run that export() writes
+    selection_metric: str = "loss"  # the validation metric train.keep_best minimises
 
     def build(self) -> torch.nn.Module:
         """The model, built after the weights' seed is set (the same initial weights on every rank)."""
@@ -91,8 +97,9 @@ class Task:
         """Mean metrics over the validation batches (eval mode; the loop restores train mode)."""
         return {}
 
-    def export(self, model: torch.nn.Module, directory: Path) -> None:
-        """Write what later stages load into ``directory`` (``<run>/<export_dir>``), at every checkpoint."""
+    def export(self, model: torch.nn.Module, directory: Path, step: int) -> None:
+        """Write what later stages load into ``directory`` (``<run>/<export_dir>``): the weights
+        after ``step`` optimizer steps, at every checkpoint (or at each new best, train.keep_best)."""
         raise NotImplementedError
 
     def media(self, writer: "_Writer", model: torch.nn.Module, batches: list, ctx: Context, step: int) -> None:
@@ -125,6 +132,25 @@ class Parts:
     scaler: torch.amp.GradScaler | None
     precision: torch.dtype
     tuner: ThreadTuner | None = None
+
+
+@dataclass
+class _Best:
+    """train.keep_best: the step whose validation metric is the lowest so far (what the
+    export holds); part of the training state, so a resume keeps comparing against it."""
+
+    enabled: bool
+    step: int | None = None
+    value: float = math.inf
+
+    def improved(self, step: int, value: float) -> bool:
+        if not (self.enabled and math.isfinite(value) and value < self.value):
+            return False
+        self.step, self.value = step, value
+        return True
+
+    def state(self) -> dict:
+        return {"step": self.step, "value": self.value}
 
 
 # ------------------------------------------------------------------------------------------
@@ -214,6 +240,7 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
     step = state["step"] if state else 0
     batches_seen = state["batches_seen"] if state else 0
     nonfinite_total = state["nonfinite_total"] if state else 0
+    best = _Best(bool(tc.keep_best), **((state or {}).get("best") or {}))
     if state is None:
         _seed_everything(tc.seed + ctx.rank)  # per-rank streams for jitter, restarts, Gumbel noise
     else:
@@ -222,6 +249,9 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
     n_workers = workers(cfg.data.num_workers, ctx)
     loader = task.loader(batches_seen, ctx, n_workers)
     valid = task.valid_batches()
+    if best.enabled and not valid:
+        log.warning("train.keep_best=true but there is no validation split: the last step is exported")
+        best.enabled = False
 
     forward = torch.compile(model) if tc.compile else model
     if ctx.world > 1:
@@ -233,11 +263,14 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
         log.info("%s; batch %d x %d process(es)", task.describe(model, ctx), tc.batch_size, ctx.world)
         log.info("threads: %s; data workers: %d", f"auto, tuned among {tuner.candidates}" if tuner
                  else torch.get_num_threads(), n_workers)
+        if best.enabled:
+            log.info("train.keep_best: exporting the weights of the lowest validation %s%s", task.selection_metric,
+                     f" (so far {best.value:.4f} at step {best.step})" if best.step is not None else "")
 
     parts = Parts(model, forward, optimizer, scheduler, scaler, precision, tuner)
     try:
         _loop(cfg, ctx, run_dir, task, parts, loader, valid, writer, step, batches_seen, nonfinite_total,
-              stop_at_step)
+              best, stop_at_step)
     finally:
         if writer:
             writer.close()
@@ -245,7 +278,7 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
 
 
 def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts, loader, valid: list,
-          writer: "_Writer | None", step: int, batches_seen: int, nonfinite_total: int,
+          writer: "_Writer | None", step: int, batches_seen: int, nonfinite_total: int, best: _Best,
           stop_at_step: int | None) -> None:
     """The steps, from ``step`` to ``train.max_steps`` (or the budget, or ``stop_at_step``)."""
     tc = cfg.train
@@ -283,13 +316,15 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
         if tc.max_minutes:
             bar.total = _budget_total(tc, step, step - first_step, time.monotonic() - started)
         bar.update()
-        if writer and valid and step % tc.valid_every == 0:
-            writer.scalars({"step": step, **_validate(task, parts, valid, ctx)}, "valid")
+        if valid and step % tc.valid_every == 0 and _validation(task, parts, valid, writer, best, step, ctx):
+            _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, export=True)
+            last_saved = step
         if writer and valid and step % tc.audio_every == 0:
             task.media(writer, parts.model, valid, ctx, step)
         out_of_time = ctx.any(tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes)
-        if step % tc.checkpoint_every == 0 or out_of_time:
-            _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, ctx)
+        if (step % tc.checkpoint_every == 0 or out_of_time) and last_saved != step:
+            _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx,
+                        export=not best.enabled)
             last_saved = step
         if stop_at_step is not None and step >= stop_at_step:
             bar.close()
@@ -298,9 +333,28 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
             log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
             break
     bar.close()
-    if step != last_saved or not (run_dir / task.export_dir).exists():
-        _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, ctx)
+    if best.enabled and step % tc.valid_every != 0 and _validation(task, parts, valid, writer, best, step, ctx):
+        _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, export=True)
+        last_saved = step
+    exported = ctx.any(ctx.primary and (run_dir / task.export_dir).exists())
+    if step != last_saved or not exported:
+        _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx,
+                    export=not (best.enabled and exported))
+    if best.enabled and ctx.primary:
+        log.info("train.keep_best: %s holds step %s (validation %s %.4f)", run_dir / task.export_dir, best.step,
+                 task.selection_metric, best.value)
     _check_replicas(parts.model, ctx)
+
+
+def _validation(task: Task, parts: Parts, valid: list, writer: "_Writer | None", best: _Best, step: int,
+                ctx: Context) -> bool:
+    """Validate (rank 0 writes the row); True on every rank when it is a new best (keep_best)."""
+    improved = False
+    if writer:
+        row = _validate(task, parts, valid, ctx)
+        writer.scalars({"step": step, **row}, "valid")
+        improved = best.improved(step, float(row[task.selection_metric]))
+    return ctx.any(improved)
 
 
 def _budget_total(tc: DictConfig, step: int, steps_done: int, seconds: float) -> int:
@@ -372,17 +426,18 @@ def _validate(task: Task, parts: Parts, valid: list, ctx: Context) -> dict:
 
 
 def _checkpoint(run_dir: Path, cfg: DictConfig, task: Task, parts: Parts, step: int, batches_seen: int,
-                nonfinite_total: int, ctx: Context) -> None:
-    """Training state to checkpoints/ and the task's export (rank 0 writes; every rank
-    contributes its RNG state)."""
+                nonfinite_total: int, best: _Best, ctx: Context, export: bool) -> None:
+    """Training state to checkpoints/, and the task's export when ``export`` (rank 0 writes;
+    every rank contributes its RNG state)."""
     rng = _rng_state(ctx)
     if ctx.primary:
         state = {"step": step, "batches_seen": batches_seen, "nonfinite_total": nonfinite_total,
                  "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
                  "scheduler": parts.scheduler.state_dict(),
-                 "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng}
+                 "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng, "best": best.state()}
         save_training_state(state, run_dir / "checkpoints", step, cfg.train.keep_checkpoints)
-        task.export(parts.model, run_dir / task.export_dir)
+        if export:
+            task.export(parts.model, run_dir / task.export_dir, step)
     ctx.barrier()
 
 
@@ -481,7 +536,7 @@ def check_train_config(cfg: DictConfig) -> None:
     require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
     require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
     require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    for key in ("train.compile", "train.resume"):
+    for key in ("train.compile", "train.resume", "train.keep_best"):
         require(cfg, key, lambda v: isinstance(v, bool), "true or false")
     require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
     require(cfg, "train.threads", lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),

@@ -1,4 +1,4 @@
-"""Unit files as a corpus for a prior: sequences, K, speakers, a held-out split, random crops.
+"""Unit files as a corpus for a prior: sequences, K, speakers, train/valid/test splits, random crops.
 
 Any unit format the toolkit writes (unit_formats.read_units detects it), and other toolkits'
 GSLM ``id|units`` lines. K comes from the meta.json, else a ``dict.km.txt`` beside the file,
@@ -100,12 +100,32 @@ def speakers_of(corpus: UnitCorpus, manifest: str | None) -> list[str | None]:
     return [by_id[i] for i in corpus.ids]
 
 
-def held_out(ids: list[str], fraction: float, seed: int) -> list[bool]:
-    """A seeded split by id (crc32 of seed and id): the same ids are held out whatever their order."""
-    marks = [zlib.crc32(f"{seed}:{i}".encode("utf-8")) % 10_000 < fraction * 10_000 for i in ids]
+def held_out(ids: list[str], fraction: float, seed: int, salt: str = "") -> list[bool]:
+    """A seeded split by id (crc32 of salt, seed and id): the same ids are held out whatever their order."""
+    marks = [zlib.crc32(f"{salt}{seed}:{i}".encode("utf-8")) % 10_000 < fraction * 10_000 for i in ids]
     if all(marks) or (fraction > 0 and not any(marks) and len(ids) > 1):
         marks = [i == 0 for i in range(len(ids))]  # at least one on each side
     return marks
+
+
+def split_roles(ids: list[str], seed: int, test_fraction: float, valid_fraction: float,
+                test_ids: set[str] | None = None, valid_ids: set[str] | None = None) -> list[str]:
+    """Each id's split for a prior: ``valid`` (validation curves and train.keep_best: the ids
+    of a valid unit file, else a seeded ``valid_fraction`` of what the test split leaves, drawn
+    with its own salt), ``test`` (what evaluate-prior scores: the ids of a test unit file, else
+    a seeded ``test_fraction`` of the ids not in the valid file), else ``train``. Model
+    selection never sees the test split; a test and a valid file that share ids are refused."""
+    if test_ids is not None and valid_ids is not None and test_ids & valid_ids:
+        shared = sorted(test_ids & valid_ids)
+        raise ConfigError(f"test and valid: the two unit files share {len(shared)} id(s) (e.g. {shared[0]!r}); "
+                          "model selection must not see the test utterances")
+    given = valid_ids if valid_ids is not None else set()
+    free = [i for i in ids if i not in given]
+    test = test_ids if test_ids is not None else {i for i, m in zip(free, held_out(free, test_fraction, seed)) if m}
+    rest = [i for i in free if i not in test]
+    valid = given if valid_ids is not None else {
+        i for i, m in zip(rest, held_out(rest, valid_fraction, seed, salt="valid:")) if m}
+    return ["valid" if i in valid else "test" if i in test else "train" for i in ids]
 
 
 class UnitCrops(torch.utils.data.Dataset):

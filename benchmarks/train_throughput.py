@@ -3,6 +3,19 @@
     python benchmarks/train_throughput.py [--models small paper [phoneme25hz]] [--threads 1 2 auto]
                                           [--batch 8] [--crop-samples 8192] [--steps 0]
                                           [--target-seconds 30] [--busy 0 1]
+    python benchmarks/train_throughput.py --peer r9y9 [--peer-source PATH] [--threads 1 2]
+
+``--peer r9y9`` puts our VQ-VAE with the reference decoder (model ``reference``: model=paper with
+REFERENCE_DECODER, i.e. 2 x 10 layers of kernel 2, residual 64, gate 128, skip 128, speaker
+embedding 32, the 64-channel codes at 250 Hz repeated x64) beside r9y9's wavenet_vocoder WaveNet
+at the same sizes (model ``r9y9``: mu-law 256 one-hot input, 64 local-conditioning channels at
+250 Hz upsampled x64 by its transposed convolutions, an embedding of 32 per speaker, its default
+weight normalisation and dropout 0.05), batch 4 x 1 s, Adam, each in a fresh process, and prints
+the ratios. r9y9's code is a benchmark-only dependency, never part of audio_vq: ``pip install
+wavenet_vocoder==0.1.1`` (its PyPI release; needs numpy, scipy and any torch), or
+``--peer-source`` a checkout of github.com/r9y9/wavenet_vocoder. Its conditioning features are
+uniform noise in [0, 1) (it has no encoder); ours come from our encoder and quantizer, which our
+rows therefore also pay for.
 
 About 4-5 minutes on 2 quiet cores with the defaults (paper: ~16 s a step on one thread), 7 with
 phoneme25hz, which costs what paper does (the sample-rate WaveNet decoder dominates). The
@@ -53,6 +66,11 @@ from machine import busy_seconds  # benchmarks/machine.py
 SAMPLE_RATE = 16_000
 CORPUS_SECONDS = 600.0  # the embedded default corpus: 10 minutes
 WARMUP_STEPS = 2
+PEER = "r9y9"
+REFERENCE = "reference"  # our model at the peer's sizes
+REFERENCE_DECODER = ["model=paper", "model.decoder.residual_channels=64", "model.decoder.gate_channels=128",
+                     "model.decoder.skip_channels=128", "model.decoder.speaker_dim=32"]
+PEER_BATCH, PEER_CROP = 4, SAMPLE_RATE  # the configuration r9y9 was measured at: 4 x 1 s
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -63,9 +81,6 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from audio_vq import audio
-    from audio_vq.config import compose
-    from audio_vq.models.vqvae import VQVAE
-
     from audio_vq.threads import ThreadTuner
 
     tuner = ThreadTuner() if args.worker_threads == "auto" else None
@@ -76,9 +91,7 @@ def worker(args: argparse.Namespace) -> None:
     speakers = {name: i for i, name in enumerate(sorted({w.parent.name for w in wavs}))}
     clips = [(audio.load(w).astype(np.float32), speakers[w.parent.name]) for w in wavs]
 
-    cfg = compose("train", [f"model={args.worker_model}"])
-    model = VQVAE.from_config(cfg.model, num_speakers=len(speakers)).train()
-    hop = model.hop
+    model, hop, loss_of = _build(args.worker_model, len(speakers), args.peer_source)
     crop = math.ceil(args.crop_samples / hop) * hop
     parameters = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -103,15 +116,15 @@ def worker(args: argparse.Namespace) -> None:
             tuner.before_step()
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        out = model(x, spk, m)
-        out.loss.backward()
+        loss = loss_of(x, m, spk)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         elapsed = time.perf_counter() - start
         if tuner:
             tuner.after_step(elapsed)
-        if not torch.isfinite(out.loss):
-            raise RuntimeError(f"non-finite loss {out.loss.item()}")
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite loss {loss.item()}")
         return elapsed
 
     warmup = [step(draw_batch()) for _ in range(WARMUP_STEPS)]
@@ -132,6 +145,47 @@ def worker(args: argparse.Namespace) -> None:
                       "others_cores": others, "peak_rss_mib": peak_kib / 1024}))
 
 
+def _build(name: str, num_speakers: int, peer_source: str | None):
+    """(model in train mode, hop, loss(audio (B, T), mask (B, T), speaker (B,)) -> 0-d loss) of
+    one of our presets, ``reference``, or r9y9's WaveNet."""
+    import numpy as np
+    import torch
+
+    from audio_vq import audio
+    from audio_vq.config import compose
+    from audio_vq.models.vqvae import VQVAE
+
+    torch.manual_seed(0)
+    if name != PEER:
+        overrides = REFERENCE_DECODER if name == REFERENCE else [f"model={name}"]
+        model = VQVAE.from_config(compose("train", overrides).model, num_speakers=num_speakers).train()
+        return model, model.hop, lambda x, m, spk: model(x, spk, m).loss
+    if peer_source:
+        sys.path.insert(0, str(Path(peer_source).expanduser().resolve()))
+    try:
+        from wavenet_vocoder import WaveNet
+    except ImportError as e:
+        raise SystemExit(f"--peer r9y9: cannot import wavenet_vocoder ({e}); pip install wavenet_vocoder==0.1.1 "
+                         "or give --peer-source <checkout of r9y9/wavenet_vocoder>") from None
+    ref = compose("train", REFERENCE_DECODER).model
+    d, channels, hop = ref.decoder, ref.decoder.mu_law_channels, int(np.prod(ref.encoder.strides))
+    scales = [4] * round(math.log(hop, 4))  # 64 = 4 x 4 x 4, as r9y9's upsample_scales
+    model = WaveNet(out_channels=channels, layers=d.stacks * d.layers_per_stack, stacks=d.stacks,
+                    residual_channels=d.residual_channels, gate_channels=d.gate_channels,
+                    skip_out_channels=d.skip_channels, kernel_size=d.kernel_size, cin_channels=ref.quantizer.dim,
+                    gin_channels=d.speaker_dim, n_speakers=num_speakers, upsample_conditional_features=True,
+                    upsample_scales=scales).train()
+    features = ref.quantizer.dim
+
+    def loss(x, m, spk):
+        q = torch.as_tensor(audio.mulaw_encode(x.numpy(), channels), dtype=torch.long)  # (B, T)
+        onehot = torch.nn.functional.one_hot(q, channels).transpose(1, 2).float()  # (B, C, T)
+        c = torch.rand(x.size(0), features, x.size(1) // hop)
+        logits = model(onehot, c=c, g=spk[:, None])
+        return torch.nn.functional.cross_entropy(logits[:, :, :-1], q[:, 1:], reduction="none")[m[:, 1:]].mean()
+    return model, hop, loss
+
+
 def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: str, busy: int) -> dict:
     """Run one (model, threads) row in a fresh interpreter, with ``busy`` spinning processes
     beside it; its JSON result."""
@@ -143,7 +197,7 @@ def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: str, bu
            "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
            "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
            "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
-           "--lr", str(args.lr), "--clip", str(args.clip)]
+           "--lr", str(args.lr), "--clip", str(args.clip), *(["--peer-source", args.peer_source] if args.peer_source else [])]
     try:
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     finally:
@@ -172,6 +226,9 @@ def main() -> None:
     parser.add_argument("--clip", type=float, default=1.0, help="max gradient norm (train.grad_clip)")
     parser.add_argument("--corpus-minutes", type=float, default=1.0,
                         help="size of the synthetic corpus the crops come from")
+    parser.add_argument("--peer", choices=[PEER], help="time our reference-sized model beside r9y9's WaveNet "
+                        f"(models {REFERENCE} and {PEER}, batch {PEER_BATCH} x {PEER_CROP} samples)")
+    parser.add_argument("--peer-source", help="a checkout of r9y9/wavenet_vocoder (else the installed package)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-model", help=argparse.SUPPRESS)
     parser.add_argument("--worker-threads", help=argparse.SUPPRESS)
@@ -180,6 +237,8 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    if args.peer:
+        args.models, args.batch, args.crop_samples = [REFERENCE, PEER], PEER_BATCH, PEER_CROP
 
     import torch  # for the version line only; the rows import it in their own processes
 
@@ -216,6 +275,13 @@ def main() -> None:
         for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if ones and (threads, busy) != ("1", 0):
                 print(f"{model}: threads={threads} with {busy} busy process(es) / 1 thread idle = {speed / ones:.2f}x")
+    if args.peer:
+        for threads in args.threads:
+            ours, peer = ([r for r in rows if r["model"] == m and r["setting"] == threads and r["busy"] == 0]
+                          for m in (REFERENCE, PEER))
+            if ours and peer:
+                print(f"threads={threads}: {REFERENCE} / {PEER}: speed {ours[0]['speed'] / peer[0]['speed']:.2f}x "
+                      f"(goal >= 1.5x), peak RSS {ours[0]['peak_rss_mib'] / peer[0]['peak_rss_mib']:.2f}x (goal <= 0.5x)")
 
 
 if __name__ == "__main__":

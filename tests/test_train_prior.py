@@ -1,17 +1,20 @@
 """train-prior: every unit format trains through the shared loop, K and speakers are found,
-an interrupted run resumes bit-identically, deduplicated units train a duration head."""
+the train / valid / test split, the export of the best validation step, an interrupted run
+resumes bit-identically, deduplicated units train a duration head."""
+import csv
 import json
 import logging
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from audio_vq import train_prior
 from audio_vq.config import ConfigError, compose_run
 from audio_vq.manifest import Utterance, write_manifest
-from audio_vq.unit_corpus import held_out, load_units
+from audio_vq.unit_corpus import held_out, load_units, split_roles
 from audio_vq.unit_formats import FORMATS, Record, UnitsMeta, write_units
 
 TINY = ["prior.dim=16", "prior.layers=1", "prior.heads=2", "prior.max_len=24", "train.batch_size=4",
@@ -45,7 +48,6 @@ def test_every_unit_format_trains_and_exports_a_prior(tmp_path, fmt):
     prior = run / "prior"
     assert sorted(p.name for p in prior.iterdir()) == ["checksum.sha256", "config.yaml", "model.safetensors",
                                                         "speakers.json"]
-    import yaml
     saved = yaml.safe_load((prior / "config.yaml").read_text())
     assert saved["units"]["codebook_size"] == 16 and saved["units"]["k_source"] == "meta.json"
     assert saved["units"]["frame_rate"] == 100.0 and saved["units"]["model_checksum"] == "abc"
@@ -88,6 +90,44 @@ def test_speakers_come_from_a_manifest_and_the_split_is_seeded_by_id(tmp_path, c
     assert dict(zip(ids[::-1], held_out(ids[::-1], 0.3, 0))) == marks and 0 < sum(marks.values()) < len(ids)
 
 
+def test_the_test_split_is_never_validated_on_and_stays_the_seeded_held_out_ids():
+    ids = [f"u{i:03d}" for i in range(200)]
+    roles = split_roles(ids, 0, 0.1, 0.2)
+    assert [r == "test" for r in roles] == held_out(ids, 0.1, 0)  # the held-out ids of priors before the valid split
+    assert 0 < roles.count("valid") < roles.count("train")
+    assert dict(zip(ids[::-1], split_roles(ids[::-1], 0, 0.1, 0.2))) == dict(zip(ids, roles))
+    filed = split_roles(ids, 0, 0.1, 0.2, valid_ids={"u000", "u001", "zzz"})
+    assert [i for i, r in zip(ids, filed) if r == "valid"] == ["u000", "u001"] and "test" in filed
+    assert split_roles(ids, 0, 0.1, 0.0).count("valid") == 0
+    with pytest.raises(ConfigError, match="share 1 id"):
+        split_roles(ids, 0, 0.1, 0.2, test_ids={"u005", "u006"}, valid_ids={"u006"})
+
+
+def test_keep_best_exports_the_step_with_the_lowest_validation_loss(tmp_path):
+    rng = np.random.default_rng(0)  # independent uniform units: anything learnt beyond the unigram is overfitting
+    units = tmp_path / "iid.txt"
+    write_units(units, [Record(f"u{i:02d}", rng.integers(0, 16, 23)) for i in range(12)],
+                UnitsMeta("gslm", 100.0, 16, 16000, None, False))
+    cfg, folder = config(tmp_path, units, "train.max_steps=30", "train.lr=1e-2", "prior.dropout=0", "prior.dim=32",
+                         "train.keep_checkpoints=100", "train.checkpoint_every=1000")
+    run = train_prior.run(cfg, folder)
+    valid = {int(r["step"]): float(r["loss"]) for r in csv.DictReader(open(run / "metrics.csv")) if r["split"] == "valid"}
+    best = min(valid, key=valid.get)
+    assert best < 30 and valid[30] > valid[best]  # it overfits, so the last step is not the best
+    assert yaml.safe_load((run / "prior" / "config.yaml").read_text())["exported_step"] == best
+    exported = load_file(str(run / "prior" / "model.safetensors"))
+
+    def weights(step):
+        state = torch.load(run / "checkpoints" / f"step_{step:08d}.pt", weights_only=True)["model"]
+        return {k.removeprefix("prior."): v for k, v in state.items()}
+    assert all(torch.equal(exported[k], weights(best)[k]) for k in exported)
+    assert not all(torch.equal(exported[k], weights(30)[k]) for k in exported)
+    cfg, folder = config(tmp_path, units, "train.max_steps=30", "train.lr=1e-2", "prior.dropout=0", "prior.dim=32",
+                         "train.keep_best=false", run="last")
+    last = train_prior.run(cfg, folder)
+    assert yaml.safe_load((last / "prior" / "config.yaml").read_text())["exported_step"] == 30
+
+
 def test_an_interrupted_prior_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     units = unit_file(tmp_path)
     cfg, folder = config(tmp_path, units, "train.max_steps=8", run="straight")
@@ -98,12 +138,14 @@ def test_an_interrupted_prior_resumes_to_the_weights_of_an_uninterrupted_run(tmp
     train_prior.run(cfg, folder)
     a, b = (load_file(str(tmp_path / r / "prior" / "model.safetensors")) for r in ("straight", "killed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [yaml.safe_load((tmp_path / r / "prior" / "config.yaml").read_text())["exported_step"]
+             for r in ("straight", "killed")]  # keep_best (train=prior) picks the same step after the resume
+    assert steps[0] == steps[1]
 
 
 def test_deduplicated_units_train_a_duration_head(tmp_path):
     cfg, folder = config(tmp_path, unit_file(tmp_path, "jsonl"), "deduplicate=true", "train.max_steps=2")
     run = train_prior.run(cfg, folder)
-    import yaml
     assert yaml.safe_load((run / "prior" / "config.yaml").read_text())["prior"]["duration_head"] is True
     header = (run / "metrics.csv").read_text().splitlines()
     assert header[1].split(",")[header[0].split(",").index("duration_loss")] != ""

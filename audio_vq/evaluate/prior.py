@@ -1,7 +1,7 @@
 """`audio-vq evaluate-prior`: how well a prior models held-out units, beside n-gram baselines
 fitted in the same run, and what its samples look like next to real units.
 
-    held-out units (units=, or the prior's own held-out split of its training file)
+    held-out units (units=, or the test split train-prior left out of its training file)
       -> bits per unit and per second: the prior (windows of max_len - 1 units) and interpolated
          Witten-Bell 1/2/3-grams fitted on the prior's training utterances (evaluate/ngram.py)
       -> the share of utterances the prior scores higher than the same one reversed in time, and
@@ -26,7 +26,7 @@ from ..atomic import atomic_write_text
 from ..checkpoint import load_prior
 from ..config import ConfigError, is_int, require
 from ..models.prior import UnitPrior
-from ..unit_corpus import UnitCorpus, held_out, load_units, speakers_of
+from ..unit_corpus import UnitCorpus, held_out, load_units, speakers_of, split_roles
 from ..units import deduplicate
 from .ngram import WittenBell
 
@@ -40,10 +40,11 @@ def evaluate_prior(cfg: DictConfig) -> int:
     require(cfg, "num_samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     prior, pcfg, speakers = load_prior(cfg.prior)
-    train, test, test_speakers = _splits(cfg, pcfg, speakers)
+    train, test, test_speakers, valid = _splits(cfg, pcfg, speakers)
     frame_rate = pcfg["units"].get("frame_rate")
     dedup = prior.duration_head is not None
     report = {"prior": str(Path(cfg.prior).expanduser().resolve()), "held_out": len(test.ids), "train": len(train.ids),
+              "valid": valid, "exported_step": pcfg.get("exported_step"),
               "codebook_size": test.codebook_size, "deduplicated": dedup, "frame_rate": frame_rate}
     prior_bits = [_bits(prior, u, s) for u, s in zip(test.units, test_speakers)]
     units = sum(len(u) for u in test.units)
@@ -67,22 +68,31 @@ def evaluate_prior(cfg: DictConfig) -> int:
     return 0
 
 
-def _splits(cfg: DictConfig, pcfg: dict, speakers: dict[str, int]) -> tuple[UnitCorpus, UnitCorpus, list]:
-    """(the prior's training utterances, the held-out ones, their speaker indices or None)."""
+def _splits(cfg: DictConfig, pcfg: dict, speakers: dict[str, int]) -> tuple[UnitCorpus, UnitCorpus, list, int]:
+    """(the prior's training utterances, the held-out ones, their speaker indices or None, the
+    number of valid utterances the prior was selected on)."""
     dedup = bool(pcfg["units"]["deduplicated"])
     k = int(pcfg["units"]["codebook_size"])
     split = pcfg.get("split", {})
     source = load_units(pcfg["units"]["source"], dedup, k, key="the prior's training units")
-    if cfg.units is not None:
-        test = load_units(cfg.units, dedup, k)
-        held = set(test.ids)
-        train = source.subset([i for i, uid in enumerate(source.ids) if uid not in held])
-    elif split.get("valid"):
-        train, test = source, load_units(split["valid"], dedup, k, key="the prior's valid units")
+    if "test_fraction" in split:  # train / valid / test: the prior was selected on valid, never on test
+        files = {key: load_units(split[key], dedup, k, key=f"the prior's {key} units") if split.get(key) else None
+                 for key in ("test", "valid")}
+        roles = split_roles(source.ids, split["seed"], split["test_fraction"], split["valid_fraction"],
+                            *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
+        train = source.subset([i for i, r in enumerate(roles) if r == "train"])
+        test = files["test"] or source.subset([i for i, r in enumerate(roles) if r == "test"])
+        valid = len(files["valid"].ids) if files["valid"] else roles.count("valid")
+    elif split.get("valid"):  # a prior from before the test split: its held-out units were its validation's
+        train, test, valid = source, load_units(split["valid"], dedup, k, key="the prior's valid units"), 0
     else:
         marks = held_out(source.ids, split.get("valid_fraction", 0.1), split.get("seed", 0))
         train = source.subset([i for i, m in enumerate(marks) if not m])
-        test = source.subset([i for i, m in enumerate(marks) if m])
+        test, valid = source.subset([i for i, m in enumerate(marks) if m]), 0
+    if cfg.units is not None:
+        test = load_units(cfg.units, dedup, k)
+        held = set(test.ids)
+        train = train.subset([i for i, uid in enumerate(train.ids) if uid not in held])
     manifest = cfg.manifest or split.get("manifest")
     if speakers and manifest is None:
         raise ConfigError("manifest: the prior has speakers; give the manifest that names the held-out utterances' "
@@ -92,7 +102,7 @@ def _splits(cfg: DictConfig, pcfg: dict, speakers: dict[str, int]) -> tuple[Unit
         unknown = sorted({n for n in names if n not in speakers})
         if unknown:
             raise ConfigError(f"units: held-out speakers the prior has no start token for: {', '.join(unknown)}")
-    return train, test, [speakers[n] if speakers else None for n in names]
+    return train, test, [speakers[n] if speakers else None for n in names], valid
 
 
 @torch.no_grad()
@@ -179,7 +189,9 @@ def _auto_bleu(seqs: list[np.ndarray], n: int = 2) -> float:
 
 def _markdown(r: dict) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = ["# Prior evaluation", "", f"{r['held_out']} held-out utterances ({r['train']} train), K = "
+    selected = f", weights of step {r['exported_step']}" if r.get("exported_step") is not None else ""
+    lines = ["# Prior evaluation", "", f"{r['held_out']} held-out utterances ({r['train']} train, {r['valid']} valid"
+             f"{selected}), K = "
              f"{r['codebook_size']}, {'deduplicated' if r['deduplicated'] else 'frame-level'} units.", "",
              "| model | bits/unit | bits/s |", "|---|---|---|"]
     lines += [f"| {k} | {fmt(v['bits_per_unit'])} | {fmt(v['bits_per_second'])} |" for k, v in r["bits"].items()]
