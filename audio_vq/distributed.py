@@ -47,15 +47,18 @@ class Context:
         return bool(t.item())
 
 
+TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts
+
+
 def setup(device: str) -> Context:
-    """The process's context; under torchrun (WORLD_SIZE > 1) joins the process group (NCCL on
-    CUDA, gloo on CPU). ``device``: auto | cpu | cuda | cuda:N."""
+    """The process's context; under torchrun (one process too: the GPU check's NCCL row) joins
+    the process group (NCCL on CUDA, gloo on CPU). ``device``: auto | cpu | cuda | cuda:N."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    if (world > 1 or TORCHRUN_VARIABLE in os.environ) and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Context(rank, world, dev)

@@ -50,6 +50,9 @@ from .threads import ThreadTuner, usable_cores
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# train.compile_backend: inductor generates fused code; aot_eager traces the model (graph breaks
+# and all) without generating code, in seconds (the GPU check's dry run); cudagraphs captures without fusing
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 SCHEDULES = ("cosine", "constant")
 WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
 # What a run folder holds besides its task's export; anything else in hydra.run.dir is someone
@@ -59,8 +62,8 @@ RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkp
 # weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
 RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
                      "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.max_nonfinite", "train.threads", "train.compile", "train.resume", "data.num_workers",
-                     "data.synthetic_dir", "device")
+                     "train.max_nonfinite", "train.threads", "train.compile", "train.compile_backend", "train.resume",
+                     "data.num_workers", "data.synthetic_dir", "device")
 
 
 class TrainingError(RuntimeError):
@@ -253,14 +256,15 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
         log.warning("train.keep_best=true but there is no validation split: the last step is exported")
         best.enabled = False
 
-    forward = torch.compile(model) if tc.compile else model
-    if ctx.world > 1:
+    forward = torch.compile(model, backend=tc.compile_backend) if tc.compile else model
+    if dist.is_initialized():  # under torchrun, one process too
         forward = torch.nn.parallel.DistributedDataParallel(
             forward, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     writer = _Writer(run_dir, cfg, metric_fields(task), resumed_at=step if state else None) if ctx.primary else None
     if writer:
         log.info("run folder %s; %s", run_dir, "resuming at step %d" % step if state else "new run")
-        log.info("%s; batch %d x %d process(es)", task.describe(model, ctx), tc.batch_size, ctx.world)
+        log.info("%s; batch %d x %d process(es)%s", task.describe(model, ctx), tc.batch_size, ctx.world,
+                 f" (DistributedDataParallel, {dist.get_backend()})" if dist.is_initialized() else "")
         log.info("threads: %s; data workers: %d", f"auto, tuned among {tuner.candidates}" if tuner
                  else torch.get_num_threads(), n_workers)
         if best.enabled:
@@ -536,6 +540,7 @@ def check_train_config(cfg: DictConfig) -> None:
     require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
     require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
     require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    require(cfg, "train.compile_backend", lambda v: v in COMPILE_BACKENDS, " | ".join(COMPILE_BACKENDS))
     for key in ("train.compile", "train.resume", "train.keep_best"):
         require(cfg, key, lambda v: isinstance(v, bool), "true or false")
     require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")

@@ -197,7 +197,8 @@ def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: str, bu
            "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
            "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
            "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
-           "--lr", str(args.lr), "--clip", str(args.clip), *(["--peer-source", args.peer_source] if args.peer_source else [])]
+           "--lr", str(args.lr), "--clip", str(args.clip),
+           *(["--peer-source", args.peer_source] if args.peer_source else [])]
     try:
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     finally:
@@ -280,8 +281,9 @@ def main() -> None:
             ours, peer = ([r for r in rows if r["model"] == m and r["setting"] == threads and r["busy"] == 0]
                           for m in (REFERENCE, PEER))
             if ours and peer:
-                print(f"threads={threads}: {REFERENCE} / {PEER}: speed {ours[0]['speed'] / peer[0]['speed']:.2f}x "
-                      f"(goal >= 1.5x), peak RSS {ours[0]['peak_rss_mib'] / peer[0]['peak_rss_mib']:.2f}x (goal <= 0.5x)")
+                speed, memory = (ours[0][k] / peer[0][k] for k in ("speed", "peak_rss_mib"))
+                print(f"threads={threads}: {REFERENCE} / {PEER}: speed {speed:.2f}x (goal >= 1.5x), "
+                      f"peak RSS {memory:.2f}x (goal <= 0.5x)")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(
     ("train.lr=-0.1", "train.lr"), ("data.crop_seconds=0.001", "data.crop_seconds"),
     ("train.precision=fp8", "train.precision"), ("model.decoder.gate_channels=33", "model"),
     ("train.threads=0", "train.threads"), ("data.num_workers=many", "data.num_workers"),
-    ("model.input_dropout=1.5", "model"),
+    ("model.input_dropout=1.5", "model"), ("train.compile_backend=tvm", "train.compile_backend"),
 ])
 def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
     cfg, folder = config(manifest, tmp_path / "run", override)

@@ -111,7 +111,8 @@ def test_keep_best_exports_the_step_with_the_lowest_validation_loss(tmp_path):
     cfg, folder = config(tmp_path, units, "train.max_steps=30", "train.lr=1e-2", "prior.dropout=0", "prior.dim=32",
                          "train.keep_checkpoints=100", "train.checkpoint_every=1000")
     run = train_prior.run(cfg, folder)
-    valid = {int(r["step"]): float(r["loss"]) for r in csv.DictReader(open(run / "metrics.csv")) if r["split"] == "valid"}
+    rows = csv.DictReader(open(run / "metrics.csv"))
+    valid = {int(r["step"]): float(r["loss"]) for r in rows if r["split"] == "valid"}
     best = min(valid, key=valid.get)
     assert best < 30 and valid[30] > valid[best]  # it overfits, so the last step is not the best
     assert yaml.safe_load((run / "prior" / "config.yaml").read_text())["exported_step"] == best
