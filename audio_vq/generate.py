@@ -491,16 +491,46 @@ class _KernelSession(_Session):
 
 
 class _TorchSession(_Session):
+    """The recurrence in torch ops over the group's utterances. Every index a step uses (the
+    sample t, its column in the chunk, the ring slots, the conditioning row) lives in a device
+    tensor that the step advances itself, so a step is the same sequence of kernels at every
+    t: on CUDA, sampling captures one step as a CUDA graph (the first ``GRAPH_WARMUP`` steps
+    run eagerly) and replays it, one launch per sample instead of hundreds."""
+
+    GRAPH_WARMUP = 3  # eager steps before capture (cuBLAS workspaces, allocator pools settle)
+
     def __init__(self, gen, utts, temperature, argmax, teacher):
         super().__init__(gen, utts, temperature, argmax, teacher)
         w = gen._torch_weights
         self.w = w
         self.dtype, self.device = w.wd.dtype, w.wd.device
         nb = len(self.utts)
-        R = gen.residual_channels
-        self.rings = [torch.zeros(nb, n, R, dtype=self.dtype, device=self.device) for n in gen.ring_len]
-        self.prev = torch.full((nb,), gen.decoder.initial_class, dtype=torch.long, device=self.device)
+        R, K = gen.residual_channels, gen.kernel_size
+        dev = self.device
+        self.rings = [torch.zeros(nb, n, R, dtype=self.dtype, device=dev) for n in gen.ring_len]
+        self.ring_len = torch.tensor(gen.ring_len, device=dev)  # (L,)
+        # tap m of layer i reads the input at t - (K - 1 - m) * dilation: (L, K)
+        self.tap_back = torch.tensor([[(K - 1 - m) * d for m in range(K)] for d in gen.dilations], device=dev)
+        self.res_skip = [torch.cat([w.res_w[i], w.skip_w[i]], dim=1) for i in range(gen.num_layers)]  # (H, R + S)
+        self.res_skip_b = [torch.cat([w.res_b[i], torch.zeros_like(w.skip_b)]) for i in range(gen.num_layers)]
+        self.prev = torch.full((nb,), gen.decoder.initial_class, dtype=torch.long, device=dev)
         self.consts = torch.stack([u.const for u in self.utts]).to(self.dtype) if nb else None
+        self.t_now = torch.zeros(1, dtype=torch.long, device=dev)  # the step's sample index
+        self.j_now = torch.zeros(1, dtype=torch.long, device=dev)  # its column in the chunk's buffers
+        self.row0 = torch.zeros(1, dtype=torch.long, device=dev)
+        self.buffers: dict[str, Tensor] = {}
+        self.graph = None
+        self.graph_failed = False
+        self.use_graph = dev.type == "cuda" and not teacher and nb > 0
+
+    def _buffer(self, name: str, shape: tuple, dtype) -> Tensor:
+        """A buffer the step reads or writes, kept across chunks at the first chunk's size
+        (the largest: later ones only fill a prefix), so a captured graph's addresses hold."""
+        buf = self.buffers.get(name)
+        if buf is None or buf.dtype != dtype or any(a < b for a, b in zip(buf.shape, shape)) or buf.dim() != len(shape):
+            self.graph = None  # it read the old buffer: capture again at the next chunk
+            buf = self.buffers[name] = torch.zeros(shape, dtype=dtype, device=self.device)
+        return buf
 
     @torch.no_grad()
     def _advance(self, n: int, teacher: np.ndarray | None):
@@ -508,65 +538,100 @@ class _TorchSession(_Session):
         t0, t1 = self.t, self.t + n
         nb = len(self.utts)
         feats, row0 = self._feature_rows(t0, t1, self.dtype, self.device)
-        table = torch.matmul(feats, w.wc) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
-        sampling = not (self.teacher or self.argmax)
-        uniforms = None
-        if sampling:  # step-major, so that each step's (nb,) or (nb, 2) slice is contiguous
+        table = self._buffer("table", (nb, feats.shape[1], g.num_layers * g.gate_channels), self.dtype)
+        table[:, :feats.shape[1]] = torch.matmul(feats, w.wc) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
+        self.row0.fill_(row0)
+        self.t_now.fill_(t0)
+        self.j_now.zero_()
+        if not (self.teacher or self.argmax):  # step-major, so that each step's (nb,) or (nb, 2) slice is contiguous
             u = self._uniforms(n).transpose(1, 0, 2)
-            uniforms = torch.from_numpy(np.ascontiguousarray(u if g.mixture else u[:, :, 0])).to(self.device)
-        tf = logits_out = None
+            u = torch.from_numpy(np.ascontiguousarray(u if g.mixture else u[:, :, 0])).to(self.device)
+            self._buffer("uniforms", tuple(u.shape), u.dtype)[:n] = u
+        self._buffer("zeros_u", (nb, 2), torch.float64)
         if self.teacher:
             tf = torch.from_numpy(np.ascontiguousarray(teacher[self.order][:, t0:t1])).to(self.device)
-            logits_out = torch.empty(nb, g.out_channels, n, dtype=self.dtype, device=self.device)
-        samples_out = torch.empty(nb, n, dtype=torch.float32 if g.mixture else torch.long, device=self.device)
-        classes_out = torch.empty(nb, n, dtype=torch.long, device=self.device)
-        zeros_u = torch.zeros(nb, 2, dtype=torch.float64, device=self.device)
+            self._buffer("teacher", (nb, n), torch.long)[:, :n] = tf
+            self._buffer("logits", (nb, g.out_channels, n), self.dtype)
+        self._buffer("samples", (nb, n), torch.float32 if g.mixture else torch.long)
+        self._buffer("classes", (nb, n), torch.long)
         with warnings.catch_warnings():
             # the mixture's sampler takes u[:, 0] of a (B, 2) tensor: torch warns about the copy
             warnings.filterwarnings("ignore", message=r"torch\.searchsorted\(\): input value tensor is non-contiguous")
-            self._steps(t0, t1, table, row0, uniforms, zeros_u, samples_out, classes_out, tf, logits_out)
+            self._run(n)
         self.t = t1
         if self.teacher:
             inv = torch.as_tensor(np.argsort(self.order), device=self.device)
-            return logits_out[inv]
-        classes = classes_out.cpu().numpy()
-        audio = samples_out.cpu().numpy() if g.mixture else None
+            return self.buffers["logits"][inv, :, :n]
+        classes = self.buffers["classes"][:, :n].cpu().numpy()
+        audio = self.buffers["samples"][:, :n].cpu().numpy() if g.mixture else None
         return self._audio(classes, audio)
 
-    def _steps(self, t0, t1, table, row0, uniforms, zeros_u, samples_out, classes_out, tf, logits_out):
-        """The recurrence over steps [t0, t1), batched over the group's utterances."""
-        g, w = self.gen, self.w
+    def _run(self, n: int) -> None:
+        """n steps: eagerly, or (CUDA, sampling) by replaying the captured step."""
+        done = 0
+        if self.use_graph and self.graph is None and not self.graph_failed:
+            while done < min(n, self.GRAPH_WARMUP):
+                self._step()
+                done += 1
+            if done < n:
+                self._capture()
+        if self.graph is None:
+            for _ in range(n - done):
+                self._step()
+            return
+        for _ in range(n - done):
+            self.graph.replay()
+
+    def _capture(self) -> None:
+        """Record one step as a CUDA graph (recording runs nothing: t and the state stay put).
+        A failure leaves the eager steps in charge, with a warning."""
+        try:
+            graph = torch.cuda.CUDAGraph()
+            torch.cuda.synchronize(self.device)
+            with torch.cuda.graph(graph):
+                self._step()
+            self.graph = graph
+        except Exception as e:  # the eager path computes the same thing
+            self.graph_failed = True
+            warnings.warn(f"CUDA graph capture of the generation step failed, stepping eagerly: {e}")
+
+    def _step(self) -> None:
+        """One sample for every utterance of the group, at t = ``t_now``; advances t_now and j_now."""
+        g, w, b = self.gen, self.w, self.buffers
         dec = g.decoder
         nb = len(self.utts)
-        L, G, K = g.num_layers, g.gate_channels, g.kernel_size
+        L, G, K, R = g.num_layers, g.gate_channels, g.kernel_size, g.residual_channels
         H = G // 2
-        sampling = uniforms is not None
-        for t in range(t0, t1):
-            j = t - t0
-            bias = table[:, t // g.feat_hop - row0].view(nb, L, G)
-            h = w.emb[self.prev]
-            skip = None
-            for i in range(L):
-                ring, lr, d = self.rings[i], g.ring_len[i], g.dilations[i]
-                ring[:, t % lr] = h
-                taps = torch.cat([ring[:, (t - (K - 1 - m) * d) % lr] for m in range(K)], dim=1)  # (nb, K*R)
-                a = torch.addmm(bias[:, i], taps, w.wd[i])
-                z = torch.tanh(a[:, :H]) * torch.sigmoid(a[:, H:])
-                skip = z @ w.skip_w[i] if skip is None else torch.addmm(skip, z, w.skip_w[i])
-                if i < L - 1:
-                    h = (h + torch.addmm(w.res_b[i], z, w.res_w[i])) * RESIDUAL_SCALE
-            out = F.relu((skip + w.skip_b) * dec.skip_scale)
-            logits = torch.addmm(w.out_b, F.relu(torch.addmm(w.hid_b, out, w.hid_w)), w.out_w)
-            if self.teacher:
-                logits_out[:, :, j] = logits
-                self.prev = tf[:, j]
-                continue
-            if g.mixture:
-                u = uniforms[j] if sampling else zeros_u
+        t, j = self.t_now, self.j_now
+        bias = b["table"].index_select(1, torch.div(t, g.feat_hop, rounding_mode="floor") - self.row0).view(nb, L, G)
+        h = w.emb.index_select(0, self.prev)
+        slots = t % self.ring_len  # (L,): where each layer's ring takes this step's input
+        tap_slots = (t - self.tap_back) % self.ring_len.unsqueeze(1)  # (L, K): the slots its taps read
+        skip = None
+        for i in range(L):
+            ring = self.rings[i]
+            ring.index_copy_(1, slots[i:i + 1], h.unsqueeze(1))
+            taps = ring.index_select(1, tap_slots[i]).reshape(nb, K * R)
+            a = torch.addmm(bias[:, i], taps, w.wd[i])
+            z = torch.tanh(a[:, :H]) * torch.sigmoid(a[:, H:])
+            rs = torch.addmm(self.res_skip_b[i], z, self.res_skip[i])  # (nb, R + S): residual | skip
+            skip = rs[:, R:] if skip is None else skip + rs[:, R:]
+            if i < L - 1:
+                h = (h + rs[:, :R]) * RESIDUAL_SCALE
+        out = F.relu((skip + w.skip_b) * dec.skip_scale)
+        logits = torch.addmm(w.out_b, F.relu(torch.addmm(w.hid_b, out, w.hid_w)), w.out_w)
+        if self.teacher:
+            b["logits"].index_copy_(2, j, logits.unsqueeze(2))
+            self.prev.copy_(b["teacher"].index_select(1, j).squeeze(1))
+        else:
+            if self.argmax:
+                u = b["zeros_u"] if g.mixture else b["zeros_u"][:, 0]
             else:
-                u = uniforms[j] if sampling else zeros_u[:, 0]
+                u = b["uniforms"].index_select(0, j).squeeze(0)
             s = dec.distribution.sample(logits, u, self.temperature, self.argmax)
             c = dec.distribution.to_class(s)
-            samples_out[:, j] = s
-            classes_out[:, j] = c
-            self.prev = c
+            b["samples"].index_copy_(1, j, s.unsqueeze(1).to(b["samples"].dtype))
+            b["classes"].index_copy_(1, j, c.unsqueeze(1))
+            self.prev.copy_(c)
+        t.add_(1)
+        j.add_(1)

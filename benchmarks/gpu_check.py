@@ -15,8 +15,9 @@ Rows, each through the toolkit's own entry points:
 * ``extract``: units of the corpus with :class:`audio_vq.units.UnitExtractor` on the device
   (the fp32 row's model), audio seconds per second.
 * ``generate 1`` / ``generate 64``: the torch generation path (``Generator(backend="torch")``)
-  on the device for 1 and 64 streams of --generate-seconds each, times real time in aggregate
-  (the goal for 64 streams of the reference decoder on one H200: >= 50x).
+  of the reference decoder (benchmarks/generate.py, random weights) on the device for 1 and 64 streams of --generate-seconds each, times real time in aggregate
+  (the goal for 64 streams of the reference decoder on one H200: >= 50x), and whether the
+  steps replayed a CUDA graph or ran eagerly (the CPU, or a capture that failed: its reason).
 
 A row that fails prints FAILED and its reason; the exit status is 1 if any did. What the rows
 write (the corpus, the runs, their logs) stays in --out (a temporary folder by default).
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 SAMPLE_RATE = 16_000
@@ -121,28 +123,43 @@ def extract_row(args, manifest: Path, model_dir: Path) -> tuple[str, str]:
 
 
 def generate_row(args, model_dir: Path, streams: int) -> tuple[str, str]:
+    """The reference decoder of benchmarks/generate.py with random weights (the dry run: the
+    fp32 row's tiny model)."""
     import numpy as np
+    import torch
 
     from audio_vq.checkpoint import load_model
     from audio_vq.generate import Generator
+    from audio_vq.models.vqvae import VQVAE
+    from generate import NUM_SPEAKERS, REFERENCE  # benchmarks/generate.py
 
-    model = load_model(model_dir, args.device)
+    if args.dry_run:
+        model = load_model(model_dir, args.device)
+    else:
+        torch.manual_seed(0)
+        model = VQVAE.from_config(REFERENCE, num_speakers=NUM_SPEAKERS).to(args.device).eval()
     gen = Generator(model, backend="torch")
     frames = max(1, round(args.generate_seconds * SAMPLE_RATE / model.hop))
     rng = np.random.default_rng(0)
     codes = [rng.integers(0, model.quantizer.codebook_size, frames) for _ in range(streams)]
     speakers = [int(rng.integers(model.num_speakers)) for _ in range(streams)] if model.num_speakers else None
-    gen.generate(codes[:1], speakers[:1] if speakers else None)  # warm-up (and graph capture, where there is one)
-    sync(args.device)
-    start = time.perf_counter()
-    audio = gen.generate(codes, speakers)
-    sync(args.device)
-    wall = time.perf_counter() - start
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gen.generate(codes[:1], speakers[:1] if speakers else None)  # warm-up
+        sync(args.device)
+        start = time.perf_counter()
+        audio = gen.generate(codes, speakers)
+        sync(args.device)
+        wall = time.perf_counter() - start
+    failed = [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
+    stepping = ("eager steps" if not args.device.startswith("cuda") else
+                f"eager steps ({failed[0][:120]})" if failed else "CUDA graph per step")
     realtime = streams * frames * model.hop / SAMPLE_RATE / wall
     if not all(np.isfinite(a).all() for a in audio):
         raise RuntimeError("non-finite audio")
     goal = f"; goal >= {GOAL_64_STREAMS:.0f}x on an H200" if streams == 64 and not args.dry_run else ""
-    return f"{realtime:.2f}x real time", f"{streams} x {frames * model.hop / SAMPLE_RATE:.2f} s in {wall:.1f} s{goal}"
+    seconds = frames * model.hop / SAMPLE_RATE
+    return f"{realtime:.2f}x real time", f"{streams} x {seconds:.2f} s in {wall:.1f} s, {stepping}{goal}"
 
 
 def sync(device: str) -> None:
