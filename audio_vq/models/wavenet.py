@@ -347,29 +347,44 @@ class WaveNet(nn.Module):
         """Teacher-forced logits (B, out_channels, T) for the mu-law classes ``x`` (B, T) int64,
         local conditioning ``c`` (B, cond_channels, frames) with T == frames * hop, and speaker
         vectors ``g`` (B, speaker_dim) (None iff speaker_dim == 0). ``logits[..., t]`` depends
-        on ``x[..., t - receptive_field : t]`` only."""
+        on ``x[..., t - receptive_field : t]`` only.
+
+        Computed time-major, (B, T, channels), with every 1x1 conv and every tap of a dilated
+        conv as a matrix product over all B * T samples (contiguous, no im2col): a past tap's
+        product is taken of the layer's input itself and shifted into place afterwards, so
+        the backward pass keeps the input once, not a shifted copy per tap. The returned
+        logits are a (B, out_channels, T) view."""
         self.check_inputs(x, c, g)
         B, T = x.shape
         frames = c.shape[2]
+        G = self.gate_channels
         prev = F.pad(x[:, :-1], (1, 0), value=self.initial_class)  # shift right by one sample
-        h = self.embedding(prev).transpose(1, 2)  # (B, residual, T)
-        feats = self.local_features(c)
+        h = self.embedding(prev)  # (B, T, residual)
+        feats = self.local_features(c).transpose(1, 2)  # (B, frames or T, cond_channels)
         skips = None
         for layer in self.layers:
-            a = layer.dilated(F.pad(h, (layer.padding, 0)))  # causal: (B, gate, T)
-            bias = layer.bias(feats, g)
+            K, d, w = layer.kernel_size, layer.dilation, layer.dilated.weight  # w: (G, R, K)
+            a = F.linear(h, w[:, :, K - 1], layer.dilated.bias)  # tap K - 1: the current input
+            bias = F.linear(feats, layer.cond.weight[:, :, 0])
+            if layer.speaker is not None:
+                bias = bias + layer.speaker(g).unsqueeze(1)
             if self.upsample is None:  # frame-rate bias, held for hop samples (no copy)
-                a = (a.view(B, -1, frames, self.hop) + bias.unsqueeze(-1)).view(B, -1, T)
+                a = (a.view(B, frames, self.hop, G) + bias.unsqueeze(2)).view(B, T, G)
             else:
                 a = a + bias
-            tanh_in, sig_in = a.chunk(2, dim=1)
+            for m in range(K - 1):  # causal: tap m reads t - (K - 1 - m) * d, so its output lands that much later
+                back = (K - 1 - m) * d
+                if back < T:
+                    a[:, back:] += F.linear(h, w[:, :, m])[:, :T - back]
+            tanh_in, sig_in = a.chunk(2, dim=-1)
             z = torch.tanh(tanh_in) * torch.sigmoid(sig_in)
-            s = layer.skip(z)
+            s = F.linear(z, layer.skip.weight[:, :, 0], layer.skip.bias)
             skips = s if skips is None else skips + s
             if layer.residual is not None:
-                h = (h + layer.residual(z)) * RESIDUAL_SCALE
+                h = (h + F.linear(z, layer.residual.weight[:, :, 0], layer.residual.bias)) * RESIDUAL_SCALE
         out = F.relu(skips * self.skip_scale)
-        return self.head_out(F.relu(self.head_hidden(out)))
+        hidden = F.relu(F.linear(out, self.head_hidden.weight[:, :, 0], self.head_hidden.bias))
+        return F.linear(hidden, self.head_out.weight[:, :, 0], self.head_out.bias).transpose(1, 2)
 
     def loss(self, logits: torch.Tensor, x_audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction loss (nats per sample) of ``logits`` (B, out_channels, T) against the
