@@ -26,8 +26,10 @@ Two backends compute the same thing:
     so groups of streams run in parallel threads (``threads``). On a 2-vCPU Xeon: one stream
     ~1.4x real time on one thread, 16 streams ~7x on two (``benchmarks/generate.py``).
 ``"torch"`` (the default when the model is on a GPU, and the second reference): the same
-    recurrence with batched torch ops over all utterances, in the model's dtype and device.
-    On a CPU it is some 20x slower than the kernel (per-op overhead at every step).
+    recurrence with batched torch ops over all utterances, in the model's dtype and device,
+    every index in a device tensor so that on CUDA one step is captured as a CUDA graph and
+    replayed (one launch per sample). On a CPU it is some 20x slower than the kernel (per-op
+    overhead at every step).
 
 Randomness: utterance ``i`` of a call draws its uniforms from
 ``np.random.default_rng([seed, first_index + i])``: ``(samples,)`` for a categorical output,

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--models small paper [phoneme25hz]] [--threads 1 2 auto]
                                           [--batch 8] [--crop-samples 8192] [--steps 0]
                                           [--target-seconds 30] [--busy 0 1]
-    python benchmarks/train_throughput.py --peer r9y9 [--peer-source PATH] [--threads 1 2]
+    python benchmarks/train_throughput.py --peer r9y9 [--peer-source PATH] [--threads 1 2] [--precision fp32 bf16]
 
 ``--peer r9y9`` puts our VQ-VAE with the reference decoder (model ``reference``: model=paper with
 REFERENCE_DECODER, i.e. 2 x 10 layers of kernel 2, residual 64, gate 128, skip 128, speaker
@@ -116,7 +116,8 @@ def worker(args: argparse.Namespace) -> None:
             tuner.before_step()
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_of(x, m, spk)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.worker_precision == "bf16"):
+            loss = loss_of(x, m, spk)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
@@ -138,7 +139,7 @@ def worker(args: argparse.Namespace) -> None:
     busy_end = busy_seconds()
     others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"model": args.worker_model,
+    print(json.dumps({"model": args.worker_model, "precision": args.worker_precision,
                       "threads": f"auto:{tuner.threads}" if tuner else torch.get_num_threads(),
                       "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
                       "warmup_s": warmup, "steps": steps, "step_s": times, "wall_s": wall, "cpu_s": cpu,
@@ -186,14 +187,15 @@ def _build(name: str, num_speakers: int, peer_source: str | None):
     return model, hop, loss
 
 
-def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: str, busy: int) -> dict:
-    """Run one (model, threads) row in a fresh interpreter, with ``busy`` spinning processes
-    beside it; its JSON result."""
+def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, threads: str, busy: int) -> dict:
+    """Run one (model, precision, threads) row in a fresh interpreter, with ``busy`` spinning
+    processes beside it; its JSON result."""
     env = dict(os.environ)
     if threads != "auto":
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--worker-model", model,
+           "--worker-precision", precision,
            "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
            "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
            "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
@@ -206,7 +208,8 @@ def run_row(args: argparse.Namespace, corpus: Path, model: str, threads: str, bu
             p.kill()
             p.wait()
     if done.returncode != 0:
-        raise SystemExit(f"worker for model={model} threads={threads} failed with exit code {done.returncode}")
+        raise SystemExit(f"worker for model={model} precision={precision} threads={threads} failed with exit code "
+                         f"{done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -216,6 +219,8 @@ def main() -> None:
                         help="model presets (small, paper, phoneme25hz)")
     parser.add_argument("--threads", nargs="+", default=["1", "2", "auto"], help="counts, or auto (ThreadTuner)")
     parser.add_argument("--busy", type=int, nargs="+", default=[0], help="competing busy processes per row (e.g. 0 1)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                        help="fp32, or bf16 autocast (train.precision=bf16) for each row")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop-samples", type=int, default=8192,
                         help="samples per crop, rounded up to a multiple of the model's hop")
@@ -233,6 +238,7 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-model", help=argparse.SUPPRESS)
     parser.add_argument("--worker-threads", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -249,41 +255,48 @@ def main() -> None:
         corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        header = (f"{'model':>11}  {'threads':>7}  {'busy':>4}  {'params M':>8}  {'batch x crop':>12}  {'steps':>5}  "
-                  f"{'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  "
+        header = (f"{'model':>11}  {'prec':>4}  {'threads':>7}  {'busy':>4}  {'params M':>8}  {'batch x crop':>12}  "
+                  f"{'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  "
                   f"{'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
-        for model in args.models:
+        for model, precision in [(m, p) for m in args.models for p in args.precision]:
             for busy, threads in [(b, t) for b in args.busy for t in args.threads]:
-                r = run_row(args, corpus, model, threads, busy)
+                r = run_row(args, corpus, model, precision, threads, busy)
                 r["busy"], r["setting"] = busy, threads
                 r["s_per_step"] = r["wall_s"] / r["steps"]
                 r["speed"] = r["batch"] * r["crop"] / SAMPLE_RATE / r["s_per_step"]
                 epoch = CORPUS_SECONDS / r["speed"]
                 others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
-                print(f"{model:>11}  {r['threads']:>7}  {busy:>4}  {r['parameters'] / 1e6:>8.2f}  "
+                print(f"{model:>11}  {precision:>4}  {r['threads']:>7}  {busy:>4}  {r['parameters'] / 1e6:>8.2f}  "
                       f"{r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  {r['s_per_step']:>7.3f}  "
                       f"{r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
                       f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
-    for model in args.models:
-        speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows if r["model"] == model}
+    for model, precision in [(m, p) for m in args.models for p in args.precision]:
+        speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows if r["model"] == model
+                  and r["precision"] == precision}
         ones = speeds.get(("1", 0))
         for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if ones and (threads, busy) != ("1", 0):
-                print(f"{model}: threads={threads} with {busy} busy process(es) / 1 thread idle = {speed / ones:.2f}x")
+                print(f"{model} {precision}: threads={threads} with {busy} busy process(es) / 1 thread idle = "
+                      f"{speed / ones:.2f}x")
     if args.peer:
+        def row(model, precision, threads):
+            found = [r for r in rows if (r["model"], r["precision"], r["setting"], r["busy"]) ==
+                     (model, precision, threads, 0)]
+            return found[0] if found else None
         for threads in args.threads:
-            ours, peer = ([r for r in rows if r["model"] == m and r["setting"] == threads and r["busy"] == 0]
-                          for m in (REFERENCE, PEER))
-            if ours and peer:
-                speed, memory = (ours[0][k] / peer[0][k] for k in ("speed", "peak_rss_mib"))
-                print(f"threads={threads}: {REFERENCE} / {PEER}: speed {speed:.2f}x (goal >= 1.5x), "
-                      f"peak RSS {memory:.2f}x (goal <= 0.5x)")
+            peer = row(PEER, "fp32", threads)
+            for precision in args.precision:
+                ours = row(REFERENCE, precision, threads)
+                if ours and peer:
+                    speed, memory = (ours[k] / peer[k] for k in ("speed", "peak_rss_mib"))
+                    print(f"threads={threads}: {REFERENCE} {precision} / {PEER} fp32: speed {speed:.2f}x "
+                          f"(goal >= 1.5x), peak RSS {memory:.2f}x (goal <= 0.5x)")
 
 
 if __name__ == "__main__":

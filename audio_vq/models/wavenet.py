@@ -121,6 +121,13 @@ def default_upsample_strides(hop: int) -> list[int]:
     return strides
 
 
+def _autocast_input(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in the autocast dtype when autocast is on: one cast that the several products
+    reading ``t`` share (autocast casts per product, and the backward pass keeps every copy)."""
+    kind = t.device.type
+    return t.to(torch.get_autocast_dtype(kind)) if torch.is_autocast_enabled(kind) else t
+
+
 class ResidualLayer(nn.Module):
     """One gated residual layer. Parameters (named for the incremental generator):
     ``dilated`` Conv1d(residual, gate, kernel_size, dilation) (with bias), ``cond``
@@ -364,7 +371,8 @@ class WaveNet(nn.Module):
         skips = None
         for layer in self.layers:
             K, d, w = layer.kernel_size, layer.dilation, layer.dilated.weight  # w: (G, R, K)
-            a = F.linear(h, w[:, :, K - 1], layer.dilated.bias)  # tap K - 1: the current input
+            h_in = _autocast_input(h)
+            a = F.linear(h_in, w[:, :, K - 1], layer.dilated.bias)  # tap K - 1: the current input
             bias = F.linear(feats, layer.cond.weight[:, :, 0])
             if layer.speaker is not None:
                 bias = bias + layer.speaker(g).unsqueeze(1)
@@ -375,9 +383,9 @@ class WaveNet(nn.Module):
             for m in range(K - 1):  # causal: tap m reads t - (K - 1 - m) * d, so its output lands that much later
                 back = (K - 1 - m) * d
                 if back < T:
-                    a[:, back:] += F.linear(h, w[:, :, m])[:, :T - back]
+                    a[:, back:] += F.linear(h_in, w[:, :, m])[:, :T - back]
             tanh_in, sig_in = a.chunk(2, dim=-1)
-            z = torch.tanh(tanh_in) * torch.sigmoid(sig_in)
+            z = _autocast_input(torch.tanh(tanh_in) * torch.sigmoid(sig_in))
             s = F.linear(z, layer.skip.weight[:, :, 0], layer.skip.bias)
             skips = s if skips is None else skips + s
             if layer.residual is not None:
