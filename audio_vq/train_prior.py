@@ -24,7 +24,7 @@ from .config import ConfigError, is_int, is_number, require
 from .distributed import Context
 from .models.prior import UnitPrior
 from .training import EpochBatches, Task, check_train_config, fit, init_loader_worker
-from .unit_corpus import UnitCorpus, UnitCrops, collate_units, load_units, speakers_of, split_roles
+from .unit_corpus import UnitCorpus, UnitCrops, collate_units, load_units, speakers_of, split_corpus
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +166,17 @@ def _task(cfg: DictConfig) -> PriorTask:
     corpus = load_units(cfg.units, cfg.deduplicate, cfg.codebook_size)
     log.info("units: %d utterance(s), K = %d (from %s)%s", len(corpus.ids), corpus.codebook_size, corpus.k_source,
              f", {corpus.frame_rate:g} frames/s" if corpus.frame_rate else "")
-    names = speakers_of(corpus, cfg.manifest)
-    files = {key: None if cfg[key] is None else load_units(cfg[key], cfg.deduplicate, corpus.codebook_size, key=key)
-             for key in ("test", "valid")}
-    roles = split_roles(corpus.ids, cfg.train.seed, cfg.test_fraction, cfg.valid_fraction,
-                        *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
-    train = corpus.subset([i for i, r in enumerate(roles) if r == "train"])
-    train_names = [n for n, r in zip(names, roles) if r == "train"]
+    parts = split_corpus(corpus, cfg.deduplicate, cfg.train.seed, cfg.test_fraction, cfg.valid_fraction,
+                         cfg.test, cfg.valid)
+    train, valid = parts["train"], parts["valid"]
     if not train.ids:
         raise ConfigError(f"units={cfg.units}: {len(corpus.ids)} utterance(s), none left to train on after the "
                           "test and valid splits (lower test_fraction / valid_fraction)")
-    if files["valid"] is not None:
-        valid, valid_names = files["valid"], speakers_of(files["valid"], cfg.manifest)
-    else:
-        valid = corpus.subset([i for i, r in enumerate(roles) if r == "valid"])
-        valid_names = [n for n, r in zip(names, roles) if r == "valid"]
     log.info("split: %d train, %d valid, %d test utterances (the test split is left for evaluate-prior)",
-             len(train.ids), len(valid.ids), len(files["test"].ids) if files["test"] else roles.count("test"))
+             len(train.ids), len(valid.ids), len(parts["test"].ids))
+    speaker_of = dict(zip(corpus.ids, speakers_of(corpus, cfg.manifest)))  # every id, so a missing one stops here
+    train_names = [speaker_of[i] for i in train.ids]
+    valid_names = speakers_of(valid, cfg.manifest) if cfg.valid is not None else [speaker_of[i] for i in valid.ids]
     speakers = {s: i for i, s in enumerate(sorted({n for n in train_names if n is not None}))}
     if cfg.manifest is not None:
         unknown = sorted({n for n in valid_names if n not in speakers})

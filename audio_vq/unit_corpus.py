@@ -128,6 +128,21 @@ def split_roles(ids: list[str], seed: int, test_fraction: float, valid_fraction:
     return ["valid" if i in valid else "test" if i in test else "train" for i in ids]
 
 
+def split_corpus(corpus: UnitCorpus, deduplicate: bool, seed: int, test_fraction: float, valid_fraction: float,
+                 test: str | None = None, valid: str | None = None) -> dict[str, UnitCorpus]:
+    """A prior's ``train``, ``valid`` and ``test`` corpora from its unit file (split_roles):
+    ``test`` / ``valid`` name unit files whose utterances are that split (and whose ids are
+    kept out of training), None a seeded fraction of ``corpus``. train-prior and
+    evaluate-prior both split through here, so they agree on every id."""
+    files = {key: None if path is None else load_units(path, deduplicate, corpus.codebook_size, key=key)
+             for key, path in (("test", test), ("valid", valid))}
+    roles = split_roles(corpus.ids, seed, test_fraction, valid_fraction,
+                        *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
+    parts = {r: corpus.subset([i for i, x in enumerate(roles) if x == r]) for r in ("train", "valid", "test")}
+    parts.update({key: f for key, f in files.items() if f is not None})
+    return parts
+
+
 class UnitCrops(torch.utils.data.Dataset):
     """Random crops of ``length`` units (whole utterances when shorter), indexed by
     ``(epoch, utterance)``: the crop start comes from (seed, epoch, utterance), so batch b of a

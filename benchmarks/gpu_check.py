@@ -15,8 +15,8 @@ Rows, each through the toolkit's own entry points:
 * ``extract``: units of the corpus with :class:`audio_vq.units.UnitExtractor` on the device
   (the fp32 row's model), audio seconds per second.
 * ``generate 1`` / ``generate 64``: the torch generation path (``Generator(backend="torch")``)
-  of the reference decoder (benchmarks/generate.py, random weights) on the device for 1 and 64 streams of --generate-seconds each, times real time in aggregate
-  (the goal for 64 streams of the reference decoder on one H200: >= 50x), and whether the
+  of the reference decoder (benchmarks/generate.py, random weights) on the device for 1 and
+  64 streams of --generate-seconds each, times real time in aggregate (the goal for 64 streams of the reference decoder on one H200: >= 50x), and whether the
   steps replayed a CUDA graph or ran eagerly (the CPU, or a capture that failed: its reason).
 
 A row that fails prints FAILED and its reason; the exit status is 1 if any did. What the rows

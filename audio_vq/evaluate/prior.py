@@ -26,7 +26,7 @@ from ..atomic import atomic_write_text
 from ..checkpoint import load_prior
 from ..config import ConfigError, is_int, require
 from ..models.prior import UnitPrior
-from ..unit_corpus import UnitCorpus, held_out, load_units, speakers_of, split_roles
+from ..unit_corpus import UnitCorpus, held_out, load_units, speakers_of, split_corpus
 from ..units import deduplicate
 from .ngram import WittenBell
 
@@ -76,13 +76,9 @@ def _splits(cfg: DictConfig, pcfg: dict, speakers: dict[str, int]) -> tuple[Unit
     split = pcfg.get("split", {})
     source = load_units(pcfg["units"]["source"], dedup, k, key="the prior's training units")
     if "test_fraction" in split:  # train / valid / test: the prior was selected on valid, never on test
-        files = {key: load_units(split[key], dedup, k, key=f"the prior's {key} units") if split.get(key) else None
-                 for key in ("test", "valid")}
-        roles = split_roles(source.ids, split["seed"], split["test_fraction"], split["valid_fraction"],
-                            *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
-        train = source.subset([i for i, r in enumerate(roles) if r == "train"])
-        test = files["test"] or source.subset([i for i, r in enumerate(roles) if r == "test"])
-        valid = len(files["valid"].ids) if files["valid"] else roles.count("valid")
+        parts = split_corpus(source, dedup, split["seed"], split["test_fraction"], split["valid_fraction"],
+                             split.get("test"), split.get("valid"))
+        train, test, valid = parts["train"], parts["test"], len(parts["valid"].ids)
     elif split.get("valid"):  # a prior from before the test split: its held-out units were its validation's
         train, test, valid = source, load_units(split["valid"], dedup, k, key="the prior's valid units"), 0
     else:

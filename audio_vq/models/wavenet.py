@@ -141,7 +141,6 @@ class ResidualLayer(nn.Module):
         super().__init__()
         self.dilation = dilation
         self.kernel_size = kernel_size
-        self.padding = (kernel_size - 1) * dilation
         half = gate_channels // 2
         self.dilated = nn.Conv1d(residual_channels, gate_channels, kernel_size, dilation=dilation)
         self.cond = nn.Conv1d(cond_channels, gate_channels, 1, bias=False)
@@ -150,11 +149,12 @@ class ResidualLayer(nn.Module):
         self.skip = nn.Conv1d(half, skip_channels, 1)
 
     def bias(self, features: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
-        """This layer's conditioning term (B, gate, time of ``features``): the local projection
-        plus the speaker projection (broadcast along time)."""
-        b = self.cond(features)
+        """This layer's conditioning term (B, time of ``features``, gate) of time-major
+        ``features`` (B, time, cond_channels): the local projection plus the speaker projection
+        (broadcast along time)."""
+        b = F.linear(features, self.cond.weight[:, :, 0])
         if self.speaker is not None:
-            b = b + self.speaker(g).unsqueeze(-1)
+            b = b + self.speaker(g).unsqueeze(1)
         return b
 
 
@@ -373,9 +373,7 @@ class WaveNet(nn.Module):
             K, d, w = layer.kernel_size, layer.dilation, layer.dilated.weight  # w: (G, R, K)
             h_in = _autocast_input(h)
             a = F.linear(h_in, w[:, :, K - 1], layer.dilated.bias)  # tap K - 1: the current input
-            bias = F.linear(feats, layer.cond.weight[:, :, 0])
-            if layer.speaker is not None:
-                bias = bias + layer.speaker(g).unsqueeze(1)
+            bias = layer.bias(feats, g)
             if self.upsample is None:  # frame-rate bias, held for hop samples (no copy)
                 a = (a.view(B, frames, self.hop, G) + bias.unsqueeze(2)).view(B, T, G)
             else:
