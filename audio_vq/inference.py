@@ -164,7 +164,9 @@ class Decoder:
     def _generate(self, jobs, todo, paths: dict[str, Path], desc: str) -> None:
         chunk_frames = max(1, int(self.cfg.chunk_seconds * self.sample_rate) // self.model.hop)
         with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="utt", dynamic_ncols=True) as bar:
-            short = [j for j in todo if len(j[1]) <= chunk_frames]
+            # batches of similar lengths: a batch runs as long as its longest utterance, and
+            # streams that finish early leave the rest to share each weight load among fewer
+            short = sorted((j for j in todo if len(j[1]) <= chunk_frames), key=lambda j: -len(j[1]))
             for start in range(0, len(short), self.cfg.batch_size):
                 batch = short[start:start + self.cfg.batch_size]
                 waves = self.generator.generate([j[1] for j in batch], [j[2] for j in batch],

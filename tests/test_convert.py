@@ -69,6 +69,20 @@ def test_reconstruct_uses_the_source_speaker_and_skips_bad_files(trained, tmp_pa
     assert "broken.wav" in (tmp_path / "out" / "skipped.tsv").read_text()
 
 
+def test_an_output_does_not_depend_on_its_batch(trained, tmp_path):
+    """Batches are formed by length, not input order: each file's audio must be the same
+    whichever utterances share its batch."""
+    folder, ids = short_inputs(trained, tmp_path, n=3)
+    for batch in (1, 2, 3):
+        convert.reconstruct(cfg("reconstruct", trained, tmp_path / f"b{batch}", f"input={folder}", "speaker=spk01",
+                                f"batch_size={batch}"))
+    for i in ids:
+        one = sf.read(tmp_path / "b1" / f"{i}.wav", dtype="int16")[0]
+        for batch in (2, 3):
+            assert np.array_equal(sf.read(tmp_path / f"b{batch}" / f"{i}.wav", dtype="int16")[0], one), (i, batch)
+    assert len({len(sf.read(tmp_path / "b1" / f"{i}.wav")[0]) for i in ids}) == 3  # lengths that differ
+
+
 def test_long_inputs_stream_in_chunks_and_match_length(trained, tmp_path):
     utt = read_manifest(trained / "data")[0]
     convert.reconstruct(cfg("reconstruct", trained, tmp_path / "out", f"input={utt.path}", "speaker=spk00",
