@@ -39,6 +39,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from . import memory
 from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_training_state
 from .config import ConfigError, is_int, is_number, require
@@ -63,7 +64,7 @@ RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkp
 RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
                      "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
                      "train.max_nonfinite", "train.threads", "train.compile", "train.compile_backend", "train.resume",
-                     "data.num_workers", "data.synthetic_dir", "device")
+                     "train.memory", "data.num_workers", "data.synthetic_dir", "device")
 
 
 class TrainingError(RuntimeError):
@@ -215,6 +216,8 @@ def fit(cfg: DictConfig, run_folder: str | os.PathLike, task: Task, ctx: Context
     ``stop_at_step`` ends the process after that step as if it were killed there (no final
     checkpoint or export): what a resume then finds is whatever the last checkpoint holds."""
     ctx = ctx or setup(cfg.device)
+    if ctx.device.type == "cpu":
+        memory.apply(cfg.train.memory)
     run_dir = Path(ctx.agree(str(Path(run_folder).expanduser().resolve())))
     with ExitStack() as held:
         if ctx.primary:  # the run folder is this process's until it ends (a crash releases it too)
@@ -538,6 +541,7 @@ def check_train_config(cfg: DictConfig) -> None:
     require(cfg, "train.grad_clip", lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0")
     require(cfg, "train.max_minutes", lambda v: v is None or (is_number(v) and v > 0), "null or minutes > 0")
     require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
+    require(cfg, "train.memory", lambda v: v in memory.POLICIES, " | ".join(memory.POLICIES))
     require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
     require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "train.compile_backend", lambda v: v in COMPILE_BACKENDS, " | ".join(COMPILE_BACKENDS))

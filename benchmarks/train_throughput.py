@@ -4,6 +4,7 @@
                                           [--batch 8] [--crop-samples 8192] [--steps 0]
                                           [--target-seconds 30] [--busy 0 1]
     python benchmarks/train_throughput.py --peer r9y9 [--peer-source PATH] [--threads 1 2] [--precision fp32 bf16]
+                                          [--memory default huge_pages low]
 
 ``--peer r9y9`` puts our VQ-VAE with the reference decoder (model ``reference``: model=paper with
 REFERENCE_DECODER, i.e. 2 x 10 layers of kernel 2, residual 64, gate 128, skip 128, speaker
@@ -11,7 +12,10 @@ embedding 32, the 64-channel codes at 250 Hz repeated x64) beside r9y9's wavenet
 at the same sizes (model ``r9y9``: mu-law 256 one-hot input, 64 local-conditioning channels at
 250 Hz upsampled x64 by its transposed convolutions, an embedding of 32 per speaker, its default
 weight normalisation and dropout 0.05), batch 4 x 1 s, Adam, each in a fresh process, and prints
-the ratios. r9y9's code is a benchmark-only dependency, never part of audio_vq: ``pip install
+the ratios (ours against r9y9 in fp32 with the same allocator, and ours against r9y9 as it comes).
+``--memory huge_pages|low`` runs a row with that train.memory allocator policy (audio_vq/memory.py,
+applied before the model is built; ``default`` leaves the process as it comes), for
+r9y9's rows too: it is a property of the process, not of the model. r9y9's code is a benchmark-only dependency, never part of audio_vq: ``pip install
 wavenet_vocoder==0.1.1`` (its PyPI release; needs numpy, scipy and any torch), or
 ``--peer-source`` a checkout of github.com/r9y9/wavenet_vocoder. Its conditioning features are
 uniform noise in [0, 1) (it has no encoder); ours come from our encoder and quantizer, which our
@@ -70,6 +74,7 @@ PEER = "r9y9"
 REFERENCE = "reference"  # our model at the peer's sizes
 REFERENCE_DECODER = ["model=paper", "model.decoder.residual_channels=64", "model.decoder.gate_channels=128",
                      "model.decoder.skip_channels=128", "model.decoder.speaker_dim=32"]
+AS_IS = "default"  # --memory: the allocator as the process gets it (train.memory=default)
 PEER_BATCH, PEER_CROP = 4, SAMPLE_RATE  # the configuration r9y9 was measured at: 4 x 1 s
 
 
@@ -83,6 +88,10 @@ def worker(args: argparse.Namespace) -> None:
     from audio_vq import audio
     from audio_vq.threads import ThreadTuner
 
+    if args.worker_allocator != AS_IS:
+        from audio_vq import memory
+
+        memory.apply(args.worker_allocator)
     tuner = ThreadTuner() if args.worker_threads == "auto" else None
     if tuner is None:
         torch.set_num_threads(int(args.worker_threads))
@@ -140,6 +149,7 @@ def worker(args: argparse.Namespace) -> None:
     others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"model": args.worker_model, "precision": args.worker_precision,
+                      "allocator": args.worker_allocator,
                       "threads": f"auto:{tuner.threads}" if tuner else torch.get_num_threads(),
                       "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
                       "warmup_s": warmup, "steps": steps, "step_s": times, "wall_s": wall, "cpu_s": cpu,
@@ -187,15 +197,16 @@ def _build(name: str, num_speakers: int, peer_source: str | None):
     return model, hop, loss
 
 
-def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, threads: str, busy: int) -> dict:
-    """Run one (model, precision, threads) row in a fresh interpreter, with ``busy`` spinning
+def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, allocator: str, threads: str,
+            busy: int) -> dict:
+    """Run one (model, precision, memory policy, threads) row in a fresh interpreter, with ``busy`` spinning
     processes beside it; its JSON result."""
     env = dict(os.environ)
     if threads != "auto":
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--worker-model", model,
-           "--worker-precision", precision,
+           "--worker-precision", precision, "--worker-allocator", allocator,
            "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
            "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
            "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
@@ -208,8 +219,8 @@ def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, 
             p.kill()
             p.wait()
     if done.returncode != 0:
-        raise SystemExit(f"worker for model={model} precision={precision} threads={threads} failed with exit code "
-                         f"{done.returncode}")
+        raise SystemExit(f"worker for model={model} precision={precision} memory={allocator} threads={threads} "
+                         f"failed with exit code {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -221,6 +232,9 @@ def main() -> None:
     parser.add_argument("--busy", type=int, nargs="+", default=[0], help="competing busy processes per row (e.g. 0 1)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
                         help="fp32, or bf16 autocast (train.precision=bf16) for each row")
+    parser.add_argument("--memory", dest="allocator", nargs="+", default=[AS_IS],
+                        choices=["default", "huge_pages", "low"],
+                        help="the process's allocator as it comes, or a train.memory policy")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop-samples", type=int, default=8192,
                         help="samples per crop, rounded up to a multiple of the model's hop")
@@ -239,6 +253,7 @@ def main() -> None:
     parser.add_argument("--worker-model", help=argparse.SUPPRESS)
     parser.add_argument("--worker-threads", help=argparse.SUPPRESS)
     parser.add_argument("--worker-precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-allocator", default=AS_IS, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -255,48 +270,51 @@ def main() -> None:
         corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        header = (f"{'model':>11}  {'prec':>4}  {'threads':>7}  {'busy':>4}  {'params M':>8}  {'batch x crop':>12}  "
+        header = (f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'threads':>7}  {'busy':>4}  {'params M':>8}  {'batch x crop':>12}  "
                   f"{'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  "
                   f"{'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
-        for model, precision in [(m, p) for m in args.models for p in args.precision]:
+        configs = [(m, p, a) for m in args.models for p in (args.precision if m != PEER else ["fp32"])
+                   for a in args.allocator]
+        for model, precision, allocator in configs:
             for busy, threads in [(b, t) for b in args.busy for t in args.threads]:
-                r = run_row(args, corpus, model, precision, threads, busy)
+                r = run_row(args, corpus, model, precision, allocator, threads, busy)
                 r["busy"], r["setting"] = busy, threads
                 r["s_per_step"] = r["wall_s"] / r["steps"]
                 r["speed"] = r["batch"] * r["crop"] / SAMPLE_RATE / r["s_per_step"]
                 epoch = CORPUS_SECONDS / r["speed"]
                 others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
-                print(f"{model:>11}  {precision:>4}  {r['threads']:>7}  {busy:>4}  {r['parameters'] / 1e6:>8.2f}  "
+                print(f"{model:>11}  {precision:>4}  {allocator:>10}  {r['threads']:>7}  {busy:>4}  {r['parameters'] / 1e6:>8.2f}  "
                       f"{r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  {r['s_per_step']:>7.3f}  "
                       f"{r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
                       f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
-    for model, precision in [(m, p) for m in args.models for p in args.precision]:
+    for model, precision, allocator in configs:
         speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows if r["model"] == model
-                  and r["precision"] == precision}
+                  and r["precision"] == precision and r["allocator"] == allocator}
         ones = speeds.get(("1", 0))
         for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if ones and (threads, busy) != ("1", 0):
-                print(f"{model} {precision}: threads={threads} with {busy} busy process(es) / 1 thread idle = "
+                print(f"{model} {precision} {allocator}: threads={threads} with {busy} busy process(es) / 1 thread idle = "
                       f"{speed / ones:.2f}x")
     if args.peer:
-        def row(model, precision, threads):
-            found = [r for r in rows if (r["model"], r["precision"], r["setting"], r["busy"]) ==
-                     (model, precision, threads, 0)]
+        def row(model, precision, allocator, threads):
+            found = [r for r in rows if (r["model"], r["precision"], r["allocator"], r["setting"], r["busy"]) ==
+                     (model, precision, allocator, threads, 0)]
             return found[0] if found else None
         for threads in args.threads:
-            peer = row(PEER, "fp32", threads)
-            for precision in args.precision:
-                ours = row(REFERENCE, precision, threads)
-                if ours and peer:
-                    speed, memory = (ours[k] / peer[k] for k in ("speed", "peak_rss_mib"))
-                    print(f"threads={threads}: {REFERENCE} {precision} / {PEER} fp32: speed {speed:.2f}x "
-                          f"(goal >= 1.5x), peak RSS {memory:.2f}x (goal <= 0.5x)")
+            for precision, allocator in [(p, a) for p in args.precision for a in args.allocator]:
+                ours = row(REFERENCE, precision, allocator, threads)
+                for peer_allocator in sorted({allocator, AS_IS} & set(args.allocator)):
+                    peer = row(PEER, "fp32", peer_allocator, threads)
+                    if ours and peer:
+                        speed, memory = (ours[k] / peer[k] for k in ("speed", "peak_rss_mib"))
+                        print(f"threads={threads}: {REFERENCE} {precision} {allocator} / {PEER} fp32 {peer_allocator}: "
+                              f"speed {speed:.2f}x (goal >= 1.5x), peak RSS {memory:.2f}x (goal <= 0.5x)")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(
     ("train.precision=fp8", "train.precision"), ("model.decoder.gate_channels=33", "model"),
     ("train.threads=0", "train.threads"), ("data.num_workers=many", "data.num_workers"),
     ("model.input_dropout=1.5", "model"), ("train.compile_backend=tvm", "train.compile_backend"),
+    ("train.memory=fast", "train.memory"),
 ])
 def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
     cfg, folder = config(manifest, tmp_path / "run", override)
