@@ -5,12 +5,12 @@ A WaveNet training step allocates and frees hundreds of activation blocks of 8-3
 * ``default``: the allocator as the process gets it.
 * ``huge_pages``: torch's large blocks on transparent huge pages (``THP_MEM_ALLOC_ENABLE``):
   512x fewer page faults and TLB entries for them (faster in bf16 here, slower in fp32).
-* ``low``: huge pages, and return every freed block of 4 MiB or more to the OS at once. glibc maps blocks
-  above its mmap threshold and unmaps them on free, but raises that threshold (up to 32 MiB)
-  each time such a block is freed, so from the second step on they come from its heap, which it
-  keeps and fragments: the peak RSS ends up near twice what the step holds live. A fixed
-  threshold keeps it near the live size; the cost is mapping and zeroing the blocks again at
-  every step.
+* ``low``: huge pages, and every freed block of 4 MiB or more returned to the OS at once.
+  glibc maps blocks above its mmap threshold and unmaps them on free, but raises that threshold
+  (up to 32 MiB) each time such a block is freed, so from the second step on they come from its
+  heap, which it keeps and fragments: the peak RSS ends up near twice what the step holds live.
+  A fixed threshold keeps it near the live size; the cost is mapping and zeroing the blocks
+  again at every step.
 
 Both are process-wide and last for the rest of the process. Measured in benchmarks/RESULTS.md.
 """
@@ -43,37 +43,32 @@ def apply(policy: str) -> None:
         return_freed_blocks()
 
 
-def use_huge_pages() -> bool:
+def use_huge_pages() -> None:
     """Put torch's large CPU blocks on transparent huge pages. Torch reads its switch at its
-    first allocation, so this must run before any tensor is made; False (and a warning) when
-    that was too late, or when the kernel does not give them."""
+    first allocation, so this must run before any tensor is made; a warning when that was too
+    late, or when the kernel does not give them."""
     os.environ.setdefault(THP_ENV, "1")
-    if os.environ[THP_ENV] != "1":
-        return False  # the user's own setting
-    if _huge_pages():
-        return True
+    if os.environ[THP_ENV] != "1" or _huge_pages():  # the user's own setting, or done
+        return
     log.warning("train.memory: torch's large blocks are not on huge pages (torch had allocated before %s=1 "
                 "was set, or the kernel has transparent huge pages off); steps are slower. Set %s=1 in the "
                 "environment before starting", THP_ENV, THP_ENV)
-    return False
 
 
-def return_freed_blocks() -> bool:
+def return_freed_blocks() -> None:
     """Fix glibc's mmap threshold, so that freed blocks of MMAP_THRESHOLD_BYTES and more go
-    back to the OS. False (and a log line) where the C library is not glibc."""
+    back to the OS; a log line where the C library is not glibc."""
     if not sys.platform.startswith("linux"):
         log.info("train.memory=low: only glibc's allocator is tuned; %s keeps its own", sys.platform)
-        return False
+        return
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         log.info("train.memory=low: the C library has no mallopt (not glibc); its allocator is left as it is")
-        return False
+        return
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) != 1:
         log.info("train.memory=low: mallopt refused the mmap threshold; the allocator is left as it is")
-        return False
-    return True
 
 
 def _huge_pages() -> bool:

@@ -38,7 +38,7 @@ from audio_vq.config import compose
 from audio_vq.convert import _encode_all
 from audio_vq.inference import Decoder, read_sources
 
-from generate import NUM_SPEAKERS, SAMPLE_RATE, build_model, REFERENCE  # benchmarks/generate.py
+from generate import NUM_SPEAKERS, REFERENCE, SAMPLE_RATE, build_model, time_call  # benchmarks/generate.py
 from machine import busy_seconds  # benchmarks/machine.py
 
 TARGET = 6.0
@@ -89,7 +89,8 @@ def main() -> None:
                                    {f"spk{i}": i for i in range(NUM_SPEAKERS)}, tmp / "model")
         write_inputs(tmp / "in", lengths)
         write_inputs(tmp / "one", [64])
-        run_command(command(model_dir, tmp / "one", tmp / "warm", args.threads, args.batch), args.threads)  # numba cache
+        warm = command(model_dir, tmp / "one", tmp / "warm", args.threads, args.batch)
+        run_command(warm, args.threads)  # fills the numba cache
 
         def best(fn) -> float:
             return min(fn(k) for k in range(args.repeats))
@@ -126,7 +127,7 @@ def main() -> None:
             for i in range(0, len(codes), args.batch):
                 dec.generator.generate(codes[i:i + args.batch], [0] * len(codes[i:i + args.batch]))
 
-        gen = best(lambda k: _time(generate_all))
+        gen = best(lambda k: time_call(generate_all))
         rows.append(("Generator.generate alone", gen))
 
     others = None
@@ -143,12 +144,6 @@ def main() -> None:
     net = audio_seconds / (whole - startup)
     print(f"whole command, start-up subtracted: {net:.2f}x real time "
           f"({'meets' if net >= TARGET else 'MISSES'} the {TARGET:g}x target)")
-
-
-def _time(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ embedding 32, the 64-channel codes at 250 Hz repeated x64) beside r9y9's wavenet
 at the same sizes (model ``r9y9``: mu-law 256 one-hot input, 64 local-conditioning channels at
 250 Hz upsampled x64 by its transposed convolutions, an embedding of 32 per speaker, its default
 weight normalisation and dropout 0.05), batch 4 x 1 s, Adam, each in a fresh process, and prints
-the ratios (ours against r9y9 in fp32 with the same allocator, and ours against r9y9 as it comes).
-``--memory huge_pages|low`` runs a row with that train.memory allocator policy (audio_vq/memory.py,
-applied before the model is built; ``default`` leaves the process as it comes), for
-r9y9's rows too: it is a property of the process, not of the model. r9y9's code is a benchmark-only dependency, never part of audio_vq: ``pip install
+the ratios (ours against r9y9 in fp32 with the same allocator, and against r9y9 as it comes;
+r9y9's rows run in fp32 only). ``--memory huge_pages|low`` runs a row with that train.memory
+allocator policy (audio_vq/memory.py, applied before the model is built; ``default`` leaves the
+process as it comes), for r9y9's rows too: it is a property of the process, not of the model.
+r9y9's code is a benchmark-only dependency, never part of audio_vq: ``pip install
 wavenet_vocoder==0.1.1`` (its PyPI release; needs numpy, scipy and any torch), or
 ``--peer-source`` a checkout of github.com/r9y9/wavenet_vocoder. Its conditioning features are
 uniform noise in [0, 1) (it has no encoder); ours come from our encoder and quantizer, which our
@@ -65,6 +66,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from audio_vq.memory import POLICIES as MEMORY_POLICIES
 from machine import busy_seconds  # benchmarks/machine.py
 
 SAMPLE_RATE = 16_000
@@ -74,7 +76,6 @@ PEER = "r9y9"
 REFERENCE = "reference"  # our model at the peer's sizes
 REFERENCE_DECODER = ["model=paper", "model.decoder.residual_channels=64", "model.decoder.gate_channels=128",
                      "model.decoder.skip_channels=128", "model.decoder.speaker_dim=32"]
-AS_IS = "default"  # --memory: the allocator as the process gets it (train.memory=default)
 PEER_BATCH, PEER_CROP = 4, SAMPLE_RATE  # the configuration r9y9 was measured at: 4 x 1 s
 
 
@@ -88,10 +89,9 @@ def worker(args: argparse.Namespace) -> None:
     from audio_vq import audio
     from audio_vq.threads import ThreadTuner
 
-    if args.worker_allocator != AS_IS:
-        from audio_vq import memory
+    from audio_vq import memory
 
-        memory.apply(args.worker_allocator)
+    memory.apply(args.worker_allocator)  # "default" leaves the allocator as it comes
     tuner = ThreadTuner() if args.worker_threads == "auto" else None
     if tuner is None:
         torch.set_num_threads(int(args.worker_threads))
@@ -232,8 +232,7 @@ def main() -> None:
     parser.add_argument("--busy", type=int, nargs="+", default=[0], help="competing busy processes per row (e.g. 0 1)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
                         help="fp32, or bf16 autocast (train.precision=bf16) for each row")
-    parser.add_argument("--memory", dest="allocator", nargs="+", default=[AS_IS],
-                        choices=["default", "huge_pages", "low"],
+    parser.add_argument("--memory", dest="allocator", nargs="+", default=["default"], choices=MEMORY_POLICIES,
                         help="the process's allocator as it comes, or a train.memory policy")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop-samples", type=int, default=8192,
@@ -253,7 +252,7 @@ def main() -> None:
     parser.add_argument("--worker-model", help=argparse.SUPPRESS)
     parser.add_argument("--worker-threads", help=argparse.SUPPRESS)
     parser.add_argument("--worker-precision", default="fp32", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-allocator", default=AS_IS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-allocator", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -270,9 +269,9 @@ def main() -> None:
         corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        header = (f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'threads':>7}  {'busy':>4}  {'params M':>8}  {'batch x crop':>12}  "
-                  f"{'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  {'peak RSS MiB':>12}  "
-                  f"{'CPU %':>5}  {'others':>6}")
+        header = (f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'threads':>7}  {'busy':>4}  {'params M':>8}  "
+                  f"{'batch x crop':>12}  {'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  "
+                  f"{'peak RSS MiB':>12}  {'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
@@ -287,9 +286,9 @@ def main() -> None:
                 epoch = CORPUS_SECONDS / r["speed"]
                 others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
-                print(f"{model:>11}  {precision:>4}  {allocator:>10}  {r['threads']:>7}  {busy:>4}  {r['parameters'] / 1e6:>8.2f}  "
-                      f"{r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  {r['s_per_step']:>7.3f}  "
-                      f"{r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
+                print(f"{model:>11}  {precision:>4}  {allocator:>10}  {r['threads']:>7}  {busy:>4}  "
+                      f"{r['parameters'] / 1e6:>8.2f}  {r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  "
+                      f"{r['s_per_step']:>7.3f}  {r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
                       f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
@@ -299,8 +298,8 @@ def main() -> None:
         ones = speeds.get(("1", 0))
         for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if ones and (threads, busy) != ("1", 0):
-                print(f"{model} {precision} {allocator}: threads={threads} with {busy} busy process(es) / 1 thread idle = "
-                      f"{speed / ones:.2f}x")
+                print(f"{model} {precision} {allocator}: threads={threads} with {busy} busy process(es) / "
+                      f"1 thread idle = {speed / ones:.2f}x")
     if args.peer:
         def row(model, precision, allocator, threads):
             found = [r for r in rows if (r["model"], r["precision"], r["allocator"], r["setting"], r["busy"]) ==
@@ -309,7 +308,7 @@ def main() -> None:
         for threads in args.threads:
             for precision, allocator in [(p, a) for p in args.precision for a in args.allocator]:
                 ours = row(REFERENCE, precision, allocator, threads)
-                for peer_allocator in sorted({allocator, AS_IS} & set(args.allocator)):
+                for peer_allocator in sorted({allocator, "default"} & set(args.allocator)):
                     peer = row(PEER, "fp32", peer_allocator, threads)
                     if ours and peer:
                         speed, memory = (ours[k] / peer[k] for k in ("speed", "peak_rss_mib"))
