@@ -64,7 +64,7 @@ RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkp
 RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
                      "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
                      "train.max_nonfinite", "train.threads", "train.compile", "train.compile_backend", "train.resume",
-                     "train.memory", "data.num_workers", "data.synthetic_dir", "device")
+                     "train.memory", "train.activation_checkpointing", "data.num_workers", "data.synthetic_dir", "device")
 
 
 class TrainingError(RuntimeError):
@@ -231,6 +231,9 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
     tuner = _threads(tc.threads, ctx)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     model = task.build().to(ctx.device)
+    for module in model.modules():  # the modules that can recompute their activations (WaveNet stacks)
+        if hasattr(module, "activation_checkpointing"):
+            module.activation_checkpointing = bool(tc.activation_checkpointing)
     precision = _precision(tc.precision, ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc))
@@ -545,7 +548,7 @@ def check_train_config(cfg: DictConfig) -> None:
     require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
     require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "train.compile_backend", lambda v: v in COMPILE_BACKENDS, " | ".join(COMPILE_BACKENDS))
-    for key in ("train.compile", "train.resume", "train.keep_best"):
+    for key in ("train.compile", "train.resume", "train.keep_best", "train.activation_checkpointing"):
         require(cfg, key, lambda v: isinstance(v, bool), "true or false")
     require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
     require(cfg, "train.threads", lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),

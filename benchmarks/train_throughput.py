@@ -4,7 +4,7 @@
                                           [--batch 8] [--crop-samples 8192] [--steps 0]
                                           [--target-seconds 30] [--busy 0 1]
     python benchmarks/train_throughput.py --peer r9y9 [--peer-source PATH] [--threads 1 2] [--precision fp32 bf16]
-                                          [--memory default huge_pages low]
+                                          [--memory default huge_pages low] [--checkpointing off on]
 
 ``--peer r9y9`` puts our VQ-VAE with the reference decoder (model ``reference``: model=paper with
 REFERENCE_DECODER, i.e. 2 x 10 layers of kernel 2, residual 64, gate 128, skip 128, speaker
@@ -16,6 +16,8 @@ the ratios (ours against r9y9 in fp32 with the same allocator, and against r9y9 
 r9y9's rows run in fp32 only). ``--memory huge_pages|low`` runs a row with that train.memory
 allocator policy (audio_vq/memory.py, applied before the model is built; ``default`` leaves the
 process as it comes), for r9y9's rows too: it is a property of the process, not of the model.
+``--checkpointing on`` runs our rows with train.activation_checkpointing (each WaveNet stack's
+activations recomputed in the backward pass instead of kept); r9y9's rows run without it.
 r9y9's code is a benchmark-only dependency, never part of audio_vq: ``pip install
 wavenet_vocoder==0.1.1`` (its PyPI release; needs numpy, scipy and any torch), or
 ``--peer-source`` a checkout of github.com/r9y9/wavenet_vocoder. Its conditioning features are
@@ -101,6 +103,10 @@ def worker(args: argparse.Namespace) -> None:
     clips = [(audio.load(w).astype(np.float32), speakers[w.parent.name]) for w in wavs]
 
     model, hop, loss_of = _build(args.worker_model, len(speakers), args.peer_source)
+    if args.worker_checkpointing == "on":
+        for module in model.modules():  # what the trainer does for train.activation_checkpointing=true
+            if hasattr(module, "activation_checkpointing"):
+                module.activation_checkpointing = True
     crop = math.ceil(args.crop_samples / hop) * hop
     parameters = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -149,7 +155,7 @@ def worker(args: argparse.Namespace) -> None:
     others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"model": args.worker_model, "precision": args.worker_precision,
-                      "allocator": args.worker_allocator,
+                      "allocator": args.worker_allocator, "checkpointing": args.worker_checkpointing,
                       "threads": f"auto:{tuner.threads}" if tuner else torch.get_num_threads(),
                       "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
                       "warmup_s": warmup, "steps": steps, "step_s": times, "wall_s": wall, "cpu_s": cpu,
@@ -197,16 +203,17 @@ def _build(name: str, num_speakers: int, peer_source: str | None):
     return model, hop, loss
 
 
-def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, allocator: str, threads: str,
-            busy: int) -> dict:
-    """Run one (model, precision, memory policy, threads) row in a fresh interpreter, with ``busy`` spinning
-    processes beside it; its JSON result."""
+def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, allocator: str, checkpointing: str,
+            threads: str, busy: int) -> dict:
+    """Run one (model, precision, memory policy, checkpointing, threads) row in a fresh interpreter, with
+    ``busy`` spinning processes beside it; its JSON result."""
     env = dict(os.environ)
     if threads != "auto":
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--worker-model", model,
            "--worker-precision", precision, "--worker-allocator", allocator,
+           "--worker-checkpointing", checkpointing,
            "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
            "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
            "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
@@ -219,7 +226,8 @@ def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, 
             p.kill()
             p.wait()
     if done.returncode != 0:
-        raise SystemExit(f"worker for model={model} precision={precision} memory={allocator} threads={threads} "
+        raise SystemExit(f"worker for model={model} precision={precision} memory={allocator} "
+                         f"checkpointing={checkpointing} threads={threads} "
                          f"failed with exit code {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -234,6 +242,8 @@ def main() -> None:
                         help="fp32, or bf16 autocast (train.precision=bf16) for each row")
     parser.add_argument("--memory", dest="allocator", nargs="+", default=["default"], choices=MEMORY_POLICIES,
                         help="the process's allocator as it comes, or a train.memory policy")
+    parser.add_argument("--checkpointing", nargs="+", default=["off"], choices=["off", "on"],
+                        help="our rows without/with train.activation_checkpointing")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop-samples", type=int, default=8192,
                         help="samples per crop, rounded up to a multiple of the model's hop")
@@ -253,6 +263,7 @@ def main() -> None:
     parser.add_argument("--worker-threads", help=argparse.SUPPRESS)
     parser.add_argument("--worker-precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--worker-allocator", default="default", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-checkpointing", default="off", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -269,50 +280,53 @@ def main() -> None:
         corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
         print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
               f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        header = (f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'threads':>7}  {'busy':>4}  {'params M':>8}  "
+        header = (f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'ckpt':>4}  {'threads':>7}  {'busy':>4}  {'params M':>8}  "
                   f"{'batch x crop':>12}  {'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  "
                   f"{'peak RSS MiB':>12}  {'CPU %':>5}  {'others':>6}")
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
-        configs = [(m, p, a) for m in args.models for p in (args.precision if m != PEER else ["fp32"])
-                   for a in args.allocator]
-        for model, precision, allocator in configs:
+        configs = [(m, p, a, c) for m in args.models for p in (args.precision if m != PEER else ["fp32"])
+                   for a in args.allocator for c in (args.checkpointing if m != PEER else ["off"])]
+        for model, precision, allocator, checkpointing in configs:
             for busy, threads in [(b, t) for b in args.busy for t in args.threads]:
-                r = run_row(args, corpus, model, precision, allocator, threads, busy)
+                r = run_row(args, corpus, model, precision, allocator, checkpointing, threads, busy)
                 r["busy"], r["setting"] = busy, threads
                 r["s_per_step"] = r["wall_s"] / r["steps"]
                 r["speed"] = r["batch"] * r["crop"] / SAMPLE_RATE / r["s_per_step"]
                 epoch = CORPUS_SECONDS / r["speed"]
                 others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
-                print(f"{model:>11}  {precision:>4}  {allocator:>10}  {r['threads']:>7}  {busy:>4}  "
+                print(f"{model:>11}  {precision:>4}  {allocator:>10}  {checkpointing:>4}  {r['threads']:>7}  {busy:>4}  "
                       f"{r['parameters'] / 1e6:>8.2f}  {r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  "
                       f"{r['s_per_step']:>7.3f}  {r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
                       f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
-    for model, precision, allocator in configs:
-        speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows if r["model"] == model
-                  and r["precision"] == precision and r["allocator"] == allocator}
+    for model, precision, allocator, checkpointing in configs:
+        speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows
+                  if (r["model"], r["precision"], r["allocator"], r["checkpointing"]) ==
+                  (model, precision, allocator, checkpointing)}
         ones = speeds.get(("1", 0))
         for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if ones and (threads, busy) != ("1", 0):
-                print(f"{model} {precision} {allocator}: threads={threads} with {busy} busy process(es) / "
+                print(f"{model} {precision} {allocator} checkpointing={checkpointing}: threads={threads} with {busy} busy process(es) / "
                       f"1 thread idle = {speed / ones:.2f}x")
     if args.peer:
-        def row(model, precision, allocator, threads):
-            found = [r for r in rows if (r["model"], r["precision"], r["allocator"], r["setting"], r["busy"]) ==
-                     (model, precision, allocator, threads, 0)]
+        def row(model, precision, allocator, checkpointing, threads):
+            found = [r for r in rows if (r["model"], r["precision"], r["allocator"], r["checkpointing"],
+                                         r["setting"], r["busy"]) ==
+                     (model, precision, allocator, checkpointing, threads, 0)]
             return found[0] if found else None
         for threads in args.threads:
-            for precision, allocator in [(p, a) for p in args.precision for a in args.allocator]:
-                ours = row(REFERENCE, precision, allocator, threads)
+            for _, precision, allocator, checkpointing in [c for c in configs if c[0] == REFERENCE]:
+                ours = row(REFERENCE, precision, allocator, checkpointing, threads)
                 for peer_allocator in sorted({allocator, "default"} & set(args.allocator)):
-                    peer = row(PEER, "fp32", peer_allocator, threads)
+                    peer = row(PEER, "fp32", peer_allocator, "off", threads)
                     if ours and peer:
                         speed, memory = (ours[k] / peer[k] for k in ("speed", "peak_rss_mib"))
-                        print(f"threads={threads}: {REFERENCE} {precision} {allocator} / {PEER} fp32 {peer_allocator}: "
+                        print(f"threads={threads}: {REFERENCE} {precision} {allocator} checkpointing={checkpointing} / "
+                              f"{PEER} fp32 {peer_allocator}: "
                               f"speed {speed:.2f}x (goal >= 1.5x), peak RSS {memory:.2f}x (goal <= 0.5x)")
 
 

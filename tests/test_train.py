@@ -96,6 +96,26 @@ def test_resume_after_a_kill_reaches_the_weights_of_an_uninterrupted_run(manifes
     assert steps == list(range(2, 21, 2))
 
 
+def test_activation_checkpointing_trains_to_the_same_weights(manifest, tmp_path, monkeypatch):
+    from audio_vq.models import wavenet
+    calls = []
+
+    def counted(*args, **kwargs):  # the real torch checkpoint, counted
+        calls.append(1)
+        return torch.utils.checkpoint.checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(wavenet, "checkpoint", counted)
+    common = ["train.max_steps=4", "train.checkpoint_every=4", "train.valid_every=100", "data.num_workers=0"]
+    for name, flag in [("plain", "false"), ("recomputed", "true")]:
+        cfg, folder = config(manifest, tmp_path / name, *common, f"train.activation_checkpointing={flag}")
+        train.run(cfg, folder)
+        assert bool(calls) == (flag == "true")
+    assert len(calls) == 4  # one stack (TINY), one forward per step
+    a, b = weights(tmp_path / "plain"), weights(tmp_path / "recomputed")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(manifest, tmp_path, caplog):
     cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=10", "train.checkpoint_every=5",
                          "data.num_workers=0")

@@ -53,6 +53,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..audio import MU_LAW_CHANNELS, mulaw_encode
 from .distributions import CategoricalOutput, LogisticMixtureOutput
@@ -178,6 +179,10 @@ class WaveNet(nn.Module):
         mu_law_channels: classes of the input (both outputs) and of the categorical output.
         mixtures: components of the logistic mixture.
     """
+
+    #: True: :meth:`forward` keeps only each stack's input for the backward pass and recomputes
+    #: the stack's activations there (set by train.activation_checkpointing; no effect without grad)
+    activation_checkpointing: bool = False
 
     def __init__(self, cond_channels: int, hop: int, stacks: int = 2, layers_per_stack: int = 10,
                  kernel_size: int = 2, residual_channels: int = 64, gate_channels: int = 128,
@@ -362,20 +367,34 @@ class WaveNet(nn.Module):
         the backward pass keeps the input once, not a shifted copy per tap. The returned
         logits are a (B, out_channels, T) view."""
         self.check_inputs(x, c, g)
-        B, T = x.shape
-        frames = c.shape[2]
-        G = self.gate_channels
         prev = F.pad(x[:, :-1], (1, 0), value=self.initial_class)  # shift right by one sample
         h = self.embedding(prev)  # (B, T, residual)
         feats = self.local_features(c).transpose(1, 2)  # (B, frames or T, cond_channels)
         skips = None
-        for layer in self.layers:
+        per_stack = self.layers_per_stack
+        for first in range(0, self.num_layers, per_stack):
+            layers = self.layers[first:first + per_stack]
+            if self.activation_checkpointing and torch.is_grad_enabled():
+                h, skips = checkpoint(self._layers, layers, h, skips, feats, g, use_reentrant=False)
+            else:
+                h, skips = self._layers(layers, h, skips, feats, g)
+        out = F.relu(skips * self.skip_scale)
+        hidden = F.relu(F.linear(out, self.head_hidden.weight[:, :, 0], self.head_hidden.bias))
+        return F.linear(hidden, self.head_out.weight[:, :, 0], self.head_out.bias).transpose(1, 2)
+
+    def _layers(self, layers: Sequence[ResidualLayer], h: torch.Tensor, skips: torch.Tensor | None,
+                feats: torch.Tensor, g: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``layers`` applied to the residual stream ``h`` (B, T, residual): the new ``h`` and
+        ``skips`` (B, T, skip) plus their skip outputs (``skips`` None: start the sum)."""
+        B, T, _ = h.shape
+        G = self.gate_channels
+        for layer in layers:
             K, d, w = layer.kernel_size, layer.dilation, layer.dilated.weight  # w: (G, R, K)
             h_in = _autocast_input(h)
             a = F.linear(h_in, w[:, :, K - 1], layer.dilated.bias)  # tap K - 1: the current input
             bias = layer.bias(feats, g)
             if self.upsample is None:  # frame-rate bias, held for hop samples (no copy)
-                a = (a.view(B, frames, self.hop, G) + bias.unsqueeze(2)).view(B, T, G)
+                a = (a.view(B, T // self.hop, self.hop, G) + bias.unsqueeze(2)).view(B, T, G)
             else:
                 a = a + bias
             for m in range(K - 1):  # causal: tap m reads t - (K - 1 - m) * d, so its output lands that much later
@@ -388,9 +407,7 @@ class WaveNet(nn.Module):
             skips = s if skips is None else skips + s
             if layer.residual is not None:
                 h = (h + F.linear(z, layer.residual.weight[:, :, 0], layer.residual.bias)) * RESIDUAL_SCALE
-        out = F.relu(skips * self.skip_scale)
-        hidden = F.relu(F.linear(out, self.head_hidden.weight[:, :, 0], self.head_hidden.bias))
-        return F.linear(hidden, self.head_out.weight[:, :, 0], self.head_out.bias).transpose(1, 2)
+        return h, skips
 
     def loss(self, logits: torch.Tensor, x_audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction loss (nats per sample) of ``logits`` (B, out_channels, T) against the

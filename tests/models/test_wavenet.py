@@ -48,6 +48,39 @@ def randomize(model, seed=5):
     return model
 
 
+def saved_bytes(fn):
+    """fn()'s result and the bytes autograd keeps for its backward pass (each storage once)."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(storages.values())
+
+
+@pytest.mark.parametrize("upsample", ["repeat", "transposed"])
+def test_activation_checkpointing_gives_the_same_gradients_and_keeps_less(upsample):
+    model = randomize(tiny(upsample=upsample, cond_layers=1)).train()
+    x, c, g = inputs(model, frames=32)
+    c.requires_grad_(True)
+    grads, kept = [], []
+    for on in (False, True):
+        model.activation_checkpointing = on
+        model.zero_grad()
+        c.grad = None
+        logits, nbytes = saved_bytes(lambda: model(x, c, g))
+        logits.square().mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()] + [c.grad.clone()])
+        kept.append(nbytes)
+    for plain, recomputed in zip(*grads):
+        torch.testing.assert_close(recomputed, plain, rtol=0, atol=0)
+    # only each stack's input (and the head's) is kept, not every layer's gate activations
+    assert kept[1] < 0.5 * kept[0], kept
+
+
 # -- shapes and input checks -------------------------------------------------------------------
 
 @pytest.mark.parametrize("upsample", ["repeat", "transposed"])
