@@ -96,6 +96,7 @@ def extract(cfg: DictConfig) -> int:
     check_not_inputs(_written(output, cfg.format), [cfg.input, *(s.path for s in sources),
                                                     *Path(cfg.model).expanduser().iterdir()], "output")
     extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds)
+    extractor.require_one_codebook("extract")
     parts = _parts_dir(output, cfg.format)
     fingerprint = _fingerprint(extractor, sources, cfg.block_size)
 
@@ -239,7 +240,7 @@ def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Sou
                     pending[pos] = (None, reason)
             if good:
                 for (pos, wave), units in zip(good, extractor.extract_batch([w for _, w in good])):
-                    pending[pos] = (units.codes, units.num_samples)
+                    pending[pos] = (units.codes[0], units.num_samples)
             bar.update(len(batch))
             while block is not None and all(p in pending for p in range(block * bs, min((block + 1) * bs, len(sources)))):
                 _write_part(parts, block, sources, pending, bs)
@@ -289,7 +290,7 @@ def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], par
                      extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop,
                             "fingerprint": fingerprint})
     skipped: list[tuple[str, str]] = []
-    writer = Writer(output, meta, extractor.codebook if cfg.format == "zerospeech" else None)
+    writer = Writer(output, meta, extractor.codebook[0] if cfg.format == "zerospeech" else None)
     try:
         for record in tqdm(_read_parts(parts, num_blocks, skipped), total=len(sources), desc="merge",
                            unit="utt", dynamic_ncols=True):
@@ -321,7 +322,8 @@ def units_convert(cfg: DictConfig) -> int:
     codebook, model_meta = None, {}
     if cfg.model is not None:
         extractor = UnitExtractor.from_pretrained(cfg.model)
-        codebook = extractor.codebook
+        extractor.require_one_codebook("units-convert")
+        codebook = extractor.codebook[0]
         model_meta = dict(frame_rate=extractor.frame_rate, codebook_size=extractor.codebook_size,
                           sample_rate=extractor.sample_rate, model_checksum=extractor.checksum)
     try:

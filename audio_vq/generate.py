@@ -89,7 +89,7 @@ def _kernel_weights(w: StepWeights):
 class _Utterance:
     """One utterance to decode: its codes, speaker and the frame-rate conditioning."""
 
-    codes: np.ndarray  # (frames,) int64
+    codes: np.ndarray  # (levels, frames) int64
     speaker: int | None
     frames: int
     length: int  # samples = frames * hop
@@ -162,8 +162,9 @@ class Generator:
 
     def _utterances(self, codes: Sequence, speakers: Sequence | None) -> list[_Utterance]:
         """Check the inputs and compute each utterance's frame-rate conditioning."""
-        if isinstance(codes, (Tensor, np.ndarray)) and getattr(codes, "ndim", 1) == 1:
-            raise ValueError("codes must be a sequence of per-utterance code arrays, e.g. [codes], not one array")
+        if isinstance(codes, (Tensor, np.ndarray)) and getattr(codes, "ndim", 2) == 2:
+            raise ValueError("codes must be a sequence of per-utterance (levels, frames) arrays, e.g. [codes], "
+                             "not one array")
         codes = list(codes)
         n = len(codes)
         spk_cond = self.model.speakers is not None
@@ -177,8 +178,9 @@ class Generator:
         utts = []
         for i, (c, s) in enumerate(zip(codes, speakers)):
             c = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
-            if c.ndim != 1:
-                raise ValueError(f"codes[{i}] must be a 1-D (frames,) sequence of units, got shape {c.shape}")
+            if c.ndim != 2 or not 1 <= c.shape[0] <= self.model.num_quantizers:
+                raise ValueError(f"codes[{i}] must be (levels, frames) with 1 <= levels <= "
+                                 f"{self.model.num_quantizers} (the model's codebooks), got shape {c.shape}")
             if c.size and not np.issubdtype(c.dtype, np.integer):
                 if not np.all(np.equal(np.mod(c, 1), 0)):
                     raise ValueError(f"codes[{i}] must hold integer units, got dtype {c.dtype}")
@@ -201,9 +203,9 @@ class Generator:
     @torch.no_grad()
     def _conditioning(self, codes: np.ndarray, speaker: int | None) -> _Utterance:
         dec, w = self.decoder, self._torch_weights
-        frames = len(codes)
+        frames = codes.shape[1]
         if frames:
-            lat = self.model.latents(torch.from_numpy(codes).to(self.device).unsqueeze(0))  # (1, D, F)
+            lat = self.model.latents(torch.from_numpy(codes).to(self.device).unsqueeze(0))  # (1, D, F): first levels
             lat = lat.to(w.wc.dtype)
             for conv in dec.cond_convs:  # the frame-rate stack of WaveNet.local_features
                 lat = lat + conv(F.relu(lat))
@@ -281,7 +283,8 @@ class Generator:
     def generate(self, codes: Sequence[Tensor | np.ndarray], speakers: Sequence[int] | None, *, seed: int = 0,
                  temperature: float = 1.0, argmax: bool = False, uniforms: Sequence[np.ndarray] | None = None,
                  progress: bool = False, first_index: int = 0) -> list[np.ndarray]:
-        """Decode utterances: ``codes[i]`` (frames_i,) units, ``speakers[i]`` a speaker index
+        """Decode utterances: ``codes[i]`` (levels, frames_i) units (the first levels of the
+        model's codebooks: 1 with one codebook), ``speakers[i]`` a speaker index
         (None for a model without speakers). Returns per utterance float32 audio
         (frames_i * hop,) in [-1, 1].
 
@@ -338,16 +341,16 @@ class Generator:
     @torch.no_grad()
     def teacher_forced_logits(self, audio_classes: Tensor, codes: Tensor, speakers: Tensor | None) -> Tensor:
         """Logits (B, C, T) of the incremental path fed the TRUE previous samples: mu-law
-        ``audio_classes`` (B, T) int64, ``codes`` (B, frames) with T <= frames * hop,
+        ``audio_classes`` (B, T) int64, ``codes`` (B, levels, frames) with T <= frames * hop,
         ``speakers`` (B,). Equals ``model.decoder_logits`` up to float rounding."""
         x = torch.as_tensor(audio_classes)
         codes = torch.as_tensor(codes)
-        if x.dim() != 2 or codes.dim() != 2 or x.shape[0] != codes.shape[0]:
-            raise ValueError(f"audio_classes must be (B, T) and codes (B, frames), got {tuple(x.shape)} and "
+        if x.dim() != 2 or codes.dim() != 3 or x.shape[0] != codes.shape[0]:
+            raise ValueError(f"audio_classes must be (B, T) and codes (B, levels, frames), got {tuple(x.shape)} and "
                              f"{tuple(codes.shape)}")
         B, T = x.shape
-        if T > codes.shape[1] * self.hop:
-            raise ValueError(f"T={T} samples but codes cover {codes.shape[1]} frames x hop {self.hop}")
+        if T > codes.shape[2] * self.hop:
+            raise ValueError(f"T={T} samples but codes cover {codes.shape[2]} frames x hop {self.hop}")
         if x.numel() and (x.min() < 0 or x.max() >= self.decoder.mu_law_channels):
             raise ValueError(f"audio_classes must be mu-law classes in [0, {self.decoder.mu_law_channels})")
         spk = None if speakers is None else [int(s) for s in torch.as_tensor(speakers).reshape(-1)]

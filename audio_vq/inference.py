@@ -114,11 +114,12 @@ class Decoder:
 
     @property
     def codebook(self) -> np.ndarray:
-        """(K, D) float32: row k is the latent the decoder sees for code k."""
-        return self.model.codebook_vectors().cpu().numpy()
+        """(K, D) float32: row k is level 0's vector for code k (the latent of code k with one
+        codebook), what a one-codebook unit file's zerospeech rows hold."""
+        return self.model.codebook_vectors()[0].cpu().numpy()
 
     def encode(self, source: Source) -> np.ndarray:
-        """Codes (frames,) of one utterance, exactly as `audio-vq extract` gives them (long files
+        """Codes (Q, frames) of one utterance, exactly as `audio-vq extract` gives them (long files
         in overlapping windows of chunk_seconds, so memory stays bounded)."""
         return self.extractor.extract(source.path).codes
 
@@ -166,16 +167,16 @@ class Decoder:
         with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="utt", dynamic_ncols=True) as bar:
             # batches of similar lengths: a batch runs as long as its longest utterance, and
             # streams that finish early leave the rest to share each weight load among fewer
-            short = sorted((j for j in todo if len(j[1]) <= chunk_frames), key=lambda j: -len(j[1]))
+            short = sorted((j for j in todo if j[1].shape[-1] <= chunk_frames), key=lambda j: -j[1].shape[-1])
             for start in range(0, len(short), self.cfg.batch_size):
                 batch = short[start:start + self.cfg.batch_size]
                 waves = self.generator.generate([j[1] for j in batch], [j[2] for j in batch],
-                                                uniforms=[self._uniforms(j[0], len(j[1])) for j in batch],
+                                                uniforms=[self._uniforms(j[0], j[1].shape[-1]) for j in batch],
                                                 temperature=self.cfg.temperature, argmax=self.cfg.argmax)
                 for (name, _, _), wave in zip(batch, waves):
                     audio.save(paths[name], np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
                 bar.update(len(batch))
-            for name, codes, speaker in (j for j in todo if len(j[1]) > chunk_frames):
+            for name, codes, speaker in (j for j in todo if j[1].shape[-1] > chunk_frames):
                 self._stream(paths[name], name, codes, speaker, chunk_frames)
                 bar.update()
 
@@ -204,7 +205,7 @@ class Decoder:
         with atomic_path(path) as tmp:
             with sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype=PCM_SUBTYPE, format="WAV") as f:
                 for piece in self.generator.stream(codes, speaker, chunk_frames=chunk_frames,
-                                                   uniforms=self._uniforms(name, len(codes)),
+                                                   uniforms=self._uniforms(name, codes.shape[-1]),
                                                    temperature=self.cfg.temperature, argmax=self.cfg.argmax):
                     f.write(np.clip(piece, -1, 1))
 

@@ -67,7 +67,7 @@ def sample(cfg: DictConfig) -> int:
             rows.append({"name": name, "speaker": cfg.speaker, "prompt": prompt_id or "", "prompt_frames": p,
                          "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": len(c)})
     units_path = dec.out / f"units{UNIT_SUFFIX[cfg.format]}"
-    jobs = [(r.id, r.units, speaker) for r in records]
+    jobs = [(r.id, r.units[None], speaker) for r in records]  # the prior's codes: level 0 (a prefix decodes)
     dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],
               others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME])
     meta = UnitsMeta(cfg.format, dec.frame_rate, int(pcfg["units"]["codebook_size"]), dec.sample_rate,
@@ -129,7 +129,7 @@ def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
             return [(r.id, r.frames()[:keep]) for r in records]
         except UnitFormatError as e:
             raise ConfigError(f"prompt={cfg.prompt}: {e}") from None
-    return [(src.id, dec.encode(src)[:keep]) for src in read_sources(cfg.prompt)]
+    return [(src.id, dec.encode(src)[0, :keep]) for src in read_sources(cfg.prompt)]
 
 
 def _looks_like_units(path: Path) -> bool:

@@ -1,8 +1,8 @@
 """Discrete units of speech: a trained model's encoder and quantizer applied to audio.
 
     extractor = UnitExtractor.from_pretrained("runs/demo/model")
-    u = extractor.extract("speech.wav")      # Units: codes (frames,), frame_rate, num_samples
-    units, durations = u.deduplicate()       # run-length: [7, 7, 3] -> ([7, 3], [2, 1])
+    u = extractor.extract("speech.wav")      # Units: codes (Q, frames), frame_rate, num_samples
+    units, durations = u.deduplicate()       # run-length: [[7, 7, 3]] -> ([[7, 3]], [2, 1])
 
 Frames follow the encoder's alignment convention (DESIGN.md): frames = ceil(samples / hop),
 frame i centred on samples [i * hop, (i + 1) * hop). ``extract_batch`` pads a batch and passes
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import audio
+from .config import ConfigError
 from .checkpoint import load_model, model_checksum
 from .models.vqvae import VQVAE
 
@@ -31,34 +32,43 @@ DEFAULT_CHUNK_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Units:
-    """One utterance's frame-level codes."""
+    """One utterance's frame-level codes: a row per codebook (level), Q = 1 for one codebook."""
 
-    codes: np.ndarray  # (frames,) int64
+    codes: np.ndarray  # (Q, frames) int64
     frame_rate: float  # frames per second
     num_samples: int  # samples of the audio at the model's sample rate
 
+    @property
+    def num_frames(self) -> int:
+        return self.codes.shape[-1]
+
     def deduplicate(self) -> tuple[np.ndarray, np.ndarray]:
-        """(units, durations): runs of repeated codes collapsed, with their lengths in frames."""
+        """(units (Q, runs), durations (runs,)): runs of repeated frames collapsed, with their
+        lengths in frames."""
         return deduplicate(self.codes)
 
 
 def deduplicate(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run-length encoding of codes (frames,): (units (runs,), durations (runs,)), both int64."""
+    """Run-length encoding along the last axis of codes (frames,) or (Q, frames), where a run is
+    a stretch of identical frames (every level equal): (units (runs,) or (Q, runs), durations
+    (runs,)), both int64."""
     codes = np.asarray(codes, dtype=np.int64)
-    if codes.size == 0:
+    frames = codes.shape[-1]
+    if frames == 0:
         return codes, np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    return codes[starts], np.diff(np.r_[starts, codes.size]).astype(np.int64)
+    changed = codes[..., 1:] != codes[..., :-1]
+    starts = np.flatnonzero(np.r_[True, changed if codes.ndim == 1 else changed.any(axis=0)])
+    return codes[..., starts], np.diff(np.r_[starts, frames]).astype(np.int64)
 
 
 def expand(units: np.ndarray, durations: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`deduplicate`: frame-level codes (sum(durations),)."""
+    """The inverse of :func:`deduplicate`: frame-level codes (sum(durations),) or (Q, sum(durations))."""
     units, durations = np.asarray(units, dtype=np.int64), np.asarray(durations, dtype=np.int64)
-    if units.shape != durations.shape:
-        raise ValueError(f"{units.size} units but {durations.size} durations")
+    if durations.ndim != 1 or units.shape[-1:] != durations.shape:
+        raise ValueError(f"{units.shape[-1] if units.ndim else units.size} units but {durations.size} durations")
     if (durations < 1).any():
         raise ValueError("durations must be >= 1 frame")
-    return np.repeat(units, durations)
+    return np.repeat(units, durations, axis=-1)
 
 
 class UnitExtractor:
@@ -72,6 +82,7 @@ class UnitExtractor:
         self.hop = model.hop
         self.frame_rate = self.sample_rate / self.hop
         self.codebook_size = model.quantizer.codebook_size
+        self.num_quantizers = model.num_quantizers
         self.chunk_frames = max(1, int(chunk_seconds * self.frame_rate))
         self.context_frames = math.ceil(receptive_field(model.encoder) / 2 / self.hop) + 1
 
@@ -83,8 +94,15 @@ class UnitExtractor:
 
     @property
     def codebook(self) -> np.ndarray:
-        """The codebook vectors the decoder sees, (K, D) float32: row k is code k's latent."""
+        """The codebook vectors the decoder sees, (Q, K, D) float32: [l, k] is level l's vector
+        for code k, and a frame's latent is the sum of its levels' vectors."""
         return self.model.codebook_vectors().cpu().numpy()
+
+    def require_one_codebook(self, command: str) -> None:
+        """ConfigError unless the model has one codebook: ``command`` handles no more yet."""
+        if self.num_quantizers != 1:
+            raise ConfigError(f"model: has {self.num_quantizers} codebooks (residual levels); {command} handles "
+                              "models with one codebook only so far")
 
     def num_frames(self, num_samples: int) -> int:
         return -(-int(num_samples) // self.hop)
@@ -105,7 +123,8 @@ class UnitExtractor:
 
     @torch.no_grad()
     def extract_batch(self, waves: Sequence[np.ndarray]) -> list[Units]:
-        """Units of mono waveforms (T_i,) at the model's rate, encoded together, padded."""
+        """Units of mono waveforms (T_i,) at the model's rate, encoded together, padded; codes
+        (Q, frames_i) each."""
         out: list[Units | None] = [None] * len(waves)
         short = [i for i, w in enumerate(waves) if self.num_frames(len(w)) <= self.chunk_frames]
         for i in (i for i in range(len(waves)) if i not in set(short)):
@@ -125,7 +144,7 @@ class UnitExtractor:
             batch[row, :len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
             mask[row, :len(w)] = True
         codes = self.model.encode(batch.to(self.device), mask.to(self.device)).cpu().numpy()
-        return [codes[row, :self.num_frames(len(w))].astype(np.int64) for row, w in enumerate(waves)]
+        return [codes[row, :, :self.num_frames(len(w))].astype(np.int64) for row, w in enumerate(waves)]
 
     def _encode_long(self, wave: np.ndarray) -> np.ndarray:
         """Windows of chunk_frames, each with context_frames of real audio on both sides (none
@@ -135,8 +154,8 @@ class UnitExtractor:
             last = min(first + self.chunk_frames, frames)
             lo, hi = max(0, first - self.context_frames), min(frames, last + self.context_frames)
             window = wave[lo * self.hop:hi * self.hop]
-            pieces.append(self._encode_padded([window])[0][first - lo:last - lo])
-        return np.concatenate(pieces)
+            pieces.append(self._encode_padded([window])[0][:, first - lo:last - lo])
+        return np.concatenate(pieces, axis=1)
 
 
 def receptive_field(encoder) -> int:

@@ -34,7 +34,7 @@ def frames_by_id(path, fmt=None, trained=None):
     codebook = None
     if trained is not None:
         from audio_vq.units import UnitExtractor
-        codebook = UnitExtractor.from_pretrained(model_dir(trained)).codebook
+        codebook = UnitExtractor.from_pretrained(model_dir(trained)).codebook[0]  # one codebook: (K, D)
     return {r.id: r.frames().tolist() for r in read_units(path, fmt, codebook)[1]}
 
 

@@ -50,7 +50,7 @@ def gens(model):
 
 def random_codes(lengths, seed=0, k=16):
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, k, n) for n in lengths]
+    return [rng.integers(0, k, (1, n)) for n in lengths]  # (levels = 1, frames) each
 
 
 # -- teacher forcing: the incremental path equals the parallel forward -------------------------
@@ -68,7 +68,7 @@ def test_teacher_forced_logits_equal_the_parallel_forward(backend, batch, varian
     assert T > model.decoder.receptive_field
     gen_ = torch.Generator().manual_seed(2)
     x = torch.randint(0, 256, (batch, frames * HOP), generator=gen_)
-    codes = torch.randint(0, 16, (batch, frames), generator=gen_)
+    codes = torch.randint(0, 16, (batch, 1, frames), generator=gen_)
     speakers = torch.tensor([0, 2, 1, 1, 0][:batch])
     with torch.no_grad():
         expected = model.decoder(x, model.latents(codes), model.speaker_vector(speakers))[:, :, :T]
@@ -86,7 +86,7 @@ def test_teacher_forcing_is_sensitive_to_a_wrong_convention(model, gens):
     breaks it."""
     frames, T = 10, 10 * HOP
     x = torch.randint(0, 256, (2, T), generator=torch.Generator().manual_seed(3))
-    codes = torch.randint(0, 16, (2, frames), generator=torch.Generator().manual_seed(4))
+    codes = torch.randint(0, 16, (2, 1, frames), generator=torch.Generator().manual_seed(4))
     speakers = torch.tensor([1, 0])
     with torch.no_grad():
         expected = model.decoder(x, model.latents(codes), model.speaker_vector(speakers))
@@ -107,7 +107,7 @@ def test_kernel_and_torch_give_the_same_samples(gens):
     assert len(np.unique(np.concatenate(a))) > 20  # it really sampled
     # and with explicit uniforms
     rng = np.random.default_rng(5)
-    u = [rng.random(len(c) * HOP) for c in codes]
+    u = [rng.random(c.shape[-1] * HOP) for c in codes]
     a = gens["numba"].generate(codes, speakers, uniforms=u)
     b = gens["torch"].generate(codes, speakers, uniforms=u)
     for x, y in zip(a, b):
@@ -123,7 +123,7 @@ def test_stream_in_chunks_equals_one_shot(gens, backend):
     assert [len(p) for p in pieces] == [5 * HOP] * 4 + [3 * HOP]
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
     # argmax and explicit uniforms stream too
-    u = np.random.default_rng(1).random(len(codes) * HOP)
+    u = np.random.default_rng(1).random(codes.shape[-1] * HOP)
     np.testing.assert_array_equal(np.concatenate(list(gen.stream(codes, 1, chunk_frames=7, uniforms=u))),
                                   gen.generate([codes], [1], uniforms=[u])[0])
     np.testing.assert_array_equal(np.concatenate(list(gen.stream(codes, 1, chunk_frames=4, argmax=True))),
@@ -151,7 +151,7 @@ def test_odd_channel_counts_batch_and_teacher_forcing():
     gen = Generator(model, backend="numba")
     frames = 9
     x = torch.randint(0, 256, (5, frames * HOP), generator=torch.Generator().manual_seed(1))
-    codes = torch.randint(0, 16, (5, frames), generator=torch.Generator().manual_seed(2))
+    codes = torch.randint(0, 16, (5, 1, frames), generator=torch.Generator().manual_seed(2))
     speakers = torch.tensor([0, 1, 2, 0, 1])
     with torch.no_grad():
         expected = model.decoder(x, model.latents(codes), model.speaker_vector(speakers))
@@ -219,11 +219,11 @@ def test_output_lengths_dtype_and_range(gens):
             levels = mulaw_decode(np.arange(256))
             assert np.all(np.isin(o, levels))
     assert gens["numba"].generate([], []) == []
-    assert list(gens["numba"].stream(np.zeros(0, np.int64), 0, chunk_frames=3)) == []
+    assert list(gens["numba"].stream(np.zeros((1, 0), np.int64), 0, chunk_frames=3)) == []
 
 
 def test_codes_as_tensors_and_frame_rate_conditioning(gens):
-    codes = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    codes = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])
     a = gens["numba"].generate([codes], [1], seed=4)[0]
     b = gens["numba"].generate([codes.numpy()], [1], seed=4)[0]
     np.testing.assert_array_equal(a, b)
@@ -252,7 +252,7 @@ def test_logistic_mixture_in_both_paths(mixture_model):
         assert len(np.unique(x)) > 0.8 * len(x)  # continuous values, not mu-law levels
     for x, y in zip(gn.generate(codes, [0, 2], argmax=True), gt.generate(codes, [0, 2], argmax=True)):
         np.testing.assert_allclose(x, y, atol=1e-4)
-    u = [np.random.default_rng(0).random((len(c) * HOP, 2)) for c in codes]
+    u = [np.random.default_rng(0).random((c.shape[-1] * HOP, 2)) for c in codes]
     np.testing.assert_array_equal(gn.generate(codes, [0, 2], uniforms=u)[1], gn.generate(codes, [0, 2], uniforms=u)[1])
     with pytest.raises(ValueError, match=r"shape \(192, 2\)"):
         gn.generate(codes[:1], [0], uniforms=[np.zeros(192)])
@@ -301,11 +301,11 @@ def test_progress_bar(gens, capsys):
 
 def test_bad_inputs_are_refused(gens):
     gen = gens["numba"]
-    good = np.array([1, 2, 3])
+    good = np.array([[1, 2, 3]])
     with pytest.raises(ValueError, match=r"codes\[1\] holds unit 16, outside the codebook \[0, 16\)"):
-        gen.generate([good, np.array([0, 16])], [0, 0])
+        gen.generate([good, np.array([[0, 16]])], [0, 0])
     with pytest.raises(ValueError, match="outside the codebook"):
-        gen.generate([np.array([-1, 2])], [0])
+        gen.generate([np.array([[-1, 2]])], [0])
     with pytest.raises(ValueError, match=r"speaker index 3 is not in the table of 3 speakers"):
         gen.generate([good], [3])
     with pytest.raises(ValueError, match="speaker index -1"):
@@ -314,8 +314,10 @@ def test_bad_inputs_are_refused(gens):
         gen.generate([good, good], [0])
     with pytest.raises(ValueError, match="speaker-conditioned"):
         gen.generate([good], None)
-    with pytest.raises(ValueError, match="1-D"):
-        gen.generate([np.zeros((2, 3), np.int64)], [0])
+    with pytest.raises(ValueError, match=r"must be \(levels, frames\) with 1 <= levels <= 1"):
+        gen.generate([np.zeros((2, 3), np.int64)], [0])  # two levels for a one-codebook model
+    with pytest.raises(ValueError, match=r"must be \(levels, frames\)"):
+        gen.generate([np.array([1, 2, 3])], [0])
     with pytest.raises(ValueError, match="sequence of per-utterance"):
         gen.generate(good, [0])
     with pytest.raises(ValueError, match="temperature"):

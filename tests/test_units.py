@@ -31,12 +31,22 @@ def test_deduplicate_and_expand_are_inverse():
         expand(np.array([1]), np.array([0]))
 
 
+def test_deduplicate_with_levels_collapses_runs_of_whole_frames():
+    codes = np.array([[7, 7, 7, 3, 3], [1, 1, 2, 2, 2]])  # level 1 changes where level 0 does not
+    units, durations = deduplicate(codes)
+    assert units.tolist() == [[7, 7, 3], [1, 2, 2]] and durations.tolist() == [2, 1, 2]
+    assert expand(units, durations).tolist() == codes.tolist()
+    assert deduplicate(codes[:1])[0].tolist() == [[7, 3]]  # one level: as the 1-D runs
+    with pytest.raises(ValueError, match="3 units but 2 durations"):
+        expand(units, np.array([1, 1]))
+
+
 def test_frames_frame_rate_and_metadata(extractor, waves):
     u = extractor.extract(waves[1])
-    assert len(u.codes) == -(-len(waves[1]) // TINY_HOP)
+    assert u.codes.shape == (1, -(-len(waves[1]) // TINY_HOP)) == (1, u.num_frames)  # (Q, frames)
     assert u.frame_rate == 16_000 / TINY_HOP and u.num_samples == len(waves[1])
     assert u.codes.dtype == np.int64 and 0 <= u.codes.min() and u.codes.max() < extractor.codebook_size
-    assert extractor.codebook.shape == (extractor.codebook_size, 8)
+    assert extractor.codebook.shape == (1, extractor.codebook_size, 8)
     assert len(extractor.checksum) == 64
 
 
@@ -47,7 +57,7 @@ def test_batched_equals_one_by_one(extractor, waves):
     for a, b, c in zip(alone, together, reversed_batch):
         assert np.array_equal(a, b) and np.array_equal(a, c)
     # the codes are not trivially constant, so the comparison means something
-    assert len(set(np.concatenate(alone).tolist())) > 1
+    assert len(set(np.concatenate(alone, axis=1).ravel().tolist())) > 1
 
 
 def test_long_inputs_in_overlapping_windows_equal_one_pass(tiny_trained, waves):

@@ -54,6 +54,7 @@ def evaluate(cfg: DictConfig) -> int:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device))
+    extractor.require_one_codebook("evaluate")
     manifest = read_manifest(cfg.data)
     utts = _select(manifest, _splits(cfg.split), cfg.max_utterances, cfg.data)
     sr, k = extractor.sample_rate, extractor.codebook_size
@@ -63,7 +64,7 @@ def evaluate(cfg: DictConfig) -> int:
     for start in tqdm(range(0, len(utts), cfg.batch_size), desc="units", unit="batch", dynamic_ncols=True):
         batch = utts[start:start + cfg.batch_size]
         for u, units in zip(batch, extractor.extract_batch([waves[u.id] for u in batch])):
-            codes[u.id] = units.codes
+            codes[u.id] = units.codes[0]
     report: dict = {"model": str(Path(cfg.model).expanduser().resolve()), "model_checksum": extractor.checksum,
                     "data": str(cfg.data), "splits": _splits(cfg.split), "utterances": len(utts),
                     "skipped": len(skipped), "config": OmegaConf.to_container(cfg)}
@@ -157,7 +158,7 @@ def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
     for metric, label in (("pnmi", "PNMI"), ("code_to_phone_accuracy", "code-to-phone accuracy")):
         plots.plot_metric_bars({name: s[metric] for name, s in phonetic["systems"].items()},
                                out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
-    codebook = extractor.codebook
+    codebook = extractor.codebook[0]
     speakers = {u.id: u.speaker for u in utts}
     features = {"model codebook vectors": {u: codebook[codes[u]] for u in ids}, "mfcc": mfcc}
     abx = sections.abx_section({u: alignments[u] for u in ids}, speakers, features, fr,
@@ -280,7 +281,7 @@ def _speaker_use(extractor: UnitExtractor, chosen, excerpt, excerpt_codes, names
     others_n = min(MAX_OTHER_SPEAKERS, len(names) - 1)
     own, others = [], []
     for u in chosen:
-        frames = len(excerpt_codes[u.id])
+        frames = excerpt_codes[u.id].shape[-1]
         x = np.zeros(frames * extractor.hop, np.float32)
         x[:len(excerpt[u.id])] = excerpt[u.id]
         x = torch.from_numpy(x)[None].to(device)
@@ -327,7 +328,7 @@ def _parallel(manifest, chosen, targets, waves, codes, generator: Generator, ext
             tgt = audio.load(match.path, extractor.sample_rate)
         except audio.AudioError:
             continue
-        conv = generator.generate([codes[u.id]], [extractor.model.speaker_index[targets[u.id]]],
+        conv = generator.generate([codes[u.id][None]], [extractor.model.speaker_index[targets[u.id]]],
                                   seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
         triples.append((np.clip(conv, -1, 1)[:len(waves[u.id])], waves[u.id], tgt))
     return triples

@@ -1,8 +1,9 @@
 """The VQ-VAE bottleneck (van den Oord et al. 2017) and a Gumbel-softmax alternative.
 
 Both quantizers take encoder outputs z (B, D, T), an optional mask (B, T) (True = a real frame,
-False = padding), and return a QuantizerOutput: quantized (B, D, T), codes (B, T), the loss to add
-to the reconstruction loss, its parts, and batch metrics. Both run in fp32 even under autocast:
+False = padding), and return a QuantizerOutput: quantized (B, D, T), codes (B, Q, T) with one
+codebook, Q = 1 (residual.py stacks them: Q levels), the loss to add to the reconstruction loss,
+its parts, and batch metrics. Both run in fp32 even under autocast:
 nearest-neighbour search on bf16 distances would pick codes by rounding noise, and EMA
 statistics in bf16 would stop moving (0.01 * update is below bf16 resolution of the running sum).
 
@@ -46,7 +47,7 @@ class QuantizerOutput:
     """What a quantizer's forward returns. Losses and metrics are 0-d tensors (fp32; counts int64)."""
 
     quantized: Tensor  # (B, D, T) in z's dtype; value = the codes' vectors, gradient -> z (straight-through)
-    codes: Tensor  # (B, T) int64
+    codes: Tensor  # (B, Q, T) int64: one row of codes per codebook (Q = num_quantizers)
     loss: Tensor  # the total quantizer loss: add it to the reconstruction loss
     codebook_loss: Tensor  # ||sg[z_e] - e||^2 (0 with EMA updates and for the Gumbel quantizer)
     commitment_loss: Tensor  # ||z_e - sg[e]||^2, unweighted (loss holds beta * this)
@@ -60,6 +61,13 @@ class QuantizerOutput:
         """The scalar fields, detached, for logging (no .item(): no device sync here)."""
         return {f.name: getattr(self, f.name).detach() for f in fields(self)
                 if f.name not in ("quantized", "codes")}
+
+
+def check_codes(codes: Tensor, num_quantizers: int) -> None:
+    """ValueError unless codes is (B, n, T) with 1 <= n <= num_quantizers."""
+    if codes.dim() != 3 or not 1 <= codes.shape[1] <= num_quantizers:
+        raise ValueError(f"codes must be (B, levels, T) with 1 <= levels <= {num_quantizers}, "
+                         f"got shape {tuple(codes.shape)}")
 
 
 def _check_input(z: Tensor, dim: int, mask: Tensor | None) -> tuple[int, int, Tensor | None]:
@@ -97,7 +105,7 @@ def _code_metrics(codes: Tensor, valid: Tensor | None, k: int) -> tuple[Tensor, 
 
 
 class VectorQuantizer(nn.Module):
-    """Nearest-neighbour vector quantizer with a straight-through gradient.
+    """Nearest-neighbour vector quantizer with a straight-through gradient: one codebook (Q = 1).
 
     z_q = z_e + (e_k - z_e).detach(), k = argmin_k ||z_e - e_k||^2 (computed as e_k.detach() +
     (z_e - z_e.detach()): the same gradients, and the value is e_k bit for bit, so `lookup(codes)`
@@ -197,17 +205,20 @@ class VectorQuantizer(nn.Module):
             if self.training and (self.ema or self.restart_after is not None):
                 dead_codes, restarted = self._update(x.detach(), codes, valid, dead_codes)
         return QuantizerOutput(
-            quantized=quantized.to(z.dtype), codes=codes.view(batch, frames),
+            quantized=quantized.to(z.dtype), codes=codes.view(batch, 1, frames),
             loss=codebook_loss + self.commitment_weight * commitment_loss,
             codebook_loss=codebook_loss, commitment_loss=commitment_loss,
             diversity_loss=torch.zeros_like(commitment_loss), perplexity=perplexity, usage=usage,
             dead_codes=dead_codes, restarted=restarted)
 
+    num_quantizers = 1  # Q: one codebook (residual.py stacks several)
+
     def lookup(self, codes: Tensor) -> Tensor:
-        """codes (B, T) -> (B, D, T) fp32: the vectors forward returned as `quantized` for them,
-        bit for bit (but a training forward with ema=True updates the codebook after picking its
-        vectors, so lookup then returns the updated ones)."""
-        batch, frames = codes.shape
+        """codes (B, 1, T) -> (B, D, T) fp32: the vectors forward returned as `quantized` for
+        them, bit for bit (but a training forward with ema=True updates the codebook after
+        picking its vectors, so lookup then returns the updated ones)."""
+        check_codes(codes, 1)
+        batch, _, frames = codes.shape
         with torch.autocast(codes.device.type, enabled=False):
             return self._project_out(self._gather(codes.reshape(-1)), batch, frames)
 
@@ -357,11 +368,14 @@ class GumbelQuantizer(nn.Module):
         dead_codes = (counts == 0).sum()
         quantized = e.view(batch, frames, self.dim).transpose(1, 2)
         return QuantizerOutput(
-            quantized=quantized.to(z.dtype), codes=codes.view(batch, frames),
+            quantized=quantized.to(z.dtype), codes=codes.view(batch, 1, frames),
             loss=self.diversity_weight * diversity_loss, codebook_loss=zero, commitment_loss=zero,
             diversity_loss=diversity_loss, perplexity=perplexity, usage=usage,
             dead_codes=dead_codes, restarted=torch.zeros_like(dead_codes))
 
+    num_quantizers = 1  # Q: one codebook
+
     def lookup(self, codes: Tensor) -> Tensor:
-        """codes (B, T) -> (B, D, T) fp32: the vectors eval-mode forward returns for them."""
-        return F.embedding(codes, self.embedding).transpose(1, 2)
+        """codes (B, 1, T) -> (B, D, T) fp32: the vectors eval-mode forward returns for them."""
+        check_codes(codes, 1)
+        return F.embedding(codes[:, 0], self.embedding).transpose(1, 2)

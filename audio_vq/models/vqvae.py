@@ -1,6 +1,6 @@
 """The VQ-VAE: encoder -> quantizer -> speaker-conditioned WaveNet decoder.
 
-    audio (B, T) -> Encoder -> z_e (B, D, frames) -> quantizer -> z_q (B, D, frames)
+    audio (B, T) -> Encoder -> z_e (B, D, frames) -> quantizer -> codes (B, Q, frames), z_q (B, D, frames)
     z_q [time jitter in training] + speaker embedding g (B, speaker_dim) -> WaveNet -> logits (B, C, T)
     (in training the WaveNet's teacher-forced past may be corrupted: input_noise, input_dropout)
 
@@ -25,14 +25,15 @@ from ..audio import SAMPLE_RATE, mulaw_encode
 from .adversary import SpeakerAdversary
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
+from .residual import ResidualVectorQuantizer
 from .wavenet import WaveNet
 
-QUANTIZERS = {"vector": VectorQuantizer, "gumbel": GumbelQuantizer}
+QUANTIZERS = {"vector": VectorQuantizer, "gumbel": GumbelQuantizer, "residual": ResidualVectorQuantizer}
 
 
 @dataclass
 class VQVAEOutput:
-    """What a training forward returns: the total loss, its terms, the codes (B, frames) and
+    """What a training forward returns: the total loss, its terms, the codes (B, Q, frames) and
     the quantizer's output."""
 
     loss: Tensor
@@ -94,7 +95,7 @@ class VQVAE(nn.Module):
 
     Args:
         encoder: maps audio to z_e (B, D, frames); its ``hop`` is the decoder's.
-        quantizer: a VectorQuantizer or GumbelQuantizer over D channels.
+        quantizer: a VectorQuantizer, GumbelQuantizer or ResidualVectorQuantizer over D channels.
         decoder: a WaveNet conditioned on D channels at hop samples per frame.
         num_speakers: rows of the speaker table (``speakers.json``); 0 with speaker_dim 0.
         jitter: time-jitter probability of the latents in training (0 = off; Chorowski: 0.12).
@@ -158,11 +159,18 @@ class VQVAE(nn.Module):
         """The rate the model works at: its run's ``data.sample_rate`` (16 kHz without a config)."""
         return int(self.config["data"]["sample_rate"]) if self.config else SAMPLE_RATE
 
+    @property
+    def num_quantizers(self) -> int:
+        """Q: codebooks (levels) per frame."""
+        return self.quantizer.num_quantizers
+
     @torch.no_grad()
     def codebook_vectors(self) -> Tensor:
-        """(K, D) float32: row k is the latent the decoder sees for code k."""
+        """(Q, K, D) float32: [l, k] is level l's vector for code k; a frame's latent is the sum
+        over levels of its codes' vectors (Q = 1: row k is the latent of code k)."""
         codes = torch.arange(self.quantizer.codebook_size, device=next(self.parameters()).device)
-        return self.latents(codes[None])[0].T.float()
+        levels = self.quantizer.levels if isinstance(self.quantizer, ResidualVectorQuantizer) else [self.quantizer]
+        return torch.stack([level.lookup(codes[None, None])[0].T.float() for level in levels])
 
     def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None) -> VQVAEOutput:
         """Teacher-forced training pass. audio (B, T) in [-1, 1]; speaker (B,) int64 indices;
@@ -183,7 +191,8 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def encode(self, audio: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Codes (B, ceil(T / hop)) of audio (B, T); evaluates the quantizer without updating it."""
+        """Codes (B, Q, ceil(T / hop)) of audio (B, T); evaluates the quantizer without updating
+        it. The first n levels of a residual quantizer's codes decode on their own."""
         was_training = self.training
         self.eval()
         try:
@@ -193,7 +202,8 @@ class VQVAE(nn.Module):
             self.train(was_training)
 
     def latents(self, codes: Tensor) -> Tensor:
-        """z_q (B, D, frames) of codes (B, frames): what the decoder is conditioned on."""
+        """z_q (B, D, frames) of codes (B, n, frames), 1 <= n <= Q (the first n levels): what the
+        decoder is conditioned on."""
         return self.quantizer.lookup(codes)
 
     def speaker_vector(self, speaker: Tensor | None) -> Tensor | None:

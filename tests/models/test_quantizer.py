@@ -50,7 +50,7 @@ def test_straight_through_and_loss_terms_move_the_right_tensors():
     z = _z().requires_grad_()
     out = q(z)
     codes = nearest(z.detach().transpose(1, 2).reshape(-1, D), q.embedding.detach()).view(2, 20)
-    assert torch.equal(out.codes, codes)
+    assert torch.equal(out.codes, codes[:, None])  # (B, Q = 1, T)
     e = q.embedding.detach()[codes].transpose(1, 2)  # (B, D, T)
     assert torch.equal(out.quantized, e)  # the value is the code vector itself
 
@@ -89,7 +89,7 @@ def test_ema_update_matches_hand_computation():
     _set_codebook(q, codebook)
     x = torch.tensor([[0.5, 0.0], [-0.5, 1.0], [4.0, 1.0], [5.0, -1.0]])  # -> codes 0, 0, 1, 1
     out = q(x.t().unsqueeze(0))
-    assert out.codes.tolist() == [[0, 0, 1, 1]]
+    assert out.codes.tolist() == [[[0, 0, 1, 1]]]
     assert out.codebook_loss.item() == 0.0  # EMA replaces the codebook loss
     # commitment loss on the codebook *before* the update
     torch.testing.assert_close(out.commitment_loss, ((x - codebook[[0, 0, 1, 1]]) ** 2).mean())
@@ -218,7 +218,7 @@ def _dist_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> No
             mask = torch.arange(50) < torch.tensor([50, 30 + 10 * rank, 20]).unsqueeze(1)
             for name, q in (("ema", ema), ("plain", plain)):
                 out = q(z, mask=mask)
-                codes.setdefault(name, []).append(out.codes[mask])
+                codes.setdefault(name, []).append(out.codes[:, 0][mask])
         torch.save({"ema": ema.state_dict(), "plain": plain.state_dict(),
                     "codes": {name: torch.cat(c) for name, c in codes.items()}},
                    os.path.join(out_dir, f"rank{rank}.pt"))
@@ -269,7 +269,7 @@ def test_lookup_reproduces_forward(options):
     z = _z(batch=3, frames=17)
     with torch.no_grad():
         out = q.eval()(z)
-    assert out.quantized.shape == (3, D, 17) and out.codes.shape == (3, 17)
+    assert out.quantized.shape == (3, D, 17) and out.codes.shape == (3, 1, 17)
     assert out.codes.dtype == torch.long
     assert torch.equal(q.lookup(out.codes), out.quantized)
     assert q.codebook.shape == (K, options.get("lookup_dim", D))
@@ -341,7 +341,7 @@ def test_padding_changes_nothing(options):
         for name in ("loss", "codebook_loss", "commitment_loss", "perplexity", "usage", "dead_codes",
                      "restarted"):
             torch.testing.assert_close(getattr(out_a, name), getattr(out_b, name), msg=name)
-        assert torch.equal(out_a.codes[mask], out_b.codes[0])
+        assert torch.equal(out_a.codes[:, 0][mask], out_b.codes[0, 0])
     for key, value in a.state_dict().items():
         torch.testing.assert_close(value, b.state_dict()[key], msg=key)
 
@@ -393,9 +393,9 @@ def test_gumbel_quantizer():
     z = _z(batch=3, frames=11).requires_grad_()
     out = q.train()(z)
     assert isinstance(out, QuantizerOutput)
-    assert out.quantized.shape == (3, D, 11) and out.codes.shape == (3, 11)
+    assert out.quantized.shape == (3, D, 11) and out.codes.shape == (3, 1, 11)
     # hard one-hot in the forward pass: the value is exactly a code vector...
-    torch.testing.assert_close(out.quantized, q.embedding.detach()[out.codes].transpose(1, 2))
+    torch.testing.assert_close(out.quantized, q.embedding.detach()[out.codes[:, 0]].transpose(1, 2))
     # ...and the soft sample's gradient reaches the logits (straight-through)
     out.quantized.pow(2).sum().backward()
     assert q.logits.weight.grad.abs().sum() > 0 and z.grad.abs().sum() > 0
@@ -409,7 +409,7 @@ def test_gumbel_quantizer():
         q.eval()
         out = q(z)
         logits = q.logits(z.transpose(1, 2))
-    assert torch.equal(out.codes, logits.argmax(-1))  # eval: argmax, no noise
+    assert torch.equal(out.codes[:, 0], logits.argmax(-1))  # eval: argmax, no noise
     assert torch.equal(q.lookup(out.codes), out.quantized)
     assert q.temperature.item() == 1.5  # eval does not anneal
     probs = logits.softmax(-1).reshape(-1, K).mean(0)

@@ -34,7 +34,7 @@ def test_gumbel_quantizer_behind_the_same_model():
     cfg = compose("train", ["model/quantizer=gumbel", "model.quantizer.codebook_size=32"])
     model = VQVAE.from_config(OmegaConf.to_container(cfg.model), num_speakers=2)
     out = model(torch.randn(2, 10 * model.hop) * 0.1, torch.tensor([0, 1]))
-    assert out.codes.shape == (2, 10) and int(out.codes.max()) < 32 and torch.isfinite(out.loss)
+    assert out.codes.shape == (2, 1, 10) and int(out.codes.max()) < 32 and torch.isfinite(out.loss)
 
 
 def test_odd_lengths_are_padded_and_masked_out():
@@ -42,7 +42,7 @@ def test_odd_lengths_are_padded_and_masked_out():
     x = torch.rand(1, 1000) * 0.2 - 0.1
     speaker = torch.tensor([1])
     alone = model(x, speaker)
-    assert alone.codes.shape == (1, 63)  # ceil(1000 / 16)
+    assert alone.codes.shape == (1, 1, 63)  # ceil(1000 / 16)
     # the same utterance inside a longer, masked batch row gives the same losses
     padded = torch.cat([x, torch.zeros(1, 100)], dim=1)
     mask = torch.zeros_like(padded, dtype=torch.bool)
@@ -50,7 +50,7 @@ def test_odd_lengths_are_padded_and_masked_out():
     inside = model(padded, speaker, mask)
     torch.testing.assert_close(inside.reconstruction_loss, alone.reconstruction_loss)
     torch.testing.assert_close(inside.commitment_loss, alone.commitment_loss)
-    assert torch.equal(inside.codes[:, :63], alone.codes)
+    assert torch.equal(inside.codes[:, :, :63], alone.codes)
 
 
 def test_loss_is_reconstruction_plus_quantizer_terms_and_all_parameters_learn():
@@ -81,7 +81,7 @@ def test_encode_does_not_update_the_codebook():
     model = tiny(ema=True).train()
     before = model.quantizer.codebook.clone()
     codes = model.encode(torch.randn(2, 320) * 0.1)
-    assert codes.shape == (2, 20) and model.training
+    assert codes.shape == (2, 1, 20) and model.training
     assert torch.equal(model.quantizer.codebook, before)
     torch.testing.assert_close(model.latents(codes), model.quantizer.lookup(codes))
 
