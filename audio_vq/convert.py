@@ -88,7 +88,7 @@ def synthesize(cfg: DictConfig) -> int:
     units_path = Path(cfg.units).expanduser()
     try:
         meta, records = read_units(units_path, codebook=dec.codebook)  # used by zerospeech only
-        jobs = [(r.id, r.frames()[None], speaker) for r in records]  # (1, frames): one codebook
+        jobs = [(r.id, np.atleast_2d(r.frames()), speaker) for r in records]  # (levels, frames)
     except UnitFormatError as e:
         raise ConfigError(f"units={cfg.units}: {e}") from None
     if not jobs:

@@ -36,8 +36,8 @@ from .inference import Source, read_sources
 from .manifest import SKIPPED_NAME, write_skipped
 from .processes import die_with_parent
 from .outputs import check_not_inputs, exclusive, remove_temporaries
-from .unit_formats import (DICT_NAME, FIXED_DEDUP, FORMATS, Record, UnitFormatError, UnitsMeta, Writer, meta_path,
-                           read_meta, read_units, textless_stem, write_dictionary, write_units)
+from .unit_formats import (DICT_NAME, FIXED_DEDUP, FORMATS, Record, UnitFormatError, UnitsMeta, Writer, detect_format,
+                           meta_path, read_meta, read_units, textless_stem, write_dictionary, write_units)
 from .units import UnitExtractor
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,7 @@ def extract(cfg: DictConfig) -> int:
     output = _output(cfg)
     check_not_inputs(_written(output, cfg.format), [cfg.input, *(s.path for s in sources),
                                                     *Path(cfg.model).expanduser().iterdir()], "output")
-    extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds)
-    extractor.require_one_codebook("extract")
+    extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds, cfg.levels)
     parts = _parts_dir(output, cfg.format)
     fingerprint = _fingerprint(extractor, sources, cfg.block_size)
 
@@ -162,6 +161,7 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "merge", lambda v: isinstance(v, bool), "true or false")
     require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "split", lambda v: v is None or v in ("train", "valid", "test"), "null | train | valid | test")
+    require(cfg, "levels", lambda v: v is None or (is_int(v) and v >= 1), "null (all) or an integer >= 1")
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")
 
@@ -180,8 +180,11 @@ def _parts_dir(output: Path, fmt: str) -> Path:
 def _fingerprint(extractor: UnitExtractor, sources: list[Source], block_size: int) -> dict:
     """What the parts depend on: a rerun with another model or input list must not reuse them."""
     ids = hashlib.sha256("\n".join(f"{s.id}\t{s.path}" for s in sources).encode("utf-8")).hexdigest()
-    return {"model_checksum": extractor.checksum, "inputs_sha256": ids, "num_inputs": len(sources),
-            "block_size": block_size}
+    fingerprint = {"model_checksum": extractor.checksum, "inputs_sha256": ids, "num_inputs": len(sources),
+                   "block_size": block_size}
+    if extractor.model.num_quantizers > 1:  # (one codebook: the fingerprint format_version 1 wrote)
+        fingerprint["levels"] = extractor.num_quantizers
+    return fingerprint
 
 
 def _up_to_date(output: Path, cfg: DictConfig, fingerprint: dict) -> bool:
@@ -240,7 +243,7 @@ def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Sou
                     pending[pos] = (None, reason)
             if good:
                 for (pos, wave), units in zip(good, extractor.extract_batch([w for _, w in good])):
-                    pending[pos] = (units.codes[0], units.num_samples)
+                    pending[pos] = (units.codes, units.num_samples)
             bar.update(len(batch))
             while block is not None and all(p in pending for p in range(block * bs, min((block + 1) * bs, len(sources)))):
                 _write_part(parts, block, sources, pending, bs)
@@ -253,8 +256,8 @@ def _write_part(parts: Path, block: int, sources: list[Source], pending: dict, b
     failed = [p for p in span if pending[p][0] is None]
     arrays = {
         "ids": np.array([sources[p].id for p in done], dtype=str),
-        "codes": np.concatenate([pending[p][0] for p in done]).astype(np.int32) if done else np.zeros(0, np.int32),
-        "offsets": np.r_[0, np.cumsum([len(pending[p][0]) for p in done])].astype(np.int64),
+        "codes": (np.concatenate([pending[p][0] for p in done], axis=1) if done else np.zeros((1, 0))).astype(np.int32),
+        "offsets": np.r_[0, np.cumsum([pending[p][0].shape[-1] for p in done])].astype(np.int64),
         "num_samples": np.array([pending[p][1] for p in done], dtype=np.int64),
         "skipped_paths": np.array([sources[p].path for p in failed], dtype=str),
         "skipped_reasons": np.array([pending[p][1] for p in failed], dtype=str),
@@ -270,9 +273,11 @@ def _read_parts(parts: Path, num_blocks: int, skipped: list) -> Iterator[Record]
     for b in range(num_blocks):
         with np.load(parts / PART_PATTERN.format(b), allow_pickle=False) as z:
             offsets = z["offsets"]
-            codes = z["codes"].astype(np.int64)
+            codes = z["codes"].astype(np.int64)  # (Q, total)
+            one = codes.shape[0] == 1  # one codebook: (n,) records, as unit files hold them
             for i, uid in enumerate(z["ids"]):
-                yield Record(str(uid), codes[offsets[i]:offsets[i + 1]], None, int(z["num_samples"][i]))
+                level_codes = codes[:, offsets[i]:offsets[i + 1]]
+                yield Record(str(uid), level_codes[0] if one else level_codes, None, int(z["num_samples"][i]))
             skipped.extend(zip(z["skipped_paths"].tolist(), z["skipped_reasons"].tolist()))
 
 
@@ -286,11 +291,11 @@ def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], par
         raise ConfigError(f"merge: {len(missing)} of {num_blocks} blocks are not extracted yet "
                           f"(shards {', '.join(map(str, shards))} of num_shards={cfg.num_shards} unfinished)")
     meta = UnitsMeta(cfg.format, extractor.frame_rate, extractor.codebook_size, extractor.sample_rate,
-                     extractor.checksum, cfg.deduplicate,
+                     extractor.checksum, cfg.deduplicate, num_codebooks=extractor.num_quantizers,
                      extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop,
                             "fingerprint": fingerprint})
     skipped: list[tuple[str, str]] = []
-    writer = Writer(output, meta, extractor.codebook[0] if cfg.format == "zerospeech" else None)
+    writer = Writer(output, meta, extractor.codebook if cfg.format == "zerospeech" else None)
     try:
         for record in tqdm(_read_parts(parts, num_blocks, skipped), total=len(sources), desc="merge",
                            unit="utt", dynamic_ncols=True):
@@ -319,28 +324,38 @@ def units_convert(cfg: DictConfig) -> int:
     require(cfg, "format", lambda v: v in FORMATS, " | ".join(FORMATS))
     require(cfg, "input_format", lambda v: v is None or v in FORMATS, "null (detect) | " + " | ".join(FORMATS))
     require(cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (as the input) | true | false")
+    source = Path(cfg.input).expanduser()
+    try:
+        fmt_in = cfg.input_format or detect_format(source)
+        m = meta_path(source, fmt_in)
+        levels = read_meta(m).num_codebooks if m.is_file() else 1
+    except UnitFormatError as e:
+        raise ConfigError(f"input={cfg.input}: {e}") from None
     codebook, model_meta = None, {}
     if cfg.model is not None:
         extractor = UnitExtractor.from_pretrained(cfg.model)
-        extractor.require_one_codebook("units-convert")
-        codebook = extractor.codebook[0]
+        if levels > extractor.num_quantizers:
+            raise ConfigError(f"model={cfg.model}: has {extractor.num_quantizers} codebook(s), input={cfg.input} "
+                              f"holds {levels}")
+        codebook = extractor.codebook[:levels]  # a file of the first n levels: their codebooks
         model_meta = dict(frame_rate=extractor.frame_rate, codebook_size=extractor.codebook_size,
                           sample_rate=extractor.sample_rate, model_checksum=extractor.checksum)
     try:
-        meta_in, records = read_units(Path(cfg.input).expanduser(), cfg.input_format, codebook)
+        meta_in, records = read_units(source, fmt_in, codebook)
     except UnitFormatError as e:
         raise ConfigError(f"input={cfg.input}: {e}") from None
     if cfg.format == "zerospeech" and codebook is None:
         raise ConfigError("format=zerospeech: writing codebook vectors needs model=<model dir>")
-    base = {k: getattr(meta_in, k, None) for k in ("frame_rate", "codebook_size", "sample_rate", "model_checksum")}
+    base = {k: getattr(meta_in, k, None)
+            for k in ("frame_rate", "codebook_size", "sample_rate", "model_checksum", "frame_rates")}
     base.update(model_meta)  # the model's own values win
     if cfg.deduplicate is not None:
         dedup = cfg.deduplicate
     else:  # keep the input's form where the target has room for durations; never lose the timing
         dedup = bool(meta_in and meta_in.deduplicated) and cfg.format in KEEPS_DURATIONS
-    meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, **base)
+    meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, num_codebooks=levels,
+                     **base)
     output = _output(cfg)
-    source = Path(cfg.input).expanduser()
     check_not_inputs(_written(output, cfg.format), [source, *source.parent.glob(f"{source.stem}.*")], "output")
     try:
         first = next(records, None)

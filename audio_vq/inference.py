@@ -102,7 +102,7 @@ class Decoder:
         self.sample_rate = self.model.sample_rate
         self.frame_rate = self.sample_rate / self.model.hop
         # encoding is extraction's: masked padding, long inputs in receptive-field-overlapped windows
-        self.extractor = UnitExtractor(self.model, chunk_seconds=cfg.chunk_seconds)
+        self.extractor = UnitExtractor(self.model, chunk_seconds=cfg.chunk_seconds, levels=cfg.levels)
 
     def speaker_index(self, name: str, key: str) -> int:
         """The table index of speaker ``name``; ConfigError listing the valid names otherwise."""
@@ -242,6 +242,7 @@ def check_decode_options(cfg: DictConfig) -> None:
     require(cfg, "backend", lambda v: v in ("auto", "numba", "torch"), "auto | numba | torch")
     require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "overwrite", lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "levels", lambda v: v is None or (is_int(v) and v >= 1), "null (all) or an integer >= 1")
     require(cfg, "out", lambda v: isinstance(v, str) and v.strip() != "", "an output folder")
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")

@@ -126,7 +126,8 @@ def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
     if is_units:
         try:
             _, records = read_units(path, detect_format(path))
-            return [(r.id, r.frames()[:keep]) for r in records]
+            # the prior models one codebook: of a file of several, the first level
+            return [(r.id, np.atleast_2d(r.frames())[0][:keep]) for r in records]
         except UnitFormatError as e:
             raise ConfigError(f"prompt={cfg.prompt}: {e}") from None
     return [(src.id, dec.encode(src)[0, :keep]) for src in read_sources(cfg.prompt)]

@@ -44,6 +44,9 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
     p = Path(path).expanduser()
     try:
         meta, records = read_units(p)
+        if meta is not None and meta.num_codebooks > 1:
+            raise ConfigError(f"{key}={path}: {meta.num_codebooks} codebooks per frame; a prior models one "
+                              "(extract levels=1 for a residual model's first level)")
         ids, units, durations = [], [], []
         for r in records:
             if deduplicate:

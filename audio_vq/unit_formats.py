@@ -11,8 +11,23 @@ Formats (``format=``), each with the sidecar ``<output>.meta.json`` (:class:`Uni
     zerospeech  a folder of ``<id>.txt``, a row per frame holding that frame's codebook vector
                 (ZeroSpeech's feature-file layout, what ABX tools read)
 
-Units are frame-level unless the meta says ``deduplicated`` (then runs of one code are
-collapsed and ``durations`` count frames; textless is always deduplicated). Readers detect the
+Several codebooks (``num_codebooks`` Q > 1 in meta.json, ``format_version`` 2: residual levels;
+every level at the finest frame rate, ``frame_rates`` giving each level's own rate, a coarser
+level's code held for the frames it spans). A record's units are then (Q, n):
+
+    gslm        Q lines per utterance, in level order, the id suffixed ``_q0`` .. ``_q<Q-1>``
+    textless    the same in .units and .ids; .durations repeats the utterance's line per level,
+                so every line i of the three files is still one (utterance, level)
+    jsonl       ``units`` a list per level, [[...], [...]]; ``durations`` one list
+    npz         units (Q, total); offsets, num_samples and durations as with one codebook
+    zerospeech  a row per frame holding the Q level vectors side by side (Q * D values), so
+                that each level's code reads back exactly
+
+With one codebook nothing of this appears: meta.json has no ``num_codebooks`` and says
+``format_version`` 1, and every file is what version 1 wrote.
+
+Units are frame-level unless the meta says ``deduplicated`` (then runs of one code (of one
+frame, every level equal) are collapsed and ``durations`` count frames; textless is always deduplicated). Readers detect the
 format (meta.json, else the path's shape and contents) and whether text lines carry ids
 (``id|u1 u2``) or are bare (``u1 u2``: ids are line numbers from 0, or a sibling .ids file).
 ``dict.km.txt`` is fairseq's dictionary of K units (``<unit> 1`` per line).
@@ -38,7 +53,9 @@ from .outputs import inside, name_problem
 from .units import deduplicate, expand
 
 FORMATS = ("gslm", "textless", "jsonl", "npz", "zerospeech")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what one codebook writes
+LEVELS_FORMAT_VERSION = 2  # several codebooks: num_codebooks, frame_rates, the level layouts
+LEVEL_SUFFIX = "_q"  # gslm / textless: the id of level l's line is <id>_q<l>
 META_SUFFIX = ".meta.json"
 DICT_NAME = "dict.km.txt"
 ZEROSPEECH_DECIMALS = 6  # float32 codebook rows keep ~7 significant digits
@@ -64,6 +81,14 @@ class UnitsMeta:
     num_utterances: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)  # e.g. the model directory, skipped count
+    num_codebooks: int = 1  # Q: levels per frame (written only when > 1, with format_version 2)
+    frame_rates: list | None = None  # each level's own frame rate (Q > 1); None: all frame_rate
+
+    def __post_init__(self):
+        if isinstance(self.num_codebooks, int) and self.num_codebooks > 1:
+            self.format_version = max(self.format_version, LEVELS_FORMAT_VERSION)
+            if self.frame_rates is None:
+                self.frame_rates = [self.frame_rate] * self.num_codebooks
 
 
 @dataclass
@@ -71,7 +96,7 @@ class Record:
     """One utterance's units: frame-level codes, or deduplicated units with durations."""
 
     id: str
-    units: np.ndarray  # (n,) int64
+    units: np.ndarray  # (n,) int64 with one codebook, (Q, n) with Q
     durations: np.ndarray | None = None  # (n,) frames per unit when deduplicated
     num_samples: int | None = None
     lossy: bool = False  # deduplicated without durations (gslm/jsonl/npz written deduplicated=true)
@@ -108,13 +133,22 @@ def read_meta(path: str | os.PathLike) -> UnitsMeta:
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-        return UnitsMeta(**data)
+        meta = UnitsMeta(**data)
     except (OSError, ValueError, TypeError) as e:
         raise UnitFormatError(f"{p}: not a units meta.json ({e})") from None
+    if not isinstance(meta.format_version, int) or meta.format_version > LEVELS_FORMAT_VERSION:
+        raise UnitFormatError(f"{p}: format_version {meta.format_version!r}; this audio_vq reads versions 1 and "
+                              f"{LEVELS_FORMAT_VERSION} (a newer release wrote it)")
+    if not isinstance(meta.num_codebooks, int) or meta.num_codebooks < 1:
+        raise UnitFormatError(f"{p}: num_codebooks {meta.num_codebooks!r}: expected an integer >= 1")
+    return meta
 
 
 def write_meta(output: str | os.PathLike, meta: UnitsMeta) -> Path:
-    return atomic_write_text(meta_path(output, meta.format), json.dumps(asdict(meta), indent=2) + "\n")
+    fields = asdict(meta)
+    if meta.num_codebooks == 1:  # byte for byte what format_version 1 wrote
+        del fields["num_codebooks"], fields["frame_rates"]
+    return atomic_write_text(meta_path(output, meta.format), json.dumps(fields, indent=2) + "\n")
 
 
 def write_dictionary(folder: str | os.PathLike, codebook_size: int) -> Path:
@@ -136,6 +170,11 @@ class Writer:
             raise ValueError("format=zerospeech writes codebook vectors: it needs the model's codebook")
         if meta.format in FIXED_DEDUP:
             meta.deduplicated = FIXED_DEDUP[meta.format]
+        if codebook is not None:  # (K, D) for one codebook, or (Q, K, D)
+            codebook = np.asarray(codebook)
+            codebook = codebook[None] if codebook.ndim == 2 else codebook
+            if codebook.shape[0] != meta.num_codebooks:
+                raise ValueError(f"a codebook of {codebook.shape[0]} level(s) for {meta.num_codebooks} codebook(s)")
         self.output, self.meta, self.codebook = Path(output), meta, codebook
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
@@ -156,9 +195,14 @@ class Writer:
             # arrays stay in memory; close() streams them all into the archive
             self._npz = {"ids": [], "lengths": [], "num_samples": []}
             self._raw = {}
-            for name in ("units", "durations"):
+            for name in self._raw_names():
                 tmp = self.output.with_name(f".{self.output.name}.{name}.tmp-{os.getpid()}")
                 self._raw[name] = (tmp, open(tmp, "wb"))
+
+    def _raw_names(self) -> list[str]:
+        """npz: the raw files, one per level of units (each level's row of the (Q, total) array)."""
+        q = self.meta.num_codebooks
+        return (["units"] if q == 1 else [f"units{level}" for level in range(q)]) + ["durations"]
 
     def _open(self, key: str, final: Path) -> None:
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
@@ -166,16 +210,25 @@ class Writer:
         self._pending.append((tmp, final))
 
     def write(self, record: Record) -> None:
+        q = self.meta.num_codebooks
+        if record.units.ndim != (1 if q == 1 else 2) or (q > 1 and record.units.shape[0] != q):
+            raise ValueError(f"utterance {record.id}: units of shape {record.units.shape} in a file of "
+                             f"{q} codebook(s)")
         rec = record.deduplicated() if self.meta.deduplicated else Record(record.id, record.frames(), None,
                                                                           record.num_samples)
-        text = " ".join(map(str, rec.units.tolist()))
+        levels = [rec.units] if q == 1 else list(rec.units)  # one (n,) row per level
+        lines = [(rec.id if q == 1 else f"{rec.id}{LEVEL_SUFFIX}{level}", " ".join(map(str, row.tolist())))
+                 for level, row in enumerate(levels)]
         fmt = self.meta.format
         if fmt == "gslm":
-            self._files["main"].write(f"{rec.id}|{text}\n")
+            for uid, text in lines:
+                self._files["main"].write(f"{uid}|{text}\n")
         elif fmt == "textless":
-            self._files["units"].write(text + "\n")
-            self._files["durations"].write(" ".join(map(str, rec.durations.tolist())) + "\n")
-            self._files["ids"].write(rec.id + "\n")
+            durations = " ".join(map(str, rec.durations.tolist()))
+            for uid, text in lines:
+                self._files["units"].write(text + "\n")
+                self._files["durations"].write(durations + "\n")
+                self._files["ids"].write(uid + "\n")
         elif fmt == "jsonl":
             obj = {"id": rec.id, "units": rec.units.tolist()}
             if rec.durations is not None:
@@ -183,15 +236,17 @@ class Writer:
             obj.update(frame_rate=self.meta.frame_rate, num_samples=rec.num_samples)
             self._files["main"].write(json.dumps(obj) + "\n")
         elif fmt == "zerospeech":
-            vectors = self.codebook[rec.frames()]
+            frames = rec.frames().reshape(q, -1)  # (Q, n): each level's vectors side by side
+            vectors = np.concatenate([self.codebook[level][frames[level]] for level in range(q)], axis=1)
             buf = io.StringIO()
             np.savetxt(buf, vectors, fmt=f"%.{ZEROSPEECH_DECIMALS}e")
             inside(self._dir, f"{rec.id}.txt").write_text(buf.getvalue(), encoding="utf-8")
         else:
             self._npz["ids"].append(rec.id)
-            self._npz["lengths"].append(len(rec.units))
+            self._npz["lengths"].append(rec.units.shape[-1])
             self._npz["num_samples"].append(-1 if rec.num_samples is None else rec.num_samples)
-            self._raw["units"][1].write(rec.units.astype(NPZ_DTYPE).tobytes())
+            for name, row in zip(self._raw_names(), levels):
+                self._raw[name][1].write(row.astype(NPZ_DTYPE).tobytes())
             if rec.durations is not None:
                 self._raw["durations"][1].write(rec.durations.astype(NPZ_DTYPE).tobytes())
         self.meta.num_utterances += 1
@@ -227,21 +282,28 @@ class Writer:
         small = {"ids": np.array(d["ids"], dtype=str),
                  "offsets": np.r_[0, np.cumsum(d["lengths"], dtype=np.int64)].astype(np.int64),
                  "num_samples": np.array(d["num_samples"], dtype=np.int64)}
-        raw = ["units"] + (["durations"] if self.meta.deduplicated else [])
+        q = self.meta.num_codebooks
+        # each archive member and the raw files it is the concatenation of (units: level by
+        # level, which is the C order of (Q, total))
+        raw = {"units": self._raw_names()[:-1]}
+        if self.meta.deduplicated:
+            raw["durations"] = ["durations"]
         for _, f in self._raw.values():
             f.close()
+        total = int(small["offsets"][-1])
         with atomic_path(self.output) as tmp:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
                 for name, array in small.items():
                     with z.open(f"{name}.npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, array, allow_pickle=False)
-                for name in raw:
-                    path = self._raw[name][0]
-                    count = path.stat().st_size // np.dtype(NPZ_DTYPE).itemsize
-                    with z.open(f"{name}.npy", "w", force_zip64=True) as f, open(path, "rb") as src:
-                        header = {"descr": np.dtype(NPZ_DTYPE).str, "fortran_order": False, "shape": (count,)}
+                for name, parts in raw.items():
+                    shape = (q, total) if name == "units" and q > 1 else (total,)
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                        header = {"descr": np.dtype(NPZ_DTYPE).str, "fortran_order": False, "shape": shape}
                         np.lib.format.write_array_header_2_0(f, header)
-                        shutil.copyfileobj(src, f, COPY_BLOCK_BYTES)
+                        for part in parts:
+                            with open(self._raw[part][0], "rb") as src:
+                                shutil.copyfileobj(src, f, COPY_BLOCK_BYTES)
         for path, _ in self._raw.values():
             path.unlink(missing_ok=True)
 
@@ -286,24 +348,31 @@ def detect_format(path: str | os.PathLike) -> str:
 def read_units(path: str | os.PathLike, fmt: str | None = None,
                codebook: np.ndarray | None = None) -> tuple[UnitsMeta | None, Iterator[Record]]:
     """(meta or None, records in file order) of a unit file in any format (detected if None).
-    Reading zerospeech maps each row back to its code, so it needs the model's codebook."""
+    Reading zerospeech maps each row back to its code, so it needs the model's codebook ((K, D),
+    or (Q, K, D) for a file of Q codebooks). Units are (n,) with one codebook and (Q, n) when
+    the meta says num_codebooks Q > 1."""
     p = Path(path)
     fmt = fmt or detect_format(p)
     if fmt not in FORMATS:
         raise UnitFormatError(f"{p}: unknown format {fmt} (formats: {', '.join(FORMATS)})")
     m = meta_path(p, fmt)
     meta = read_meta(m) if m.is_file() else None
+    q = meta.num_codebooks if meta is not None else 1
     if fmt == "gslm":
-        located = _read_lines(p)
+        located = _levels_of_lines(_read_lines(p), q)
     elif fmt == "textless":
-        located = _read_textless(textless_stem(p))
+        located = _levels_of_lines(_read_textless(textless_stem(p)), q)
     elif fmt == "jsonl":
-        located = _read_jsonl(p)
+        located = _read_jsonl(p, q)
     elif fmt == "npz":
-        located = _read_npz(p)
+        located = _read_npz(p, q)
     else:
         if codebook is None:
             raise UnitFormatError(f"{p}: reading zerospeech features back into units needs the model's codebook")
+        codebook = np.asarray(codebook)
+        codebook = codebook[None] if codebook.ndim == 2 else codebook
+        if codebook.shape[0] != q:
+            raise UnitFormatError(f"{p}: {q} codebook(s) in the file, the model has {codebook.shape[0]}")
         located = _read_zerospeech(p, codebook)
     records = _checked_ids(located)
     if meta is not None and meta.deduplicated:
@@ -323,6 +392,35 @@ def _checked_ids(located: Iterable[tuple[str, Record]]) -> Iterator[Record]:
             raise UnitFormatError(f"{where}: duplicate id {record.id!r} (first at {seen[record.id]})")
         seen[record.id] = where
         yield record
+
+
+def _levels_of_lines(located: Iterable[tuple[str, Record]], q: int) -> Iterator[tuple[str, Record]]:
+    """gslm / textless lines as records: with q > 1 codebooks every q consecutive lines are one
+    utterance's levels, ids ``<id>_q0`` .. ``<id>_q<q-1>``, of one length (and one durations line)."""
+    if q == 1:
+        yield from located
+        return
+    group: list[tuple[str, Record]] = []
+    for where, record in located:
+        group.append((where, record))
+        if len(group) < q:
+            continue
+        first_where, first = group[0]
+        uid = first.id[:-len(f"{LEVEL_SUFFIX}0")] if first.id.endswith(f"{LEVEL_SUFFIX}0") else None
+        for level, (w, r) in enumerate(group):
+            if uid is None or r.id != f"{uid}{LEVEL_SUFFIX}{level}":
+                raise UnitFormatError(f"{w}: id {r.id!r} where level {level} of {q} codebooks was expected "
+                                      f"(ids <id>{LEVEL_SUFFIX}0 .. <id>{LEVEL_SUFFIX}{q - 1}, in order)")
+            if r.units.shape != first.units.shape:
+                raise UnitFormatError(f"{w}: {r.units.size} units at level {level}, {first.units.size} at level 0")
+            if (r.durations is None) != (first.durations is None) or (
+                    r.durations is not None and not np.array_equal(r.durations, first.durations)):
+                raise UnitFormatError(f"{w}: level {level}'s durations differ from level 0's")
+        yield first_where, Record(uid, np.stack([r.units for _, r in group]), first.durations, first.num_samples)
+        group = []
+    if group:
+        where, record = group[-1]
+        raise UnitFormatError(f"{where}: the file ends inside an utterance: {len(group)} of {q} levels")
 
 
 def _ints(text: str, where: str) -> np.ndarray:
@@ -378,7 +476,7 @@ def _read_textless(stem: Path) -> Iterator[Record]:
         yield f"{ids_path if ids_path.is_file() else units_path}:{i + 1}", Record(uid, u, d)
 
 
-def _read_jsonl(p: Path) -> Iterator[Record]:
+def _read_jsonl(p: Path, q: int) -> Iterator[Record]:
     with open(p, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -393,28 +491,41 @@ def _read_jsonl(p: Path) -> Iterator[Record]:
             if not isinstance(units, list) or (d is not None and not isinstance(d, list)):
                 raise UnitFormatError(f"{where}: units and durations must be lists of integers")
             expected = "units and durations must be lists of integers"
-            yield where, Record(uid, _int64(units, where, expected),
-                                None if d is None else _int64(d, where, expected), obj.get("num_samples"))
+            if q == 1:
+                codes = _int64(units, where, expected)
+            else:
+                expected = f"units must be {q} lists of integers (one per codebook) of one length"
+                if len(units) != q or not all(isinstance(row, list) and len(row) == len(units[0]) for row in units):
+                    raise UnitFormatError(f"{where}: {expected}")
+                codes = np.stack([_int64(row, where, expected) for row in units])
+            yield where, Record(uid, codes, None if d is None else _int64(d, where, expected), obj.get("num_samples"))
 
 
-def _read_npz(p: Path) -> Iterator[Record]:
+def _read_npz(p: Path, q: int) -> Iterator[Record]:
     try:
         z = np.load(p, allow_pickle=False)  # never unpickle: ids are a fixed-width str array
         ids, units, offsets, num_samples = z["ids"], z["units"], z["offsets"], z["num_samples"]
         durations = z["durations"] if "durations" in z.files else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise UnitFormatError(f"{p}: not a units .npz ({e})") from None
+    if units.ndim != (1 if q == 1 else 2) or (q > 1 and units.shape[0] != q):
+        raise UnitFormatError(f"{p}: units of shape {units.shape}, expected {'(total,)' if q == 1 else f'({q}, total)'}")
     for i, uid in enumerate(ids):
         a, b = int(offsets[i]), int(offsets[i + 1])
-        yield f"{p}: ids[{i}]", Record(str(uid), units[a:b].astype(np.int64),
+        yield f"{p}: ids[{i}]", Record(str(uid), units[..., a:b].astype(np.int64),
                      None if durations is None else durations[a:b].astype(np.int64),
                      None if num_samples[i] < 0 else int(num_samples[i]))
 
 
 def _read_zerospeech(folder: Path, codebook: np.ndarray) -> Iterator[Record]:
+    """Each row's code per level: the nearest of that level's vectors (codebook (Q, K, D); a row
+    holds the Q level vectors side by side)."""
+    q, _, dim = codebook.shape
     for f in sorted(folder.glob("*.txt")):
         rows = np.loadtxt(f, ndmin=2, dtype=np.float64)
-        if rows.shape[1] != codebook.shape[1]:
-            raise UnitFormatError(f"{f}: rows of {rows.shape[1]} values, the codebook's vectors have {codebook.shape[1]}")
-        dist = ((rows[:, None, :] - codebook[None].astype(np.float64)) ** 2).sum(-1)
-        yield str(f), Record(f.stem, dist.argmin(1).astype(np.int64))
+        if rows.shape[1] != q * dim:
+            raise UnitFormatError(f"{f}: rows of {rows.shape[1]} values, the codebook's vectors have "
+                                  f"{dim}{f' x {q} levels' if q > 1 else ''}")
+        codes = np.stack([((rows[:, None, level * dim:(level + 1) * dim] - codebook[level][None].astype(np.float64))
+                           ** 2).sum(-1).argmin(1) for level in range(q)]).astype(np.int64)
+        yield str(f), Record(f.stem, codes[0] if q == 1 else codes)

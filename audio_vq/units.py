@@ -74,7 +74,11 @@ def expand(units: np.ndarray, durations: np.ndarray) -> np.ndarray:
 class UnitExtractor:
     """Audio -> units with a trained model (evaluation mode, no gradients, codebook untouched)."""
 
-    def __init__(self, model: VQVAE, checksum: str | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+    def __init__(self, model: VQVAE, checksum: str | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+                 levels: int | None = None):
+        if levels is not None and not (int(levels) == levels and 1 <= levels <= model.num_quantizers):
+            raise ConfigError(f"levels={levels}: this model has {model.num_quantizers} codebook(s); "
+                              f"give 1 .. {model.num_quantizers} or null (all)")
         self.model = model.eval()
         self.checksum = checksum
         self.device = next(model.parameters()).device
@@ -82,27 +86,28 @@ class UnitExtractor:
         self.hop = model.hop
         self.frame_rate = self.sample_rate / self.hop
         self.codebook_size = model.quantizer.codebook_size
-        self.num_quantizers = model.num_quantizers
+        #: the codebooks (levels) extracted: the model's first ``levels``, all by default
+        self.num_quantizers = model.num_quantizers if levels is None else int(levels)
         self.chunk_frames = max(1, int(chunk_seconds * self.frame_rate))
         self.context_frames = math.ceil(receptive_field(model.encoder) / 2 / self.hop) + 1
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                        chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> "UnitExtractor":
+                        chunk_seconds: float = DEFAULT_CHUNK_SECONDS, levels: int | None = None) -> "UnitExtractor":
         """Load a model directory (``<run>/model``); its checksum is verified on load."""
-        return cls(load_model(model_dir, device), model_checksum(model_dir), chunk_seconds)
+        return cls(load_model(model_dir, device), model_checksum(model_dir), chunk_seconds, levels)
 
     @property
     def codebook(self) -> np.ndarray:
-        """The codebook vectors the decoder sees, (Q, K, D) float32: [l, k] is level l's vector
-        for code k, and a frame's latent is the sum of its levels' vectors."""
-        return self.model.codebook_vectors().cpu().numpy()
+        """The codebook vectors the decoder sees, (Q, K, D) float32 (Q: the levels extracted):
+        [l, k] is level l's vector for code k, and a frame's latent is the sum of its levels'."""
+        return self.model.codebook_vectors()[:self.num_quantizers].cpu().numpy()
 
     def require_one_codebook(self, command: str) -> None:
-        """ConfigError unless the model has one codebook: ``command`` handles no more yet."""
+        """ConfigError unless one codebook is extracted: ``command`` handles no more yet."""
         if self.num_quantizers != 1:
-            raise ConfigError(f"model: has {self.num_quantizers} codebooks (residual levels); {command} handles "
-                              "models with one codebook only so far")
+            raise ConfigError(f"model: {self.num_quantizers} codebooks (residual levels) extracted; {command} "
+                              "handles one codebook only so far")
 
     def num_frames(self, num_samples: int) -> int:
         return -(-int(num_samples) // self.hop)
@@ -143,7 +148,7 @@ class UnitExtractor:
         for row, w in enumerate(waves):
             batch[row, :len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
             mask[row, :len(w)] = True
-        codes = self.model.encode(batch.to(self.device), mask.to(self.device)).cpu().numpy()
+        codes = self.model.encode(batch.to(self.device), mask.to(self.device))[:, :self.num_quantizers].cpu().numpy()
         return [codes[row, :, :self.num_frames(len(w))].astype(np.int64) for row, w in enumerate(waves)]
 
     def _encode_long(self, wave: np.ndarray) -> np.ndarray:

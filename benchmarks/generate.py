@@ -102,7 +102,7 @@ def main() -> None:
 
     def codes_for(seconds: float, n: int) -> tuple[list[np.ndarray], list[int]]:
         frames = max(1, int(round(seconds * SAMPLE_RATE / hop)))
-        return [rng.integers(0, 512, frames) for _ in range(n)], [int(s) for s in rng.integers(0, NUM_SPEAKERS, n)]
+        return [rng.integers(0, 512, (1, frames)) for _ in range(n)], [int(s) for s in rng.integers(0, NUM_SPEAKERS, n)]
 
     numba1 = Generator(model, backend="numba", threads=1)
     numba2 = Generator(model, backend="numba", threads=2)
@@ -114,7 +114,7 @@ def main() -> None:
 
     def run(name, gen_fn, streams, threads, codes, repeats=1):
         torch.set_num_threads(threads)
-        samples = sum(len(c) * hop for c in codes)
+        samples = sum(c.shape[-1] * hop for c in codes)
         best = min(time_call(gen_fn) for _ in range(repeats))
         rows.append((name, streams, threads, samples, best))
         print(f"  {name:<28} batch {streams:>2}  threads {threads}  {samples / best:9.0f} samples/s", flush=True)

@@ -30,7 +30,7 @@ model = VQVAE.from_config(REFERENCE, num_speakers=4).eval()
 gen = Generator(model, backend="numba", threads=1)
 rng = np.random.default_rng(0)
 def run(batch, frames):
-    codes = [rng.integers(0, 512, frames) for _ in range(batch)]
+    codes = [rng.integers(0, 512, (1, frames)) for _ in range(batch)]
     t = time.perf_counter()
     gen.generate(codes, [0] * batch, seed=0)
     return batch * frames * model.hop / (time.perf_counter() - t)

@@ -141,7 +141,7 @@ def generate_row(args, model_dir: Path, streams: int) -> tuple[str, str]:
     gen = Generator(model, backend="torch")
     frames = max(1, round(args.generate_seconds * SAMPLE_RATE / model.hop))
     rng = np.random.default_rng(0)
-    codes = [rng.integers(0, model.quantizer.codebook_size, frames) for _ in range(streams)]
+    codes = [rng.integers(0, model.quantizer.codebook_size, (1, frames)) for _ in range(streams)]
     speakers = [int(rng.integers(model.num_speakers)) for _ in range(streams)] if model.num_speakers else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

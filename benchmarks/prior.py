@@ -83,7 +83,7 @@ def main() -> int:
     frames = int(RENDER_SECONDS * model.sample_rate / model.hop)
     sample_t = timed(lambda: prior.sample(min(frames, p.max_len - 1), batch=1), repeat=1) * frames / min(frames, p.max_len - 1)
     gen = Generator(model, backend="auto", threads=args.threads)
-    codes = torch.randint(0, model.quantizer.codebook_size, (frames,))
+    codes = torch.randint(0, model.quantizer.codebook_size, (1, frames))
     gen.generate([codes], [0], seed=0)  # compile the kernel
     render_t = timed(lambda: gen.generate([codes], [0], seed=0), repeat=1)
 

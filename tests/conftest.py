@@ -11,7 +11,7 @@ import pytest
 from audio_vq import prepare, train
 from audio_vq.config import compose, compose_run
 
-from tiny import TINY
+from tiny import RESIDUAL_LEVELS, TINY
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,18 @@ def tiny_trained(tmp_path_factory) -> Path:
                                         "train.max_steps=3", "train.log_every=1", *TINY])
     train.run(cfg, folder)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_residual(tiny_trained, tmp_path_factory) -> Path:
+    """The model directory of tiny_trained's model with a residual quantizer of RESIDUAL_LEVELS
+    levels (trained 3 steps on the same manifest)."""
+    run = tmp_path_factory.mktemp("tiny_residual") / "run"
+    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
+                                        "train.max_steps=3", *TINY, "model/quantizer=residual",
+                                        f"model.quantizer.num_quantizers={RESIDUAL_LEVELS}"])
+    train.run(cfg, folder)
+    return run / "model"
 
 
 # Holds the lock <folder>/<name> (as a running command would) until killed.

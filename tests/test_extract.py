@@ -305,3 +305,49 @@ def test_a_model_with_nan_weights_or_a_corrupt_config_or_weights_is_one_line(tin
     for i, (change, message) in enumerate(cases):
         with pytest.raises(ModelDirError, match=message):
             load_model(damaged(f"m{i}", change))
+
+
+# -- a residual model: several codebooks per frame -------------------------------------------------
+
+def test_residual_units_in_every_format_round_trip_through_units_convert(tiny_trained, tiny_residual, tmp_path):
+    from audio_vq.units import UnitExtractor
+    from tiny import RESIDUAL_LEVELS as Q
+    extractor = UnitExtractor.from_pretrained(tiny_residual)
+    utts = read_manifest(tiny_trained / "data")
+    want = {u.id: extractor.extract(u.path).codes.tolist() for u in utts}
+    assert all(len(c) == Q for c in want.values())
+    assert any(len(set(map(tuple, c))) > 1 for c in want.values())  # the levels differ: the test has teeth
+
+    def frames(path):
+        return {r.id: r.frames().tolist() for r in read_units(path, None, extractor.codebook)[1]}
+
+    for fmt in FORMATS:
+        out = tmp_path / f"direct_{fmt}{SUFFIX[fmt]}"
+        cfg = compose("extract", [f"model={tiny_residual}", f"input={tiny_trained / 'data'}", f"output={out}",
+                                  f"format={fmt}", "num_workers=0", "batch_size=4"], package=INFERENCE)
+        extract.extract(cfg)
+        meta = json.loads(Path(f"{out}.meta.json").read_text())
+        assert meta["num_codebooks"] == Q and meta["format_version"] == 2, fmt
+        assert frames(out) == want, fmt
+        for target in FORMATS:
+            conv = tmp_path / f"{fmt}_to_{target}{SUFFIX[target]}"
+            extract.units_convert(compose("units_convert", [f"input={out}", f"output={conv}", f"format={target}",
+                                                            f"model={tiny_residual}"], package=INFERENCE))
+            assert frames(conv) == want, (fmt, target)
+
+
+def test_levels_extracts_the_first_codebooks(tiny_trained, tiny_residual, tmp_path):
+    common = [f"model={tiny_residual}", f"input={tiny_trained / 'data'}", "num_workers=0", "format=jsonl"]
+    extract.extract(compose("extract", [*common, f"output={tmp_path / 'all.jsonl'}"], package=INFERENCE))
+    extract.extract(compose("extract", [*common, f"output={tmp_path / 'two.jsonl'}", "levels=2"], package=INFERENCE))
+    extract.extract(compose("extract", [*common, f"output={tmp_path / 'one.jsonl'}", "levels=1"], package=INFERENCE))
+    every = {r.id: r.units for r in read_units(tmp_path / "all.jsonl")[1]}
+    two = {r.id: r.units for r in read_units(tmp_path / "two.jsonl")[1]}
+    one = {r.id: r.units for r in read_units(tmp_path / "one.jsonl")[1]}
+    assert all(np.array_equal(two[k], every[k][:2]) and np.array_equal(one[k], every[k][0]) for k in every)
+    assert "num_codebooks" not in json.loads((tmp_path / "one.jsonl.meta.json").read_text())  # a version 1 file
+    # a rerun with other levels writes new units, never the old ones
+    extract.extract(compose("extract", [*common, f"output={tmp_path / 'two.jsonl'}", "levels=1"], package=INFERENCE))
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match=r"levels=4: this model has 3 codebook\(s\)"):
+        extract.extract(compose("extract", [*common, f"output={tmp_path / 'x.jsonl'}", "levels=4"], package=INFERENCE))

@@ -72,6 +72,13 @@ def test_k_comes_from_meta_then_the_dictionary_then_the_largest_unit(tmp_path):
         load_units(str(tmp_path / "u.txt"), False, codebook_size=4)
 
 
+def test_a_file_of_several_codebooks_is_refused_with_the_way_out(tmp_path):
+    write_units(tmp_path / "u.txt", [Record("a", np.array([[1, 2], [3, 4]]))],
+                UnitsMeta("gslm", 100.0, 16, 16000, None, False, num_codebooks=2))
+    with pytest.raises(ConfigError, match=r"units=.*u.txt: 2 codebooks per frame; a prior models one \(extract levels=1"):
+        load_units(str(tmp_path / "u.txt"), False)
+
+
 def test_speakers_come_from_a_manifest_and_the_split_is_seeded_by_id(tmp_path, caplog):
     units = unit_file(tmp_path)
     utts = [Utterance(r.id, f"{r.id}.wav", r.id.split("_")[0], 100, 16000, "train") for r in records()]

@@ -1,5 +1,7 @@
 """Unit files: every format writes and reads back the same units; detection; clear errors."""
 import json
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +119,113 @@ def test_zerospeech_never_writes_outside_its_folder(tmp_path):
         write_units(out, [Record("ok", np.array([1, 2])), Record("../escape", np.array([1]))], meta,
                     codebook=np.eye(4, dtype=np.float32))
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["deep"]
+
+
+# -- one codebook: what format_version 1 wrote; several: format_version 2 ------------------------
+
+# Written by audio_vq's format_version 1 writer (unit_formats.py of commit 0fa9861) from RECORDS
+# and CODEBOOK above, with UnitsMeta(fmt, 250.0, 16, 16_000, "c" * 64, dedup).
+GOLDEN = Path(__file__).parent / "golden" / "units_v1"
+
+
+def contents(path):
+    """{relative name: bytes} of a unit output's files (meta included); an .npz by its members,
+    since a zip's headers carry the time it was written."""
+    files = sorted(p for p in path.parent.glob(f"{path.name.split('.')[0]}*") if p.is_file())
+    files += sorted(path.rglob("*.txt")) if path.is_dir() else []
+    out = {}
+    for p in files:
+        if p.suffix == ".npz":
+            with zipfile.ZipFile(p) as z:
+                out.update({f"{p.name}/{n}": z.read(n) for n in sorted(z.namelist())})
+        else:
+            out[str(p.relative_to(path.parent))] = p.read_bytes()
+    return out
+
+
+def golden_outputs():
+    return [(p, p.name.split("_")[1], p.name.split("_")[2].split(".")[0] == "True")
+            for p in sorted(GOLDEN.iterdir()) if ".meta." not in p.name and p.suffix not in (".ids", ".durations")]
+
+
+@pytest.mark.parametrize("golden, fmt, dedup", golden_outputs(), ids=lambda v: getattr(v, "name", None))
+def test_one_codebook_writes_what_format_version_1_wrote_and_reads_it(tmp_path, golden, fmt, dedup):
+    out = tmp_path / golden.name
+    write_units(out, RECORDS, UnitsMeta(fmt, 250.0, 16, 16_000, "c" * 64, dedup), CODEBOOK)
+    want = contents(golden)
+    assert len(want) >= 2 and contents(out) == want  # the unit files and meta.json, byte for byte
+    meta, records = read_units(golden, codebook=CODEBOOK)
+    assert meta.format_version == 1 and meta.num_codebooks == 1
+    got = {r.id: r for r in records}
+    for r in RECORDS:
+        assert got[r.id].units.ndim == 1
+        assert got[r.id].deduplicated().units.tolist() == r.deduplicated().units.tolist()
+
+
+LEVELS = 3
+LEVEL_CODEBOOK = np.random.default_rng(1).standard_normal((LEVELS, 16, 4)).astype(np.float32)
+LEVEL_RECORDS = [Record("spk1_utt_a", np.array([[1, 1, 2, 3, 3, 3], [0, 0, 0, 7, 7, 8], [4, 4, 4, 4, 4, 4]]), None, 380),
+                 Record("java", np.array([[5], [6], [7]]), None, 16),
+                 Record("x-9", np.array([[0, 15, 15, 0], [1, 1, 1, 1], [2, 2, 3, 3]]), None, 64)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dedup", [False, True])
+def test_several_codebooks_round_trip_in_every_format(tmp_path, fmt, dedup):
+    out = path_for(tmp_path, fmt, dedup)
+    write_units(out, LEVEL_RECORDS, UnitsMeta(fmt, 250.0, 16, 16_000, None, dedup, num_codebooks=LEVELS),
+                LEVEL_CODEBOOK)
+    meta = json.loads(meta_path(out, fmt).read_text())
+    assert meta["num_codebooks"] == LEVELS and meta["format_version"] == 2 and meta["frame_rates"] == [250.0] * 3
+    read_meta, records = read_units(out, codebook=LEVEL_CODEBOOK)
+    assert read_meta.num_codebooks == LEVELS
+    got = {r.id: r for r in records}
+    assert sorted(got) == sorted(r.id for r in LEVEL_RECORDS)  # zerospeech: folder order
+    for want in LEVEL_RECORDS:
+        r = got[want.id]
+        assert r.units.shape[0] == LEVELS
+        assert r.deduplicated().units.tolist() == want.deduplicated().units.tolist()
+        if not r.lossy:
+            assert r.frames().tolist() == want.frames().tolist()
+
+
+def test_the_level_layouts(tmp_path):
+    meta = UnitsMeta("gslm", 250.0, 16, 16_000, None, False, num_codebooks=LEVELS)
+    write_units(tmp_path / "u.txt", LEVEL_RECORDS[1:2], meta)
+    assert (tmp_path / "u.txt").read_text() == "java_q0|5\njava_q1|6\njava_q2|7\n"
+    write_units(tmp_path / "t", LEVEL_RECORDS[:1], UnitsMeta("textless", 250.0, 16, 16_000, None, True,
+                                                             num_codebooks=LEVELS))
+    # runs of whole frames: (1,0,4) (1,0,4) | (2,0,4) | (3,7,4) (3,7,4) | (3,8,4)
+    assert (tmp_path / "t.units").read_text() == "1 2 3 3\n0 0 7 8\n4 4 4 4\n"
+    assert (tmp_path / "t.durations").read_text() == "2 1 2 1\n" * 3
+    assert (tmp_path / "t.ids").read_text() == "spk1_utt_a_q0\nspk1_utt_a_q1\nspk1_utt_a_q2\n"
+    write_units(tmp_path / "u.jsonl", LEVEL_RECORDS[1:2], UnitsMeta("jsonl", 250.0, 16, 16_000, None, False,
+                                                                     num_codebooks=LEVELS))
+    assert json.loads((tmp_path / "u.jsonl").read_text())["units"] == [[5], [6], [7]]
+    write_units(tmp_path / "u.npz", LEVEL_RECORDS, UnitsMeta("npz", 250.0, 16, 16_000, None, False,
+                                                             num_codebooks=LEVELS))
+    with np.load(tmp_path / "u.npz") as z:
+        assert z["units"].shape == (LEVELS, 11) and z["units"][:, 6].tolist() == [5, 6, 7]
+    write_units(tmp_path / "zs", LEVEL_RECORDS[1:2], UnitsMeta("zerospeech", 250.0, 16, 16_000, None, False,
+                                                               num_codebooks=LEVELS), LEVEL_CODEBOOK)
+    row = np.loadtxt(tmp_path / "zs" / "java.txt")
+    np.testing.assert_allclose(row, np.concatenate([LEVEL_CODEBOOK[level][5 + level] for level in range(3)]), rtol=1e-6)
+
+
+def test_broken_level_files_name_the_line_and_the_reason(tmp_path):
+    meta = UnitsMeta("gslm", 250.0, 16, 16_000, None, False, num_codebooks=2)
+    write_units(tmp_path / "u.txt", [Record("a", np.array([[1, 2], [3, 4]]))], meta)
+    path = tmp_path / "u.txt"
+    for text, message in [("a_q1|3 4\na_q0|1 2\n", r"u.txt:1: id 'a_q1' where level 0 of 2"),
+                          ("a_q0|1 2\nb_q1|3 4\n", r"u.txt:2: id 'b_q1' where level 1"),
+                          ("a_q0|1 2\na_q1|3\n", r"u.txt:2: 1 units at level 1, 2 at level 0"),
+                          ("a_q0|1 2\na_q1|3 4\nb_q0|5\n", r"u.txt:3: the file ends inside an utterance: 1 of 2")]:
+        path.write_text(text)
+        with pytest.raises(UnitFormatError, match=message):
+            list(read_units(path)[1])
+    with pytest.raises(ValueError, match=r"units of shape \(2,\) in a file of 2 codebook"):
+        write_units(tmp_path / "v.txt", [Record("a", np.array([1, 2]))], meta)
+    future = json.loads((tmp_path / "u.txt.meta.json").read_text()) | {"format_version": 3}
+    (tmp_path / "u.txt.meta.json").write_text(json.dumps(future))
+    with pytest.raises(UnitFormatError, match="format_version 3; this audio_vq reads versions 1 and 2"):
+        read_units(path)

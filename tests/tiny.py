@@ -9,3 +9,4 @@ TINY = ["model.encoder.channels=16", "model.encoder.strides=[2,2,2,2]", "model.q
         "model.decoder.speaker_dim=4", "data.crop_seconds=0.064", "train.batch_size=4", "data.num_workers=0",
         "train.threads=1"]  # fixed threads: bit-exact reruns (auto may switch counts mid-run)
 TINY_HOP = 16
+RESIDUAL_LEVELS = 3  # the tiny_residual fixture's codebooks

@@ -53,8 +53,8 @@ def evaluate(cfg: DictConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device))
-    extractor.require_one_codebook("evaluate")
+    extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device), levels=cfg.levels)
+    extractor.require_one_codebook("evaluate (levels=1: the first level of a residual model)")
     manifest = read_manifest(cfg.data)
     utts = _select(manifest, _splits(cfg.split), cfg.max_utterances, cfg.data)
     sr, k = extractor.sample_rate, extractor.codebook_size
