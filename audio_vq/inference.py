@@ -114,9 +114,8 @@ class Decoder:
 
     @property
     def codebook(self) -> np.ndarray:
-        """(K, D) float32: row k is level 0's vector for code k (the latent of code k with one
-        codebook), what a one-codebook unit file's zerospeech rows hold."""
-        return self.model.codebook_vectors()[0].cpu().numpy()
+        """(Q, K, D) float32: [l, k] is level l's vector for code k (what zerospeech rows hold)."""
+        return self.model.codebook_vectors().cpu().numpy()
 
     def encode(self, source: Source) -> np.ndarray:
         """Codes (Q, frames) of one utterance, exactly as `audio-vq extract` gives them (long files

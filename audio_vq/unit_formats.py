@@ -349,7 +349,7 @@ def read_units(path: str | os.PathLike, fmt: str | None = None,
                codebook: np.ndarray | None = None) -> tuple[UnitsMeta | None, Iterator[Record]]:
     """(meta or None, records in file order) of a unit file in any format (detected if None).
     Reading zerospeech maps each row back to its code, so it needs the model's codebook ((K, D),
-    or (Q, K, D) for a file of Q codebooks). Units are (n,) with one codebook and (Q, n) when
+    or (Q, K, D): a file of q <= Q codebooks uses the first q). Units are (n,) with one codebook and (Q, n) when
     the meta says num_codebooks Q > 1."""
     p = Path(path)
     fmt = fmt or detect_format(p)
@@ -371,9 +371,9 @@ def read_units(path: str | os.PathLike, fmt: str | None = None,
             raise UnitFormatError(f"{p}: reading zerospeech features back into units needs the model's codebook")
         codebook = np.asarray(codebook)
         codebook = codebook[None] if codebook.ndim == 2 else codebook
-        if codebook.shape[0] != q:
+        if codebook.shape[0] < q:
             raise UnitFormatError(f"{p}: {q} codebook(s) in the file, the model has {codebook.shape[0]}")
-        located = _read_zerospeech(p, codebook)
+        located = _read_zerospeech(p, codebook[:q])  # a file of a model's first q levels
     records = _checked_ids(located)
     if meta is not None and meta.deduplicated:
         records = (Record(r.id, r.units, r.durations, r.num_samples, lossy=r.durations is None) for r in records)

@@ -176,12 +176,15 @@ def test_cli_errors_name_the_key(tmp_path):
         assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_path):
+@pytest.mark.parametrize("quantizer", [[], [  # residual levels, each rank drawing its own dropped levels
+    "model/quantizer=residual", "model.quantizer.num_quantizers=3", "model.quantizer.quantizer_dropout=1.0",
+    "model.quantizer.restart_after=2"]], ids=["vector", "residual"])
+def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_path, quantizer):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "train",
                         f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'ddp'}", *TINY,
-                        "train.max_steps=6", "train.checkpoint_every=3", "data.num_workers=0", "device=cpu"],
+                        "train.max_steps=6", "train.checkpoint_every=3", "data.num_workers=0", "device=cpu", *quantizer],
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "weights identical on all 2 ranks" in (tmp_path / "ddp" / "train.log").read_text()

@@ -229,3 +229,13 @@ def test_broken_level_files_name_the_line_and_the_reason(tmp_path):
     (tmp_path / "u.txt.meta.json").write_text(json.dumps(future))
     with pytest.raises(UnitFormatError, match="format_version 3; this audio_vq reads versions 1 and 2"):
         read_units(path)
+
+
+def test_zerospeech_of_the_first_levels_reads_with_the_whole_codebook(tmp_path):
+    first_two = [Record(r.id, r.units[:2], None, r.num_samples) for r in LEVEL_RECORDS]
+    write_units(tmp_path / "zs", first_two, UnitsMeta("zerospeech", 250.0, 16, 16_000, None, False, num_codebooks=2),
+                LEVEL_CODEBOOK[:2])
+    got = {r.id: r.units.tolist() for r in read_units(tmp_path / "zs", codebook=LEVEL_CODEBOOK)[1]}
+    assert got == {r.id: r.units.tolist() for r in first_two}
+    with pytest.raises(UnitFormatError, match=r"2 codebook\(s\) in the file, the model has 1"):
+        read_units(tmp_path / "zs", codebook=LEVEL_CODEBOOK[0])
