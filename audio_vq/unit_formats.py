@@ -28,8 +28,8 @@ With one codebook nothing of this appears: meta.json has no ``num_codebooks`` an
 
 Units are frame-level unless the meta says ``deduplicated`` (then runs of one code (of one
 frame, every level equal) are collapsed and ``durations`` count frames; textless is always
-deduplicated). Readers detect the format (meta.json, else the path's shape and contents) and whether text lines carry ids
-(``id|u1 u2``) or are bare (``u1 u2``: ids are line numbers from 0, or a sibling .ids file).
+deduplicated). Readers detect the format (meta.json, else the path's shape and contents) and
+whether text lines carry ids (``id|u1 u2``) or are bare (``u1 u2``: ids are line numbers from 0, or a sibling .ids file).
 ``dict.km.txt`` is fairseq's dictionary of K units (``<unit> 1`` per line).
 
 Every writer streams (bounded memory on any corpus size) into temporary names and renames them
