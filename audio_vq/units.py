@@ -103,12 +103,6 @@ class UnitExtractor:
         [l, k] is level l's vector for code k, and a frame's latent is the sum of its levels'."""
         return self.model.codebook_vectors()[:self.num_quantizers].cpu().numpy()
 
-    def require_one_codebook(self, command: str) -> None:
-        """ConfigError unless one codebook is extracted: ``command`` handles no more yet."""
-        if self.num_quantizers != 1:
-            raise ConfigError(f"model: {self.num_quantizers} codebooks (residual levels) extracted; {command} "
-                              "handles one codebook only so far")
-
     def num_frames(self, num_samples: int) -> int:
         return -(-int(num_samples) // self.hop)
 

@@ -27,12 +27,25 @@ def render(r: dict) -> str:
            "## Codebook health and bitrate", ""]
     out += _table(["metric", "value"], [
         ["frames (seconds)", f"{c['frames']} ({c['seconds']:.1f} s)"],
-        ["codebook size K", c["codebook_size"]], ["frame rate (Hz)", _f(c["frame_rate"], 2)],
+        ["codebook size K" + (f" (x {c['num_codebooks']} levels)" if c.get("levels") else ""), c["codebook_size"]],
+        ["frame rate (Hz)", _f(c["frame_rate"], 2)],
         ["perplexity", _f(c["perplexity"], 1)], ["codes used", c["codes_used"]], ["dead codes", c["dead_codes"]],
-        ["bitrate, nominal: frame rate x log2 K (bit/s)", _f(c["bitrate_nominal"], 1)],
+        ["bitrate, nominal: frame rate x " + ("Q x " if c.get("levels") else "") + "log2 K (bit/s)",
+         _f(c["bitrate_nominal"], 1)],
         ["bitrate, entropy (N/D) x H, frames (bit/s)", _f(c["bitrate_entropy"], 1)],
         ["bitrate, entropy (N/D) x H, runs collapsed (bit/s)", _f(c["bitrate_entropy_deduplicated"], 1)],
         ["mean run length (frames)", _f(c["mean_run_frames"], 2)]])
+    if c.get("levels"):
+        out += [f"{c['num_codebooks']} codebooks (residual levels): the rows above are the combined stream, one "
+                f"symbol per frame ({c['joint_symbols']} distinct level tuples; codes used and dead codes summed "
+                "over levels, nominal bitrate frame rate x Q x log2 K). Each level alone"
+                + (", with its PNMI and code-to-phone accuracy:" if (r.get("phonetic") or {}).get("levels") else ":"), ""]
+        phon = (r.get("phonetic") or {}).get("levels") or [None] * len(c["levels"])
+        out += _table(["level", "perplexity", "codes used", "dead codes", "bitrate, entropy (bit/s)", "PNMI",
+                       "code-to-phone accuracy"],
+                      [[i, _f(lv["perplexity"], 1), lv["codes_used"], lv["dead_codes"], _f(lv["bitrate_entropy"], 1),
+                        "n/a" if ph is None else ph["pnmi"], "n/a" if ph is None else ph["code_to_phone_accuracy"]]
+                       for i, (lv, ph) in enumerate(zip(c["levels"], phon))])
     out += ["![codebook usage](codebook_usage.png)", ""]
     p = r.get("phonetic")
     out += ["## Phonetic quality", ""]
@@ -40,7 +53,9 @@ def render(r: dict) -> str:
         out += ["No alignments: give `alignments=<dir|file>` (or a manifest with `alignment` paths).", ""]
     else:
         out += [f"{p['labelled_frames']} labelled frames, {p['phones']} phones, alignment coverage "
-                f"{100 * p['alignment_coverage']:.0f}%. Baselines have the same K and frame rate.", ""]
+                f"{100 * p['alignment_coverage']:.0f}%. Baselines have the same "
+                + (f"number of symbols ({c['joint_symbols']} level tuples: with this many, even random units score "
+                   "high) " if c.get("levels") else "K ") + "and frame rate.", ""]
         rows = [[name, s["phone_purity"], s["cluster_purity"], s["pnmi"], s["code_to_phone_accuracy"]]
                 for name, s in p["systems"].items()]
         e = p["random_expectation"]

@@ -54,27 +54,31 @@ def evaluate(cfg: DictConfig) -> int:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device), levels=cfg.levels)
-    extractor.require_one_codebook("evaluate (levels=1: the first level of a residual model)")
     manifest = read_manifest(cfg.data)
     utts = _select(manifest, _splits(cfg.split), cfg.max_utterances, cfg.data)
     sr, k = extractor.sample_rate, extractor.codebook_size
     waves, skipped = _load(utts, sr)
     utts = [u for u in utts if u.id in waves]
-    codes = {}
+    levels = {}  # utterance -> codes (Q, frames)
     for start in tqdm(range(0, len(utts), cfg.batch_size), desc="units", unit="batch", dynamic_ncols=True):
         batch = utts[start:start + cfg.batch_size]
         for u, units in zip(batch, extractor.extract_batch([waves[u.id] for u in batch])):
-            codes[u.id] = units.codes[0]
+            levels[u.id] = units.codes
     report: dict = {"model": str(Path(cfg.model).expanduser().resolve()), "model_checksum": extractor.checksum,
                     "data": str(cfg.data), "splits": _splits(cfg.split), "utterances": len(utts),
                     "skipped": len(skipped), "config": OmegaConf.to_container(cfg)}
-    report["codebook"] = sections.codebook_health(codes, k, extractor.frame_rate)
+    if extractor.num_quantizers == 1:
+        codes = {u: c[0] for u, c in levels.items()}
+        report["codebook"] = sections.codebook_health(codes, k, extractor.frame_rate)
+    else:  # the units the phonetic and speaker sections score: one symbol per frame, the Q-tuple
+        codes, k = sections.joint_units(levels)
+        report["codebook"] = sections.levels_health(levels, extractor.codebook_size, extractor.frame_rate)
     plots.plot_codebook_usage(np.array(report["codebook"]["counts"]), out / "codebook_usage.png")
 
-    report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, extractor, out)
+    report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, levels, k, extractor, out)
     generator = Generator(extractor.model, backend=cfg.backend, threads=cfg.threads)
     report["reconstruction"], report["conversion"], report["f0"], report["voice"] = _decode(
-        cfg, manifest, utts, waves, codes, extractor, generator, out)
+        cfg, manifest, utts, waves, codes, levels, k, extractor, generator, out)
     curves = Path(cfg.metrics_csv).expanduser() if cfg.metrics_csv else Path(cfg.model).expanduser().parent / "metrics.csv"
     report["training_curves"] = None
     if curves.is_file():
@@ -135,7 +139,10 @@ def _load(utts: list[Utterance], sr: int) -> tuple[dict[str, np.ndarray], list[t
     return waves, skipped
 
 
-def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
+def _phonetic(cfg, utts, waves, codes, levels, k: int, extractor: UnitExtractor, out: Path):
+    """Phonetic quality of ``codes`` (one symbol per frame, ``k`` of them) against baselines of
+    the same k and frame rate, each level's alone when there are several (``levels``: codes
+    (Q, frames)), and ABX on the latents (the sum of the levels' vectors)."""
     try:
         alignments = load_alignments(cfg.alignments, utts)
     except AlignmentError as e:
@@ -143,7 +150,7 @@ def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
     if not alignments:
         log.info("no alignments: the phonetic sections are left out (give alignments=<dir|file>)")
         return None, None
-    fr, k = extractor.frame_rate, extractor.codebook_size
+    fr = extractor.frame_rate
     ids = [u.id for u in utts if u.id in alignments]
     silences = frozenset(cfg.silence)  # one set for every phonetic metric: frames and ABX items alike
     phones = {u: frame_labels(alignments[u], len(codes[u]), fr, silences) for u in ids}
@@ -155,18 +162,24 @@ def _phonetic(cfg, utts, waves, codes, extractor: UnitExtractor, out: Path):
                                                    extractor.hop, k, seed=cfg.seed)
     phonetic = sections.phonetic_quality(phones, systems, k, cfg.seed)
     phonetic["alignment_coverage"] = len(ids) / len(utts)
+    q = extractor.num_quantizers
+    phonetic["levels"] = None if q == 1 else [
+        sections.phonetic_quality(phones, {"model": {u: levels[u][level] for u in ids}}, extractor.codebook_size,
+                                  cfg.seed)["systems"]["model"] for level in range(q)]
     for metric, label in (("pnmi", "PNMI"), ("code_to_phone_accuracy", "code-to-phone accuracy")):
         plots.plot_metric_bars({name: s[metric] for name, s in phonetic["systems"].items()},
                                out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
-    codebook = extractor.codebook[0]
+    codebook = extractor.codebook  # (Q, K, D)
     speakers = {u.id: u.speaker for u in utts}
-    features = {"model codebook vectors": {u: codebook[codes[u]] for u in ids}, "mfcc": mfcc}
+    latents = {u: np.sum([codebook[level][levels[u][level]] for level in range(q)], axis=0) for u in ids}
+    features = {"model codebook vectors": latents, "mfcc": mfcc}
     abx = sections.abx_section({u: alignments[u] for u in ids}, speakers, features, fr,
                                cfg.abx_max_triples, cfg.seed, silences)
     return phonetic, abx
 
 
-def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generator: Generator, out: Path):
+def _decode(cfg, manifest, utts, waves, codes, levels, k: int, extractor: UnitExtractor, generator: Generator,
+            out: Path):
     """Reconstructions and conversions of excerpts (the first excerpt_seconds of each chosen
     utterance), written to out/audio/ for listening; returns the reconstruction, conversion, F0
     and voice-instrument sections. Utterances of speakers the model knows are reconstructed and converted to the
@@ -215,7 +228,7 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     f0 = {"seen": sections.f0_check([(p[1], p[2]) for p in pairs], [(c[0], c[2]) for c in converted], by_speaker, sr),
           "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in converted_unseen], by_speaker, sr)
           if unseen else None}
-    parallel = _parallel(manifest, seen, targets, waves, codes, generator, extractor, cfg) if converted else []
+    parallel = _parallel(manifest, seen, targets, waves, levels, generator, extractor, cfg) if converted else []
     items = [sections.Generated(u.id, u.speaker, u.speaker, excerpt[u.id], generated[f"{u.id}_reconstruction"])
              for u in seen]
     items += [sections.Generated(u.id, u.speaker, targets[u.id], excerpt[u.id],
@@ -228,7 +241,7 @@ def _decode(cfg, manifest, utts, waves, codes, extractor: UnitExtractor, generat
     if not (converted or converted_unseen):
         return recon, None, f0, voice
     real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
-    histograms = np.stack([np.bincount(codes[u.id], minlength=extractor.codebook_size) / len(codes[u.id])
+    histograms = np.stack([np.bincount(codes[u.id], minlength=k) / len(codes[u.id])
                            for u in utts])
     reconstructed = ([generated[f"{u.id}_reconstruction"] for u in seen], [u.speaker for u in seen])
     conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
@@ -309,7 +322,7 @@ def _probe_training_audio(manifest, exclude: set[str], known: dict, sr: int):
     return [a for s in sorted(per) for a in per[s]], speakers
 
 
-def _parallel(manifest, chosen, targets, waves, codes, generator: Generator, extractor: UnitExtractor, cfg):
+def _parallel(manifest, chosen, targets, waves, levels, generator: Generator, extractor: UnitExtractor, cfg):
     """(conversion, source, target) real-audio triples where the target speaker read the same
     text as the source: whole utterances (already loaded and encoded), converted in full."""
     def key(text: str | None, speaker: str):
@@ -328,7 +341,7 @@ def _parallel(manifest, chosen, targets, waves, codes, generator: Generator, ext
             tgt = audio.load(match.path, extractor.sample_rate)
         except audio.AudioError:
             continue
-        conv = generator.generate([codes[u.id][None]], [extractor.model.speaker_index[targets[u.id]]],
+        conv = generator.generate([levels[u.id]], [extractor.model.speaker_index[targets[u.id]]],
                                   seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
         triples.append((np.clip(conv, -1, 1)[:len(waves[u.id])], waves[u.id], tgt))
     return triples

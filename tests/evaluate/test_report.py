@@ -193,3 +193,33 @@ def test_voice_instruments_are_reported_and_named(evaluated):
         assert v["instruments"]["speaker_similarity"] == speaker_encoder.INSTRUMENT
     md = (out / "report.md").read_text()
     assert "## Voice, measured with the field's instruments" in md and v["instruments"]["f0"] in md
+
+
+def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny_residual, tmp_path):
+    from tiny import RESIDUAL_LEVELS as Q
+    cfg = compose("evaluate", [f"model={tiny_residual}", f"data={tiny_trained / 'data'}", f"out={tmp_path}",
+                               "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
+                               "excerpt_seconds=0.2", "abx_max_triples=5", "voice_metrics=false"], package=INFERENCE)
+    report.evaluate(cfg)
+    r = json.loads((tmp_path / "report.json").read_text())
+    c = r["codebook"]
+    assert c["num_codebooks"] == Q and len(c["levels"]) == Q and c["codebook_size"] == 16
+    assert c["bitrate_nominal"] == pytest.approx(1000 * Q * math.log2(16))
+    assert sum(c["counts"]) == c["frames"] == c["levels"][0]["frames"]
+    assert c["joint_symbols"] >= max(lv["codes_used"] for lv in c["levels"])  # tuples are at least as many
+    assert c["entropy_bits"] >= max(lv["entropy_bits"] for lv in c["levels"]) - 1e-9  # H(joint) >= H(any level)
+    levels = r["phonetic"]["levels"]
+    assert len(levels) == Q and all(0 <= lv["pnmi"] <= 1 for lv in levels)
+    # the combined units carry at least the information about the phone that any level carries
+    assert r["phonetic"]["systems"]["model"]["pnmi"] >= max(lv["pnmi"] for lv in levels) - 1e-9
+    assert f"{Q} codebooks (residual levels)" in (tmp_path / "report.md").read_text()
+    # levels=1: the first level alone, reported as a one-codebook model
+    report.evaluate(compose("evaluate", [*cfg_overrides(cfg), f"out={tmp_path / 'one'}", "levels=1"], package=INFERENCE))
+    one = json.loads((tmp_path / "one" / "report.json").read_text())
+    assert "num_codebooks" not in one["codebook"] and one["phonetic"]["levels"] is None
+    assert one["codebook"]["perplexity"] == pytest.approx(c["levels"][0]["perplexity"])
+
+
+def cfg_overrides(cfg):
+    return [f"{k}={cfg[k]}" for k in ("model", "data", "max_utterances", "reconstruct_utterances", "excerpt_seconds",
+                                      "abx_max_triples", "voice_metrics")] + ["split=[train,valid,test]"]
