@@ -18,6 +18,7 @@ report. Rows print as markdown (paste into RESULTS.md); each row's numbers come 
 ``report.json`` and the MFCC k-means baseline in it has the row's own K and frame rate.
 
 Columns:
+  bit/s           nominal (frame rate x levels x log2 K) / entropy bitrate of the frame stream
   PNMI / MFCC     PNMI of the codes, of MFCC+delta k-means at the same K and frame rate
   acc             many-to-one code-to-phone accuracy (MFCC's after the slash)
   ABX w / a       ABX phone-only error %, within / across speakers, codebook vectors (MFCC's in the next column)
@@ -51,6 +52,7 @@ BASE = ["model=small", "train=demo", "data.crop_seconds=0.5"]
 HZ250 = ["model.encoder.strides=[2,2,2,2,2,2]"]
 NOISE0 = ["model.input_noise=0.0"]
 OLD = [*HZ250, *NOISE0]  # rows that set their own strides pin NOISE0 only
+RVQ4 = ["model/quantizer=residual", "model.quantizer.num_quantizers=4"]
 
 # name -> (train overrides, evaluate overrides, model_of: the row whose trained model an
 # evaluate-only row reuses, or None). Hypotheses of issue 12; the table decides.
@@ -84,9 +86,14 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "noise0@t0.8": ([], ["temperature=0.8"], "noise0"),
     "noise0@t0.6": ([], ["temperature=0.6"], "noise0"),
     "baseline@t0.7": ([], ["temperature=0.7"], "baseline"),
+    # issue 18: residual VQ, 4 levels of K = 128 (quantizer dropout 0.5), decoded from its first n
+    "rvq4": (RVQ4, [], None),
+    "rvq4@levels1": ([], ["levels=1"], "rvq4"),
+    "rvq4@levels2": ([], ["levels=2"], "rvq4"),
+    "rvq4@levels3": ([], ["levels=3"], "rvq4"),
 }
 
-COLUMNS = ["config", "PNMI / MFCC", "acc / MFCC", "ABX w / a", "MFCC ABX w / a", "spk<-codes", "gain, best",
+COLUMNS = ["config", "bit/s nominal / entropy", "PNMI / MFCC", "acc / MFCC", "ABX w / a", "MFCC ABX w / a", "spk<-codes", "gain, best",
            "conv->tgt", "rec->own", "STOI", "F0 rec / conv", "loss@end"]
 
 
@@ -156,7 +163,9 @@ def row(name: str, r: dict, run: Path) -> list[str]:
             train_rows = [r for r in csv.DictReader(fh) if r["split"] == "train"]
         if train_rows:
             loss = f(float(train_rows[-1]["reconstruction_loss"]), 2)
-    return [name, f"{f(model.get('pnmi'))} / {f(mfcc.get('pnmi'))}",
+    c = r.get("codebook") or {}
+    return [name, f"{f(c.get('bitrate_nominal'), 0)} / {f(c.get('bitrate_entropy'), 0)}",
+            f"{f(model.get('pnmi'))} / {f(mfcc.get('pnmi'))}",
             f"{f(model.get('code_to_phone_accuracy'))} / {f(mfcc.get('code_to_phone_accuracy'))}",
             f"{f(mine.get('within'), 1)} / {f(mine.get('across'), 1)}",
             f"{f(base.get('within'), 1)} / {f(base.get('across'), 1)}",

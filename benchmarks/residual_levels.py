@@ -6,7 +6,7 @@ decode, beside the one-codebook model trained the same way.
 
 Trains (or reuses, resuming as quality.py does, in the same --exp folder) two configurations with
 the demo recipe's settings for --steps steps: ``baseline`` (model=small, one ema codebook) and
-``residual<Q>`` (the same with model/quantizer=residual, num_quantizers=Q, quantizer dropout 0.5);
+``rvq<Q>`` (the same with model/quantizer=residual, num_quantizers=Q, quantizer dropout 0.5);
 --jobs trainings side by side, one thread each. Then, on the held-out (valid and test)
 utterances, at most --max-utterances of them, the first --seconds of each, it prints per model
 and per number of levels n: the nominal bitrate (frame rate x n x log2 K), the mean squared
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from quality import prepare, train  # benchmarks/quality.py: the demo recipe's training setup
+from quality import CONFIGS, prepare, train  # benchmarks/quality.py: the demo recipe's training setup
 
 from audio_vq import audio
 from audio_vq.checkpoint import load_model
@@ -32,8 +32,9 @@ from audio_vq.manifest import read_manifest
 
 
 def configurations(levels: int) -> dict[str, list[str]]:
-    return {"baseline": [], f"residual{levels}": ["model/quantizer=residual",
-                                                  f"model.quantizer.num_quantizers={levels}"]}
+    """quality.py's baseline and its residual row (rvq4 is quality.py's, so both scripts share the run)."""
+    return {"baseline": CONFIGS["baseline"][0],
+            f"rvq{levels}": ["model/quantizer=residual", f"model.quantizer.num_quantizers={levels}"]}
 
 
 @torch.no_grad()
