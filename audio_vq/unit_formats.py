@@ -29,7 +29,8 @@ With one codebook nothing of this appears: meta.json has no ``num_codebooks`` an
 Units are frame-level unless the meta says ``deduplicated`` (then runs of one code (of one
 frame, every level equal) are collapsed and ``durations`` count frames; textless is always
 deduplicated). Readers detect the format (meta.json, else the path's shape and contents) and
-whether text lines carry ids (``id|u1 u2``) or are bare (``u1 u2``: ids are line numbers from 0, or a sibling .ids file).
+whether text lines carry ids (``id|u1 u2``) or are bare (``u1 u2``: ids are line numbers from 0,
+or a sibling .ids file).
 ``dict.km.txt`` is fairseq's dictionary of K units (``<unit> 1`` per line).
 
 Every writer streams (bounded memory on any corpus size) into temporary names and renames them
@@ -151,6 +152,17 @@ def write_meta(output: str | os.PathLike, meta: UnitsMeta) -> Path:
     return atomic_write_text(meta_path(output, meta.format), json.dumps(fields, indent=2) + "\n")
 
 
+def _level_codebook(codebook: np.ndarray) -> np.ndarray:
+    """A model's codebook as (Q, K, D): one codebook may come as (K, D)."""
+    codebook = np.asarray(codebook)
+    return codebook[None] if codebook.ndim == 2 else codebook
+
+
+def _has_levels(units: np.ndarray, q: int) -> bool:
+    """Whether ``units`` has the shape of q codebooks: (n,) for one, (q, n) for several."""
+    return units.ndim == 1 if q == 1 else units.ndim == 2 and units.shape[0] == q
+
+
 def write_dictionary(folder: str | os.PathLike, codebook_size: int) -> Path:
     """fairseq's ``dict.km.txt``: one ``<unit> 1`` line per code (counts are not used)."""
     return atomic_write_text(Path(folder) / DICT_NAME, "".join(f"{k} 1\n" for k in range(codebook_size)))
@@ -170,9 +182,8 @@ class Writer:
             raise ValueError("format=zerospeech writes codebook vectors: it needs the model's codebook")
         if meta.format in FIXED_DEDUP:
             meta.deduplicated = FIXED_DEDUP[meta.format]
-        if codebook is not None:  # (K, D) for one codebook, or (Q, K, D)
-            codebook = np.asarray(codebook)
-            codebook = codebook[None] if codebook.ndim == 2 else codebook
+        if codebook is not None:
+            codebook = _level_codebook(codebook)
             if codebook.shape[0] != meta.num_codebooks:
                 raise ValueError(f"a codebook of {codebook.shape[0]} level(s) for {meta.num_codebooks} codebook(s)")
         self.output, self.meta, self.codebook = Path(output), meta, codebook
@@ -211,7 +222,7 @@ class Writer:
 
     def write(self, record: Record) -> None:
         q = self.meta.num_codebooks
-        if record.units.ndim != (1 if q == 1 else 2) or (q > 1 and record.units.shape[0] != q):
+        if not _has_levels(record.units, q):
             raise ValueError(f"utterance {record.id}: units of shape {record.units.shape} in a file of "
                              f"{q} codebook(s)")
         rec = record.deduplicated() if self.meta.deduplicated else Record(record.id, record.frames(), None,
@@ -349,8 +360,8 @@ def read_units(path: str | os.PathLike, fmt: str | None = None,
                codebook: np.ndarray | None = None) -> tuple[UnitsMeta | None, Iterator[Record]]:
     """(meta or None, records in file order) of a unit file in any format (detected if None).
     Reading zerospeech maps each row back to its code, so it needs the model's codebook ((K, D),
-    or (Q, K, D): a file of q <= Q codebooks uses the first q). Units are (n,) with one codebook and (Q, n) when
-    the meta says num_codebooks Q > 1."""
+    or (Q, K, D): a file of q <= Q codebooks uses the first q). Units are (n,) with one codebook
+    and (Q, n) when the meta says num_codebooks Q > 1."""
     p = Path(path)
     fmt = fmt or detect_format(p)
     if fmt not in FORMATS:
@@ -369,8 +380,7 @@ def read_units(path: str | os.PathLike, fmt: str | None = None,
     else:
         if codebook is None:
             raise UnitFormatError(f"{p}: reading zerospeech features back into units needs the model's codebook")
-        codebook = np.asarray(codebook)
-        codebook = codebook[None] if codebook.ndim == 2 else codebook
+        codebook = _level_codebook(codebook)
         if codebook.shape[0] < q:
             raise UnitFormatError(f"{p}: {q} codebook(s) in the file, the model has {codebook.shape[0]}")
         located = _read_zerospeech(p, codebook[:q])  # a file of a model's first q levels
@@ -508,7 +518,7 @@ def _read_npz(p: Path, q: int) -> Iterator[Record]:
         durations = z["durations"] if "durations" in z.files else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise UnitFormatError(f"{p}: not a units .npz ({e})") from None
-    if units.ndim != (1 if q == 1 else 2) or (q > 1 and units.shape[0] != q):
+    if not _has_levels(units, q):
         raise UnitFormatError(f"{p}: units of shape {units.shape}, expected {'(total,)' if q == 1 else f'({q}, total)'}")
     for i, uid in enumerate(ids):
         a, b = int(offsets[i]), int(offsets[i + 1])

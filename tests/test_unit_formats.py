@@ -97,15 +97,21 @@ def test_dictionary_lists_every_unit(tmp_path):
     assert lines == ["0 1", "1 1", "2 1", "3 1", "4 1"]
 
 
+def assert_unreadable(path, cases, fmt=None):
+    """Each (text, message): ``path`` holding the text fails to read with that message."""
+    for text, message in cases:
+        path.write_text(text)
+        with pytest.raises(UnitFormatError, match=message):
+            list(read_units(path, fmt)[1])
+
+
 def test_ids_are_checked_where_they_are_read_and_must_be_unique(tmp_path):
     units = tmp_path / "u.txt"
-    for text, message in [("a|1\nb\tc|2\n", r"u.txt:2: id 'b\\tc' holds '\\t'"),
-                          ("a|1\n../x|2\n", r"u.txt:2: id '../x' holds '/'"),
-                          ("a|1\nb|2\na|3\n", r"u.txt:3: duplicate id 'a' \(first at .*u.txt:1\)"),
-                          ("a|1 99999999999999999999999\n", r"u.txt:1: a unit beyond the 64-bit integer range")]:
-        units.write_text(text)
-        with pytest.raises(UnitFormatError, match=message):
-            list(read_units(units, "gslm")[1])
+    assert_unreadable(units, [("a|1\nb\tc|2\n", r"u.txt:2: id 'b\\tc' holds '\\t'"),
+                              ("a|1\n../x|2\n", r"u.txt:2: id '../x' holds '/'"),
+                              ("a|1\nb|2\na|3\n", r"u.txt:3: duplicate id 'a' \(first at .*u.txt:1\)"),
+                              ("a|1 99999999999999999999999\n", r"u.txt:1: a unit beyond the 64-bit integer range")],
+                      "gslm")
     jsonl = tmp_path / "u.jsonl"
     jsonl.write_text(json.dumps({"id": "a", "units": [2 ** 70]}) + "\n")
     with pytest.raises(UnitFormatError, match=r"u.jsonl:1: a unit beyond the 64-bit integer range"):
@@ -216,13 +222,10 @@ def test_broken_level_files_name_the_line_and_the_reason(tmp_path):
     meta = UnitsMeta("gslm", 250.0, 16, 16_000, None, False, num_codebooks=2)
     write_units(tmp_path / "u.txt", [Record("a", np.array([[1, 2], [3, 4]]))], meta)
     path = tmp_path / "u.txt"
-    for text, message in [("a_q1|3 4\na_q0|1 2\n", r"u.txt:1: id 'a_q1' where level 0 of 2"),
-                          ("a_q0|1 2\nb_q1|3 4\n", r"u.txt:2: id 'b_q1' where level 1"),
-                          ("a_q0|1 2\na_q1|3\n", r"u.txt:2: 1 units at level 1, 2 at level 0"),
-                          ("a_q0|1 2\na_q1|3 4\nb_q0|5\n", r"u.txt:3: the file ends inside an utterance: 1 of 2")]:
-        path.write_text(text)
-        with pytest.raises(UnitFormatError, match=message):
-            list(read_units(path)[1])
+    assert_unreadable(path, [("a_q1|3 4\na_q0|1 2\n", r"u.txt:1: id 'a_q1' where level 0 of 2"),
+                             ("a_q0|1 2\nb_q1|3 4\n", r"u.txt:2: id 'b_q1' where level 1"),
+                             ("a_q0|1 2\na_q1|3\n", r"u.txt:2: 1 units at level 1, 2 at level 0"),
+                             ("a_q0|1 2\na_q1|3 4\nb_q0|5\n", r"u.txt:3: the file ends inside an utterance: 1 of 2")])
     with pytest.raises(ValueError, match=r"units of shape \(2,\) in a file of 2 codebook"):
         write_units(tmp_path / "v.txt", [Record("a", np.array([1, 2]))], meta)
     future = json.loads((tmp_path / "u.txt.meta.json").read_text()) | {"format_version": 3}

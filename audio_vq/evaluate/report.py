@@ -72,7 +72,7 @@ def evaluate(cfg: DictConfig) -> int:
         report["codebook"] = sections.codebook_health(codes, k, extractor.frame_rate)
     else:  # the units the phonetic and speaker sections score: one symbol per frame, the Q-tuple
         codes, k = sections.joint_units(levels)
-        report["codebook"] = sections.levels_health(levels, extractor.codebook_size, extractor.frame_rate)
+        report["codebook"] = sections.levels_health(levels, codes, k, extractor.codebook_size, extractor.frame_rate)
     plots.plot_codebook_usage(np.array(report["codebook"]["counts"]), out / "codebook_usage.png")
 
     report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, levels, k, extractor, out)

@@ -31,23 +31,21 @@ from .speaker_encoder import SpeakerEncoder
 def joint_units(levels_by_utt: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
     """Codes (Q, frames) per utterance as one symbol per frame: (utterance -> (frames,) joint
     ids, number of distinct symbols). Ids number the distinct Q-tuples in sorted order, so they
-    depend only on the codes; Q = 1 gives the codes themselves (K stays the caller's)."""
+    depend only on the codes."""
     ids = list(levels_by_utt)
     stacked = np.concatenate([levels_by_utt[u] for u in ids], axis=1)  # (Q, total)
-    if stacked.shape[0] == 1:
-        return {u: levels_by_utt[u][0] for u in ids}, 0
     symbols, joint = np.unique(stacked.T, axis=0, return_inverse=True)
     joint = joint.reshape(-1)
     bounds = np.cumsum([0] + [levels_by_utt[u].shape[1] for u in ids])
     return {u: joint[bounds[i]:bounds[i + 1]].astype(np.int64) for i, u in enumerate(ids)}, len(symbols)
 
 
-def levels_health(levels_by_utt: Mapping[str, np.ndarray], codebook_size: int, frame_rate: float) -> dict:
-    """Codebook health of Q levels: the combined stream (one symbol per frame, the distinct
-    Q-tuples) with the nominal bitrate of Q codebooks, frame_rate x Q x log2 K, and each level's
-    own health in ``levels``."""
+def levels_health(levels_by_utt: Mapping[str, np.ndarray], joint: Mapping[str, np.ndarray], symbols: int,
+                  codebook_size: int, frame_rate: float) -> dict:
+    """Codebook health of Q levels: the combined stream (``joint``, ``symbols``: what
+    :func:`joint_units` made of ``levels_by_utt``) with the nominal bitrate of Q codebooks,
+    frame_rate x Q x log2 K, and each level's own health in ``levels``."""
     q = next(iter(levels_by_utt.values())).shape[0]
-    joint, symbols = joint_units(levels_by_utt)
     out = codebook_health(joint, symbols, frame_rate)
     per_level = [codebook_health({u: c[level] for u, c in levels_by_utt.items()}, codebook_size, frame_rate)
                  for level in range(q)]

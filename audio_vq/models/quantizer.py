@@ -70,7 +70,7 @@ def check_codes(codes: Tensor, num_quantizers: int) -> None:
                          f"got shape {tuple(codes.shape)}")
 
 
-def _check_input(z: Tensor, dim: int, mask: Tensor | None) -> tuple[int, int, Tensor | None]:
+def check_input(z: Tensor, dim: int, mask: Tensor | None) -> tuple[int, int, Tensor | None]:
     """(B, T, flat mask (B*T,) or None) of z (B, D, T); ValueError if D is not ``dim``."""
     if z.dim() != 3 or z.shape[1] != dim:
         raise ValueError(f"expected z of shape (B, {dim}, T), got {tuple(z.shape)}")
@@ -185,7 +185,7 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
         """z (B, D, T), mask (B, T) bool (True = real frame) -> QuantizerOutput."""
-        batch, frames, valid = _check_input(z, self.dim, mask)
+        batch, frames, valid = check_input(z, self.dim, mask)
         with torch.autocast(z.device.type, enabled=False):
             x = self._project_in(z.float())  # (B*T, d)
             if self.kmeans_init and self.training and not self.initialized:
@@ -347,7 +347,7 @@ class GumbelQuantizer(nn.Module):
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
         """z (B, D, T), mask (B, T) bool (True = real frame) -> QuantizerOutput."""
-        batch, frames, valid = _check_input(z, self.dim, mask)
+        batch, frames, valid = check_input(z, self.dim, mask)
         with torch.autocast(z.device.type, enabled=False):
             logits = self.logits(z.float().transpose(1, 2)).reshape(-1, self.codebook_size)  # (B*T, K)
             if self.training:

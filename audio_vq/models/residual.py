@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .quantizer import QuantizerOutput, VectorQuantizer, check_codes
+from .quantizer import QuantizerOutput, VectorQuantizer, check_input, check_codes
 
 DEFAULT_LEVELS = 4
 
@@ -70,9 +70,7 @@ class ResidualVectorQuantizer(nn.Module):
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
         """z (B, D, T), mask (B, T) bool (True = real frame) -> QuantizerOutput with codes (B, Q, T)."""
-        if z.dim() != 3 or z.shape[1] != self.dim:
-            raise ValueError(f"expected z of shape (B, {self.dim}, T), got {tuple(z.shape)}")
-        batch, _, frames = z.shape
+        batch, frames, _ = check_input(z, self.dim, mask)
         frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=z.device) if mask is None else mask.bool()
         active = self.active_levels(batch, z.device)
         # the residuals in fp32 (the levels quantize in fp32 anyway): under autocast a bf16
