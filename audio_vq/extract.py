@@ -292,6 +292,7 @@ def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], par
                           f"(shards {', '.join(map(str, shards))} of num_shards={cfg.num_shards} unfinished)")
     meta = UnitsMeta(cfg.format, extractor.frame_rate, extractor.codebook_size, extractor.sample_rate,
                      extractor.checksum, cfg.deduplicate, num_codebooks=extractor.num_quantizers,
+                     frame_rates=extractor.frame_rates if extractor.num_quantizers > 1 else None,
                      extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop,
                             "fingerprint": fingerprint})
     skipped: list[tuple[str, str]] = []
@@ -339,7 +340,8 @@ def units_convert(cfg: DictConfig) -> int:
                               f"holds {levels}")
         codebook = extractor.codebook[:levels]  # a file of the first n levels: their codebooks
         model_meta = dict(frame_rate=extractor.frame_rate, codebook_size=extractor.codebook_size,
-                          sample_rate=extractor.sample_rate, model_checksum=extractor.checksum)
+                          sample_rate=extractor.sample_rate, model_checksum=extractor.checksum,
+                          frame_rates=extractor.frame_rates[:levels] if levels > 1 else None)
     try:
         meta_in, records = read_units(source, fmt_in, codebook)
     except UnitFormatError as e:

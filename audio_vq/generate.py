@@ -178,8 +178,8 @@ class Generator:
         utts = []
         for i, (c, s) in enumerate(zip(codes, speakers)):
             c = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
-            if c.ndim != 2 or not 1 <= c.shape[0] <= self.model.num_quantizers:
-                raise ValueError(f"codes[{i}] must be (levels, frames) with 1 <= levels <= "
+            if c.ndim != 2 or not self.model.min_levels <= c.shape[0] <= self.model.num_quantizers:
+                raise ValueError(f"codes[{i}] must be (levels, frames) with {self.model.min_levels} <= levels <= "
                                  f"{self.model.num_quantizers} (the model's codebooks), got shape {c.shape}")
             if c.size and not np.issubdtype(c.dtype, np.integer):
                 if not np.all(np.equal(np.mod(c, 1), 0)):

@@ -11,9 +11,10 @@ Formats (``format=``), each with the sidecar ``<output>.meta.json`` (:class:`Uni
     zerospeech  a folder of ``<id>.txt``, a row per frame holding that frame's codebook vector
                 (ZeroSpeech's feature-file layout, what ABX tools read)
 
-Several codebooks (``num_codebooks`` Q > 1 in meta.json, ``format_version`` 2: residual levels;
-every level at the finest frame rate, ``frame_rates`` giving each level's own rate, a coarser
-level's code held for the frames it spans). A record's units are then (Q, n):
+Several codebooks (``num_codebooks`` Q > 1 in meta.json, ``format_version`` 2: residual levels
+or a hierarchy's top and bottom; every level at the finest frame rate, ``frame_rates`` giving
+each level's own rate, a coarser level's code held for the frames it spans). A record's units
+are then (Q, n):
 
     gslm        Q lines per utterance, in level order, the id suffixed ``_q0`` .. ``_q<Q-1>``
     textless    the same in .units and .ids; .durations repeats the utterance's line per level,
@@ -142,7 +143,31 @@ def read_meta(path: str | os.PathLike) -> UnitsMeta:
                               f"{LEVELS_FORMAT_VERSION} (a newer release wrote it)")
     if not isinstance(meta.num_codebooks, int) or meta.num_codebooks < 1:
         raise UnitFormatError(f"{p}: num_codebooks {meta.num_codebooks!r}: expected an integer >= 1")
+    if meta.num_codebooks > 1:
+        try:
+            level_spans(meta)
+        except ValueError as e:
+            raise UnitFormatError(f"{p}: {e}") from None
     return meta
+
+
+def level_spans(meta: UnitsMeta) -> list[int]:
+    """Per level, how many frames (at the file's ``frame_rate``) one of its codes spans: 1 for
+    every residual level, r for a hierarchy's top. ValueError unless ``frame_rates`` holds one
+    positive rate per level that divides ``frame_rate`` into a whole number of frames."""
+    rates = meta.frame_rates if meta.num_codebooks > 1 else [meta.frame_rate]
+    if not isinstance(rates, list) or len(rates) != meta.num_codebooks:
+        raise ValueError(f"frame_rates {rates!r}: expected a list of {meta.num_codebooks} rates")
+    if meta.frame_rate is None:
+        return [1] * meta.num_codebooks
+    spans = []
+    for rate in rates:
+        span = meta.frame_rate / rate if isinstance(rate, (int, float)) and rate > 0 else 0
+        if not (span >= 1 and abs(span - round(span)) < 1e-6):
+            raise ValueError(f"frame_rates {rates!r}: each must be frame_rate {meta.frame_rate:g} divided "
+                             "by a whole number")
+        spans.append(int(round(span)))
+    return spans
 
 
 def write_meta(output: str | os.PathLike, meta: UnitsMeta) -> Path:

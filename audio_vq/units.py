@@ -76,9 +76,11 @@ class UnitExtractor:
 
     def __init__(self, model: VQVAE, checksum: str | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
                  levels: int | None = None):
-        if levels is not None and not (int(levels) == levels and 1 <= levels <= model.num_quantizers):
-            raise ConfigError(f"levels={levels}: this model has {model.num_quantizers} codebook(s); "
-                              f"give 1 .. {model.num_quantizers} or null (all)")
+        low, high = model.min_levels, model.num_quantizers
+        if levels is not None and not (int(levels) == levels and low <= levels <= high):
+            why = " (a hierarchy's bottom level needs its top to decode)" if low > 1 else ""
+            raise ConfigError(f"levels={levels}: this model has {high} codebook(s){why}; "
+                              f"give {low} .. {high} or null (all)")
         self.model = model.eval()
         self.checksum = checksum
         self.device = next(model.parameters()).device
@@ -88,8 +90,14 @@ class UnitExtractor:
         self.codebook_size = model.quantizer.codebook_size
         #: the codebooks (levels) extracted: the model's first ``levels``, all by default
         self.num_quantizers = model.num_quantizers if levels is None else int(levels)
-        self.chunk_frames = max(1, int(chunk_seconds * self.frame_rate))
-        self.context_frames = math.ceil(receptive_field(model.encoder) / 2 / self.hop) + 1
+        #: each extracted level's own frame rate (a coarser level's code is held over its frames)
+        self.frame_rates = [self.sample_rate / h for h in model.level_hops[:self.num_quantizers]]
+        # windows start on a multiple of the coarsest level's span, so every window groups the
+        # frames under its top codes as one pass over the whole utterance would
+        group = max(model.quantizer.level_ratios)
+        self.chunk_frames = _round_up(max(1, int(chunk_seconds * self.frame_rate)), group)
+        self.context_frames = _round_up(math.ceil(model.encoder.receptive_field / 2 / self.hop) + 1
+                                        + model.quantizer.context_frames, group)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu",
@@ -100,8 +108,15 @@ class UnitExtractor:
     @property
     def codebook(self) -> np.ndarray:
         """The codebook vectors the decoder sees, (Q, K, D) float32 (Q: the levels extracted):
-        [l, k] is level l's vector for code k, and a frame's latent is the sum of its levels'."""
+        [l, k] is level l's vector for code k (what zerospeech rows hold, side by side)."""
         return self.model.codebook_vectors()[:self.num_quantizers].cpu().numpy()
+
+    @torch.no_grad()
+    def latents(self, codes: np.ndarray) -> np.ndarray:
+        """z_q (frames, C) float32 of one utterance's codes (Q, frames): what the decoder is
+        conditioned on (residual levels' vectors summed, a hierarchy's levels side by side)."""
+        codes = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None].to(self.device)
+        return self.model.latents(codes)[0].T.float().cpu().numpy()
 
     def num_frames(self, num_samples: int) -> int:
         return -(-int(num_samples) // self.hop)
@@ -157,13 +172,5 @@ class UnitExtractor:
         return np.concatenate(pieces, axis=1)
 
 
-def receptive_field(encoder) -> int:
-    """Input samples that one output frame of the encoder depends on (its strided convs and
-    kernel-3 residual blocks), centred on the frame's hop window."""
-    field, jump = 1, 1
-    for conv in encoder.strided:
-        field += (conv.conv.kernel_size[0] - 1) * jump
-        jump *= conv.conv.stride[0]
-    for block in encoder.residual:
-        field += (block.conv.kernel_size[0] - 1) * jump
-    return field
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple

@@ -39,6 +39,18 @@ def tiny_residual(tiny_trained, tmp_path_factory) -> Path:
     return run / "model"
 
 
+@pytest.fixture(scope="session")
+def tiny_hierarchical(tiny_trained, tmp_path_factory) -> Path:
+    """The model directory of tiny_trained's model with the hierarchy's two levels, the top's
+    code spanning HIERARCHY_RATIO frames (trained 3 steps on the same manifest)."""
+    run = tmp_path_factory.mktemp("tiny_hierarchical") / "run"
+    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
+                                        "train.max_steps=3", *TINY, "model/quantizer=hierarchical",
+                                        "model.quantizer.top_strides=[2,2]", "model.quantizer.top_channels=8"])
+    train.run(cfg, folder)
+    return run / "model"
+
+
 # Holds the lock <folder>/<name> (as a running command would) until killed.
 _LOCK_HOLDER = """
 import sys, time

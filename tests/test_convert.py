@@ -183,6 +183,26 @@ def test_a_write_that_fails_midway_is_one_line_and_leaves_no_partial_file(traine
     assert not list((tmp_path / "out").glob("*.wav")) and not list((tmp_path / "out").glob(".*.tmp"))
 
 
+def test_a_hierarchical_model_synthesizes_its_unit_files_as_it_reconstructs(trained, tiny_hierarchical, tmp_path):
+    from audio_vq import extract
+    folder, ids = short_inputs(trained, tmp_path)
+
+    def run(name, out, *overrides):
+        return compose(name, [f"model={tiny_hierarchical}", f"out={out}", "chunk_seconds=0.5", "speaker=spk02",
+                              *overrides], package=INFERENCE)
+
+    convert.reconstruct(run("reconstruct", tmp_path / "rec", f"input={folder}"))
+    units = tmp_path / "units.jsonl"  # deduplicated: runs of whole frames, the held top codes inside them
+    extract.extract(compose("extract", [f"model={tiny_hierarchical}", f"input={folder}", f"output={units}",
+                                        "format=jsonl", "deduplicate=true", "num_workers=0"], package=INFERENCE))
+    convert.synthesize(run("synthesize", tmp_path / "synth", f"units={units}"))
+    for i in ids:
+        np.testing.assert_array_equal(sf.read(tmp_path / "synth" / f"{i}.wav")[0],
+                                      sf.read(tmp_path / "rec" / f"{i}.wav")[0])
+    with pytest.raises(ConfigError, match="levels=1"):
+        convert.reconstruct(run("reconstruct", tmp_path / "bad", f"input={folder}", "levels=1"))
+
+
 def test_a_residual_model_decodes_its_first_levels_and_synthesizes_its_unit_files(trained, tiny_residual, tmp_path):
     from audio_vq import extract
     folder, ids = short_inputs(trained, tmp_path)

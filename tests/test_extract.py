@@ -13,7 +13,7 @@ import soundfile as sf
 from audio_vq import convert, extract
 from audio_vq.config import ConfigError, compose
 from audio_vq.manifest import read_manifest
-from audio_vq.unit_formats import FORMATS, read_units
+from audio_vq.unit_formats import FORMATS, meta_path, read_units
 
 from tiny import INFERENCE, TINY_HOP
 
@@ -309,10 +309,15 @@ def test_a_model_with_nan_weights_or_a_corrupt_config_or_weights_is_one_line(tin
 
 # -- a residual model: several codebooks per frame -------------------------------------------------
 
-def test_residual_units_in_every_format_round_trip_through_units_convert(tiny_trained, tiny_residual, tmp_path):
+@pytest.mark.parametrize("kind", ["residual", "hierarchical"])
+def test_units_of_several_levels_in_every_format_round_trip_through_units_convert(request, tiny_trained, kind,
+                                                                                   tmp_path):
     from audio_vq.units import UnitExtractor
-    from tiny import RESIDUAL_LEVELS as Q
-    extractor = UnitExtractor.from_pretrained(tiny_residual)
+    from tiny import HIERARCHY_RATIO, RESIDUAL_LEVELS
+    model = request.getfixturevalue(f"tiny_{kind}")
+    Q, rates = ((RESIDUAL_LEVELS, [1000.0] * RESIDUAL_LEVELS) if kind == "residual"
+                else (2, [1000.0 / HIERARCHY_RATIO, 1000.0]))
+    extractor = UnitExtractor.from_pretrained(model)
     utts = read_manifest(tiny_trained / "data")
     want = {u.id: extractor.extract(u.path).codes.tolist() for u in utts}
     assert all(len(c) == Q for c in want.values())
@@ -323,17 +328,25 @@ def test_residual_units_in_every_format_round_trip_through_units_convert(tiny_tr
 
     for fmt in FORMATS:
         out = tmp_path / f"direct_{fmt}{SUFFIX[fmt]}"
-        cfg = compose("extract", [f"model={tiny_residual}", f"input={tiny_trained / 'data'}", f"output={out}",
+        cfg = compose("extract", [f"model={model}", f"input={tiny_trained / 'data'}", f"output={out}",
                                   f"format={fmt}", "num_workers=0", "batch_size=4"], package=INFERENCE)
         extract.extract(cfg)
         meta = json.loads(Path(f"{out}.meta.json").read_text())
-        assert meta["num_codebooks"] == Q and meta["format_version"] == 2, fmt
+        assert meta["num_codebooks"] == Q and meta["format_version"] == 2 and meta["frame_rates"] == rates, fmt
         assert frames(out) == want, fmt
         for target in FORMATS:
             conv = tmp_path / f"{fmt}_to_{target}{SUFFIX[target]}"
             extract.units_convert(compose("units_convert", [f"input={out}", f"output={conv}", f"format={target}",
-                                                            f"model={tiny_residual}"], package=INFERENCE))
+                                                            f"model={model}"], package=INFERENCE))
             assert frames(conv) == want, (fmt, target)
+            assert json.loads(Path(meta_path(conv, target)).read_text())["frame_rates"] == rates, (fmt, target)
+
+
+def test_a_hierarchy_extracts_both_levels_or_refuses(tiny_trained, tiny_hierarchical, tmp_path):
+    common = [f"model={tiny_hierarchical}", f"input={tiny_trained / 'data'}", "num_workers=0", "format=jsonl"]
+    with pytest.raises(ConfigError, match=r"levels=1: .*bottom level needs its top to decode.*give 2 \.\. 2"):
+        extract.extract(compose("extract", [*common, f"output={tmp_path / 'one.jsonl'}", "levels=1"], package=INFERENCE))
+    assert not (tmp_path / "one.jsonl").exists()
 
 
 def test_levels_extracts_the_first_codebooks(tiny_trained, tiny_residual, tmp_path):

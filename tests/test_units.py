@@ -4,7 +4,7 @@ import pytest
 import soundfile as sf
 
 from audio_vq.manifest import read_manifest
-from audio_vq.units import UnitExtractor, deduplicate, expand, receptive_field
+from audio_vq.units import UnitExtractor, deduplicate, expand
 
 from tiny import TINY_HOP
 
@@ -50,7 +50,14 @@ def test_frames_frame_rate_and_metadata(extractor, waves):
     assert len(extractor.checksum) == 64
 
 
-def test_batched_equals_one_by_one(extractor, waves):
+@pytest.fixture(scope="module", params=["tiny", "hierarchical"])
+def model_dir(request, tiny_trained):
+    """A one-codebook model and a two-level hierarchy (whose top codes span several frames)."""
+    return tiny_trained / "run" / "model" if request.param == "tiny" else request.getfixturevalue("tiny_hierarchical")
+
+
+def test_batched_equals_one_by_one(model_dir, waves):
+    extractor = UnitExtractor.from_pretrained(model_dir)
     alone = [extractor.extract(w).codes for w in waves]
     together = [u.codes for u in extractor.extract_batch(waves)]
     reversed_batch = [u.codes for u in extractor.extract_batch(waves[::-1])][::-1]
@@ -60,12 +67,12 @@ def test_batched_equals_one_by_one(extractor, waves):
     assert len(set(np.concatenate(alone, axis=1).ravel().tolist())) > 1
 
 
-def test_long_inputs_in_overlapping_windows_equal_one_pass(tiny_trained, waves):
-    one_pass = UnitExtractor.from_pretrained(tiny_trained / "run" / "model", chunk_seconds=60)
-    windowed = UnitExtractor.from_pretrained(tiny_trained / "run" / "model", chunk_seconds=0.05)
+def test_long_inputs_in_overlapping_windows_equal_one_pass(model_dir, waves):
+    one_pass = UnitExtractor.from_pretrained(model_dir, chunk_seconds=60)
+    windowed = UnitExtractor.from_pretrained(model_dir, chunk_seconds=0.05)
     x = np.concatenate(waves)
     assert windowed.num_frames(len(x)) > 5 * windowed.chunk_frames  # really cut into many windows
-    assert windowed.context_frames * TINY_HOP >= receptive_field(windowed.model.encoder) / 2
+    assert windowed.context_frames * TINY_HOP >= windowed.model.encoder.receptive_field / 2
     assert np.array_equal(one_pass.extract(x).codes, windowed.extract(x).codes)
 
 

@@ -10,3 +10,4 @@ TINY = ["model.encoder.channels=16", "model.encoder.strides=[2,2,2,2]", "model.q
         "train.threads=1"]  # fixed threads: bit-exact reruns (auto may switch counts mid-run)
 TINY_HOP = 16
 RESIDUAL_LEVELS = 3  # the tiny_residual fixture's codebooks
+HIERARCHY_RATIO = 4  # the tiny_hierarchical fixture's top_strides [2, 2]: frames one top code spans

@@ -30,15 +30,17 @@ def render(r: dict) -> str:
         ["codebook size K" + (f" (x {c['num_codebooks']} levels)" if c.get("levels") else ""), c["codebook_size"]],
         ["frame rate (Hz)", _f(c["frame_rate"], 2)],
         ["perplexity", _f(c["perplexity"], 1)], ["codes used", c["codes_used"]], ["dead codes", c["dead_codes"]],
-        ["bitrate, nominal: frame rate x " + ("Q x " if c.get("levels") else "") + "log2 K (bit/s)",
+        ["bitrate, nominal: " + ("sum of level rates" if c.get("levels") else "frame rate") + " x log2 K (bit/s)",
          _f(c["bitrate_nominal"], 1)],
-        ["bitrate, entropy (N/D) x H, frames (bit/s)", _f(c["bitrate_entropy"], 1)],
+        ["bitrate, entropy (N/D) x H, frames" + (" (each level at its rate, given the ones before)"
+                                                 if c.get("levels") else "") + " (bit/s)", _f(c["bitrate_entropy"], 1)],
         ["bitrate, entropy (N/D) x H, runs collapsed (bit/s)", _f(c["bitrate_entropy_deduplicated"], 1)],
         ["mean run length (frames)", _f(c["mean_run_frames"], 2)]])
     if c.get("levels"):
-        out += [f"{c['num_codebooks']} codebooks (residual levels): the rows above are the combined stream, one "
+        rates = ", ".join(_f(rate, 2) for rate in c["frame_rates"])
+        out += [f"{c['num_codebooks']} codebooks (levels at {rates} Hz): the rows above are the combined stream, one "
                 f"symbol per frame ({c['joint_symbols']} distinct level tuples; codes used and dead codes summed "
-                "over levels, nominal bitrate frame rate x Q x log2 K). Each level alone"
+                "over levels). Each level alone, at its own rate"
                 + (", with its PNMI and code-to-phone accuracy:" if (r.get("phonetic") or {}).get("levels") else ":"), ""]
         phon = (r.get("phonetic") or {}).get("levels") or [None] * len(c["levels"])
         out += _table(["level", "perplexity", "codes used", "dead codes", "bitrate, entropy (bit/s)", "PNMI",

@@ -72,7 +72,7 @@ def evaluate(cfg: DictConfig) -> int:
         report["codebook"] = sections.codebook_health(codes, k, extractor.frame_rate)
     else:  # the units the phonetic and speaker sections score: one symbol per frame, the Q-tuple
         codes, k = sections.joint_units(levels)
-        report["codebook"] = sections.levels_health(levels, codes, k, extractor.codebook_size, extractor.frame_rate)
+        report["codebook"] = sections.levels_health(levels, codes, k, extractor.codebook_size, extractor.frame_rates)
     plots.plot_codebook_usage(np.array(report["codebook"]["counts"]), out / "codebook_usage.png")
 
     report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, levels, k, extractor, out)
@@ -142,7 +142,7 @@ def _load(utts: list[Utterance], sr: int) -> tuple[dict[str, np.ndarray], list[t
 def _phonetic(cfg, utts, waves, codes, levels, k: int, extractor: UnitExtractor, out: Path):
     """Phonetic quality of ``codes`` (one symbol per frame, ``k`` of them) against baselines of
     the same k and frame rate, each level's alone when there are several (``levels``: codes
-    (Q, frames)), and ABX on the latents (the sum of the levels' vectors)."""
+    (Q, frames)), and ABX on the latents (what the decoder is conditioned on)."""
     try:
         alignments = load_alignments(cfg.alignments, utts)
     except AlignmentError as e:
@@ -169,9 +169,8 @@ def _phonetic(cfg, utts, waves, codes, levels, k: int, extractor: UnitExtractor,
     for metric, label in (("pnmi", "PNMI"), ("code_to_phone_accuracy", "code-to-phone accuracy")):
         plots.plot_metric_bars({name: s[metric] for name, s in phonetic["systems"].items()},
                                out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
-    codebook = extractor.codebook  # (Q, K, D)
     speakers = {u.id: u.speaker for u in utts}
-    latents = {u: np.sum([codebook[level][levels[u][level]] for level in range(q)], axis=0) for u in ids}
+    latents = {u: extractor.latents(levels[u]) for u in ids}
     features = {"model codebook vectors": latents, "mfcc": mfcc}
     abx = sections.abx_section({u: alignments[u] for u in ids}, speakers, features, fr,
                                cfg.abx_max_triples, cfg.seed, silences)

@@ -41,17 +41,30 @@ def joint_units(levels_by_utt: Mapping[str, np.ndarray]) -> tuple[dict[str, np.n
 
 
 def levels_health(levels_by_utt: Mapping[str, np.ndarray], joint: Mapping[str, np.ndarray], symbols: int,
-                  codebook_size: int, frame_rate: float) -> dict:
-    """Codebook health of Q levels: the combined stream (``joint``, ``symbols``: what
-    :func:`joint_units` made of ``levels_by_utt``) with the nominal bitrate of Q codebooks,
-    frame_rate x Q x log2 K, and each level's own health in ``levels``."""
+                  codebook_size: int, frame_rates: Sequence[float]) -> dict:
+    """Codebook health of Q levels, ``frame_rates`` their own rates (the first the finest
+    stream's, a coarser level's code held over its frames): the combined stream (``joint``,
+    ``symbols``: what :func:`joint_units` made of ``levels_by_utt``) and each level's own
+    health in ``levels`` (a coarser level's codes at its own rate).
+
+    Nominal bitrate: sum over levels of rate x log2 K. Entropy bitrate by the chain rule, each
+    level at its own rate: sum over l of rate_l x H(level l | levels < l), the conditional
+    entropies of the frame-level tuples (with equal rates this is H(joint) x rate; a held top
+    level is counted once per code, not once per frame it spans)."""
     q = next(iter(levels_by_utt.values())).shape[0]
-    out = codebook_health(joint, symbols, frame_rate)
-    per_level = [codebook_health({u: c[level] for u, c in levels_by_utt.items()}, codebook_size, frame_rate)
-                 for level in range(q)]
-    out.update(num_codebooks=q, codebook_size=codebook_size, joint_symbols=symbols,
+    finest = max(frame_rates)
+    spans = [int(round(finest / rate)) for rate in frame_rates]
+    out = codebook_health(joint, symbols, finest)
+    per_level = [codebook_health({u: c[level, ::spans[level]] for u, c in levels_by_utt.items()}, codebook_size,
+                                 frame_rates[level]) for level in range(q)]
+    prefix_bits = [0.0] + [entropy_bits(np.bincount(np.concatenate(list(joint_units(
+        {u: c[:n] for u, c in levels_by_utt.items()})[0].values())))) for n in range(1, q)] + [out["entropy_bits"]]
+    out.update(num_codebooks=q, codebook_size=codebook_size, joint_symbols=symbols, frame_rates=list(frame_rates),
                codes_used=sum(lv["codes_used"] for lv in per_level), dead_codes=sum(lv["dead_codes"] for lv in per_level),
-               bitrate_nominal=frame_rate * q * math.log2(codebook_size), levels=per_level)
+               bitrate_nominal=sum(rate * math.log2(codebook_size) for rate in frame_rates),
+               bitrate_entropy=sum(rate * (prefix_bits[level + 1] - prefix_bits[level])
+                                   for level, rate in enumerate(frame_rates)),
+               levels=per_level)
     return out
 
 

@@ -62,7 +62,9 @@ class StridedConv(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Waveform (B, T) or (B, 1, T) -> z_e (B, dim, ceil(T / hop)).
+    """Waveform (B, T) or (B, 1, T) -> z_e (B, dim, ceil(T / hop)); with ``in_channels`` C > 1,
+    features (B, C, T) -> (B, dim, ceil(T / hop)) (the hierarchy's top encoder reads the
+    bottom's z_e).
 
     Args:
         dim: output channels D (the quantizer's input dimension).
@@ -70,11 +72,12 @@ class Encoder(nn.Module):
         strides: stride of each layer; their product is the hop.
         kernel_sizes: window of each layer; None = :func:`default_kernel_size` of its stride.
         residual_layers: non-strided residual blocks after the strided stack.
+        in_channels: channels of the input (1: a waveform).
     """
 
     def __init__(self, dim: int = 64, channels: int | Sequence[int] = 128,
                  strides: Sequence[int] = PAPER_STRIDES, kernel_sizes: Sequence[int] | None = None,
-                 residual_layers: int = 0):
+                 residual_layers: int = 0, in_channels: int = 1):
         super().__init__()
         strides = [int(s) for s in strides]
         if not strides or any(s < 1 for s in strides):
@@ -86,7 +89,8 @@ class Encoder(nn.Module):
         self.strides = tuple(strides)
         self.hop = math.prod(strides)
         self.dim = dim
-        ins = [1] + widths[:-1]
+        self.in_channels = int(in_channels)
+        ins = [self.in_channels] + widths[:-1]
         self.strided = nn.ModuleList(StridedConv(i, o, k, s) for i, o, k, s in zip(ins, widths, kernels, strides))
         self.residual = nn.ModuleList(ResidualBlock(widths[-1]) for _ in range(residual_layers))
         self.proj = nn.Conv1d(widths[-1], dim, 1)
@@ -102,20 +106,34 @@ class Encoder(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="linear" if last else "relu")
                 nn.init.zeros_(m.bias)
 
+    @property
+    def receptive_field(self) -> int:
+        """Input samples that one output frame depends on (its strided convs and kernel-3
+        residual blocks), centred on the frame's hop window."""
+        field, jump = 1, 1
+        for conv in self.strided:
+            field += (conv.conv.kernel_size[0] - 1) * jump
+            jump *= conv.conv.stride[0]
+        for block in self.residual:
+            field += (block.conv.kernel_size[0] - 1) * jump
+        return field
+
     def num_frames(self, num_samples: int) -> int:
         """Frames for an input of ``num_samples``: ceil(num_samples / hop)."""
         return -(-int(num_samples) // self.hop)
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """audio (B, T) or (B, 1, T); lengths (B,) real samples per row (None = all T).
+        """audio (B, T) or (B, 1, T) (features (B, in_channels, T)); lengths (B,) real samples
+        (frames) per row (None = all T).
 
         Features past each row's real length are zeroed after every layer, so they look to the
         next layer exactly like its zero padding: an utterance encodes to the same frames alone
         or padded inside a batch of longer ones."""
-        if audio.dim() == 2:
+        if audio.dim() == 2 and self.in_channels == 1:
             audio = audio.unsqueeze(1)
-        if audio.dim() != 3 or audio.size(1) != 1:
-            raise ValueError(f"encoder expects audio (B, T) or (B, 1, T), got {tuple(audio.shape)}")
+        if audio.dim() != 3 or audio.size(1) != self.in_channels:
+            expected = "(B, T) or (B, 1, T)" if self.in_channels == 1 else f"(B, {self.in_channels}, T)"
+            raise ValueError(f"encoder expects input {expected}, got {tuple(audio.shape)}")
         if lengths is None:
             lengths = torch.full((audio.size(0),), audio.size(-1), device=audio.device)
         pad = self.num_frames(audio.size(-1)) * self.hop - audio.size(-1)

@@ -13,6 +13,15 @@ of the paper), `kmeans_init` (codebook from k-means of the first training batch)
 `lookup_dim` (search a low-dimensional projection, as descript-audio-codec's factorised codes).
 Under torch.distributed every codebook statistic is summed over ranks and every random choice
 is made by rank 0 and broadcast, so all ranks hold the same codebook (see distributed.py).
+
+The bottleneck contract, which every quantizer (and residual.py's and hierarchical.py's
+stacks) keeps, so that the VQ-VAE, extraction and the generator need not know which one runs:
+``forward(z, mask)`` -> QuantizerOutput; ``lookup(codes)`` (B, n, T) -> z_q (B, output_dim, T);
+``levels`` (the VectorQuantizers of a stack, each level's codebook); and attributes
+``num_quantizers`` (Q), ``min_levels`` (the fewest first levels that decode), ``level_ratios``
+(per level, how many frames one of its codes spans: a coarser level's code is held over them,
+so codes stay (B, Q, T) at the finest rate) and ``context_frames`` (frames of context a code
+depends on beyond the encoder's own receptive field).
 """
 from __future__ import annotations
 
@@ -62,6 +71,18 @@ class QuantizerOutput:
         return {f.name: getattr(self, f.name).detach() for f in fields(self)
                 if f.name not in ("quantized", "codes")}
 
+    @classmethod
+    def of_levels(cls, outs: list["QuantizerOutput"], quantized: Tensor, codes: Tensor) -> "QuantizerOutput":
+        """One output for a stack of levels' outputs: losses and code counts summed, perplexity
+        and usage averaged over levels."""
+        return cls(quantized=quantized, codes=codes, loss=sum(o.loss for o in outs),
+                   codebook_loss=sum(o.codebook_loss for o in outs),
+                   commitment_loss=sum(o.commitment_loss for o in outs),
+                   diversity_loss=sum(o.diversity_loss for o in outs),
+                   perplexity=torch.stack([o.perplexity for o in outs]).mean(),
+                   usage=torch.stack([o.usage for o in outs]).mean(),
+                   dead_codes=sum(o.dead_codes for o in outs), restarted=sum(o.restarted for o in outs))
+
 
 def check_codes(codes: Tensor, num_quantizers: int) -> None:
     """ValueError unless codes is (B, n, T) with 1 <= n <= num_quantizers."""
@@ -104,7 +125,25 @@ def _code_metrics(codes: Tensor, valid: Tensor | None, k: int) -> tuple[Tensor, 
     return counts, perplexity, (counts > 0).float().mean()
 
 
-class VectorQuantizer(nn.Module):
+class OneCodebook:
+    """The bottleneck contract (module docstring) of a quantizer with one codebook at the
+    encoder's frame rate."""
+
+    num_quantizers, min_levels, level_ratios, context_frames = 1, 1, (1,), 0
+    dim: int
+
+    @property
+    def levels(self) -> tuple:
+        """The codebooks: this quantizer's own."""
+        return (self,)
+
+    @property
+    def output_dim(self) -> int:
+        """Channels of z_q: D."""
+        return self.dim
+
+
+class VectorQuantizer(OneCodebook, nn.Module):
     """Nearest-neighbour vector quantizer with a straight-through gradient: one codebook (Q = 1).
 
     z_q = z_e + (e_k - z_e).detach(), k = argmin_k ||z_e - e_k||^2 (computed as e_k.detach() +
@@ -211,7 +250,6 @@ class VectorQuantizer(nn.Module):
             diversity_loss=torch.zeros_like(commitment_loss), perplexity=perplexity, usage=usage,
             dead_codes=dead_codes, restarted=restarted)
 
-    num_quantizers = 1  # Q: one codebook (residual.py stacks several)
 
     def lookup(self, codes: Tensor) -> Tensor:
         """codes (B, 1, T) -> (B, D, T) fp32: the vectors forward returned as `quantized` for
@@ -309,7 +347,7 @@ class VectorQuantizer(nn.Module):
         return count, count.clone()
 
 
-class GumbelQuantizer(nn.Module):
+class GumbelQuantizer(OneCodebook, nn.Module):
     """Gumbel-softmax quantizer (Jang et al. 2017; wav2vec 2.0's, with one group).
 
     logits = W z per frame; training: a hard one-hot sample of gumbel_softmax(logits / tau) whose
@@ -373,7 +411,6 @@ class GumbelQuantizer(nn.Module):
             diversity_loss=diversity_loss, perplexity=perplexity, usage=usage,
             dead_codes=dead_codes, restarted=torch.zeros_like(dead_codes))
 
-    num_quantizers = 1  # Q: one codebook
 
     def lookup(self, codes: Tensor) -> Tensor:
         """codes (B, 1, T) -> (B, D, T) fp32: the vectors eval-mode forward returns for them."""

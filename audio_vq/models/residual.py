@@ -54,6 +54,9 @@ class ResidualVectorQuantizer(nn.Module):
         self.num_quantizers, self.quantizer_dropout = int(num_quantizers), float(quantizer_dropout)
         self.levels = nn.ModuleList(VectorQuantizer(dim, codebook_size, **level_options)
                                     for _ in range(self.num_quantizers))
+        # the bottleneck contract (quantizer.py): every level at the encoder's frame rate
+        self.min_levels, self.level_ratios, self.context_frames = 1, (1,) * self.num_quantizers, 0
+        self.output_dim = dim
 
     def extra_repr(self) -> str:
         return f"num_quantizers={self.num_quantizers}, quantizer_dropout={self.quantizer_dropout}"
@@ -83,14 +86,7 @@ class ResidualVectorQuantizer(nn.Module):
             quantized = q if quantized is None else quantized + q
             residual = residual - q
             outs.append(out)
-        return QuantizerOutput(
-            quantized=quantized.to(z.dtype), codes=torch.cat([o.codes for o in outs], dim=1),
-            loss=sum(o.loss for o in outs), codebook_loss=sum(o.codebook_loss for o in outs),
-            commitment_loss=sum(o.commitment_loss for o in outs),
-            diversity_loss=sum(o.diversity_loss for o in outs),
-            perplexity=torch.stack([o.perplexity for o in outs]).mean(),
-            usage=torch.stack([o.usage for o in outs]).mean(),
-            dead_codes=sum(o.dead_codes for o in outs), restarted=sum(o.restarted for o in outs))
+        return QuantizerOutput.of_levels(outs, quantized.to(z.dtype), torch.cat([o.codes for o in outs], dim=1))
 
     def lookup(self, codes: Tensor) -> Tensor:
         """codes (B, n, T), n <= Q: the first n levels -> (B, D, T) fp32, the sum of their

@@ -25,10 +25,12 @@ from ..audio import SAMPLE_RATE, mulaw_encode
 from .adversary import SpeakerAdversary
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
+from .hierarchical import HierarchicalQuantizer
 from .residual import ResidualVectorQuantizer
 from .wavenet import WaveNet
 
-QUANTIZERS = {"vector": VectorQuantizer, "gumbel": GumbelQuantizer, "residual": ResidualVectorQuantizer}
+QUANTIZERS = {"vector": VectorQuantizer, "gumbel": GumbelQuantizer, "residual": ResidualVectorQuantizer,
+              "hierarchical": HierarchicalQuantizer}
 
 
 @dataclass
@@ -95,8 +97,9 @@ class VQVAE(nn.Module):
 
     Args:
         encoder: maps audio to z_e (B, D, frames); its ``hop`` is the decoder's.
-        quantizer: a VectorQuantizer, GumbelQuantizer or ResidualVectorQuantizer over D channels.
-        decoder: a WaveNet conditioned on D channels at hop samples per frame.
+        quantizer: a bottleneck of quantizer.py's contract over D channels (a VectorQuantizer,
+            GumbelQuantizer, ResidualVectorQuantizer or HierarchicalQuantizer).
+        decoder: a WaveNet conditioned on the quantizer's output_dim channels at hop samples per frame.
         num_speakers: rows of the speaker table (``speakers.json``); 0 with speaker_dim 0.
         jitter: time-jitter probability of the latents in training (0 = off; Chorowski: 0.12).
         input_noise: std of Gaussian noise on the decoder's teacher-forced past in training.
@@ -133,17 +136,17 @@ class VQVAE(nn.Module):
         """Build from ``model`` config: ``encoder``, ``quantizer`` (with ``kind``), ``decoder``
         ``jitter``, ``input_noise``, ``input_dropout`` and ``adversary`` (``weight``, 0 = none,
         and ``hidden_channels``); the keys of each group are the constructor's arguments. The
-        encoder's output, the decoder's conditioning and the adversary's input take the
-        quantizer's ``dim``."""
+        encoder's output takes the quantizer's ``dim``; the decoder's conditioning and the
+        adversary's input its output_dim (2 x dim for the hierarchy's two levels)."""
         q = dict(cfg["quantizer"])
         kind = q.pop("kind", "vector")
         if kind not in QUANTIZERS:
             raise ValueError(f"model.quantizer.kind={kind!r}: expected one of {', '.join(QUANTIZERS)}")
         encoder = Encoder(dim=q["dim"], **dict(cfg["encoder"]))
         quantizer = QUANTIZERS[kind](**q)
-        decoder = WaveNet(cond_channels=q["dim"], hop=encoder.hop, **dict(cfg["decoder"]))
+        decoder = WaveNet(cond_channels=quantizer.output_dim, hop=encoder.hop, **dict(cfg["decoder"]))
         adv = dict(cfg.get("adversary") or {})
-        adversary = (SpeakerAdversary(q["dim"], num_speakers, **adv)
+        adversary = (SpeakerAdversary(quantizer.output_dim, num_speakers, **adv)
                      if float(adv.get("weight", 0.0)) > 0 and num_speakers > 1 else None)
         return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)),
                    input_noise=float(cfg.get("input_noise", 0.0)), input_dropout=float(cfg.get("input_dropout", 0.0)),
@@ -164,13 +167,23 @@ class VQVAE(nn.Module):
         """Q: codebooks (levels) per frame."""
         return self.quantizer.num_quantizers
 
+    @property
+    def min_levels(self) -> int:
+        """The fewest first levels that decode (1; 2 for the hierarchy, whose bottom needs its top)."""
+        return self.quantizer.min_levels
+
+    @property
+    def level_hops(self) -> tuple[int, ...]:
+        """Samples per frame of each level's own rate (the hop, or r x hop for a top level
+        held over r frames)."""
+        return tuple(self.hop * r for r in self.quantizer.level_ratios)
+
     @torch.no_grad()
     def codebook_vectors(self) -> Tensor:
-        """(Q, K, D) float32: [l, k] is level l's vector for code k; a frame's latent is the sum
-        over levels of its codes' vectors (Q = 1: row k is the latent of code k)."""
+        """(Q, K, D) float32: [l, k] is level l's vector for code k (Q = 1: row k is the latent of
+        code k; residual levels' vectors sum to the latent, the hierarchy's stand side by side)."""
         codes = torch.arange(self.quantizer.codebook_size, device=next(self.parameters()).device)
-        levels = self.quantizer.levels if isinstance(self.quantizer, ResidualVectorQuantizer) else [self.quantizer]
-        return torch.stack([level.lookup(codes[None, None])[0].T.float() for level in levels])
+        return torch.stack([level.lookup(codes[None, None])[0].T.float() for level in self.quantizer.levels])
 
     def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None) -> VQVAEOutput:
         """Teacher-forced training pass. audio (B, T) in [-1, 1]; speaker (B,) int64 indices;
@@ -202,8 +215,8 @@ class VQVAE(nn.Module):
             self.train(was_training)
 
     def latents(self, codes: Tensor) -> Tensor:
-        """z_q (B, D, frames) of codes (B, n, frames), 1 <= n <= Q (the first n levels): what the
-        decoder is conditioned on."""
+        """z_q (B, output_dim, frames) of codes (B, n, frames), min_levels <= n <= Q (the first n
+        levels): what the decoder is conditioned on."""
         return self.quantizer.lookup(codes)
 
     def speaker_vector(self, speaker: Tensor | None) -> Tensor | None:

@@ -212,12 +212,31 @@ def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny
     assert len(levels) == Q and all(0 <= lv["pnmi"] <= 1 for lv in levels)
     # the combined units carry at least the information about the phone that any level carries
     assert r["phonetic"]["systems"]["model"]["pnmi"] >= max(lv["pnmi"] for lv in levels) - 1e-9
-    assert f"{Q} codebooks (residual levels)" in (tmp_path / "report.md").read_text()
+    assert f"{Q} codebooks (levels at 1000.00, 1000.00, 1000.00 Hz)" in (tmp_path / "report.md").read_text()
     # levels=1: the first level alone, reported as a one-codebook model
     report.evaluate(compose("evaluate", [*cfg_overrides(cfg), f"out={tmp_path / 'one'}", "levels=1"], package=INFERENCE))
     one = json.loads((tmp_path / "one" / "report.json").read_text())
     assert "num_codebooks" not in one["codebook"] and one["phonetic"]["levels"] is None
     assert one["codebook"]["perplexity"] == pytest.approx(c["levels"][0]["perplexity"])
+
+
+def test_a_hierarchy_is_evaluated_with_each_level_at_its_own_rate(tiny_trained, tiny_hierarchical, tmp_path):
+    from tiny import HIERARCHY_RATIO as R
+    cfg = compose("evaluate", [f"model={tiny_hierarchical}", f"data={tiny_trained / 'data'}", f"out={tmp_path}",
+                               "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
+                               "excerpt_seconds=0.2", "abx_max_triples=5", "voice_metrics=false"], package=INFERENCE)
+    report.evaluate(cfg)
+    r = json.loads((tmp_path / "report.json").read_text())
+    c = r["codebook"]
+    top, bottom = c["levels"]
+    assert c["frame_rates"] == [1000 / R, 1000] and top["frame_rate"] == 1000 / R
+    assert c["bitrate_nominal"] == pytest.approx(1000 * (1 + 1 / R) * math.log2(16))
+    assert bottom["frames"] == c["frames"] and R * (top["frames"] - 8) < bottom["frames"] <= R * top["frames"]
+    # chain rule: the top counted once per top code, the bottom given the top at the full rate
+    assert top["entropy_bits"] > 0
+    assert c["bitrate_entropy"] < 1000 * c["entropy_bits"] - 1
+    assert c["bitrate_entropy"] >= bottom["frame_rate"] * (c["entropy_bits"] - top["entropy_bits"]) - 1e-6
+    assert r["abx"] is not None and r["reconstruction"] is not None
 
 
 def cfg_overrides(cfg):

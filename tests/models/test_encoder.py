@@ -40,6 +40,7 @@ def test_frame_i_is_centred_on_its_hop_window(strides):
     assert first <= window_start and last >= window_end  # covers its window
     # equal context either side of the window: the default kernels split their padding evenly
     assert window_start - first == last - window_end
+    assert last - first + 1 <= enc.receptive_field  # what windowed extraction budgets for
 
 
 def test_bad_configs_are_refused():
@@ -47,7 +48,7 @@ def test_bad_configs_are_refused():
         Encoder(strides=[4], kernel_sizes=[2])
     with pytest.raises(ValueError, match="one entry per stride"):
         Encoder(channels=[8, 8], strides=[2, 2, 2])
-    with pytest.raises(ValueError, match="expects audio"):
+    with pytest.raises(ValueError, match="expects input"):
         Encoder(dim=2, channels=2)(torch.randn(1, 2, 128))
 
 
