@@ -9,6 +9,11 @@ prompted continuation, rendered by the VQ-VAE's WaveNet decoder.
          continuation starts), <out>/<name>.wav (rendered with Decoder.write: seeded per file,
          resumable, fingerprinted)
 
+With a hierarchical model (VQ-VAE-2's two levels) sampling takes two priors, as the paper's:
+``prior=`` over the top level (train-prior level=0) and ``bottom_prior=`` over the bottom level
+given the top (train-prior level=1 condition_level=0). The top is sampled first, at its own
+rate; its codes, held over their frames, condition the bottom's; both levels are rendered.
+
 Sample i is drawn from uniforms seeded by (seed, its name), so a rerun draws the same units
 and the audio of a finished file is kept.
 """
@@ -47,34 +52,51 @@ def sample(cfg: DictConfig) -> int:
     with open_dict(decoding):
         decoding.temperature = cfg.decoder_temperature  # the Decoder's key is the WaveNet's temperature
     dec = Decoder(decoding)
-    _check_match(cfg, pcfg, dec)
+    hierarchy = dec.model.min_levels > 1
+    if hierarchy != (cfg.bottom_prior is not None):
+        raise ConfigError(f"bottom_prior={cfg.bottom_prior}: " + (
+            f"model={cfg.model} is a hierarchy: sampling needs prior= over its top level (train-prior level=0) and "
+            "bottom_prior= over its bottom level given the top (train-prior level=1 condition_level=0)" if hierarchy
+            else f"model={cfg.model} has no hierarchy: give bottom_prior=null"))
+    _check_match(cfg, "prior", pcfg, dec, level=0, condition_level=None)
     speaker = dec.speaker_index(cfg.speaker, "speaker")
-    start = None
-    if prior_speakers:
-        if cfg.speaker not in prior_speakers:
-            raise ConfigError(f"speaker={cfg.speaker}: the prior has no start token for it; it knows: "
-                              f"{', '.join(sorted(prior_speakers))}")
-        start = prior_speakers[cfg.speaker]
+    start = _start_token(cfg, "prior", prior_speakers)
+    bottom = None
+    if hierarchy:
+        if prior.duration_head is not None:
+            raise ConfigError(f"prior={cfg.prior}: models deduplicated units; a hierarchy's top level is sampled "
+                              "frame by frame (train-prior level=0 deduplicate=false)")
+        bottom_prior, bottom_cfg, bottom_speakers = load_prior(cfg.bottom_prior)
+        _check_match(cfg, "bottom_prior", bottom_cfg, dec, level=1, condition_level=0)
+        bottom = (bottom_prior, _start_token(cfg, "bottom_prior", bottom_speakers))
     frames = max(1, round(cfg.seconds * dec.frame_rate))
     prompts = _prompts(cfg, dec)[: cfg.max_prompts] if cfg.prompt is not None else [(None, None)]
     rows, records = [], []
     for prompt_id, prompt in prompts:
         names = [f"{prompt_id}__cont{j:02d}" if prompt_id else f"sample_{j:04d}" for j in range(cfg.num_samples)]
-        codes = _sample(prior, names, frames, prompt, start, cfg)
-        for name, c in zip(names, codes):
-            records.append(Record(name, c, None, len(c) * dec.model.hop))
-            p = 0 if prompt is None else len(prompt)
+        if bottom is None:
+            codes = [c[None] for c in _sample(prior, names, frames, None if prompt is None else prompt[0], start, cfg)]
+        else:
+            codes = _sample_hierarchy((prior, start), bottom, dec.model.quantizer.level_ratios[0], names, frames,
+                                      prompt, cfg)
+        for name, c in zip(names, codes):  # c: (levels, frames)
+            records.append(Record(name, c[0] if len(c) == 1 else c, None, c.shape[1] * dec.model.hop))
+            p = 0 if prompt is None else prompt.shape[1]
             rows.append({"name": name, "speaker": cfg.speaker, "prompt": prompt_id or "", "prompt_frames": p,
-                         "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": len(c)})
+                         "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": c.shape[1]})
     units_path = dec.out / f"units{UNIT_SUFFIX[cfg.format]}"
-    jobs = [(r.id, r.units[None], speaker) for r in records]  # the prior's codes: level 0 (a prefix decodes)
-    dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],
+    jobs = [(r.id, np.atleast_2d(r.units), speaker) for r in records]  # (levels, frames): a one-level prior's
+    dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],  # codes are level 0 (a prefix)
               others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME])
+    levels = 2 if hierarchy else 1
     meta = UnitsMeta(cfg.format, dec.frame_rate, int(pcfg["units"]["codebook_size"]), dec.sample_rate,
-                     model_checksum(cfg.model), False,
+                     model_checksum(cfg.model), False, num_codebooks=levels,
+                     frame_rates=dec.extractor.frame_rates if hierarchy else None,
                      extra={"prior": str(Path(cfg.prior).expanduser().resolve()), "seed": cfg.seed,
                             "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p,
-                            "speaker": cfg.speaker, "prompt": cfg.prompt, "prompt_seconds": cfg.prompt_seconds})
+                            "speaker": cfg.speaker, "prompt": cfg.prompt, "prompt_seconds": cfg.prompt_seconds,
+                            **({"bottom_prior": str(Path(cfg.bottom_prior).expanduser().resolve())}
+                               if hierarchy else {})})
     write_units(units_path, records, meta)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -86,8 +108,20 @@ def sample(cfg: DictConfig) -> int:
     return 0
 
 
+def _start_token(cfg: DictConfig, key: str, prior_speakers: dict[str, int]) -> int | None:
+    """The speaker's start-token index of a prior with speakers (None: a prior without)."""
+    if not prior_speakers:
+        return None
+    if cfg.speaker not in prior_speakers:
+        raise ConfigError(f"speaker={cfg.speaker}: the {key} has no start token for it; it knows: "
+                          f"{', '.join(sorted(prior_speakers))}")
+    return prior_speakers[cfg.speaker]
+
+
 def _check(cfg: DictConfig) -> None:
     require(cfg, "prior", lambda v: isinstance(v, str) and Path(v).expanduser().is_dir(), "a prior directory")
+    require(cfg, "bottom_prior", lambda v: v is None or (isinstance(v, str) and Path(v).expanduser().is_dir()),
+            "null or a prior directory")
     require(cfg, "num_samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "prompt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
@@ -99,26 +133,36 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "format", lambda v: v in UNIT_SUFFIX, " | ".join(UNIT_SUFFIX))
 
 
-def _check_match(cfg: DictConfig, pcfg: dict, dec: Decoder) -> None:
-    """A prior and a VQ-VAE that do not share their units are a one-line error."""
-    units = pcfg["units"]
+def _check_match(cfg: DictConfig, key: str, pcfg: dict, dec: Decoder, level: int, condition_level: int | None) -> None:
+    """A prior (``key``: prior or bottom_prior) and a VQ-VAE that do not share their units, or
+    a prior of another level than ``level`` (conditioned on ``condition_level``), are a one-line
+    error."""
+    units, where = pcfg["units"], f"{key}={cfg[key]}"
     k = dec.model.quantizer.codebook_size
     if int(units["codebook_size"]) != k:
-        raise ConfigError(f"prior={cfg.prior}: trained on K = {units['codebook_size']} units, model={cfg.model} "
-                          f"has K = {k}")
-    if units.get("frame_rate") and abs(float(units["frame_rate"]) - dec.frame_rate) > 1e-6:
-        raise ConfigError(f"prior={cfg.prior}: trained on units at {units['frame_rate']:g} frames/s, model={cfg.model} "
-                          f"decodes {dec.frame_rate:g}")
+        raise ConfigError(f"{where}: trained on K = {units['codebook_size']} units, model={cfg.model} has K = {k}")
+    mine = (units.get("level") or 0, units.get("condition_level"))  # (0, None): a one-codebook file's prior
+    if mine != (level, condition_level):
+        given = "" if condition_level is None else f" given level {condition_level}"
+        raise ConfigError(f"{where}: models level {mine[0]}" + ("" if mine[1] is None else f" given level {mine[1]}")
+                          + f"; sampling model={cfg.model} needs {key}= over level {level}{given} "
+                          f"(train-prior level={level}" + ("" if condition_level is None else
+                                                           f" condition_level={condition_level}") + ")")
+    rate = dec.extractor.frame_rates[level] if dec.model.num_quantizers > level else dec.frame_rate
+    if units.get("frame_rate") and abs(float(units["frame_rate"]) - rate) > 1e-6:
+        raise ConfigError(f"{where}: trained on units at {units['frame_rate']:g} frames/s, model={cfg.model} "
+                          f"decodes {rate:g}")
     mine = model_checksum(cfg.model)
     if units.get("model_checksum") and units["model_checksum"] != mine:
-        raise ConfigError(f"prior={cfg.prior}: trained on the units of another model (checksum "
+        raise ConfigError(f"{where}: trained on the units of another model (checksum "
                           f"{units['model_checksum'][:12]}..., model={cfg.model} is {mine[:12]}...)")
     if not units.get("model_checksum"):
         log.warning("the prior's units do not say which model made them: K and frame rate match, the codes may not")
 
 
 def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
-    """(id, the first prompt_seconds of frame-level codes) of every prompt."""
+    """(id, the first prompt_seconds of frame-level codes (levels, frames)) of every prompt; a
+    hierarchy's prompts keep whole groups of the frames a top code spans."""
     keep = max(1, round(cfg.prompt_seconds * dec.frame_rate))
     path = Path(cfg.prompt).expanduser()
     is_units = path.suffix in UNIT_FILE_SUFFIXES and (Path(f"{path}{META_SUFFIX}").is_file() or path.suffix != ".txt"
@@ -126,11 +170,19 @@ def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
     if is_units:
         try:
             _, records = read_units(path, detect_format(path))
-            # the prior models one codebook: of a file of several, the first level
-            return [(r.id, np.atleast_2d(r.frames())[0][:keep]) for r in records]
+            prompts = [(r.id, np.atleast_2d(r.frames())[:, :keep]) for r in records]
         except UnitFormatError as e:
             raise ConfigError(f"prompt={cfg.prompt}: {e}") from None
-    return [(src.id, dec.encode(src)[0, :keep]) for src in read_sources(cfg.prompt)]
+    else:
+        prompts = [(src.id, dec.encode(src)[:, :keep]) for src in read_sources(cfg.prompt)]
+    if dec.model.min_levels > 1:
+        span = dec.model.quantizer.level_ratios[0]
+        for uid, codes in prompts:
+            if codes.shape[0] != dec.model.num_quantizers:
+                raise ConfigError(f"prompt={cfg.prompt}: utterance {uid} holds {codes.shape[0]} level(s); "
+                                  f"model={cfg.model} samples {dec.model.num_quantizers}")
+        prompts = [(uid, codes[:, :max(span, codes.shape[1] // span * span)]) for uid, codes in prompts]
+    return prompts
 
 
 def _looks_like_units(path: Path) -> bool:
@@ -162,3 +214,35 @@ def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray 
             cont = expand(cont, durations[i].numpy())[:frames]
         out.append(np.concatenate([context, cont[:frames]]).astype(np.int64))
     return out
+
+
+@torch.no_grad()
+def _sample_hierarchy(top: tuple[UnitPrior, int | None], bottom: tuple[UnitPrior, int | None], span: int,
+                      names: list[str], frames: int, prompt: np.ndarray | None, cfg: DictConfig) -> list[np.ndarray]:
+    """Codes (2, prompt frames + ``frames``) of each sample of a hierarchy: the top level drawn
+    by ``top`` (a prior and its start token) at its own rate, one code per ``span`` frames, then
+    the bottom level by ``bottom`` given the top codes held over their frames; a prompt (2, P),
+    P a multiple of span (or the utterance's last frames), is continued on both levels."""
+    (top_prior, top_start), (bottom_prior, bottom_start) = top, bottom
+    given = np.zeros((2, 0), np.int64) if prompt is None else np.asarray(prompt, np.int64)
+    top_given = given[0, ::span]
+    top_steps = -(-(given.shape[1] + frames) // span) - len(top_given)
+    rngs = [np.random.default_rng([cfg.seed, zlib.crc32(n.encode("utf-8"))]) for n in names]
+    top_uniforms = torch.from_numpy(np.stack([r.random((top_steps, 2)) for r in rngs])).float()
+    bottom_uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()
+    batch = len(names)
+
+    def starts(start):
+        return None if start is None else torch.full((batch,), start)
+
+    def draw(prior, start, context, steps, uniforms, condition=None):
+        return prior.generate(steps, batch=batch, speakers=starts(start),
+                              prompt=torch.from_numpy(np.tile(context, (batch, 1))), temperature=cfg.temperature,
+                              top_k=cfg.top_k, top_p=cfg.top_p, uniforms=uniforms, condition=condition)[0]
+
+    new_top = draw(top_prior, top_start, top_given, top_steps, top_uniforms)
+    top_codes = torch.cat([torch.from_numpy(np.tile(top_given, (batch, 1))), new_top], dim=1)
+    held = top_codes.repeat_interleave(span, dim=1)[:, :given.shape[1] + frames]  # (B, P + frames)
+    new_bottom = draw(bottom_prior, bottom_start, given[1], frames, bottom_uniforms, condition=held)
+    bottom_codes = torch.cat([torch.from_numpy(np.tile(given[1], (batch, 1))), new_bottom], dim=1)
+    return [np.stack([held[i].numpy(), bottom_codes[i].numpy()]).astype(np.int64) for i in range(batch)]

@@ -49,7 +49,8 @@ class PriorTask(Task):
         p = self.cfg.prior
         return {"codebook_size": self.train.codebook_size, "dim": p.dim, "layers": p.layers, "heads": p.heads,
                 "max_len": p.max_len, "num_speakers": len(self.speakers), "dropout": p.dropout,
-                "duration_head": bool(self.cfg.deduplicate), "max_duration": p.max_duration}
+                "duration_head": bool(self.cfg.deduplicate), "max_duration": p.max_duration,
+                "condition_size": self.train.codebook_size if self.train.conditions is not None else 0}
 
     def build(self) -> "_PriorLoss":
         return _PriorLoss(_build(self.prior_args()))
@@ -87,7 +88,8 @@ class PriorTask(Task):
         config = {"prior": self.prior_args(),
                   "units": {"codebook_size": self.train.codebook_size, "k_source": self.train.k_source,
                             "frame_rate": self.train.frame_rate, "model_checksum": self.train.model_checksum,
-                            "deduplicated": bool(self.cfg.deduplicate), "source": self.train.path},
+                            "deduplicated": bool(self.cfg.deduplicate), "source": self.train.path,
+                            "level": self.train.level, "condition_level": self.train.condition_level},
                   "split": {"test": self.cfg.test, "test_fraction": self.cfg.test_fraction,
                             "valid": self.cfg.valid, "valid_fraction": self.cfg.valid_fraction,
                             "seed": self.cfg.train.seed, "manifest": self.cfg.manifest},
@@ -111,16 +113,16 @@ class _PriorLoss(torch.nn.Module):
         super().__init__()
         self.prior = prior
 
-    def forward(self, units, lengths, speakers=None, durations=None):
-        return self.prior.loss(units, lengths, speakers, durations)
+    def forward(self, units, lengths, speakers=None, durations=None, condition=None):
+        return self.prior.loss(units, lengths, speakers, durations, condition)
 
 
 def _loss(forward, batch: dict, ctx: Context):
-    speakers = batch.get("speaker")
-    durations = batch.get("durations")
-    return forward(batch["units"].to(ctx.device), batch["lengths"].to(ctx.device),
-                   None if speakers is None else speakers.to(ctx.device),
-                   None if durations is None else durations.to(ctx.device))
+    def on_device(name):
+        return None if batch.get(name) is None else batch[name].to(ctx.device)
+
+    return forward(batch["units"].to(ctx.device), batch["lengths"].to(ctx.device), on_device("speaker"),
+                   on_device("durations"), on_device("condition"))
 
 
 def _build(args: dict) -> UnitPrior:
@@ -154,6 +156,8 @@ def _check_config(cfg: DictConfig) -> None:
     require(cfg, "test_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1)")
     require(cfg, "valid_fraction", lambda v: is_number(v) and 0 <= v < 1, "a fraction in [0, 1)")
     require(cfg, "manifest", lambda v: v is None or isinstance(v, str), "null or a manifest")
+    require(cfg, "level", lambda v: v is None or (is_int(v) and v >= 0), "null or a level index >= 0")
+    require(cfg, "condition_level", lambda v: v is None or (is_int(v) and v >= 0), "null or a level index >= 0")
     require(cfg, "codebook_size", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "deduplicate", lambda v: isinstance(v, bool), "true or false")
     for key in ("prior.dim", "prior.layers", "prior.heads", "prior.max_duration"):
@@ -163,7 +167,8 @@ def _check_config(cfg: DictConfig) -> None:
 
 
 def _task(cfg: DictConfig) -> PriorTask:
-    corpus = load_units(cfg.units, cfg.deduplicate, cfg.codebook_size)
+    corpus = load_units(cfg.units, cfg.deduplicate, cfg.codebook_size, level=cfg.level,
+                        condition_level=cfg.condition_level)
     log.info("units: %d utterance(s), K = %d (from %s)%s", len(corpus.ids), corpus.codebook_size, corpus.k_source,
              f", {corpus.frame_rate:g} frames/s" if corpus.frame_rate else "")
     parts = split_corpus(corpus, cfg.deduplicate, cfg.train.seed, cfg.test_fraction, cfg.valid_fraction,

@@ -4,7 +4,9 @@ Any unit format the toolkit writes (unit_formats.read_units detects it), and oth
 GSLM ``id|units`` lines. K comes from the meta.json, else a ``dict.km.txt`` beside the file,
 else the largest unit + 1 (:attr:`UnitCorpus.k_source` says which). Frame-level units are
 the paper's; ``deduplicate=True`` collapses runs into (units, durations) for a prior with a
-duration head (GSLM-style).
+duration head (GSLM-style). A prior models one codebook: of a file of several levels, ``level``
+picks one, at its own frame rate (a hierarchy's top level: one unit per top code, not one per
+frame it is held over).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import torch
 
 from .config import ConfigError
 from .manifest import ManifestError, read_manifest
-from .unit_formats import DICT_NAME, UnitFormatError, read_units
+from .units import deduplicate as deduplicate_runs
+from .unit_formats import DICT_NAME, UnitFormatError, level_spans, read_units
 
 
 @dataclass
@@ -32,32 +35,61 @@ class UnitCorpus:
     frame_rate: float | None
     model_checksum: str | None
     path: str
+    level: int | None = None  # the level of a file of several codebooks (None: a one-codebook file)
+    # a conditional prior's condition: another level's codes, one per unit (at the units' rate)
+    conditions: list[np.ndarray] | None = None
+    condition_level: int | None = None
 
     def subset(self, keep: list[int]) -> "UnitCorpus":
-        return UnitCorpus([self.ids[i] for i in keep], [self.units[i] for i in keep],
-                          None if self.durations is None else [self.durations[i] for i in keep],
-                          self.codebook_size, self.k_source, self.frame_rate, self.model_checksum, self.path)
+        pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
+        return UnitCorpus(pick(self.ids), pick(self.units), pick(self.durations), self.codebook_size, self.k_source,
+                          self.frame_rate, self.model_checksum, self.path, self.level, pick(self.conditions),
+                          self.condition_level)
 
 
-def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, key: str = "units") -> UnitCorpus:
-    """Every utterance of the unit file at ``path``; ConfigError naming ``key`` and the problem."""
+def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, key: str = "units",
+               level: int | None = None, condition_level: int | None = None) -> UnitCorpus:
+    """Every utterance of the unit file at ``path`` (of a file of several codebooks, ``level``
+    at its own rate, and with ``condition_level`` that level's codes, one per unit of ``level``:
+    a hierarchy's top code held over each bottom frame); ConfigError naming ``key`` and the
+    problem."""
     p = Path(path).expanduser()
     try:
         meta, records = read_units(p)
-        if meta is not None and meta.num_codebooks > 1:
-            raise ConfigError(f"{key}={path}: {meta.num_codebooks} codebooks per frame; a prior models one "
-                              "(extract levels=1 for a residual model's first level)")
-        ids, units, durations = [], [], []
-        for r in records:
+        q = meta.num_codebooks if meta is not None else 1
+        if level is not None and not (isinstance(level, int) and not isinstance(level, bool) and 0 <= level < q):
+            raise ConfigError(f"level={level}: {key}={path} has {q} codebook(s): give 0 .. {q - 1}")
+        if q > 1 and level is None:
+            raise ConfigError(f"{key}={path}: {q} codebooks per frame; a prior models one: give level=<0 .. {q - 1}> "
+                              "(0: a residual model's first level, a hierarchy's top)")
+        span = level_spans(meta)[level] if q > 1 else 1
+        if condition_level is not None:
+            if q == 1 or not 0 <= condition_level < q or condition_level == level:
+                raise ConfigError(f"condition_level={condition_level}: {key}={path} has {q} codebook(s); give another "
+                                  f"level than level={level}, in 0 .. {q - 1}")
             if deduplicate:
-                d = r.deduplicated()
-                if d.durations is None:
-                    raise ConfigError(f"{key}={path}: deduplicated units without durations (utterance {r.id}): a "
-                                      "prior with a duration head needs them (textless, jsonl or npz keep them)")
-                units.append(d.units)
-                durations.append(d.durations)
+                raise ConfigError("condition_level: a conditional prior models frame-level units (deduplicate=false)")
+            if level_spans(meta)[condition_level] % span:
+                raise ConfigError(f"condition_level={condition_level}: its codes do not span whole units of "
+                                  f"level={level}")
+        ids, units, durations, conditions = [], [], [], []
+        for r in records:
+            frames = r.frames() if q == 1 else _level_codes(r.frames()[level], span, r.id, level, f"{key}={path}")
+            if condition_level is not None:
+                conditions.append(r.frames()[condition_level][::span])
+            if deduplicate:
+                if q == 1:
+                    d = r.deduplicated()
+                    if d.durations is None:
+                        raise ConfigError(f"{key}={path}: deduplicated units without durations (utterance {r.id}): "
+                                          "a prior with a duration head needs them (textless, jsonl or npz keep them)")
+                    run_units, run_durations = d.units, d.durations
+                else:
+                    run_units, run_durations = deduplicate_runs(frames)
+                units.append(run_units)
+                durations.append(run_durations)
             else:
-                units.append(r.frames())
+                units.append(frames)
             ids.append(r.id)
     except UnitFormatError as e:
         raise ConfigError(f"{key}={path}: {e}") from None
@@ -78,8 +110,20 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
         k, source = top + 1, "max unit + 1"
     if top >= k:
         raise ConfigError(f"{key}={path}: unit {top} is outside 0..{k - 1} (K = {k} from {source})")
-    return UnitCorpus(ids, units, durations if deduplicate else None, k, source,
-                      meta.frame_rate if meta else None, meta.model_checksum if meta else None, str(p))
+    frame_rate = None if meta is None else meta.frame_rates[level] if q > 1 else meta.frame_rate
+    return UnitCorpus(ids, units, durations if deduplicate else None, k, source, frame_rate,
+                      meta.model_checksum if meta else None, str(p), level if q > 1 else None,
+                      conditions if condition_level is not None else None, condition_level)
+
+
+def _level_codes(row: np.ndarray, span: int, uid: str, level: int, where: str) -> np.ndarray:
+    """One level's codes at its own rate: the first of each group of ``span`` frames it is held
+    over; ConfigError when the file does not hold it so."""
+    codes = row[::span]
+    if not np.array_equal(np.repeat(codes, span)[:len(row)], row):
+        raise ConfigError(f"{where}: utterance {uid}: level {level} does not hold one code over each group of "
+                          f"{span} frames, as its frame_rates say")
+    return codes
 
 
 def _dictionary_size(path: Path) -> int:
@@ -137,7 +181,8 @@ def split_corpus(corpus: UnitCorpus, deduplicate: bool, seed: int, test_fraction
     ``test`` / ``valid`` name unit files whose utterances are that split (and whose ids are
     kept out of training), None a seeded fraction of ``corpus``. train-prior and
     evaluate-prior both split through here, so they agree on every id."""
-    files = {key: None if path is None else load_units(path, deduplicate, corpus.codebook_size, key=key)
+    files = {key: None if path is None else load_units(path, deduplicate, corpus.codebook_size, key=key,
+                                                       level=corpus.level, condition_level=corpus.condition_level)
              for key, path in (("test", test), ("valid", valid))}
     roles = split_roles(corpus.ids, seed, test_fraction, valid_fraction,
                         *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
@@ -165,19 +210,23 @@ class UnitCrops(torch.utils.data.Dataset):
         out = {"units": torch.from_numpy(units[start:start + self.length].astype(np.int64))}
         if self.corpus.durations is not None:
             out["durations"] = torch.from_numpy(self.corpus.durations[i][start:start + self.length].astype(np.int64))
+        if self.corpus.conditions is not None:
+            out["condition"] = torch.from_numpy(self.corpus.conditions[i][start:start + self.length].astype(np.int64))
         if self.speakers is not None:
             out["speaker"] = self.speakers[i]
         return out
 
 
 def collate_units(items: list[dict]) -> dict:
-    """Right-padded (B, T) units (and durations), lengths (B,), speakers (B,) when known."""
+    """Right-padded (B, T) units (and durations, conditions), lengths (B,), speakers (B,) when known."""
     lengths = torch.tensor([len(x["units"]) for x in items])
     batch = {"units": torch.nn.utils.rnn.pad_sequence([x["units"] for x in items], batch_first=True),
              "lengths": lengths}
     if "durations" in items[0]:
         batch["durations"] = torch.nn.utils.rnn.pad_sequence([x["durations"] for x in items], batch_first=True,
                                                              padding_value=1)
+    if "condition" in items[0]:
+        batch["condition"] = torch.nn.utils.rnn.pad_sequence([x["condition"] for x in items], batch_first=True)
     if "speaker" in items[0]:
         batch["speaker"] = torch.tensor([x["speaker"] for x in items])
     return batch

@@ -18,7 +18,8 @@ report. Rows print as markdown (paste into RESULTS.md); each row's numbers come 
 ``report.json`` and the MFCC k-means baseline in it has the row's own K and frame rate.
 
 Columns:
-  bit/s           nominal (frame rate x levels x log2 K) / entropy bitrate of the frame stream
+  bit/s           nominal (the levels' frame rates summed x log2 K) / entropy bitrate of the
+                  frame stream (each level at its own rate, given the levels before it)
   PNMI / MFCC     PNMI of the codes, of MFCC+delta k-means at the same K and frame rate
   acc             many-to-one code-to-phone accuracy (MFCC's after the slash)
   ABX w / a       ABX phone-only error %, within / across speakers, codebook vectors (MFCC's in the next column)
@@ -53,6 +54,8 @@ HZ250 = ["model.encoder.strides=[2,2,2,2,2,2]"]
 NOISE0 = ["model.input_noise=0.0"]
 OLD = [*HZ250, *NOISE0]  # rows that set their own strides pin NOISE0 only
 RVQ4 = ["model/quantizer=residual", "model.quantizer.num_quantizers=4"]
+RVQ2 = ["model/quantizer=residual", "model.quantizer.num_quantizers=2"]
+HIERARCHY = ["model/quantizer=hierarchical"]  # what model=hierarchical sets: a top level at 8x the hop
 
 # name -> (train overrides, evaluate overrides, model_of: the row whose trained model an
 # evaluate-only row reuses, or None). Hypotheses of issue 12; the table decides.
@@ -91,6 +94,8 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "rvq4@levels1": ([], ["levels=1"], "rvq4"),
     "rvq4@levels2": ([], ["levels=2"], "rvq4"),
     "rvq4@levels3": ([], ["levels=3"], "rvq4"),
+    "rvq2": (RVQ2, [], None),  # trained with 2 levels: beside rvq4's first two
+    "hier": (HIERARCHY, [], None),  # VQ-VAE-2's two levels: 6.25 Hz top, 50 Hz bottom given it
 }
 
 COLUMNS = ["config", "bit/s nominal / entropy", "PNMI / MFCC", "acc / MFCC", "ABX w / a", "MFCC ABX w / a", "spk<-codes", "gain, best",

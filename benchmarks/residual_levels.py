@@ -1,18 +1,21 @@
-"""Rate against reconstruction for residual codes: how well a residual VQ-VAE's first n levels
-decode, beside the one-codebook model trained the same way.
+"""Rate against reconstruction for codes of several levels: how well a residual VQ-VAE's first n
+levels decode, and a two-level hierarchy, beside the one-codebook model trained the same way.
 
-    python benchmarks/residual_levels.py [--levels 4] [--steps 400] [--jobs 2] [--exp /tmp/audio_vq_quality]
-                                         [--max-utterances 40] [--seconds 2]
+    python benchmarks/residual_levels.py [--models baseline rvq2 rvq4 hier] [--steps 400] [--jobs 2]
+                                         [--exp /tmp/audio_vq_quality] [--max-utterances 40] [--seconds 2]
 
-Trains (or reuses, resuming as quality.py does, in the same --exp folder) two configurations with
-the demo recipe's settings for --steps steps: ``baseline`` (model=small, one ema codebook) and
-``rvq<Q>`` (the same with model/quantizer=residual, num_quantizers=Q, quantizer dropout 0.5);
---jobs trainings side by side, one thread each. Then, on the held-out (valid and test)
-utterances, at most --max-utterances of them, the first --seconds of each, it prints per model
-and per number of levels n: the nominal bitrate (frame rate x n x log2 K), the mean squared
-error between the encoder output and its quantization by the first n levels (relative to the
-encoder output's energy), and the decoder's teacher-forced reconstruction loss in nats per
-sample (the training loss, no sampling) with the first n levels' latents.
+Trains (or reuses, resuming as quality.py does, in the same --exp folder) quality.py's
+configurations of those names with the demo recipe's settings for --steps steps: ``baseline``
+(model=small, one ema codebook), ``rvq<Q>`` (model/quantizer=residual with Q levels, quantizer
+dropout 0.5) and ``hier`` (model/quantizer=hierarchical: a top level at 8x the hop, the bottom
+conditioned on it); --jobs trainings side by side, one thread each. Then, on the held-out
+(valid and test) utterances, at most --max-utterances of them, the first --seconds of each, it
+prints per model and per number of levels n that decodes: the nominal bitrate (the n levels'
+frame rates summed x log2 K), the mean squared error between the encoder output and its
+quantization by the first n levels (relative to the encoder output's energy; n/a for the
+hierarchy, whose latents are not a quantization of the encoder output but its two levels side
+by side), and the decoder's teacher-forced reconstruction loss in nats per sample (the training
+loss, no sampling) with the first n levels' latents.
 """
 from __future__ import annotations
 
@@ -30,11 +33,7 @@ from audio_vq import audio
 from audio_vq.checkpoint import load_model
 from audio_vq.manifest import read_manifest
 
-
-def configurations(levels: int) -> dict[str, list[str]]:
-    """quality.py's baseline and its residual row (rvq4 is quality.py's, so both scripts share the run)."""
-    return {"baseline": CONFIGS["baseline"][0],
-            f"rvq{levels}": ["model/quantizer=residual", f"model.quantizer.num_quantizers={levels}"]}
+MODELS = ("baseline", "rvq2", "rvq4", "hier")
 
 
 @torch.no_grad()
@@ -49,21 +48,21 @@ def measure(model_dir: Path, data: Path, max_utterances: int, seconds: float) ->
     speakers = torch.tensor([model.speaker_index[u.speaker] for u, w in zip(held_out, waves)])
     z = model.encoder(x)
     codes = model.encode(x)
-    rate = model.sample_rate / model.hop
+    rates = [model.sample_rate / hop for hop in model.level_hops]
     rows = []
-    for n in range(1, model.num_quantizers + 1):
+    for n in range(model.min_levels, model.num_quantizers + 1):
         latents = model.latents(codes[:, :n])
-        error = float((z - latents).pow(2).mean() / z.pow(2).mean())
+        error = float((z - latents).pow(2).mean() / z.pow(2).mean()) if latents.shape == z.shape else None
         loss = float(model.decoder.loss(model.decoder_logits(x, latents, speakers), x))
-        rows.append({"levels": n, "bitrate": rate * n * math.log2(model.quantizer.codebook_size),
+        rows.append({"levels": n, "bitrate": sum(rates[:n]) * math.log2(model.quantizer.codebook_size),
                      "quantization_error": error, "reconstruction_loss": loss, "utterances": len(waves)})
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--levels", type=int, default=4, help="Q of the residual model")
-    ap.add_argument("--steps", type=int, default=400, help="training steps of both models (the demo's budget)")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="quality.py configurations")
+    ap.add_argument("--steps", type=int, default=400, help="training steps of every model (the demo's budget)")
     ap.add_argument("--jobs", type=int, default=2, help="trainings side by side")
     ap.add_argument("--exp", type=Path, default=Path("/tmp/audio_vq_quality"))
     ap.add_argument("--max-utterances", type=int, default=40)
@@ -71,7 +70,7 @@ def main() -> None:
     args = ap.parse_args()
     args.exp.mkdir(parents=True, exist_ok=True)
     data = prepare(args.exp)
-    configs = configurations(args.levels)
+    configs = {name: CONFIGS[name][0] for name in args.models}
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = dict(zip(configs, pool.map(lambda kv: train(kv[0], kv[1], data, args.exp, args.steps, "1"),
                                           configs.items())))
@@ -81,8 +80,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, run in runs.items():
         for r in measure(run / "model", data / "manifest.jsonl", args.max_utterances, args.seconds):
-            print(f"| {name} | {r['levels']} | {r['bitrate']:.0f} | {r['quantization_error']:.3f} | "
-                  f"{r['reconstruction_loss']:.3f} |", flush=True)
+            error = "n/a" if r["quantization_error"] is None else f"{r['quantization_error']:.3f}"
+            print(f"| {name} | {r['levels']} | {r['bitrate']:.0f} | {error} | {r['reconstruction_loss']:.3f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,56 @@ def test_a_prior_of_other_units_is_refused(tiny_trained, priors, tmp_path):
     with pytest.raises(ConfigError, match="speaker=nobody: unknown speaker"):
         run_sample(tiny_trained, priors["frames"], tmp_path / "o", "speaker=nobody")
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_a_prior_over_the_first_level_samples_a_residual_model(tiny_trained, tiny_residual, tmp_path):
+    units = tmp_path / "units.jsonl"
+    extract.extract(compose("extract", [f"model={tiny_residual}", f"input={tiny_trained / 'data'}", f"output={units}",
+                                        "format=jsonl", "num_workers=0"], package=INFERENCE))
+    cfg, folder = compose_run("train_prior", [f"units={units}", f"hydra.run.dir={tmp_path / 'prior'}", "level=0",
+                                              *PRIOR])
+    prior = train_prior.run(cfg, folder) / "prior"
+    sample(compose("sample", [f"prior={prior}", f"model={tiny_residual}", f"out={tmp_path / 'out'}", "speaker=spk01",
+                              "num_samples=1", "seconds=0.03", "chunk_seconds=0.5"], package=INFERENCE))
+    frames = round(0.03 * 16000 / TINY_HOP)
+    assert sf.info(tmp_path / "out" / "sample_0000.wav").frames == frames * TINY_HOP  # its first level decodes alone
+
+
+def test_a_hierarchy_samples_its_top_level_then_its_bottom_level_given_the_top(tiny_trained, tiny_hierarchical,
+                                                                                tmp_path):
+    from tiny import HIERARCHY_RATIO as R
+    units = tmp_path / "units.jsonl"
+    extract.extract(compose("extract", [f"model={tiny_hierarchical}", f"input={tiny_trained / 'data'}",
+                                        f"output={units}", "format=jsonl", "num_workers=0"], package=INFERENCE))
+    priors = {}
+    for name, levels in (("top", ["level=0"]), ("bottom", ["level=1", "condition_level=0"])):
+        cfg, folder = compose_run("train_prior", [f"units={units}", f"hydra.run.dir={tmp_path / name}", *levels,
+                                                  f"manifest={tiny_trained / 'data'}", *PRIOR])
+        priors[name] = train_prior.run(cfg, folder) / "prior"
+    common = [f"model={tiny_hierarchical}", "speaker=spk01", "num_samples=2", "seconds=0.03", "chunk_seconds=0.5"]
+
+    def run(out, *overrides):
+        sample(compose("sample", [*common, f"out={out}", *overrides], package=INFERENCE))
+        return {r.id: r.units for r in read_units(out / "units.txt")[1]}
+
+    a = run(tmp_path / "a", f"prior={priors['top']}", f"bottom_prior={priors['bottom']}")
+    frames = round(0.03 * 16000 / TINY_HOP)
+    for name, codes in a.items():
+        assert codes.shape == (2, frames)
+        assert np.array_equal(codes[0], np.repeat(codes[0, ::R], R)[:frames])  # the top held over its frames
+        assert sf.info(tmp_path / "a" / f"{name}.wav").frames == frames * TINY_HOP
+    assert json.loads((tmp_path / "a" / "units.txt.meta.json").read_text())["frame_rates"] == [1000 / R, 1000]
+    b = run(tmp_path / "b", f"prior={priors['top']}", f"bottom_prior={priors['bottom']}")
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # seeded by (seed, name)
+    # a prompt is continued on both levels
+    c = run(tmp_path / "c", f"prior={priors['top']}", f"bottom_prior={priors['bottom']}", f"prompt={units}",
+            "prompt_seconds=0.01", "max_prompts=1")
+    first = next(iter(read_units(units)[1]))
+    kept = 0.01 * 1000 // R * R
+    assert all(np.array_equal(v[:, :int(kept)], first.frames()[:, :int(kept)]) for v in c.values())
+    with pytest.raises(ConfigError, match="is a hierarchy: sampling needs prior= over its top level"):
+        run(tmp_path / "d", f"prior={priors['top']}")
+    with pytest.raises(ConfigError, match=r"models level 1 given level 0; sampling .* needs prior= over level 0"):
+        run(tmp_path / "e", f"prior={priors['bottom']}", f"bottom_prior={priors['bottom']}")
+    with pytest.raises(ConfigError, match="needs bottom_prior= over level 1 given level 0"):
+        run(tmp_path / "f", f"prior={priors['top']}", f"bottom_prior={priors['top']}")

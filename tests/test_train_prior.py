@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from audio_vq import train_prior
-from audio_vq.config import ConfigError, compose_run
+from audio_vq.config import ConfigError, compose, compose_run
 from audio_vq.manifest import Utterance, write_manifest
 from audio_vq.unit_corpus import held_out, load_units, split_roles
 from audio_vq.unit_formats import FORMATS, Record, UnitsMeta, write_units
@@ -72,11 +72,59 @@ def test_k_comes_from_meta_then_the_dictionary_then_the_largest_unit(tmp_path):
         load_units(str(tmp_path / "u.txt"), False, codebook_size=4)
 
 
-def test_a_file_of_several_codebooks_is_refused_with_the_way_out(tmp_path):
+def hierarchy_file(tmp_path, n=12, span=4):
+    """A jsonl file of two levels as a hierarchy's extraction writes them: level 0 (the top) at
+    100 / span Hz held over its span, level 1 at 100 Hz; returns (path, the top codes)."""
+    rng = np.random.default_rng(1)
+    tops = [rng.integers(0, 16, 6) for _ in range(n)]
+    recs = [Record(f"{SPEAKERS[i % 2]}_{i:02d}", np.stack([np.repeat(t, span)[:22], rng.integers(0, 16, 22)]))
+            for i, t in enumerate(tops)]
+    write_units(tmp_path / "h.jsonl", recs, UnitsMeta("jsonl", 100.0, 16, 16000, "abc", False, num_codebooks=2,
+                                                       frame_rates=[100.0 / span, 100.0]))
+    return tmp_path / "h.jsonl", {r.id: np.repeat(t, span)[:22][::span] for r, t in zip(recs, tops)}
+
+
+def test_a_file_of_several_codebooks_needs_a_level(tmp_path):
     write_units(tmp_path / "u.txt", [Record("a", np.array([[1, 2], [3, 4]]))],
                 UnitsMeta("gslm", 100.0, 16, 16000, None, False, num_codebooks=2))
-    with pytest.raises(ConfigError, match=r"units=.*u.txt: 2 codebooks per frame; a prior models one \(extract levels=1"):
+    with pytest.raises(ConfigError, match=r"units=.*u.txt: 2 codebooks per frame; a prior models one: give level="):
         load_units(str(tmp_path / "u.txt"), False)
+    with pytest.raises(ConfigError, match=r"level=2: .* has 2 codebook\(s\): give 0 .. 1"):
+        load_units(str(tmp_path / "u.txt"), False, level=2)
+    assert load_units(str(tmp_path / "u.txt"), False, level=1).units[0].tolist() == [3, 4]
+
+
+def test_a_level_is_read_at_its_own_rate(tmp_path):
+    path, tops = hierarchy_file(tmp_path)
+    top = load_units(str(path), False, level=0)
+    assert top.frame_rate == 25.0 and top.level == 0
+    assert all(np.array_equal(u, tops[i]) for i, u in zip(top.ids, top.units))  # one unit per top code, 6 each
+    assert all(len(u) == 6 for u in top.units)
+    bottom = load_units(str(path), True, level=1)
+    assert bottom.frame_rate == 100.0 and sum(bottom.durations[0]) == 22
+    # a file whose level 0 is not held as its frame_rates say is refused, naming the utterance
+    write_units(tmp_path / "bad.jsonl", [Record("x", np.array([[1, 2, 1, 1], [0, 0, 0, 0]]))],
+                UnitsMeta("jsonl", 100.0, 16, 16000, None, False, num_codebooks=2, frame_rates=[50.0, 100.0]))
+    with pytest.raises(ConfigError, match="utterance x: level 0 does not hold one code over each group of 2 frames"):
+        load_units(str(tmp_path / "bad.jsonl"), False, level=0)
+
+
+def test_a_prior_over_the_top_level_records_its_level_and_rate(tmp_path):
+    path, _ = hierarchy_file(tmp_path)
+    cfg, folder = config(tmp_path, path, "level=0", "train.max_steps=2")
+    run = train_prior.run(cfg, folder)
+    units = yaml.safe_load((run / "prior" / "config.yaml").read_text())["units"]
+    assert units["level"] == 0 and units["frame_rate"] == 25.0
+    # evaluate-prior scores the same level of the held-out utterances, per second at its rate
+    from audio_vq.evaluate.prior import evaluate_prior
+    evaluate_prior(compose("evaluate_prior", [f"prior={run / 'prior'}", f"out={tmp_path / 'ev'}", "num_samples=2"],
+                           package="audio_vq.configs.inference"))
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["bits"]["prior"]["bits_per_second"] == pytest.approx(report["bits"]["prior"]["bits_per_unit"] * 25)
+    assert report["frame_rate"] == 25.0
+    cfg, folder = config(tmp_path, path, "train.max_steps=2", run="no_level")
+    with pytest.raises(ConfigError, match="give level="):
+        train_prior.run(cfg, folder)
 
 
 def test_speakers_come_from_a_manifest_and_the_split_is_seeded_by_id(tmp_path, caplog):
@@ -162,3 +210,25 @@ def test_deduplicated_units_train_a_duration_head(tmp_path):
     cfg, folder = config(tmp_path, lossy, "deduplicate=true", run="r3")
     with pytest.raises(ConfigError, match="without durations"):
         train_prior.run(cfg, folder)
+
+
+def test_a_prior_over_the_bottom_level_given_the_top(tmp_path):
+    path, tops = hierarchy_file(tmp_path)
+    corpus = load_units(str(path), False, level=1, condition_level=0)
+    assert corpus.frame_rate == 100.0 and all(len(c) == len(u) == 22 for c, u in zip(corpus.conditions, corpus.units))
+    assert all(np.array_equal(c[::4], tops[i]) for i, c in zip(corpus.ids, corpus.conditions))  # each frame's top
+    with pytest.raises(ConfigError, match="frame-level units"):
+        load_units(str(path), True, level=1, condition_level=0)
+    with pytest.raises(ConfigError, match="do not span whole units of level=0"):  # the top given the finer bottom
+        load_units(str(path), False, level=0, condition_level=1)
+    with pytest.raises(ConfigError, match="give another level than level=1"):
+        load_units(str(path), False, level=1, condition_level=1)
+    cfg, folder = config(tmp_path, path, "level=1", "condition_level=0", "train.max_steps=2")
+    run = train_prior.run(cfg, folder)
+    config_ = yaml.safe_load((run / "prior" / "config.yaml").read_text())
+    assert config_["units"]["condition_level"] == 0 and config_["prior"]["condition_size"] == 16
+    from audio_vq.evaluate.prior import evaluate_prior
+    evaluate_prior(compose("evaluate_prior", [f"prior={run / 'prior'}", f"out={tmp_path / 'ev'}", "num_samples=2"],
+                           package="audio_vq.configs.inference"))
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["condition_level"] == 0 and report["level"] == 1 and report["samples"]["length"] == 22

@@ -45,8 +45,11 @@ def evaluate_prior(cfg: DictConfig) -> int:
     dedup = prior.duration_head is not None
     report = {"prior": str(Path(cfg.prior).expanduser().resolve()), "held_out": len(test.ids), "train": len(train.ids),
               "valid": valid, "exported_step": pcfg.get("exported_step"),
-              "codebook_size": test.codebook_size, "deduplicated": dedup, "frame_rate": frame_rate}
-    prior_bits = [_bits(prior, u, s) for u, s in zip(test.units, test_speakers)]
+              "codebook_size": test.codebook_size, "deduplicated": dedup, "frame_rate": frame_rate,
+              "level": pcfg["units"].get("level")}
+    conditions = test.conditions or [None] * len(test.units)
+    report["condition_level"] = test.condition_level  # a conditional prior: its bits are given that level
+    prior_bits = [_bits(prior, u, s, c) for u, s, c in zip(test.units, test_speakers, conditions)]
     units = sum(len(u) for u in test.units)
     frames = sum(int(d.sum()) for d in test.durations) if dedup else units
     per_second = (units / (frames / frame_rate)) if frame_rate else None
@@ -74,19 +77,23 @@ def _splits(cfg: DictConfig, pcfg: dict, speakers: dict[str, int]) -> tuple[Unit
     dedup = bool(pcfg["units"]["deduplicated"])
     k = int(pcfg["units"]["codebook_size"])
     split = pcfg.get("split", {})
-    source = load_units(pcfg["units"]["source"], dedup, k, key="the prior's training units")
+    level = pcfg["units"].get("level")  # the level of a file of several codebooks (None: one codebook)
+    condition_level = pcfg["units"].get("condition_level")
+    source = load_units(pcfg["units"]["source"], dedup, k, key="the prior's training units", level=level,
+                        condition_level=condition_level)
     if "test_fraction" in split:  # train / valid / test: the prior was selected on valid, never on test
         parts = split_corpus(source, dedup, split["seed"], split["test_fraction"], split["valid_fraction"],
                              split.get("test"), split.get("valid"))
         train, test, valid = parts["train"], parts["test"], len(parts["valid"].ids)
     elif split.get("valid"):  # a prior from before the test split: its held-out units were its validation's
-        train, test, valid = source, load_units(split["valid"], dedup, k, key="the prior's valid units"), 0
+        train, test, valid = source, load_units(split["valid"], dedup, k, key="the prior's valid units", level=level,
+                                             condition_level=condition_level), 0
     else:
         marks = held_out(source.ids, split.get("valid_fraction", 0.1), split.get("seed", 0))
         train = source.subset([i for i, m in enumerate(marks) if not m])
         test, valid = source.subset([i for i, m in enumerate(marks) if m]), 0
     if cfg.units is not None:
-        test = load_units(cfg.units, dedup, k)
+        test = load_units(cfg.units, dedup, k, level=level, condition_level=condition_level)
         held = set(test.ids)
         train = train.subset([i for i, uid in enumerate(train.ids) if uid not in held])
     manifest = cfg.manifest or split.get("manifest")
@@ -102,15 +109,17 @@ def _splits(cfg: DictConfig, pcfg: dict, speakers: dict[str, int]) -> tuple[Unit
 
 
 @torch.no_grad()
-def _bits(prior: UnitPrior, units: np.ndarray, speaker: int | None) -> np.ndarray:
-    """-log2 P of each unit, in windows of max_len - 1 units after the start token."""
+def _bits(prior: UnitPrior, units: np.ndarray, speaker: int | None, condition: np.ndarray | None = None) -> np.ndarray:
+    """-log2 P of each unit (given its condition, for a conditional prior), in windows of
+    max_len - 1 units after the start token."""
     window = prior.max_len - 1
     out = []
     spk = None if speaker is None else torch.tensor([speaker])
     for a in range(0, len(units), window):
         chunk = torch.from_numpy(np.asarray(units[a:a + window], np.int64))[None]
         tokens = torch.cat([prior.start_tokens(spk, 1, "cpu"), chunk[:, :-1]], dim=1)
-        logp = prior(tokens).unit_logits.log_softmax(-1)
+        given = None if condition is None else torch.from_numpy(np.asarray(condition[a:a + window], np.int64))[None]
+        logp = prior(tokens, condition=given).unit_logits.log_softmax(-1)
         out.append(-logp[0].gather(-1, chunk[0, :, None])[:, 0].numpy() / LOG2)
     return np.concatenate(out)
 
@@ -121,14 +130,19 @@ def _preferences(prior: UnitPrior, test: UnitCorpus, speakers: list, bits: list[
     rng = np.random.default_rng(seed)
     window = prior.max_len - 1
     reversed_wins = shuffled_wins = 0
-    for u, s, b in zip(test.units, speakers, bits):
-        u = np.asarray(u[:window], np.int64)
+    conditions = test.conditions or [None] * len(test.units)
+    for u, s, b, c in zip(test.units, speakers, bits, conditions):
+        # a conditional prior's units move with their conditions: (unit, condition) pairs
+        pairs = np.atleast_2d(np.asarray(u[:window], np.int64))
+        if c is not None:
+            pairs = np.stack([pairs[0], np.asarray(c[:window], np.int64)])
         real = b[:window].sum()
-        reversed_wins += real < _bits(prior, u[::-1].copy(), s).sum()
-        runs, durations = deduplicate(u)
-        order = rng.permutation(len(runs))
-        shuffled = np.repeat(runs[order], durations[order]) if prior.duration_head is None else runs[order]
-        shuffled_wins += real < _bits(prior, shuffled[:window], s).sum()
+        backwards = pairs[:, ::-1].copy()
+        reversed_wins += real < _bits(prior, backwards[0], s, None if c is None else backwards[1]).sum()
+        runs, durations = deduplicate(pairs)
+        order = rng.permutation(runs.shape[1])
+        shuffled = np.repeat(runs[:, order], durations[order], axis=1) if prior.duration_head is None else runs[:, order]
+        shuffled_wins += real < _bits(prior, shuffled[0, :window], s, None if c is None else shuffled[1, :window]).sum()
     n = max(1, len(test.units))
     return {"real_over_reversed": float(reversed_wins) / n, "real_over_runs_shuffled": float(shuffled_wins) / n,
             "utterances": n}
@@ -137,8 +151,12 @@ def _preferences(prior: UnitPrior, test: UnitCorpus, speakers: list, bits: list[
 def _sample_stats(prior: UnitPrior, test: UnitCorpus, speakers: list, cfg: DictConfig) -> dict:
     length = int(np.median([len(u) for u in test.units]))
     spk = None if speakers[0] is None else torch.tensor([speakers[i % len(speakers)] for i in range(cfg.num_samples)])
+    condition = None
+    if test.conditions is not None:  # sample i is drawn given the condition of a held-out utterance long enough
+        long_enough = [c[:length] for c in test.conditions if len(c) >= length]
+        condition = torch.from_numpy(np.stack([long_enough[i % len(long_enough)] for i in range(cfg.num_samples)]))
     new, _ = prior.generate(length, batch=cfg.num_samples, speakers=spk,
-                            generator=torch.Generator().manual_seed(cfg.seed))
+                            generator=torch.Generator().manual_seed(cfg.seed), condition=condition)
     samples = [row.numpy().astype(np.int64) for row in new]
     real = [np.asarray(u, np.int64) for u in test.units]
     k = test.codebook_size
@@ -188,7 +206,10 @@ def _markdown(r: dict) -> str:
     selected = f", weights of step {r['exported_step']}" if r.get("exported_step") is not None else ""
     lines = ["# Prior evaluation", "", f"{r['held_out']} held-out utterances ({r['train']} train, {r['valid']} valid"
              f"{selected}), K = "
-             f"{r['codebook_size']}, {'deduplicated' if r['deduplicated'] else 'frame-level'} units.", "",
+             f"{r['codebook_size']}, {'deduplicated' if r['deduplicated'] else 'frame-level'} units"
+             + ("" if r.get("level") is None else f" of level {r['level']}")
+             + ("" if r.get("condition_level") is None else
+                f", the prior's bits given level {r['condition_level']} (the n-grams see no condition)") + ".", "",
              "| model | bits/unit | bits/s |", "|---|---|---|"]
     lines += [f"| {k} | {fmt(v['bits_per_unit'])} | {fmt(v['bits_per_second'])} |" for k, v in r["bits"].items()]
     p, s = r["preferences"], r["samples"]

@@ -9,7 +9,11 @@
          (deduplicated units, GSLM-style; durations 1..max_duration frames)
 
 Speakers condition through the start token: a sample starts from its speaker's token, so it
-keeps one voice and is rendered in it. Sampling runs one token at a time on a key/value cache
+keeps one voice and is rendered in it. With ``condition_size`` C > 0 the prior is conditional
+(VQ-VAE-2's bottom prior given the top codes): a second sequence of codes in 0..C-1, aligned
+with the units (condition[t] belongs to unit t, e.g. the top code held over unit t's frame),
+adds its embedding to the input that predicts unit t, so the whole condition is known before
+any unit is drawn. Sampling runs one token at a time on a key/value cache
 (:class:`KVCache`), which gives the logits recomputing the whole prefix would.
 """
 from __future__ import annotations
@@ -105,10 +109,12 @@ class UnitPrior(nn.Module):
         dropout: on attention and residual branches, in training.
         duration_head: also predict each unit's run length (deduplicated units).
         max_duration: longest run the duration head predicts (longer runs are clipped to it).
+        condition_size: codes of the conditioning sequence (0: unconditional).
     """
 
     def __init__(self, codebook_size: int, dim: int = 256, layers: int = 4, heads: int = 4, max_len: int = 1024,
-                 num_speakers: int = 0, dropout: float = 0.1, duration_head: bool = False, max_duration: int = 32):
+                 num_speakers: int = 0, dropout: float = 0.1, duration_head: bool = False, max_duration: int = 32,
+                 condition_size: int = 0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must be divisible by heads={heads}")
@@ -125,6 +131,12 @@ class UnitPrior(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.unit_head = nn.Linear(dim, codebook_size)
         self.duration_head = nn.Linear(dim, max_duration) if duration_head else None
+        if not isinstance(condition_size, int) or condition_size < 0:
+            raise ValueError(f"condition_size={condition_size!r}: expected an integer >= 0")
+        if condition_size and duration_head:
+            raise ValueError("a conditional prior models frame-level units: the condition is aligned with frames")
+        self.condition_size = condition_size
+        self.conditions = nn.Embedding(condition_size, dim) if condition_size else None
         self.apply(self._init)
 
     @staticmethod
@@ -142,28 +154,37 @@ class UnitPrior(nn.Module):
             raise ValueError("this prior has no speakers: give speakers=None")
         return (self.codebook_size + 1 + speakers.long()).view(-1, 1).to(device)
 
-    def forward(self, tokens: Tensor, cache: KVCache | None = None) -> PriorOutput:
+    def forward(self, tokens: Tensor, cache: KVCache | None = None, condition: Tensor | None = None) -> PriorOutput:
         """tokens (B, T) -> logits for the token after each one; with a cache, ``tokens`` are
-        the next ones after those it holds (positions continue from there)."""
+        the next ones after those it holds (positions continue from there). A conditional prior
+        takes condition (B, T): condition[:, i] belongs to the unit predicted at position i."""
         past = cache.length if cache is not None else 0
         t = tokens.shape[1]
         if past + t > self.max_len:
             raise ValueError(f"{past + t} tokens: this prior has positions for {self.max_len}")
         x = self.tokens(tokens) + self.positions(torch.arange(past, past + t, device=tokens.device))
+        if (condition is None) != (self.conditions is None):
+            raise ValueError("a conditional prior needs condition (B, T)" if condition is None
+                             else "this prior is not conditional: give condition=None")
+        if condition is not None:
+            if condition.shape != tokens.shape:
+                raise ValueError(f"condition {tuple(condition.shape)} must match tokens {tuple(tokens.shape)}")
+            x = x + self.conditions(condition)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i, past)
         x = self.norm(x)
         return PriorOutput(self.unit_head(x), self.duration_head(x) if self.duration_head is not None else None)
 
     def loss(self, units: Tensor, lengths: Tensor, speakers: Tensor | None = None,
-             durations: Tensor | None = None) -> tuple[Tensor, dict]:
+             durations: Tensor | None = None, condition: Tensor | None = None) -> tuple[Tensor, dict]:
         """Mean next-unit cross-entropy (nats) over the real units of a padded batch.
 
         units (B, T) codes, lengths (B,) real units per row, speakers (B,) or None, durations
-        (B, T) run lengths with a duration head. Returns (loss, metrics)."""
+        (B, T) run lengths with a duration head, condition (B, T) for a conditional prior (of
+        each unit). Returns (loss, metrics)."""
         b, t = units.shape
         inputs = torch.cat([self.start_tokens(speakers, b, units.device), units[:, :-1]], dim=1)
-        out = self(inputs)
+        out = self(inputs, condition=condition)
         mask = torch.arange(t, device=units.device)[None] < lengths[:, None]
         nll = F.cross_entropy(out.unit_logits.transpose(1, 2), units, reduction="none")
         unit_loss = (nll * mask).sum() / mask.sum().clamp(min=1)
@@ -183,8 +204,10 @@ class UnitPrior(nn.Module):
     @torch.no_grad()
     def sample(self, steps: int, batch: int = 1, speakers: Tensor | None = None, prompt: Tensor | None = None,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               uniforms: Tensor | None = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
-        """``steps`` new units after the start token and an optional ``prompt`` (B, P) of units.
+               uniforms: Tensor | None = None, generator: torch.Generator | None = None,
+               condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``steps`` new units after the start token and an optional ``prompt`` (B, P) of units
+        (a conditional prior: given condition (B, P + steps), one code per unit, the prompt's first).
 
         Returns (units (B, P + steps) with the prompt first, and with a duration head the
         sampled run lengths (B, steps) of the new units, else None). One token per step on a KV
@@ -199,15 +222,25 @@ class UnitPrior(nn.Module):
         cache = KVCache(len(self.blocks), capacity=1 + (0 if prompt is None else prompt.shape[1]) + steps)
         if prompt is not None and prompt.shape[1]:
             tokens = torch.cat([tokens, prompt.to(device).long()], dim=1)
+        given = tokens.shape[1]
+        if condition is not None:
+            condition = condition.to(device).long()
+            if condition.shape != (batch, given - 1 + steps):
+                raise ValueError(f"condition {tuple(condition.shape)}: expected (B, prompt + steps) = "
+                                 f"{(batch, given - 1 + steps)}")
+
+        def at(first: int, stop: int) -> Tensor | None:  # the condition of positions first .. stop - 1
+            return None if condition is None else condition[:, first:stop]
+
         units, durations = [], []
-        out = self(tokens, cache)
+        out = self(tokens, cache, at(0, given))
         for step in range(steps):
             unit = _draw(out.unit_logits[:, -1], temperature, top_k, top_p, uniforms[:, step, 0])
             units.append(unit)
             if out.duration_logits is not None:
                 durations.append(_draw(out.duration_logits[:, -1], temperature, top_k, top_p, uniforms[:, step, 1]) + 1)
             if step + 1 < steps:
-                out = self(unit[:, None], cache)
+                out = self(unit[:, None], cache, at(given + step, given + step + 1))
         new = torch.stack(units, dim=1) if units else torch.zeros(batch, 0, dtype=torch.long, device=device)
         full = new if prompt is None else torch.cat([prompt.to(device).long(), new], dim=1)
         if self.duration_head is None:
@@ -219,12 +252,13 @@ class UnitPrior(nn.Module):
     def generate(self, steps: int, batch: int = 1, speakers: Tensor | None = None, prompt: Tensor | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  uniforms: Tensor | None = None, generator: torch.Generator | None = None,
-                 frames: int | None = None) -> tuple[Tensor, Tensor | None]:
+                 frames: int | None = None, condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Up to ``steps`` new units after ``prompt`` (B, P), with no limit from ``max_len``: each
         :meth:`sample` call adds at most half the positions, the rest of the window holding the
         latest units as context. With a duration head it stops early once every row's runs cover
         ``frames``. Returns (the new units (B, n), their run lengths (B, n) or None); the prompt is
-        not included. ``uniforms`` (B, steps, 2) as in :meth:`sample`."""
+        not included. ``uniforms`` (B, steps, 2) as in :meth:`sample`; a conditional prior's
+        condition (B, P + steps) as there."""
         batch, uniforms = _rows_and_uniforms(steps, batch, speakers, prompt, uniforms, generator)
         window = self.max_len - 1  # positions after the start token
         chunk = max(1, window // 2)
@@ -235,8 +269,11 @@ class UnitPrior(nn.Module):
         while done < steps:
             n = min(chunk, steps - done, window)
             past = units[:, -(window - n):] if window - n > 0 else units[:, :0]
+            first = units.shape[1] - past.shape[1]  # where the window starts in the whole sequence
+            window_condition = None if condition is None else condition[:, first:first + past.shape[1] + n]
             new, dur = self.sample(n, batch=batch, speakers=speakers, prompt=past, temperature=temperature,
-                                   top_k=top_k, top_p=top_p, uniforms=uniforms[:, done:done + n])
+                                   top_k=top_k, top_p=top_p, uniforms=uniforms[:, done:done + n],
+                                   condition=window_condition)
             units = torch.cat([units, new[:, past.shape[1]:].cpu()], dim=1)
             done += n
             if durations is not None:

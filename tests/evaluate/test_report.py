@@ -195,13 +195,18 @@ def test_voice_instruments_are_reported_and_named(evaluated):
     assert "## Voice, measured with the field's instruments" in md and v["instruments"]["f0"] in md
 
 
-def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny_residual, tmp_path):
-    from tiny import RESIDUAL_LEVELS as Q
-    cfg = compose("evaluate", [f"model={tiny_residual}", f"data={tiny_trained / 'data'}", f"out={tmp_path}",
+def evaluate_levels(model, tiny_trained, out):
+    """(config, report.json) of a quick evaluate of a model of several levels on the tiny corpus."""
+    cfg = compose("evaluate", [f"model={model}", f"data={tiny_trained / 'data'}", f"out={out}",
                                "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
                                "excerpt_seconds=0.2", "abx_max_triples=5", "voice_metrics=false"], package=INFERENCE)
     report.evaluate(cfg)
-    r = json.loads((tmp_path / "report.json").read_text())
+    return cfg, json.loads((out / "report.json").read_text())
+
+
+def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny_residual, tmp_path):
+    from tiny import RESIDUAL_LEVELS as Q
+    cfg, r = evaluate_levels(tiny_residual, tiny_trained, tmp_path)
     c = r["codebook"]
     assert c["num_codebooks"] == Q and len(c["levels"]) == Q and c["codebook_size"] == 16
     assert c["bitrate_nominal"] == pytest.approx(1000 * Q * math.log2(16))
@@ -222,11 +227,7 @@ def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny
 
 def test_a_hierarchy_is_evaluated_with_each_level_at_its_own_rate(tiny_trained, tiny_hierarchical, tmp_path):
     from tiny import HIERARCHY_RATIO as R
-    cfg = compose("evaluate", [f"model={tiny_hierarchical}", f"data={tiny_trained / 'data'}", f"out={tmp_path}",
-                               "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
-                               "excerpt_seconds=0.2", "abx_max_triples=5", "voice_metrics=false"], package=INFERENCE)
-    report.evaluate(cfg)
-    r = json.loads((tmp_path / "report.json").read_text())
+    _, r = evaluate_levels(tiny_hierarchical, tiny_trained, tmp_path)
     c = r["codebook"]
     top, bottom = c["levels"]
     assert c["frame_rates"] == [1000 / R, 1000] and top["frame_rate"] == 1000 / R

@@ -96,3 +96,38 @@ def test_it_learns_a_deterministic_sequence():
     prior.eval()
     sample = prior.sample(16, prompt=seq[:1, :8], top_k=1)[0]
     assert torch.equal(sample[0], seq[0, :24])
+
+
+def test_a_conditional_prior_learns_what_its_condition_tells_and_samples_given_it():
+    """Units that are a function of their condition (VQ-VAE-2's bottom given the top): the
+    conditional prior learns them far below the unconditional one, and samples them back."""
+    gen = torch.Generator().manual_seed(0)
+
+    def data(rows):
+        condition = torch.randint(0, 8, (rows, 6), generator=gen).repeat_interleave(4, dim=1)  # held tops
+        return (3 * condition + 1) % 8, condition
+
+    (units, condition), (held_out, held_out_condition) = data(16), data(16)
+    lengths = torch.full((16,), 24)
+    bits = {}
+    for size in (0, 8):
+        torch.manual_seed(0)
+        prior = UnitPrior(codebook_size=8, dim=32, layers=1, heads=2, max_len=32, dropout=0.0, condition_size=size)
+        opt = torch.optim.Adam(prior.parameters(), lr=3e-3)
+        for _ in range(80):
+            loss, _ = prior.loss(units, lengths, condition=condition if size else None)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():  # on other sequences: the unconditional prior can only guess each new top code
+            bits[size] = float(prior.loss(held_out, lengths, condition=held_out_condition if size else None)[1][
+                "bits_per_unit"])
+    assert bits[8] < 0.3 and bits[0] > 0.5, bits
+    prior.eval()
+    new = torch.randint(0, 8, (2, 10), generator=gen).repeat_interleave(4, dim=1)  # (2, 40): past max_len
+    sampled, _ = prior.generate(40, batch=2, condition=new, top_k=1)
+    assert torch.equal(sampled, (3 * new + 1) % 8)  # the sliding window keeps each unit with its condition
+    with pytest.raises(ValueError, match="needs condition"):
+        prior(torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="not conditional"):
+        tiny()(torch.zeros(1, 3, dtype=torch.long), condition=torch.zeros(1, 3, dtype=torch.long))
