@@ -85,8 +85,9 @@ def sample(cfg: DictConfig) -> int:
             rows.append({"name": name, "speaker": cfg.speaker, "prompt": prompt_id or "", "prompt_frames": p,
                          "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": c.shape[1]})
     units_path = dec.out / f"units{UNIT_SUFFIX[cfg.format]}"
-    jobs = [(r.id, np.atleast_2d(r.units), speaker) for r in records]  # (levels, frames): a one-level prior's
-    dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],  # codes are level 0 (a prefix)
+    # codes (levels, frames): a one-level prior's are level 0, which decodes alone (a prefix)
+    jobs = [(r.id, np.atleast_2d(r.units), speaker) for r in records]
+    dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],
               others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME])
     levels = 2 if hierarchy else 1
     meta = UnitsMeta(cfg.format, dec.frame_rate, int(pcfg["units"]["codebook_size"]), dec.sample_rate,

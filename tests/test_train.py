@@ -178,7 +178,9 @@ def test_cli_errors_name_the_key(tmp_path):
 
 @pytest.mark.parametrize("quantizer", [[], [  # residual levels, each rank drawing its own dropped levels
     "model/quantizer=residual", "model.quantizer.num_quantizers=3", "model.quantizer.quantizer_dropout=1.0",
-    "model.quantizer.restart_after=2"]], ids=["vector", "residual"])
+    "model.quantizer.restart_after=2"], [  # the hierarchy: a top encoder and two synchronised codebooks
+    "model/quantizer=hierarchical", "model.quantizer.top_strides=[2,2]", "model.quantizer.top_channels=8",
+    "model.quantizer.restart_after=2"]], ids=["vector", "residual", "hierarchical"])
 def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_path, quantizer):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
