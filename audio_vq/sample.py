@@ -194,6 +194,12 @@ def _looks_like_units(path: Path) -> bool:
     return bool(tail) and all(t.isdigit() for t in tail.split())
 
 
+def _name_rngs(names: list[str], seed: int) -> list[np.random.Generator]:
+    """One generator per sample, seeded by (seed, its name): a sample's draws do not depend on
+    the batch it is in, and a rerun draws the same."""
+    return [np.random.default_rng([seed, zlib.crc32(n.encode("utf-8"))]) for n in names]
+
+
 @torch.no_grad()
 def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray | None, start: int | None,
             cfg: DictConfig) -> list[np.ndarray]:
@@ -201,7 +207,7 @@ def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray 
     dedup = prior.duration_head is not None
     context = np.zeros(0, np.int64) if prompt is None else np.asarray(prompt, np.int64)
     context_units = deduplicate(context)[0] if dedup and len(context) else context
-    rngs = [np.random.default_rng([cfg.seed, zlib.crc32(n.encode("utf-8"))]) for n in names]
+    rngs = _name_rngs(names, cfg.seed)
     uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()  # a unit lasts >= 1 frame
     speakers = None if start is None else torch.full((len(names),), start)
     units, durations = prior.generate(frames, batch=len(names), speakers=speakers,
@@ -228,7 +234,7 @@ def _sample_hierarchy(top: tuple[UnitPrior, int | None], bottom: tuple[UnitPrior
     given = np.zeros((2, 0), np.int64) if prompt is None else np.asarray(prompt, np.int64)
     top_given = given[0, ::span]
     top_steps = -(-(given.shape[1] + frames) // span) - len(top_given)
-    rngs = [np.random.default_rng([cfg.seed, zlib.crc32(n.encode("utf-8"))]) for n in names]
+    rngs = _name_rngs(names, cfg.seed)
     top_uniforms = torch.from_numpy(np.stack([r.random((top_steps, 2)) for r in rngs])).float()
     bottom_uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()
     batch = len(names)

@@ -62,14 +62,15 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
         if q > 1 and level is None:
             raise ConfigError(f"{key}={path}: {q} codebooks per frame; a prior models one: give level=<0 .. {q - 1}> "
                               "(0: a residual model's first level, a hierarchy's top)")
-        span = level_spans(meta)[level] if q > 1 else 1
+        spans = level_spans(meta) if q > 1 else [1]
+        span = spans[level or 0]
         if condition_level is not None:
             if q == 1 or not 0 <= condition_level < q or condition_level == level:
                 raise ConfigError(f"condition_level={condition_level}: {key}={path} has {q} codebook(s); give another "
                                   f"level than level={level}, in 0 .. {q - 1}")
             if deduplicate:
                 raise ConfigError("condition_level: a conditional prior models frame-level units (deduplicate=false)")
-            if level_spans(meta)[condition_level] % span:
+            if spans[condition_level] % span:
                 raise ConfigError(f"condition_level={condition_level}: its codes do not span whole units of "
                                   f"level={level}")
         ids, units, durations, conditions = [], [], [], []

@@ -82,9 +82,9 @@ class HierarchicalQuantizer(nn.Module):
         z_top = self.top_encoder(z, lengths)  # (B, D, ceil(T / r))
         top_mask = None if mask is None else self._top_mask(mask, z_top.shape[-1])
         top = self.top(z_top, top_mask)
-        held = self.hold(top.quantized, frames)
-        bottom = self.bottom(self.bottom_conditioning(torch.cat([z, held.to(z.dtype)], dim=1)), mask)
-        quantized = torch.cat([held.to(z.dtype), bottom.quantized.to(z.dtype)], dim=1)
+        held = self.hold(top.quantized, frames).to(z.dtype)
+        bottom = self.bottom(self.bottom_conditioning(torch.cat([z, held], dim=1)), mask)
+        quantized = torch.cat([held, bottom.quantized.to(z.dtype)], dim=1)
         codes = torch.cat([self.hold(top.codes, frames), bottom.codes], dim=1)
         return QuantizerOutput.of_levels([top, bottom], quantized, codes)
 

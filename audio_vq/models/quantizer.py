@@ -250,7 +250,6 @@ class VectorQuantizer(OneCodebook, nn.Module):
             diversity_loss=torch.zeros_like(commitment_loss), perplexity=perplexity, usage=usage,
             dead_codes=dead_codes, restarted=restarted)
 
-
     def lookup(self, codes: Tensor) -> Tensor:
         """codes (B, 1, T) -> (B, D, T) fp32: the vectors forward returned as `quantized` for
         them, bit for bit (but a training forward with ema=True updates the codebook after
