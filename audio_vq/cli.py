@@ -3,7 +3,9 @@
 Each command is a packaged Hydra config (``configs/<command>.yaml``) and a function taking the
 composed config. ``audio-vq --help`` lists the commands; ``audio-vq <command> --help`` prints
 the command's keys with their defaults and comments and the options of its config groups.
-User errors (bad keys or values, unusable datasets) print one line and exit with status 2.
+User errors (bad keys or values, unusable datasets) print one line and exit with status 2; a
+training run stopped by a preemption signal checkpoints and exits with status 75
+(preemption.EXIT_PREEMPTED); running out of memory is one line and status 1.
 """
 from __future__ import annotations
 
@@ -178,7 +180,8 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
     from .corpora import CorpusError
     from .manifest import ManifestError
     from .outputs import OutputError
-    from .training import TrainingError
+    from .preemption import EXIT_PREEMPTED
+    from .training import Preempted, TrainingError
 
     try:
         if command.makes_run:
@@ -194,9 +197,30 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
     except TrainingError as e:
         print(f"{PROG} {name}: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except Preempted as e:
+        print(f"{PROG} {name}: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except (MemoryError, RuntimeError) as e:  # torch's allocators raise RuntimeError (OutOfMemoryError)
+        if not _out_of_memory(e):
+            raise
+        print(f"{PROG} {name}: error: out of memory ({_first_line(e)}); lower the batch size or the model's "
+              "sizes", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG} {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")  # CPU, CUDA, MPS allocators
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or any(m in str(e).lower() for m in OUT_OF_MEMORY)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return " ".join(lines[0].split())[:300] if lines else type(e).__name__
 
 
 def _one_line(e: OSError) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from importlib import resources
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -169,3 +169,14 @@ def _hydra_message(e: Exception, package: str = CONFIG_PACKAGE) -> str:
 
 def _is_group(name: str, package: str = CONFIG_PACKAGE) -> bool:
     return resources.files(package).joinpath(name).is_dir()
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping's leaves under dotted keys ({"a": {"b": 1}} -> {"a.b": 1})."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -40,11 +40,15 @@ class Context:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is True on any: ranks must take the same branch."""
+        return self.any_each(flag)[0]
+
+    def any_each(self, *flags: bool) -> tuple[bool, ...]:
+        """:meth:`any` of each flag, in one collective (the training loop asks two every step)."""
         if self.world == 1:
-            return flag
-        t = torch.tensor([int(flag)], device=self.device)
+            return tuple(bool(f) for f in flags)
+        t = torch.tensor([int(f) for f in flags], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return tuple(bool(v) for v in t.tolist())
 
 
 TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts

@@ -13,6 +13,10 @@ A WaveNet training step allocates and frees hundreds of activation blocks of 8-3
   again at every step.
 
 Both are process-wide and last for the rest of the process. Measured in benchmarks/RESULTS.md.
+
+Before a model is built, :func:`check_fits` builds it on torch's ``meta`` device (shapes, no
+storage) and refuses, in one line naming the config key behind its largest tensor, a model
+whose weights and training state cannot fit in the memory this process can have.
 """
 from __future__ import annotations
 
@@ -22,8 +26,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 log = logging.getLogger(__name__)
+
+# Bytes a trained parameter takes per byte of weight: the weight, its gradient and Adam's two moments
+TRAINING_COPIES = 4
+CGROUP_V2 = Path("/sys/fs/cgroup")
+CGROUP_V1 = Path("/sys/fs/cgroup/memory")
 
 POLICIES = ("default", "huge_pages", "low")
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
@@ -90,3 +100,88 @@ def _huge_pages() -> bool:
         elif inside and head == "VmFlags:":
             return "hg" in line.split()[1:]
     return True
+
+
+def check_fits(build: Callable[[], Any], config: Mapping, device: str, training: bool = True):
+    """Build a model with ``build()`` on the meta device and return it (its shapes, no storage),
+    or raise ConfigError when its weights (x TRAINING_COPIES when ``training``) and buffers
+    exceed :func:`available_bytes` of ``device`` (a device key: auto | cpu | cuda[:N]; on a CPU
+    times the processes torchrun started on this machine). The error names the key of
+    ``config`` (the mapping the model was built from) whose value is a dimension of the largest
+    tensor."""
+    import torch
+
+    from .config import ConfigError, resolve_device
+
+    device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
+    with torch.device("meta"):
+        model = build()
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    weights = sum(t.numel() * t.element_size() for t in model.parameters())
+    buffers = sum(t.numel() * t.element_size() for t in model.buffers())
+    need = copies * ((TRAINING_COPIES if training else 1) * weights + buffers)
+    free = available_bytes(device)
+    if free is None or need <= free:
+        return model
+    name, largest = max(tensors.items(), key=lambda item: item[1].numel())
+    key, value = _key_of(name, tuple(largest.shape), config)
+    what = "weights, gradients, Adam's moments and buffers" if training else "weights and buffers"
+    raise ConfigError(f"{key}={value}: the model needs {_gib(need)} GiB ({what}; its largest tensor {name} is "
+                      f"{' x '.join(map(str, largest.shape))}), more than the {_gib(free)} GiB of memory "
+                      f"available{' on ' + str(device) if device.type != 'cpu' else ''}")
+
+
+def available_bytes(device) -> int | None:
+    """Memory this process can still take on ``device``: CUDA's free memory, or on a CPU the
+    kernel's MemAvailable capped by the cgroup's limit (None where neither can be read)."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    limits = [_meminfo_available(), _cgroup_room()]
+    limits = [v for v in limits if v is not None]
+    return min(limits) if limits else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """The cgroup's memory limit less its usage (v2, then v1); None without a limit."""
+    for limit_file, usage_file in ((CGROUP_V2 / "memory.max", CGROUP_V2 / "memory.current"),
+                                   (CGROUP_V1 / "memory.limit_in_bytes", CGROUP_V1 / "memory.usage_in_bytes")):
+        try:
+            limit, usage = limit_file.read_text().strip(), int(usage_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # v1 writes "no limit" as a huge number, v2 as "max"
+            return max(0, int(limit) - usage)
+    return None
+
+
+def _key_of(tensor_name: str, shape: tuple[int, ...], config: Mapping) -> tuple[str, Any]:
+    """The config key whose integer value is the largest of the tensor's dimensions that a key
+    holds, preferring keys under the tensor's module (``quantizer.embedding`` ->
+    ``model.quantizer.*``); the config's own name when no key matches."""
+    from .config import flatten
+
+    leaves = [(k, v) for k, v in flatten(config).items() if isinstance(v, int) and not isinstance(v, bool) and v in shape]
+    module = tensor_name.split(".")[0]
+    near = [(k, v) for k, v in leaves if f".{module}." in f".{k}."]
+    if not (near or leaves):
+        return next(iter(config), "model"), "(its sizes)"
+    return max(near or leaves, key=lambda kv: kv[1])
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g}"

@@ -23,6 +23,7 @@ from .data import CropDataset, collate
 from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's entry)
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
+from .memory import check_fits
 from .models.vqvae import VQVAE, metric_names
 from .training import EpochBatches, Task, TrainingError, check_train_config, fit, init_loader_worker, metric_fields
 
@@ -147,7 +148,10 @@ def _check_config(cfg: DictConfig) -> None:
     manifest = Path(cfg.data.manifest).expanduser()
     if not (manifest.is_file() or (manifest / "manifest.jsonl").is_file()):
         raise ConfigError(f"data.manifest={cfg.data.manifest}: no such manifest")
-    _crop_samples(cfg, _build_model(cfg, num_speakers=1).hop)  # the model's own checks, before the data is read
+    # the model's own checks, and whether it fits in memory, before the data is read
+    model = check_fits(lambda: _build_model(cfg, num_speakers=1),
+                       {"model": OmegaConf.to_container(cfg.model, resolve=True)}, cfg.device)
+    _crop_samples(cfg, model.hop)
 
 
 def _build_model(cfg: DictConfig, num_speakers: int) -> VQVAE:

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import save_model_dir
 from .config import ConfigError, is_int, is_number, require
 from .distributed import Context
+from .memory import check_fits
 from .models.prior import UnitPrior
 from .training import EpochBatches, Task, check_train_config, fit, init_loader_worker
 from .unit_corpus import UnitCorpus, UnitCrops, collate_units, load_units, speakers_of, split_corpus
@@ -191,4 +192,8 @@ def _task(cfg: DictConfig) -> PriorTask:
             keep = [i for i, n in enumerate(valid_names) if n in speakers]
             valid, valid_names = valid.subset(keep), [valid_names[i] for i in keep]
     index = (lambda ns: [speakers[n] for n in ns]) if speakers else (lambda ns: None)
-    return PriorTask(cfg, train, valid, speakers, index(train_names), index(valid_names))
+    task = PriorTask(cfg, train, valid, speakers, index(train_names), index(valid_names))
+    # K comes from the units: only now is the prior's size known
+    check_fits(task.build, {"prior": OmegaConf.to_container(cfg.prior, resolve=True),
+                            "codebook_size": task.train.codebook_size}, cfg.device)
+    return task

@@ -6,6 +6,7 @@ exports) is a :class:`Task`; train.py's is the VQ-VAE's.
         batch  -> task.step_loss (autocast) -> skip if the loss is not finite -> backward -> clip -> Adam
         every log_every: progress, TensorBoard, metrics.csv; valid_every: task.validate;
         checkpoint_every: training state + task.export (the model directory)
+        a preemption signal (SIGTERM, SIGUSR1): checkpoint this step, raise Preempted (exit status 75)
 
 With ``train.keep_best=true`` the model directory holds the weights of the validation with the
 lowest ``task.selection_metric`` instead of the last step's: each new best is checkpointed and
@@ -15,7 +16,8 @@ step is validated too, and later checkpoints leave the export alone.
 A run folder holds ``config.yaml``, ``train.log``, ``metrics.csv``, ``tensorboard/``,
 ``checkpoints/step_XXXXXXXX.pt`` (what an exact resume needs) and what the task exports.
 Resuming (``train.resume=true`` with the same run folder) restores the model, the optimizer,
-the schedule, the grad scaler, every RNG and the data position, so on a CPU a resumed run ends
+the schedule (and its horizon: a longer max_steps does not stretch it), the grad scaler, every
+RNG and the data position, so on a CPU a resumed run ends
 with the same weights as an uninterrupted one. Under torchrun every process trains on its shard
 of each epoch's batches; rank 0 alone writes, and holds the run folder's lock.
 """
@@ -42,9 +44,10 @@ from tqdm import tqdm
 from . import memory
 from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_training_state
-from .config import ConfigError, is_int, is_number, require
+from .config import ConfigError, flatten, is_int, is_number, require
 from .distributed import Context, setup
 from .outputs import LOCK_NAME, exclusive, remove_temporaries
+from .preemption import PreemptionWatch, ignore_in_worker
 from .processes import die_with_parent
 from .threads import ThreadTuner, usable_cores
 
@@ -64,11 +67,16 @@ RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkp
 RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
                      "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
                      "train.max_nonfinite", "train.threads", "train.compile", "train.compile_backend", "train.resume",
-                     "train.memory", "train.activation_checkpointing", "data.num_workers", "data.synthetic_dir", "device")
+                     "train.memory", "train.activation_checkpointing", "train.schedule_steps", "data.num_workers",
+                     "data.synthetic_dir", "device")
 
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (e.g. too many non-finite losses in a row); says what to do."""
+
+
+class Preempted(RuntimeError):
+    """The run stopped on a preemption signal after checkpointing its last step (see preemption.py)."""
 
 
 class Task:
@@ -127,12 +135,14 @@ def metric_fields(task: Task) -> tuple[str, ...]:
 class Parts:
     """What a training step touches: the model (and its DDP/compiled wrapper `forward`), the
     optimizer, the schedule, the fp16 grad scaler (None otherwise), the autocast dtype, and the
-    thread tuner of train.threads=auto on a CPU (else None)."""
+    thread tuner of train.threads=auto on a CPU (else None). ``schedule_steps`` is the step the
+    schedule's decay ends at (recorded in every checkpoint, see _schedule_horizon)."""
 
     model: torch.nn.Module
     forward: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    schedule_steps: int
     scaler: torch.amp.GradScaler | None
     precision: torch.dtype
     tuner: ThreadTuner | None = None
@@ -197,8 +207,10 @@ def workers(setting, ctx: Context) -> int:
 
 
 def init_loader_worker(_worker_id: int) -> None:
-    """DataLoader worker_init_fn: end with the trainer, at a priority below its threads."""
+    """DataLoader worker_init_fn: end with the trainer, at a priority below its threads, and
+    leave preemption signals to it."""
     die_with_parent()
+    ignore_in_worker()
     try:
         os.nice(WORKER_NICENESS)
     except OSError:
@@ -223,10 +235,12 @@ def fit(cfg: DictConfig, run_folder: str | os.PathLike, task: Task, ctx: Context
         if ctx.primary:  # the run folder is this process's until it ends (a crash releases it too)
             held.enter_context(exclusive(run_dir, f"run folder {run_dir}"))
             _claim_run_folder(run_dir, cfg, task)
-        return _fit(cfg, run_dir, task, ctx, stop_at_step)
+        watch = held.enter_context(PreemptionWatch())
+        return _fit(cfg, run_dir, task, ctx, stop_at_step, watch)
 
 
-def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step: int | None) -> Path:
+def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step: int | None,
+         watch: PreemptionWatch) -> Path:
     tc = cfg.train
     tuner = _threads(tc.threads, ctx)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
@@ -236,10 +250,11 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
             module.activation_checkpointing = bool(tc.activation_checkpointing)
     precision = _precision(tc.precision, ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc))
     scaler = torch.amp.GradScaler(ctx.device.type) if precision == torch.float16 else None
 
     state = _resume(run_dir, ctx) if tc.resume else None
+    horizon = _schedule_horizon(tc, state, run_dir, ctx)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc, horizon))
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -277,10 +292,10 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
             log.info("train.keep_best: exporting the weights of the lowest validation %s%s", task.selection_metric,
                      f" (so far {best.value:.4f} at step {best.step})" if best.step is not None else "")
 
-    parts = Parts(model, forward, optimizer, scheduler, scaler, precision, tuner)
+    parts = Parts(model, forward, optimizer, scheduler, horizon, scaler, precision, tuner)
     try:
         _loop(cfg, ctx, run_dir, task, parts, loader, valid, writer, step, batches_seen, nonfinite_total,
-              best, stop_at_step)
+              best, stop_at_step, watch)
     finally:
         if writer:
             writer.close()
@@ -289,8 +304,9 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
 
 def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts, loader, valid: list,
           writer: "_Writer | None", step: int, batches_seen: int, nonfinite_total: int, best: _Best,
-          stop_at_step: int | None) -> None:
-    """The steps, from ``step`` to ``train.max_steps`` (or the budget, or ``stop_at_step``)."""
+          stop_at_step: int | None, watch: PreemptionWatch) -> None:
+    """The steps, from ``step`` to ``train.max_steps`` (or the budget, or ``stop_at_step``, or a
+    preemption signal: checkpoint the step, then raise Preempted)."""
     tc = cfg.train
     started = time.monotonic()
     nonfinite_run, window = 0, _Window(task.rate_name)
@@ -298,51 +314,54 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
     bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                disable=not ctx.primary)
     first_step, last_saved = step, step
-    while step < tc.max_steps:
-        batch = next(loader)
-        batches_seen += 1
-        if parts.tuner:
-            parts.tuner.before_step()
-        tick = time.monotonic()
-        metrics, amount = _train_step(task, parts, batch, tc.grad_clip, ctx)
-        if parts.tuner:
-            parts.tuner.after_step(time.monotonic() - tick)
-        if metrics is None:
-            nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
-            log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step + 1, nonfinite_run)
-            if nonfinite_run >= tc.max_nonfinite:
-                bar.close()
-                raise TrainingError(f"{nonfinite_run} non-finite losses in a row at step {step + 1}; stopping. "
-                                    f"The last good checkpoint is in {run_dir / 'checkpoints'}: lower train.lr "
-                                    "or check the data, then resume with train.resume=true")
-            continue
-        nonfinite_run = 0
-        step += 1
-        window.add(metrics, amount * ctx.world, time.monotonic() - tick)
-        if writer and step % tc.log_every == 0:
-            row = window.flush(step, parts.scheduler.get_last_lr()[0], nonfinite_total)
-            writer.scalars(row, "train")
-            bar.set_postfix(**task.postfix(row), threads=torch.get_num_threads())
-        if tc.max_minutes:
-            bar.total = _budget_total(tc, step, step - first_step, time.monotonic() - started)
-        bar.update()
-        if valid and step % tc.valid_every == 0 and _validation(task, parts, valid, writer, best, step, ctx):
-            _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, export=True)
-            last_saved = step
-        if writer and valid and step % tc.audio_every == 0:
-            task.media(writer, parts.model, valid, ctx, step)
-        out_of_time = ctx.any(tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes)
-        if (step % tc.checkpoint_every == 0 or out_of_time) and last_saved != step:
-            _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx,
-                        export=not best.enabled)
-            last_saved = step
-        if stop_at_step is not None and step >= stop_at_step:
-            bar.close()
-            return
-        if out_of_time:
-            log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
-            break
-    bar.close()
+    with bar:  # closed on every way out, so an error message starts on a line of its own
+        while step < tc.max_steps:
+            batch = next(loader)
+            batches_seen += 1
+            if parts.tuner:
+                parts.tuner.before_step()
+            tick = time.monotonic()
+            metrics, amount = _train_step(task, parts, batch, tc.grad_clip, ctx)
+            if parts.tuner:
+                parts.tuner.after_step(time.monotonic() - tick)
+            if metrics is None:
+                nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
+                log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step + 1, nonfinite_run)
+                if nonfinite_run >= tc.max_nonfinite:
+                    raise TrainingError(f"{nonfinite_run} non-finite losses in a row at step {step + 1}; stopping. "
+                                        f"The last good checkpoint is in {run_dir / 'checkpoints'}: lower train.lr "
+                                        "or check the data, then resume with train.resume=true")
+                continue
+            nonfinite_run = 0
+            step += 1
+            window.add(metrics, amount * ctx.world, time.monotonic() - tick)
+            if writer and step % tc.log_every == 0:
+                row = window.flush(step, parts.scheduler.get_last_lr()[0], nonfinite_total)
+                writer.scalars(row, "train")
+                bar.set_postfix(**task.postfix(row), threads=torch.get_num_threads())
+            if tc.max_minutes:
+                bar.total = _budget_total(tc, step, step - first_step, time.monotonic() - started)
+            bar.update()
+            if valid and step % tc.valid_every == 0 and _validation(task, parts, valid, writer, best, step, ctx):
+                _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, export=True)
+                last_saved = step
+            if writer and valid and step % tc.audio_every == 0:
+                task.media(writer, parts.model, valid, ctx, step)
+            out_of_time, preempted = ctx.any_each(
+                tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes, watch.signal is not None)
+            if (step % tc.checkpoint_every == 0 or out_of_time or preempted) and last_saved != step:
+                _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx,
+                            export=not best.enabled)
+                last_saved = step
+            if stop_at_step is not None and step >= stop_at_step:
+                return
+            if preempted:
+                raise Preempted(f"preempted{' by ' + watch.name if watch.name else ''} at step {step}: checkpoint "
+                                f"{run_dir / 'checkpoints'} holds it; continue with train.resume=true "
+                                f"hydra.run.dir={run_dir}")
+            if out_of_time:
+                log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
+                break
     if best.enabled and step % tc.valid_every != 0 and _validation(task, parts, valid, writer, best, step, ctx):
         _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, export=True)
         last_saved = step
@@ -443,7 +462,7 @@ def _checkpoint(run_dir: Path, cfg: DictConfig, task: Task, parts: Parts, step: 
     if ctx.primary:
         state = {"step": step, "batches_seen": batches_seen, "nonfinite_total": nonfinite_total,
                  "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
-                 "scheduler": parts.scheduler.state_dict(),
+                 "scheduler": parts.scheduler.state_dict(), "schedule_steps": parts.schedule_steps,
                  "scaler": parts.scaler.state_dict() if parts.scaler else {}, "rng": rng, "best": best.state()}
         save_training_state(state, run_dir / "checkpoints", step, cfg.train.keep_checkpoints)
         if export:
@@ -500,10 +519,10 @@ def _claim_run_folder(run_dir: Path, cfg: DictConfig, task: Task) -> None:
 
 def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
     try:
-        saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+        saved = flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     except Exception as e:  # a hand-edited or truncated config.yaml
         raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    now = flatten(OmegaConf.to_container(cfg, resolve=True))
     changed = [k for k in sorted(saved.keys() | now.keys()) if saved.get(k, "(absent)") != now.get(k, "(absent)")]
     fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
     if fixed:
@@ -512,16 +531,6 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
                           f"a resume may change only {', '.join(RESUME_CHANGEABLE)}; give a new run folder instead")
     for k in changed:
         log.info("resume: %s %s -> %s (applied; config.yaml records it)", k, saved.get(k), now.get(k))
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -538,6 +547,7 @@ def check_train_config(cfg: DictConfig) -> None:
     require(cfg, "train.lr", lambda v: is_number(v) and v > 0, "a learning rate > 0")
     require(cfg, "train.warmup_steps", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "train.min_lr_ratio", lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+    require(cfg, "train.schedule_steps", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "train.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0")
     require(cfg, "train.betas", lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
             "two numbers in [0, 1)")
@@ -563,9 +573,10 @@ def _precision(name: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-def _lr_lambda(tc: DictConfig):
-    """Linear warmup, then constant or cosine decay to min_lr_ratio at max_steps."""
-    warmup, total, floor, cosine = tc.warmup_steps, tc.max_steps, tc.min_lr_ratio, tc.lr_schedule == "cosine"
+def _lr_lambda(tc: DictConfig, total: int):
+    """Linear warmup, then constant or cosine decay to min_lr_ratio at step ``total`` (the
+    schedule's horizon), and min_lr_ratio after it."""
+    warmup, floor, cosine = tc.warmup_steps, tc.min_lr_ratio, tc.lr_schedule == "cosine"
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -575,6 +586,38 @@ def _lr_lambda(tc: DictConfig):
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
+
+
+def _schedule_horizon(tc: DictConfig, state: dict | None, run_dir: Path, ctx: Context) -> int:
+    """The step the cosine decay ends at: ``train.schedule_steps`` when given, else the horizon
+    the run recorded at its start, else ``train.max_steps``. A resume with a larger max_steps
+    therefore runs on at min_lr_ratio past the old horizon instead of jumping back up the
+    curve; stretching the decay is a choice the user states (train.schedule_steps=N)."""
+    if tc.schedule_steps is not None:
+        horizon = int(tc.schedule_steps)
+    elif state is None:
+        horizon = int(tc.max_steps)
+    elif "schedule_steps" in state:
+        horizon = int(state["schedule_steps"])
+    else:  # a checkpoint from before horizons were recorded: the max_steps the run was started with
+        horizon = int(ctx.agree(_saved_max_steps(run_dir) if ctx.primary else None) or tc.max_steps)
+    if state is not None and ctx.primary and tc.lr_schedule == "cosine":
+        before = state["scheduler"].get("_last_lr", [tc.lr])[0]
+        after = tc.lr * _lr_lambda(tc, horizon)(state["step"])
+        if horizon < tc.max_steps:
+            log.info("resume: the cosine schedule ends at step %d, so steps %d-%d run at min_lr_ratio x lr; "
+                     "train.schedule_steps=N stretches it", horizon, max(horizon, state["step"]) + 1, tc.max_steps)
+        if not math.isclose(before, after, rel_tol=1e-9):
+            log.warning("resume: train.schedule_steps=%d moves the learning rate from %.3g to %.3g at step %d",
+                        horizon, before, after, state["step"] + 1)
+    return horizon
+
+
+def _saved_max_steps(run_dir: Path) -> int | None:
+    try:
+        return int(OmegaConf.load(run_dir / "config.yaml").train.max_steps)
+    except Exception:  # no readable config.yaml: the caller falls back to this run's max_steps
+        return None
 
 
 # ------------------------------------------------------------------------------------------

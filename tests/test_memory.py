@@ -57,3 +57,33 @@ def test_huge_pages_puts_torch_blocks_on_huge_pages():
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="memory policy 'fast'"):
         memory.apply("fast")
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.quantizer.codebook_size=4000000000", "model.quantizer.codebook_size"),
+    ("model.decoder.residual_channels=2000000", "model.decoder.residual_channels"),
+    ("model.encoder.channels=3000000", "model.encoder.channels"),
+    ("model.decoder.skip_channels=3000000", "model.decoder.skip_channels"),
+])
+def test_check_fits_refuses_naming_the_key_behind_the_largest_tensor(override, key):
+    # Catches a refusal that names the wrong key (or none), and an estimate that allocates.
+    from omegaconf import OmegaConf
+
+    from audio_vq import train
+    from audio_vq.config import ConfigError, compose
+
+    cfg = compose("train", [override])
+    with pytest.raises(ConfigError, match=rf"^{key}=\d+: the model needs [\d.e+]+ GiB .* of memory available$"):
+        memory.check_fits(lambda: train._build_model(cfg, 1), {"model": OmegaConf.to_container(cfg.model)}, "cpu")
+    model = memory.check_fits(lambda: train._build_model(compose("train", []), 1), {"model": {}}, "cpu")
+    assert model.hop == 320 and next(model.parameters()).is_meta  # what fits comes back as shapes only
+
+
+def test_check_fits_of_a_prior_names_its_key():
+    from audio_vq.config import ConfigError
+    from audio_vq.models.prior import UnitPrior
+
+    args = {"codebook_size": 100, "dim": 4000000, "layers": 2, "heads": 4, "max_len": 64, "num_speakers": 2}
+    with pytest.raises(ConfigError, match=r"^prior.dim=4000000: "):
+        memory.check_fits(lambda: UnitPrior(**args), {"prior": {k: v for k, v in args.items() if k != "codebook_size"},
+                                                      "codebook_size": 100}, "cpu")

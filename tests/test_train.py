@@ -286,3 +286,115 @@ def test_cli_validation_gaps_are_one_line_errors(manifest, tmp_path):
                             *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was trained into the cwd or anywhere
+
+
+def lr_column(run_dir) -> dict[int, float]:
+    return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(open(Path(run_dir) / "metrics.csv"))
+            if r["split"] == "train"}
+
+
+def test_a_longer_budget_on_resume_keeps_the_schedules_horizon_unless_stretched(manifest, tmp_path, caplog):
+    # Catches the cosine schedule's length read from train.max_steps at each start: a resume
+    # 4 -> 8 steps moved the lr from the floor back up the curve (0.1 -> ~0.6 x lr).
+    common = ["train.lr_schedule=cosine", "train.log_every=1", "train.checkpoint_every=2", "data.num_workers=0"]
+    cfg, folder = config(manifest, tmp_path / "straight", "train.max_steps=8", *common)
+    train.run(cfg, folder)
+    straight = lr_column(tmp_path / "straight")
+    for name in ("kept", "stretched"):
+        cfg, folder = config(manifest, tmp_path / name, "train.max_steps=4", *common)
+        train.run(cfg, folder)
+    floor = 3e-3 * 0.1  # TINY's lr x min_lr_ratio
+    cfg, folder = config(manifest, tmp_path / "kept", "train.max_steps=8", "train.resume=true", *common)
+    with caplog.at_level(logging.INFO, logger="audio_vq"):
+        train.run(cfg, folder)
+    kept = lr_column(tmp_path / "kept")
+    assert kept[4] == pytest.approx(floor)  # the 4-step schedule had reached its floor
+    assert [kept[s] for s in range(5, 9)] == pytest.approx([floor] * 4)
+    assert any("the cosine schedule ends at step 4" in r.message for r in caplog.records)
+    assert torch.load(tmp_path / "kept" / "checkpoints" / "step_00000008.pt", weights_only=True)["schedule_steps"] == 4
+
+    caplog.clear()  # train.schedule_steps=8 stretches it: from step 5 on, the 8-step run's lr
+    cfg, folder = config(manifest, tmp_path / "stretched", "train.max_steps=8", "train.schedule_steps=8",
+                         "train.resume=true", *common)
+    with caplog.at_level(logging.INFO, logger="audio_vq"):
+        train.run(cfg, folder)
+    stretched = lr_column(tmp_path / "stretched")
+    assert [stretched[s] for s in range(5, 9)] == pytest.approx([straight[s] for s in range(5, 9)])
+    assert stretched[5] > 2 * floor
+    assert any("moves the learning rate from" in r.message for r in caplog.records)
+
+
+def wait_for_step(run_dir: Path, step: int, process: subprocess.Popen, seconds: float = 300) -> None:
+    """Until metrics.csv has a train row at ``step`` or later (the run is in its loop)."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run_dir / "metrics.csv").exists() and any(
+                r["split"] == "train" and int(r["step"]) >= step for r in csv.DictReader(open(run_dir / "metrics.csv"))):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the run never reached step {step}: {process.poll()=}")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1"])
+def test_a_preemption_signal_checkpoints_the_step_and_exits_75_then_resumes(manifest, tmp_path, signal_name):
+    # Catches: SIGTERM / SIGUSR1 ending the run with no checkpoint (steps since the last periodic
+    # one lost), data-loader workers dying of the signal SLURM sends to the whole process group,
+    # and an exit status that does not say the run was preempted.
+    import signal
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={run_dir}", *TINY,
+                                "train.max_steps=100000", "train.checkpoint_every=1000", "train.log_every=1",
+                                "data.num_workers=2"], stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)  # its own process group: the signal reaches the workers too
+    try:
+        wait_for_step(run_dir, 3, process)
+        os.killpg(process.pid, getattr(signal, signal_name))
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 75, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
+    import re
+    found = re.search(rf"audio-vq train: preempted by {signal_name} at step (\d+): .*train.resume=true", last)
+    assert found, last
+    step = int(found.group(1))
+    assert step >= 3
+    saved = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert saved == [f"step_{step:08d}.pt"]
+    assert (run_dir / "model" / "checksum.sha256").exists()
+    cfg, folder = config(manifest, run_dir, f"train.max_steps={step + 2}", "train.checkpoint_every=1000",
+                         "train.log_every=1", "data.num_workers=0", "train.resume=true")
+    train.run(cfg, folder)
+    state = torch.load(run_dir / "checkpoints" / f"step_{step + 2:08d}.pt", weights_only=True)
+    assert state["step"] == step + 2 and state["batches_seen"] == step + 2
+
+
+def test_a_model_too_big_for_memory_is_refused_naming_its_key(manifest, tmp_path):
+    # Catches building the model before estimating it: the allocator's traceback after minutes,
+    # or the machine swapping.
+    r = subprocess.run([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}",
+                        "model.quantizer.codebook_size=4000000000"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("audio-vq train: error: model.quantizer.codebook_size=4000000000: the model needs ")
+    assert "GiB of memory available" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_running_out_of_memory_at_run_time_is_one_line(manifest, tmp_path):
+    # Catches an allocation failure escaping as a traceback. The estimate passes (the model is
+    # tiny); the address-space limit makes the first step's activations fail for real.
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}", *TINY,
+                        "data.crop_seconds=60", "train.batch_size=16", "data.num_workers=0", "train.max_steps=1"],
+                       capture_output=True, text=True, timeout=300, preexec_fn=limit, env=env)
+    assert r.returncode == 1, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("audio-vq train: error: out of memory (") and "Traceback" not in r.stderr, r.stderr[-2000:]
