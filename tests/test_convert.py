@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_vq import convert
+from audio_vq import audio, convert, load_model
 from audio_vq.config import ConfigError, compose
-from audio_vq.manifest import read_manifest
+from audio_vq.generate import Generator
+from audio_vq.inference import PCM_SUBTYPE
+from audio_vq.manifest import Utterance, read_manifest, write_manifest
+from audio_vq.units import UnitExtractor
 
 from tiny import INFERENCE, TINY_HOP as HOP
 
@@ -67,6 +70,78 @@ def test_reconstruct_uses_the_source_speaker_and_skips_bad_files(trained, tmp_pa
     convert.reconstruct(cfg("reconstruct", trained, tmp_path / "out", f"input={folder}", "speaker=spk02"))
     assert sorted(p.stem for p in (tmp_path / "out").glob("*.wav")) == sorted(ids)
     assert "broken.wav" in (tmp_path / "out" / "skipped.tsv").read_text()
+
+
+# ------------------------------------------------------------------------------------------
+# Each output is decoded with the speaker it is meant for. argmax decoding is deterministic, so
+# an output must equal, sample for sample, its codes generated greedily with that speaker's
+# index. The tiny model's speaker embeddings (random, 3 training steps) give each speaker other
+# audio, which each test checks too, so a wrong index cannot pass unseen.
+
+def greedy_decode(trained, codes: np.ndarray, speaker: str, scratch: Path) -> np.ndarray:
+    """``codes`` (Q, frames) generated greedily with ``speaker``'s embedding, as the commands
+    write it (16-bit wav), read back as int16."""
+    model = load_model(trained / "run" / "model")
+    wave = Generator(model).generate([codes], [model.speaker_index[speaker]], argmax=True)[0]
+    audio.save(scratch, wave, model.sample_rate, subtype=PCM_SUBTYPE)
+    return sf.read(scratch, dtype="int16")[0]
+
+
+def extracted_codes(trained, wav) -> np.ndarray:
+    """(Q, frames): the codes the commands decode (extraction's, as inference.Decoder encodes)."""
+    return UnitExtractor(load_model(trained / "run" / "model"), chunk_seconds=0.5).extract(wav).codes
+
+
+def test_each_conversion_is_decoded_with_its_target_speaker(trained, tmp_path):
+    # catches: convert decoding every conversion with speaker 0 (or any index but the target's)
+    folder, ids = short_inputs(trained, tmp_path)
+    targets = ("spk01", "spk03")  # not index 0: a decoder stuck at speaker 0 differs from both
+    convert.convert(cfg("convert", trained, tmp_path / "out", f"input={folder}", "target_speaker=spk01,spk03",
+                        "argmax=true"))
+    for i in ids:
+        got = {t: sf.read(tmp_path / "out" / f"{i}__{t}.wav", dtype="int16")[0] for t in targets}
+        assert not np.array_equal(got["spk01"], got["spk03"]), i  # the target changes the audio
+        codes = extracted_codes(trained, folder / f"{i}.wav")
+        for t in targets:
+            np.testing.assert_array_equal(got[t], greedy_decode(trained, codes, t, tmp_path / "ref.wav"), err_msg=t)
+
+
+def test_reconstruct_decodes_each_input_with_its_own_speaker_or_the_one_given(trained, tmp_path):
+    # catches: reconstruct decoding with speaker 0 (or one speaker for all) instead of each
+    # source's own, and ignoring speaker= (decoding with the sources' speakers anyway)
+    first = {}
+    for u in read_manifest(trained / "data"):
+        first.setdefault(u.speaker, u)
+    (tmp_path / "data").mkdir()
+    utts = []
+    for speaker in ("spk01", "spk02", "spk03"):
+        u = first[speaker]
+        path = tmp_path / "data" / f"{u.id}.wav"
+        sf.write(path, sf.read(u.path, dtype="float32")[0][:1000], 16_000)
+        utts.append(Utterance(u.id, str(path), speaker, 1000, 16_000, "test"))
+    write_manifest(tmp_path / "data", utts)
+    convert.reconstruct(cfg("reconstruct", trained, tmp_path / "own", f"input={tmp_path / 'data'}", "argmax=true"))
+    convert.reconstruct(cfg("reconstruct", trained, tmp_path / "given", f"input={tmp_path / 'data'}", "argmax=true",
+                            "speaker=spk02"))
+    for u in utts:
+        codes = extracted_codes(trained, u.path)
+        own, given = (sf.read(tmp_path / d / f"{u.id}.wav", dtype="int16")[0] for d in ("own", "given"))
+        np.testing.assert_array_equal(own, greedy_decode(trained, codes, u.speaker, tmp_path / "r.wav"), err_msg=u.id)
+        np.testing.assert_array_equal(given, greedy_decode(trained, codes, "spk02", tmp_path / "r.wav"), err_msg=u.id)
+        assert np.array_equal(own, given) == (u.speaker == "spk02"), u.id  # the speaker changes the audio
+
+
+def test_synthesize_decodes_with_the_speaker_given(trained, tmp_path):
+    # catches: synthesize decoding with speaker 0 (or another index) instead of speaker=
+    units = tmp_path / "units.txt"
+    units.write_text("a|1 2 3 4 5 15 0 9 9 9\n")
+    codes = np.array([[1, 2, 3, 4, 5, 15, 0, 9, 9, 9]])
+    for speaker in ("spk01", "spk03"):
+        convert.synthesize(cfg("synthesize", trained, tmp_path / speaker, f"units={units}", f"speaker={speaker}",
+                               "argmax=true"))
+        np.testing.assert_array_equal(sf.read(tmp_path / speaker / "a.wav", dtype="int16")[0],
+                                      greedy_decode(trained, codes, speaker, tmp_path / "ref.wav"), err_msg=speaker)
+    assert not np.array_equal(*(sf.read(tmp_path / s / "a.wav")[0] for s in ("spk01", "spk03")))
 
 
 def test_an_output_does_not_depend_on_its_batch(trained, tmp_path):

@@ -252,8 +252,12 @@ def test_logistic_mixture_in_both_paths(mixture_model):
         assert len(np.unique(x)) > 0.8 * len(x)  # continuous values, not mu-law levels
     for x, y in zip(gn.generate(codes, [0, 2], argmax=True), gt.generate(codes, [0, 2], argmax=True)):
         np.testing.assert_allclose(x, y, atol=1e-4)
+    # caller-supplied uniforms (component pick, logistic draw) drive both paths alike
+    # catches: one path reading the two columns of given uniforms otherwise (swapped, or column 0 twice)
     u = [np.random.default_rng(0).random((c.shape[-1] * HOP, 2)) for c in codes]
-    np.testing.assert_array_equal(gn.generate(codes, [0, 2], uniforms=u)[1], gn.generate(codes, [0, 2], uniforms=u)[1])
+    for x, y, seeded in zip(gn.generate(codes, [0, 2], uniforms=u), gt.generate(codes, [0, 2], uniforms=u), a):
+        np.testing.assert_allclose(x, y, atol=1e-4)
+        assert not np.allclose(x, seeded, atol=1e-2)  # the given uniforms are used, not the seed's
     with pytest.raises(ValueError, match=r"shape \(192, 2\)"):
         gn.generate(codes[:1], [0], uniforms=[np.zeros(192)])
     pieces = list(gn.stream(codes[0], 0, chunk_frames=5, seed=4))

@@ -14,6 +14,7 @@ RECORDS = [Record("spk1_utt_a", np.array([1, 1, 2, 3, 3, 3]), None, 380),
            Record("java", np.array([5]), None, 16),  # fairseq's rstrip('.wav') would leave 'j'
            Record("x-9", np.array([0, 15, 15, 0]), None, 64)]
 SUFFIX = {"gslm": ".txt", "jsonl": ".jsonl", "npz": ".npz", "textless": "", "zerospeech": ""}
+LAYOUT_DEDUP = {"textless": True, "zerospeech": False}  # formats whose layout decides, whatever is asked
 
 
 def path_for(tmp_path, fmt, dedup):
@@ -28,6 +29,9 @@ def test_every_format_round_trips(tmp_path, fmt, dedup):
     assert meta == meta_path(out, fmt) and json.loads(meta.read_text())["num_utterances"] == 3
     assert detect_format(out) == fmt
     read_meta, records = read_units(out, codebook=CODEBOOK)
+    # catches: a meta field written or read back wrong (e.g. read_meta dropping sample_rate or model_checksum)
+    assert read_meta == UnitsMeta(fmt, 250.0, 16, 16_000, "c" * 64, LAYOUT_DEDUP.get(fmt, dedup), num_utterances=3,
+                                  format_version=1)
     got = {r.id: r for r in records}
     assert set(got) == {r.id for r in RECORDS}
     for want in RECORDS:
@@ -183,8 +187,9 @@ def test_several_codebooks_round_trip_in_every_format(tmp_path, fmt, dedup):
                 LEVEL_CODEBOOK)
     meta = json.loads(meta_path(out, fmt).read_text())
     assert meta["num_codebooks"] == LEVELS and meta["format_version"] == 2 and meta["frame_rates"] == [250.0] * 3
-    read_meta, records = read_units(out, codebook=LEVEL_CODEBOOK)
-    assert read_meta.num_codebooks == LEVELS
+    read_meta, records = read_units(out, codebook=LEVEL_CODEBOOK)  # every field as written, as above
+    assert read_meta == UnitsMeta(fmt, 250.0, 16, 16_000, None, LAYOUT_DEDUP.get(fmt, dedup), num_utterances=3,
+                                  format_version=2, num_codebooks=LEVELS, frame_rates=[250.0] * LEVELS)
     got = {r.id: r for r in records}
     assert sorted(got) == sorted(r.id for r in LEVEL_RECORDS)  # zerospeech: folder order
     for want in LEVEL_RECORDS:

@@ -181,6 +181,68 @@ def test_beaqlejs_config_matches_the_key(exports):
     assert not (exports["mos"] / "serve" / "beaqlejs_config.js").exists()  # BeaqleJS has no single-stimulus rating
 
 
+def blinded_order(out):
+    """Per trial in the order written (t01, t02, ...): its utterance's speaker and its rated
+    stimuli as (system, target speaker) in the order of key.csv, after checking that
+    webmushra.yaml and beaqlejs_config.js present the trials and stimuli in that same order."""
+    trials = {}
+    for r in key_rows(out):
+        trials.setdefault(r["trial"], []).append(r)
+    pages = yaml.safe_load((out / "serve" / "webmushra.yaml").read_text())["pages"][1][1:]
+    sets = beaqle_config(out)["Testsets"]
+    assert list(trials) == sorted(trials) == [p["id"] for p in pages] == [s["Name"] for s in sets]
+    order = []
+    for rows, page, testset in zip(trials.values(), pages, sets):
+        rated = [r for r in rows if r["role"] not in ("reference", "hidden_reference")]
+        assert list(page["stimuli"]) == [r["stimulus"] for r in rated]
+        assert list(testset["Files"]) == ["Reference", *(r["stimulus"] for r in rated)]
+        order.append((rows[0]["speaker"], [(r["system"], r["target_speaker"]) for r in rated]))
+    return order
+
+
+def test_trials_and_their_stimuli_are_shuffled_with_the_seed(tiny_trained, tmp_path):
+    """Listeners must not meet the trials in the order they were planned (speaker by speaker),
+    nor a trial's systems in the order they were built (anchors, reconstruction, conversions): both are
+    seeded shuffles, the same for the same seed and different for another."""
+    # catches: write_stimuli keeping the trials in the order they were built (trial shuffle
+    # removed), or each trial's stimuli in the order they were built (stimulus shuffle removed)
+    speakers = sorted(json.loads((tiny_trained / "data" / "speakers.json").read_text()))
+    orders = {}
+    for name, seed in (("first", 0), ("again", 0), ("other", 1)):
+        # one utterance per speaker, taken in speaker order (round robin), converted to every other speaker
+        export(compose_export(tiny_trained, tmp_path / name, "kind=mushra", f"num_utterances={len(speakers)}",
+                              "targets=all", f"seed={seed}"))
+        orders[name] = blinded_order(tmp_path / name)
+    assert orders["first"] == orders["again"]
+
+    def built(speaker):  # a trial's rated stimuli as trials.py makes them
+        return [("anchor35", ""), ("anchor70", ""), ("reconstruction", speaker),
+                *(("conversion", t) for t in speakers if t != speaker)]
+
+    for name in ("first", "other"):
+        assert sorted(s for s, _ in orders[name]) == speakers  # every trial, every stimulus, once
+        assert all(sorted(o) == sorted(built(s)) for s, o in orders[name])
+        assert [s for s, _ in orders[name]] != speakers  # the trials are not in the order they were built
+        assert any(o != built(s) for s, o in orders[name])  # nor are the stimuli of every trial
+    assert [s for s, _ in orders["first"]] != [s for s, _ in orders["other"]]  # another seed, another order
+    first, other = dict(orders["first"]), dict(orders["other"])
+    assert any(first[s] != other[s] for s in speakers)
+
+
+def test_ab_pairs_are_presented_either_way_round(exports):
+    # catches: the stimulus shuffle removed, which would put every pair's earlier-built system
+    # first (as A), so a listener preferring A would favour the reference and the model's outputs
+    built = ["reference", "reconstruction", "conversion", "baseline"]  # the order trials.py builds
+    system = {r["stimulus"]: r["system"] for r in key_rows(exports["ab"])}
+    pairs = [(system[Path(s["Files"]["A"]).stem], system[Path(s["Files"]["B"]).stem])
+             for s in beaqle_config(exports["ab"])["Testsets"]]
+    assert len(pairs) == 12
+    ahead = [built.index(a) < built.index(b) for a, b in pairs]
+    assert any(ahead) and not all(ahead)
+    pages = yaml.safe_load((exports["ab"] / "serve" / "webmushra.yaml").read_text())["pages"][1][1:]
+    assert [tuple(system[k] for k in p["stimuli"]) for p in pages] == pairs  # the same order in webMUSHRA
+
+
 def test_rerun_resumes_and_gives_the_same_test(exports, tiny_trained):
     out = exports["mushra"]
     before = (out / "private" / "key.csv").read_text()
