@@ -7,12 +7,16 @@ checkpoint and exits with :data:`EXIT_PREEMPTED`. The handler then gives the sig
 their previous handlers, so a second one ends the process at once: the time to stop is bounded
 by whoever sends the signals.
 
-Data-loader workers ignore both (:func:`ignore_in_worker`): SLURM signals every process of a job
-step, and a worker killed by SIGTERM would make the trainer fail before it could checkpoint. The
-workers still end with the trainer (processes.die_with_parent).
+SLURM signals every process of a job step, data-loader workers too. A worker killed by SIGTERM
+would make torch's loader raise in the trainer mid-step; ignoring the signal instead would make
+the loader's own shutdown (which terminates workers with SIGTERM) wait forever. So a worker
+answers both by exiting at once with status 0 (:func:`exit_cleanly_in_worker`), which the loader
+does not count as a failure: the trainer finishes its step on the batch it holds, and a trainer
+waiting for its next batch finds the workers gone and stops as preempted.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -51,7 +55,11 @@ class PreemptionWatch:
         self._previous = {}
 
 
-def ignore_in_worker() -> None:
-    """In a data-loader worker: let the trainer alone answer the preemption signals."""
+def exit_cleanly_in_worker() -> None:
+    """In a data-loader worker: answer the preemption signals by exiting with status 0."""
     for s in SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, _exit_cleanly)
+
+
+def _exit_cleanly(_signum: int, _frame) -> None:
+    os._exit(0)  # no cleanup: a worker holds nothing but batches the trainer no longer needs

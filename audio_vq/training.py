@@ -47,7 +47,7 @@ from .checkpoint import load_latest_training_state, save_training_state
 from .config import ConfigError, flatten, is_int, is_number, require
 from .distributed import Context, setup
 from .outputs import LOCK_NAME, exclusive, remove_temporaries
-from .preemption import PreemptionWatch, ignore_in_worker
+from .preemption import PreemptionWatch, exit_cleanly_in_worker
 from .processes import die_with_parent
 from .threads import ThreadTuner, usable_cores
 
@@ -208,9 +208,9 @@ def workers(setting, ctx: Context) -> int:
 
 def init_loader_worker(_worker_id: int) -> None:
     """DataLoader worker_init_fn: end with the trainer, at a priority below its threads, and
-    leave preemption signals to it."""
+    exit cleanly on a preemption signal (see preemption.py)."""
     die_with_parent()
-    ignore_in_worker()
+    exit_cleanly_in_worker()
     try:
         os.nice(WORKER_NICENESS)
     except OSError:
@@ -316,7 +316,17 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
     first_step, last_saved = step, step
     with bar:  # closed on every way out, so an error message starts on a line of its own
         while step < tc.max_steps:
-            batch = next(loader)
+            try:
+                batch = next(loader)
+            except RuntimeError:  # the loader's workers left on a preemption signal (preemption.py)
+                if watch.signal is None:
+                    raise
+                if ctx.world > 1:  # the other ranks may be inside a step's collectives: no checkpoint can be agreed
+                    raise Preempted(f"preempted by {watch.name} at step {step} while waiting for data; resume "
+                                    f"from the newest checkpoint (step {last_saved}) with train.resume=true "
+                                    f"hydra.run.dir={run_dir}") from None
+                _preempted(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, watch,
+                           saved=last_saved == step)
             batches_seen += 1
             if parts.tuner:
                 parts.tuner.before_step()
@@ -349,16 +359,15 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
                 task.media(writer, parts.model, valid, ctx, step)
             out_of_time, preempted = ctx.any_each(
                 tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes, watch.signal is not None)
-            if (step % tc.checkpoint_every == 0 or out_of_time or preempted) and last_saved != step:
-                _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx,
-                            export=not best.enabled)
-                last_saved = step
             if stop_at_step is not None and step >= stop_at_step:
                 return
             if preempted:
-                raise Preempted(f"preempted{' by ' + watch.name if watch.name else ''} at step {step}: checkpoint "
-                                f"{run_dir / 'checkpoints'} holds it; continue with train.resume=true "
-                                f"hydra.run.dir={run_dir}")
+                _preempted(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, watch,
+                           saved=last_saved == step)
+            if (step % tc.checkpoint_every == 0 or out_of_time) and last_saved != step:
+                _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx,
+                            export=not best.enabled)
+                last_saved = step
             if out_of_time:
                 log.info("train.max_minutes=%s spent at step %d", tc.max_minutes, step)
                 break
@@ -373,6 +382,15 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
         log.info("train.keep_best: %s holds step %s (validation %s %.4f)", run_dir / task.export_dir, best.step,
                  task.selection_metric, best.value)
     _check_replicas(parts.model, ctx)
+
+
+def _preempted(run_dir: Path, cfg: DictConfig, task: Task, parts: Parts, step: int, batches_seen: int,
+               nonfinite_total: int, best: _Best, ctx: Context, watch: PreemptionWatch, saved: bool) -> None:
+    """Checkpoint ``step`` (unless it just was) and raise Preempted."""
+    if not saved:
+        _checkpoint(run_dir, cfg, task, parts, step, batches_seen, nonfinite_total, best, ctx, export=not best.enabled)
+    raise Preempted(f"preempted{' by ' + watch.name if watch.name else ''} at step {step}: checkpoint "
+                    f"{run_dir / 'checkpoints'} holds it; continue with train.resume=true hydra.run.dir={run_dir}")
 
 
 def _validation(task: Task, parts: Parts, valid: list, writer: "_Writer | None", best: _Best, step: int,
