@@ -17,6 +17,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import InsufficientData
+
 # MFCC baseline: the usual ASR front end, 13 cepstra + deltas + delta-deltas over 40 mel bands.
 NUM_MFCC = 13
 NUM_MELS = 40  # more bands than FFT bins below ~1 kHz leaves empty filters at 16 kHz, n_fft 512
@@ -70,8 +72,10 @@ def purity_pnmi(counts: np.ndarray) -> dict[str, float]:
     """
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
-    if counts.ndim != 2 or total <= 0:
-        raise ValueError("purity needs a (phones, units) count table with at least one frame")
+    if counts.ndim != 2:
+        raise ValueError(f"purity needs a (phones, units) count table, got shape {counts.shape}")
+    if total <= 0:
+        raise InsufficientData("purity needs at least one labelled frame, got none")
     p = counts / total
     p_phone, p_unit = p.sum(axis=1), p.sum(axis=0)
     nz = p > 0
@@ -112,7 +116,7 @@ def code_to_phone_accuracy(phones_by_utt: Mapping[str, Sequence[str | None]],
     """
     ids = sorted(set(phones_by_utt) & set(units_by_utt))
     if len(ids) < 2:
-        raise ValueError(f"code-to-phone accuracy needs at least 2 utterances with labels, got {len(ids)}")
+        raise InsufficientData(f"code-to-phone accuracy needs at least 2 utterances with labels, got {len(ids)}")
     order = np.random.default_rng(seed).permutation(len(ids))
     half = math.ceil(len(ids) / 2)
     train = [ids[i] for i in order[:half]]
@@ -122,7 +126,7 @@ def code_to_phone_accuracy(phones_by_utt: Mapping[str, Sequence[str | None]],
     train_phones, train_units = _labelled_frames(train, phones_by_utt, units_by_utt, index)
     test_phones, test_units = _labelled_frames(test, phones_by_utt, units_by_utt, index)
     if not len(train_phones) or not len(test_phones):
-        raise ValueError("code-to-phone accuracy needs labelled frames in both halves of the utterances")
+        raise InsufficientData("code-to-phone accuracy needs labelled frames in both halves of the utterances")
     num_units = int(max(train_units.max(), test_units.max())) + 1
     counts = np.zeros((num_units, len(inventory)), dtype=np.int64)
     np.add.at(counts, (train_units, train_phones), 1)

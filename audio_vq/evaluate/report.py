@@ -11,13 +11,20 @@
       -> the field's voice instruments: SECS (resemblyzer), WORLD/SPTK MCD, F0 agreement and
          pitch offsets (WORLD Harvest), F0 contours of one utterance
     -> <out>/report.json, report.md, *.png, audio/ (the generated excerpts)
+
+Every section goes through one guard (_compute): a section whose inputs are insufficient (no
+alignments, no speaker the model knows, one speaker, too few utterances: InsufficientData) is
+``{"skipped": "<reason>"}`` and the others are still computed; the report is written even when
+a section fails, with the sections before it.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,9 +36,9 @@ from ..atomic import atomic_write_text
 from ..config import ConfigError, is_int, is_number, require, resolve_device
 from ..generate import Generator
 from ..inference import check_decode_options
-from ..manifest import Utterance, read_manifest, spread_over_speakers, write_skipped
+from ..manifest import ManifestError, Utterance, read_manifest, spread_over_speakers, write_skipped
 from ..units import UnitExtractor
-from . import plots, sections, speaker_encoder, world
+from . import InsufficientData, plots, sections, skipped, speaker_encoder, world
 from .alignments import AlignmentError, frame_labels, load_alignments
 from .markdown import render
 from .phonetic import mfcc_features, mfcc_kmeans_units, random_units
@@ -45,6 +52,7 @@ SPECTROGRAM_ROWS = 3
 F0_REFERENCE_UTTERANCES = 4  # real utterances per speaker whose pooled median F0 is a target's pitch
 MAX_OTHER_SPEAKERS = 7  # speakers each excerpt is also decoded with (teacher-forced) for speaker use
 F0_PLOT = "f0_contours.png"
+NOT_REACHED = "not computed: evaluate stopped at an error in an earlier section (see its log)"
 
 
 def evaluate(cfg: DictConfig) -> int:
@@ -56,44 +64,65 @@ def evaluate(cfg: DictConfig) -> int:
     extractor = UnitExtractor.from_pretrained(cfg.model, resolve_device(cfg.device), levels=cfg.levels)
     manifest = read_manifest(cfg.data)
     utts = _select(manifest, _splits(cfg.split), cfg.max_utterances, cfg.data)
-    sr, k = extractor.sample_rate, extractor.codebook_size
-    waves, skipped = _load(utts, sr)
+    waves, unreadable = _load(utts, extractor.sample_rate)
+    if unreadable:
+        write_skipped(out, unreadable)
     utts = [u for u in utts if u.id in waves]
+    if not utts:
+        raise ConfigError(f"data={cfg.data}: none of the {len(unreadable)} chosen utterances could be read "
+                          f"(e.g. {unreadable[0][0]}: {unreadable[0][1]}; see {out / 'skipped.tsv'})")
     levels = {}  # utterance -> codes (Q, frames)
     for start in tqdm(range(0, len(utts), cfg.batch_size), desc="units", unit="batch", dynamic_ncols=True):
         batch = utts[start:start + cfg.batch_size]
         for u, units in zip(batch, extractor.extract_batch([waves[u.id] for u in batch])):
             levels[u.id] = units.codes
-    report: dict = {"model": str(Path(cfg.model).expanduser().resolve()), "model_checksum": extractor.checksum,
-                    "data": str(cfg.data), "splits": _splits(cfg.split), "utterances": len(utts),
-                    "skipped": len(skipped), "config": OmegaConf.to_container(cfg)}
     if extractor.num_quantizers == 1:
-        codes = {u: c[0] for u, c in levels.items()}
-        report["codebook"] = sections.codebook_health(codes, k, extractor.frame_rate)
+        codes, k = {u: c[0] for u, c in levels.items()}, extractor.codebook_size
     else:  # the units the phonetic and speaker sections score: one symbol per frame, the Q-tuple
         codes, k = sections.joint_units(levels)
-        report["codebook"] = sections.levels_health(levels, codes, k, extractor.codebook_size, extractor.frame_rates)
-    plots.plot_codebook_usage(np.array(report["codebook"]["counts"]), out / "codebook_usage.png")
+    run = _Inputs(cfg, out, extractor, manifest, utts, waves, levels, codes, k)
+    aligned = _Once(lambda: _aligned(run))
+    decoded = _Once(lambda: _decoded(run))
+    references = _Once(lambda: _references(run))
+    parallel = _Once(lambda: _parallel(run, decoded()))
+    computed = (("codebook", lambda: _codebook(run)),
+                ("phonetic", lambda: _phonetic(run, aligned())),
+                ("abx", lambda: _abx(run, aligned())),
+                ("reconstruction", lambda: _reconstruction(run, decoded())),
+                ("conversion", lambda: _conversion(run, decoded(), references(), parallel())),
+                ("f0", lambda: _f0(run, decoded(), references())),
+                ("voice", lambda: _voice(run, decoded(), references(), parallel())),
+                ("training_curves", lambda: _training_curves(run)))
+    report: dict = {"model": str(Path(cfg.model).expanduser().resolve()), "model_checksum": extractor.checksum,
+                    "data": str(cfg.data), "splits": _splits(cfg.split), "utterances": len(utts),
+                    "skipped": len(unreadable), "config": OmegaConf.to_container(cfg),
+                    **{name: skipped(NOT_REACHED) for name, _ in computed}}
+    try:
+        for name, compute in computed:
+            _compute(report, name, compute)
+    finally:  # an error in one section still leaves the ones before it on disk
+        _write(out, report)
+    print(f"wrote {out / REPORT_MD} and {out / REPORT_JSON}")
+    return 0
 
-    report["phonetic"], report["abx"] = _phonetic(cfg, utts, waves, codes, levels, k, extractor, out)
-    generator = Generator(extractor.model, backend=cfg.backend, threads=cfg.threads)
-    report["reconstruction"], report["conversion"], report["f0"], report["voice"] = _decode(
-        cfg, manifest, utts, waves, codes, levels, k, extractor, generator, out)
-    curves = Path(cfg.metrics_csv).expanduser() if cfg.metrics_csv else Path(cfg.model).expanduser().parent / "metrics.csv"
-    report["training_curves"] = None
-    if curves.is_file():
-        try:
-            plots.plot_training_curves(curves, out / "training_curves.png")
-            report["training_curves"] = str(curves)
-        except ValueError as e:
-            log.warning("no training curves: %s", e)
-    if skipped:
-        write_skipped(out, skipped)
+
+def _compute(report: dict, name: str, compute: Callable[[], object]) -> None:
+    """``report[name] = compute()``, or skipped(reason) when its inputs are insufficient
+    (InsufficientData); any other error marks the section failed in ``report`` and propagates."""
+    try:
+        report[name] = compute()
+    except InsufficientData as e:
+        log.warning("report section %s skipped: %s", name, e)
+        report[name] = skipped(str(e))
+    except Exception as e:
+        report[name] = skipped(f"failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+        raise
+
+
+def _write(out: Path, report: dict) -> None:
     report = _finite(report)
     atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=2, allow_nan=False) + "\n")
     atomic_write_text(out / REPORT_MD, render(report))
-    print(f"wrote {out / REPORT_MD} and {out / REPORT_JSON}")
-    return 0
 
 
 def _check(cfg: DictConfig) -> None:
@@ -139,114 +168,296 @@ def _load(utts: list[Utterance], sr: int) -> tuple[dict[str, np.ndarray], list[t
     return waves, skipped
 
 
-def _phonetic(cfg, utts, waves, codes, levels, k: int, extractor: UnitExtractor, out: Path):
-    """Phonetic quality of ``codes`` (one symbol per frame, ``k`` of them) against baselines of
-    the same k and frame rate, each level's alone when there are several (``levels``: codes
-    (Q, frames)), and ABX on the latents (what the decoder is conditioned on)."""
+@dataclass(frozen=True)
+class _Inputs:
+    """What every section of one run reads: ``utts`` (the evaluated utterances, all readable),
+    ``waves`` and ``levels`` (codes (Q, frames)) per utterance id, ``codes`` the same as one
+    symbol per frame (frames,) out of ``k`` (the Q-tuples of several levels)."""
+
+    cfg: DictConfig
+    out: Path
+    extractor: UnitExtractor
+    manifest: list[Utterance]
+    utts: list[Utterance]
+    waves: dict[str, np.ndarray]
+    levels: dict[str, np.ndarray]
+    codes: dict[str, np.ndarray]
+    k: int
+
+
+class _Once:
+    """A stage several sections share (the alignments, the generated excerpts), computed on first
+    use and kept; when its inputs are insufficient, every section that needs it is skipped with
+    the same reason."""
+
+    def __init__(self, compute: Callable[[], object]):
+        self._compute = compute
+        self._done: tuple | None = None
+
+    def __call__(self):
+        if self._done is None:
+            try:
+                self._done = (self._compute(), None)
+            except InsufficientData as e:
+                self._done = (None, str(e))
+        value, reason = self._done
+        if reason is not None:
+            raise InsufficientData(reason)
+        return value
+
+
+def _codebook(run: _Inputs) -> dict:
+    x = run.extractor
+    if x.num_quantizers == 1:
+        health = sections.codebook_health(run.codes, run.k, x.frame_rate)
+    else:
+        health = sections.levels_health(run.levels, run.codes, run.k, x.codebook_size, x.frame_rates)
+    plots.plot_codebook_usage(np.array(health["counts"]), run.out / "codebook_usage.png")
+    return health
+
+
+@dataclass(frozen=True)
+class _Aligned:
+    """The evaluated utterances that have alignments: ``alignments`` and ``phones`` (a label or
+    None, for silence, per unit frame) by utterance id, in evaluation order."""
+
+    alignments: dict
+    phones: dict[str, list]
+    silences: frozenset
+
+
+def _aligned(run: _Inputs) -> _Aligned:
+    cfg = run.cfg
     try:
-        alignments = load_alignments(cfg.alignments, utts)
+        alignments = load_alignments(cfg.alignments, run.utts)
     except AlignmentError as e:
         raise ConfigError(f"alignments: {e}") from None
     if not alignments:
-        log.info("no alignments: the phonetic sections are left out (give alignments=<dir|file>)")
-        return None, None
-    fr = extractor.frame_rate
-    ids = [u.id for u in utts if u.id in alignments]
+        raise InsufficientData("no alignments for the evaluated utterances: give alignments=<dir|file> (or a "
+                               "manifest with alignment paths)")
     silences = frozenset(cfg.silence)  # one set for every phonetic metric: frames and ABX items alike
-    phones = {u: frame_labels(alignments[u], len(codes[u]), fr, silences) for u in ids}
-    systems = {"model": {u: codes[u] for u in ids},
-               "random": random_units({u: len(codes[u]) for u in ids}, k, seed=cfg.seed)}
-    mfcc = {u: mfcc_features(waves[u], extractor.sample_rate, extractor.hop) for u in ids}
+    ids = [u.id for u in run.utts if u.id in alignments]
+    phones = {u: frame_labels(alignments[u], len(run.codes[u]), run.extractor.frame_rate, silences) for u in ids}
+    return _Aligned({u: alignments[u] for u in ids}, phones, silences)
+
+
+def _phonetic(run: _Inputs, a: _Aligned) -> dict:
+    """Phonetic quality of the model's units (one symbol per frame, ``run.k`` of them) against
+    baselines of the same k and frame rate, and each level's alone when there are several."""
+    cfg, x, k = run.cfg, run.extractor, run.k
+    ids = list(a.phones)
+    systems = {"model": {u: run.codes[u] for u in ids},
+               "random": random_units({u: len(run.codes[u]) for u in ids}, k, seed=cfg.seed)}
     if cfg.mfcc_kmeans:
-        systems["mfcc_kmeans"] = mfcc_kmeans_units({u: waves[u] for u in ids}, extractor.sample_rate,
-                                                   extractor.hop, k, seed=cfg.seed)
-    phonetic = sections.phonetic_quality(phones, systems, k, cfg.seed)
-    phonetic["alignment_coverage"] = len(ids) / len(utts)
-    q = extractor.num_quantizers
-    phonetic["levels"] = None if q == 1 else [
-        sections.phonetic_quality(phones, {"model": {u: levels[u][level] for u in ids}}, extractor.codebook_size,
-                                  cfg.seed)["systems"]["model"] for level in range(q)]
+        systems["mfcc_kmeans"] = mfcc_kmeans_units({u: run.waves[u] for u in ids}, x.sample_rate, x.hop, k,
+                                                   seed=cfg.seed)
+    phonetic = sections.phonetic_quality(a.phones, systems, k, cfg.seed)
+    phonetic["alignment_coverage"] = len(ids) / len(run.utts)
+    phonetic["levels"] = None if x.num_quantizers == 1 else [
+        sections.phonetic_quality(a.phones, {"model": {u: run.levels[u][level] for u in ids}}, x.codebook_size,
+                                  cfg.seed)["systems"]["model"] for level in range(x.num_quantizers)]
     for metric, label in (("pnmi", "PNMI"), ("code_to_phone_accuracy", "code-to-phone accuracy")):
         plots.plot_metric_bars({name: s[metric] for name, s in phonetic["systems"].items()},
-                               out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
-    speakers = {u.id: u.speaker for u in utts}
-    latents = {u: extractor.latents(levels[u]) for u in ids}
-    features = {"model codebook vectors": latents, "mfcc": mfcc}
-    abx = sections.abx_section({u: alignments[u] for u in ids}, speakers, features, fr,
-                               cfg.abx_max_triples, cfg.seed, silences)
-    return phonetic, abx
+                               run.out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
+    return phonetic
 
 
-def _decode(cfg, manifest, utts, waves, codes, levels, k: int, extractor: UnitExtractor, generator: Generator,
-            out: Path):
-    """Reconstructions and conversions of excerpts (the first excerpt_seconds of each chosen
-    utterance), written to out/audio/ for listening; returns the reconstruction, conversion, F0
-    and voice-instrument sections. Utterances of speakers the model knows are reconstructed and converted to the
-    next speaker of the table; utterances of speakers it never saw (held-out speakers, folders
-    without speakers) are converted to known voices (any-to-many) and reported apart: they have
-    no embedding, so no reconstruction."""
-    known = extractor.model.speaker_index
-    seen = spread_over_speakers([u for u in utts if u.speaker in known], cfg.reconstruct_utterances)
-    unseen = spread_over_speakers([u for u in utts if u.speaker not in known], cfg.reconstruct_utterances)
-    names = sorted(known, key=known.get)
-    if not names or not (seen or unseen):
-        return None, None, None, None
-    chosen = seen + unseen
-    sr, hop = extractor.sample_rate, extractor.hop
-    frames = max(1, int(cfg.excerpt_seconds * sr) // hop)
-    excerpt = {u.id: waves[u.id][:frames * hop] for u in chosen}
-    excerpt_codes = {u.id: extractor.extract(excerpt[u.id]).codes for u in chosen}
+def _abx(run: _Inputs, a: _Aligned) -> dict:
+    """ABX on the latents the decoder is conditioned on, and on MFCCs for reference."""
+    x = run.extractor
+    features = {"model codebook vectors": {u: x.latents(run.levels[u]) for u in a.alignments},
+                "mfcc": {u: mfcc_features(run.waves[u], x.sample_rate, x.hop) for u in a.alignments}}
+    return sections.abx_section(a.alignments, {u.id: u.speaker for u in run.utts}, features, x.frame_rate,
+                                run.cfg.abx_max_triples, run.cfg.seed, a.silences)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """Excerpts (the first excerpt_seconds of each chosen utterance) through the generator:
+    ``seen`` utterances (of speakers the model knows) reconstructed and converted to
+    ``targets[id]`` when the model has another speaker, ``unseen`` ones converted only (they have
+    no embedding). ``excerpt`` audio and ``excerpt_codes`` (Q, frames) by id; ``generated`` by
+    the name its file has in audio/. ``names``: the model's speakers in table order."""
+
+    seen: list[Utterance]
+    unseen: list[Utterance]
+    names: list[str]
+    targets: dict[str, str]
+    excerpt: dict[str, np.ndarray]
+    excerpt_codes: dict[str, np.ndarray]
+    generated: dict[str, np.ndarray]
+    generator: Generator
+
+    def reconstruction(self, u: Utterance) -> np.ndarray:
+        return self.generated[f"{u.id}_reconstruction"]
+
+    def conversion(self, u: Utterance) -> np.ndarray:
+        return self.generated[f"{u.id}_to_{self.targets[u.id]}"]
+
+    def pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(id, excerpt, its reconstruction cut to the excerpt's length) of the seen utterances."""
+        return [(u.id, self.excerpt[u.id], self.reconstruction(u)[:len(self.excerpt[u.id])]) for u in self.seen]
+
+    def conversions(self, seen: bool) -> list[tuple[np.ndarray, str, str]]:
+        """(conversion, source speaker, target speaker) of the seen or the unseen sources."""
+        return [(self.conversion(u), u.speaker, self.targets[u.id])
+                for u in (self.seen if seen else self.unseen) if u.id in self.targets]
+
+
+def _targets(seen: list[Utterance], unseen: list[Utterance], names: list[str]) -> dict[str, str]:
+    """Utterance id -> the known speaker it is converted to: a seen source to the next speaker of
+    the table (none when the model has one speaker), unseen sources dealt round robin over the
+    model's speakers (any-to-many), so targets spread evenly."""
     targets = {u.id: names[(names.index(u.speaker) + 1) % len(names)] for u in seen} if len(names) > 1 else {}
     targets.update({u.id: names[i % len(names)] for i, u in enumerate(unseen)})
+    return targets
+
+
+def _decoded(run: _Inputs) -> _Decoded:
+    """Generates the excerpts (see _Decoded) and writes them, with their originals, to out/audio/."""
+    cfg, x = run.cfg, run.extractor
+    if cfg.reconstruct_utterances == 0:
+        raise InsufficientData("reconstruct_utterances=0: no excerpt is generated")
+    known = x.model.speaker_index
+    seen = spread_over_speakers([u for u in run.utts if u.speaker in known], cfg.reconstruct_utterances)
+    unseen = spread_over_speakers([u for u in run.utts if u.speaker not in known], cfg.reconstruct_utterances)
+    names = sorted(known, key=known.get)
+    chosen = seen + unseen
+    sr, hop = x.sample_rate, x.hop
+    frames = max(1, int(cfg.excerpt_seconds * sr) // hop)
+    excerpt = {u.id: run.waves[u.id][:frames * hop] for u in chosen}
+    excerpt_codes = {u.id: x.extract(excerpt[u.id]).codes for u in chosen}
+    targets = _targets(seen, unseen, names)
     jobs = [(f"{u.id}_reconstruction", u.id, known[u.speaker]) for u in seen]
     jobs += [(f"{u.id}_to_{targets[u.id]}", u.id, known[targets[u.id]]) for u in chosen if u.id in targets]
+    generator = Generator(x.model, backend=cfg.backend, threads=cfg.threads)
     generated = {}
     for start in tqdm(range(0, len(jobs), cfg.batch_size), desc="generate", unit="batch", dynamic_ncols=True):
         batch = jobs[start:start + cfg.batch_size]
         waves_out = generator.generate([excerpt_codes[j[1]] for j in batch], [j[2] for j in batch], seed=cfg.seed,
                                        first_index=start, temperature=cfg.temperature, argmax=cfg.argmax)
         generated.update({j[0]: np.clip(w, -1, 1) for j, w in zip(batch, waves_out)})
-    (out / "audio").mkdir(exist_ok=True)
+    (run.out / "audio").mkdir(exist_ok=True)
     for u in chosen:
-        audio.save(out / "audio" / f"{u.id}_original.wav", excerpt[u.id], sr)
+        audio.save(run.out / "audio" / f"{u.id}_original.wav", excerpt[u.id], sr)
     for name, w in generated.items():
-        audio.save(out / "audio" / f"{name}.wav", w, sr)
-    pairs = [(u.id, excerpt[u.id], generated[f"{u.id}_reconstruction"][:len(excerpt[u.id])]) for u in seen]
-    recon = None
-    if pairs:
-        recon = sections.reconstruction(pairs, sr)
-        plots.plot_spectrograms([(uid, ref, deg) for uid, ref, deg in pairs[:SPECTROGRAM_ROWS]], sr,
-                                out / "spectrograms.png")
-    converted = [(generated[f"{u.id}_to_{targets[u.id]}"], u.speaker, targets[u.id]) for u in seen if u.id in targets]
-    converted_unseen = [(generated[f"{u.id}_to_{targets[u.id]}"], u.speaker, targets[u.id]) for u in unseen]
-    probe_train = _probe_training_audio(manifest, {u.id for u in utts}, known, sr)
-    by_speaker: dict[str, list[np.ndarray]] = {}
-    for a, spk in zip(*probe_train):
-        if len(by_speaker.setdefault(spk, [])) < F0_REFERENCE_UTTERANCES:
-            by_speaker[spk].append(a)
-    f0 = {"seen": sections.f0_check([(p[1], p[2]) for p in pairs], [(c[0], c[2]) for c in converted], by_speaker, sr),
-          "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in converted_unseen], by_speaker, sr)
-          if unseen else None}
-    parallel = _parallel(manifest, seen, targets, waves, levels, generator, extractor, cfg) if converted else []
-    items = [sections.Generated(u.id, u.speaker, u.speaker, excerpt[u.id], generated[f"{u.id}_reconstruction"])
-             for u in seen]
-    items += [sections.Generated(u.id, u.speaker, targets[u.id], excerpt[u.id],
-                                 generated[f"{u.id}_to_{targets[u.id]}"], seen=u.speaker in known)
-              for u in chosen if u.id in targets]
-    analyses = world.Analyses(sr)  # the plot below reuses the section's analyses of the same signals
-    voice = sections.voice(items, {u.id: (u.speaker, waves[u.id]) for u in utts}, by_speaker, parallel, sr,
-                           _speaker_encoder(cfg), analyses)
-    _plot_f0(voice, items, analyses, out)
+        audio.save(run.out / "audio" / f"{name}.wav", w, sr)
+    return _Decoded(seen, unseen, names, targets, excerpt, excerpt_codes, generated, generator)
+
+
+def _reconstruction(run: _Inputs, d: _Decoded) -> dict:
+    pairs = d.pairs()
+    if not pairs:
+        raise InsufficientData("no evaluated utterance is of a speaker the model knows (its speakers.json): "
+                               "nothing to reconstruct")
+    plots.plot_spectrograms(pairs[:SPECTROGRAM_ROWS], run.extractor.sample_rate, run.out / "spectrograms.png")
+    return sections.reconstruction(pairs, run.extractor.sample_rate)
+
+
+@dataclass(frozen=True)
+class _References:
+    """Real audio of the model's speakers outside the evaluated utterances (speaker -> up to
+    PROBE_UTTERANCES_PER_SPEAKER utterances): what the speaker-ID probe is fit on and the target
+    pitch is measured on. ``looked``: where they were looked for, for a skip reason."""
+
+    audio: dict[str, list[np.ndarray]]
+    looked: str
+
+    def probe_data(self) -> tuple[list[np.ndarray], list[str]]:
+        return [a for s in sorted(self.audio) for a in self.audio[s]], [s for s in sorted(self.audio)
+                                                                         for _ in self.audio[s]]
+
+    def pitch(self) -> dict[str, list[np.ndarray]]:
+        return {s: a[:F0_REFERENCE_UTTERANCES] for s, a in self.audio.items()}
+
+
+def _references(run: _Inputs) -> _References:
+    """Real audio of the model's speakers from the evaluated manifest, then, for speakers still
+    short, from the manifest the model was trained on (its config's data.manifest): data of
+    speakers the model never saw has none of its own. Files of the evaluated utterances are left
+    out, so the probe is never fit on what it scores."""
+    known = run.extractor.model.speaker_index
+    sr = run.extractor.sample_rate
+    exclude = {Path(u.path).resolve() for u in run.utts}
+    per: dict[str, list[np.ndarray]] = {}
+
+    def take(utterances: list[Utterance]) -> None:
+        for u in utterances:
+            path = Path(u.path).resolve()
+            full = len(per.get(u.speaker, [])) >= PROBE_UTTERANCES_PER_SPEAKER
+            if u.speaker not in known or path in exclude or full:
+                continue
+            exclude.add(path)
+            try:
+                per.setdefault(u.speaker, []).append(audio.load(path, sr))
+            except audio.AudioError:
+                continue
+
+    take(run.manifest)
+    looked = f"data={run.cfg.data}"
+    trained_on = ((run.extractor.model.config or {}).get("data") or {}).get("manifest")
+    if trained_on is None:
+        looked += " (the model's config names no training manifest)"
+    elif any(len(per.get(s, [])) < PROBE_UTTERANCES_PER_SPEAKER for s in known):
+        try:
+            take(read_manifest(Path(trained_on).expanduser()))
+            looked += f" and the model's training manifest {trained_on}"
+        except ManifestError as e:
+            looked += f" (the model's training manifest: {e})"
+    return _References(per, looked)
+
+
+def _conversion(run: _Inputs, d: _Decoded, refs: _References, parallel: list) -> dict:
+    cfg, sr = run.cfg, run.extractor.sample_rate
+    converted, converted_unseen = d.conversions(seen=True), d.conversions(seen=False)
     if not (converted or converted_unseen):
-        return recon, None, f0, voice
-    real_eval = ([waves[u.id] for u in utts], [u.speaker for u in utts])
-    histograms = np.stack([np.bincount(codes[u.id], minlength=k) / len(codes[u.id])
-                           for u in utts])
-    reconstructed = ([generated[f"{u.id}_reconstruction"] for u in seen], [u.speaker for u in seen])
-    conv = sections.conversion(probe_train, real_eval, reconstructed, converted, histograms, [u.speaker for u in utts],
-                               parallel, sr, cfg.seed, unseen_converted=converted_unseen)
-    conv["decoder_speaker_use"] = _speaker_use(extractor, seen, excerpt, excerpt_codes, names) if seen and len(names) > 1 else None
-    return recon, conv, f0, voice
+        raise InsufficientData(f"the model knows one speaker ({d.names[0]}) and every evaluated utterance is "
+                               "theirs: no other voice to convert to")
+    if len(refs.audio) < 2:
+        raise InsufficientData(f"the speaker-ID probe needs real audio of at least 2 of the model's speakers "
+                               f"outside the evaluated utterances; {refs.looked} hold {len(refs.audio)} "
+                               f"({', '.join(sorted(refs.audio)) or 'none'})")
+    real_eval = ([run.waves[u.id] for u in run.utts], [u.speaker for u in run.utts])
+    histograms = np.stack([np.bincount(run.codes[u.id], minlength=run.k) / len(run.codes[u.id]) for u in run.utts])
+    reconstructed = ([d.reconstruction(u) for u in d.seen], [u.speaker for u in d.seen])
+    conv = sections.conversion(refs.probe_data(), real_eval, reconstructed, converted, histograms,
+                               [u.speaker for u in run.utts], parallel, sr, cfg.seed,
+                               unseen_converted=converted_unseen)
+    conv["decoder_speaker_use"] = _speaker_use(run.extractor, d) if d.seen and len(d.names) > 1 else None
+    return conv
+
+
+def _f0(run: _Inputs, d: _Decoded, refs: _References) -> dict:
+    sr, pitch = run.extractor.sample_rate, refs.pitch()
+    return {"seen": sections.f0_check([(p[1], p[2]) for p in d.pairs()],
+                                      [(c[0], c[2]) for c in d.conversions(seen=True)], pitch, sr),
+            "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in d.conversions(seen=False)], pitch, sr)
+            if d.unseen else None}
+
+
+def _voice(run: _Inputs, d: _Decoded, refs: _References, parallel: list) -> dict:
+    known = run.extractor.model.speaker_index
+    items = [sections.Generated(u.id, u.speaker, u.speaker, d.excerpt[u.id], d.reconstruction(u)) for u in d.seen]
+    items += [sections.Generated(u.id, u.speaker, d.targets[u.id], d.excerpt[u.id], d.conversion(u),
+                                 seen=u.speaker in known)
+              for u in d.seen + d.unseen if u.id in d.targets]
+    analyses = world.Analyses(run.extractor.sample_rate)  # the plot below reuses the section's analyses
+    voice = sections.voice(items, {u.id: (u.speaker, run.waves[u.id]) for u in run.utts}, refs.pitch(), parallel,
+                           run.extractor.sample_rate, _speaker_encoder(run.cfg), analyses)
+    _plot_f0(voice, items, analyses, run.out)
+    return voice
+
+
+def _training_curves(run: _Inputs) -> str:
+    cfg = run.cfg
+    curves = (Path(cfg.metrics_csv) if cfg.metrics_csv else Path(cfg.model).parent / "metrics.csv").expanduser()
+    if not curves.is_file():
+        raise InsufficientData(f"no training metrics at {curves} (give metrics_csv=<run>/metrics.csv)")
+    try:
+        plots.plot_training_curves(curves, run.out / "training_curves.png")
+    except ValueError as e:
+        raise InsufficientData(f"{curves}: {e}") from None
+    return str(curves)
 
 
 def _speaker_encoder(cfg) -> SpeakerEncoder | None:
@@ -285,19 +496,20 @@ def _plot_f0(voice: dict, items: list, analyses: world.Analyses, out: Path) -> N
 
 
 @torch.no_grad()
-def _speaker_use(extractor: UnitExtractor, chosen, excerpt, excerpt_codes, names: list[str]) -> dict:
-    """Teacher-forced loss of each excerpt with its own speaker and up to MAX_OTHER_SPEAKERS
+def _speaker_use(extractor: UnitExtractor, d: _Decoded) -> dict:
+    """Teacher-forced loss of each seen excerpt with its own speaker and up to MAX_OTHER_SPEAKERS
     others (the next ones in table order): does the decoder listen to the speaker at all?"""
     model = extractor.model
     device = next(model.parameters()).device
+    names = d.names
     others_n = min(MAX_OTHER_SPEAKERS, len(names) - 1)
     own, others = [], []
-    for u in chosen:
-        frames = excerpt_codes[u.id].shape[-1]
+    for u in d.seen:
+        frames = d.excerpt_codes[u.id].shape[-1]
         x = np.zeros(frames * extractor.hop, np.float32)
-        x[:len(excerpt[u.id])] = excerpt[u.id]
+        x[:len(d.excerpt[u.id])] = d.excerpt[u.id]
         x = torch.from_numpy(x)[None].to(device)
-        latents = model.latents(torch.from_numpy(excerpt_codes[u.id])[None].to(device))
+        latents = model.latents(torch.from_numpy(d.excerpt_codes[u.id])[None].to(device))
         i = names.index(u.speaker)
         rows = [names[(i + k) % len(names)] for k in range(others_n + 1)]
         losses = [float(model.decoder.loss(model.decoder_logits(x, latents, torch.tensor(
@@ -307,42 +519,29 @@ def _speaker_use(extractor: UnitExtractor, chosen, excerpt, excerpt_codes, names
     return sections.speaker_use(own, others)
 
 
-def _probe_training_audio(manifest, exclude: set[str], known: dict, sr: int):
-    """Real audio of the model's speakers, from utterances outside the evaluated ones."""
-    per: dict[str, list[np.ndarray]] = {}
-    for u in manifest:
-        if u.id in exclude or u.speaker not in known or len(per.get(u.speaker, [])) >= PROBE_UTTERANCES_PER_SPEAKER:
-            continue
-        try:
-            per.setdefault(u.speaker, []).append(audio.load(u.path, sr))
-        except audio.AudioError:
-            continue
-    speakers = [s for s in sorted(per) for _ in per[s]]
-    return [a for s in sorted(per) for a in per[s]], speakers
-
-
-def _parallel(manifest, chosen, targets, waves, levels, generator: Generator, extractor: UnitExtractor, cfg):
+def _parallel(run: _Inputs, d: _Decoded) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(conversion, source, target) real-audio triples where the target speaker read the same
-    text as the source: whole utterances (already loaded and encoded), converted in full."""
+    text as a seen source: whole utterances (already loaded and encoded), converted in full."""
     def key(text: str | None, speaker: str):
         return " ".join((text or "").lower().split()), speaker
 
+    x, cfg = run.extractor, run.cfg
     by_text = {}
-    for u in manifest:
+    for u in run.manifest:
         if u.text:
             by_text.setdefault(key(u.text, u.speaker), u)
     triples = []
-    for u in chosen:
-        match = by_text.get(key(u.text, targets[u.id])) if u.text else None
+    for u in d.seen:
+        match = by_text.get(key(u.text, d.targets[u.id])) if u.text and u.id in d.targets else None
         if match is None:
             continue
         try:
-            tgt = audio.load(match.path, extractor.sample_rate)
+            tgt = audio.load(match.path, x.sample_rate)
         except audio.AudioError:
             continue
-        conv = generator.generate([levels[u.id]], [extractor.model.speaker_index[targets[u.id]]],
-                                  seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
-        triples.append((np.clip(conv, -1, 1)[:len(waves[u.id])], waves[u.id], tgt))
+        conv = d.generator.generate([run.levels[u.id]], [x.model.speaker_index[d.targets[u.id]]],
+                                    seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
+        triples.append((np.clip(conv, -1, 1)[:len(run.waves[u.id])], run.waves[u.id], tgt))
     return triples
 
 

@@ -168,11 +168,16 @@ def conversion(probe_train: tuple[list[np.ndarray], list[str]], real_eval: tuple
     audio, targets = [c[0] for c in converted], [c[2] for c in converted]
     predicted = probe.predict(audio, sr=sample_rate) if converted else []
     known = set(probe.speakers)
-    real_ok = [(a, s) for a, s in zip(*real_eval) if s in known]
+
+    def accuracy(audios: Sequence[np.ndarray], speakers: Sequence[str]) -> float | None:
+        """The probe's accuracy on the utterances of speakers it was fit on (None: there are none;
+        e.g. every utterance of a speaker is evaluated, none is left to fit on)."""
+        scored = [(a, s) for a, s in zip(audios, speakers) if s in known]
+        return probe.score([a for a, _ in scored], [s for _, s in scored], sr=sample_rate) if scored else None
+
     out = {
-        "probe_real_accuracy": probe.score([a for a, _ in real_ok], [s for _, s in real_ok], sr=sample_rate)
-        if real_ok else None,
-        "probe_reconstruction_accuracy": probe.score(*reconstructed, sr=sample_rate) if reconstructed[0] else None,
+        "probe_real_accuracy": accuracy(*real_eval),
+        "probe_reconstruction_accuracy": accuracy(*reconstructed),
         "probe_speakers": len(known), "probe_chance": 1 / len(known),
         "conversions": len(converted),
         "classified_as_target": float(np.mean([p == t for p, t in zip(predicted, targets)])) if converted else None,

@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..audio import SAMPLE_RATE, resample
+from . import InsufficientData
 
 REFERENCE_RATE = 16_000  # frame sizes are stated at this rate and scaled with sr
 N_FFT = 1024
@@ -100,7 +101,8 @@ class SpeakerProbe:
         if len(audios) != len(speakers):
             raise ValueError(f"{len(audios)} utterances but {len(speakers)} speaker labels")
         if len(set(speakers)) < 2:
-            raise ValueError(f"a speaker probe needs utterances of at least 2 speakers, got {sorted(set(speakers))}")
+            raise InsufficientData(f"a speaker probe needs utterances of at least 2 speakers, "
+                                   f"got {sorted(set(speakers))}")
         self.sample_rate = sr
         self._model = _classifier(self.seed).fit(speaker_features(audios, sr), np.asarray(speakers, dtype=str))
         return self
