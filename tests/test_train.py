@@ -398,3 +398,43 @@ def test_running_out_of_memory_at_run_time_is_one_line(manifest, tmp_path):
     assert r.returncode == 1, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("audio-vq train: error: out of memory (") and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def rank_pid(agent: int, rank: int) -> int:
+    """The pid of torchrun's worker of ``rank`` (a child of the agent with RANK=<rank>)."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("PPid:")))
+            environ = (status.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, StopIteration):
+            continue
+        if ppid == agent and f"RANK={rank}".encode() in environ:
+            return int(status.parent.name)
+    raise AssertionError(f"no rank {rank} under torchrun's agent {agent}")
+
+
+def test_a_preempted_torchrun_job_stops_every_rank_at_the_same_checkpointed_step(manifest, tmp_path):
+    # Catches a torchrun job that dies of the signal (no checkpoint), or whose ranks stop at
+    # different steps. Only rank 1 is signalled; both must stop at one step, whose checkpoint
+    # holds both RNG states. (torchrun's agent also terminates rank 0 once rank 1 exits, so this
+    # does not tell the ranks' agreement from that; the agreement is ctx.any_each in the loop.)
+    import re
+    import signal
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    run_dir = tmp_path / "ddp"
+    process = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "train",
+                                f"data.manifest={manifest}", f"hydra.run.dir={run_dir}", *TINY, "train.log_every=1",
+                                "train.max_steps=100000", "train.checkpoint_every=1000", "data.num_workers=1",
+                                "device=cpu"], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        wait_for_step(run_dir, 3, process)
+        os.kill(rank_pid(process.pid, 1), signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    steps = re.findall(r"audio-vq train: preempted(?: by SIGTERM)? at step (\d+):", stderr)
+    assert len(steps) == 2 and steps[0] == steps[1], stderr[-3000:]
+    state = torch.load(run_dir / "checkpoints" / f"step_{int(steps[0]):08d}.pt", weights_only=True)
+    assert state["step"] == int(steps[0]) and len(state["rng"]) == 2
