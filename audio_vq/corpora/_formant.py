@@ -5,7 +5,8 @@ synthesizer"): a Rosenberg glottal pulse train with jitter and shimmer, plus asp
 drives a cascade of second-order resonators whose frequencies change every control block (the
 formants, and a nasal pole/zero pair); frication and stop bursts are white noise through fixed
 band-pass resonators, added in parallel. :func:`render` turns a score, ``[(Phone, samples), ...]``,
-spoken by a :class:`Speaker`, into audio. Signals are float64 arrays (T,) at rate ``sr``.
+spoken by a :class:`Speaker`, into audio, and keeps what it knows of the pitch (:class:`Rendering`);
+:func:`true_f0` makes that a frame-level ground truth. Signals are float64 arrays (T,) at rate ``sr``.
 """
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ F0_LIMITS = (60.0, 400.0)
 CLOSED_PHASE_NOISE = 0.25  # aspiration while the glottis is closed, relative to open
 PEAK_LEVEL = 0.8
 NOISE_FLOOR = 10.0 ** (-66.0 / 20.0)  # recording noise, so that pauses are never digital silence
+# Ground-truth voicing of a frame (true_f0): the glottal source is on for at least
+# SOURCE_ON_FRACTION of its samples, its sound (through the vocal tract) is within VOICED_RANGE_DB
+# of the utterance's loudest frame of it (audible), and it is at least MIN_HARMONIC_TO_NOISE_DB
+# above everything aperiodic in the frame (aspiration, breath, frication, bursts, the noise
+# floor), which would otherwise mask it.
+SOURCE_ON_FRACTION, VOICED_RANGE_DB, MIN_HARMONIC_TO_NOISE_DB = 0.5, 40.0, 0.0
+# "On": an amplitude above this, relative to a vowel's: far under the weakest voicing (a voice
+# bar's, VOICE_BAR in synthetic.py), far over the rounding residue that smoothing leaves in the
+# zeros beside the ramps.
+SOURCE_ON_LEVEL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,28 @@ class Speaker:
     rate: float
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """One utterance as :func:`render` made it, sample by sample, all (T,).
+
+    audio: float32, peak about ``PEAK_LEVEL``.
+    frequency: Hz, the glottal source's instantaneous frequency: the F0 contour times each
+        period's jitter factor, defined everywhere (also where the source is off).
+    source_on: bool, where the glottal source's amplitude is above SOURCE_ON_LEVEL.
+    periodic: the glottal pulses' share of ``audio`` (through the same vocal tract, at the same
+        scale); ``audio - periodic`` is everything aperiodic."""
+
+    audio: np.ndarray
+    frequency: np.ndarray
+    source_on: np.ndarray
+    periodic: np.ndarray
+
+
 def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Generator,
-           sr: int) -> np.ndarray:
-    """Audio (T,) float32, peak about ``PEAK_LEVEL``, of ``score`` [(phone, samples), ...]; T is
-    the sum of the samples. Each phone sounds in its own samples, give or take the few
-    milliseconds of amplitude ramps, resonator ringing and formant transitions."""
+           sr: int) -> Rendering:
+    """The utterance of ``score`` [(phone, samples), ...]; T is the sum of the samples. Each
+    phone sounds in its own samples, give or take the few milliseconds of amplitude ramps,
+    resonator ringing and formant transitions."""
     lengths = np.array([n for _, n in score])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     total = int(lengths.sum())
@@ -109,8 +137,8 @@ def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Gene
     voicing, aspiration = smooth(voicing, ramp), smooth(aspiration, ramp)
 
     f0 = _f0_contour(score, starts, speaker, rng, sr)
-    pulses, glottis_open = glottal_source(f0, rng, sr, speaker.open_quotient, speaker.jitter,
-                                          speaker.shimmer)
+    pulses, glottis_open, frequency = glottal_source(f0, rng, sr, speaker.open_quotient,
+                                                     speaker.jitter, speaker.shimmer)
     voice = spectral_tilt(pulses, speaker.tilt)
     voice /= rms(voice)
     noise = rng.standard_normal(total)
@@ -119,6 +147,9 @@ def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Gene
     block = max(1, round(CONTROL_SECONDS * sr))
     resonators, nasal_zero = _vocal_tract(score, starts, speaker, rng, sr, block)
     audio = time_varying_fir(time_varying_cascade(source, resonators, block), nasal_zero, block)
+    # The tract is linear and starts at rest, so the pulses' share of the audio is the pulses
+    # alone through it (what the ground-truth voicing asks of each frame).
+    periodic = time_varying_fir(time_varying_cascade(voicing * voice, resonators, block), nasal_zero, block)
 
     reference = rms(audio[vowel])  # frication levels are relative to the vowels
     for s, e, p, burst in noises:
@@ -131,9 +162,37 @@ def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Gene
             edge = max(1, min(round(FRICATION_RAMP_SECONDS * sr), (e - s) // 3))
             envelope = np.sin(0.5 * np.pi * np.minimum(np.minimum(k, k[::-1]) / edge, 1.0)) ** 2
         audio[s:e] += reference * 10.0 ** (p.noise_db / 20.0) * envelope * shaped
-    audio *= PEAK_LEVEL / np.max(np.abs(audio))
+    scale = PEAK_LEVEL / np.max(np.abs(audio))
+    audio *= scale
     audio += NOISE_FLOOR * rng.standard_normal(total)
-    return audio.astype(np.float32)
+    return Rendering(audio=audio.astype(np.float32), frequency=frequency, source_on=voicing > SOURCE_ON_LEVEL,
+                     periodic=periodic * scale)
+
+
+def true_f0(rendering: Rendering, hop: int) -> np.ndarray:
+    """The rendered F0 per frame, (ceil(T / hop),) Hz, 0 on unvoiced frames.
+
+    Frame i is samples [i * hop, (i + 1) * hop) (the last may be shorter). Its F0 is the mean
+    instantaneous frequency of the glottal source over those samples (the periods it completes
+    per second: jitter included); it is voiced when the source is on for SOURCE_ON_FRACTION of
+    them, sounds within VOICED_RANGE_DB of the utterance's loudest frame of voice, and is at
+    least MIN_HARMONIC_TO_NOISE_DB above the aperiodic rest of the frame."""
+    total = len(rendering.audio)
+    starts = np.arange(0, total, hop)
+    counts = np.diff(np.append(starts, total))
+
+    def frame_mean(x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.asarray(x, dtype=np.float64), starts) / counts
+
+    periodic_power = frame_mean(np.square(rendering.periodic))
+    aperiodic_power = frame_mean(np.square(rendering.audio - rendering.periodic))
+    loudest = periodic_power.max()
+    # powers: dB = 10 log10, compared as ratios so that silent frames need no logarithm of 0
+    voiced = ((frame_mean(rendering.source_on) >= SOURCE_ON_FRACTION)
+              & (periodic_power >= loudest * 10.0 ** (-VOICED_RANGE_DB / 10.0))
+              & (periodic_power > 0)
+              & (periodic_power >= aperiodic_power * 10.0 ** (MIN_HARMONIC_TO_NOISE_DB / 10.0)))
+    return np.where(voiced, frame_mean(rendering.frequency), 0.0)
 
 
 def _f0_contour(score, starts: np.ndarray, speaker: Speaker, rng: np.random.Generator,
@@ -245,11 +304,13 @@ def glottal_source(f0: np.ndarray, rng: np.random.Generator, sr: int, open_quoti
 
     f0: (T,) fundamental frequency in Hz, defined everywhere (voicing is switched by the caller).
     Jitter multiplies each period's frequency by ``1 + jitter * N(0, 1)``, shimmer its amplitude
-    by ``1 + shimmer * N(0, 1)``. Returns (pulses (T,), open (T,) bool: glottis open)."""
+    by ``1 + shimmer * N(0, 1)``. Returns (pulses (T,), open (T,) bool: glottis open,
+    frequency (T,) Hz: the instantaneous frequency, jitter included)."""
     # Periods are counted on the unperturbed phase, so each gets one jitter factor without a loop.
     nominal_period = (np.cumsum(f0) / sr).astype(np.int64)
     period_factor = 1.0 + jitter * rng.standard_normal(nominal_period[-1] + 2)
-    phase = np.cumsum(f0 * period_factor[nominal_period]) / sr
+    frequency = f0 * period_factor[nominal_period]
+    phase = np.cumsum(frequency) / sr
     period = phase.astype(np.int64)
     x = phase - period  # position within the period, [0, 1)
     t_open = open_quotient * SPEED_QUOTIENT / (1.0 + SPEED_QUOTIENT)
@@ -260,7 +321,7 @@ def glottal_source(f0: np.ndarray, rng: np.random.Generator, sr: int, open_quoti
     pulses[opening] = np.pi / (2.0 * t_open) * np.sin(np.pi * x[opening] / t_open)
     pulses[closing] = -np.pi / (2.0 * t_close) * np.sin(np.pi * (x[closing] - t_open) / (2.0 * t_close))
     amplitude = 1.0 + shimmer * rng.standard_normal(period[-1] + 2)
-    return pulses * amplitude[period], opening | closing
+    return pulses * amplitude[period], opening | closing, frequency
 
 
 def spectral_tilt(x: np.ndarray, coefficient: float) -> np.ndarray:

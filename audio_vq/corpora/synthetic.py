@@ -12,6 +12,9 @@ Layout written by :func:`generate`::
     root/.synthetic.json          the parameters, written first: claims the folder for resuming
     root/spk00/spk00_0000.wav     16-bit PCM
     root/spk00/spk00_0000.lab     one "start end phone" line per phone, seconds (HTK/Festival)
+    root/spk00/spk00_0000.f0      the true F0: one "time_s f0_hz" line per F0_HOP_SECONDS frame,
+                                  0 when unvoiced (:func:`audio_vq.pitch.format_f0`; what counts
+                                  as voiced: :func:`._formant.true_f0`)
     root/corpus.json              written last: a folder without it is an unfinished generation
 
 Every utterance draws its randomness from its own seed sequence keyed by (seed, speaker,
@@ -32,18 +35,20 @@ import numpy as np
 from ..audio import save
 from ..atomic import atomic_write_text
 from ..manifest import Utterance
+from ..pitch import F0_FILE_SUFFIX, format_f0
 from ..processes import die_with_parent
-from ._formant import Phone, Speaker, render
+from ._formant import Phone, Speaker, render, true_f0
 from .common import CorpusError
 
 log = logging.getLogger(__name__)
 
 CORPUS = "synthetic"
-GENERATOR_VERSION = 1  # bump whenever the audio for the same parameters changes
+GENERATOR_VERSION = 2  # bump whenever the files for the same parameters change (2: the .f0 files)
 CORPUS_FILE = "corpus.json"
 CLAIM_FILE = ".synthetic.json"
 MIN_UTTERANCE_SECONDS = 1.0  # room for edge silences and one syllable
 MIN_SAMPLE_RATE = 8000
+F0_HOP_SECONDS = 0.01  # the .f0 files' frame: 10 ms, the pitch trackers' customary step
 
 # --- the phone inventory ----------------------------------------------------------------------
 # Formant targets (F1, F2, F3, Hz) for a vocal-tract scale of 1: Peterson & Barney's (1952) men's
@@ -343,39 +348,51 @@ def _lab_text(score: list[tuple[str, int]], sr: int) -> str:
 
 
 def _synthesize(task: tuple) -> None:
-    """Render one utterance and write its wav and lab (both atomically). Runs in workers."""
+    """Render one utterance and write its lab, f0 and wav (each atomically, the wav last). Runs
+    in workers."""
     wav, score, speaker, seed, s, u, sr = task
-    audio = render([(PHONES[p], n) for p, n in score], speaker, _rng(seed, _SOUND_STREAM, s, u), sr)
+    rendering = render([(PHONES[p], n) for p, n in score], speaker, _rng(seed, _SOUND_STREAM, s, u), sr)
+    hop = round(F0_HOP_SECONDS * sr)
     atomic_write_text(wav.with_suffix(".lab"), _lab_text(score, sr))
-    save(wav, audio, sr, subtype="PCM_16")
+    atomic_write_text(wav.with_suffix(F0_FILE_SUFFIX), format_f0(true_f0(rendering, hop), hop, sr))
+    save(wav, rendering.audio, sr, subtype="PCM_16")
 
 
-def _check_same(path: Path, root: Path, params: dict) -> None:
-    """CorpusError unless ``path`` (corpus.json or the claim) records these parameters."""
+def _check_same(path: Path, root: Path, params: dict) -> bool:
+    """CorpusError unless ``path`` (corpus.json or the claim) records these parameters; True when
+    it does but from an older GENERATOR_VERSION (its files are to be rendered again)."""
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         old = {"generator": stored["generator"], "version": stored["version"], **stored["parameters"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CorpusError(f"{root}: {path.name} is not a {CORPUS} corpus record ({type(e).__name__}); "
                           f"use an empty folder") from None
+    outdated = isinstance(old["version"], int) and old["version"] < GENERATOR_VERSION
     for key, value in {"generator": CORPUS, "version": GENERATOR_VERSION, **params}.items():
-        if old.get(key) != value:
+        if old.get(key) != value and not (key == "version" and outdated):
             raise CorpusError(f"{root}: holds a {CORPUS} corpus made with {key}={old.get(key)!r}, "
                               f"not {key}={value!r}; pass the same options, or use another "
                               f"(or an emptied) root")
+    return outdated
 
 
-def _claim(root: Path, params: dict) -> None:
+def _claim(root: Path, params: dict, wavs: list[Path]) -> None:
     """Check that ``root`` is empty or an unfinished corpus with these options; if it is empty,
     record the options in it first, so that an interrupted generation can be resumed but never
-    confused with someone's files."""
+    confused with someone's files. An older generator's corpus with these options loses its
+    utterance files (``wavs`` and their companions) before its claim is renewed, so none is kept
+    by the resume; until then, an interruption leaves it outdated, and it is cleared again."""
     if (root / CLAIM_FILE).exists():
-        _check_same(root / CLAIM_FILE, root, params)
+        if not _check_same(root / CLAIM_FILE, root, params):
+            return
+        log.warning("%s: made by an older %s generator; rendering it again", root, CORPUS)
+        for wav in wavs:
+            for suffix in (".wav", ".lab", F0_FILE_SUFFIX):
+                wav.with_suffix(suffix).unlink(missing_ok=True)
     elif root.exists() and any(not p.name.startswith(".") for p in root.iterdir()):
         raise CorpusError(f"{root}: not empty and holds no {CORPUS} corpus; choose an empty or new folder")
-    else:
-        record = {"generator": CORPUS, "version": GENERATOR_VERSION, "parameters": params}
-        atomic_write_text(root / CLAIM_FILE, json.dumps(record, indent=1) + "\n")
+    record = {"generator": CORPUS, "version": GENERATOR_VERSION, "parameters": params}
+    atomic_write_text(root / CLAIM_FILE, json.dumps(record, indent=1) + "\n")
 
 
 def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10.0, seed: int = 0,
@@ -384,7 +401,8 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
     """Generate the corpus into ``root`` (see the module docstring) and return it, absolute.
 
     Does nothing if ``root`` holds a finished corpus with these options; resumes an unfinished
-    one (utterances whose wav and lab exist are kept: they are deterministic); raises CorpusError
+    one (utterances whose wav, lab and f0 exist are kept: they are deterministic); renders one
+    made by an older GENERATOR_VERSION with these options again; raises CorpusError
     if ``root`` holds a corpus made with other options, or other files. ``num_workers`` > 1
     renders in a process pool; the files are the same either way. ``sentences`` > 0 makes every
     speaker read the same ``sentences`` shared sentences in turn (parallel data; see :func:`_scores`).
@@ -394,22 +412,25 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
     root = Path(root).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise CorpusError(f"{root}: {CORPUS} root is not a folder")
-    if (root / CORPUS_FILE).exists():
-        _check_same(root / CORPUS_FILE, root, params)
+    if (root / CORPUS_FILE).exists() and not _check_same(root / CORPUS_FILE, root, params):
         return root
-    _claim(root, params)
 
     sr, seed = params["sample_rate"], params["seed"]
     speakers = make_speakers(params["num_speakers"], seed)
+    scores = [(root / speakers[s].name / f"{speakers[s].name}_{u:04d}.wav", s, u, score)
+              for s, u, score in _scores(params, speakers)]
+    _claim(root, params, [wav for wav, *_ in scores])
+    (root / CORPUS_FILE).unlink(missing_ok=True)  # an outdated corpus is unfinished from here on
     tasks, utterances = [], []
-    for s, u, score in _scores(params, speakers):
+    for wav, s, u, score in scores:
         speaker = speakers[s]
-        wav = root / speaker.name / f"{speaker.name}_{u:04d}.wav"
-        if not (wav.exists() and wav.with_suffix(".lab").exists()):
+        companions = [wav.with_suffix(suffix) for suffix in (".lab", F0_FILE_SUFFIX)]
+        if not all(path.exists() for path in (wav, *companions)):
             tasks.append((wav, score, speaker, seed, s, u, sr))
         utterances.append({"id": wav.stem, "speaker": speaker.name, "num_samples": sum(n for _, n in score),
                            "path": wav.relative_to(root).as_posix(),
-                           "alignment": wav.with_suffix(".lab").relative_to(root).as_posix(),
+                           "alignment": companions[0].relative_to(root).as_posix(),
+                           "f0": companions[1].relative_to(root).as_posix(),
                            "text": " ".join(p for p, _ in score)})
     log.info("%s: rendering %d of %d utterances", root, len(tasks), len(utterances))
     if num_workers > 1 and len(tasks) > 1:
