@@ -39,10 +39,10 @@ class CropDataset(Dataset):
     ``hop`` is the encoder's downsampling factor: offsets are multiples of it, and the crop
     length must be one, so that the encoder's frames line up with the crop and with the file.
 
-    Crops change with :meth:`set_epoch`, which the trainer calls at the start of each epoch.
-    DataLoader workers hold a copy of the dataset made when the iterator is created, so call it
-    before ``iter(loader)``; with ``persistent_workers=True`` the workers keep the first copy and
-    never see a later epoch (every epoch would repeat the same crops): don't combine the two.
+    The key names the epoch: ``ds[(epoch, i)]`` is item ``i``'s crop in ``epoch`` and ``ds[i]``
+    its crop in epoch 0. The trainer's batch sampler (:class:`audio_vq.training.EpochBatches`)
+    yields ``(epoch, index)`` keys, so the epoch travels with each key and DataLoader workers,
+    persistent ones included, need no state of their own to follow it.
     """
 
     def __init__(self, utterances: Sequence[Utterance] | str | os.PathLike, speakers: dict[str, int],
@@ -63,32 +63,25 @@ class CropDataset(Dataset):
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
-        self.epoch = 0
         # lengths at the target rate from the manifest, without decoding anything
         self.lengths = [target_length(u, self.sample_rate) for u in self.utterances]
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the crops of ``epoch`` (>= 0). See the class docstring about workers."""
-        if int(epoch) < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def crop_offset(self, index: int, epoch: int | None = None) -> int:
-        """The offset drawn for ``index`` in ``epoch`` (default: the current one), a multiple of
-        hop, from the manifest length."""
+    def crop_offset(self, index: int, epoch: int = 0) -> int:
+        """The offset drawn for ``index`` in ``epoch``, a multiple of hop, from the manifest length."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
         slack = self.lengths[index] - self.crop_samples
         if slack <= 0:
             return 0
-        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         return self.hop * int(rng.integers(slack // self.hop + 1))
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        """Item ``key``: an index (crop of the current epoch), or an ``(epoch, index)`` pair,
-        which lets a sampler carry the epoch to persistent DataLoader workers."""
-        epoch, index = key if isinstance(key, tuple) else (None, key)
+        """Item ``key``: an ``(epoch, index)`` pair, or an index (its crop in epoch 0)."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} utterances")
         utt = self.utterances[index]

@@ -1,8 +1,8 @@
 """What a configuration learns at a fixed step budget: train each named configuration on the
 demo corpus, evaluate it on the held-out utterances, print one table.
 
-    python benchmarks/quality.py [--configs baseline noise0.02 ...] [--steps 600] [--jobs 1]
-                                 [--threads auto] [--exp /tmp/audio_vq_quality] [--list]
+    python benchmarks/quality.py [--configs baseline noise0.02 ...] [--steps 600] [--seeds 1]
+                                 [--jobs 1] [--threads auto] [--exp /tmp/audio_vq_quality] [--list]
 
 Every run is ``audio-vq train`` with the demo recipe's settings (model=small, train=demo, the
 synthetic corpus with every speaker reading the same 30 sentences) plus the configuration's
@@ -16,6 +16,14 @@ A run is resumed or reused when its folder already holds it: training resumes fr
 checkpoints and stops at --steps; an evaluation is redone only when its model is newer than its
 report. Rows print as markdown (paste into RESULTS.md); each row's numbers come from its
 ``report.json`` and the MFCC k-means baseline in it has the row's own K and frame rate.
+
+--seeds N repeats every row with seeds 0..N-1: seed s sets train.seed=s (weights, crops, batch
+order) and the evaluation's seed=s (its ABX triples, k-means and sampling), in a run folder of
+its own (<name> for seed 0, so a one-seed table reuses and prints exactly what it did before,
+<name>.seed<s> for the others). Each seed's row prints, then a row "<name> (N seeds)" whose
+every number is the mean ± half the range (max - min) over the seeds. Two single runs of one
+configuration can differ by up to that range, so a difference between single-run rows smaller
+than it is not the configuration's.
 
 Columns:
   bit/s           nominal (the levels' frame rates summed x log2 K) / entropy bitrate of the
@@ -98,8 +106,13 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "hier": (HIERARCHY, [], None),  # VQ-VAE-2's two levels: 6.25 Hz top, 50 Hz bottom given it
 }
 
-COLUMNS = ["config", "bit/s nominal / entropy", "PNMI / MFCC", "acc / MFCC", "ABX w / a", "MFCC ABX w / a", "spk<-codes", "gain, best",
-           "conv->tgt", "rec->own", "STOI", "F0 rec / conv", "loss@end"]
+# (header, separator, decimals of each number in the cell)
+COLUMNS: list[tuple[str, str, tuple[int, ...]]] = [
+    ("bit/s nominal / entropy", " / ", (0, 0)), ("PNMI / MFCC", " / ", (3, 3)), ("acc / MFCC", " / ", (3, 3)),
+    ("ABX w / a", " / ", (1, 1)), ("MFCC ABX w / a", " / ", (1, 1)), ("spk<-codes", "", (2,)),
+    ("gain, best", ", ", (4, 2)), ("conv->tgt", "", (2,)), ("rec->own", "", (2,)), ("STOI", "", (2,)),
+    ("F0 rec / conv", " / ", (2, 2)), ("loss@end", "", (2,))]
+Numbers = list[tuple[float | None, ...]]  # one tuple per column of COLUMNS
 
 
 def sh(cmd: list[str], log: Path, threads: str = "1") -> None:
@@ -127,31 +140,34 @@ def last_step(run: Path) -> int:
     return int(ckpts[-1].stem.split("_")[1]) if ckpts else 0
 
 
-def train(name: str, overrides: list[str], data: Path, exp: Path, steps: int, threads: str) -> Path:
-    run = exp / name
+def seeded(name: str, seed: int) -> str:
+    """The folder (and log) name of a row's run with ``seed``: seed 0 keeps the row's own name."""
+    return name if seed == 0 else f"{name}.seed{seed}"
+
+
+def train(name: str, seed: int, overrides: list[str], data: Path, exp: Path, steps: int, threads: str) -> Path:
+    run = exp / seeded(name, seed)
     if last_step(run) >= steps and (run / "model" / "checksum.sha256").is_file():
         return run
     resume = ["train.resume=true"] if last_step(run) > 0 else []
     sh(["audio-vq", "train", f"data.manifest={data / 'manifest.jsonl'}", *BASE, f"train.max_steps={steps}",
         "train.max_minutes=null", f"train.threads={threads}", "data.num_workers=1", f"hydra.run.dir={run}",
-        *resume, *overrides], exp / f"{name}.log", threads)
+        f"train.seed={seed}", *resume, *overrides], exp / f"{seeded(name, seed)}.log", threads)
     return run
 
 
-def evaluate(name: str, run: Path, overrides: list[str], data: Path, exp: Path) -> dict:
-    out = exp / "eval" / name
+def evaluate(name: str, seed: int, run: Path, overrides: list[str], data: Path, exp: Path) -> dict:
+    out = exp / "eval" / seeded(name, seed)
     report = out / "report.json"
     model = run / "model" / "checksum.sha256"
     if not (report.is_file() and report.stat().st_mtime > model.stat().st_mtime):
         sh(["audio-vq", "evaluate", f"model={run / 'model'}", f"data={data}", f"out={out}", "threads=1",
-            "device=cpu", *overrides], exp / f"{name}.log")
+            "device=cpu", f"seed={seed}", *overrides], exp / f"{seeded(name, seed)}.log")
     return json.loads(report.read_text())
 
 
-def row(name: str, r: dict, run: Path) -> list[str]:
-    def f(v, d=3):
-        return "n/a" if v is None else f"{v:.{d}f}"
-
+def numbers(r: dict, run: Path) -> Numbers:
+    """A row's numbers, one tuple per column of COLUMNS, from its report and its training metrics."""
     sysm = (r.get("phonetic") or {}).get("systems", {})
     model, mfcc = sysm.get("model", {}), sysm.get("mfcc_kmeans", {})
     abx = r.get("abx") or {}
@@ -161,30 +177,41 @@ def row(name: str, r: dict, run: Path) -> list[str]:
     su = cv.get("decoder_speaker_use") or {}
     f0 = (r.get("f0") or {}).get("seen") or {}
     rec = (r.get("reconstruction") or {}).get("mean", {})
-    loss = "n/a"
+    loss = None
     metrics = run / "metrics.csv"
     if metrics.is_file():
         with open(metrics, newline="") as fh:
             train_rows = [r for r in csv.DictReader(fh) if r["split"] == "train"]
         if train_rows:
-            loss = f(float(train_rows[-1]["reconstruction_loss"]), 2)
+            loss = float(train_rows[-1]["reconstruction_loss"])
     c = r.get("codebook") or {}
-    return [name, f"{f(c.get('bitrate_nominal'), 0)} / {f(c.get('bitrate_entropy'), 0)}",
-            f"{f(model.get('pnmi'))} / {f(mfcc.get('pnmi'))}",
-            f"{f(model.get('code_to_phone_accuracy'))} / {f(mfcc.get('code_to_phone_accuracy'))}",
-            f"{f(mine.get('within'), 1)} / {f(mine.get('across'), 1)}",
-            f"{f(base.get('within'), 1)} / {f(base.get('across'), 1)}",
-            f((cv.get("code_probe") or {}).get("accuracy"), 2),
-            f"{f(su.get('gain_nats'), 4)}, {f(su.get('own_is_best'), 2)}",
-            f(cv.get("classified_as_target"), 2), f(cv.get("probe_reconstruction_accuracy"), 2),
-            f(rec.get("stoi"), 2), f"{f(f0.get('reconstruction_within'), 2)} / {f(f0.get('conversion_within'), 2)}",
-            loss]
+    return [(c.get("bitrate_nominal"), c.get("bitrate_entropy")), (model.get("pnmi"), mfcc.get("pnmi")),
+            (model.get("code_to_phone_accuracy"), mfcc.get("code_to_phone_accuracy")),
+            (mine.get("within"), mine.get("across")), (base.get("within"), base.get("across")),
+            ((cv.get("code_probe") or {}).get("accuracy"),), (su.get("gain_nats"), su.get("own_is_best")),
+            (cv.get("classified_as_target"),), (cv.get("probe_reconstruction_accuracy"),), (rec.get("stoi"),),
+            (f0.get("reconstruction_within"), f0.get("conversion_within")), (loss,)]
+
+
+def row(name: str, seeds: list[Numbers]) -> list[str]:
+    """A table row: one seed's numbers as they are, several seeds' as mean ± half-range (max - min) / 2
+    (n/a where a seed has none)."""
+    def cell(values: list[float | None], d: int) -> str:
+        if any(v is None for v in values):
+            return "n/a"
+        mean = sum(values) / len(values)
+        return f"{mean:.{d}f}" if len(values) == 1 else f"{mean:.{d}f}±{(max(values) - min(values)) / 2:.{d}f}"
+
+    return [name] + [sep.join(cell([s[c][i] for s in seeds], d) for i, d in enumerate(decimals))
+                     for c, (_, sep, decimals) in enumerate(COLUMNS)]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["baseline"], help="names from CONFIGS (or 'all')")
     ap.add_argument("--steps", type=int, default=600, help="training steps of every row")
+    ap.add_argument("--seeds", type=int, default=1, help="runs of every row, with seeds 0..N-1; several print "
+                    "their mean ± half-range")
     ap.add_argument("--jobs", type=int, default=1, help="trainings side by side")
     ap.add_argument("--threads", default="auto", help="train.threads of each training (auto or N); "
                     "evaluations run on one thread beside the next training")
@@ -201,48 +228,62 @@ def main() -> int:
     if unknown:
         print(f"quality.py: error: unknown configuration(s) {', '.join(unknown)} (see --list)", file=sys.stderr)
         return 2
+    if args.seeds < 1:
+        print(f"quality.py: error: --seeds {args.seeds}: needs at least 1 seed", file=sys.stderr)
+        return 2
     exp = args.exp.expanduser().resolve()
     exp.mkdir(parents=True, exist_ok=True)
     data = prepare(exp)
     started = time.monotonic()
+    seeds = range(args.seeds)
 
-    trained = sorted({CONFIGS[n][2] or n for n in names}, key=lambda n: list(CONFIGS).index(n))
+    trained = [(t, s) for t in sorted({CONFIGS[n][2] or n for n in names}, key=list(CONFIGS).index) for s in seeds]
 
-    runs: dict[str, Path] = {}
-    failed: dict[str, str] = {}
+    runs: dict[tuple[str, int], Path] = {}
+    failed: dict[tuple[str, int], str] = {}
 
-    def evaluate_one(n: str) -> dict:
+    def evaluate_one(n: str, s: int) -> dict:
         t0 = time.monotonic()
-        r = evaluate(n, runs[CONFIGS[n][2] or n], CONFIGS[n][1], data, exp)
-        print(f"[{time.monotonic() - started:6.0f} s] evaluated {n} ({time.monotonic() - t0:.0f} s)", flush=True)
+        r = evaluate(n, s, runs[CONFIGS[n][2] or n, s], CONFIGS[n][1], data, exp)
+        print(f"[{time.monotonic() - started:6.0f} s] evaluated {seeded(n, s)} ({time.monotonic() - t0:.0f} s)",
+              flush=True)
         return r
 
-    reports: dict[str, Future] = {}
+    reports: dict[tuple[str, int], Future] = {}
     with ThreadPoolExecutor(args.jobs) as trainers, ThreadPoolExecutor(1) as evaluators:
-        def train_one(t: str) -> None:
+        def train_one(t: str, s: int) -> None:
             t0 = time.monotonic()
             try:
-                runs[t] = train(t, CONFIGS[t][0], data, exp, args.steps, args.threads)
-            except RuntimeError as e:  # one failed row is reported, the others go on
-                failed[t] = str(e)
+                runs[t, s] = train(t, s, CONFIGS[t][0], data, exp, args.steps, args.threads)
+            except RuntimeError as e:  # one failed run is reported, the others go on
+                failed[t, s] = str(e)
                 print(f"[{time.monotonic() - started:6.0f} s] {e}", flush=True)
                 return
-            print(f"[{time.monotonic() - started:6.0f} s] trained {t} ({time.monotonic() - t0:.0f} s)", flush=True)
+            print(f"[{time.monotonic() - started:6.0f} s] trained {seeded(t, s)} ({time.monotonic() - t0:.0f} s)",
+                  flush=True)
             for n in names:
                 if (CONFIGS[n][2] or n) == t:
-                    reports[n] = evaluators.submit(evaluate_one, n)
+                    reports[n, s] = evaluators.submit(evaluate_one, n, s)
 
-        for f in [trainers.submit(train_one, t) for t in trained]:
+        for f in [trainers.submit(train_one, t, s) for t, s in trained]:
             f.result()
-    print(f"\n{args.steps} steps per row, train.threads={args.threads}, {args.jobs} job(s), "
+    over = "" if args.seeds == 1 else f", seeds {', '.join(map(str, seeds))} (their rows: mean ± (max - min) / 2)"
+    print(f"\n{args.steps} steps per row{over}, train.threads={args.threads}, {args.jobs} job(s), "
           f"{time.monotonic() - started:.0f} s; reports in {exp / 'eval'}\n")
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|" + "|".join("---" for _ in COLUMNS) + "|")
+    header = ["config", *(c[0] for c in COLUMNS)]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
     for n in names:
-        try:
-            print("| " + " | ".join(row(n, reports[n].result(), runs[CONFIGS[n][2] or n])) + " |")
-        except (KeyError, RuntimeError) as e:
-            print(f"| {n} | failed: {failed.get(CONFIGS[n][2] or n, e)} |")
+        done = []
+        for s in seeds:
+            try:
+                done.append(numbers(reports[n, s].result(), runs[CONFIGS[n][2] or n, s]))
+                print("| " + " | ".join(row(seeded(n, s), done[-1:])) + " |")
+            except (KeyError, RuntimeError) as e:
+                print(f"| {seeded(n, s)} | failed: {failed.get((CONFIGS[n][2] or n, s), e)} |")
+        if args.seeds > 1 and done:
+            seeds_done = f"{len(done)} seeds" if len(done) == args.seeds else f"{len(done)} of {args.seeds} seeds"
+            print("| " + " | ".join(row(f"{n} ({seeds_done})", done)) + " |")
     return 1 if failed else 0
 
 

@@ -92,8 +92,7 @@ def test_offsets_are_multiples_of_hop_and_span_the_file(corpus):
     i = _by_id(ds)["long"]
     offsets = set()
     for epoch in range(40):
-        ds.set_epoch(epoch)
-        offsets.add(ds[i]["offset"])
+        offsets.add(ds[(epoch, i)]["offset"])
     assert all(o % HOP == 0 and 0 <= o <= 3 * SR - CROP for o in offsets)
     assert len(offsets) > 20  # not stuck on one value
 
@@ -101,11 +100,9 @@ def test_offsets_are_multiples_of_hop_and_span_the_file(corpus):
 def test_same_seed_and_epoch_give_identical_items_in_any_order(corpus):
     a = CropDataset(corpus, _speakers(), crop_samples=CROP, seed=3)
     b = CropDataset(corpus, _speakers(), crop_samples=CROP, seed=3)
-    a.set_epoch(2)
-    b.set_epoch(2)
-    b_items = {i: b[i] for i in reversed(range(len(b)))}  # other order: no shared RNG state
+    b_items = {i: b[(2, i)] for i in reversed(range(len(b)))}  # other order: no shared RNG state
     for i in range(len(a)):
-        x, y = a[i], b_items[i]
+        x, y = a[(2, i)], b_items[i]
         assert x["offset"] == y["offset"] and x["id"] == y["id"]
         assert torch.equal(x["audio"], y["audio"]) and torch.equal(x["mask"], y["mask"])
 
@@ -114,17 +111,18 @@ def test_epoch_and_seed_change_the_crop(corpus):
     ds = CropDataset(corpus, _speakers(), crop_samples=CROP, seed=0)
     i = _by_id(ds)["long"]
     first = ds[i]["offset"]
-    ds.set_epoch(1)
-    assert ds[i]["offset"] != first
+    assert ds[(1, i)]["offset"] != first
     other = CropDataset(corpus, _speakers(), crop_samples=CROP, seed=1)
     assert other[i]["offset"] != first
-    ds.set_epoch(0)
-    assert ds[i]["offset"] == first  # back to epoch 0: the same crop again
+    assert ds[(0, i)]["offset"] == first  # a plain index is epoch 0
 
 
-def _batches(ds, workers, shuffle, seed=None):
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    loader = DataLoader(ds, batch_size=2, shuffle=shuffle, num_workers=workers, collate_fn=collate, generator=gen)
+def _batches(ds, workers, epoch, seed=None):
+    """Batches of 2 of the keys (epoch, index), as the trainer's sampler gives them: in order, or
+    shuffled with ``seed``."""
+    order = range(len(ds)) if seed is None else torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(ds, batch_size=2, sampler=[(epoch, int(i)) for i in order], num_workers=workers,
+                        collate_fn=collate)
     return list(loader)
 
 
@@ -138,16 +136,13 @@ def _assert_same_batches(xs, ys):
 
 def test_workers_give_the_same_batches_as_the_main_process(corpus):
     ds = CropDataset(corpus, _speakers(), crop_samples=CROP, hop=HOP, seed=5)
-    ds.set_epoch(1)  # before the iterator exists, so the workers' copies see it
-    _assert_same_batches(_batches(ds, 0, False), _batches(ds, 2, False))
-    shuffled0, shuffled2 = _batches(ds, 0, True, seed=7), _batches(ds, 2, True, seed=7)
+    _assert_same_batches(_batches(ds, 0, 1), _batches(ds, 2, 1))
+    shuffled0, shuffled2 = _batches(ds, 0, 1, seed=7), _batches(ds, 2, 1, seed=7)
     _assert_same_batches(shuffled0, shuffled2)
     assert [i for b in shuffled0 for i in b["index"].tolist()] != list(range(len(ds)))  # really shuffled
-    ds.set_epoch(0)
-    epoch0 = _offsets(_batches(ds, 2, False))
+    epoch0 = _offsets(_batches(ds, 2, 0))
     assert epoch0 == [ds.crop_offset(i) for i in range(len(ds))]  # the workers saw epoch 0
-    ds.set_epoch(1)
-    assert _offsets(_batches(ds, 2, False)) != epoch0
+    assert _offsets(_batches(ds, 2, 1)) != epoch0
 
 
 def _offsets(batches):
@@ -177,8 +172,7 @@ def test_manifest_longer_than_the_file_clamps_the_crop_inside_it(corpus):
     stale = Utterance("long", str(corpus / "wav/long.wav"), "s1", 10 * real, SR, "train")
     ds = CropDataset([stale], _speakers(), crop_samples=CROP, hop=HOP)
     for epoch in range(5):
-        ds.set_epoch(epoch)
-        item = ds[0]
+        item = ds[(epoch, 0)]
         assert item["offset"] % HOP == 0 and item["offset"] + CROP <= real and item["mask"].all()
         full = audio.load(stale.path)
         np.testing.assert_array_equal(item["audio"].numpy(), full[item["offset"]:item["offset"] + CROP])
@@ -260,13 +254,11 @@ def test_collate_padded_pads_to_the_longest_with_mask_and_lengths(corpus):
     assert b["mask"].sum(dim=1).tolist() == b["lengths"].tolist()
 
 
-def test_epoch_index_keys_match_set_epoch(corpus):
-    """A sampler may pass (epoch, index): the crop equals the one set_epoch selects."""
+def test_epoch_index_keys_select_that_epochs_crop(corpus):
+    """The trainer's sampler passes (epoch, index): the crop is crop_offset(index, epoch), and a
+    plain index is epoch 0."""
     ds = CropDataset(corpus, _speakers(), crop_samples=800, split=None, seed=3)
-    ds.set_epoch(5)
     for i in range(len(ds)):
-        by_epoch = ds[(5, i)]
-        assert by_epoch["offset"] == ds[i]["offset"]
-        assert torch.equal(by_epoch["audio"], ds[i]["audio"])
-    ds.set_epoch(0)
+        assert ds[(5, i)]["offset"] == ds.crop_offset(i, 5)
+        assert torch.equal(ds[(0, i)]["audio"], ds[i]["audio"])
     assert any(ds[(5, i)]["offset"] != ds[i]["offset"] for i in range(len(ds)))
