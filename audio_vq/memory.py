@@ -125,7 +125,7 @@ def check_fits(build: Callable[[], Any], config: Mapping, device: str, training:
     if free is None or need <= free:
         return model
     name, largest = max(tensors.items(), key=lambda item: item[1].numel())
-    key, value = _key_of(name, tuple(largest.shape), config)
+    key, value = _key_of(tuple(largest.shape), config)
     what = "weights, gradients, Adam's moments and buffers" if training else "weights and buffers"
     raise ConfigError(f"{key}={value}: the model needs {_gib(need)} GiB ({what}; its largest tensor {name} is "
                       f"{' x '.join(map(str, largest.shape))}), more than the {_gib(free)} GiB of memory "
@@ -169,18 +169,15 @@ def _cgroup_room() -> int | None:
     return None
 
 
-def _key_of(tensor_name: str, shape: tuple[int, ...], config: Mapping) -> tuple[str, Any]:
+def _key_of(shape: tuple[int, ...], config: Mapping) -> tuple[str, Any]:
     """The config key whose integer value is the largest of the tensor's dimensions that a key
-    holds, preferring keys under the tensor's module (``quantizer.embedding`` ->
-    ``model.quantizer.*``); the config's own name when no key matches."""
+    holds (a codebook (K, D) -> its codebook_size); the config's own name when none does."""
     from .config import flatten
 
     leaves = [(k, v) for k, v in flatten(config).items() if isinstance(v, int) and not isinstance(v, bool) and v in shape]
-    module = tensor_name.split(".")[0]
-    near = [(k, v) for k, v in leaves if f".{module}." in f".{k}."]
-    if not (near or leaves):
+    if not leaves:
         return next(iter(config), "model"), "(its sizes)"
-    return max(near or leaves, key=lambda kv: kv[1])
+    return max(leaves, key=lambda kv: kv[1])
 
 
 def _gib(n: int) -> str:
