@@ -366,7 +366,8 @@ class KernelWeights(NamedTuple):
 
     emb (classes, R); wd (L, (P + 1) * R, G): the dilated convs, rows [m R, (m + 1) R) = tap m,
     which multiplies the input at t - (P - m) * dilation (tap P: the current input); wc (D, L*G):
-    the local-conditioning projections side by side; sr_w (L, G/2, S + R): each layer's skip and
+    the local-conditioning projections side by side; ws (E, L*G): the excitation's projections
+    side by side (E = 0: none); sr_w (L, G/2, S + R): each layer's skip and
     residual 1x1 convs side by side (the last layer's residual part unused); res_b (L, R);
     skip_last (G/2, S): the last layer's skip conv alone; skip_b (S,): the skip biases summed
     over layers; hid_w (S, S), hid_b (S,), out_w (S, C), out_b (C,): the output head.
@@ -375,6 +376,7 @@ class KernelWeights(NamedTuple):
     emb: np.ndarray
     wd: np.ndarray
     wc: np.ndarray
+    ws: np.ndarray
     sr_w: np.ndarray
     res_b: np.ndarray
     skip_last: np.ndarray
@@ -426,22 +428,25 @@ class Streams(NamedTuple):
 
 
 @njit(nogil=True, fastmath=True, error_model="numpy", cache=True)
-def run_steps(weights, geometry, streams, feats, row0, feat_hop, t0, t1, uniforms, mode, temperature, argmax,
-              teacher, out_class, out_audio, out_logits):
+def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1, uniforms, mode, temperature,
+              argmax, teacher, out_class, out_audio, out_logits):
     """Advance the streams of one group over time steps [t0, t1).
 
     weights: :class:`KernelWeights`; geometry: :class:`Geometry`; streams: :class:`Streams`
     (its ring, past and prev are updated in place).
     feats (nb, rows, D): local features; row r (absolute: row0 + r) conditions samples
     [r * feat_hop, (r + 1) * feat_hop). Projected here once per call: (rows, L*G).
+    source (nb, t1 - t0, E) float32: the excitation of each sample (E = 0: none), added to every
+    gate through ``ws`` at each step.
     uniforms (nb, t1 - t0, 2) float64; teacher (nb, t1 - t0) int64 (MODE_TEACHER only).
     Outputs at [b, t - t0]: out_class (nb, n) int64; out_audio (nb, n) float32 (mixture);
     out_logits (nb, n, C) float32 (MODE_TEACHER).
 
-    Per element the dilated conv is ``a = chain_cur(chain_past(0)) + table`` (chain: fused
+    Per element the dilated conv is ``a = chain_cur(chain_past(0)) + table [+ source @ ws]`` (chain: fused
     multiply-adds over the inputs in order), whichever mode and however many streams.
     """
     emb, wd, wc, sr_w, res_b = weights.emb, weights.wd, weights.wc, weights.sr_w, weights.res_b
+    ws = weights.ws
     skip_last, skip_b, hid_w, hid_b = weights.skip_last, weights.skip_b, weights.hid_w, weights.hid_b
     out_w, out_b = weights.out_w, weights.out_b
     dil, ring_off, past_off, past_taps = geometry.dil, geometry.ring_off, geometry.past_off, geometry.past_taps
@@ -458,6 +463,7 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, t0, t1, uniform
     SR = sr_w.shape[2]
     C = out_w.shape[1]
     LG = wc.shape[1]
+    E = ws.shape[0]
     rows = feats.shape[1]
     PR = past_taps * R
     rs = np.float32(residual_scale)
@@ -544,6 +550,10 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, t0, t1, uniform
             for b in range(nact):
                 for o in range(G):
                     a[b, o] = a[b, o] + table[b, q, i * G + o]
+                for e in range(E):
+                    v = source[b, j, e]
+                    for o in range(G):
+                        a[b, o] = a[b, o] + v * ws[e, i * G + o]
                 for o in range(H):
                     z[b, o] = _gate(a[b, o], a[b, H + o])
             if i < L - 1:

@@ -4,6 +4,10 @@
     convert:     audio -> codes -> generate with each target speaker  -> <out>/<id>__<target>.wav + index.csv
     synthesize:  unit file (any unit format) -> codes -> generate with one speaker -> <out>/<id>.wav
 
+A pitch model (model.decoder.pitch != none) also decodes the source's F0 contour: its own for a
+reconstruction, moved into the target speaker's register for a conversion (the target's mean
+and std of log F0, the source's intonation; contours.in_register).
+
 Inputs are a manifest (``manifest.jsonl`` or its folder), a folder of audio files, or one file.
 Every output is written atomically; an utterance that fails to load is reported and skipped.
 """
@@ -46,7 +50,9 @@ def reconstruct(cfg: DictConfig) -> int:
         if name not in dec.model.speaker_index:  # a held-out speaker: report, go on with the rest
             skipped.append((src.path, f"speaker {name} is not in the model (held out?); give speaker=<name>"))
             continue
-        jobs.append((src.id, codes, dec.model.speaker_index[name]))
+        index = dec.model.speaker_index[name]
+        jobs.append((src.id, codes, index, dec.contour(src, codes.shape[-1], index, dec.source_speaker(src) if
+                                                       cfg.speaker is None else index)))
     dec.write(jobs, "reconstruct", inputs=_paths(cfg.input, sources), others=[SKIPPED_NAME])
     if skipped:
         write_skipped(dec.out, skipped)
@@ -63,7 +69,8 @@ def convert(cfg: DictConfig) -> int:
     for src, codes in _encode_all(dec, sources, skipped):
         for target in targets:
             name = f"{src.id}__{target}"
-            jobs.append((name, codes, dec.speaker_index(target, "target_speaker")))
+            index = dec.speaker_index(target, "target_speaker")
+            jobs.append((name, codes, index, dec.contour(src, codes.shape[-1], index, dec.source_speaker(src))))
             rows.append({"source_id": src.id, "source_speaker": src.speaker or "", "target_speaker": target,
                          "path": f"{name}.wav", "source_path": src.path})
     dec.write(jobs, "convert", inputs=_paths(cfg.input, sources), others=[INDEX_NAME, SKIPPED_NAME])
@@ -83,6 +90,7 @@ def synthesize(cfg: DictConfig) -> int:
     """`audio-vq synthesize`: units to audio with one speaker."""
     dec = Decoder(cfg)
     require(cfg, "speaker", lambda v: isinstance(v, str) and v != "", "a speaker name")
+    dec.check_units_decode("synthesize")
     speaker = dec.speaker_index(cfg.speaker, "speaker")
     k = dec.model.quantizer.codebook_size
     units_path = Path(cfg.units).expanduser()

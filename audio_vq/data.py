@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import audio
+from . import audio, pitch
 from .audio import SAMPLE_RATE
 from .manifest import Utterance, iter_split, read_manifest
 
@@ -39,6 +39,11 @@ class CropDataset(Dataset):
     ``hop`` is the encoder's downsampling factor: offsets are multiples of it, and the crop
     length must be one, so that the encoder's frames line up with the crop and with the file.
 
+    Pitch: given ``contours`` (id -> F0 (frames,) Hz at ``hop``, :mod:`audio_vq.contours`),
+    items also hold ``f0`` float32 (crop frames,), the crop's frames of the contour (0 past its
+    end); given ``harmonics`` too, ``excitation`` float32 (2 * harmonics, T): the source of
+    :func:`audio_vq.pitch.excitation` phase-locked to the crop, its noise seeded like the offset.
+
     The key names the epoch: ``ds[(epoch, i)]`` is item ``i``'s crop in ``epoch`` and ``ds[i]``
     its crop in epoch 0. The trainer's batch sampler (:class:`audio_vq.training.EpochBatches`)
     yields ``(epoch, index)`` keys, so the epoch travels with each key and DataLoader workers,
@@ -47,7 +52,8 @@ class CropDataset(Dataset):
 
     def __init__(self, utterances: Sequence[Utterance] | str | os.PathLike, speakers: dict[str, int],
                  crop_seconds: float = DEFAULT_CROP_SECONDS, crop_samples: int | None = None,
-                 sample_rate: int = SAMPLE_RATE, split: str | None = "train", seed: int = 0, hop: int = 1):
+                 sample_rate: int = SAMPLE_RATE, split: str | None = "train", seed: int = 0, hop: int = 1,
+                 contours: dict[str, np.ndarray] | None = None, harmonics: int | None = None):
         self.utterances = _select(utterances, split)
         self.speakers = dict(speakers)
         self.sample_rate = int(sample_rate)
@@ -63,6 +69,14 @@ class CropDataset(Dataset):
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
+        self.contours = contours
+        self.harmonics = harmonics
+        if harmonics is not None and contours is None:
+            raise ValueError("an excitation (harmonics) needs the F0 contours")
+        if contours is not None:
+            missing = [u.id for u in self.utterances if u.id not in contours]
+            if missing:
+                raise ValueError(f"no F0 contour for {len(missing)} utterance(s), e.g. {missing[0]}")
         # lengths at the target rate from the manifest, without decoding anything
         self.lengths = [target_length(u, self.sample_rate) for u in self.utterances]
 
@@ -91,8 +105,19 @@ class CropDataset(Dataset):
         crop[:len(samples)] = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
         mask = torch.zeros(n, dtype=torch.bool)
         mask[:len(samples)] = True
-        return {"audio": crop, "mask": mask, "speaker": _speaker(self.speakers, utt.speaker),
+        item = {"audio": crop, "mask": mask, "speaker": _speaker(self.speakers, utt.speaker),
                 "index": index, "id": utt.id, "offset": offset}
+        if self.contours is not None:
+            frames = n // self.hop
+            f0 = np.zeros(frames, np.float32)
+            contour = self.contours[utt.id][offset // self.hop: offset // self.hop + frames]
+            f0[:len(contour)] = contour
+            item["f0"] = torch.from_numpy(f0)
+            if self.harmonics is not None:
+                rng = np.random.default_rng([self.seed, epoch, index, pitch.EXCITATION_STREAM])
+                item["excitation"] = torch.from_numpy(pitch.excitation(
+                    f0, self.hop, self.sample_rate, self.harmonics, rng, audio=crop.numpy()))
+        return item
 
     def _read_crop(self, path: Path, offset: int) -> tuple[np.ndarray, int]:
         """Up to crop_samples samples from ``offset`` at the target rate, and the offset used.
@@ -138,8 +163,10 @@ class UtteranceDataset(Dataset):
 
 def collate(items: list[dict]) -> dict:
     """CropDataset items -> audio float32 (B, T), mask bool (B, T), speaker / index / offset
-    int64 (B,), id: list of B str."""
-    return {"audio": torch.stack([it["audio"] for it in items]),
+    int64 (B,), id: list of B str; f0 (B, frames) and excitation (B, 2 * harmonics, T) when
+    the items have them."""
+    extra = {k: torch.stack([it[k] for it in items]) for k in ("f0", "excitation") if items and k in items[0]}
+    return {**extra, "audio": torch.stack([it["audio"] for it in items]),
             "mask": torch.stack([it["mask"] for it in items]),
             "speaker": torch.stack([it["speaker"] for it in items]),
             "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),

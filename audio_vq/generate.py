@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import pitch
 from .audio import mulaw_decode
 from .models.vqvae import VQVAE
 from .models.wavenet import RESIDUAL_SCALE, StepWeights
@@ -79,7 +80,7 @@ def _kernel_weights(w: StepWeights):
     def f32(t: Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
 
-    return KernelWeights(emb=f32(w.emb), wd=f32(w.wd), wc=f32(w.wc),
+    return KernelWeights(emb=f32(w.emb), wd=f32(w.wd), wc=f32(w.wc), ws=f32(w.ws),
                          sr_w=f32(torch.cat([w.skip_w, w.res_w], dim=2)),  # (L, H, S + R): skip | residual
                          res_b=f32(w.res_b), skip_last=f32(w.skip_w[-1]), skip_b=f32(w.skip_b),
                          hid_w=f32(w.hid_w), hid_b=f32(w.hid_b), out_w=f32(w.out_w), out_b=f32(w.out_b))
@@ -95,6 +96,8 @@ class _Utterance:
     length: int  # samples = frames * hop
     feats: Tensor  # (frames, D) after the frame-rate cond stack, model dtype / device
     const: Tensor  # (layers * gate,) speaker projection + dilated biases, model dtype / device
+    f0: np.ndarray | None = None  # (frames,) Hz: a pitch model's contour, in the voice's register
+    source: np.ndarray | None = None  # (length, 2 * harmonics) float32: the excitation (pitch="excitation")
     uniforms: np.ndarray | None = None  # given by the caller: (length,) or (length, 2)
     rng: np.random.Generator | None = None  # else drawn from this, chunk by chunk
     drawn: int = 0  # samples of uniforms taken so far
@@ -160,7 +163,7 @@ class Generator:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def _utterances(self, codes: Sequence, speakers: Sequence | None) -> list[_Utterance]:
+    def _utterances(self, codes: Sequence, speakers: Sequence | None, f0: Sequence | None = None) -> list[_Utterance]:
         """Check the inputs and compute each utterance's frame-rate conditioning."""
         if isinstance(codes, (Tensor, np.ndarray)) and getattr(codes, "ndim", 2) == 2:
             raise ValueError("codes must be a sequence of per-utterance (levels, frames) arrays, e.g. [codes], "
@@ -175,6 +178,12 @@ class Generator:
         speakers = list(speakers)
         if len(speakers) != n:
             raise ValueError(f"got {n} code sequences but {len(speakers)} speakers")
+        if self.model.uses_pitch:
+            if f0 is None or len(f0) != n:
+                raise ValueError(f"this model is pitch-conditioned (model.decoder.pitch={self.decoder.pitch}): pass "
+                                 f"{n} F0 contours, got {'none' if f0 is None else len(f0)}")
+        elif f0 is not None:
+            raise ValueError("this model has no pitch input (model.decoder.pitch=none) but F0 contours were given")
         utts = []
         for i, (c, s) in enumerate(zip(codes, speakers)):
             c = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
@@ -197,15 +206,24 @@ class Generator:
                                      f"{self.model.num_speakers} speakers (a held-out speaker has no embedding)")
             else:
                 s = None
-            utts.append(self._conditioning(c, s))
+            contour = None
+            if f0 is not None:
+                contour = np.asarray(f0[i].detach().cpu() if isinstance(f0[i], Tensor) else f0[i], dtype=np.float64)
+                if contour.shape != (c.shape[1],) or not np.isfinite(contour).all() or (contour < 0).any():
+                    raise ValueError(f"f0[{i}] must be a finite contour (frames={c.shape[1]},) in Hz, 0 = unvoiced, "
+                                     f"got shape {contour.shape}")
+            utts.append(self._conditioning(c, s, contour))
         return utts
 
     @torch.no_grad()
-    def _conditioning(self, codes: np.ndarray, speaker: int | None) -> _Utterance:
+    def _conditioning(self, codes: np.ndarray, speaker: int | None, f0: np.ndarray | None) -> _Utterance:
         dec, w = self.decoder, self._torch_weights
         frames = codes.shape[1]
         if frames:
             lat = self.model.latents(torch.from_numpy(codes).to(self.device).unsqueeze(0))  # (1, D, F): first levels
+            if f0 is not None:
+                spk = None if speaker is None else torch.tensor([speaker], device=self.device)
+                lat = self.model.decoder_conditioning(lat, torch.from_numpy(f0).to(self.device, lat.dtype)[None], spk)
             lat = lat.to(w.wc.dtype)
             for conv in dec.cond_convs:  # the frame-rate stack of WaveNet.local_features
                 lat = lat + conv(F.relu(lat))
@@ -216,7 +234,7 @@ class Generator:
         if speaker is not None:
             g = self.model.speaker_vector(torch.tensor([speaker], device=self.device))
             const += torch.cat([l.speaker(g)[0] for l in dec.layers])
-        return _Utterance(codes, speaker, frames, frames * self.hop, feats, const)
+        return _Utterance(codes, speaker, frames, frames * self.hop, feats, const, f0)
 
     @torch.no_grad()
     def _features(self, utt: _Utterance, t0: int, t1: int) -> Tensor:
@@ -255,6 +273,32 @@ class Generator:
             for i, utt in enumerate(utts):
                 utt.rng = np.random.default_rng([int(seed), int(first_index) + i])
 
+    def _setup_excitation(self, utts: list[_Utterance], seed: int, first_index: int,
+                          excitation: Sequence[np.ndarray] | None) -> None:
+        """Each utterance's excitation (pitch="excitation"): given, or built from its contour
+        with noise from its own stream, so the uniforms stay as they were."""
+        if not self.model.uses_excitation:
+            if excitation is not None:
+                raise ValueError(f"this model has no excitation input (model.decoder.pitch={self.decoder.pitch})")
+            return
+        if excitation is not None and len(excitation) != len(utts):
+            raise ValueError(f"got {len(excitation)} excitations for {len(utts)} utterances")
+        for i, utt in enumerate(utts):
+            if excitation is None:
+                e = self.excitation(utt.f0, np.random.default_rng([int(seed), int(first_index) + i,
+                                                                    pitch.EXCITATION_STREAM]))
+            else:
+                e = np.asarray(excitation[i], dtype=np.float32)
+                want = (self.decoder.source_channels, utt.length)
+                if e.shape != want:
+                    raise ValueError(f"excitation[{i}] must have shape {want}, got {e.shape}")
+            utt.source = np.ascontiguousarray(e.T)
+
+    def excitation(self, f0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The excitation (2 * harmonics, frames * hop) of a contour (frames,) Hz, built from
+        the contour alone (no audio to lock its phase to), its noise from ``rng``."""
+        return pitch.excitation(f0, self.hop, self.model.sample_rate, self.decoder.harmonics, rng)
+
     def _take_uniforms(self, utt: _Utterance, n: int) -> np.ndarray:
         """The next n uniforms of an utterance as (n, 2) float64 (column 1 unused when categorical)."""
         start = utt.drawn
@@ -282,11 +326,18 @@ class Generator:
 
     def generate(self, codes: Sequence[Tensor | np.ndarray], speakers: Sequence[int] | None, *, seed: int = 0,
                  temperature: float = 1.0, argmax: bool = False, uniforms: Sequence[np.ndarray] | None = None,
-                 progress: bool = False, first_index: int = 0) -> list[np.ndarray]:
+                 progress: bool = False, first_index: int = 0, f0: Sequence[np.ndarray] | None = None,
+                 excitation: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Decode utterances: ``codes[i]`` (levels, frames_i) units (the first levels of the
         model's codebooks: 1 with one codebook), ``speakers[i]`` a speaker index
         (None for a model without speakers). Returns per utterance float32 audio
         (frames_i * hop,) in [-1, 1].
+
+        f0: a pitch model's contours, per utterance (frames_i,) Hz (0 = unvoiced) in the
+        register of the voice decoded (its speaker's: see pitch.denormalise); the excitation
+        of pitch="excitation" is built from it, its noise from
+        ``np.random.default_rng([seed, first_index + i, pitch.EXCITATION_STREAM])``, unless
+        ``excitation`` gives it, per utterance (2 * harmonics, frames_i * hop).
 
         uniforms: optional, per utterance (frames_i * hop,) (categorical output) or
         (frames_i * hop, 2) (logistic mixture); by default drawn from
@@ -294,8 +345,9 @@ class Generator:
         (ignores uniforms and temperature). ``progress`` shows a tqdm bar over samples.
         """
         self._check_sampling(temperature, argmax)
-        utts = self._utterances(codes, speakers)
+        utts = self._utterances(codes, speakers, f0)
         self._setup_randomness(utts, seed, first_index, uniforms, argmax)
+        self._setup_excitation(utts, seed, first_index, excitation)
         if not utts:
             return []
         for utt in utts:
@@ -321,15 +373,17 @@ class Generator:
 
     def stream(self, codes: Tensor | np.ndarray, speaker: int | None, *, chunk_frames: int, seed: int = 0,
                temperature: float = 1.0, argmax: bool = False, uniforms: np.ndarray | None = None,
-               first_index: int = 0) -> Iterator[np.ndarray]:
+               first_index: int = 0, f0: np.ndarray | None = None,
+               excitation: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """Decode one utterance chunk by chunk: yields float32 audio of ``chunk_frames * hop``
         samples (the last one shorter); the concatenation equals :meth:`generate` with the same
         seed / uniforms. State (ring buffers, the previous sample) carries across chunks."""
         if int(chunk_frames) != chunk_frames or chunk_frames < 1:
             raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
         self._check_sampling(temperature, argmax)
-        (utt,) = self._utterances([codes], [speaker])  # bad inputs raise here, not at the first chunk
+        (utt,) = self._utterances([codes], [speaker], None if f0 is None else [f0])  # bad inputs raise here
         self._setup_randomness([utt], seed, first_index, None if uniforms is None else [uniforms], argmax)
+        self._setup_excitation([utt], seed, first_index, None if excitation is None else [excitation])
         return self._stream(utt, int(chunk_frames) * self.hop, temperature, argmax)
 
     def _stream(self, utt: _Utterance, step: int, temperature: float, argmax: bool) -> Iterator[np.ndarray]:
@@ -339,10 +393,13 @@ class Generator:
             yield session.advance(t1 - t0)[0][:t1 - t0].copy()
 
     @torch.no_grad()
-    def teacher_forced_logits(self, audio_classes: Tensor, codes: Tensor, speakers: Tensor | None) -> Tensor:
+    def teacher_forced_logits(self, audio_classes: Tensor, codes: Tensor, speakers: Tensor | None,
+                              f0: Tensor | None = None, excitation: Tensor | None = None) -> Tensor:
         """Logits (B, C, T) of the incremental path fed the TRUE previous samples: mu-law
         ``audio_classes`` (B, T) int64, ``codes`` (B, levels, frames) with T <= frames * hop,
-        ``speakers`` (B,). Equals ``model.decoder_logits`` up to float rounding."""
+        ``speakers`` (B,), a pitch model's ``f0`` (B, frames) Hz and with pitch="excitation"
+        the ``excitation`` (B, 2 * harmonics, frames * hop). Equals ``model.decoder_logits``
+        up to float rounding."""
         x = torch.as_tensor(audio_classes)
         codes = torch.as_tensor(codes)
         if x.dim() != 2 or codes.dim() != 3 or x.shape[0] != codes.shape[0]:
@@ -354,7 +411,11 @@ class Generator:
         if x.numel() and (x.min() < 0 or x.max() >= self.decoder.mu_law_channels):
             raise ValueError(f"audio_classes must be mu-law classes in [0, {self.decoder.mu_law_channels})")
         spk = None if speakers is None else [int(s) for s in torch.as_tensor(speakers).reshape(-1)]
-        utts = self._utterances(list(codes), spk)
+        utts = self._utterances(list(codes), spk, None if f0 is None else list(torch.as_tensor(f0)))
+        if self.model.uses_excitation and excitation is None:
+            raise ValueError("this model reads an excitation (pitch='excitation'): pass the one to force")
+        self._setup_excitation(utts, 0, 0, None if excitation is None else
+                               [e.detach().cpu().numpy() for e in torch.as_tensor(excitation)])
         for utt in utts:  # stop at T: lengths as given
             utt.length = T
         session = self._session(utts, 1.0, True, teacher=True)
@@ -440,6 +501,17 @@ class _Session:
     def _uniforms(self, n: int) -> np.ndarray:
         return np.stack([self.gen._take_uniforms(u, n) for u in self.utts])
 
+    def _source_rows(self, t0: int, t1: int) -> np.ndarray:
+        """(nb, t1 - t0, E) float32: the excitation of samples [t0, t1) (E = 0 without one;
+        zeros past an utterance's end)."""
+        E = self.gen.decoder.source_channels
+        out = np.zeros((len(self.utts), t1 - t0, E), np.float32)
+        if E:
+            for k, utt in enumerate(self.utts):
+                rows = utt.source[t0:t1]
+                out[k, :len(rows)] = rows
+        return out
+
     def _audio(self, classes: np.ndarray, audio: np.ndarray) -> list[np.ndarray]:
         """Per utterance (in the order of ``self.utts``) the float32 audio of a chunk."""
         if self.gen.mixture:
@@ -486,8 +558,8 @@ class _KernelSession(_Session):
         else:
             out_logits = np.zeros((nb, 1, g.out_channels), np.float32)
             tf = np.zeros((nb, 1), np.int64)
-        k.run_steps(g._np_weights, g._geometry, self.streams, feats, row0, g.feat_hop, t0, t1, uniforms, self.mode,
-                    self.temperature, self.argmax, tf, out_class, out_audio, out_logits)
+        k.run_steps(g._np_weights, g._geometry, self.streams, feats, row0, g.feat_hop, self._source_rows(t0, t1), t0,
+                    t1, uniforms, self.mode, self.temperature, self.argmax, tf, out_class, out_audio, out_logits)
         self.t = t1
         if self.teacher:  # back to the caller's order, (B, C, T)
             inv = np.argsort(self.order)
@@ -545,6 +617,9 @@ class _TorchSession(_Session):
         feats, row0 = self._feature_rows(t0, t1, self.dtype, self.device)
         table = self._buffer("table", (nb, feats.shape[1], g.num_layers * g.gate_channels), self.dtype)
         table[:, :feats.shape[1]] = torch.matmul(feats, w.wc) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
+        if g.decoder.source_channels:  # the excitation's projections of the chunk, (nb, n, L*G)
+            src = torch.from_numpy(self._source_rows(t0, t1)).to(self.device, self.dtype)
+            self._buffer("source", (nb, n, g.num_layers * g.gate_channels), self.dtype)[:, :n] = src @ w.ws
         self.row0.fill_(row0)
         self.t_now.fill_(t0)
         self.j_now.zero_()
@@ -609,6 +684,8 @@ class _TorchSession(_Session):
         H = G // 2
         t, j = self.t_now, self.j_now
         bias = b["table"].index_select(1, torch.div(t, g.feat_hop, rounding_mode="floor") - self.row0).view(nb, L, G)
+        if "source" in b:
+            bias = bias + b["source"].index_select(1, j).view(nb, L, G)
         h = w.emb.index_select(0, self.prev)
         slots = t % self.ring_len  # (L,): where each layer's ring takes this step's input
         tap_slots = (t - self.tap_back) % self.ring_len.unsqueeze(1)  # (L, K): the slots its taps read

@@ -20,7 +20,7 @@ import soundfile as sf
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from . import audio
+from . import audio, contours, pitch
 from .audio import AUDIO_EXTENSIONS
 from .atomic import atomic_path, atomic_write_text
 from .checkpoint import load_model, model_checksum
@@ -122,18 +122,40 @@ class Decoder:
         in overlapping windows of chunk_seconds, so memory stays bounded)."""
         return self.extractor.extract(source.path).codes
 
+    def contour(self, source: Source, frames: int, target: int, source_speaker: int | None) -> np.ndarray | None:
+        """A pitch model's F0 contour (frames,) of ``source`` in the register of the speaker
+        ``target`` (contours.in_register; ``source_speaker`` the source's row of the table, None
+        for a speaker the model never saw); None for a model without pitch."""
+        if not self.model.uses_pitch:
+            return None
+        f0 = contours.track_for(self.model, audio.load(source.path, self.sample_rate), frames)
+        return contours.in_register(self.model, f0, target, source_speaker)
+
+    def check_units_decode(self, command: str) -> None:
+        """ConfigError for ``command``, which decodes units alone, when the model also needs a
+        pitch stream that the units do not carry."""
+        if self.model.uses_pitch:
+            raise ConfigError(f"model={self.cfg.model}: a pitch model (model.decoder.pitch={self.model.decoder.pitch})"
+                              f" decodes units with their F0 contour, which {command} has no source of yet; use "
+                              "reconstruct / convert on audio, or a model trained with model.decoder.pitch=none")
+
+    def source_speaker(self, source: Source) -> int | None:
+        """The table row of the source's speaker, None when the model never saw it."""
+        return self.model.speaker_index.get(source.speaker) if source.speaker is not None else None
+
     def settings(self) -> dict:
         """What every output's audio depends on besides its codes and speaker."""
         return {"model_checksum": model_checksum(self.cfg.model), "seed": self.cfg.seed,
                 "temperature": self.cfg.temperature, "argmax": self.cfg.argmax}
 
-    def write(self, jobs: Sequence[tuple[str, np.ndarray, int]], desc: str,
+    def write(self, jobs: Sequence[tuple], desc: str,
               inputs: Iterable[str | os.PathLike] = (), others: Sequence[str] = ()) -> None:
-        """Generate ``(name, codes, speaker index)`` jobs in batches and write ``<out>/<name>.wav``;
-        long ones stream in chunks.
+        """Generate ``(name, codes, speaker index[, f0])`` jobs in batches and write
+        ``<out>/<name>.wav``; long ones stream in chunks. ``f0``: a pitch model's contour in the
+        speaker's register (see :meth:`contour`).
 
         ``<out>/fingerprint.json`` records the settings (model checksum, seed, temperature,
-        argmax) and each output's codes and speaker. A rerun keeps the outputs it records with
+        argmax) and each output's codes, speaker and contour. A rerun keeps the outputs it records with
         the same settings, codes and speaker (so an interrupted run resumes); an existing output
         made otherwise, or not recorded, stops the command with one line naming what changed,
         unless ``overwrite=true``, which regenerates it. No output (nor the ``others`` the command
@@ -141,8 +163,10 @@ class Decoder:
         with exclusive(self.out, f"out={self.out}"):
             remove_temporaries(self.out, of=[f"{j[0]}.wav" for j in jobs] + [FINGERPRINT_NAME])
             speaker_names = {i: n for n, i in self.model.speaker_index.items()}
-            wanted = {name: {"speaker": speaker_names.get(speaker, str(speaker)), "codes": _codes_digest(codes)}
-                      for name, codes, speaker in jobs}
+            jobs = [(*j, None) if len(j) == 3 else tuple(j) for j in jobs]
+            wanted = {name: {"speaker": speaker_names.get(speaker, str(speaker)), "codes": _codes_digest(codes),
+                             **({} if f0 is None else {"f0": _f0_digest(f0)})}
+                      for name, codes, speaker, f0 in jobs}
             paths = {name: inside(self.out, f"{name}.wav") for name in wanted}
             check_not_inputs([*paths.values(), *(self.out / n for n in (FINGERPRINT_NAME, *others))], inputs, "out")
             record = self._record()
@@ -169,14 +193,16 @@ class Decoder:
             short = sorted((j for j in todo if j[1].shape[-1] <= chunk_frames), key=lambda j: -j[1].shape[-1])
             for start in range(0, len(short), self.cfg.batch_size):
                 batch = short[start:start + self.cfg.batch_size]
+                f0 = [j[3] for j in batch] if self.model.uses_pitch else None
                 waves = self.generator.generate([j[1] for j in batch], [j[2] for j in batch],
                                                 uniforms=[self._uniforms(j[0], j[1].shape[-1]) for j in batch],
-                                                temperature=self.cfg.temperature, argmax=self.cfg.argmax)
-                for (name, _, _), wave in zip(batch, waves):
+                                                temperature=self.cfg.temperature, argmax=self.cfg.argmax,
+                                                f0=f0, excitation=self._excitations(batch))
+                for (name, *_), wave in zip(batch, waves):
                     audio.save(paths[name], np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
                 bar.update(len(batch))
-            for name, codes, speaker in (j for j in todo if j[1].shape[-1] > chunk_frames):
-                self._stream(paths[name], name, codes, speaker, chunk_frames)
+            for name, codes, speaker, f0 in (j for j in todo if j[1].shape[-1] > chunk_frames):
+                self._stream(paths[name], name, codes, speaker, f0, chunk_frames)
                 bar.update()
 
     def _record(self) -> dict:
@@ -200,17 +226,32 @@ class Decoder:
         kind = self.model.decoder.distribution.kind
         return rng.random((frames * self.model.hop,) if kind == "categorical" else (frames * self.model.hop, 2))
 
-    def _stream(self, path: Path, name: str, codes: np.ndarray, speaker: int, chunk_frames: int) -> None:
+    def _excitations(self, jobs) -> list[np.ndarray] | None:
+        """The excitation of each job's contour (pitch="excitation"), its noise seeded by (seed,
+        name) like the uniforms; None for other models."""
+        if not self.model.uses_excitation:
+            return None
+        return [self.generator.excitation(f0, np.random.default_rng(
+            [self.cfg.seed, zlib.crc32(name.encode("utf-8")), pitch.EXCITATION_STREAM])) for name, _, _, f0 in jobs]
+
+    def _stream(self, path: Path, name: str, codes: np.ndarray, speaker: int, f0: np.ndarray | None,
+                chunk_frames: int) -> None:
         with atomic_path(path) as tmp:
             with sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype=PCM_SUBTYPE, format="WAV") as f:
+                excitation = self._excitations([(name, codes, speaker, f0)])
                 for piece in self.generator.stream(codes, speaker, chunk_frames=chunk_frames,
-                                                   uniforms=self._uniforms(name, codes.shape[-1]),
+                                                   uniforms=self._uniforms(name, codes.shape[-1]), f0=f0,
+                                                   excitation=None if excitation is None else excitation[0],
                                                    temperature=self.cfg.temperature, argmax=self.cfg.argmax):
                     f.write(np.clip(piece, -1, 1))
 
 
 def _codes_digest(codes: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _f0_digest(f0: np.ndarray) -> str:
+    return hashlib.sha256(np.round(np.asarray(f0, dtype=np.float64), 2).tobytes()).hexdigest()[:16]
 
 
 def _why_stale(stale: list[str], record: dict, wanted: dict) -> str:

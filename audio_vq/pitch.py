@@ -45,6 +45,16 @@ PERIODICITY_PERIODS = 2  # the correlation window, in periods of the frame's F0
 MIN_LOG_F0_STD = math.log(2.0) / 1200.0  # one cent: a monotone speaker still normalises finitely
 NORMALISED_LIMIT = 3.0  # quantisation covers z in [-3, 3] (99.7% of a normal's mass)
 UNVOICED_CODE = 0  # quantised unvoiced frames; voiced frames are 1..bins
+# The decoder's excitation (NSF, Wang et al. 2019): harmonics on voiced samples, noise of this std
+# (a third of the harmonics' unit amplitude, NSF's ratio) on unvoiced ones
+UNVOICED_NOISE_STD = 1.0 / 3.0
+# In training the excitation's phase follows the audio's fundamental: the angle of the audio
+# demodulated by the tracked phase, low-passed at this rate (smooth enough to carry no content,
+# fast enough to follow the tracker's frequency errors, ~25 cents at 100-300 Hz)
+PHASE_LOCK_HZ = 25.0
+# the excitation's noise comes from an RNG keyed (..., EXCITATION_STREAM): a stream of its own
+# beside the keys of crop offsets and sampling uniforms, which stay as they were
+EXCITATION_STREAM = 1
 F0_FILE_SUFFIX = ".f0"
 F0_FILE_DECIMALS = (6, 2)  # seconds, Hz: 0.01 Hz is under a tenth of a cent at 50 Hz
 
@@ -232,6 +242,61 @@ def dequantise(codes: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"pitch code {int(bad[0])} is outside 0..{bins} (bins={bins})")
     voiced = codes != UNVOICED_CODE
     return np.where(voiced, -NORMALISED_LIMIT + (codes - 0.5) * width, 0.0), voiced
+
+
+# --- the excitation ------------------------------------------------------------------------------
+def sample_f0(f0: np.ndarray, hop: int, num_samples: int) -> np.ndarray:
+    """F0 per sample (num_samples,) of a frame contour (frames,): each frame's value held over
+    its hop samples (frame i covers [i * hop, (i + 1) * hop)), 0 past the contour's end."""
+    out = np.zeros(num_samples)
+    held = np.repeat(np.asarray(f0, dtype=np.float64), hop)[:num_samples]
+    out[: len(held)] = held
+    return out
+
+
+def locked_phase(phase: np.ndarray, audio: np.ndarray, sr: int, voiced: np.ndarray) -> np.ndarray:
+    """``phase`` (T,) of a tracked fundamental moved onto the fundamental of ``audio`` (T,):
+    plus the angle of ``audio * exp(-j phase)`` low-passed at PHASE_LOCK_HZ (zero phase), the
+    slowly varying phase offset of the audio's fundamental from the tracked one, on ``voiced``
+    samples. A cosine of the result is in phase with the audio's fundamental."""
+    from scipy.signal import butter, sosfiltfilt
+
+    demodulated = np.asarray(audio, dtype=np.float64) * np.exp(-1j * phase) * voiced
+    sos = butter(2, PHASE_LOCK_HZ, fs=sr, output="sos")
+    pad = min(len(phase) - 1, 3 * sr // int(PHASE_LOCK_HZ))
+    if pad < 1:
+        return phase
+    smooth = sosfiltfilt(sos, demodulated.real, padlen=pad) + 1j * sosfiltfilt(sos, demodulated.imag, padlen=pad)
+    return phase + np.where(voiced, np.angle(smooth), 0.0)
+
+
+def excitation(f0: np.ndarray, hop: int, sr: int, harmonics: int, rng: np.random.Generator,
+               num_samples: int | None = None, audio: np.ndarray | None = None) -> np.ndarray:
+    """The decoder's source signal (2 * harmonics, T) float32 of a contour ``f0`` (frames,) Hz
+    (T = ``num_samples``, default frames * hop): on voiced samples rows 2k and 2k + 1 are
+    cos and sin of (k + 1) times the fundamental's phase (0 where that harmonic is at or above
+    Nyquist); on unvoiced ones every row is Gaussian noise of std UNVOICED_NOISE_STD from
+    ``rng``. The phase integrates the contour (starting at 0); given the ``audio`` (T,) the
+    contour was tracked on, it is locked to the audio's fundamental (:func:`locked_phase`),
+    which is how training sees it; at generation there is no audio to lock to."""
+    if harmonics < 1:
+        raise ValueError(f"harmonics must be at least 1, got {harmonics}")
+    f0 = np.asarray(f0, dtype=np.float64)
+    T = len(f0) * hop if num_samples is None else int(num_samples)
+    f = sample_f0(f0, hop, T)
+    voiced = f > 0
+    phase = 2.0 * np.pi * np.cumsum(f / sr)
+    if audio is not None:
+        if len(audio) != T:
+            raise ValueError(f"audio has {len(audio)} samples, the excitation {T}")
+        phase = locked_phase(phase, audio, sr, voiced)
+    out = np.empty((2 * harmonics, T), np.float32)
+    noise = rng.standard_normal((2 * harmonics, T)) * UNVOICED_NOISE_STD
+    for k in range(1, harmonics + 1):
+        audible = voiced & (k * f < sr / 2)
+        out[2 * k - 2] = np.where(voiced, np.where(audible, np.cos(k * phase), 0.0), noise[2 * k - 2])
+        out[2 * k - 1] = np.where(voiced, np.where(audible, np.sin(k * phase), 0.0), noise[2 * k - 1])
+    return out
 
 
 # --- .f0 files -----------------------------------------------------------------------------------

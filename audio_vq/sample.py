@@ -52,6 +52,7 @@ def sample(cfg: DictConfig) -> int:
     with open_dict(decoding):
         decoding.temperature = cfg.decoder_temperature  # the Decoder's key is the WaveNet's temperature
     dec = Decoder(decoding)
+    dec.check_units_decode("sample")
     hierarchy = dec.model.min_levels > 1
     if hierarchy != (cfg.bottom_prior is not None):
         raise ConfigError(f"bottom_prior={cfg.bottom_prior}: " + (

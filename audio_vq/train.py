@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from . import contours
 from .checkpoint import save_model_dir
 from .config import ConfigError, is_int, is_number, require
 from .data import CropDataset, collate
@@ -24,6 +25,7 @@ from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
 from .memory import check_fits
+from .threads import usable_cores
 from .models.vqvae import VQVAE, metric_names
 from .training import EpochBatches, Task, TrainingError, check_train_config, fit, init_loader_worker, metric_fields
 
@@ -39,20 +41,38 @@ class VQVAETask(Task):
     rate_name = "audio_s_per_s"
     export_dir = "model"
 
-    def __init__(self, cfg: DictConfig, utterances, speakers: dict[str, int]):
+    def __init__(self, cfg: DictConfig, utterances, speakers: dict[str, int], run_dir: Path):
         self.cfg, self.utterances, self.speakers = cfg, utterances, speakers
+        self.run_dir = run_dir
         self.logged_original = False
+        self.f0: dict | None = None  # id -> F0 contour, for a pitch model
+        self.harmonics: int | None = None  # the excitation's, for pitch="excitation"
 
     def build(self) -> VQVAE:
         model = _build_model(self.cfg, len(self.speakers))
         self.crop = _crop_samples(self.cfg, model.hop)
         self.hop = model.hop
+        if model.uses_pitch:
+            self._track_pitch(model)
         return model
+
+    def _track_pitch(self, model: VQVAE) -> None:
+        """The contours of the utterances training reads (cached in <run>/pitch), and the
+        speakers' registers from the train split into the model's table."""
+        used = [u for u in self.utterances if u.split in ("train", "valid") and u.speaker in self.speakers]
+        try:
+            self.f0 = contours.contours(used, self.cfg.data.sample_rate, model.hop, self.cfg.data.pitch_tracker,
+                                        self.run_dir / "pitch", workers=usable_cores())
+            model.set_pitch_stats(contours.speaker_stats(used, self.f0, self.speakers))
+        except ValueError as e:
+            raise ConfigError(f"data.pitch_tracker={self.cfg.data.pitch_tracker}: {e}") from None
+        self.harmonics = model.decoder.harmonics if model.uses_excitation else None
 
     def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator[dict]:
         tc = self.cfg.train
         train_set = CropDataset(self.utterances, self.speakers, crop_samples=self.crop,
-                                sample_rate=self.cfg.data.sample_rate, split="train", seed=tc.seed, hop=self.hop)
+                                sample_rate=self.cfg.data.sample_rate, split="train", seed=tc.seed, hop=self.hop,
+                                contours=self.f0, harmonics=self.harmonics)
         batches = EpochBatches(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world, start=start_batch)
         return iter(torch.utils.data.DataLoader(
             train_set, batch_sampler=batches, collate_fn=collate, num_workers=workers,
@@ -60,13 +80,13 @@ class VQVAETask(Task):
             generator=torch.Generator().manual_seed(tc.seed)))  # never draws from the global RNG
 
     def valid_batches(self) -> list[dict]:
-        return _valid_batches(self.utterances, self.speakers, self.cfg, self.crop, self.hop)
+        return _valid_batches(self.utterances, self.speakers, self.cfg, self.crop, self.hop, self.f0, self.harmonics)
 
     def step_loss(self, forward, batch: dict, ctx: Context):
         audio = batch["audio"].to(ctx.device, non_blocking=True)
         mask = batch["mask"].to(ctx.device, non_blocking=True)
         speaker = batch["speaker"].to(ctx.device, non_blocking=True)
-        out = forward(audio, speaker, mask)
+        out = forward(audio, speaker, mask, *_pitch_inputs(batch, ctx.device))
         return out.loss, out.metrics(), float(batch["mask"].sum()) / self.cfg.data.sample_rate
 
     def validate(self, model: VQVAE, batches: list[dict], ctx: Context, precision) -> dict:
@@ -76,7 +96,7 @@ class VQVAETask(Task):
         for batch in batches:
             with autocast:
                 out = model(batch["audio"].to(ctx.device), batch["speaker"].to(ctx.device),
-                            batch["mask"].to(ctx.device))
+                            batch["mask"].to(ctx.device), *_pitch_inputs(batch, ctx.device))
             for k, v in out.metrics().items():
                 totals[k] = totals.get(k, 0.0) + float(v) / len(batches)
         return totals
@@ -97,7 +117,8 @@ class VQVAETask(Task):
         codes = model.encode(x)[0].cpu()
         speaker = int(batch["speaker"][0])
         cpu_model = copy.deepcopy(model).cpu().eval()
-        wave = Generator(cpu_model, backend="auto", threads=1).generate([codes], [speaker], seed=step)[0]
+        f0 = [batch["f0"][0].numpy()] if "f0" in batch else None  # its own contour: a reconstruction
+        wave = Generator(cpu_model, backend="auto", threads=1).generate([codes], [speaker], seed=step, f0=f0)[0]
         if not self.logged_original:
             writer.tb.add_audio("valid/original", x[0].cpu().unsqueeze(0), step, rate)
             self.logged_original = True
@@ -130,7 +151,8 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
     checkpoint or export): what a resume then finds is whatever the last checkpoint holds."""
     _check_config(cfg)
     utterances, speakers = _load_data(cfg)  # a bad manifest fails before the run folder is touched
-    run_dir = fit(cfg, run_folder, VQVAETask(cfg, utterances, speakers), ctx, stop_at_step)
+    task = VQVAETask(cfg, utterances, speakers, Path(run_folder).expanduser().resolve())
+    run_dir = fit(cfg, run_folder, task, ctx, stop_at_step)
     log.info("model directory: %s", run_dir / VQVAETask.export_dir)
     return run_dir
 
@@ -184,7 +206,12 @@ def _load_data(cfg: DictConfig):
     return utterances, speakers
 
 
-def _valid_batches(utterances, speakers, cfg, crop: int, hop: int) -> list[dict]:
+def _pitch_inputs(batch: dict, device) -> tuple:
+    """(f0, excitation) of a batch on ``device``, each None when the batch has none."""
+    return tuple(batch[k].to(device, non_blocking=True) if k in batch else None for k in ("f0", "excitation"))
+
+
+def _valid_batches(utterances, speakers, cfg, crop: int, hop: int, f0=None, harmonics=None) -> list[dict]:
     """The fixed validation batches: the first crops of the valid split (epoch 0), held in memory."""
     if not any(u.split == "valid" for u in utterances):
         log.warning("no valid split in the manifest: validation is skipped")
@@ -193,7 +220,7 @@ def _valid_batches(utterances, speakers, cfg, crop: int, hop: int) -> list[dict]
     if not known:
         return []
     ds = CropDataset(known, speakers, crop_samples=crop, sample_rate=cfg.data.sample_rate, split="valid",
-                     seed=cfg.train.seed, hop=hop)
+                     seed=cfg.train.seed, hop=hop, contours=f0, harmonics=harmonics)
     size = cfg.train.batch_size
     count = min(len(ds), cfg.train.valid_batches * size)
     return [collate([ds[i] for i in range(start, min(start + size, count))]) for start in range(0, count, size)]

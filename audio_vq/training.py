@@ -61,7 +61,8 @@ SCHEDULES = ("cosine", "constant")
 WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
 # What a run folder holds besides its task's export; anything else in hydra.run.dir is someone
 # else's and training refuses it
-RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints")
+RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints",
+               "pitch")  # pitch/: a pitch model's F0 contours (contours.py)
 # The settings a resume may change: budgets, logging and resources. Every other key shapes the
 # weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
 RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",

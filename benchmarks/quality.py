@@ -39,6 +39,10 @@ Columns:
   STOI            of reconstructions
   F0 rec / conv   share of reconstructions with median F0 within 10% of the source's, and of
                   conversions within 10% of the target speaker's (pYIN; noise fails)
+  voiced rec/src  pYIN's voiced-frame share of the reconstructions, and of their sources
+  F0 RMSE st      reconstructions' F0 RMSE (semitones) on frames voiced in both (pYIN)
+  conv F0 err     conversions' median relative error of their median F0 from the target speaker's
+  SECS closer     share of conversions closer to the target than to the source speaker (SECS)
 """
 from __future__ import annotations
 
@@ -104,6 +108,10 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "rvq4@levels3": ([], ["levels=3"], "rvq4"),
     "rvq2": (RVQ2, [], None),  # trained with 2 levels: beside rvq4's first two
     "hier": (HIERARCHY, [], None),  # VQ-VAE-2's two levels: 6.25 Hz top, 50 Hz bottom given it
+    # issue 28: pitch given to the decoder
+    "pitch-frame": (["model.decoder.pitch=frame"], [], None),
+    "excitation": (["model.decoder.pitch=excitation"], [], None),
+    "excitation-h4": (["model.decoder.pitch=excitation", "model.decoder.harmonics=4"], [], None),
 }
 
 # (header, separator, decimals of each number in the cell)
@@ -111,7 +119,8 @@ COLUMNS: list[tuple[str, str, tuple[int, ...]]] = [
     ("bit/s nominal / entropy", " / ", (0, 0)), ("PNMI / MFCC", " / ", (3, 3)), ("acc / MFCC", " / ", (3, 3)),
     ("ABX w / a", " / ", (1, 1)), ("MFCC ABX w / a", " / ", (1, 1)), ("spk<-codes", "", (2,)),
     ("gain, best", ", ", (4, 2)), ("conv->tgt", "", (2,)), ("rec->own", "", (2,)), ("STOI", "", (2,)),
-    ("F0 rec / conv", " / ", (2, 2)), ("loss@end", "", (2,))]
+    ("F0 rec / conv", " / ", (2, 2)), ("voiced rec / src", " / ", (2, 2)), ("F0 RMSE st", "", (2,)),
+    ("conv F0 err", "", (3,)), ("SECS closer", "", (2,)), ("loss@end", "", (2,))]
 Numbers = list[tuple[float | None, ...]]  # one tuple per column of COLUMNS
 
 
@@ -177,6 +186,7 @@ def numbers(r: dict, run: Path) -> Numbers:
     su = cv.get("decoder_speaker_use") or {}
     f0 = (r.get("f0") or {}).get("seen") or {}
     rec = (r.get("reconstruction") or {}).get("mean", {})
+    secs = (((r.get("voice") or {}).get("secs") or {}).get("seen")) or {}
     loss = None
     metrics = run / "metrics.csv"
     if metrics.is_file():
@@ -190,7 +200,9 @@ def numbers(r: dict, run: Path) -> Numbers:
             (mine.get("within"), mine.get("across")), (base.get("within"), base.get("across")),
             ((cv.get("code_probe") or {}).get("accuracy"),), (su.get("gain_nats"), su.get("own_is_best")),
             (cv.get("classified_as_target"),), (cv.get("probe_reconstruction_accuracy"),), (rec.get("stoi"),),
-            (f0.get("reconstruction_within"), f0.get("conversion_within")), (loss,)]
+            (f0.get("reconstruction_within"), f0.get("conversion_within")),
+            (f0.get("reconstruction_voiced"), f0.get("source_voiced")), (f0.get("reconstruction_f0_rmse_semitones"),),
+            (f0.get("conversion_median_f0_error"),), (secs.get("closer_to_target"),), (loss,)]
 
 
 def row(name: str, seeds: list[Numbers]) -> list[str]:

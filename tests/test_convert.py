@@ -300,3 +300,82 @@ def test_a_residual_model_decodes_its_first_levels_and_synthesizes_its_unit_file
         np.testing.assert_array_equal(sf.read(tmp_path / "synth" / f"{i}.wav")[0], every[i])
     with pytest.raises(ConfigError, match="levels=5"):
         convert.reconstruct(run("reconstruct", tmp_path / "bad", f"input={folder}", "levels=5"))
+
+
+# -- pitch models ------------------------------------------------------------------------------
+
+GOLDEN_MODEL = Path(__file__).parent / "golden" / "model_v1"
+
+
+def test_a_model_directory_from_before_pitch_loads_and_decodes_as_before():
+    """tests/golden/model_v1: a model directory and the audio the generator made of it before
+    the decoder had a pitch input (its config has no decoder.pitch key). It must load as a
+    model without pitch and generate the same samples, bit for bit."""
+    model = load_model(GOLDEN_MODEL / "model")
+    assert not model.uses_pitch and model.pitch_stats is None
+    wave = Generator(model, backend="numba", threads=1).generate([np.arange(12).reshape(1, 12) % 8], [1], seed=3)[0]
+    np.testing.assert_array_equal(wave, np.load(GOLDEN_MODEL / "generated.npy"))
+
+
+@pytest.fixture(scope="module")
+def pitch_trained(tiny_trained, tmp_path_factory):
+    """tiny_trained's data, a tiny model with pitch=excitation trained 3 steps (DIO: fast)."""
+    from audio_vq import train
+    from audio_vq.config import compose_run
+    from tiny import TINY
+
+    run = tmp_path_factory.mktemp("pitch") / "run"
+    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
+                                        "train.max_steps=3", *TINY, "model.decoder.pitch=excitation",
+                                        "model.decoder.harmonics=2", "data.pitch_tracker=dio"])
+    train.run(cfg, folder)
+    return run
+
+
+def test_a_pitch_model_keeps_the_training_splits_registers(pitch_trained, tiny_trained):
+    """The model's table holds each speaker's log-F0 statistics over the contours training
+    tracked (in <run>/pitch), train split only."""
+    from audio_vq import contours
+
+    model = load_model(pitch_trained / "model")
+    utts = read_manifest(tiny_trained / "data")
+    used = [u for u in utts if u.split in ("train", "valid") and u.speaker in model.speaker_index]
+    f0 = contours.contours(used, 16000, HOP, "dio", pitch_trained / "pitch", progress=False)  # the cache: no tracking
+    assert len(list(contours.cache_folder(pitch_trained / "pitch", "dio", 16000, HOP).iterdir())) == len(used)
+    for index, st in contours.speaker_stats(used, f0, model.speaker_index).items():
+        assert model.speaker_pitch_stats(index).mean == pytest.approx(st.mean, abs=1e-5)
+        assert model.speaker_pitch_stats(index).std == pytest.approx(st.std, abs=1e-5)
+
+
+def test_reconstruct_and_convert_decode_the_sources_contour(pitch_trained, trained, tmp_path):
+    """A pitch model reconstructs with the source's own contour and converts with it moved into
+    each target's register: the fingerprint records a contour per output, the same for a
+    rerun (which keeps the files), different for different targets."""
+    folder, ids = tmp_path / "inputs", []
+    folder.mkdir()
+    for u in read_manifest(trained / "data")[:2]:  # half a second each: voiced, so the contours differ
+        x, rate = sf.read(u.path, dtype="float32")
+        sf.write(folder / f"{u.id}.wav", x[:rate // 2], rate)
+        ids.append(u.id)
+    model = pitch_trained / "model"
+    speakers = {u.id: u.speaker for u in read_manifest(trained / "data")}
+    convert.reconstruct(compose("reconstruct", [f"model={model}", f"out={tmp_path / 'rec'}", f"input={folder}",
+                                                f"speaker={speakers[ids[0]]}"], package=INFERENCE))
+    assert sorted(p.stem for p in (tmp_path / "rec").glob("*.wav")) == sorted(ids)
+    conv = compose("convert", [f"model={model}", f"out={tmp_path / 'conv'}", f"input={folder}",
+                               "target_speaker=spk01,spk03"], package=INFERENCE)
+    convert.convert(conv)
+    record = json.loads((tmp_path / "conv" / "fingerprint.json").read_text())["outputs"]
+    assert all("f0" in r for r in record.values())
+    assert record[f"{ids[0]}__spk01"]["f0"] != record[f"{ids[0]}__spk03"]["f0"]
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "conv").glob("*.wav")}
+    convert.convert(conv)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "conv").glob("*.wav")} == before
+
+
+def test_units_alone_cannot_drive_a_pitch_model(pitch_trained, trained, tmp_path):
+    units = tmp_path / "units.txt"
+    units.write_text("u1|1 2 3 4\n")
+    with pytest.raises(ConfigError, match="a pitch model .*decodes units with their F0 contour, which synthesize"):
+        convert.synthesize(compose("synthesize", [f"model={pitch_trained / 'model'}", f"out={tmp_path / 'o'}",
+                                                  f"units={units}", "speaker=spk01"], package=INFERENCE))

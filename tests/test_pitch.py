@@ -166,3 +166,55 @@ def test_f0_files_round_trip_and_malformed_ones_are_named(tmp_path):
         path.write_text("0.0 0\n" + bad)
         with pytest.raises(ValueError, match=rf"u\.f0:2: expected 'time_s f0_hz'"):
             read_f0(path)
+
+
+# --- the excitation ------------------------------------------------------------------------------
+def _peak_hz(x: np.ndarray) -> float:
+    """The frequency of the strongest bin of a zero-padded spectrum (0.25 Hz bins)."""
+    n = 4 * SR
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)), n))
+    return float(np.argmax(spectrum) * SR / n)
+
+
+@pytest.mark.parametrize("f0", [97.0, 181.5])
+@pytest.mark.parametrize("harmonics", [1, 3])
+def test_the_excitation_of_a_known_f0_has_that_frequency(f0, harmonics):
+    """Each cos / sin pair of the voiced part peaks at k x F0 (within 1%); the unvoiced frames
+    hold noise with no periodic component (its autocorrelation at the period is about 0) of
+    the documented std, and harmonics at or above Nyquist are silent."""
+    hop = 320
+    contour = np.r_[np.zeros(10), np.full(40, f0), np.zeros(10)]
+    e = pitch.excitation(contour, hop, SR, harmonics, np.random.default_rng(0))
+    assert e.shape == (2 * harmonics, len(contour) * hop) and e.dtype == np.float32
+    voiced = slice(10 * hop, 50 * hop)
+    for k in range(1, harmonics + 1):
+        for row in (2 * k - 2, 2 * k - 1):
+            assert abs(_peak_hz(e[row, voiced]) - k * f0) <= 0.01 * k * f0
+            np.testing.assert_allclose(np.mean(e[row, voiced] ** 2), 0.5, atol=0.02)  # a unit sinusoid
+    unvoiced = e[:, :10 * hop]
+    assert abs(unvoiced.std() - pitch.UNVOICED_NOISE_STD) < 0.02
+    period = round(SR / f0)
+    for row in unvoiced:
+        r = np.corrcoef(row[:-period], row[period:])[0, 1]
+        assert abs(r) < 0.1  # a sinusoid leaking into the unvoiced part would correlate near +-1
+    high = pitch.excitation(np.full(5, 3000.0), hop, SR, 3, np.random.default_rng(0))
+    assert np.all(high[4:] == 0) and np.abs(high[:4]).max() > 0.9  # 9 kHz is above Nyquist, 3 and 6 kHz are not
+
+
+def test_locking_puts_the_excitation_in_phase_with_the_audio():
+    """In training the phase follows the audio's fundamental: a voice 2 Hz off the tracked F0
+    and at an arbitrary phase correlates ~1 with the locked excitation, and about 0 with the
+    free-running one (which is what generation gets, and why training must lock)."""
+    hop, f0 = 320, 150.0
+    contour = np.full(40, f0)
+    t = np.arange(len(contour) * hop) / SR
+    voice = 0.3 * np.cos(2 * np.pi * (f0 + 2.0) * t + 2.0)
+    free = pitch.excitation(contour, hop, SR, 1, np.random.default_rng(0))
+    locked = pitch.excitation(contour, hop, SR, 1, np.random.default_rng(0), audio=voice)
+    middle = slice(5 * hop, 35 * hop)  # away from the filter's edges
+    assert np.corrcoef(locked[0, middle], voice[middle])[0, 1] > 0.99
+    assert abs(np.corrcoef(free[0, middle], voice[middle])[0, 1]) < 0.3
+    with pytest.raises(ValueError, match="audio has 5 samples"):
+        pitch.excitation(contour, hop, SR, 1, np.random.default_rng(0), audio=np.zeros(5))
+    with pytest.raises(ValueError, match="harmonics must be at least 1"):
+        pitch.excitation(contour, hop, SR, 0, np.random.default_rng(0))

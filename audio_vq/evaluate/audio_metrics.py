@@ -246,14 +246,33 @@ def pesq(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE) -> float | Non
         return None
 
 
-def voiced_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """F0 in Hz of the frames pYIN calls voiced, (voiced frames,); empty for silence."""
+def pyin_contour(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """pYIN's F0 (frames,) in Hz, 0 on the frames it calls unvoiced (frame k centred on sample
+    k * hop); empty for silence or audio shorter than one frame."""
     x = _mono(x, "x")
     if x.size < _scaled(F0_FRAME, sr) or not np.any(x):
         return np.zeros(0)
     f0, voiced, _ = librosa.pyin(x, fmin=F0_MIN_HZ, fmax=F0_MAX_HZ, sr=sr, frame_length=_scaled(F0_FRAME, sr),
                                  hop_length=_scaled(F0_HOP, sr), center=True)
-    return f0[voiced & np.isfinite(f0)]
+    return np.where(voiced & np.isfinite(f0), f0, 0.0)
+
+
+def voiced_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """F0 in Hz of the frames pYIN calls voiced, (voiced frames,); empty for silence."""
+    f0 = pyin_contour(x, sr)
+    return f0[f0 > 0]
+
+
+def f0_rmse_semitones(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE) -> float | None:
+    """RMS difference in semitones between the pYIN contours of ``deg`` and ``ref`` over the
+    frames voiced in both (compared frame by frame: a reconstruction keeps the timing); None
+    when fewer than F0_MIN_VOICED_FRAMES frames are."""
+    a, b = pyin_contour(ref, sr), pyin_contour(deg, sr)
+    n = min(len(a), len(b))
+    both = (a[:n] > 0) & (b[:n] > 0)
+    if both.sum() < F0_MIN_VOICED_FRAMES:
+        return None
+    return float(np.sqrt(np.mean((SEMITONES_PER_OCTAVE * np.log2(b[:n][both] / a[:n][both])) ** 2)))
 
 
 def median_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[float | None, float]:
@@ -263,6 +282,9 @@ def median_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[float | None, float
     frames = max(1, 1 + np.size(x) // _scaled(F0_HOP, sr))
     median = float(np.median(f0)) if f0.size >= F0_MIN_VOICED_FRAMES else None
     return median, f0.size / frames
+
+
+SEMITONES_PER_OCTAVE = 12
 
 
 def f0_within(value: float | None, reference: float | None, tolerance: float = F0_TOLERANCE) -> bool | None:

@@ -141,8 +141,15 @@ def _f0(f0: dict, r: dict) -> list[str]:
         if sec["conversions"]:
             rows.append([f"{label}: conversions, median F0 within {100 * sec['tolerance']:.0f}% of the target "
                          "speaker's", sec["conversion_within"], f"{sec['conversion_voiced']:.2f}"])
-    return _table(["check", "share", "voiced fraction"], rows) + [
+    out = _table(["check", "share", "voiced fraction"], rows) + [
         "Noise has almost no voiced frames; audio without harmonics fails the check.", ""]
+    seen = f0.get("seen") or {}
+    rmse, err = seen.get("reconstruction_f0_rmse_semitones"), seen.get("conversion_median_f0_error")
+    if rmse is not None or err is not None:
+        out += [f"Seen speakers: reconstructions' F0 RMSE on frames voiced in both "
+                f"{'n/a' if rmse is None else f'{rmse:.2f} semitones'}; conversions' median F0 off the target "
+                f"speaker's by {'n/a' if err is None else f'{100 * err:.1f}%'} (median over conversions with an F0).", ""]
+    return out
 
 
 def _training_curves(path: str, r: dict) -> list[str]:

@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from .. import audio
+from .. import audio, contours, pitch
 from ..atomic import atomic_write_text
 from ..config import ConfigError, is_int, is_number, require, resolve_device
 from ..generate import Generator
@@ -287,6 +287,7 @@ class _Decoded:
     excerpt_codes: dict[str, np.ndarray]
     generated: dict[str, np.ndarray]
     generator: Generator
+    f0: dict[str, np.ndarray]  # a pitch model's excerpt contours by id (empty otherwise)
 
     def reconstruction(self, u: Utterance) -> np.ndarray:
         return self.generated[f"{u.id}_reconstruction"]
@@ -330,19 +331,24 @@ def _decoded(run: _Inputs) -> _Decoded:
     targets = _targets(seen, unseen, names)
     jobs = [(f"{u.id}_reconstruction", u.id, known[u.speaker]) for u in seen]
     jobs += [(f"{u.id}_to_{targets[u.id]}", u.id, known[targets[u.id]]) for u in chosen if u.id in targets]
+    f0 = ({u.id: contours.track_for(x.model, excerpt[u.id], excerpt_codes[u.id].shape[-1]) for u in chosen}
+          if x.model.uses_pitch else {})
+    speaker_of = {u.id: known.get(u.speaker) for u in chosen}
     generator = Generator(x.model, backend=cfg.backend, threads=cfg.threads)
     generated = {}
     for start in tqdm(range(0, len(jobs), cfg.batch_size), desc="generate", unit="batch", dynamic_ncols=True):
         batch = jobs[start:start + cfg.batch_size]
+        registers = ([contours.in_register(x.model, f0[j[1]], j[2], speaker_of[j[1]]) for j in batch]
+                     if f0 else None)
         waves_out = generator.generate([excerpt_codes[j[1]] for j in batch], [j[2] for j in batch], seed=cfg.seed,
-                                       first_index=start, temperature=cfg.temperature, argmax=cfg.argmax)
+                                       first_index=start, temperature=cfg.temperature, argmax=cfg.argmax, f0=registers)
         generated.update({j[0]: np.clip(w, -1, 1) for j, w in zip(batch, waves_out)})
     (run.out / "audio").mkdir(exist_ok=True)
     for u in chosen:
         audio.save(run.out / "audio" / f"{u.id}_original.wav", excerpt[u.id], sr)
     for name, w in generated.items():
         audio.save(run.out / "audio" / f"{name}.wav", w, sr)
-    return _Decoded(seen, unseen, names, targets, excerpt, excerpt_codes, generated, generator)
+    return _Decoded(seen, unseen, names, targets, excerpt, excerpt_codes, generated, generator, f0)
 
 
 def _reconstruction(run: _Inputs, d: _Decoded) -> dict:
@@ -510,13 +516,28 @@ def _speaker_use(extractor: UnitExtractor, d: _Decoded) -> dict:
         x[:len(d.excerpt[u.id])] = d.excerpt[u.id]
         x = torch.from_numpy(x)[None].to(device)
         latents = model.latents(torch.from_numpy(d.excerpt_codes[u.id])[None].to(device))
+        f0, excitation = _teacher_pitch(model, d.f0.get(u.id), x[0].cpu().numpy(), device)
         i = names.index(u.speaker)
         rows = [names[(i + k) % len(names)] for k in range(others_n + 1)]
         losses = [float(model.decoder.loss(model.decoder_logits(x, latents, torch.tensor(
-            [model.speaker_index[r]], device=device)), x, None)) for r in rows]
+            [model.speaker_index[r]], device=device), f0, excitation), x, None)) for r in rows]
         own.append(losses[0])
         others.append(losses[1:])
     return sections.speaker_use(own, others)
+
+
+def _teacher_pitch(model, f0: np.ndarray | None, x: np.ndarray, device) -> tuple:
+    """(f0 (1, frames), excitation (1, E, T)) tensors that teacher-force a pitch model on audio
+    ``x`` (T,) with its contour, the excitation phase-locked to ``x`` as in training; Nones for
+    the parts the model does not read."""
+    if not model.uses_pitch:
+        return None, None
+    excitation = None
+    if model.uses_excitation:
+        e = pitch.excitation(f0, model.hop, model.sample_rate, model.decoder.harmonics, np.random.default_rng(0),
+                             audio=x)
+        excitation = torch.from_numpy(e)[None].to(device)
+    return torch.from_numpy(f0)[None].float().to(device), excitation
 
 
 def _parallel(run: _Inputs, d: _Decoded) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -539,8 +560,13 @@ def _parallel(run: _Inputs, d: _Decoded) -> list[tuple[np.ndarray, np.ndarray, n
             tgt = audio.load(match.path, x.sample_rate)
         except audio.AudioError:
             continue
-        conv = d.generator.generate([run.levels[u.id]], [x.model.speaker_index[d.targets[u.id]]],
-                                    seed=cfg.seed, temperature=cfg.temperature, argmax=cfg.argmax)[0]
+        target = x.model.speaker_index[d.targets[u.id]]
+        f0 = None
+        if x.model.uses_pitch:
+            own = contours.track_for(x.model, run.waves[u.id], run.levels[u.id].shape[-1])
+            f0 = [contours.in_register(x.model, own, target, x.model.speaker_index[u.speaker])]
+        conv = d.generator.generate([run.levels[u.id]], [target], seed=cfg.seed, temperature=cfg.temperature,
+                                    argmax=cfg.argmax, f0=f0)[0]
         triples.append((np.clip(conv, -1, 1)[:len(run.waves[u.id])], run.waves[u.id], tgt))
     return triples
 

@@ -22,7 +22,8 @@ from ..units import deduplicate
 from . import speaker_encoder, world
 from .abx import EDGE_CONTEXT, abx, abx_items
 from .alignments import DEFAULT_SILENCES
-from .audio_metrics import F0_MAX_HZ, F0_MIN_HZ, F0_TOLERANCE, f0_within, mcd, median_f0, reconstruction_metrics
+from .audio_metrics import (F0_MAX_HZ, F0_MIN_HZ, F0_TOLERANCE, f0_rmse_semitones, f0_within, mcd, median_f0,
+                            reconstruction_metrics)
 from .phonetic import code_to_phone_accuracy, contingency, entropy_bits, purity_pnmi, random_code_expectation
 from .speaker import SpeakerProbe, code_speaker_probe
 from .speaker_encoder import SpeakerEncoder
@@ -212,7 +213,10 @@ def f0_check(reconstructions: Sequence[tuple[np.ndarray, np.ndarray]], conversio
     source's. ``conversions`` are (conversion, target speaker): its median F0 should be within
     F0_TOLERANCE of the target speaker's median over ``speaker_audio`` (real utterances of each
     speaker). Shares count only items whose reference has an F0; generated audio with no
-    voiced frames (noise) counts as a miss."""
+    voiced frames (noise) counts as a miss. Also: the voiced-frame shares of sources and
+    reconstructions, the reconstructions' F0 RMSE in semitones on frames voiced in both (mean
+    over those that have such frames), and the conversions' median relative error of their
+    median F0 from the target's (over conversions with an F0)."""
     def median_of(waves) -> float | None:
         f0 = [median_f0(w, sample_rate)[0] for w in waves]
         f0 = [v for v in f0 if v is not None]
@@ -226,14 +230,17 @@ def f0_check(reconstructions: Sequence[tuple[np.ndarray, np.ndarray]], conversio
     for src, gen in reconstructions:
         (ref_f0, ref_voiced), (gen_f0, gen_voiced) = median_f0(src, sample_rate), median_f0(gen, sample_rate)
         rec_rows.append({"source_f0": ref_f0, "generated_f0": gen_f0, "source_voiced": ref_voiced,
-                         "generated_voiced": gen_voiced, "within": f0_within(gen_f0, ref_f0)})
+                         "generated_voiced": gen_voiced, "within": f0_within(gen_f0, ref_f0),
+                         "f0_rmse_semitones": f0_rmse_semitones(src, gen, sample_rate)})
     targets = {t for _, t in conversions}
     speaker_f0 = {t: median_of(speaker_audio.get(t, [])) for t in sorted(targets)}
     conv_rows = []
     for gen, target in conversions:
         gen_f0, gen_voiced = median_f0(gen, sample_rate)
-        conv_rows.append({"target": target, "target_f0": speaker_f0[target], "generated_f0": gen_f0,
-                          "generated_voiced": gen_voiced, "within": f0_within(gen_f0, speaker_f0[target])})
+        ref = speaker_f0[target]
+        conv_rows.append({"target": target, "target_f0": ref, "generated_f0": gen_f0,
+                          "generated_voiced": gen_voiced, "within": f0_within(gen_f0, ref),
+                          "error": abs(gen_f0 - ref) / ref if gen_f0 is not None and ref else None})
     return {"tolerance": F0_TOLERANCE,
             "reconstructions": len(rec_rows), "conversions": len(conv_rows),
             "reconstruction_within": share([r["within"] for r in rec_rows]),
@@ -241,6 +248,8 @@ def f0_check(reconstructions: Sequence[tuple[np.ndarray, np.ndarray]], conversio
             "reconstruction_voiced": float(np.mean([r["generated_voiced"] for r in rec_rows])) if rec_rows else None,
             "source_voiced": float(np.mean([r["source_voiced"] for r in rec_rows])) if rec_rows else None,
             "conversion_voiced": float(np.mean([r["generated_voiced"] for r in conv_rows])) if conv_rows else None,
+            "reconstruction_f0_rmse_semitones": _mean(r["f0_rmse_semitones"] for r in rec_rows),
+            "conversion_median_f0_error": _median(r["error"] for r in conv_rows),
             "speaker_f0": speaker_f0, "per_reconstruction": rec_rows, "per_conversion": conv_rows}
 
 
@@ -265,6 +274,11 @@ class Generated:
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
 
 def voice(generated: Sequence[Generated], real: Mapping[str, tuple[str, np.ndarray]],

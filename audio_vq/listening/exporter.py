@@ -141,8 +141,11 @@ def generate(dec: Decoder, planned: list[plan.PlannedTrial], excerpts: dict[str,
         names = [(decoded_name(u, s), s) for s in ((u.speaker,) if p.reconstruct else ()) + p.targets]
         if all((dec.out / f"{n}.wav").exists() for n, _ in names):
             continue  # a rerun: nothing of this utterance left to generate, no need to encode
-        codes = dec.encode(Source(u.id, str(excerpts[u.id]), u.speaker))
-        jobs += [(n, codes, dec.speaker_index(s, "targets")) for n, s in names]
+        src = Source(u.id, str(excerpts[u.id]), u.speaker)
+        codes = dec.encode(src)
+        jobs += [(n, codes, dec.speaker_index(s, "targets"),
+                  dec.contour(src, codes.shape[-1], dec.speaker_index(s, "targets"), dec.source_speaker(src)))
+                 for n, s in names]
     dec.write(jobs, "generate", inputs=[*excerpts.values(), *(p.utterance.path for p in planned)])
 
 

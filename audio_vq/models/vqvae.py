@@ -2,6 +2,8 @@
 
     audio (B, T) -> Encoder -> z_e (B, D, frames) -> quantizer -> codes (B, Q, frames), z_q (B, D, frames)
     z_q [time jitter in training] + speaker embedding g (B, speaker_dim) -> WaveNet -> logits (B, C, T)
+    [pitch on: + the speaker-normalised F0 contour (B, 2, frames) beside z_q, and for
+     pitch="excitation" the sample-rate source e (B, 2 * harmonics, T) into every gate]
     (in training the WaveNet's teacher-forced past may be corrupted: input_noise, input_dropout)
 
     loss = reconstruction (cross-entropy of the true mu-law sample, or the mixture NLL)
@@ -10,7 +12,9 @@
 
 Inputs of any length work: the audio is right-padded to a multiple of the hop (frames =
 ceil(T / hop)) and the padding is masked out of every loss and codebook statistic. The
-speaker table lives here, not in the decoder, so one decoder can be conditioned on any row.
+speaker table lives here, not in the decoder, so one decoder can be conditioned on any row;
+so does the table of the speakers' log-F0 statistics (``pitch_stats``, set from the training
+split before training), which puts a contour in a speaker's register.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..audio import SAMPLE_RATE, mulaw_encode
+from ..pitch import PitchStats
 from .adversary import SpeakerAdversary
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
@@ -127,6 +132,12 @@ class VQVAE(nn.Module):
         self.jitter = jitter
         self.input_noise, self.input_dropout = float(input_noise), float(input_dropout)
         self.adversary = adversary
+        if decoder.pitch != "none":
+            # (num_speakers, 2): mean and std of each speaker's ln F0 (pitch.PitchStats), saved with
+            # the weights; training sets it from the training split (set_pitch_stats)
+            self.register_buffer("pitch_stats", torch.tensor([[0.0, 1.0]]).repeat(max(num_speakers, 1), 1))
+        else:
+            self.pitch_stats = None
         # set by checkpoint.load_model: the speaker names of the table and the run's config
         self.speaker_index: dict[str, int] = {}
         self.config: dict | None = None
@@ -178,6 +189,55 @@ class VQVAE(nn.Module):
         held over r frames)."""
         return tuple(self.hop * r for r in self.quantizer.level_ratios)
 
+    @property
+    def uses_pitch(self) -> bool:
+        """Whether the decoder needs an F0 contour (model.decoder.pitch != none)."""
+        return self.decoder.pitch != "none"
+
+    @property
+    def uses_excitation(self) -> bool:
+        """Whether the decoder also reads the sample-rate excitation (pitch="excitation")."""
+        return self.decoder.source_channels > 0
+
+    @torch.no_grad()
+    def set_pitch_stats(self, stats: Mapping[int, PitchStats]) -> None:
+        """Rows of the log-F0 statistics table: speaker index -> its :class:`PitchStats`."""
+        for index, st in stats.items():
+            self.pitch_stats[int(index)] = torch.tensor([st.mean, st.std], dtype=self.pitch_stats.dtype)
+
+    def speaker_pitch_stats(self, speaker: int) -> PitchStats:
+        """A trained speaker's register, from the table."""
+        self.speaker_vector(torch.tensor([speaker]))  # the table's range check
+        mean, std = (float(v) for v in self.pitch_stats[speaker])
+        return PitchStats(mean=mean, std=std, voiced_frames=0)
+
+    def pitch_features(self, f0: Tensor, stats: Tensor) -> Tensor:
+        """The decoder's frame-rate pitch input (B, 2, frames) of contours ``f0`` (B, frames) Hz
+        (0 = unvoiced): the log F0 normalised by ``stats`` (B, 2) (mean, std of ln F0; 0 on
+        unvoiced frames), and the voicing (1 / 0)."""
+        voiced = f0 > 0
+        z = (torch.log(torch.where(voiced, f0, torch.ones_like(f0))) - stats[:, :1]) / stats[:, 1:]
+        return torch.stack([torch.where(voiced, z, torch.zeros_like(z)), voiced.to(z.dtype)], dim=1)
+
+    def decoder_conditioning(self, latents: Tensor, f0: Tensor | None, speaker: Tensor | None) -> Tensor:
+        """The decoder's local conditioning (B, cond_channels, frames): ``latents`` (B, D,
+        frames), and for a pitch model its pitch features of ``f0`` (B, frames) Hz in the
+        registers of ``speaker`` (B,)."""
+        if not self.uses_pitch:
+            if f0 is not None:
+                raise ValueError("this model has no pitch input (model.decoder.pitch=none) but f0 was given")
+            return latents
+        if f0 is None or tuple(f0.shape) != (latents.shape[0], latents.shape[2]):
+            raise ValueError(f"this model is pitch-conditioned: f0 must be (B={latents.shape[0]}, "
+                             f"frames={latents.shape[2]}) Hz, got {None if f0 is None else tuple(f0.shape)}")
+        if speaker is None:  # no speaker table: one row of statistics
+            self.speaker_vector(speaker)  # (raises for a speaker-conditioned model)
+            speaker = torch.zeros(f0.shape[0], dtype=torch.long, device=f0.device)
+        else:
+            self.speaker_vector(speaker)  # the table's range check
+        feats = self.pitch_features(f0.to(latents.dtype), self.pitch_stats[speaker].to(latents.dtype))
+        return torch.cat([latents, feats], dim=1)
+
     @torch.no_grad()
     def codebook_vectors(self) -> Tensor:
         """(Q, K, D) float32: [l, k] is level l's vector for code k (Q = 1: row k is the latent of
@@ -185,15 +245,21 @@ class VQVAE(nn.Module):
         codes = torch.arange(self.quantizer.codebook_size, device=next(self.parameters()).device)
         return torch.stack([level.lookup(codes[None, None])[0].T.float() for level in self.quantizer.levels])
 
-    def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None) -> VQVAEOutput:
+    def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None,
+                f0: Tensor | None = None, excitation: Tensor | None = None) -> VQVAEOutput:
         """Teacher-forced training pass. audio (B, T) in [-1, 1]; speaker (B,) int64 indices;
-        mask (B, T) bool, True on the real samples, a prefix of each row (None = all real)."""
+        mask (B, T) bool, True on the real samples, a prefix of each row (None = all real);
+        for a pitch model f0 (B, ceil(T / hop)) Hz and with pitch="excitation" the excitation
+        (B, 2 * harmonics, T) (pitch.excitation, phase-locked to the audio)."""
+        if excitation is not None:
+            excitation = F.pad(excitation, (0, self.encoder.num_frames(audio.shape[1]) * self.hop - audio.shape[1]))
         audio, mask, frame_mask = self._pad(audio, mask)
         q = self.quantizer(self.encoder(audio, _lengths(mask)), mask=frame_mask)
         z = time_jitter(q.quantized, self.jitter) if self.training else q.quantized
         past = corrupt_past(audio, self.input_noise, self.input_dropout) if self.training else audio
         # the WaveNet reads these classes only as its (shifted) past; the loss is on clean audio
-        logits = self.decoder(mulaw_encode(past, self.decoder.mu_law_channels), z, self.speaker_vector(speaker))
+        logits = self.decoder(mulaw_encode(past, self.decoder.mu_law_channels),
+                              self.decoder_conditioning(z, f0, speaker), self.speaker_vector(speaker), excitation)
         reconstruction = self.decoder.loss(logits, audio, mask)
         loss = reconstruction + q.loss
         adv_loss = adv_acc = None
@@ -231,11 +297,14 @@ class VQVAE(nn.Module):
                              "speakers (a held-out speaker has no embedding)")
         return self.speakers(speaker)
 
-    def decoder_logits(self, audio: Tensor, latents: Tensor, speaker: Tensor | None) -> Tensor:
+    def decoder_logits(self, audio: Tensor, latents: Tensor, speaker: Tensor | None, f0: Tensor | None = None,
+                       excitation: Tensor | None = None) -> Tensor:
         """Teacher-forced logits (B, C, T) for audio (B, T = frames * hop) given latents
-        (B, D, frames) and speakers (B,): decode one speaker's codes with another's identity."""
+        (B, D, frames) and speakers (B,) (and a pitch model's f0 (B, frames) Hz and excitation
+        (B, 2 * harmonics, T)): decode one speaker's codes with another's identity."""
         target = mulaw_encode(audio, self.decoder.mu_law_channels)
-        return self.decoder(target, latents, self.speaker_vector(speaker))
+        return self.decoder(target, self.decoder_conditioning(latents, f0, speaker), self.speaker_vector(speaker),
+                            excitation)
 
     def _pad(self, audio: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Right-pad audio (and mask) to a multiple of the hop; the frame mask marks frames

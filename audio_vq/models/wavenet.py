@@ -34,14 +34,23 @@ Local conditioning alignment
       residual: ``c = c + conv(relu(c))``) looks ahead ``cond_layers * (cond_kernel_size // 2)``
       frames; the latents of the whole utterance are known before decoding, so this is allowed.
 
+Pitch (``pitch="frame"`` or ``"excitation"``)
+    ``c`` carries PITCH_CHANNELS more channels after the latents: the speaker-normalised log F0
+    and the voicing of each frame (:meth:`VQVAE.pitch_features`), conditioning like the latents.
+    With ``"excitation"`` the WaveNet also reads a sample-rate source ``e`` (B, 2 * harmonics,
+    T) (:func:`audio_vq.pitch.excitation`), projected by a 1x1 conv into every gate: unlike
+    the past samples, ``e[t]`` is known at step t (it comes from the contour, not the audio).
+
 Per-layer computation (i = 0 .. stacks * layers_per_stack - 1, dilation 2 ** (i % layers_per_stack))
-    ``a = layers[i].dilated(causal_pad(h)) + layers[i].cond(c_feat)[t] + layers[i].speaker(g)``
+    ``a = layers[i].dilated(causal_pad(h)) + layers[i].cond(c_feat)[t] + layers[i].speaker(g)
+    [+ layers[i].source(e)[t]]``
     ``z = tanh(a[:gate/2]) * sigmoid(a[gate/2:])``
     ``skip_sum += layers[i].skip(z)``
     ``h = (h + layers[i].residual(z)) * RESIDUAL_SCALE``   (the last layer has no residual conv)
     and finally ``logits = head_out(relu(head_hidden(relu(skip_sum * skip_scale))))`` with
     ``skip_scale = sqrt(1 / num_layers)``. The input is ``h = embedding(previous class)``.
-    ``layers[i].cond`` and ``layers[i].speaker`` have no bias (``layers[i].dilated`` has one).
+    ``layers[i].cond``, ``layers[i].speaker`` and ``layers[i].source`` have no bias
+    (``layers[i].dilated`` has one).
 """
 from __future__ import annotations
 
@@ -59,6 +68,8 @@ from ..audio import MU_LAW_CHANNELS, mulaw_encode
 from .distributions import CategoricalOutput, LogisticMixtureOutput
 
 RESIDUAL_SCALE = math.sqrt(0.5)
+PITCH_MODES = ("none", "frame", "excitation")
+PITCH_CHANNELS = 2  # the frame-rate pitch features: normalised log F0, voicing
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class StepWeights:
                          input at t - (K - 1 - m) * dilation (tap K - 1: the current input)
     dil_b   (L*G,)       the dilated convs' biases, side by side
     wc      (D, L*G)     every layer's local-conditioning projection, side by side
+    ws      (E, L*G)     every layer's source projection side by side (E = 0 without an excitation)
     res_w   (L, H, R)    the residual 1x1 convs (the last layer has none: zeros)
     res_b   (L, R)
     skip_w  (L, H, S)    the skip 1x1 convs
@@ -86,6 +98,7 @@ class StepWeights:
     wd: torch.Tensor
     dil_b: torch.Tensor
     wc: torch.Tensor
+    ws: torch.Tensor
     res_w: torch.Tensor
     res_b: torch.Tensor
     skip_w: torch.Tensor
@@ -133,12 +146,13 @@ class ResidualLayer(nn.Module):
     """One gated residual layer. Parameters (named for the incremental generator):
     ``dilated`` Conv1d(residual, gate, kernel_size, dilation) (with bias), ``cond``
     Conv1d(cond_channels, gate, 1) (no bias), ``speaker`` Linear(speaker_dim, gate) (no bias;
-    None when speaker_dim == 0), ``residual`` Conv1d(gate/2, residual, 1) (None in the last
+    None when speaker_dim == 0), ``source`` Conv1d(source_channels, gate, 1) (no bias; None
+    without an excitation), ``residual`` Conv1d(gate/2, residual, 1) (None in the last
     layer, whose residual output nothing reads), ``skip`` Conv1d(gate/2, skip, 1). Gate
     channels [0, gate/2) go through tanh, [gate/2, gate) through sigmoid."""
 
     def __init__(self, residual_channels, gate_channels, skip_channels, kernel_size, dilation,
-                 cond_channels, speaker_dim, last=False):
+                 cond_channels, speaker_dim, source_channels=0, last=False):
         super().__init__()
         self.dilation = dilation
         self.kernel_size = kernel_size
@@ -146,6 +160,7 @@ class ResidualLayer(nn.Module):
         self.dilated = nn.Conv1d(residual_channels, gate_channels, kernel_size, dilation=dilation)
         self.cond = nn.Conv1d(cond_channels, gate_channels, 1, bias=False)
         self.speaker = nn.Linear(speaker_dim, gate_channels, bias=False) if speaker_dim > 0 else None
+        self.source = nn.Conv1d(source_channels, gate_channels, 1, bias=False) if source_channels > 0 else None
         self.residual = None if last else nn.Conv1d(half, residual_channels, 1)
         self.skip = nn.Conv1d(half, skip_channels, 1)
 
@@ -164,7 +179,8 @@ class WaveNet(nn.Module):
     alignment and causality conventions).
 
     Args:
-        cond_channels: channels of the local conditioning ``c`` (the quantizer's dim).
+        cond_channels: channels of the latents (the quantizer's output_dim); ``c`` has
+            PITCH_CHANNELS more when ``pitch`` is on (:attr:`cond_channels` counts them).
         hop: samples per conditioning frame (the encoder's downsampling factor).
         stacks, layers_per_stack: dilations 1, 2, 4, ... 2**(layers_per_stack-1), ``stacks`` times.
         kernel_size: of the dilated causal convs.
@@ -178,6 +194,9 @@ class WaveNet(nn.Module):
         output: "categorical" (``mu_law_channels``-way) or "logistic_mixture" (3 * mixtures).
         mu_law_channels: classes of the input (both outputs) and of the categorical output.
         mixtures: components of the logistic mixture.
+        pitch: "none" (the paper), "frame" (pitch features beside the latents) or "excitation"
+            (also the sample-rate source, see the module docstring).
+        harmonics: harmonics of the excitation (2 source channels each: cos and sin).
     """
 
     #: True: :meth:`forward` keeps only each stack's input for the backward pass and recomputes
@@ -189,14 +208,15 @@ class WaveNet(nn.Module):
                  skip_channels: int = 128, speaker_dim: int = 64, upsample: str = "repeat",
                  upsample_strides: Sequence[int] | None = None, cond_layers: int = 0,
                  cond_kernel_size: int = 3, output: str = "categorical",
-                 mu_law_channels: int = MU_LAW_CHANNELS, mixtures: int = 10):
+                 mu_law_channels: int = MU_LAW_CHANNELS, mixtures: int = 10, pitch: str = "none",
+                 harmonics: int = 1):
         super().__init__()
         for name, value, low in [("cond_channels", cond_channels, 1), ("hop", hop, 1), ("stacks", stacks, 1),
                                  ("layers_per_stack", layers_per_stack, 1), ("kernel_size", kernel_size, 1),
                                  ("residual_channels", residual_channels, 1), ("gate_channels", gate_channels, 2),
                                  ("skip_channels", skip_channels, 1), ("speaker_dim", speaker_dim, 0),
                                  ("cond_layers", cond_layers, 0), ("mu_law_channels", mu_law_channels, 2),
-                                 ("mixtures", mixtures, 1)]:
+                                 ("mixtures", mixtures, 1), ("harmonics", harmonics, 1)]:
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if gate_channels % 2:
@@ -205,10 +225,17 @@ class WaveNet(nn.Module):
             raise ValueError(f"upsample must be 'repeat' or 'transposed', got {upsample!r}")
         if output not in ("categorical", "logistic_mixture"):
             raise ValueError(f"output must be 'categorical' or 'logistic_mixture', got {output!r}")
+        if pitch not in PITCH_MODES:
+            raise ValueError(f"pitch must be one of {', '.join(PITCH_MODES)}, got {pitch!r}")
         if cond_layers and cond_kernel_size % 2 == 0:
             raise ValueError(f"cond_kernel_size must be odd (centred), got {cond_kernel_size}")
 
-        self.cond_channels = cond_channels
+        self.pitch = pitch
+        self.harmonics = int(harmonics)
+        self.pitch_channels = PITCH_CHANNELS if pitch != "none" else 0
+        self.source_channels = 2 * self.harmonics if pitch == "excitation" else 0
+        self.latent_channels = cond_channels
+        cond_channels = self.cond_channels = cond_channels + self.pitch_channels
         self.hop = hop
         self.stacks = stacks
         self.layers_per_stack = layers_per_stack
@@ -249,7 +276,7 @@ class WaveNet(nn.Module):
         dilations = self.dilations
         self.layers = nn.ModuleList(
             ResidualLayer(residual_channels, gate_channels, skip_channels, kernel_size, d, cond_channels,
-                          speaker_dim, last=(i == len(dilations) - 1))
+                          speaker_dim, self.source_channels, last=(i == len(dilations) - 1))
             for i, d in enumerate(dilations))
         self.skip_scale = math.sqrt(1.0 / len(dilations))
         self.head_hidden = nn.Conv1d(skip_channels, skip_channels, 1)
@@ -280,7 +307,7 @@ class WaveNet(nn.Module):
         transposed upsamplers start as nearest-neighbour (= "repeat")."""
         nn.init.normal_(self.embedding.weight, 0.0, 1.0)
         for layer in self.layers:
-            mods = [layer.dilated, layer.cond, layer.speaker, layer.residual, layer.skip]
+            mods = [layer.dilated, layer.cond, layer.speaker, layer.source, layer.residual, layer.skip]
             for m in mods:
                 if m is None:
                     continue
@@ -317,6 +344,8 @@ class WaveNet(nn.Module):
             wd=torch.stack([l.dilated.weight.permute(2, 1, 0).reshape(K * R, G) for l in layers]),
             dil_b=torch.cat([l.dilated.bias for l in layers]),
             wc=torch.cat([l.cond.weight[:, :, 0].t() for l in layers], dim=1),
+            ws=(torch.cat([l.source.weight[:, :, 0].t() for l in layers], dim=1) if self.source_channels
+                else self.embedding.weight.new_zeros(0, len(layers) * G)),
             res_w=torch.stack([l.residual.weight[:, :, 0].t() if l.residual is not None else zero_r for l in layers]),
             res_b=torch.stack([l.residual.bias if l.residual is not None else zero_r[0] for l in layers]),
             skip_w=torch.stack([l.skip.weight[:, :, 0].t() for l in layers]),
@@ -336,7 +365,8 @@ class WaveNet(nn.Module):
                 c = up(c)
         return c
 
-    def check_inputs(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None) -> None:
+    def check_inputs(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None,
+                     e: torch.Tensor | None = None) -> None:
         if x.dim() != 2:
             raise ValueError(f"x must be (B, T) mu-law classes, got shape {tuple(x.shape)}")
         if c.dim() != 3 or c.shape[0] != x.shape[0] or c.shape[1] != self.cond_channels:
@@ -352,13 +382,22 @@ class WaveNet(nn.Module):
                                  f"got {None if g is None else tuple(g.shape)}")
         elif g is not None:
             raise ValueError("this WaveNet has speaker_dim=0 (no global conditioning) but g was given")
+        if self.source_channels:
+            want = (x.shape[0], self.source_channels, x.shape[1])
+            if e is None or tuple(e.shape) != want:
+                raise ValueError(f"e must be the excitation {want} (pitch='excitation'), "
+                                 f"got {None if e is None else tuple(e.shape)}")
+        elif e is not None:
+            raise ValueError(f"this WaveNet has pitch={self.pitch!r} (no excitation) but e was given")
 
     # -- forward / loss / sample -------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None,
+                e: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits (B, out_channels, T) for the mu-law classes ``x`` (B, T) int64,
-        local conditioning ``c`` (B, cond_channels, frames) with T == frames * hop, and speaker
-        vectors ``g`` (B, speaker_dim) (None iff speaker_dim == 0). ``logits[..., t]`` depends
+        local conditioning ``c`` (B, cond_channels, frames) with T == frames * hop, speaker
+        vectors ``g`` (B, speaker_dim) (None iff speaker_dim == 0) and the excitation ``e``
+        (B, source_channels, T) (None iff pitch != "excitation"). ``logits[..., t]`` depends
         on ``x[..., t - receptive_field : t]`` only.
 
         Computed time-major, (B, T, channels), with every 1x1 conv and every tap of a dilated
@@ -366,26 +405,29 @@ class WaveNet(nn.Module):
         product is taken of the layer's input itself and shifted into place afterwards, so
         the backward pass keeps the input once, not a shifted copy per tap. The returned
         logits are a (B, out_channels, T) view."""
-        self.check_inputs(x, c, g)
+        self.check_inputs(x, c, g, e)
         prev = F.pad(x[:, :-1], (1, 0), value=self.initial_class)  # shift right by one sample
         h = self.embedding(prev)  # (B, T, residual)
         feats = self.local_features(c).transpose(1, 2)  # (B, frames or T, cond_channels)
+        source = None if e is None else _autocast_input(e.transpose(1, 2))  # (B, T, source_channels)
         skips = None
         per_stack = self.layers_per_stack
         for first in range(0, self.num_layers, per_stack):
             layers = self.layers[first:first + per_stack]
             if self.activation_checkpointing and torch.is_grad_enabled():
-                h, skips = checkpoint(self._layers, layers, h, skips, feats, g, use_reentrant=False)
+                h, skips = checkpoint(self._layers, layers, h, skips, feats, g, source, use_reentrant=False)
             else:
-                h, skips = self._layers(layers, h, skips, feats, g)
+                h, skips = self._layers(layers, h, skips, feats, g, source)
         out = F.relu(skips * self.skip_scale)
         hidden = F.relu(F.linear(out, self.head_hidden.weight[:, :, 0], self.head_hidden.bias))
         return F.linear(hidden, self.head_out.weight[:, :, 0], self.head_out.bias).transpose(1, 2)
 
     def _layers(self, layers: Sequence[ResidualLayer], h: torch.Tensor, skips: torch.Tensor | None,
-                feats: torch.Tensor, g: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                feats: torch.Tensor, g: torch.Tensor | None,
+                source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``layers`` applied to the residual stream ``h`` (B, T, residual): the new ``h`` and
-        ``skips`` (B, T, skip) plus their skip outputs (``skips`` None: start the sum)."""
+        ``skips`` (B, T, skip) plus their skip outputs (``skips`` None: start the sum);
+        ``source`` (B, T, source_channels) the excitation (None: none)."""
         B, T, _ = h.shape
         G = self.gate_channels
         for layer in layers:
@@ -397,6 +439,8 @@ class WaveNet(nn.Module):
                 a = (a.view(B, T // self.hop, self.hop, G) + bias.unsqueeze(2)).view(B, T, G)
             else:
                 a = a + bias
+            if source is not None:
+                a = a + F.linear(source, layer.source.weight[:, :, 0])
             for m in range(K - 1):  # causal: tap m reads t - (K - 1 - m) * d, so its output lands that much later
                 back = (K - 1 - m) * d
                 if back < T:

@@ -78,9 +78,9 @@ def test_corrupted_past_only_in_training_and_the_loss_is_on_clean_audio(extra):
     seen = {}
     forward, loss = model.decoder.forward, model.decoder.loss
 
-    def spy_forward(x, c, g=None):
+    def spy_forward(x, c, g=None, e=None):
         seen["inputs"] = x
-        return forward(x, c, g)
+        return forward(x, c, g, e)
 
     def spy_loss(logits, x_audio, mask=None):
         seen["target"] = x_audio
