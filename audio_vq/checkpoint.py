@@ -23,6 +23,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
+from .audio import SAMPLE_RATE
 from .atomic import atomic_path, atomic_write_text
 from .manifest import SPEAKERS_NAME, ManifestError, read_speakers
 from .models.vqvae import VQVAE
@@ -91,7 +92,8 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     directory = Path(directory)
     config, speakers, weights = load_weights_dir(directory, "model")
     try:
-        model = VQVAE.from_config(config["model"], num_speakers=len(speakers))
+        model = VQVAE.from_config(config["model"], num_speakers=len(speakers),
+                                  sample_rate=int((config.get("data") or {}).get("sample_rate", SAMPLE_RATE)))
     except (TypeError, ValueError, KeyError) as e:
         raise ModelDirError(f"{directory / CONFIG_NAME}: not a model this version builds ({_one_line(e)})") from None
     try:

@@ -178,7 +178,8 @@ def _check_config(cfg: DictConfig) -> None:
 
 def _build_model(cfg: DictConfig, num_speakers: int) -> VQVAE:
     try:
-        return VQVAE.from_config(OmegaConf.to_container(cfg.model, resolve=True), num_speakers)
+        return VQVAE.from_config(OmegaConf.to_container(cfg.model, resolve=True), num_speakers,
+                                 sample_rate=cfg.data.sample_rate)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: {' '.join(str(e).split())}") from None
 

@@ -10,7 +10,11 @@ random codes and speakers. Rows, all end to end through the public API (conditio
   layer shifts a buffer spanning its dilation, recomputes the conditioning projections of the
   (upsampled, per-sample) latent and the speaker, batch 1 - a short segment, it is slow;
 * torch path of :class:`audio_vq.generate.Generator` (backend="torch"), batch 1 and 16;
-* numba kernel (the default on CPU), batch 1 on 1 thread, batch 16 on 1 and 2 threads.
+* numba kernel (the default on CPU), batch 1 on 1 thread, batch 16 on 1 and 2 threads;
+* the same decoder with pitch=excitation (issue 28: pitch features beside the latents, a
+  one-harmonic excitation into every gate, built from a random contour inside the call), timed
+  interleaved with the plain one, best of --repeats each: the ratio is the cost of pitch
+  (target: within 10%).
 
 The issue's targets: the kernel at >= 1.0x real time for one stream on one thread, and >= 5x
 for a batch of 16 on two threads. Run it on a quiet machine: another process using the cores
@@ -76,9 +80,12 @@ def naive_generate(model: VQVAE, codes: np.ndarray, speaker: int, seed: int = 0)
     return out
 
 
-def build_model() -> VQVAE:
+TARGET_PITCH_COST = 0.10  # generation with pitch=excitation at most 10% slower
+
+
+def build_model(**decoder) -> VQVAE:
     torch.manual_seed(0)
-    return VQVAE.from_config(REFERENCE, NUM_SPEAKERS).eval()
+    return VQVAE.from_config({**REFERENCE, "decoder": {**REFERENCE["decoder"], **decoder}}, NUM_SPEAKERS).eval()
 
 
 def time_call(fn) -> float:
@@ -150,6 +157,30 @@ def main() -> None:
           f"({'meets' if single >= TARGET_SINGLE else 'MISSES'} the {TARGET_SINGLE:g}x target)")
     print(f"batch {args.batch}, 2 threads: {batch2:.2f}x real time "
           f"({'meets' if batch2 >= TARGET_BATCH else 'MISSES'} the {TARGET_BATCH:g}x target)")
+
+    pitched = build_model(pitch="excitation", harmonics=1)
+    contour_rng = np.random.default_rng(1)
+
+    def contours(codes):
+        return [np.where(contour_rng.random(c.shape[-1]) < 0.6, contour_rng.uniform(80, 300, c.shape[-1]), 0.0)
+                for c in codes]
+
+    print(f"\npitch=excitation against the plain decoder (interleaved, best of {args.repeats}):")
+    print(f"{'batch':>5} {'threads':>7} {'plain samples/s':>16} {'pitch samples/s':>16} {'pitch cost':>10}")
+    for codes, spk, threads in ((k1, ks1, 1), (kb, ksb, 2)):
+        plain, pitch = (Generator(m, backend="numba", threads=threads) for m in (model, pitched))
+        f0 = contours(codes)
+        pitch.generate(warm_codes, warm_spk, f0=contours(warm_codes))  # compile the excitation path
+        torch.set_num_threads(threads)
+        times = {"plain": [], "pitch": []}
+        for _ in range(args.repeats):
+            times["plain"].append(time_call(lambda: plain.generate(codes, spk)))
+            times["pitch"].append(time_call(lambda: pitch.generate(codes, spk, f0=f0)))
+        samples = sum(c.shape[-1] * hop for c in codes)
+        a, b = samples / min(times["plain"]), samples / min(times["pitch"])
+        cost = a / b - 1
+        print(f"{len(codes):>5} {threads:>7} {a:>16.0f} {b:>16.0f} {100 * cost:>9.1f}%  "
+              f"({'meets' if cost <= TARGET_PITCH_COST else 'MISSES'} the {100 * TARGET_PITCH_COST:.0f}% target)")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,8 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "pitch-frame": (["model.decoder.pitch=frame"], [], None),
     "excitation": (["model.decoder.pitch=excitation"], [], None),
     "excitation-h4": (["model.decoder.pitch=excitation", "model.decoder.harmonics=4"], [], None),
+    "aux-mel": (["model.aux_mel.weight=1.0"], [], None),
+    "excitation+aux-mel": (["model.decoder.pitch=excitation", "model.aux_mel.weight=1.0"], [], None),
 }
 
 # (header, separator, decimals of each number in the cell)

@@ -9,6 +9,7 @@
     loss = reconstruction (cross-entropy of the true mu-law sample, or the mixture NLL)
          + codebook loss + beta * commitment loss         (the KL term, log K, is dropped)
          [+ speaker-adversary cross-entropy on z_q, its gradient reversed into the encoder]
+         [+ aux_mel_weight * L1 of an auxiliary frame-rate decoder's log-mel (aux_mel.py)]
 
 Inputs of any length work: the audio is right-padded to a multiple of the hop (frames =
 ceil(T / hop)) and the padding is masked out of every loss and codebook statistic. The
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from ..audio import SAMPLE_RATE, mulaw_encode
 from ..pitch import PitchStats
 from .adversary import SpeakerAdversary
+from .aux_mel import LogMel, MelDecoder, masked_l1
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 from .hierarchical import HierarchicalQuantizer
@@ -51,6 +53,7 @@ class VQVAEOutput:
     quantizer: QuantizerOutput
     adversary_loss: Tensor | None = None      # the speaker adversary's cross-entropy (None: no adversary)
     adversary_accuracy: Tensor | None = None  # its frame accuracy (chance: 1 / speakers)
+    aux_mel_loss: Tensor | None = None  # the auxiliary decoder's log-mel L1 (None: none), unweighted
 
     def metrics(self) -> dict[str, Tensor]:
         """Scalars for logging, detached: the total and reconstruction losses, the quantizer's
@@ -60,13 +63,16 @@ class VQVAEOutput:
         out = {"loss": self.loss.detach(), "reconstruction_loss": self.reconstruction_loss.detach(), **q}
         if self.adversary_loss is not None:
             out.update(adversary_loss=self.adversary_loss.detach(), adversary_accuracy=self.adversary_accuracy)
+        if self.aux_mel_loss is not None:
+            out["aux_mel_loss"] = self.aux_mel_loss.detach()
         return out
 
 
 def metric_names() -> tuple[str, ...]:
     """The names VQVAEOutput.metrics() can hold, in log order (the adversary's only when on)."""
     quantizer = [f.name for f in fields(QuantizerOutput) if f.name not in ("quantized", "codes", "loss")]
-    return ("loss", "reconstruction_loss", "quantizer_loss", *quantizer, "adversary_loss", "adversary_accuracy")
+    return ("loss", "reconstruction_loss", "quantizer_loss", *quantizer, "adversary_loss", "adversary_accuracy",
+            "aux_mel_loss")
 
 
 def corrupt_past(audio: Tensor, noise: float, dropout: float, generator: torch.Generator | None = None) -> Tensor:
@@ -110,11 +116,14 @@ class VQVAE(nn.Module):
         input_noise: std of Gaussian noise on the decoder's teacher-forced past in training.
         input_dropout: probability that a past sample the decoder reads in training is silenced.
         adversary: a SpeakerAdversary on z_q (None = none).
+        aux_mel: a MelDecoder from the decoder's conditioning to log-mel (None = none), its loss
+            weighted by ``aux_mel_weight``; ``sample_rate`` sets its analysis.
     """
 
     def __init__(self, encoder: Encoder, quantizer: nn.Module, decoder: WaveNet, num_speakers: int,
                  jitter: float = 0.0, input_noise: float = 0.0, input_dropout: float = 0.0,
-                 adversary: SpeakerAdversary | None = None):
+                 adversary: SpeakerAdversary | None = None, aux_mel: MelDecoder | None = None,
+                 aux_mel_weight: float = 0.0, sample_rate: int = SAMPLE_RATE):
         super().__init__()
         if decoder.hop != encoder.hop:
             raise ValueError(f"decoder hop {decoder.hop} != encoder hop {encoder.hop}")
@@ -132,6 +141,11 @@ class VQVAE(nn.Module):
         self.jitter = jitter
         self.input_noise, self.input_dropout = float(input_noise), float(input_dropout)
         self.adversary = adversary
+        if (aux_mel is None) != (aux_mel_weight <= 0):
+            raise ValueError(f"aux_mel_weight must be > 0 exactly when there is an auxiliary decoder, got {aux_mel_weight}")
+        self.aux_mel, self.aux_mel_weight = aux_mel, float(aux_mel_weight)
+        if aux_mel is not None:
+            self.log_mel = LogMel(encoder.hop, sample_rate, aux_mel.output.out_channels)
         if decoder.pitch != "none":
             # (num_speakers, 2): mean and std of each speaker's ln F0 (pitch.PitchStats), saved with
             # the weights; training sets it from the training split (set_pitch_stats)
@@ -143,12 +157,13 @@ class VQVAE(nn.Module):
         self.config: dict | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], num_speakers: int) -> "VQVAE":
+    def from_config(cls, cfg: Mapping[str, Any], num_speakers: int, sample_rate: int = SAMPLE_RATE) -> "VQVAE":
         """Build from ``model`` config: ``encoder``, ``quantizer`` (with ``kind``), ``decoder``
-        ``jitter``, ``input_noise``, ``input_dropout`` and ``adversary`` (``weight``, 0 = none,
-        and ``hidden_channels``); the keys of each group are the constructor's arguments. The
-        encoder's output takes the quantizer's ``dim``; the decoder's conditioning and the
-        adversary's input its output_dim (2 x dim for the hierarchy's two levels)."""
+        ``jitter``, ``input_noise``, ``input_dropout``, ``adversary`` (``weight``, 0 = none,
+        and ``hidden_channels``) and ``aux_mel`` (``weight``, 0 = none, and MelDecoder's
+        arguments); the keys of each group are the constructor's arguments. The encoder's
+        output takes the quantizer's ``dim``; the decoder's conditioning and the adversary's
+        input its output_dim (2 x dim for the hierarchy's two levels)."""
         q = dict(cfg["quantizer"])
         kind = q.pop("kind", "vector")
         if kind not in QUANTIZERS:
@@ -159,9 +174,12 @@ class VQVAE(nn.Module):
         adv = dict(cfg.get("adversary") or {})
         adversary = (SpeakerAdversary(quantizer.output_dim, num_speakers, **adv)
                      if float(adv.get("weight", 0.0)) > 0 and num_speakers > 1 else None)
+        mel = dict(cfg.get("aux_mel") or {})
+        mel_weight = float(mel.pop("weight", 0.0))
+        aux_mel = MelDecoder(decoder.cond_channels, decoder.speaker_dim, **mel) if mel_weight > 0 else None
         return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)),
                    input_noise=float(cfg.get("input_noise", 0.0)), input_dropout=float(cfg.get("input_dropout", 0.0)),
-                   adversary=adversary)
+                   adversary=adversary, aux_mel=aux_mel, aux_mel_weight=mel_weight, sample_rate=sample_rate)
 
     @property
     def hop(self) -> int:
@@ -258,15 +276,23 @@ class VQVAE(nn.Module):
         z = time_jitter(q.quantized, self.jitter) if self.training else q.quantized
         past = corrupt_past(audio, self.input_noise, self.input_dropout) if self.training else audio
         # the WaveNet reads these classes only as its (shifted) past; the loss is on clean audio
-        logits = self.decoder(mulaw_encode(past, self.decoder.mu_law_channels),
-                              self.decoder_conditioning(z, f0, speaker), self.speaker_vector(speaker), excitation)
+        g = self.speaker_vector(speaker)
+        cond = self.decoder_conditioning(z, f0, speaker)
+        logits = self.decoder(mulaw_encode(past, self.decoder.mu_law_channels), cond, g, excitation)
         reconstruction = self.decoder.loss(logits, audio, mask)
         loss = reconstruction + q.loss
+        mel_loss = None
+        if self.aux_mel is not None:
+            with torch.autocast(audio.device.type, enabled=False):  # the log of small energies wants fp32
+                target = self.log_mel(audio if mask is None else audio * mask)  # windows reach past the end
+            mel_loss = masked_l1(self.aux_mel(cond, g), target, frame_mask)
+            loss = loss + self.aux_mel_weight * mel_loss
         adv_loss = adv_acc = None
         if self.adversary is not None and speaker is not None:
             adv_loss, adv_acc = self.adversary(q.quantized, speaker, frame_mask)
             loss = loss + adv_loss
-        return VQVAEOutput(loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q, adv_loss, adv_acc)
+        return VQVAEOutput(loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q, adv_loss, adv_acc,
+                           mel_loss)
 
     @torch.no_grad()
     def encode(self, audio: Tensor, mask: Tensor | None = None) -> Tensor:
