@@ -70,6 +70,11 @@ RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", 
                      "train.max_nonfinite", "train.threads", "train.compile", "train.compile_backend", "train.resume",
                      "train.memory", "train.activation_checkpointing", "train.schedule_steps", "data.num_workers",
                      "data.synthetic_dir", "device")
+# Keys added after runs were trained without them, at the values that train what those runs
+# trained: a resume of such a run (its config.yaml lacks the key) accepts exactly these values.
+PREDATED_KEYS = {"model.decoder.pitch": "none", "model.decoder.harmonics": 1, "model.aux_mel.weight": 0.0,
+                 "model.aux_mel.n_mels": 80, "model.aux_mel.channels": 128, "model.aux_mel.layers": 3,
+                 "model.aux_mel.kernel_size": 5, "data.pitch_tracker": "harvest"}
 
 
 class TrainingError(RuntimeError):
@@ -542,6 +547,8 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
     except Exception as e:  # a hand-edited or truncated config.yaml
         raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
     now = flatten(OmegaConf.to_container(cfg, resolve=True))
+    for k, v in PREDATED_KEYS.items():  # a run from before the key trained as its value says
+        saved.setdefault(k, v)
     changed = [k for k in sorted(saved.keys() | now.keys()) if saved.get(k, "(absent)") != now.get(k, "(absent)")]
     fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
     if fixed:

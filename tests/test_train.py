@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from audio_vq import prepare, train, training
@@ -274,6 +275,19 @@ def test_resume_refuses_changed_training_settings_applies_budgets_and_cleans_tem
     assert torch.load(tmp_path / "run" / "checkpoints" / "step_00000006.pt", weights_only=True)["step"] == 6
     assert not any(p.exists() for p in stale)
     assert "max_steps: 6" in (tmp_path / "run" / "config.yaml").read_text()
+    # a run from before the pitch and aux_mel keys (its config.yaml lacks them) resumes at their
+    # old-behaviour values, and refuses a pitch model
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del saved["model"]["decoder"]["pitch"], saved["model"]["decoder"]["harmonics"], saved["model"]["aux_mel"]
+    del saved["data"]["pitch_tracker"]
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=7", "train.resume=true", *common,
+                         "model.decoder.pitch=excitation")
+    with pytest.raises(ConfigError, match=r"trained with model.decoder.pitch=none \(now excitation\)"):
+        train.run(cfg, folder)
+    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=7", "train.resume=true", *common)
+    train.run(cfg, folder)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "step_00000007.pt", weights_only=True)["step"] == 7
 
 
 def test_cli_validation_gaps_are_one_line_errors(manifest, tmp_path):
