@@ -94,11 +94,15 @@ def speaker_stats(utterances: Sequence[Utterance], f0: Mapping[str, np.ndarray],
 
 
 # --- contours for decoding -----------------------------------------------------------------------
+def tracker_of(model) -> str:
+    """The tracker a model's contours come from: its run's ``data.pitch_tracker``."""
+    return ((model.config or {}).get("data") or {}).get("pitch_tracker", pitch.DEFAULT_TRACKER)
+
+
 def track_for(model, x: np.ndarray, frames: int | None = None) -> np.ndarray:
     """F0 (frames,) Hz of audio ``x`` (T,) at ``model``'s rate, hop and tracker (its run's
     ``data.pitch_tracker``), cut or zero-padded to ``frames`` (default ceil(T / hop))."""
-    tracker = ((model.config or {}).get("data") or {}).get("pitch_tracker", pitch.DEFAULT_TRACKER)
-    f0 = pitch.track(np.asarray(x, dtype=np.float64), model.sample_rate, model.hop, tracker)
+    f0 = pitch.track(np.asarray(x, dtype=np.float64), model.sample_rate, model.hop, tracker_of(model))
     if frames is None:
         return f0
     out = np.zeros(frames)
@@ -116,3 +120,23 @@ def in_register(model, f0: np.ndarray, target: int, source: int | None) -> np.nd
         return np.zeros_like(f0)
     own = model.speaker_pitch_stats(source) if source is not None else pitch.log_f0_stats([f0])
     return pitch.denormalise(pitch.normalise(f0, own), f0 > 0, model.speaker_pitch_stats(target))
+
+
+def pitch_codes(model, x: np.ndarray, frames: int, speaker: int | None, bins: int) -> np.ndarray:
+    """The pitch stream of audio ``x`` as unit codes (frames,) int64: its contour's log F0
+    normalised by the speaker's register (the table's row ``speaker`` of a pitch model, else
+    the contour's own) and quantised to ``bins`` bins, UNVOICED_CODE on unvoiced frames."""
+    f0 = track_for(model, x, frames)
+    voiced = f0 > 0
+    if not voiced.any():
+        return np.full(frames, pitch.UNVOICED_CODE, dtype=np.int64)
+    own = model.uses_pitch and speaker is not None
+    stats = model.speaker_pitch_stats(speaker) if own else pitch.log_f0_stats([f0])
+    return pitch.quantise(pitch.normalise(f0, stats), voiced, bins)
+
+
+def contour_of_codes(model, codes: np.ndarray, bins: int, speaker: int) -> np.ndarray:
+    """A pitch stream's codes (frames,) back to a contour (frames,) Hz in the register of the
+    model's speaker ``speaker`` (bin centres; ValueError naming a code out of range)."""
+    z, voiced = pitch.dequantise(codes, bins)
+    return pitch.denormalise(z, voiced, model.speaker_pitch_stats(speaker))

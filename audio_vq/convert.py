@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from . import audio
+from . import audio, contours
 from .atomic import atomic_write_text
 from .config import ConfigError, require
 from .inference import Decoder, Source, read_sources
@@ -90,21 +90,27 @@ def synthesize(cfg: DictConfig) -> int:
     """`audio-vq synthesize`: units to audio with one speaker."""
     dec = Decoder(cfg)
     require(cfg, "speaker", lambda v: isinstance(v, str) and v != "", "a speaker name")
-    dec.check_units_decode("synthesize")
     speaker = dec.speaker_index(cfg.speaker, "speaker")
     k = dec.model.quantizer.codebook_size
     units_path = Path(cfg.units).expanduser()
     try:
         meta, records = read_units(units_path, codebook=dec.codebook)  # used by zerospeech only
-        jobs = [(r.id, np.atleast_2d(r.frames()), speaker) for r in records]  # (levels, frames)
+        bins = meta.pitch_bins if meta is not None else None
+        if dec.model.uses_pitch and bins is None:
+            raise ConfigError(f"units={cfg.units}: model={cfg.model} is a pitch model (model.decoder.pitch="
+                              f"{dec.model.decoder.pitch}) and this unit file has no pitch stream; extract it with "
+                              "pitch_bins=N")
+        jobs = [_synthesis_job(dec, r.id, np.atleast_2d(r.frames()), speaker, bins) for r in records]
     except UnitFormatError as e:
+        raise ConfigError(f"units={cfg.units}: {e}") from None
+    except ValueError as e:  # a pitch code out of range
         raise ConfigError(f"units={cfg.units}: {e}") from None
     if not jobs:
         raise ConfigError(f"units={cfg.units}: no utterances in this unit file")
     if meta is not None and meta.frame_rate is not None and meta.frame_rate != dec.frame_rate:
         raise ConfigError(f"units={cfg.units}: units at {meta.frame_rate:g} frames/s, this model decodes "
                           f"{dec.frame_rate:g} frames/s")
-    for uid, codes, _ in jobs:
+    for uid, codes, *_ in jobs:
         if codes.size == 0:
             raise ConfigError(f"units={cfg.units}: utterance {uid} has no units")
         bad = codes[(codes < 0) | (codes >= k)]
@@ -113,6 +119,19 @@ def synthesize(cfg: DictConfig) -> int:
     dec.write(jobs, "synthesize", inputs=[units_path, *units_path.parent.glob(f"{units_path.stem}.*")])
     print(f"wrote {len(jobs)} utterance(s) to {dec.out}")
     return 0
+
+
+def _synthesis_job(dec: Decoder, uid: str, codes: np.ndarray, speaker: int, bins: int | None) -> tuple:
+    """(name, content codes (levels, frames), speaker, contour) of a unit file's utterance: a
+    pitch stream (the last level when ``bins``) becomes a contour in the speaker's register for
+    a pitch model, and is left out for any other."""
+    if bins is None:
+        return uid, codes, speaker, None
+    try:
+        f0 = contours.contour_of_codes(dec.model, codes[-1], bins, speaker) if dec.model.uses_pitch else None
+    except ValueError as e:
+        raise ValueError(f"utterance {uid}: {e}") from None
+    return uid, codes[:-1], speaker, f0
 
 
 def _paths(input_path: str, sources: list[Source]) -> list[str]:

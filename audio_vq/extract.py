@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from . import audio
+from . import audio, contours, pitch
 from .atomic import atomic_path, atomic_write_text
 from .config import ConfigError, is_int, is_number, require
 from .distributed import setup
@@ -96,8 +96,12 @@ def extract(cfg: DictConfig) -> int:
     check_not_inputs(_written(output, cfg.format), [cfg.input, *(s.path for s in sources),
                                                     *Path(cfg.model).expanduser().iterdir()], "output")
     extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds, cfg.levels)
+    if cfg.pitch_bins is not None:
+        tracker = contours.tracker_of(extractor.model)
+        if pitch.unavailable(tracker):
+            raise ConfigError(f"pitch_bins={cfg.pitch_bins}: {pitch.unavailable(tracker)}")
     parts = _parts_dir(output, cfg.format)
-    fingerprint = _fingerprint(extractor, sources, cfg.block_size)
+    fingerprint = _fingerprint(extractor, sources, cfg.block_size, cfg.pitch_bins)
 
     if _up_to_date(output, cfg, fingerprint):
         if ctx.primary:
@@ -162,6 +166,10 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "split", lambda v: v is None or v in ("train", "valid", "test"), "null | train | valid | test")
     require(cfg, "levels", lambda v: v is None or (is_int(v) and v >= 1), "null (all) or an integer >= 1")
+    require(cfg, "pitch_bins", lambda v: v is None or (is_int(v) and v >= 1), "null (no pitch stream) or an integer >= 1")
+    if cfg.pitch_bins is not None and cfg.format == "zerospeech":
+        raise ConfigError(f"pitch_bins={cfg.pitch_bins}: format=zerospeech writes codebook vectors, and the pitch "
+                          "stream has none; choose another format")
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")
 
@@ -177,13 +185,16 @@ def _parts_dir(output: Path, fmt: str) -> Path:
     return base.with_name(base.name + ".parts")
 
 
-def _fingerprint(extractor: UnitExtractor, sources: list[Source], block_size: int) -> dict:
-    """What the parts depend on: a rerun with another model or input list must not reuse them."""
+def _fingerprint(extractor: UnitExtractor, sources: list[Source], block_size: int, pitch_bins: int | None) -> dict:
+    """What the parts depend on: a rerun with another model, input list or pitch stream must
+    not reuse them."""
     ids = hashlib.sha256("\n".join(f"{s.id}\t{s.path}" for s in sources).encode("utf-8")).hexdigest()
     fingerprint = {"model_checksum": extractor.checksum, "inputs_sha256": ids, "num_inputs": len(sources),
                    "block_size": block_size}
     if extractor.model.num_quantizers > 1:  # (one codebook: the fingerprint format_version 1 wrote)
         fingerprint["levels"] = extractor.num_quantizers
+    if pitch_bins is not None:
+        fingerprint["pitch_bins"] = pitch_bins
     return fingerprint
 
 
@@ -243,7 +254,12 @@ def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Sou
                     pending[pos] = (None, reason)
             if good:
                 for (pos, wave), units in zip(good, extractor.extract_batch([w for _, w in good])):
-                    pending[pos] = (units.codes, units.num_samples)
+                    codes = units.codes
+                    if cfg.pitch_bins is not None:  # the pitch stream: the last level
+                        speaker = extractor.model.speaker_index.get(sources[pos].speaker)
+                        stream = contours.pitch_codes(extractor.model, wave, codes.shape[-1], speaker, cfg.pitch_bins)
+                        codes = np.vstack([codes, stream[None]])
+                    pending[pos] = (codes, units.num_samples)
             bar.update(len(batch))
             while block is not None and all(p in pending for p in range(block * bs, min((block + 1) * bs, len(sources)))):
                 _write_part(parts, block, sources, pending, bs)
@@ -290,9 +306,11 @@ def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], par
                          if b in _blocks_of(s, cfg.num_shards, num_blocks)})
         raise ConfigError(f"merge: {len(missing)} of {num_blocks} blocks are not extracted yet "
                           f"(shards {', '.join(map(str, shards))} of num_shards={cfg.num_shards} unfinished)")
+    levels = extractor.num_quantizers + (cfg.pitch_bins is not None)
+    rates = [*extractor.frame_rates, *([extractor.frame_rate] if cfg.pitch_bins is not None else [])]
     meta = UnitsMeta(cfg.format, extractor.frame_rate, extractor.codebook_size, extractor.sample_rate,
-                     extractor.checksum, cfg.deduplicate, num_codebooks=extractor.num_quantizers,
-                     frame_rates=extractor.frame_rates if extractor.num_quantizers > 1 else None,
+                     extractor.checksum, cfg.deduplicate, num_codebooks=levels,
+                     frame_rates=rates if levels > 1 else None, pitch_bins=cfg.pitch_bins,
                      extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop,
                             "fingerprint": fingerprint})
     skipped: list[tuple[str, str]] = []
@@ -329,25 +347,31 @@ def units_convert(cfg: DictConfig) -> int:
     try:
         fmt_in = cfg.input_format or detect_format(source)
         m = meta_path(source, fmt_in)
-        levels = read_meta(m).num_codebooks if m.is_file() else 1
+        meta_file = read_meta(m) if m.is_file() else None
+        levels = meta_file.num_codebooks if meta_file else 1
+        pitch_bins = meta_file.pitch_bins if meta_file else None
     except UnitFormatError as e:
         raise ConfigError(f"input={cfg.input}: {e}") from None
     codebook, model_meta = None, {}
     if cfg.model is not None:
         extractor = UnitExtractor.from_pretrained(cfg.model)
-        if levels > extractor.num_quantizers:
+        content = levels - (pitch_bins is not None)  # the pitch stream has no codebook
+        if content > extractor.num_quantizers:
             raise ConfigError(f"model={cfg.model}: has {extractor.num_quantizers} codebook(s), input={cfg.input} "
-                              f"holds {levels}")
-        codebook = extractor.codebook[:levels]  # a file of the first n levels: their codebooks
+                              f"holds {content}")
+        codebook = extractor.codebook[:content]  # a file of the first n levels: their codebooks
+        rates = [*extractor.frame_rates[:content], *([extractor.frame_rate] if pitch_bins is not None else [])]
         model_meta = dict(frame_rate=extractor.frame_rate, codebook_size=extractor.codebook_size,
                           sample_rate=extractor.sample_rate, model_checksum=extractor.checksum,
-                          frame_rates=extractor.frame_rates[:levels] if levels > 1 else None)
+                          frame_rates=rates if levels > 1 else None)
     try:
         meta_in, records = read_units(source, fmt_in, codebook)
     except UnitFormatError as e:
         raise ConfigError(f"input={cfg.input}: {e}") from None
     if cfg.format == "zerospeech" and codebook is None:
         raise ConfigError("format=zerospeech: writing codebook vectors needs model=<model dir>")
+    if cfg.format == "zerospeech" and pitch_bins is not None:
+        raise ConfigError(f"format=zerospeech: input={cfg.input} holds a pitch stream, which has no codebook vectors")
     base = {k: getattr(meta_in, k, None)
             for k in ("frame_rate", "codebook_size", "sample_rate", "model_checksum", "frame_rates")}
     base.update(model_meta)  # the model's own values win
@@ -356,7 +380,7 @@ def units_convert(cfg: DictConfig) -> int:
     else:  # keep the input's form where the target has room for durations; never lose the timing
         dedup = bool(meta_in and meta_in.deduplicated) and cfg.format in KEEPS_DURATIONS
     meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, num_codebooks=levels,
-                     **base)
+                     pitch_bins=pitch_bins, **base)
     output = _output(cfg)
     check_not_inputs(_written(output, cfg.format), [source, *source.parent.glob(f"{source.stem}.*")], "output")
     try:

@@ -131,14 +131,6 @@ class Decoder:
         f0 = contours.track_for(self.model, audio.load(source.path, self.sample_rate), frames)
         return contours.in_register(self.model, f0, target, source_speaker)
 
-    def check_units_decode(self, command: str) -> None:
-        """ConfigError for ``command``, which decodes units alone, when the model also needs a
-        pitch stream that the units do not carry."""
-        if self.model.uses_pitch:
-            raise ConfigError(f"model={self.cfg.model}: a pitch model (model.decoder.pitch={self.model.decoder.pitch})"
-                              f" decodes units with their F0 contour, which {command} has no source of yet; use "
-                              "reconstruct / convert on audio, or a model trained with model.decoder.pitch=none")
-
     def source_speaker(self, source: Source) -> int | None:
         """The table row of the source's speaker, None when the model never saw it."""
         return self.model.speaker_index.get(source.speaker) if source.speaker is not None else None

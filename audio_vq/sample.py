@@ -52,7 +52,10 @@ def sample(cfg: DictConfig) -> int:
     with open_dict(decoding):
         decoding.temperature = cfg.decoder_temperature  # the Decoder's key is the WaveNet's temperature
     dec = Decoder(decoding)
-    dec.check_units_decode("sample")
+    if dec.model.uses_pitch:
+        raise ConfigError(f"model={cfg.model}: a pitch model (model.decoder.pitch={dec.model.decoder.pitch}) decodes "
+                          "units with their F0 contour, which sample cannot draw yet (no prior over the pitch "
+                          "stream); sample with a model trained with model.decoder.pitch=none")
     hierarchy = dec.model.min_levels > 1
     if hierarchy != (cfg.bottom_prior is not None):
         raise ConfigError(f"bottom_prior={cfg.bottom_prior}: " + (

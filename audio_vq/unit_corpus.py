@@ -20,7 +20,7 @@ import torch
 from .config import ConfigError
 from .manifest import ManifestError, read_manifest
 from .units import deduplicate as deduplicate_runs
-from .unit_formats import DICT_NAME, UnitFormatError, level_spans, read_units
+from .unit_formats import DICT_NAME, UnitFormatError, level_sizes, level_spans, read_units
 
 
 @dataclass
@@ -103,6 +103,8 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
         raise ConfigError(f"{key}={path}: negative units")
     if codebook_size is not None:
         k, source = codebook_size, "codebook_size="
+    elif meta is not None and meta.pitch_bins is not None and level == q - 1:
+        k, source = level_sizes(meta)[level], "meta.json's pitch_bins + 1"
     elif meta is not None and meta.codebook_size:
         k, source = int(meta.codebook_size), "meta.json"
     elif (p.parent / DICT_NAME).is_file():

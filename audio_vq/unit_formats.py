@@ -27,6 +27,11 @@ are then (Q, n):
 With one codebook nothing of this appears: meta.json has no ``num_codebooks`` and says
 ``format_version`` 1, and every file is what version 1 wrote.
 
+The pitch stream (``extract pitch_bins=N``) is the last level of such a file: meta.json says
+``pitch_bins`` N, and that level's codes are the speaker-normalised log F0 of each frame
+quantised to N bins, 1..N, with 0 for unvoiced frames (:func:`audio_vq.pitch.quantise`). It has
+no codebook vectors, so zerospeech cannot hold it.
+
 Units are frame-level unless the meta says ``deduplicated`` (then runs of one code (of one
 frame, every level equal) are collapsed and ``durations`` count frames; textless is always
 deduplicated). Readers detect the format (meta.json, else the path's shape and contents) and
@@ -85,6 +90,7 @@ class UnitsMeta:
     extra: dict = field(default_factory=dict)  # e.g. the model directory, skipped count
     num_codebooks: int = 1  # Q: levels per frame (written only when > 1, with format_version 2)
     frame_rates: list | None = None  # each level's own frame rate (Q > 1); None: all frame_rate
+    pitch_bins: int | None = None  # the last level is the pitch stream in this many bins (written only when set)
 
     def __post_init__(self):
         if isinstance(self.num_codebooks, int) and self.num_codebooks > 1:
@@ -148,7 +154,19 @@ def read_meta(path: str | os.PathLike) -> UnitsMeta:
             level_spans(meta)
         except ValueError as e:
             raise UnitFormatError(f"{p}: {e}") from None
+    if meta.pitch_bins is not None and not (isinstance(meta.pitch_bins, int) and meta.pitch_bins >= 1
+                                            and meta.num_codebooks > 1):
+        raise UnitFormatError(f"{p}: pitch_bins {meta.pitch_bins!r}: expected an integer >= 1 in a file of "
+                              "several codebooks (the pitch stream is its last level)")
     return meta
+
+
+def level_sizes(meta: UnitsMeta) -> list[int | None]:
+    """Symbols per level: the codebook size, and pitch_bins + 1 for the pitch stream."""
+    sizes = [meta.codebook_size] * meta.num_codebooks
+    if meta.pitch_bins is not None:
+        sizes[-1] = meta.pitch_bins + 1
+    return sizes
 
 
 def level_spans(meta: UnitsMeta) -> list[int]:
@@ -174,6 +192,8 @@ def write_meta(output: str | os.PathLike, meta: UnitsMeta) -> Path:
     fields = asdict(meta)
     if meta.num_codebooks == 1:  # byte for byte what format_version 1 wrote
         del fields["num_codebooks"], fields["frame_rates"]
+    if meta.pitch_bins is None:  # what files without a pitch stream always held
+        del fields["pitch_bins"]
     return atomic_write_text(meta_path(output, meta.format), json.dumps(fields, indent=2) + "\n")
 
 
@@ -205,6 +225,8 @@ class Writer:
             raise ValueError(f"format={meta.format}: unknown (formats: {', '.join(FORMATS)})")
         if meta.format == "zerospeech" and codebook is None:
             raise ValueError("format=zerospeech writes codebook vectors: it needs the model's codebook")
+        if meta.format == "zerospeech" and meta.pitch_bins is not None:
+            raise ValueError("format=zerospeech writes codebook vectors, and the pitch stream has none")
         if meta.format in FIXED_DEDUP:
             meta.deduplicated = FIXED_DEDUP[meta.format]
         if codebook is not None:

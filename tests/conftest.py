@@ -51,6 +51,18 @@ def tiny_hierarchical(tiny_trained, tmp_path_factory) -> Path:
     return run / "model"
 
 
+@pytest.fixture(scope="session")
+def tiny_pitch(tiny_trained, tmp_path_factory) -> Path:
+    """The run folder of a tiny model with pitch=excitation (2 harmonics) trained 3 steps on
+    tiny_trained's data, its contours tracked with DIO (fast)."""
+    run = tmp_path_factory.mktemp("tiny_pitch") / "run"
+    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
+                                        "train.max_steps=3", *TINY, "model.decoder.pitch=excitation",
+                                        "model.decoder.harmonics=2", "data.pitch_tracker=dio"])
+    train.run(cfg, folder)
+    return run
+
+
 # Holds the lock <folder>/<name> (as a running command would) until killed.
 _LOCK_HOLDER = """
 import sys, time

@@ -318,18 +318,8 @@ def test_a_model_directory_from_before_pitch_loads_and_decodes_as_before():
 
 
 @pytest.fixture(scope="module")
-def pitch_trained(tiny_trained, tmp_path_factory):
-    """tiny_trained's data, a tiny model with pitch=excitation trained 3 steps (DIO: fast)."""
-    from audio_vq import train
-    from audio_vq.config import compose_run
-    from tiny import TINY
-
-    run = tmp_path_factory.mktemp("pitch") / "run"
-    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
-                                        "train.max_steps=3", *TINY, "model.decoder.pitch=excitation",
-                                        "model.decoder.harmonics=2", "data.pitch_tracker=dio"])
-    train.run(cfg, folder)
-    return run
+def pitch_trained(tiny_pitch):
+    return tiny_pitch
 
 
 def test_a_pitch_model_keeps_the_training_splits_registers(pitch_trained, tiny_trained):
@@ -373,9 +363,3 @@ def test_reconstruct_and_convert_decode_the_sources_contour(pitch_trained, train
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "conv").glob("*.wav")} == before
 
 
-def test_units_alone_cannot_drive_a_pitch_model(pitch_trained, trained, tmp_path):
-    units = tmp_path / "units.txt"
-    units.write_text("u1|1 2 3 4\n")
-    with pytest.raises(ConfigError, match="a pitch model .*decodes units with their F0 contour, which synthesize"):
-        convert.synthesize(compose("synthesize", [f"model={pitch_trained / 'model'}", f"out={tmp_path / 'o'}",
-                                                  f"units={units}", "speaker=spk01"], package=INFERENCE))

@@ -364,3 +364,105 @@ def test_levels_extracts_the_first_codebooks(tiny_trained, tiny_residual, tmp_pa
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     with pytest.raises(ConfigError, match=r"levels=4: this model has 3 codebook\(s\)"):
         extract.extract(compose("extract", [*common, f"output={tmp_path / 'x.jsonl'}", "levels=4"], package=INFERENCE))
+
+
+# -- the pitch stream ----------------------------------------------------------------------------
+
+PITCH_BINS = 12
+
+
+@pytest.fixture(scope="module")
+def pitch_units(tiny_pitch, tiny_trained, tmp_path_factory):
+    """The tiny pitch model's units of the first 6 utterances with the pitch stream (gslm)."""
+    out = tmp_path_factory.mktemp("pitch_units") / "units.txt"
+    inputs = out.parent / "inputs"
+    inputs.mkdir()
+    for u in read_manifest(tiny_trained / "data")[:6]:
+        shutil.copy(u.path, inputs / Path(u.path).name)
+    extract.extract(compose("extract", [f"model={tiny_pitch / 'model'}", f"input={inputs}", f"output={out}",
+                                        "num_workers=0", f"pitch_bins={PITCH_BINS}"], package=INFERENCE))
+    return out, inputs
+
+
+def test_the_pitch_stream_is_the_last_level_of_the_unit_file(tiny_pitch, pitch_units):
+    """meta.json says pitch_bins, two levels at the frame rate; the last level is each frame's
+    normalised log F0 in 1..bins with 0 where unvoiced, exactly the contour's quantisation."""
+    from audio_vq import audio, contours, load_model
+
+    out, inputs = pitch_units
+    meta, records = read_units(out)
+    assert meta.pitch_bins == PITCH_BINS and meta.num_codebooks == 2 and meta.format_version == 2
+    assert meta.frame_rates == [meta.frame_rate, meta.frame_rate]
+    model = load_model(tiny_pitch / "model")
+    voiced_any = False
+    for r in records:
+        codes = r.frames()
+        x = audio.load(inputs / f"{r.id}.wav", model.sample_rate)
+        want = contours.pitch_codes(model, x, codes.shape[1], None, PITCH_BINS)  # a folder: no speakers
+        np.testing.assert_array_equal(codes[1], want)
+        assert codes[1].min() >= 0 and codes[1].max() <= PITCH_BINS
+        voiced_any |= bool((codes[1] > 0).any())
+    assert voiced_any
+
+
+@pytest.mark.parametrize("fmt", ["gslm", "textless", "jsonl", "npz"])
+def test_a_pitch_stream_round_trips_through_every_format(pitch_units, tmp_path, fmt):
+    out, _ = pitch_units
+    converted = tmp_path / f"units{SUFFIX[fmt]}"
+    extract.units_convert(compose("units_convert", [f"input={out}", f"output={converted}", f"format={fmt}"],
+                                  package=INFERENCE))
+    meta, _ = read_units(converted, fmt)
+    assert meta.pitch_bins == PITCH_BINS and meta.num_codebooks == 2
+    assert frames_by_id(converted, fmt) == frames_by_id(out)
+
+
+def test_zerospeech_cannot_hold_a_pitch_stream(tiny_pitch, pitch_units, tmp_path):
+    out, inputs = pitch_units
+    with pytest.raises(ConfigError, match="pitch_bins=4: format=zerospeech writes codebook vectors"):
+        extract.extract(compose("extract", [f"model={tiny_pitch / 'model'}", f"input={inputs}",
+                                            f"output={tmp_path / 'zs'}", "format=zerospeech", "pitch_bins=4"],
+                                package=INFERENCE))
+    with pytest.raises(ConfigError, match="holds a pitch stream, which has no codebook vectors"):
+        extract.units_convert(compose("units_convert", [f"input={out}", f"output={tmp_path / 'zs2'}",
+                                                        "format=zerospeech", f"model={tiny_pitch / 'model'}"],
+                                      package=INFERENCE))
+
+
+def test_a_pitch_model_synthesizes_the_pitch_stream_in_the_speakers_register(tiny_pitch, tiny_trained, pitch_units,
+                                                                              tmp_path):
+    """synthesize turns the stream into a contour in the speaker's register (the fingerprint
+    records it, different for another speaker); a pitch model refuses units without a stream,
+    and a model without pitch decodes the content levels and leaves the stream out."""
+    from audio_vq import contours, load_model
+
+    out, _ = pitch_units
+    model = tiny_pitch / "model"
+
+    def synth(model_dir, units, speaker, where):
+        convert.synthesize(compose("synthesize", [f"model={model_dir}", f"units={units}", f"speaker={speaker}",
+                                                  f"out={where}", "chunk_seconds=0.5"], package=INFERENCE))
+        return json.loads((where / "fingerprint.json").read_text())["outputs"]
+
+    a, b = synth(model, out, "spk00", tmp_path / "a"), synth(model, out, "spk02", tmp_path / "b")
+    first = next(iter(a))
+    assert a[first]["f0"] != b[first]["f0"] and a[first]["codes"] == b[first]["codes"]
+    loaded = load_model(model)
+    r = next(iter(read_units(out)[1]))
+    f0 = contours.contour_of_codes(loaded, r.frames()[1], PITCH_BINS, loaded.speaker_index["spk00"])
+    voiced = np.log(f0[f0 > 0])  # the bin centres, in spk00's register
+    assert abs(np.median(voiced) - loaded.speaker_pitch_stats(0).mean) < 3 * loaded.speaker_pitch_stats(0).std
+    plain = tmp_path / "plain.txt"
+    run_extract(tiny_trained, plain, input=pitch_units[1])
+    with pytest.raises(ConfigError, match="is a pitch model .* has no pitch stream; extract it with pitch_bins=N"):
+        synth(model, plain, "spk00", tmp_path / "c")
+    no_pitch = synth(model_dir(tiny_trained), out, "spk00", tmp_path / "d")
+    assert all("f0" not in v for v in no_pitch.values())
+    assert no_pitch[first]["codes"] == a[first]["codes"]  # the content levels alone
+
+
+def test_a_prior_over_the_pitch_stream_has_bins_plus_one_symbols(pitch_units):
+    from audio_vq.unit_corpus import load_units
+
+    out, _ = pitch_units
+    corpus = load_units(str(out), False, level=1, condition_level=0)
+    assert corpus.codebook_size == PITCH_BINS + 1 and corpus.conditions is not None
