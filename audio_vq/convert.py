@@ -51,8 +51,8 @@ def reconstruct(cfg: DictConfig) -> int:
             skipped.append((src.path, f"speaker {name} is not in the model (held out?); give speaker=<name>"))
             continue
         index = dec.model.speaker_index[name]
-        jobs.append((src.id, codes, index, dec.contour(src, codes.shape[-1], index, dec.source_speaker(src) if
-                                                       cfg.speaker is None else index)))
+        # the speaker decoded is the source's own (speaker= says who it is): its contour as it is
+        jobs.append((src.id, codes, index, dec.contour(src, codes.shape[-1])))
     dec.write(jobs, "reconstruct", inputs=_paths(cfg.input, sources), others=[SKIPPED_NAME])
     if skipped:
         write_skipped(dec.out, skipped)
@@ -67,10 +67,11 @@ def convert(cfg: DictConfig) -> int:
     sources = read_sources(cfg.input)
     jobs, rows, skipped = [], [], []
     for src, codes in _encode_all(dec, sources, skipped):
+        f0 = dec.contour(src, codes.shape[-1])  # tracked once, moved into each target's register
         for target in targets:
             name = f"{src.id}__{target}"
             index = dec.speaker_index(target, "target_speaker")
-            jobs.append((name, codes, index, dec.contour(src, codes.shape[-1], index, dec.source_speaker(src))))
+            jobs.append((name, codes, index, dec.in_register(f0, index, src)))
             rows.append({"source_id": src.id, "source_speaker": src.speaker or "", "target_speaker": target,
                          "path": f"{name}.wav", "source_path": src.path})
     dec.write(jobs, "convert", inputs=_paths(cfg.input, sources), others=[INDEX_NAME, SKIPPED_NAME])

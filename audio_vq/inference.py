@@ -122,14 +122,20 @@ class Decoder:
         in overlapping windows of chunk_seconds, so memory stays bounded)."""
         return self.extractor.extract(source.path).codes
 
-    def contour(self, source: Source, frames: int, target: int, source_speaker: int | None) -> np.ndarray | None:
-        """A pitch model's F0 contour (frames,) of ``source`` in the register of the speaker
-        ``target`` (contours.in_register; ``source_speaker`` the source's row of the table, None
-        for a speaker the model never saw); None for a model without pitch."""
+    def contour(self, source: Source, frames: int) -> np.ndarray | None:
+        """A pitch model's F0 contour (frames,) of ``source``, tracked as training tracked; None
+        for a model without pitch."""
         if not self.model.uses_pitch:
             return None
-        f0 = contours.track_for(self.model, audio.load(source.path, self.sample_rate), frames)
-        return contours.in_register(self.model, f0, target, source_speaker)
+        return contours.track_for(self.model, audio.load(source.path, self.sample_rate), frames)
+
+    def in_register(self, f0: np.ndarray | None, target: int, source: Source) -> np.ndarray | None:
+        """``f0`` of ``source`` moved into the register of the speaker ``target``
+        (contours.in_register: the source's own row of the table, or for a speaker the model
+        never saw its contour's statistics); None for None."""
+        if f0 is None:
+            return None
+        return contours.in_register(self.model, f0, target, self.source_speaker(source))
 
     def source_speaker(self, source: Source) -> int | None:
         """The table row of the source's speaker, None when the model never saw it."""

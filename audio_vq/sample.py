@@ -14,6 +14,13 @@ With a hierarchical model (VQ-VAE-2's two levels) sampling takes two priors, as 
 given the top (train-prior level=1 condition_level=0). The top is sampled first, at its own
 rate; its codes, held over their frames, condition the bottom's; both levels are rendered.
 
+With a pitch model (model.decoder.pitch != none) sampling also takes ``pitch_prior=``, a prior
+over the pitch stream given the content (train-prior on a unit file extracted with
+``pitch_bins=N``: level=<its last level> condition_level=0): the content is drawn first, then
+each frame's pitch code given the content, and the contour those codes give in the speaker's
+register renders with the content. A prompt is continued on both (its audio's pitch stream, or
+a unit file's last level).
+
 Sample i is drawn from uniforms seeded by (seed, its name), so a rerun draws the same units
 and the audio of a finished file is kept.
 """
@@ -29,6 +36,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from . import audio, contours
 from .atomic import atomic_write_text
 from .checkpoint import load_prior, model_checksum
 from .config import ConfigError, is_int, is_number, require
@@ -42,6 +50,7 @@ log = logging.getLogger(__name__)
 SAMPLES_NAME = "samples.csv"
 UNIT_SUFFIX = {"gslm": ".txt", "textless": "", "jsonl": ".jsonl", "npz": ".npz"}
 UNIT_FILE_SUFFIXES = (".txt", ".jsonl", ".npz", ".units")
+PITCH_STREAM_KEY = 1  # the pitch prior's uniforms: (seed, name, 1), beside the content's (seed, name)
 
 
 def sample(cfg: DictConfig) -> int:
@@ -52,10 +61,12 @@ def sample(cfg: DictConfig) -> int:
     with open_dict(decoding):
         decoding.temperature = cfg.decoder_temperature  # the Decoder's key is the WaveNet's temperature
     dec = Decoder(decoding)
-    if dec.model.uses_pitch:
-        raise ConfigError(f"model={cfg.model}: a pitch model (model.decoder.pitch={dec.model.decoder.pitch}) decodes "
-                          "units with their F0 contour, which sample cannot draw yet (no prior over the pitch "
-                          "stream); sample with a model trained with model.decoder.pitch=none")
+    if dec.model.uses_pitch != (cfg.pitch_prior is not None):
+        raise ConfigError(f"pitch_prior={cfg.pitch_prior}: " + (
+            f"model={cfg.model} is a pitch model (model.decoder.pitch={dec.model.decoder.pitch}): sampling needs "
+            "pitch_prior= over the pitch stream given the content (extract pitch_bins=N, then train-prior "
+            "level=<the last level> condition_level=0)" if dec.model.uses_pitch
+            else f"model={cfg.model} has no pitch input: give pitch_prior=null"))
     hierarchy = dec.model.min_levels > 1
     if hierarchy != (cfg.bottom_prior is not None):
         raise ConfigError(f"bottom_prior={cfg.bottom_prior}: " + (
@@ -65,7 +76,16 @@ def sample(cfg: DictConfig) -> int:
     _check_match(cfg, "prior", pcfg, dec, level=0, condition_level=None)
     speaker = dec.speaker_index(cfg.speaker, "speaker")
     start = _start_token(cfg, "prior", prior_speakers)
-    bottom = None
+    bottom = pitch_stream = None
+    if dec.model.uses_pitch:
+        if hierarchy:
+            raise ConfigError(f"model={cfg.model}: sampling a hierarchy with a pitch stream is not supported")
+        pitch_prior, pitch_cfg, pitch_speakers = load_prior(cfg.pitch_prior)
+        levels = dec.model.num_quantizers
+        _check_match(cfg, "pitch_prior", pitch_cfg, dec, level=levels, condition_level=0,
+                     codebook_size=int(pitch_cfg["units"]["codebook_size"]))
+        pitch_stream = (pitch_prior, _start_token(cfg, "pitch_prior", pitch_speakers),
+                        int(pitch_cfg["units"]["codebook_size"]) - 1)  # bins: codes 0 (unvoiced) .. bins
     if hierarchy:
         if prior.duration_head is not None:
             raise ConfigError(f"prior={cfg.prior}: models deduplicated units; a hierarchy's top level is sampled "
@@ -74,12 +94,15 @@ def sample(cfg: DictConfig) -> int:
         _check_match(cfg, "bottom_prior", bottom_cfg, dec, level=1, condition_level=0)
         bottom = (bottom_prior, _start_token(cfg, "bottom_prior", bottom_speakers))
     frames = max(1, round(cfg.seconds * dec.frame_rate))
-    prompts = _prompts(cfg, dec)[: cfg.max_prompts] if cfg.prompt is not None else [(None, None)]
+    bins = None if pitch_stream is None else pitch_stream[2]
+    prompts = _prompts(cfg, dec, bins)[: cfg.max_prompts] if cfg.prompt is not None else [(None, None)]
     rows, records = [], []
     for prompt_id, prompt in prompts:
         names = [f"{prompt_id}__cont{j:02d}" if prompt_id else f"sample_{j:04d}" for j in range(cfg.num_samples)]
         if bottom is None:
             codes = [c[None] for c in _sample(prior, names, frames, None if prompt is None else prompt[0], start, cfg)]
+            if pitch_stream is not None:
+                codes = _sample_pitch(pitch_stream, codes, names, frames, None if prompt is None else prompt[-1], cfg)
         else:
             codes = _sample_hierarchy((prior, start), bottom, dec.model.quantizer.level_ratios[0], names, frames,
                                       prompt, cfg)
@@ -90,18 +113,27 @@ def sample(cfg: DictConfig) -> int:
                          "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": c.shape[1]})
     units_path = dec.out / f"units{UNIT_SUFFIX[cfg.format]}"
     # codes (levels, frames): a one-level prior's are level 0, which decodes alone (a prefix)
-    jobs = [(r.id, np.atleast_2d(r.units), speaker) for r in records]
+    if pitch_stream is None:
+        jobs = [(r.id, np.atleast_2d(r.units), speaker) for r in records]
+    else:  # the last level is the pitch stream: a contour in the speaker's register
+        bins = pitch_stream[2]
+        jobs = [(r.id, r.units[:-1], speaker, contours.contour_of_codes(dec.model, r.units[-1], bins, speaker))
+                for r in records]
     dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],
               others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME])
-    levels = 2 if hierarchy else 1
+    levels = 2 if hierarchy or pitch_stream is not None else 1
     meta = UnitsMeta(cfg.format, dec.frame_rate, int(pcfg["units"]["codebook_size"]), dec.sample_rate,
                      model_checksum(cfg.model), False, num_codebooks=levels,
-                     frame_rates=dec.extractor.frame_rates if hierarchy else None,
+                     frame_rates=dec.extractor.frame_rates if hierarchy else
+                     [dec.frame_rate] * 2 if pitch_stream is not None else None,
+                     pitch_bins=None if pitch_stream is None else pitch_stream[2],
                      extra={"prior": str(Path(cfg.prior).expanduser().resolve()), "seed": cfg.seed,
                             "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p,
                             "speaker": cfg.speaker, "prompt": cfg.prompt, "prompt_seconds": cfg.prompt_seconds,
                             **({"bottom_prior": str(Path(cfg.bottom_prior).expanduser().resolve())}
-                               if hierarchy else {})})
+                               if hierarchy else {}),
+                            **({"pitch_prior": str(Path(cfg.pitch_prior).expanduser().resolve())}
+                               if pitch_stream is not None else {})})
     write_units(units_path, records, meta)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -125,8 +157,9 @@ def _start_token(cfg: DictConfig, key: str, prior_speakers: dict[str, int]) -> i
 
 def _check(cfg: DictConfig) -> None:
     require(cfg, "prior", lambda v: isinstance(v, str) and Path(v).expanduser().is_dir(), "a prior directory")
-    require(cfg, "bottom_prior", lambda v: v is None or (isinstance(v, str) and Path(v).expanduser().is_dir()),
-            "null or a prior directory")
+    for key in ("bottom_prior", "pitch_prior"):
+        require(cfg, key, lambda v: v is None or (isinstance(v, str) and Path(v).expanduser().is_dir()),
+                "null or a prior directory")
     require(cfg, "num_samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "prompt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
@@ -138,12 +171,14 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "format", lambda v: v in UNIT_SUFFIX, " | ".join(UNIT_SUFFIX))
 
 
-def _check_match(cfg: DictConfig, key: str, pcfg: dict, dec: Decoder, level: int, condition_level: int | None) -> None:
-    """A prior (``key``: prior or bottom_prior) and a VQ-VAE that do not share their units, or
-    a prior of another level than ``level`` (conditioned on ``condition_level``), are a one-line
-    error."""
+def _check_match(cfg: DictConfig, key: str, pcfg: dict, dec: Decoder, level: int, condition_level: int | None,
+                 codebook_size: int | None = None) -> None:
+    """A prior (``key``: prior, bottom_prior or pitch_prior) and a VQ-VAE that do not share
+    their units, or a prior of another level than ``level`` (conditioned on
+    ``condition_level``), are a one-line error. ``codebook_size``: the level's symbols when they
+    are not the model's K (the pitch stream's)."""
     units, where = pcfg["units"], f"{key}={cfg[key]}"
-    k = dec.model.quantizer.codebook_size
+    k = dec.model.quantizer.codebook_size if codebook_size is None else codebook_size
     if int(units["codebook_size"]) != k:
         raise ConfigError(f"{where}: trained on K = {units['codebook_size']} units, model={cfg.model} has K = {k}")
     mine = (units.get("level") or 0, units.get("condition_level"))  # (0, None): a one-codebook file's prior
@@ -165,9 +200,10 @@ def _check_match(cfg: DictConfig, key: str, pcfg: dict, dec: Decoder, level: int
         log.warning("the prior's units do not say which model made them: K and frame rate match, the codes may not")
 
 
-def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
+def _prompts(cfg: DictConfig, dec: Decoder, pitch_bins: int | None = None) -> list[tuple[str, np.ndarray]]:
     """(id, the first prompt_seconds of frame-level codes (levels, frames)) of every prompt; a
-    hierarchy's prompts keep whole groups of the frames a top code spans."""
+    hierarchy's prompts keep whole groups of the frames a top code spans; a pitch model's hold
+    the pitch stream in ``pitch_bins`` bins as their last level."""
     keep = max(1, round(cfg.prompt_seconds * dec.frame_rate))
     path = Path(cfg.prompt).expanduser()
     is_units = path.suffix in UNIT_FILE_SUFFIXES and (Path(f"{path}{META_SUFFIX}").is_file() or path.suffix != ".txt"
@@ -179,7 +215,12 @@ def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
         except UnitFormatError as e:
             raise ConfigError(f"prompt={cfg.prompt}: {e}") from None
     else:
-        prompts = [(src.id, dec.encode(src)[:, :keep]) for src in read_sources(cfg.prompt)]
+        prompts = [(src.id, _prompt_codes(dec, src, pitch_bins)[:, :keep]) for src in read_sources(cfg.prompt)]
+    if pitch_bins is not None:
+        for uid, codes in prompts:
+            if codes.shape[0] != 2 or codes[1].max(initial=0) > pitch_bins:
+                raise ConfigError(f"prompt={cfg.prompt}: utterance {uid} has no pitch stream of {pitch_bins} bins as "
+                                  "its last level (extract the prompt with the pitch prior's pitch_bins)")
     if dec.model.min_levels > 1:
         span = dec.model.quantizer.level_ratios[0]
         for uid, codes in prompts:
@@ -188,6 +229,17 @@ def _prompts(cfg: DictConfig, dec: Decoder) -> list[tuple[str, np.ndarray]]:
                                   f"model={cfg.model} samples {dec.model.num_quantizers}")
         prompts = [(uid, codes[:, :max(span, codes.shape[1] // span * span)]) for uid, codes in prompts]
     return prompts
+
+
+def _prompt_codes(dec: Decoder, src, pitch_bins: int | None) -> np.ndarray:
+    """A prompt recording's codes (levels, frames), with its pitch stream in ``pitch_bins`` bins
+    as the last level when given (a pitch model's)."""
+    codes = dec.encode(src)
+    if pitch_bins is None:
+        return codes
+    x = audio.load(src.path, dec.sample_rate)
+    stream = contours.pitch_codes(dec.model, x, codes.shape[-1], dec.model.speaker_index.get(src.speaker), pitch_bins)
+    return np.vstack([codes, stream[None]])
 
 
 def _looks_like_units(path: Path) -> bool:
@@ -225,6 +277,23 @@ def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray 
             cont = expand(cont, durations[i].numpy())[:frames]
         out.append(np.concatenate([context, cont[:frames]]).astype(np.int64))
     return out
+
+
+@torch.no_grad()
+def _sample_pitch(pitch_stream: tuple[UnitPrior, int | None, int], content: list[np.ndarray], names: list[str],
+                  frames: int, prompt: np.ndarray | None, cfg: DictConfig) -> list[np.ndarray]:
+    """(2, P + frames) per sample: its content codes (1, P + frames) and a pitch stream drawn by
+    the pitch prior given them, frame by frame, continuing the prompt's stream (P,)."""
+    prior, start, _ = pitch_stream
+    given = np.zeros(0, np.int64) if prompt is None else np.asarray(prompt, np.int64)
+    batch = len(names)
+    rngs = [np.random.default_rng([cfg.seed, zlib.crc32(n.encode("utf-8")), PITCH_STREAM_KEY]) for n in names]
+    uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()
+    condition = torch.from_numpy(np.stack([c[0] for c in content]))  # (B, P + frames)
+    new = prior.generate(frames, batch=batch, speakers=None if start is None else torch.full((batch,), start),
+                         prompt=torch.from_numpy(np.tile(given, (batch, 1))), temperature=cfg.temperature,
+                         top_k=cfg.top_k, top_p=cfg.top_p, uniforms=uniforms, condition=condition)[0]
+    return [np.stack([content[i][0], np.concatenate([given, new[i].numpy()])]).astype(np.int64) for i in range(batch)]
 
 
 @torch.no_grad()

@@ -51,7 +51,7 @@ class PriorTask(Task):
         return {"codebook_size": self.train.codebook_size, "dim": p.dim, "layers": p.layers, "heads": p.heads,
                 "max_len": p.max_len, "num_speakers": len(self.speakers), "dropout": p.dropout,
                 "duration_head": bool(self.cfg.deduplicate), "max_duration": p.max_duration,
-                "condition_size": self.train.codebook_size if self.train.conditions is not None else 0}
+                "condition_size": self.train.condition_size if self.train.conditions is not None else 0}
 
     def build(self) -> "_PriorLoss":
         return _PriorLoss(_build(self.prior_args()))

@@ -548,7 +548,8 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
         raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
     now = flatten(OmegaConf.to_container(cfg, resolve=True))
     for k, v in PREDATED_KEYS.items():  # a run from before the key trained as its value says
-        saved.setdefault(k, v)
+        if k in now:  # (a config of another kind, a prior's, has no such key)
+            saved.setdefault(k, v)
     changed = [k for k in sorted(saved.keys() | now.keys()) if saved.get(k, "(absent)") != now.get(k, "(absent)")]
     fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
     if fixed:

@@ -39,12 +39,13 @@ class UnitCorpus:
     # a conditional prior's condition: another level's codes, one per unit (at the units' rate)
     conditions: list[np.ndarray] | None = None
     condition_level: int | None = None
+    condition_size: int | None = None  # symbols of the condition's level
 
     def subset(self, keep: list[int]) -> "UnitCorpus":
         pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
         return UnitCorpus(pick(self.ids), pick(self.units), pick(self.durations), self.codebook_size, self.k_source,
                           self.frame_rate, self.model_checksum, self.path, self.level, pick(self.conditions),
-                          self.condition_level)
+                          self.condition_level, self.condition_size)
 
 
 def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, key: str = "units",
@@ -114,9 +115,18 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
     if top >= k:
         raise ConfigError(f"{key}={path}: unit {top} is outside 0..{k - 1} (K = {k} from {source})")
     frame_rate = None if meta is None else meta.frame_rates[level] if q > 1 else meta.frame_rate
+    condition_size = None
+    if condition_level is not None:  # the content's K, or the pitch stream's bins + 1
+        pitch_level = q - 1 if meta.pitch_bins is not None else None
+        content_k = k if level != pitch_level else int(meta.codebook_size)
+        condition_size = level_sizes(meta)[condition_level] if condition_level == pitch_level else content_k
+        top_condition = max(int(c.max(initial=0)) for c in conditions)
+        if top_condition >= condition_size:
+            raise ConfigError(f"{key}={path}: level {condition_level} holds code {top_condition}, outside "
+                              f"0..{condition_size - 1}")
     return UnitCorpus(ids, units, durations if deduplicate else None, k, source, frame_rate,
                       meta.model_checksum if meta else None, str(p), level if q > 1 else None,
-                      conditions if condition_level is not None else None, condition_level)
+                      conditions if condition_level is not None else None, condition_level, condition_size)
 
 
 def _level_codes(row: np.ndarray, span: int, uid: str, level: int, where: str) -> np.ndarray:

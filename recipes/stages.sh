@@ -89,29 +89,47 @@ require_root() {
 }
 
 # model_stages: stages 2-5 on $exp/train/model and $exp/data, the same for every recipe.
-#   2 extract  -> $exp/units/units.txt (gslm: id|u1 u2 ..., + .meta.json, dict.km.txt)
+#   2 extract  -> $exp/units/units.txt (gslm: id|u1 u2 ..., + .meta.json, dict.km.txt); a pitch
+#                 model's with the pitch stream as a second level (pitch_bins, default 32)
 #   3 prior    -> $exp/prior/prior (train-prior on those units, speakers from the manifest;
 #                 prior_steps steps), $exp/prior/eval/report.md (evaluate-prior), and samples
 #                 rendered in the first speaker's voice: $exp/samples/unconditional/ (4) and
-#                 $exp/samples/prompted/ (continuations of the first 4 utterances' first second)
+#                 $exp/samples/prompted/ (continuations of the first 4 utterances' first second);
+#                 a pitch model's prior models the content (level 0), and $exp/pitch_prior/prior
+#                 the pitch stream given the content, which sample draws second
 #   4 evaluate -> $exp/eval/report.md (+ report.json, plots)
 #   5 export   -> $exp/listening/mushra/ (a MUSHRA test: serve/ for the apps, private/ with key.csv and index.html)
 model_stages() {
   local model="$exp/train/model"
+  # a pitch model (model.decoder.pitch != none) carries the pitch stream through units and priors
+  local pitch_model=""
+  if [[ -f $model/config.yaml ]] && python -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1]))["model"]["decoder"]
+sys.exit(0 if d.get("pitch", "none") != "none" else 1)' "$model/config.yaml"; then
+    pitch_model=1
+  fi
   if run_stage 2; then
     audio-vq extract model="$model" input="$exp/data" output="$exp/units/units.txt" format=gslm \
-      ${extract_args[@]+"${extract_args[@]}"}
+      ${pitch_model:+pitch_bins=${pitch_bins:-32}} ${extract_args[@]+"${extract_args[@]}"}
   fi
   if run_stage 3; then
     local speaker
     speaker=$(python -c 'import json, sys; print(sorted(json.load(open(sys.argv[1])))[0])' "$exp/data/speakers.json")
     audio-vq train-prior units="$exp/units/units.txt" manifest="$exp/data" hydra.run.dir="$exp/prior" \
-      train.max_steps="${prior_steps:-2000}" $(train_resume_flag "$exp/prior") ${prior_args[@]+"${prior_args[@]}"}
+      train.max_steps="${prior_steps:-2000}" ${pitch_model:+level=0} $(train_resume_flag "$exp/prior") \
+      ${prior_args[@]+"${prior_args[@]}"}
+    local pitch_prior=()
+    if [[ -n $pitch_model ]]; then
+      audio-vq train-prior units="$exp/units/units.txt" manifest="$exp/data" hydra.run.dir="$exp/pitch_prior" \
+        train.max_steps="${prior_steps:-2000}" level=1 condition_level=0 \
+        $(train_resume_flag "$exp/pitch_prior") ${prior_args[@]+"${prior_args[@]}"}
+      pitch_prior=(pitch_prior="$exp/pitch_prior/prior")
+    fi
     audio-vq evaluate-prior prior="$exp/prior/prior" out="$exp/prior/eval" ${prior_eval_args[@]+"${prior_eval_args[@]}"}
     audio-vq sample prior="$exp/prior/prior" model="$model" speaker="$speaker" out="$exp/samples/unconditional" \
-      num_samples=4 ${sample_args[@]+"${sample_args[@]}"}
+      num_samples=4 ${pitch_prior[@]+"${pitch_prior[@]}"} ${sample_args[@]+"${sample_args[@]}"}
     audio-vq sample prior="$exp/prior/prior" model="$model" speaker="$speaker" out="$exp/samples/prompted" \
-      prompt="$exp/units/units.txt" max_prompts=4 num_samples=1 ${sample_args[@]+"${sample_args[@]}"}
+      prompt="$exp/units/units.txt" max_prompts=4 num_samples=1 ${pitch_prior[@]+"${pitch_prior[@]}"} \
+      ${sample_args[@]+"${sample_args[@]}"}
   fi
   if run_stage 4; then
     audio-vq evaluate model="$model" data="$exp/data" out="$exp/eval" ${evaluate_args[@]+"${evaluate_args[@]}"}

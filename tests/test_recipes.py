@@ -110,3 +110,25 @@ def test_model_stages_extract_evaluate_export_with_routed_overrides(tiny_trained
     assert "## Phonetic quality" in (exp / "eval" / "report.md").read_text()
     assert (exp / "listening" / "mushra" / "serve" / "webmushra.yaml").exists()
     assert (exp / "listening" / "mushra" / "private" / "key.csv").read_text().count("\n") > 2
+
+
+def test_model_stages_carry_a_pitch_models_stream_through_units_priors_and_samples(tiny_trained, tiny_pitch,
+                                                                                 tmp_path):
+    """A pitch model's recipe: units with the pitch stream, a content prior and a pitch prior
+    given the content, and samples rendered from both."""
+    from audio_vq.unit_formats import read_meta
+
+    exp = tmp_path / "exp"
+    (exp / "train").mkdir(parents=True)
+    (exp / "data").symlink_to(tiny_trained / "data")
+    (exp / "train" / "model").symlink_to(tiny_pitch / "model")
+    r = recipe("demo", "--exp", str(exp), "--stage", "extract", "--stop-stage", "prior", "device=cpu",
+               "prior.dim=16", "prior.layers=1", "prior.heads=2", "prior.max_len=24", "train_prior.train.max_steps=2",
+               "train_prior.train.batch_size=2", "train_prior.train.threads=1", "prior_eval.num_samples=1",
+               "sample.seconds=0.03", "sample.chunk_seconds=0.5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = read_meta(exp / "units" / "units.txt.meta.json")
+    assert meta.pitch_bins == 32 and meta.num_codebooks == 2
+    assert "level: 1" in (exp / "pitch_prior" / "config.yaml").read_text()
+    assert len(list((exp / "samples" / "unconditional").glob("*.wav"))) == 4
+    assert read_meta(exp / "samples" / "prompted" / "units.txt.meta.json").pitch_bins == 32

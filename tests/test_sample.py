@@ -151,3 +151,47 @@ def test_a_hierarchy_samples_its_top_level_then_its_bottom_level_given_the_top(t
         run(tmp_path / "e", f"prior={priors['bottom']}", f"bottom_prior={priors['bottom']}")
     with pytest.raises(ConfigError, match="needs bottom_prior= over level 1 given level 0"):
         run(tmp_path / "f", f"prior={priors['top']}", f"bottom_prior={priors['top']}")
+
+
+def test_a_pitch_model_samples_content_then_pitch_given_the_content(tiny_trained, tiny_pitch, tmp_path):
+    """Two priors on a unit file with a pitch stream: content (level 0) and pitch given the
+    content (level 1 condition_level 0). The samples hold both levels (pitch codes within the
+    bins), render with a contour (fingerprinted), are seeded, continue a prompt's pitch stream
+    too; a pitch model without pitch_prior, or pitch_prior over the content, is one line."""
+    bins = 8
+    units = tmp_path / "units.jsonl"
+    model = tiny_pitch / "model"
+    extract.extract(compose("extract", [f"model={model}", f"input={tiny_trained / 'data'}", f"output={units}",
+                                        "format=jsonl", "num_workers=0", f"pitch_bins={bins}"], package=INFERENCE))
+    priors = {}
+    for name, levels in (("content", ["level=0"]), ("pitch", ["level=1", "condition_level=0"])):
+        cfg, folder = compose_run("train_prior", [f"units={units}", f"hydra.run.dir={tmp_path / name}", *levels,
+                                                  f"manifest={tiny_trained / 'data'}", *PRIOR])
+        priors[name] = train_prior.run(cfg, folder) / "prior"
+    common = [f"model={model}", "speaker=spk01", "num_samples=2", "seconds=0.03", "chunk_seconds=0.5",
+              f"prior={priors['content']}"]
+
+    def run(out, *overrides):
+        sample(compose("sample", [*common, f"out={out}", *overrides], package=INFERENCE))
+        return {r.id: r.units for r in read_units(out / "units.txt")[1]}
+
+    a = run(tmp_path / "a", f"pitch_prior={priors['pitch']}")
+    frames = round(0.03 * 16000 / TINY_HOP)
+    for name, codes in a.items():
+        assert codes.shape == (2, frames) and codes[1].min() >= 0 and codes[1].max() <= bins
+        assert sf.info(tmp_path / "a" / f"{name}.wav").frames == frames * TINY_HOP
+    meta = json.loads((tmp_path / "a" / "units.txt.meta.json").read_text())
+    assert meta["pitch_bins"] == bins and meta["num_codebooks"] == 2
+    record = json.loads((tmp_path / "a" / "fingerprint.json").read_text())["outputs"]
+    assert all("f0" in r for r in record.values())
+    b = run(tmp_path / "b", f"pitch_prior={priors['pitch']}")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = run(tmp_path / "c", f"pitch_prior={priors['pitch']}", f"prompt={units}", "prompt_seconds=0.01",
+            "max_prompts=1")
+    first = next(iter(read_units(units)[1])).frames()
+    assert all(np.array_equal(v[:, :10], first[:, :10]) for v in c.values())  # both levels of the prompt
+    with pytest.raises(ConfigError, match="is a pitch model .*sampling needs pitch_prior= over the pitch stream"):
+        run(tmp_path / "d")
+    with pytest.raises(ConfigError, match=r"pitch_prior=.*models level 0; sampling .* needs pitch_prior= over level 1 "
+                                          r"given level 0"):
+        run(tmp_path / "e", f"pitch_prior={priors['content']}")

@@ -143,8 +143,8 @@ def generate(dec: Decoder, planned: list[plan.PlannedTrial], excerpts: dict[str,
             continue  # a rerun: nothing of this utterance left to generate, no need to encode
         src = Source(u.id, str(excerpts[u.id]), u.speaker)
         codes = dec.encode(src)
-        jobs += [(n, codes, dec.speaker_index(s, "targets"),
-                  dec.contour(src, codes.shape[-1], dec.speaker_index(s, "targets"), dec.source_speaker(src)))
+        f0 = dec.contour(src, codes.shape[-1])
+        jobs += [(n, codes, dec.speaker_index(s, "targets"), dec.in_register(f0, dec.speaker_index(s, "targets"), src))
                  for n, s in names]
     dec.write(jobs, "generate", inputs=[*excerpts.values(), *(p.utterance.path for p in planned)])
 
