@@ -69,7 +69,8 @@ def test_vctk_recipe_on_a_092_tree(tmp_path):
 
 TINY_MODEL = ["model.encoder.channels=16", "model.quantizer.dim=8", "model.quantizer.codebook_size=16",
               "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
-              "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4"]
+              "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4",
+              "model.decoder.pitch=none"]
 
 
 def test_demo_recipe_trains_and_a_rerun_resumes(tmp_path):

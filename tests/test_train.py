@@ -18,7 +18,8 @@ from audio_vq.checkpoint import load_model, model_checksum
 from audio_vq.config import ConfigError, compose, compose_run
 from audio_vq.models.vqvae import VQVAE
 
-TINY = ["model.encoder.channels=16", "model.encoder.strides=[2,2,2,2,2,2]", "model.quantizer.dim=8",
+TINY = ["model.decoder.pitch=none", "model.encoder.channels=16", "model.encoder.strides=[2,2,2,2,2,2]",
+        "model.quantizer.dim=8",
         "model.quantizer.codebook_size=16",
         "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
         "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4",

@@ -105,7 +105,8 @@ def model(num_quantizers=Q):
     cfg = compose("train", ["model=small", "model/quantizer=residual", f"model.quantizer.num_quantizers={num_quantizers}",
                             "model.quantizer.codebook_size=16", "model.decoder.stacks=1",
                             "model.decoder.layers_per_stack=3", "model.decoder.residual_channels=8",
-                            "model.decoder.gate_channels=8", "model.decoder.skip_channels=8"])
+                            "model.decoder.gate_channels=8", "model.decoder.skip_channels=8",
+                            "model.decoder.pitch=none"])
     torch.manual_seed(0)
     return VQVAE.from_config(OmegaConf.to_container(cfg.model), num_speakers=2)
 
