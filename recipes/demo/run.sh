@@ -6,8 +6,8 @@
 # --exp   where everything goes (default exp/demo): synthetic/ (the generated corpus), data/ (manifest)
 # Stages: 0 prepare (generates the corpus on first use, then writes data/manifest.jsonl; every
 #         speaker reads the same 30 sentences, so conversions have parallel references),
-#         1 train (model=small, train=demo: a fixed budget of train.max_steps = 400 steps; 12 min 40 s and
-#           14 min 50 s in two measured runs on two cores, 2026-12-02, more on busy ones) -> $exp/train/model.
+#         1 train (model=small, train=demo: a fixed budget of train.max_steps = 400 steps; 11 min 51 s
+#           on two cores with its F0 tracking, 2026-12-07, more on busy ones) -> $exp/train/model.
 #         2 extract -> $exp/units/units.txt, 3 prior -> $exp/prior, $exp/samples, 4 evaluate -> $exp/eval/report.md,
 #         5 export -> $exp/listening/mushra/ (see recipes/stages.sh; extract.K=V, evaluate.K=V,
 #         export.K=V pass K=V to that stage).
@@ -26,5 +26,5 @@ if run_stage 1; then
     $(train_resume_flag "$exp/train") ${train_args[@]+"${train_args[@]}"}
 fi
 
-prior_steps=${prior_steps:-300}  # the demo's prior budget (steps): 2 min 27 s with its scoring and samples (README, 2026-12-02)
+prior_steps=${prior_steps:-300}  # the demo's prior budget (steps, each prior): 2 min 31 s with the pitch prior, scoring and samples (README, 2026-12-07)
 model_stages
