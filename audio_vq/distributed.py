@@ -6,7 +6,6 @@ every collective is a no-op. Train and extract both run on it.
 """
 from __future__ import annotations
 
-import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +65,4 @@ def setup(device: str) -> Context:
         torch.cuda.set_device(dev)
     if (world > 1 or TORCHRUN_VARIABLE in os.environ) and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-        # leave the group before the interpreter tears down: gloo's threads destroyed at exit
-        # can abort the process ("terminate called without an active exception", seen under load)
-        atexit.register(_leave_group)
     return Context(rank, world, dev)
-
-
-def _leave_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
