@@ -118,8 +118,16 @@ def in_register(model, f0: np.ndarray, target: int, source: int | None) -> np.nd
     f0 = np.asarray(f0, dtype=np.float64)
     if not (f0 > 0).any():
         return np.zeros_like(f0)
-    own = model.speaker_pitch_stats(source) if source is not None else pitch.log_f0_stats([f0])
-    return pitch.denormalise(pitch.normalise(f0, own), f0 > 0, model.speaker_pitch_stats(target))
+    return pitch.denormalise(pitch.normalise(f0, _register(model, f0, source)), f0 > 0,
+                             model.speaker_pitch_stats(target))
+
+
+def _register(model, f0: np.ndarray, speaker: int | None) -> pitch.PitchStats:
+    """The statistics a voiced contour is normalised by: a pitch model's table row ``speaker``,
+    or the contour's own (a speaker the model never saw, or a model without a table)."""
+    if model.uses_pitch and speaker is not None:
+        return model.speaker_pitch_stats(speaker)
+    return pitch.log_f0_stats([f0])
 
 
 def pitch_codes(model, x: np.ndarray, frames: int, speaker: int | None, bins: int) -> np.ndarray:
@@ -130,9 +138,7 @@ def pitch_codes(model, x: np.ndarray, frames: int, speaker: int | None, bins: in
     voiced = f0 > 0
     if not voiced.any():
         return np.full(frames, pitch.UNVOICED_CODE, dtype=np.int64)
-    own = model.uses_pitch and speaker is not None
-    stats = model.speaker_pitch_stats(speaker) if own else pitch.log_f0_stats([f0])
-    return pitch.quantise(pitch.normalise(f0, stats), voiced, bins)
+    return pitch.quantise(pitch.normalise(f0, _register(model, f0, speaker)), voiced, bins)
 
 
 def contour_of_codes(model, codes: np.ndarray, bins: int, speaker: int) -> np.ndarray:

@@ -28,6 +28,7 @@ reads it; no header, so any two-column reader does).
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -254,15 +255,24 @@ def sample_f0(f0: np.ndarray, hop: int, num_samples: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _lock_filter(sr: int) -> np.ndarray:
+    """The PHASE_LOCK_HZ low-pass (second-order sections) at ``sr``: designed once per rate, not
+    for every training crop."""
+    from scipy.signal import butter
+
+    return butter(2, PHASE_LOCK_HZ, fs=sr, output="sos")
+
+
 def locked_phase(phase: np.ndarray, audio: np.ndarray, sr: int, voiced: np.ndarray) -> np.ndarray:
     """``phase`` (T,) of a tracked fundamental moved onto the fundamental of ``audio`` (T,):
     plus the angle of ``audio * exp(-j phase)`` low-passed at PHASE_LOCK_HZ (zero phase), the
     slowly varying phase offset of the audio's fundamental from the tracked one, on ``voiced``
     samples. A cosine of the result is in phase with the audio's fundamental."""
-    from scipy.signal import butter, sosfiltfilt
+    from scipy.signal import sosfiltfilt
 
     demodulated = np.asarray(audio, dtype=np.float64) * np.exp(-1j * phase) * voiced
-    sos = butter(2, PHASE_LOCK_HZ, fs=sr, output="sos")
+    sos = _lock_filter(sr)
     pad = min(len(phase) - 1, 3 * sr // int(PHASE_LOCK_HZ))
     if pad < 1:
         return phase
