@@ -186,10 +186,12 @@ def test_a_pitch_model_samples_content_then_pitch_given_the_content(tiny_trained
     assert all("f0" in r for r in record.values())
     b = run(tmp_path / "b", f"pitch_prior={priors['pitch']}")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    c = run(tmp_path / "c", f"pitch_prior={priors['pitch']}", f"prompt={units}", "prompt_seconds=0.01",
+    c = run(tmp_path / "c", f"pitch_prior={priors['pitch']}", f"prompt={units}", "prompt_seconds=0.3",
             "max_prompts=1")
     first = next(iter(read_units(units)[1])).frames()
-    assert all(np.array_equal(v[:, :10], first[:, :10]) for v in c.values())  # both levels of the prompt
+    kept = 300  # 0.3 s at 1000 frames/s
+    assert first[1, :kept].any()  # the prompt has voiced frames: a lost pitch prompt would show
+    assert all(np.array_equal(v[:, :kept], first[:, :kept]) for v in c.values())  # both levels of the prompt
     with pytest.raises(ConfigError, match="is a pitch model .*sampling needs pitch_prior= over the pitch stream"):
         run(tmp_path / "d")
     with pytest.raises(ConfigError, match=r"pitch_prior=.*models level 0; sampling .* needs pitch_prior= over level 1 "
