@@ -12,13 +12,14 @@ would make torch's loader raise in the trainer mid-step; ignoring the signal ins
 the loader's own shutdown (which terminates workers with SIGTERM) wait forever. So a worker
 answers both by exiting at once with status 0 (:func:`exit_cleanly_in_worker`), which the loader
 does not count as a failure: the trainer finishes its step on the batch it holds, and a trainer
-waiting for its next batch finds the workers gone and stops as preempted.
+waiting for its next batch finds the workers gone and stops as preempted (:func:`next_batch`).
 """
 from __future__ import annotations
 
 import os
 import signal
 import threading
+from typing import Iterator
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # sysexits' EX_TEMPFAIL: a temporary failure, run the same command again (with train.resume=true)
@@ -53,6 +54,21 @@ class PreemptionWatch:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous = {}
+
+
+def next_batch(batches: Iterator, watch: PreemptionWatch):
+    """The next item of ``batches``, or None when fetching it failed because the loader's workers
+    left on a preemption signal. How it fails depends on what a worker was doing when it left:
+    RuntimeError when the loader finds it gone, ConnectionResetError (or another OSError) when it
+    left while handing over a batch's shared memory. Without a signal every failure is raised."""
+    try:
+        return next(batches)
+    except StopIteration:
+        raise
+    except Exception:
+        if watch.signal is None:
+            raise
+        return None
 
 
 def exit_cleanly_in_worker() -> None:

@@ -47,7 +47,7 @@ from .checkpoint import load_latest_training_state, save_training_state
 from .config import ConfigError, flatten, is_int, is_number, require
 from .distributed import Context, setup
 from .outputs import LOCK_NAME, exclusive, remove_temporaries
-from .preemption import PreemptionWatch, exit_cleanly_in_worker
+from .preemption import PreemptionWatch, exit_cleanly_in_worker, next_batch
 from .processes import die_with_parent
 from .threads import ThreadTuner, usable_cores
 
@@ -322,11 +322,8 @@ def _loop(cfg: DictConfig, ctx: Context, run_dir: Path, task: Task, parts: Parts
     first_step, last_saved = step, step
     with bar:  # closed on every way out, so an error message starts on a line of its own
         while step < tc.max_steps:
-            try:
-                batch = next(loader)
-            except RuntimeError:  # the loader's workers left on a preemption signal (preemption.py)
-                if watch.signal is None:
-                    raise
+            batch = next_batch(loader, watch)
+            if batch is None:  # the loader's workers left on a preemption signal
                 if ctx.world > 1:  # the other ranks may be inside a step's collectives: no checkpoint can be agreed
                     raise Preempted(f"preempted by {watch.name} at step {step} while waiting for data; resume "
                                     f"from the newest checkpoint (step {last_saved}) with train.resume=true "
