@@ -594,7 +594,20 @@ def _precision(name: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16: needs a CUDA device (use bf16 or fp32 on CPU)")
+    if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        log.warning("train.precision=bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX): its matrix "
+                    "products are emulated and a step takes several times as long as in fp32 "
+                    "(benchmarks/RESULTS.md); train.precision=fp32 is faster here")
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (where bf16 autocast trains faster than
+    fp32; elsewhere it is emulated, and slower). Asks torch's own check; True if it cannot tell."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
 
 
 def _lr_lambda(tc: DictConfig, total: int):

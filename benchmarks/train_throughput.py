@@ -88,10 +88,8 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from audio_vq import audio
+    from audio_vq import audio, contours, memory, pitch
     from audio_vq.threads import ThreadTuner
-
-    from audio_vq import memory
 
     memory.apply(args.worker_allocator)  # "default" leaves the allocator as it comes
     tuner = ThreadTuner() if args.worker_threads == "auto" else None
@@ -103,6 +101,9 @@ def worker(args: argparse.Namespace) -> None:
     clips = [(audio.load(w).astype(np.float32), speakers[w.parent.name]) for w in wavs]
 
     model, hop, loss_of = _build(args.worker_model, len(speakers), args.peer_source)
+    # a pitch model's F0 contours, tracked once as the trainer does (audio_vq.contours), not timed
+    pitched = getattr(getattr(model, "decoder", None), "pitch", "none") != "none"
+    f0s = [contours.track_for(model, samples) for samples, _ in clips] if pitched else None
     if args.worker_checkpointing == "on":
         for module in model.modules():  # what the trainer does for train.activation_checkpointing=true
             if hasattr(module, "activation_checkpointing"):
@@ -113,26 +114,41 @@ def worker(args: argparse.Namespace) -> None:
 
     rng = np.random.default_rng(0)
 
-    def draw_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw_batch() -> tuple:
+        """audio (B, T), mask (B, T), speaker (B,) and, for a pitch model, its f0 (B, frames) and
+        excitation (B, 2 * harmonics, T) or None: built here as the trainer's loader workers do,
+        outside the timed step."""
+        frames = crop // hop
         x = np.zeros((args.batch, crop), dtype=np.float32)
         m = np.zeros((args.batch, crop), dtype=bool)
         spk = np.zeros(args.batch, dtype=np.int64)
+        f0 = np.zeros((args.batch, frames), dtype=np.float32)
         for b in range(args.batch):
-            samples, spk[b] = clips[rng.integers(len(clips))]
+            i = int(rng.integers(len(clips)))
+            samples, spk[b] = clips[i]
             slack = len(samples) - crop
             offset = hop * int(rng.integers(slack // hop + 1)) if slack > 0 else 0
             piece = samples[offset:offset + crop]
             x[b, :len(piece)], m[b, :len(piece)] = piece, True
-        return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk)
+            if pitched:
+                contour = f0s[i][offset // hop: offset // hop + frames]
+                f0[b, :len(contour)] = contour
+        if not pitched:
+            return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk), None, None
+        e = None
+        if model.decoder.pitch == "excitation":
+            e = torch.from_numpy(np.stack([pitch.excitation(f0[b], hop, SAMPLE_RATE, model.decoder.harmonics, rng,
+                                                            audio=x[b]) for b in range(args.batch)]))
+        return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk), torch.from_numpy(f0), e
 
     def step(batch) -> float:
-        x, m, spk = batch
+        x, m, spk, f0, e = batch
         if tuner:
             tuner.before_step()
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.worker_precision == "bf16"):
-            loss = loss_of(x, m, spk)
+            loss = loss_of(x, m, spk) if f0 is None else model(x, spk, m, f0, e).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()

@@ -453,3 +453,20 @@ def test_a_preempted_torchrun_job_stops_every_rank_at_the_same_checkpointed_step
     assert len(steps) == 2 and steps[0] == steps[1], stderr[-3000:]
     state = torch.load(run_dir / "checkpoints" / f"step_{int(steps[0]):08d}.pt", weights_only=True)
     assert state["step"] == int(steps[0]) and len(state["rng"]) == 2
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_of(monkeypatch, caplog, native):
+    # Catches: bf16 chosen silently on a CPU that emulates it (a step there took 6x the fp32 one,
+    # benchmarks/RESULTS.md), and a warning on CPUs where bf16 is the faster choice.
+    import logging
+
+    import torch
+
+    from audio_vq import training
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="audio_vq.training"):
+        assert training._precision("bf16", torch.device("cpu")) == torch.bfloat16
+        assert training._precision("fp32", torch.device("cpu")) == torch.float32
+    warned = [r.getMessage() for r in caplog.records if "bf16" in r.getMessage()]
+    assert len(warned) == (0 if native else 1), warned
