@@ -74,7 +74,8 @@ RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", 
 # trained: a resume of such a run (its config.yaml lacks the key) accepts exactly these values.
 PREDATED_KEYS = {"model.decoder.pitch": "none", "model.decoder.harmonics": 1, "model.aux_mel.weight": 0.0,
                  "model.aux_mel.n_mels": 80, "model.aux_mel.channels": 128, "model.aux_mel.layers": 3,
-                 "model.aux_mel.kernel_size": 5, "data.pitch_tracker": "harvest"}
+                 "model.aux_mel.kernel_size": 5, "model.cpc.weight": 0.0, "model.cpc.context_channels": 128,
+                 "model.cpc.steps": 6, "model.cpc.negatives": 16, "data.pitch_tracker": "harvest"}
 
 
 class TrainingError(RuntimeError):

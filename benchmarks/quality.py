@@ -121,6 +121,7 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "excitation-h4": (["model.decoder.pitch=excitation", "model.decoder.harmonics=4"], [], None),
     "aux-mel": (["model.aux_mel.weight=1.0"], [], None),
     "excitation+aux-mel": (["model.decoder.pitch=excitation", "model.aux_mel.weight=1.0"], [], None),
+    "excitation+cpc": (["model.decoder.pitch=excitation", "model.cpc.weight=1.0"], [], None),  # VQ-CPC
 }
 
 # (header, separator, decimals of each number in the cell)

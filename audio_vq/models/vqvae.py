@@ -10,6 +10,7 @@
          + codebook loss + beta * commitment loss         (the KL term, log K, is dropped)
          [+ speaker-adversary cross-entropy on z_q, its gradient reversed into the encoder]
          [+ aux_mel_weight * L1 of an auxiliary frame-rate decoder's log-mel (aux_mel.py)]
+         [+ cpc_weight * InfoNCE of predicting z_q's future frames from its past (cpc.py)]
 
 Inputs of any length work: the audio is right-padded to a multiple of the hop (frames =
 ceil(T / hop)) and the padding is masked out of every loss and codebook statistic. The
@@ -30,6 +31,7 @@ from ..audio import SAMPLE_RATE, mulaw_encode
 from ..pitch import PitchStats
 from .adversary import SpeakerAdversary
 from .aux_mel import LogMel, MelDecoder, masked_l1
+from .cpc import CPCLoss
 from .encoder import Encoder
 from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 from .hierarchical import HierarchicalQuantizer
@@ -54,6 +56,8 @@ class VQVAEOutput:
     adversary_loss: Tensor | None = None      # the speaker adversary's cross-entropy (None: no adversary)
     adversary_accuracy: Tensor | None = None  # its frame accuracy (chance: 1 / speakers)
     aux_mel_loss: Tensor | None = None  # the auxiliary decoder's log-mel L1 (None: none), unweighted
+    cpc_loss: Tensor | None = None      # the contrastive loss on z_q (None: none), unweighted
+    cpc_accuracy: Tensor | None = None  # the share of its futures picked out (chance: 1 / (negatives + 1))
 
     def metrics(self) -> dict[str, Tensor]:
         """Scalars for logging, detached: the total and reconstruction losses, the quantizer's
@@ -65,6 +69,8 @@ class VQVAEOutput:
             out.update(adversary_loss=self.adversary_loss.detach(), adversary_accuracy=self.adversary_accuracy)
         if self.aux_mel_loss is not None:
             out["aux_mel_loss"] = self.aux_mel_loss.detach()
+        if self.cpc_loss is not None:
+            out.update(cpc_loss=self.cpc_loss.detach(), cpc_accuracy=self.cpc_accuracy)
         return out
 
 
@@ -72,7 +78,7 @@ def metric_names() -> tuple[str, ...]:
     """The names VQVAEOutput.metrics() can hold, in log order (the adversary's only when on)."""
     quantizer = [f.name for f in fields(QuantizerOutput) if f.name not in ("quantized", "codes", "loss")]
     return ("loss", "reconstruction_loss", "quantizer_loss", *quantizer, "adversary_loss", "adversary_accuracy",
-            "aux_mel_loss")
+            "aux_mel_loss", "cpc_loss", "cpc_accuracy")
 
 
 def corrupt_past(audio: Tensor, noise: float, dropout: float, generator: torch.Generator | None = None) -> Tensor:
@@ -118,12 +124,14 @@ class VQVAE(nn.Module):
         adversary: a SpeakerAdversary on z_q (None = none).
         aux_mel: a MelDecoder from the decoder's conditioning to log-mel (None = none), its loss
             weighted by ``aux_mel_weight``; ``sample_rate`` sets its analysis.
+        cpc: a CPCLoss on z_q (None = none), weighted by ``cpc_weight``.
     """
 
     def __init__(self, encoder: Encoder, quantizer: nn.Module, decoder: WaveNet, num_speakers: int,
                  jitter: float = 0.0, input_noise: float = 0.0, input_dropout: float = 0.0,
                  adversary: SpeakerAdversary | None = None, aux_mel: MelDecoder | None = None,
-                 aux_mel_weight: float = 0.0, sample_rate: int = SAMPLE_RATE):
+                 aux_mel_weight: float = 0.0, cpc: CPCLoss | None = None, cpc_weight: float = 0.0,
+                 sample_rate: int = SAMPLE_RATE):
         super().__init__()
         if decoder.hop != encoder.hop:
             raise ValueError(f"decoder hop {decoder.hop} != encoder hop {encoder.hop}")
@@ -146,6 +154,9 @@ class VQVAE(nn.Module):
         self.aux_mel, self.aux_mel_weight = aux_mel, float(aux_mel_weight)
         if aux_mel is not None:
             self.log_mel = LogMel(encoder.hop, sample_rate, aux_mel.output.out_channels)
+        if (cpc is None) != (cpc_weight <= 0):
+            raise ValueError(f"cpc_weight must be > 0 exactly when there is a CPC loss, got {cpc_weight}")
+        self.cpc, self.cpc_weight = cpc, float(cpc_weight)
         if decoder.pitch != "none":
             # (num_speakers, 2): mean and std of each speaker's ln F0 (pitch.PitchStats), saved with
             # the weights; training sets it from the training split (set_pitch_stats)
@@ -160,8 +171,8 @@ class VQVAE(nn.Module):
     def from_config(cls, cfg: Mapping[str, Any], num_speakers: int, sample_rate: int = SAMPLE_RATE) -> "VQVAE":
         """Build from ``model`` config: ``encoder``, ``quantizer`` (with ``kind``), ``decoder``
         ``jitter``, ``input_noise``, ``input_dropout``, ``adversary`` (``weight``, 0 = none,
-        and ``hidden_channels``) and ``aux_mel`` (``weight``, 0 = none, and MelDecoder's
-        arguments); the keys of each group are the constructor's arguments. The encoder's
+        and ``hidden_channels``), ``aux_mel`` (``weight``, 0 = none, and MelDecoder's
+        arguments) and ``cpc`` (``weight``, 0 = none, and CPCLoss's arguments); the keys of each group are the constructor's arguments. The encoder's
         output takes the quantizer's ``dim``; the decoder's conditioning and the adversary's
         input its output_dim (2 x dim for the hierarchy's two levels)."""
         q = dict(cfg["quantizer"])
@@ -177,9 +188,13 @@ class VQVAE(nn.Module):
         mel = dict(cfg.get("aux_mel") or {})
         mel_weight = float(mel.pop("weight", 0.0))
         aux_mel = MelDecoder(decoder.cond_channels, decoder.speaker_dim, **mel) if mel_weight > 0 else None
+        contrastive = dict(cfg.get("cpc") or {})
+        cpc_weight = float(contrastive.pop("weight", 0.0))
+        cpc = CPCLoss(quantizer.output_dim, **contrastive) if cpc_weight > 0 else None
         return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)),
                    input_noise=float(cfg.get("input_noise", 0.0)), input_dropout=float(cfg.get("input_dropout", 0.0)),
-                   adversary=adversary, aux_mel=aux_mel, aux_mel_weight=mel_weight, sample_rate=sample_rate)
+                   adversary=adversary, aux_mel=aux_mel, aux_mel_weight=mel_weight, cpc=cpc, cpc_weight=cpc_weight,
+                   sample_rate=sample_rate)
 
     @property
     def hop(self) -> int:
@@ -287,12 +302,16 @@ class VQVAE(nn.Module):
                 target = self.log_mel(audio if mask is None else audio * mask)  # windows reach past the end
             mel_loss = masked_l1(self.aux_mel(cond, g), target, frame_mask)
             loss = loss + self.aux_mel_weight * mel_loss
+        cpc_loss = cpc_acc = None
+        if self.cpc is not None:
+            cpc_loss, cpc_acc = self.cpc(q.quantized, frame_mask)
+            loss = loss + self.cpc_weight * cpc_loss
         adv_loss = adv_acc = None
         if self.adversary is not None and speaker is not None:
             adv_loss, adv_acc = self.adversary(q.quantized, speaker, frame_mask)
             loss = loss + adv_loss
         return VQVAEOutput(loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q, adv_loss, adv_acc,
-                           mel_loss)
+                           mel_loss, cpc_loss, cpc_acc)
 
     @torch.no_grad()
     def encode(self, audio: Tensor, mask: Tensor | None = None) -> Tensor:
