@@ -438,7 +438,8 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1,
     [r * feat_hop, (r + 1) * feat_hop). Projected here once per call: (rows, L*G).
     source (nb, t1 - t0, E) float32: the excitation of each sample (E = 0: none), added to every
     gate through ``ws`` at each step.
-    uniforms (nb, t1 - t0, 2) float64; teacher (nb, t1 - t0) int64 (MODE_TEACHER only).
+    uniforms (nb, t1 - t0, 2) float64; temperature (nb, t1 - t0) float64, each sample's;
+    teacher (nb, t1 - t0) int64 (MODE_TEACHER only).
     Outputs at [b, t - t0]: out_class (nb, n) int64; out_audio (nb, n) float32 (mixture);
     out_logits (nb, n, C) float32 (MODE_TEACHER).
 
@@ -487,7 +488,6 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1,
     cdf = np.empty(C, np.float64)
     etmp = np.empty(C, np.float64)
     ebits = np.empty(C, np.int64)
-    inv_t = 1.0 / temperature
     mixtures = C // 3
     nact = nb
     for t in range(t0, t1):
@@ -589,16 +589,17 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1,
                 if argmax:
                     k = _argmax(lg[b], 0, C)
                 else:
-                    k = _categorical(lg[b], 0, C, uniforms[b, j, 0], inv_t, cdf, etmp, ebits)
+                    k = _categorical(lg[b], 0, C, uniforms[b, j, 0], 1.0 / temperature[b, j], cdf, etmp, ebits)
             else:  # logistic mixture: [logit_probs | means | log_scales]
                 if argmax:
                     k = _argmax(lg[b], 0, mixtures)
                     x = min(max(np.float64(lg[b, mixtures + k]), -1.0), 1.0)
                 else:
-                    k = _categorical(lg[b], 0, mixtures, uniforms[b, j, 0], inv_t, cdf, etmp, ebits)
+                    k = _categorical(lg[b], 0, mixtures, uniforms[b, j, 0], 1.0 / temperature[b, j], cdf, etmp,
+                                     ebits)
                     log_s = max(np.float64(lg[b, 2 * mixtures + k]), log_scale_min)
                     v = min(max(uniforms[b, j, 1], 1e-5), 1.0 - 1e-5)
-                    x = np.float64(lg[b, mixtures + k]) + math.exp(log_s) * temperature * (math.log(v) - math.log1p(-v))
+                    x = np.float64(lg[b, mixtures + k]) + math.exp(log_s) * temperature[b, j] * (math.log(v) - math.log1p(-v))
                     x = min(max(x, -1.0), 1.0)
                 out_audio[b, j] = x
                 k = _mulaw_class(x, mu_law_channels)

@@ -98,6 +98,7 @@ class _Utterance:
     const: Tensor  # (layers * gate,) speaker projection + dilated biases, model dtype / device
     f0: np.ndarray | None = None  # (frames,) Hz: a pitch model's contour, in the voice's register
     source: np.ndarray | None = None  # (length, 2 * harmonics) float32: the excitation (pitch="excitation")
+    temperature: np.ndarray | None = None  # (length,) float64: the sampling temperature of each sample
     uniforms: np.ndarray | None = None  # given by the caller: (length,) or (length, 2)
     rng: np.random.Generator | None = None  # else drawn from this, chunk by chunk
     drawn: int = 0  # samples of uniforms taken so far
@@ -318,16 +319,28 @@ class Generator:
         return out
 
     @staticmethod
-    def _check_sampling(temperature: float, argmax: bool) -> None:
-        if not argmax and not (temperature > 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be > 0 (use argmax=True for greedy decoding), got {temperature}")
+    def _check_sampling(temperature: float, argmax: bool, voiced_temperature: float | None) -> None:
+        for name, value in (("temperature", temperature), ("voiced_temperature", voiced_temperature)):
+            if value is not None and not argmax and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be > 0 (use argmax=True for greedy decoding), got {value}")
+
+    def _setup_temperature(self, utts: list[_Utterance], temperature: float, voiced_temperature: float | None) -> None:
+        """Each sample's temperature: ``voiced_temperature`` where a pitch model's contour is
+        voiced (LPCNet's lower temperature on voiced speech: less noise between the harmonics),
+        ``temperature`` elsewhere and for a model without pitch."""
+        for utt in utts:
+            utt.temperature = np.full(utt.length, float(temperature))
+            if voiced_temperature is not None and utt.f0 is not None:
+                voiced = pitch.sample_f0(utt.f0, self.hop, utt.length) > 0
+                utt.temperature[voiced] = float(voiced_temperature)
 
     # -- public API ---------------------------------------------------------------------------
 
     def generate(self, codes: Sequence[Tensor | np.ndarray], speakers: Sequence[int] | None, *, seed: int = 0,
                  temperature: float = 1.0, argmax: bool = False, uniforms: Sequence[np.ndarray] | None = None,
                  progress: bool = False, first_index: int = 0, f0: Sequence[np.ndarray] | None = None,
-                 excitation: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+                 excitation: Sequence[np.ndarray] | None = None,
+                 voiced_temperature: float | None = None) -> list[np.ndarray]:
         """Decode utterances: ``codes[i]`` (levels, frames_i) units (the first levels of the
         model's codebooks: 1 with one codebook), ``speakers[i]`` a speaker index
         (None for a model without speakers). Returns per utterance float32 audio
@@ -342,12 +355,15 @@ class Generator:
         uniforms: optional, per utterance (frames_i * hop,) (categorical output) or
         (frames_i * hop, 2) (logistic mixture); by default drawn from
         ``np.random.default_rng([seed, first_index + i])``. ``argmax=True`` decodes greedily
-        (ignores uniforms and temperature). ``progress`` shows a tqdm bar over samples.
+        (ignores uniforms and temperatures). ``voiced_temperature`` (None = ``temperature``)
+        samples the voiced samples of a pitch model's contour. ``progress`` shows a tqdm bar
+        over samples.
         """
-        self._check_sampling(temperature, argmax)
+        self._check_sampling(temperature, argmax, voiced_temperature)
         utts = self._utterances(codes, speakers, f0)
         self._setup_randomness(utts, seed, first_index, uniforms, argmax)
         self._setup_excitation(utts, seed, first_index, excitation)
+        self._setup_temperature(utts, temperature, voiced_temperature)
         if not utts:
             return []
         for utt in utts:
@@ -361,10 +377,10 @@ class Generator:
         try:
             groups = self._groups(utts)
             if len(groups) == 1:
-                self._run_group(groups[0], temperature, argmax, bar)
+                self._run_group(groups[0], argmax, bar)
             else:
                 with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
-                    for f in [pool.submit(self._run_group, g, temperature, argmax, bar) for g in groups]:
+                    for f in [pool.submit(self._run_group, g, argmax, bar) for g in groups]:
                         f.result()
         finally:
             if bar is not None:
@@ -373,21 +389,22 @@ class Generator:
 
     def stream(self, codes: Tensor | np.ndarray, speaker: int | None, *, chunk_frames: int, seed: int = 0,
                temperature: float = 1.0, argmax: bool = False, uniforms: np.ndarray | None = None,
-               first_index: int = 0, f0: np.ndarray | None = None,
-               excitation: np.ndarray | None = None) -> Iterator[np.ndarray]:
+               first_index: int = 0, f0: np.ndarray | None = None, excitation: np.ndarray | None = None,
+               voiced_temperature: float | None = None) -> Iterator[np.ndarray]:
         """Decode one utterance chunk by chunk: yields float32 audio of ``chunk_frames * hop``
         samples (the last one shorter); the concatenation equals :meth:`generate` with the same
         seed / uniforms. State (ring buffers, the previous sample) carries across chunks."""
         if int(chunk_frames) != chunk_frames or chunk_frames < 1:
             raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
-        self._check_sampling(temperature, argmax)
+        self._check_sampling(temperature, argmax, voiced_temperature)
         (utt,) = self._utterances([codes], [speaker], None if f0 is None else [f0])  # bad inputs raise here
         self._setup_randomness([utt], seed, first_index, None if uniforms is None else [uniforms], argmax)
         self._setup_excitation([utt], seed, first_index, None if excitation is None else [excitation])
-        return self._stream(utt, int(chunk_frames) * self.hop, temperature, argmax)
+        self._setup_temperature([utt], temperature, voiced_temperature)
+        return self._stream(utt, int(chunk_frames) * self.hop, argmax)
 
-    def _stream(self, utt: _Utterance, step: int, temperature: float, argmax: bool) -> Iterator[np.ndarray]:
-        session = self._session([utt], temperature, argmax)
+    def _stream(self, utt: _Utterance, step: int, argmax: bool) -> Iterator[np.ndarray]:
+        session = self._session([utt], argmax)
         for t0 in range(0, utt.length, step):
             t1 = min(t0 + step, utt.length)
             yield session.advance(t1 - t0)[0][:t1 - t0].copy()
@@ -418,7 +435,8 @@ class Generator:
                                [e.detach().cpu().numpy() for e in torch.as_tensor(excitation)])
         for utt in utts:  # stop at T: lengths as given
             utt.length = T
-        session = self._session(utts, 1.0, True, teacher=True)
+        self._setup_temperature(utts, 1.0, None)
+        session = self._session(utts, True, teacher=True)
         x = x.cpu().numpy().astype(np.int64)
         pieces = [session.advance(min(self.chunk_samples, T - t0), teacher=x)
                   for t0 in range(0, T, self.chunk_samples)]
@@ -441,12 +459,12 @@ class Generator:
             load[k] += utt.length
         return [g for g in groups if g]
 
-    def _session(self, utts, temperature, argmax, teacher=False):
+    def _session(self, utts, argmax, teacher=False):
         cls = _TorchSession if self.backend == "torch" else _KernelSession
-        return cls(self, utts, temperature, argmax, teacher)
+        return cls(self, utts, argmax, teacher)
 
-    def _run_group(self, utts: list[_Utterance], temperature: float, argmax: bool, bar) -> None:
-        session = self._session(utts, temperature, argmax)
+    def _run_group(self, utts: list[_Utterance], argmax: bool, bar) -> None:
+        session = self._session(utts, argmax)
         total = max(u.length for u in utts)
         for t0 in range(0, total, self.chunk_samples):
             n = min(self.chunk_samples, total - t0)
@@ -462,13 +480,12 @@ class Generator:
 class _Session:
     """Decoding state of a group of utterances; ``advance(n)`` runs n more steps."""
 
-    def __init__(self, gen: Generator, utts: list[_Utterance], temperature: float, argmax: bool, teacher: bool):
+    def __init__(self, gen: Generator, utts: list[_Utterance], argmax: bool, teacher: bool):
         self.gen = gen
         # non-increasing lengths: the kernel drops finished streams off the end
         order = sorted(range(len(utts)), key=lambda k: -utts[k].length)
         self.order = order
         self.utts = [utts[k] for k in order]
-        self.temperature = float(temperature)
         self.argmax = bool(argmax)
         self.teacher = teacher
         self.t = 0
@@ -501,6 +518,15 @@ class _Session:
     def _uniforms(self, n: int) -> np.ndarray:
         return np.stack([self.gen._take_uniforms(u, n) for u in self.utts])
 
+    def _temperature_rows(self, t0: int, t1: int) -> np.ndarray:
+        """(nb, t1 - t0) float64: the sampling temperature of samples [t0, t1) (1 past an
+        utterance's end, where nothing is sampled)."""
+        out = np.ones((len(self.utts), t1 - t0))
+        for k, utt in enumerate(self.utts):
+            rows = utt.temperature[t0:t1]
+            out[k, :len(rows)] = rows
+        return out
+
     def _source_rows(self, t0: int, t1: int) -> np.ndarray:
         """(nb, t1 - t0, E) float32: the excitation of samples [t0, t1) (E = 0 without one;
         zeros past an utterance's end)."""
@@ -524,8 +550,8 @@ class _KernelSession(_Session):
     #: (one stream's weights then fit in L2); larger ones share each weight load across streams
     BLOCK_BELOW = 4
 
-    def __init__(self, gen, utts, temperature, argmax, teacher):
-        super().__init__(gen, utts, temperature, argmax, teacher)
+    def __init__(self, gen, utts, argmax, teacher):
+        super().__init__(gen, utts, argmax, teacher)
         nb = len(self.utts)
         R, G = gen.residual_channels, gen.gate_channels
         block_past = nb < self.BLOCK_BELOW
@@ -559,7 +585,8 @@ class _KernelSession(_Session):
             out_logits = np.zeros((nb, 1, g.out_channels), np.float32)
             tf = np.zeros((nb, 1), np.int64)
         k.run_steps(g._np_weights, g._geometry, self.streams, feats, row0, g.feat_hop, self._source_rows(t0, t1), t0,
-                    t1, uniforms, self.mode, self.temperature, self.argmax, tf, out_class, out_audio, out_logits)
+                    t1, uniforms, self.mode, self._temperature_rows(t0, t1), self.argmax, tf, out_class, out_audio,
+                    out_logits)
         self.t = t1
         if self.teacher:  # back to the caller's order, (B, C, T)
             inv = np.argsort(self.order)
@@ -576,8 +603,8 @@ class _TorchSession(_Session):
 
     GRAPH_WARMUP = 3  # eager steps before capture (cuBLAS workspaces, allocator pools settle)
 
-    def __init__(self, gen, utts, temperature, argmax, teacher):
-        super().__init__(gen, utts, temperature, argmax, teacher)
+    def __init__(self, gen, utts, argmax, teacher):
+        super().__init__(gen, utts, argmax, teacher)
         w = gen._torch_weights
         self.w = w
         self.dtype, self.device = w.wd.dtype, w.wd.device
@@ -627,6 +654,8 @@ class _TorchSession(_Session):
             u = self._uniforms(n).transpose(1, 0, 2)
             u = torch.from_numpy(np.ascontiguousarray(u if g.mixture else u[:, :, 0])).to(self.device)
             self._buffer("uniforms", tuple(u.shape), u.dtype)[:n] = u
+            temperature = torch.from_numpy(np.ascontiguousarray(self._temperature_rows(t0, t1).T)).to(self.device)
+            self._buffer("temperature", (n, nb), torch.float64)[:n] = temperature
         self._buffer("zeros_u", (nb, 2), torch.float64)
         if self.teacher:
             tf = torch.from_numpy(np.ascontiguousarray(teacher[self.order][:, t0:t1])).to(self.device)
@@ -710,7 +739,8 @@ class _TorchSession(_Session):
                 u = b["zeros_u"] if g.mixture else b["zeros_u"][:, 0]
             else:
                 u = b["uniforms"].index_select(0, j).squeeze(0)
-            s = dec.distribution.sample(logits, u, self.temperature, self.argmax)
+            temperature = 1.0 if self.argmax else b["temperature"].index_select(0, j).squeeze(0)  # (nb,)
+            s = dec.distribution.sample(logits, u, temperature, self.argmax)
             c = dec.distribution.to_class(s)
             b["samples"].index_copy_(1, j, s.unsqueeze(1).to(b["samples"].dtype))
             b["classes"].index_copy_(1, j, c.unsqueeze(1))

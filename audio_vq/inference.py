@@ -143,8 +143,11 @@ class Decoder:
 
     def settings(self) -> dict:
         """What every output's audio depends on besides its codes and speaker."""
-        return {"model_checksum": model_checksum(self.cfg.model), "seed": self.cfg.seed,
-                "temperature": self.cfg.temperature, "argmax": self.cfg.argmax}
+        out = {"model_checksum": model_checksum(self.cfg.model), "seed": self.cfg.seed,
+               "temperature": self.cfg.temperature, "argmax": self.cfg.argmax}
+        if self.model.uses_pitch:  # only a pitch model reads it (and older outputs keep their fingerprint)
+            out["voiced_temperature"] = self.cfg.voiced_temperature
+        return out
 
     def write(self, jobs: Sequence[tuple], desc: str,
               inputs: Iterable[str | os.PathLike] = (), others: Sequence[str] = ()) -> None:
@@ -195,6 +198,7 @@ class Decoder:
                 waves = self.generator.generate([j[1] for j in batch], [j[2] for j in batch],
                                                 uniforms=[self._uniforms(j[0], j[1].shape[-1]) for j in batch],
                                                 temperature=self.cfg.temperature, argmax=self.cfg.argmax,
+                                                voiced_temperature=self.cfg.voiced_temperature,
                                                 f0=f0, excitation=self._excitations(batch))
                 for (name, *_), wave in zip(batch, waves):
                     audio.save(paths[name], np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
@@ -240,7 +244,8 @@ class Decoder:
                 for piece in self.generator.stream(codes, speaker, chunk_frames=chunk_frames,
                                                    uniforms=self._uniforms(name, codes.shape[-1]), f0=f0,
                                                    excitation=None if excitation is None else excitation[0],
-                                                   temperature=self.cfg.temperature, argmax=self.cfg.argmax):
+                                                   temperature=self.cfg.temperature, argmax=self.cfg.argmax,
+                                                   voiced_temperature=self.cfg.voiced_temperature):
                     f.write(np.clip(piece, -1, 1))
 
 
@@ -275,6 +280,8 @@ def check_decode_options(cfg: DictConfig) -> None:
     require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "temperature", lambda v: is_number(v) and v > 0, "a number > 0")
+    require(cfg, "voiced_temperature", lambda v: v is None or (is_number(v) and v > 0),
+            "null (= temperature) or a number > 0")
     require(cfg, "argmax", lambda v: isinstance(v, bool), "true or false")
     require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "backend", lambda v: v in ("auto", "numba", "torch"), "auto | numba | torch")

@@ -118,6 +118,8 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "excitation-bf16": (["model.decoder.pitch=excitation", "train.precision=bf16"], [], None),
     "excitation@t0.7": ([], ["temperature=0.7"], "excitation"),
     "excitation@t0.5": ([], ["temperature=0.5"], "excitation"),
+    # LPCNet's idea: the lower temperature on the voiced samples only (unvoiced ones keep 1.0)
+    "excitation@vt0.5": ([], ["voiced_temperature=0.5"], "excitation"),
     "excitation-h4": (["model.decoder.pitch=excitation", "model.decoder.harmonics=4"], [], None),
     "aux-mel": (["model.aux_mel.weight=1.0"], [], None),
     "excitation+aux-mel": (["model.decoder.pitch=excitation", "model.aux_mel.weight=1.0"], [], None),

@@ -418,6 +418,37 @@ def test_a_pitch_model_streams_and_batches_like_one_shot(excitation_model, backe
     assert agree > 0.99  # float rounding may move a rare CDF boundary across u (generate.py)
 
 
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_voiced_temperature_samples_the_voiced_samples_only(excitation_model, backend):
+    """voiced_temperature applies where the contour is voiced, temperature elsewhere. Catches: the
+    voiced temperature ignored, applied everywhere, or applied to the unvoiced samples."""
+    gen = Generator(excitation_model, backend=backend, threads=1)
+    codes = random_codes([12], seed=11)
+    voiced_frames = 5
+    f0 = [np.r_[np.full(voiced_frames, 140.0), np.zeros(7)]]  # voiced, then unvoiced
+    cut = voiced_frames * HOP
+
+    def run(**kw):
+        return gen.generate(codes, [1], f0=f0, seed=3, **kw)[0]
+
+    mixed = run(temperature=1.0, voiced_temperature=0.3)
+    # the voiced samples come first: until the switch, the stream is the one sampled at 0.3 ...
+    np.testing.assert_array_equal(mixed[:cut], run(temperature=0.3)[:cut])
+    assert not np.array_equal(mixed[:cut], run(temperature=1.0)[:cut])
+    # ... and where nothing is voiced it changes nothing, where all is, it is the temperature
+    silent = [np.zeros(12)]
+    np.testing.assert_array_equal(gen.generate(codes, [1], f0=silent, seed=3, voiced_temperature=0.3)[0],
+                                  gen.generate(codes, [1], f0=silent, seed=3)[0])
+    voiced = [np.full(12, 140.0)]
+    np.testing.assert_array_equal(gen.generate(codes, [1], f0=voiced, seed=3, voiced_temperature=0.3)[0],
+                                  gen.generate(codes, [1], f0=voiced, seed=3, temperature=0.3)[0])
+    streamed = np.concatenate(list(gen.stream(codes[0], 1, chunk_frames=4, seed=3, f0=f0[0], temperature=1.0,
+                                              voiced_temperature=0.3)))
+    np.testing.assert_array_equal(streamed, mixed)
+    with pytest.raises(ValueError, match="voiced_temperature must be > 0"):
+        run(voiced_temperature=0.0)
+
+
 def test_pitch_inputs_are_checked(excitation_model, model):
     gen = Generator(excitation_model, backend="numba", threads=1)
     codes = random_codes([5])

@@ -341,7 +341,8 @@ def _decoded(run: _Inputs) -> _Decoded:
         registers = ([contours.in_register(x.model, f0[j[1]], j[2], speaker_of[j[1]]) for j in batch]
                      if f0 else None)
         waves_out = generator.generate([excerpt_codes[j[1]] for j in batch], [j[2] for j in batch], seed=cfg.seed,
-                                       first_index=start, temperature=cfg.temperature, argmax=cfg.argmax, f0=registers)
+                                       first_index=start, temperature=cfg.temperature, argmax=cfg.argmax, f0=registers,
+                                       voiced_temperature=cfg.voiced_temperature)
         generated.update({j[0]: np.clip(w, -1, 1) for j, w in zip(batch, waves_out)})
     (run.out / "audio").mkdir(exist_ok=True)
     for u in chosen:
@@ -566,7 +567,7 @@ def _parallel(run: _Inputs, d: _Decoded) -> list[tuple[np.ndarray, np.ndarray, n
             own = contours.track_for(x.model, run.waves[u.id], run.levels[u.id].shape[-1])
             f0 = [contours.in_register(x.model, own, target, x.model.speaker_index[u.speaker])]
         conv = d.generator.generate([run.levels[u.id]], [target], seed=cfg.seed, temperature=cfg.temperature,
-                                    argmax=cfg.argmax, f0=f0)[0]
+                                    argmax=cfg.argmax, f0=f0, voiced_temperature=cfg.voiced_temperature)[0]
         triples.append((np.clip(conv, -1, 1)[:len(run.waves[u.id])], run.waves[u.id], tgt))
     return triples
 

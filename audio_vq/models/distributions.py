@@ -58,21 +58,23 @@ def categorical_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     return _masked_mean(-categorical_log_prob(logits, target, channels), mask)
 
 
-def categorical_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature: float = 1.0,
+def categorical_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature: float | torch.Tensor = 1.0,
                        argmax: bool = False) -> torch.Tensor:
     """Classes (B,) int64 from the logits of one time step (B, C), by inverse CDF.
 
     ``u`` (B,) holds uniforms in [0, 1) supplied by the caller (so sampling is reproducible and
     a generator can draw them in bulk): the class is the first k with ``cdf[k] > u`` where
-    ``cdf`` is the cumulative softmax(logits / temperature). ``argmax=True`` ignores ``u`` and
-    the temperature and returns the most likely class.
+    ``cdf`` is the cumulative softmax(logits / temperature); ``temperature`` is one number or
+    one per row (B,), checked by the caller (a check here would sync a CUDA graph).
+    ``argmax=True`` ignores ``u`` and the temperature and returns the most likely class.
     """
     if argmax:
         return logits_t.argmax(dim=-1)
-    if temperature <= 0:
+    if not torch.is_tensor(temperature) and temperature <= 0:
         raise ValueError(f"temperature must be > 0 (use argmax=True for greedy decoding), got {temperature}")
     _check_uniforms(u, logits_t.shape[:-1], "categorical_sample")
-    probs = torch.softmax(logits_t.double() / temperature, dim=-1)
+    scale = temperature.unsqueeze(-1) if torch.is_tensor(temperature) else temperature
+    probs = torch.softmax(logits_t.double() / scale, dim=-1)
     cdf = probs.cumsum(dim=-1)
     cdf = cdf / cdf[..., -1:]  # exact 1 at the top: u < 1 always lands in a class
     k = torch.searchsorted(cdf, u.double().unsqueeze(-1), right=True).squeeze(-1)
@@ -135,13 +137,14 @@ def logistic_mixture_loss(logits: torch.Tensor, target: torch.Tensor, mask: torc
     return _masked_mean(-logistic_mixture_log_prob(logits, target, bins, log_scale_min, mu_law_channels), mask)
 
 
-def logistic_mixture_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature: float = 1.0,
+def logistic_mixture_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature: float | torch.Tensor = 1.0,
                             argmax: bool = False, log_scale_min: float = LOG_SCALE_MIN) -> torch.Tensor:
     """Audio samples (B,) in [-1, 1] from the mixture parameters of one time step (B, 3 * mixtures).
 
     ``u`` (B, 2): ``u[:, 0]`` picks the component by inverse CDF of softmax(weights /
     temperature), ``u[:, 1]`` draws from that logistic by its inverse CDF,
-    ``mean + scale * temperature * log(u / (1 - u))``. ``argmax=True`` takes the heaviest
+    ``mean + scale * temperature * log(u / (1 - u))`` (``temperature``: one number or one per
+    row (B,)). ``argmax=True`` takes the heaviest
     component and returns its mean (ignores ``u``).
     """
     logit_probs, means, log_scales = _split_mixture(logits_t, dim=-1)
