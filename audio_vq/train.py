@@ -25,9 +25,9 @@ from .distributed import Context, setup  # noqa: F401  (train.setup is the CLI's
 from .generate import Generator
 from .manifest import ManifestError, read_manifest, read_speakers
 from .memory import check_fits
-from .threads import usable_cores
 from .models.vqvae import VQVAE, metric_names
-from .training import EpochBatches, Task, TrainingError, check_train_config, fit, init_loader_worker, metric_fields
+from .training import (EpochBatches, Task, TrainingError, check_train_config, core_share, fit, init_loader_worker,
+                       metric_fields)
 
 __all__ = ["main", "run", "TrainingError", "VQVAETask", "METRIC_FIELDS"]
 
@@ -48,21 +48,24 @@ class VQVAETask(Task):
         self.f0: dict | None = None  # id -> F0 contour, for a pitch model
         self.harmonics: int | None = None  # the excitation's, for pitch="excitation"
 
-    def build(self) -> VQVAE:
+    def build(self, ctx: Context) -> VQVAE:
         model = _build_model(self.cfg, len(self.speakers))
         self.crop = _crop_samples(self.cfg, model.hop)
         self.hop = model.hop
         if model.uses_pitch:
-            self._track_pitch(model)
+            self._track_pitch(model, ctx)
         return model
 
-    def _track_pitch(self, model: VQVAE) -> None:
-        """The contours of the utterances training reads (cached in <run>/pitch), and the
-        speakers' registers from the train split into the model's table."""
+    def _track_pitch(self, model: VQVAE, ctx: Context) -> None:
+        """The contours of the utterances training reads (cached in <run>/pitch; each rank tracks
+        its share, then all read them), and the speakers' registers from the train split into
+        the model's table."""
         used = [u for u in self.utterances if u.split in ("train", "valid") and u.speaker in self.speakers]
+        args = (self.cfg.data.sample_rate, model.hop, self.cfg.data.pitch_tracker, self.run_dir / "pitch")
         try:
-            self.f0 = contours.contours(used, self.cfg.data.sample_rate, model.hop, self.cfg.data.pitch_tracker,
-                                        self.run_dir / "pitch", workers=usable_cores())
+            contours.contours(used[ctx.rank::ctx.world], *args, workers=core_share(ctx), progress=ctx.primary)
+            ctx.barrier()
+            self.f0 = contours.contours(used, *args)  # all cached by now: reads them
             model.set_pitch_stats(contours.speaker_stats(used, self.f0, self.speakers))
         except ValueError as e:
             raise ConfigError(f"data.pitch_tracker={self.cfg.data.pitch_tracker}: {e}") from None

@@ -53,7 +53,7 @@ class PriorTask(Task):
                 "duration_head": bool(self.cfg.deduplicate), "max_duration": p.max_duration,
                 "condition_size": self.train.condition_size if self.train.conditions is not None else 0}
 
-    def build(self) -> "_PriorLoss":
+    def build(self, ctx: Context) -> "_PriorLoss":
         return _PriorLoss(_build(self.prior_args()))
 
     def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator[dict]:

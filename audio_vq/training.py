@@ -96,8 +96,10 @@ class Task:
     export_dir: str = "model"  # the folder of the run that export() writes
     selection_metric: str = "loss"  # the validation metric train.keep_best minimises
 
-    def build(self) -> torch.nn.Module:
-        """The model, built after the weights' seed is set (the same initial weights on every rank)."""
+    def build(self, ctx: Context) -> torch.nn.Module:
+        """The model, built after the weights' seed is set (the same initial weights on every
+        rank); what it prepares from the data once (a pitch model's contours) the ranks of
+        ``ctx`` share out."""
         raise NotImplementedError
 
     def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator:
@@ -210,7 +212,7 @@ def workers(setting, ctx: Context) -> int:
     process's share (at least one, at most four)."""
     if setting != "auto":
         return int(setting)
-    return max(1, min(4, _core_share(ctx) // 2))
+    return max(1, min(4, core_share(ctx) // 2))
 
 
 def init_loader_worker(_worker_id: int) -> None:
@@ -251,7 +253,7 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
     tc = cfg.train
     tuner = _threads(tc.threads, ctx)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-    model = task.build().to(ctx.device)
+    model = task.build(ctx).to(ctx.device)
     for module in model.modules():  # the modules that can recompute their activations (WaveNet stacks)
         if hasattr(module, "activation_checkpointing"):
             module.activation_checkpointing = bool(tc.activation_checkpointing)
@@ -428,10 +430,10 @@ def _threads(setting, ctx: Context) -> ThreadTuner | None:
         return None
     if ctx.device.type != "cpu":
         return None
-    return ThreadTuner([_core_share(ctx), 1])
+    return ThreadTuner([core_share(ctx), 1])
 
 
-def _core_share(ctx: Context) -> int:
+def core_share(ctx: Context) -> int:
     """The cores of this machine over the processes torchrun started on it (at least 1)."""
     return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
 

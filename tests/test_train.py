@@ -3,6 +3,7 @@ torchrun DDP, and config errors that stop before training."""
 import csv
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from safetensors.torch import load_file
 from audio_vq import prepare, train, training
 from audio_vq.checkpoint import load_model, model_checksum
 from audio_vq.config import ConfigError, compose, compose_run
+from audio_vq.manifest import read_manifest
 from audio_vq.models.vqvae import VQVAE
 
 TINY = ["model.decoder.pitch=none", "model.encoder.channels=16", "model.encoder.strides=[2,2,2,2,2,2]",
@@ -182,7 +184,9 @@ def test_cli_errors_name_the_key(tmp_path):
     "model/quantizer=residual", "model.quantizer.num_quantizers=3", "model.quantizer.quantizer_dropout=1.0",
     "model.quantizer.restart_after=2"], [  # the hierarchy: a top encoder and two synchronised codebooks
     "model/quantizer=hierarchical", "model.quantizer.top_strides=[2,2]", "model.quantizer.top_channels=8",
-    "model.quantizer.restart_after=2"]], ids=["vector", "residual", "hierarchical"])
+    "model.quantizer.restart_after=2"], [  # a pitch model: each rank tracks half the contours, both read all
+    "model.decoder.pitch=excitation", "model.decoder.harmonics=2", "data.pitch_tracker=dio"]],
+    ids=["vector", "residual", "hierarchical", "pitch"])
 def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_path, quantizer):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -194,6 +198,13 @@ def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_pa
     assert "weights identical on all 2 ranks" in (tmp_path / "ddp" / "train.log").read_text()
     state = torch.load(tmp_path / "ddp" / "checkpoints" / "step_00000006.pt", weights_only=True)
     assert len(state["rng"]) == 2 and state["batches_seen"] == 6
+    if "data.pitch_tracker=dio" in quantizer:
+        # Catches: every rank tracking every contour (rank 0's bar would count them all) and a
+        # rank training on contours the other has not written yet (it would fail to read them)
+        used = [u for u in read_manifest(manifest) if u.split in ("train", "valid")]
+        totals = {int(t) for t in re.findall(r"F0 \(dio\):\s+\d+%\|[^|]*\| \d+/(\d+)", r.stderr)}
+        assert totals == {(len(used) + 1) // 2}, (totals, len(used))
+        assert len(list((tmp_path / "ddp" / "pitch").glob("*/*.f0"))) == len(used)
 
 
 def test_a_time_budget_gives_the_progress_bar_an_estimated_total():
@@ -372,7 +383,6 @@ def test_a_preemption_signal_checkpoints_the_step_and_exits_75_then_resumes(mani
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 75, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
-    import re
     found = re.search(rf"audio-vq train: preempted by {signal_name} at step (\d+): .*train.resume=true", last)
     assert found, last
     step = int(found.group(1))
@@ -433,7 +443,6 @@ def test_a_preempted_torchrun_job_stops_every_rank_at_the_same_checkpointed_step
     # different steps. Only rank 1 is signalled; both must stop at one step, whose checkpoint
     # holds both RNG states. (torchrun's agent also terminates rank 0 once rank 1 exits, so this
     # does not tell the ranks' agreement from that; the agreement is ctx.any_each in the loop.)
-    import re
     import signal
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     run_dir = tmp_path / "ddp"
