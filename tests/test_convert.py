@@ -361,14 +361,12 @@ def test_reconstruct_and_convert_decode_the_sources_contour(pitch_trained, train
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "conv").glob("*.wav")}
     convert.convert(conv)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "conv").glob("*.wav")} == before
-
-
     # voiced_temperature shapes a pitch model's outputs: a rerun with another one stops (it is
     # recorded), and its outputs differ from those sampled at the temperature alone
-    with pytest.raises(ConfigError, match=r"were made with voiced_temperature=None \(now 0.5\)"):
+    with pytest.raises(ConfigError, match=r"were made with voiced_temperature=0.5 \(now None\)"):
         convert.convert(compose("convert", [f"model={model}", f"out={tmp_path / 'conv'}", f"input={folder}",
-                                            "target_speaker=spk01,spk03", "voiced_temperature=0.5"], package=INFERENCE))
+                                            "target_speaker=spk01,spk03", "voiced_temperature=null"], package=INFERENCE))
     convert.convert(compose("convert", [f"model={model}", f"out={tmp_path / 'cool'}", f"input={folder}",
-                                        "target_speaker=spk01,spk03", "voiced_temperature=0.5"], package=INFERENCE))
+                                        "target_speaker=spk01,spk03", "voiced_temperature=null"], package=INFERENCE))
     name = f"{ids[0]}__spk01.wav"
     assert (tmp_path / "cool" / name).read_bytes() != (tmp_path / "conv" / name).read_bytes()
