@@ -113,11 +113,13 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     # issue 28: pitch given to the decoder
     "pitch-frame": (["model.decoder.pitch=frame"], [], None),
     "excitation": (["model.decoder.pitch=excitation"], [], None),  # the defaults since issue 28
-    # bf16 autocast trains about 2x faster on this CPU (issue 17): if it matches fp32, the demo can
-    # fit twice the steps in its minutes
+    # bf16 autocast: about 2x faster on a CPU with bf16 instructions (issue 17's Xeon), 6x slower
+    # on one without (RESULTS.md, issue 28): a row for such a machine
     "excitation-bf16": (["model.decoder.pitch=excitation", "train.precision=bf16"], [], None),
-    "excitation@t0.7": ([], ["temperature=0.7"], "excitation"),
-    "excitation@t0.5": ([], ["temperature=0.5"], "excitation"),
+    "excitation@t1": ([], ["voiced_temperature=null"], "excitation"),  # every sample at temperature 1 (the
+    # decode default before voiced_temperature: what the rows above this one were decoded at)
+    "excitation@t0.7": ([], ["temperature=0.7", "voiced_temperature=null"], "excitation"),
+    "excitation@t0.5": ([], ["temperature=0.5", "voiced_temperature=null"], "excitation"),
     # LPCNet's idea: the lower temperature on the voiced samples only (unvoiced ones keep 1.0)
     "excitation@vt0.5": ([], ["voiced_temperature=0.5"], "excitation"),
     "excitation-h4": (["model.decoder.pitch=excitation", "model.decoder.harmonics=4"], [], None),
