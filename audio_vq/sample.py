@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from . import audio, contours
 from .atomic import atomic_write_text
@@ -42,7 +42,7 @@ from .checkpoint import load_prior, model_checksum
 from .config import ConfigError, is_int, is_number, require
 from .inference import Decoder, read_sources
 from .models.prior import UnitPrior
-from .unit_formats import FORMATS, META_SUFFIX, Record, UnitFormatError, UnitsMeta, detect_format, read_units, write_units
+from .unit_formats import META_SUFFIX, Record, UnitFormatError, UnitsMeta, detect_format, read_units, write_units
 from .units import deduplicate, expand
 
 log = logging.getLogger(__name__)

@@ -164,7 +164,7 @@ def test_f0_files_round_trip_and_malformed_ones_are_named(tmp_path):
     assert np.allclose(times, [0.01, 0.03, 0.05, 0.07]) and np.allclose(back, f0, atol=0.005)
     for bad in ("0.01 100 7\n", "0.01 -5\n", "0.01 nan\n", "x 100\n"):
         path.write_text("0.0 0\n" + bad)
-        with pytest.raises(ValueError, match=rf"u\.f0:2: expected 'time_s f0_hz'"):
+        with pytest.raises(ValueError, match=r"u\.f0:2: expected 'time_s f0_hz'"):
             read_f0(path)
 
 
