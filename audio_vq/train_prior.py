@@ -194,6 +194,6 @@ def _task(cfg: DictConfig) -> PriorTask:
     index = (lambda ns: [speakers[n] for n in ns]) if speakers else (lambda ns: None)
     task = PriorTask(cfg, train, valid, speakers, index(train_names), index(valid_names))
     # K comes from the units: only now is the prior's size known
-    check_fits(task.build, {"prior": OmegaConf.to_container(cfg.prior, resolve=True),
+    check_fits(lambda: task.build(Context()), {"prior": OmegaConf.to_container(cfg.prior, resolve=True),
                             "codebook_size": task.train.codebook_size}, cfg.device)
     return task
