@@ -40,6 +40,14 @@ def contours(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracke
              root: str | os.PathLike, workers: int = 1, progress: bool = True) -> dict[str, np.ndarray]:
     """id -> F0 (frames,) Hz of every utterance, from the cache under ``root`` or tracked
     (``workers`` processes) and cached. Errors name the utterance's file."""
+    files = track(utterances, sample_rate, hop, tracker, root, workers, progress)
+    return {u.id: pitch.read_f0(files[u.id])[1] for u in utterances}
+
+
+def track(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracker: str,
+          root: str | os.PathLike, workers: int = 1, progress: bool = True) -> dict[str, Path]:
+    """Track and cache the contours of the utterances not cached under ``root`` yet (each rank of
+    a job can track its share, then all read them); id -> its ``.f0`` file."""
     problem = pitch.unavailable(tracker)
     if problem:
         raise ValueError(problem)
@@ -71,7 +79,7 @@ def contours(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracke
         finally:
             if bar is not None:
                 bar.close()
-    return {u.id: pitch.read_f0(files[u.id])[1] for u in utterances}
+    return files
 
 
 def speaker_stats(utterances: Sequence[Utterance], f0: Mapping[str, np.ndarray],

@@ -108,15 +108,12 @@ class CropDataset(Dataset):
         item = {"audio": crop, "mask": mask, "speaker": _speaker(self.speakers, utt.speaker),
                 "index": index, "id": utt.id, "offset": offset}
         if self.contours is not None:
-            frames = n // self.hop
-            f0 = np.zeros(frames, np.float32)
-            contour = self.contours[utt.id][offset // self.hop: offset // self.hop + frames]
-            f0[:len(contour)] = contour
+            rng = np.random.default_rng([self.seed, epoch, index, pitch.EXCITATION_STREAM])
+            f0, excitation = crop_pitch(self.contours[utt.id], offset, crop.numpy(), self.hop, self.sample_rate,
+                                        self.harmonics, rng)
             item["f0"] = torch.from_numpy(f0)
-            if self.harmonics is not None:
-                rng = np.random.default_rng([self.seed, epoch, index, pitch.EXCITATION_STREAM])
-                item["excitation"] = torch.from_numpy(pitch.excitation(
-                    f0, self.hop, self.sample_rate, self.harmonics, rng, audio=crop.numpy()))
+            if excitation is not None:
+                item["excitation"] = torch.from_numpy(excitation)
         return item
 
     def _read_crop(self, path: Path, offset: int) -> tuple[np.ndarray, int]:
@@ -159,6 +156,21 @@ class UtteranceDataset(Dataset):
         samples = audio.load(utt.path, self.sample_rate)
         return {"audio": torch.from_numpy(samples), "speaker": _speaker(self.speakers, utt.speaker),
                 "index": index, "id": utt.id}
+
+
+def crop_pitch(contour: np.ndarray, offset: int, crop: np.ndarray, hop: int, sample_rate: int,
+               harmonics: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a pitch model trains on beside a crop (T,) of audio that starts at sample ``offset``
+    (a multiple of ``hop``) of its utterance: the crop's frames of the utterance's ``contour``,
+    float32 (T // hop,) Hz (0 past its end), and given ``harmonics`` the excitation float32
+    (2 * harmonics, T) phase-locked to the crop, its noise from ``rng`` (else None)."""
+    frames = len(crop) // hop
+    f0 = np.zeros(frames, np.float32)
+    piece = contour[offset // hop: offset // hop + frames]
+    f0[:len(piece)] = piece
+    if harmonics is None:
+        return f0, None
+    return f0, pitch.excitation(f0, hop, sample_rate, harmonics, rng, audio=crop)
 
 
 def collate(items: list[dict]) -> dict:

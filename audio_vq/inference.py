@@ -143,9 +143,14 @@ class Decoder:
 
     def settings(self) -> dict:
         """What every output's audio depends on besides its codes and speaker."""
-        out = {"model_checksum": model_checksum(self.cfg.model), "seed": self.cfg.seed,
-               "temperature": self.cfg.temperature, "argmax": self.cfg.argmax}
-        if self.model.uses_pitch:  # only a pitch model reads it (and older outputs keep their fingerprint)
+        return {"model_checksum": model_checksum(self.cfg.model), **self.sampling()}
+
+    def sampling(self) -> dict:
+        """The sampling settings the audio depends on (the fingerprint's and the listening
+        cache's): seed, temperature, argmax, and a pitch model's voiced_temperature (only a
+        pitch model reads it, so older outputs of other models keep their fingerprint)."""
+        out = {"seed": self.cfg.seed, "temperature": self.cfg.temperature, "argmax": self.cfg.argmax}
+        if self.model.uses_pitch:
             out["voiced_temperature"] = self.cfg.voiced_temperature
         return out
 

@@ -63,7 +63,7 @@ class VQVAETask(Task):
         used = [u for u in self.utterances if u.split in ("train", "valid") and u.speaker in self.speakers]
         args = (self.cfg.data.sample_rate, model.hop, self.cfg.data.pitch_tracker, self.run_dir / "pitch")
         try:
-            contours.contours(used[ctx.rank::ctx.world], *args, workers=core_share(ctx), progress=ctx.primary)
+            contours.track(used[ctx.rank::ctx.world], *args, workers=core_share(ctx), progress=ctx.primary)
             ctx.barrier()
             self.f0 = contours.contours(used, *args)  # all cached by now: reads them
             model.set_pitch_stats(contours.speaker_stats(used, self.f0, self.speakers))

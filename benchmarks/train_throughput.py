@@ -88,7 +88,8 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from audio_vq import audio, contours, memory, pitch
+    from audio_vq import audio, contours, memory
+    from audio_vq.data import crop_pitch
     from audio_vq.threads import ThreadTuner
 
     memory.apply(args.worker_allocator)  # "default" leaves the allocator as it comes
@@ -102,7 +103,7 @@ def worker(args: argparse.Namespace) -> None:
 
     model, hop, loss_of = _build(args.worker_model, len(speakers), args.peer_source)
     # a pitch model's F0 contours, tracked once as the trainer does (audio_vq.contours), not timed
-    pitched = getattr(getattr(model, "decoder", None), "pitch", "none") != "none"
+    pitched = getattr(model, "uses_pitch", False)  # r9y9's WaveNet has no pitch
     f0s = [contours.track_for(model, samples) for samples, _ in clips] if pitched else None
     if args.worker_checkpointing == "on":
         for module in model.modules():  # what the trainer does for train.activation_checkpointing=true
@@ -118,11 +119,10 @@ def worker(args: argparse.Namespace) -> None:
         """audio (B, T), mask (B, T), speaker (B,) and, for a pitch model, its f0 (B, frames) and
         excitation (B, 2 * harmonics, T) or None: built here as the trainer's loader workers do,
         outside the timed step."""
-        frames = crop // hop
         x = np.zeros((args.batch, crop), dtype=np.float32)
         m = np.zeros((args.batch, crop), dtype=bool)
         spk = np.zeros(args.batch, dtype=np.int64)
-        f0 = np.zeros((args.batch, frames), dtype=np.float32)
+        f0, e = [], []
         for b in range(args.batch):
             i = int(rng.integers(len(clips)))
             samples, spk[b] = clips[i]
@@ -130,16 +130,15 @@ def worker(args: argparse.Namespace) -> None:
             offset = hop * int(rng.integers(slack // hop + 1)) if slack > 0 else 0
             piece = samples[offset:offset + crop]
             x[b, :len(piece)], m[b, :len(piece)] = piece, True
-            if pitched:
-                contour = f0s[i][offset // hop: offset // hop + frames]
-                f0[b, :len(contour)] = contour
+            if pitched:  # what the trainer's CropDataset gives a pitch model
+                harmonics = model.decoder.harmonics if model.uses_excitation else None
+                f, exc = crop_pitch(f0s[i], offset, x[b], hop, SAMPLE_RATE, harmonics, rng)
+                f0.append(f)
+                e.append(exc)
+        batch = (torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk))
         if not pitched:
-            return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk), None, None
-        e = None
-        if model.decoder.pitch == "excitation":
-            e = torch.from_numpy(np.stack([pitch.excitation(f0[b], hop, SAMPLE_RATE, model.decoder.harmonics, rng,
-                                                            audio=x[b]) for b in range(args.batch)]))
-        return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(spk), torch.from_numpy(f0), e
+            return (*batch, None, None)
+        return (*batch, torch.from_numpy(np.stack(f0)), torch.from_numpy(np.stack(e)) if e[0] is not None else None)
 
     def step(batch) -> float:
         x, m, spk, f0, e = batch

@@ -99,10 +99,7 @@ def cache_folder(out: Path, cfg: DictConfig, opts: Options, dec: Decoder) -> Pat
         weights = model_checksum(cfg.model)
     except Exception:  # an older model directory without checksum.sha256: its path stands in
         weights = str(Path(cfg.model).resolve())
-    settings = {"model": weights, "max_seconds": opts.max_seconds, "seed": cfg.seed, "rate": dec.sample_rate,
-                "temperature": cfg.temperature, "argmax": cfg.argmax}
-    if dec.model.uses_pitch:  # only a pitch model reads it (and older caches keep their digest)
-        settings["voiced_temperature"] = cfg.voiced_temperature
+    settings = {"model": weights, "max_seconds": opts.max_seconds, "rate": dec.sample_rate, **dec.sampling()}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = out / CACHE_DIR / digest
     folder.mkdir(parents=True, exist_ok=True)

@@ -172,8 +172,8 @@ class VQVAE(nn.Module):
         """Build from ``model`` config: ``encoder``, ``quantizer`` (with ``kind``), ``decoder``
         ``jitter``, ``input_noise``, ``input_dropout``, ``adversary`` (``weight``, 0 = none,
         and ``hidden_channels``), ``aux_mel`` (``weight``, 0 = none, and MelDecoder's
-        arguments) and ``cpc`` (``weight``, 0 = none, and CPCLoss's arguments); the keys of each group are the constructor's arguments. The encoder's
-        output takes the quantizer's ``dim``; the decoder's conditioning and the adversary's
+        arguments) and ``cpc`` (``weight``, 0 = none, and CPCLoss's arguments); the keys of each
+        group are the constructor's arguments. The encoder's output takes the quantizer's ``dim``; the decoder's conditioning and the adversary's
         input its output_dim (2 x dim for the hierarchy's two levels)."""
         q = dict(cfg["quantizer"])
         kind = q.pop("kind", "vector")
