@@ -37,6 +37,7 @@ from numba.extending import intrinsic
 MODE_CATEGORICAL = 0  # sample a class from a categorical output
 MODE_MIXTURE = 1  # sample audio from a logistic mixture, feed back its mu-law class
 MODE_TEACHER = 2  # feed the given classes, record the logits
+SAMPLING_MODES = {"categorical": MODE_CATEGORICAL, "logistic_mixture": MODE_MIXTURE}  # by OutputDistribution.kind
 
 # Eigen's rational approximation of tanh (odd degree 13 / even degree 6, clamped): max
 # absolute error ~3e-7 in float32, vectorisable (libm's tanhf is a scalar call).

@@ -44,7 +44,7 @@ INFERENCE = "audio_vq.configs.inference"
 COMMANDS: dict[str, Command] = {
     "prepare": Command(
         "scan a dataset, validate every file, split it and write manifest.jsonl + speakers.json",
-        "audio_vq.prepare:main",
+        "audio_vq.stages.prepare:main",
         groups=("corpus",),
         example="audio-vq prepare corpus=synthetic root=data/synthetic out=data/demo",
     ),
@@ -57,68 +57,68 @@ COMMANDS: dict[str, Command] = {
     ),
     "train-prior": Command(
         "train a prior over units (a decoder-only Transformer) on a unit file: <run>/prior/",
-        "audio_vq.train_prior:main",
+        "audio_vq.stages.train_prior:main",
         groups=("prior", "train"),
         example="audio-vq train-prior units=exp/demo/units/units.txt manifest=exp/demo/data hydra.run.dir=runs/prior",
         makes_run=True,
     ),
     "sample": Command(
         "speech from a prior over units (or continuations of prompts), rendered by the VQ-VAE: <out>/<name>.wav + units",
-        "audio_vq.sample:sample",
+        "audio_vq.stages.sample:sample",
         example="audio-vq sample prior=runs/prior/prior model=runs/demo/model speaker=spk03 out=exp/samples num_samples=4",
         package=INFERENCE, shared="decode",
     ),
     "reconstruct": Command(
         "encode audio and decode it with its own speaker: <out>/<id>.wav",
-        "audio_vq.convert:reconstruct",
+        "audio_vq.stages.decode:reconstruct",
         example="audio-vq reconstruct model=runs/demo/model input=exp/demo/data out=exp/demo/reconstructed",
         package=INFERENCE, shared="decode",
     ),
     "convert": Command(
         "voice conversion: decode each input's codes with target speakers; <out>/<id>__<target>.wav + index.csv",
-        "audio_vq.convert:convert",
+        "audio_vq.stages.decode:convert",
         example="audio-vq convert model=runs/demo/model input=speech.wav target_speaker=spk01,spk05 out=exp/converted",
         package=INFERENCE, shared="decode",
     ),
     "synthesize": Command(
         "units to speech with one speaker: <out>/<id>.wav",
-        "audio_vq.convert:synthesize",
+        "audio_vq.stages.decode:synthesize",
         example="audio-vq synthesize model=runs/demo/model units=units.txt speaker=spk03 out=exp/synth",
         package=INFERENCE, shared="decode",
     ),
     "extract": Command(
         "discrete units of every input: gslm | textless | jsonl | npz | zerospeech, + <output>.meta.json",
-        "audio_vq.extract:extract",
+        "audio_vq.stages.extract:extract",
         example="audio-vq extract model=runs/demo/model input=exp/demo/data output=exp/demo/units.txt format=gslm",
         package=INFERENCE,
     ),
     "units-convert": Command(
         "convert a unit file between formats (the input's format is detected)",
-        "audio_vq.extract:units_convert",
+        "audio_vq.stages.extract:units_convert",
         example="audio-vq units-convert input=exp/demo/units.txt output=exp/demo/units.jsonl format=jsonl",
         package=INFERENCE,
     ),
     "evaluate": Command(
         "report on a model: codebook health, bitrate, phonetic quality vs baselines, ABX, reconstruction, conversion",
-        "audio_vq.evaluate.report:evaluate",
+        "audio_vq.stages.evaluate.report:evaluate",
         example="audio-vq evaluate model=runs/demo/model data=exp/demo/data out=exp/demo/eval",
         package=INFERENCE, shared="decode",
     ),
     "evaluate-prior": Command(
         "score a prior on held-out units beside n-gram baselines; real vs reversed; sample statistics",
-        "audio_vq.evaluate.prior:evaluate_prior",
+        "audio_vq.stages.evaluate.prior_report:evaluate_prior",
         example="audio-vq evaluate-prior prior=runs/prior/prior out=exp/demo/prior_eval",
         package=INFERENCE,
     ),
     "export-listening-test": Command(
         "a self-contained listening test (MUSHRA, AB, ABX, MOS): stimuli, key, webMUSHRA/BeaqleJS configs, HTML",
-        "audio_vq.listening:export",
+        "audio_vq.stages.listening:export",
         example="audio-vq export-listening-test model=runs/demo/model data=exp/demo/data kind=mushra out=exp/demo/mushra",
         package=INFERENCE, shared="decode",
     ),
     "listening-results": Command(
         "de-anonymise webMUSHRA or BeaqleJS results with the key, post-screen listeners, mean and 95% CI per system, plot",
-        "audio_vq.listening:results",
+        "audio_vq.stages.listening:results",
         example="audio-vq listening-results results=mushra.csv key=exp/demo/mushra/key.csv out=exp/demo/mushra/results",
         package=INFERENCE,
     ),
@@ -129,12 +129,12 @@ DEFAULT_CACHE = "~/.cache/audio_vq"
 
 def train(cfg, run_folder: str) -> int:
     """`audio-vq train`: the synthetic corpus is prepared first when no manifest is given."""
-    from . import train as training
+    from .stages import train as stage
 
-    ctx = training.setup(cfg.device)
+    ctx = stage.setup(cfg.device)
     if cfg.data.manifest is None:
         cfg.data.manifest = _default_manifest(cfg.data.synthetic_dir, ctx)
-    return training.main(cfg, run_folder, ctx)
+    return stage.main(cfg, run_folder, ctx)
 
 
 def _default_manifest(synthetic_dir: str | None, ctx) -> str:
@@ -142,7 +142,7 @@ def _default_manifest(synthetic_dir: str | None, ctx) -> str:
     rank 0 under torchrun, the others waiting)."""
     from pathlib import Path
 
-    from . import prepare
+    from .stages import prepare
     from .config import compose
 
     root = Path(synthetic_dir or Path(os.environ.get(SYNTHETIC_CACHE_ENV, DEFAULT_CACHE)) / "synthetic").expanduser()
@@ -181,7 +181,7 @@ def _run(name: str, command: Command, overrides: list[str]) -> int:
     from .manifest import ManifestError
     from .outputs import OutputError
     from .preemption import EXIT_PREEMPTED
-    from .training import Preempted, TrainingError
+    from .trainer import Preempted, TrainingError
 
     try:
         if command.makes_run:

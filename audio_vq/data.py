@@ -45,7 +45,7 @@ class CropDataset(Dataset):
     :func:`audio_vq.pitch.excitation` phase-locked to the crop, its noise seeded like the offset.
 
     The key names the epoch: ``ds[(epoch, i)]`` is item ``i``'s crop in ``epoch`` and ``ds[i]``
-    its crop in epoch 0. The trainer's batch sampler (:class:`audio_vq.training.EpochBatches`)
+    its crop in epoch 0. The trainer's batch sampler (:class:`audio_vq.trainer.EpochBatches`)
     yields ``(epoch, index)`` keys, so the epoch travels with each key and DataLoader workers,
     persistent ones included, need no state of their own to follow it.
     """

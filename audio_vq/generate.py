@@ -55,7 +55,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import pitch
-from .audio import mulaw_decode
 from .models.vqvae import VQVAE
 from .models.wavenet import RESIDUAL_SCALE, StepWeights
 
@@ -66,6 +65,9 @@ CHUNK_SAMPLES = 8192
 #: latent frames around a chunk that the transposed upsampler sees (its reach is under two
 #: frames either side, see WaveNet's docstring), so chunked features equal the full ones
 TRANSPOSED_MARGIN_FRAMES = 4
+#: uniforms per sample in the sessions' layout (the kernel's (nb, n, 2)): the most any output
+#: distribution draws (OutputDistribution.uniforms_per_sample), unused columns zero
+UNIFORM_COLUMNS = 2
 
 
 def _numba_available() -> bool:
@@ -136,7 +138,7 @@ class Generator:
         self.hop = dec.hop
         self.transposed = dec.upsample is not None
         self.feat_hop = 1 if self.transposed else self.hop
-        self.mixture = dec.output_kind == "logistic_mixture"
+        self.distribution = dec.distribution
         self.out_channels = dec.out_channels
         self.num_layers = dec.num_layers
         self.kernel_size = dec.kernel_size
@@ -262,9 +264,9 @@ class Generator:
                 raise ValueError(f"got {len(uniforms)} uniform arrays for {len(utts)} utterances")
             for i, (u, utt) in enumerate(zip(uniforms, utts)):
                 u = np.asarray(u, dtype=np.float64)
-                want = (utt.length, 2) if self.mixture else (utt.length,)
+                want = self.distribution.uniform_shape(utt.length)
                 if u.shape != want:
-                    kind = "logistic mixture" if self.mixture else "categorical"
+                    kind = self.distribution.kind.replace("_", " ")
                     raise ValueError(f"uniforms[{i}] must have shape {want} (frames * hop samples, {kind} output), "
                                      f"got {u.shape}")
                 if u.size and (u.min() < 0.0 or u.max() > 1.0):
@@ -301,21 +303,20 @@ class Generator:
         return pitch.excitation(f0, self.hop, self.model.sample_rate, self.decoder.harmonics, rng)
 
     def _take_uniforms(self, utt: _Utterance, n: int) -> np.ndarray:
-        """The next n uniforms of an utterance as (n, 2) float64 (column 1 unused when categorical)."""
+        """The next n uniforms of an utterance as (n, UNIFORM_COLUMNS) float64 (the columns past
+        the distribution's uniforms_per_sample unused)."""
         start = utt.drawn
         m = min(n, max(0, utt.length - start))  # none past the utterance's end
         utt.drawn += m
-        out = np.zeros((n, 2))
+        out = np.zeros((n, UNIFORM_COLUMNS))
         if utt.uniforms is not None:
             u = utt.uniforms[start:start + m]
         elif utt.rng is not None:
-            u = utt.rng.random((m, 2) if self.mixture else m)
+            u = self.distribution.draw_uniforms(utt.rng, m)
         else:  # argmax: unused
             return out
-        if self.mixture:
-            out[:len(u)] = u
-        else:
-            out[:len(u), 0] = u
+        k = self.distribution.uniforms_per_sample
+        out[:len(u), :k] = u.reshape(len(u), k)
         return out
 
     @staticmethod
@@ -540,9 +541,9 @@ class _Session:
 
     def _audio(self, classes: np.ndarray, audio: np.ndarray) -> list[np.ndarray]:
         """Per utterance (in the order of ``self.utts``) the float32 audio of a chunk."""
-        if self.gen.mixture:
-            return [audio[k] for k in range(len(self.utts))]
-        return [mulaw_decode(classes[k], self.gen.decoder.mu_law_channels) for k in range(len(self.utts))]
+        d = self.gen.distribution
+        samples = audio if d.samples_are_audio else classes
+        return [d.to_audio(samples[k]) for k in range(len(self.utts))]
 
 
 class _KernelSession(_Session):
@@ -562,12 +563,7 @@ class _KernelSession(_Session):
             consts=np.ascontiguousarray(torch.stack([u.const for u in self.utts]).to("cpu", torch.float32).numpy())
             if nb else np.zeros((0, gen.num_layers * G), np.float32),
             lengths=np.asarray([u.length for u in self.utts], np.int64), block_past=block_past)
-        if teacher:
-            self.mode = gen._kernel.MODE_TEACHER
-        elif gen.mixture:
-            self.mode = gen._kernel.MODE_MIXTURE
-        else:
-            self.mode = gen._kernel.MODE_CATEGORICAL
+        self.mode = gen._kernel.MODE_TEACHER if teacher else gen._kernel.SAMPLING_MODES[gen.distribution.kind]
 
     def _advance(self, n: int, teacher: np.ndarray | None):
         g, k = self.gen, self.gen._kernel
@@ -575,7 +571,7 @@ class _KernelSession(_Session):
         nb = len(self.utts)
         feats, row0 = self._feature_rows(t0, t1, torch.float32, "cpu")
         feats = np.ascontiguousarray(feats.numpy())
-        uniforms = np.zeros((nb, n, 2)) if self.teacher or self.argmax else self._uniforms(n)
+        uniforms = np.zeros((nb, n, UNIFORM_COLUMNS)) if self.teacher or self.argmax else self._uniforms(n)
         out_class = np.zeros((nb, n), np.int64)
         out_audio = np.zeros((nb, n), np.float32)
         if self.teacher:
@@ -652,16 +648,16 @@ class _TorchSession(_Session):
         self.j_now.zero_()
         if not (self.teacher or self.argmax):  # step-major, so that each step's (nb,) or (nb, 2) slice is contiguous
             u = self._uniforms(n).transpose(1, 0, 2)
-            u = torch.from_numpy(np.ascontiguousarray(u if g.mixture else u[:, :, 0])).to(self.device)
+            u = torch.from_numpy(np.ascontiguousarray(g.distribution.take_uniforms(u))).to(self.device)
             self._buffer("uniforms", tuple(u.shape), u.dtype)[:n] = u
             temperature = torch.from_numpy(np.ascontiguousarray(self._temperature_rows(t0, t1).T)).to(self.device)
             self._buffer("temperature", (n, nb), torch.float64)[:n] = temperature
-        self._buffer("zeros_u", (nb, 2), torch.float64)
+        self._buffer("zeros_u", (nb, UNIFORM_COLUMNS), torch.float64)
         if self.teacher:
             tf = torch.from_numpy(np.ascontiguousarray(teacher[self.order][:, t0:t1])).to(self.device)
             self._buffer("teacher", (nb, n), torch.long)[:, :n] = tf
             self._buffer("logits", (nb, g.out_channels, n), self.dtype)
-        self._buffer("samples", (nb, n), torch.float32 if g.mixture else torch.long)
+        self._buffer("samples", (nb, n), torch.float32 if g.distribution.samples_are_audio else torch.long)
         self._buffer("classes", (nb, n), torch.long)
         with warnings.catch_warnings():
             # the mixture's sampler takes u[:, 0] of a (B, 2) tensor: torch warns about the copy
@@ -672,7 +668,7 @@ class _TorchSession(_Session):
             inv = torch.as_tensor(np.argsort(self.order), device=self.device)
             return self.buffers["logits"][inv, :, :n]
         classes = self.buffers["classes"][:, :n].cpu().numpy()
-        audio = self.buffers["samples"][:, :n].cpu().numpy() if g.mixture else None
+        audio = self.buffers["samples"][:, :n].cpu().numpy() if g.distribution.samples_are_audio else None
         return self._audio(classes, audio)
 
     def _run(self, n: int) -> None:
@@ -736,7 +732,7 @@ class _TorchSession(_Session):
             self.prev.copy_(b["teacher"].index_select(1, j).squeeze(1))
         else:
             if self.argmax:
-                u = b["zeros_u"] if g.mixture else b["zeros_u"][:, 0]
+                u = g.distribution.take_uniforms(b["zeros_u"])
             else:
                 u = b["uniforms"].index_select(0, j).squeeze(0)
             temperature = 1.0 if self.argmax else b["temperature"].index_select(0, j).squeeze(0)  # (nb,)

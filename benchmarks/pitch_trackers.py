@@ -53,7 +53,7 @@ from audio_vq.config import compose
 from audio_vq.corpora.synthetic import F0_HOP_SECONDS, scan
 from audio_vq.pitch import (DEFAULT_TRACKER, F0_MAX_HZ, F0_MIN_HZ, TRACKERS, Tracker, periodic_only, read_f0,
                             track)
-from audio_vq.prepare import assign_splits
+from audio_vq.stages.prepare import assign_splits
 
 GROSS_ERROR = 0.2  # GPE's threshold: relative F0 error
 BOUNDARY_FRAMES = 1

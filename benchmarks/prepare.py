@@ -16,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from audio_vq import audio, prepare
+from audio_vq import audio
+
+from audio_vq.stages import prepare
 from audio_vq.config import compose
 from audio_vq.corpora.synthetic import generate
 

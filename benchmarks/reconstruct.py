@@ -10,8 +10,8 @@ directory; ``--utterances`` inputs of noise-like audio whose lengths spread unif
 * the command in a fresh process (``python -m audio_vq.cli reconstruct``), and the same command
   on one 64-sample utterance (start-up: imports, model load, numba cache load); the
   difference is what the issue's "start-up subtracted" figure means;
-* in one process, the stages the command runs: Decoder set-up, encoding every input, the
-  generation (through ``Decoder.write``, i.e. batches, seeded uniforms and the writing);
+* in one process, the stages the command runs: Renderer set-up, encoding every input, the
+  generation (through ``Renderer.write``, i.e. batches, seeded uniforms and the writing);
 * ``Generator.generate`` on the same codes alone, in batches of ``--batch`` (the kernel
   benchmark's measure, which uses equal lengths).
 
@@ -35,8 +35,8 @@ from audio_vq import audio
 from audio_vq.checkpoint import save_model_dir
 from audio_vq.cli import INFERENCE
 from audio_vq.config import compose
-from audio_vq.convert import _encode_all
-from audio_vq.inference import Decoder, read_sources
+from audio_vq.stages.decode import _encode_all
+from audio_vq.rendering import Renderer, read_sources
 
 from generate import NUM_SPEAKERS, REFERENCE, SAMPLE_RATE, build_model, time_call  # benchmarks/generate.py
 from machine import busy_seconds  # benchmarks/machine.py
@@ -107,7 +107,7 @@ def main() -> None:
 
         def stages(k: int) -> tuple[float, float, float]:
             t0 = time.perf_counter()
-            dec = Decoder(compose("reconstruct", [*overrides, f"out={tmp / f'stage{k}'}"], package=INFERENCE))
+            dec = Renderer(compose("reconstruct", [*overrides, f"out={tmp / f'stage{k}'}"], package=INFERENCE))
             t1 = time.perf_counter()
             encoded = [(src.id, codes, 0) for src, codes in _encode_all(dec, read_sources(str(tmp / "in")), [])]
             t2 = time.perf_counter()
@@ -116,10 +116,10 @@ def main() -> None:
 
         timings = [stages(k) for k in range(args.repeats)]
         setup, encode, write = (min(t[i] for t in timings) for i in range(3))
-        rows += [("in process: Decoder set-up", setup), ("in process: encode all inputs", encode),
-                 ("in process: Decoder.write (generate + save)", write)]
+        rows += [("in process: Renderer set-up", setup), ("in process: encode all inputs", encode),
+                 ("in process: Renderer.write (generate + save)", write)]
 
-        dec = Decoder(compose("reconstruct", [*overrides, f"out={tmp / 'gen'}"], package=INFERENCE))
+        dec = Renderer(compose("reconstruct", [*overrides, f"out={tmp / 'gen'}"], package=INFERENCE))
         codes = [dec.encode(src) for src in read_sources(str(tmp / "in"))]
         codes.sort(key=len, reverse=True)  # the command's batches
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_vq import audio
-from audio_vq.evaluate.audio_metrics import F0_HOP, pyin_contour
+from audio_vq.stages.evaluate.audio_metrics import F0_HOP, pyin_contour
 
 UNVOICED_FLOOR = 0.01  # RMS (full scale 1) below which an unvoiced frame counts as silence
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_vq import prepare, train
+from audio_vq.stages import prepare, train
 from audio_vq.config import compose, compose_run
 
 from tiny import RESIDUAL_LEVELS, TINY

@@ -285,6 +285,24 @@ def test_logistic_mixture_in_both_paths(mixture_model):
     np.testing.assert_array_equal(np.concatenate(pieces), a[0])
 
 
+@pytest.mark.parametrize("output", ["categorical", "logistic_mixture"])
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_seeded_sampling_draws_the_distributions_uniforms(model, mixture_model, output, backend):
+    """The documented seeding: utterance i's uniforms are its output distribution's draw from
+    default_rng([seed, first_index + i]). Catches the generator drawing its own count or shape
+    of uniforms instead of asking the distribution (a mixture then gets one column, or the
+    categorical two and its stream shifts)."""
+    m = model if output == "categorical" else mixture_model
+    dist = m.decoder.distribution
+    assert dist.kind == output and dist.uniform_shape(5) == ((5,) if output == "categorical" else (5, 2))
+    gen = Generator(m, backend=backend)
+    codes = random_codes([7, 5], seed=21)
+    seeded = gen.generate(codes, [1, 0], seed=9, first_index=3)
+    given = [dist.draw_uniforms(np.random.default_rng([9, 3 + i]), c.shape[-1] * HOP) for i, c in enumerate(codes)]
+    for x, y in zip(seeded, gen.generate(codes, [1, 0], uniforms=given)):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_transposed_upsampling_generates_in_both_paths():
     model = build(seed=4, upsample="transposed")
     codes = random_codes([11], seed=14)

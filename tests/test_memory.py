@@ -69,7 +69,7 @@ def test_check_fits_refuses_naming_the_key_behind_the_largest_tensor(override, k
     # Catches a refusal that names the wrong key (or none), and an estimate that allocates.
     from omegaconf import OmegaConf
 
-    from audio_vq import train
+    from audio_vq.stages import train
     from audio_vq.config import ConfigError, compose
 
     cfg = compose("train", [override])

@@ -11,7 +11,7 @@ from pathlib import Path
 SCRIPT = """
 import os, sys, time
 from torch.utils.data import DataLoader, Dataset
-from audio_vq.extract import _worker_init
+from audio_vq.stages.extract import _worker_init
 
 class Slow(Dataset):
     def __len__(self):

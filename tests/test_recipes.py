@@ -117,7 +117,7 @@ def test_model_stages_carry_a_pitch_models_stream_through_units_priors_and_sampl
                                                                                  tmp_path):
     """A pitch model's recipe: units with the pitch stream, a content prior and a pitch prior
     given the content, and samples rendered from both."""
-    from audio_vq.unit_formats import read_meta
+    from audio_vq.units.formats import read_meta
 
     exp = tmp_path / "exp"
     (exp / "train").mkdir(parents=True)

@@ -160,10 +160,34 @@ def logistic_mixture_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature
     return x.clamp(-1.0, 1.0)
 
 
-class CategoricalOutput:
+class OutputDistribution:
+    """What the decoder's output says about the next sample: its loss, and how a sample is drawn
+    (by inverse CDF of ``uniforms_per_sample`` given uniforms, so a row of a batch does not depend
+    on the batch). Generation asks it how many uniforms to draw and what a sample is."""
+
+    kind: str
+    uniforms_per_sample: int
+    samples_are_audio: bool  # sample() gives audio in [-1, 1]; else mu-law classes
+
+    def uniform_shape(self, n: int) -> tuple[int, ...]:
+        """The uniforms of n samples: (n,), or (n, uniforms_per_sample) when a sample takes several."""
+        return (n,) if self.uniforms_per_sample == 1 else (n, self.uniforms_per_sample)
+
+    def draw_uniforms(self, rng, n: int):
+        """n samples' uniforms from a numpy Generator, shaped :meth:`uniform_shape`."""
+        return rng.random(self.uniform_shape(n))
+
+    def take_uniforms(self, u):
+        """Of uniforms laid out (..., columns >= uniforms_per_sample), what :meth:`sample` takes."""
+        return u[..., 0] if self.uniforms_per_sample == 1 else u[..., :self.uniforms_per_sample]
+
+
+class CategoricalOutput(OutputDistribution):
     """The 256-way (``channels``-way) mu-law categorical over the next sample."""
 
     kind = "categorical"
+    uniforms_per_sample = 1  # the class's inverse-CDF draw
+    samples_are_audio = False
 
     def __init__(self, channels: int = MU_LAW_CHANNELS):
         self.channels = channels
@@ -187,10 +211,12 @@ class CategoricalOutput:
         return mulaw_decode(samples, self.mu_law_channels)
 
 
-class LogisticMixtureOutput:
+class LogisticMixtureOutput(OutputDistribution):
     """A discretized mixture of ``mixtures`` logistics over [-1, 1] (2^16 bins)."""
 
     kind = "logistic_mixture"
+    uniforms_per_sample = 2  # the component's inverse-CDF draw, then the logistic's
+    samples_are_audio = True
 
     def __init__(self, mixtures: int = 10, mu_law_channels: int = MU_LAW_CHANNELS,
                  bins: int = MIXTURE_BINS, log_scale_min: float = LOG_SCALE_MIN):

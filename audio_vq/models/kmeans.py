@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from audio_vq.models import distributed
+from . import codebook_sync
 
 # The search computes its (rows, K) distance matrix a block of rows at a time. On CPU a block of
 # 256 Ki floats (1 MiB) stays in L2 between the addmm that writes it and the min that reads it:
@@ -48,7 +48,7 @@ def cluster_sums(x: torch.Tensor, codes: torch.Tensor, k: int) -> tuple[torch.Te
     buffer = torch.zeros(k, 1 + d, dtype=x.dtype, device=x.device)
     buffer[:, 0].index_add_(0, codes, torch.ones_like(codes, dtype=x.dtype))
     buffer[:, 1:].index_add_(0, codes, x)
-    distributed.all_reduce_sum_(buffer)
+    codebook_sync.all_reduce_sum_(buffer)
     return buffer[:, 0], buffer[:, 1:]
 
 
@@ -84,9 +84,9 @@ def kmeans(x: torch.Tensor, k: int, iters: int, cosine: bool = False) -> tuple[t
     loses all its vectors stays put.
     """
     centroids = torch.empty(k, x.shape[1], dtype=x.dtype, device=x.device)
-    if distributed.is_primary():
+    if codebook_sync.is_primary():
         centroids.copy_(kmeans_plus_plus(x, k))
-    distributed.broadcast_(centroids)
+    codebook_sync.broadcast_(centroids)
     counts = torch.zeros(k, dtype=x.dtype, device=x.device)
     for _ in range(iters):
         counts, sums = cluster_sums(x, nearest(x, centroids), k)

@@ -12,7 +12,7 @@ of the paper), `kmeans_init` (codebook from k-means of the first training batch)
 (re-seed codes unused for that many steps), `cosine` (unit-norm codes and inputs),
 `lookup_dim` (search a low-dimensional projection, as descript-audio-codec's factorised codes).
 Under torch.distributed every codebook statistic is summed over ranks and every random choice
-is made by rank 0 and broadcast, so all ranks hold the same codebook (see distributed.py).
+is made by rank 0 and broadcast, so all ranks hold the same codebook (see codebook_sync.py).
 
 The bottleneck contract, which every quantizer (and residual.py's and hierarchical.py's
 stacks) keeps, so that the VQ-VAE, extraction and the generator need not know which one runs:
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio_vq.models import distributed
+from . import codebook_sync
 from audio_vq.models.kmeans import cluster_sums, kmeans, nearest
 
 COMMITMENT_WEIGHT = 0.25  # beta in the paper, which found results unchanged for 0.1 to 2.0
@@ -328,7 +328,7 @@ class VectorQuantizer(OneCodebook, nn.Module):
             self.embedding.copy_(self.ema_embed_sum / smoothed.unsqueeze(1))
         else:
             counts = torch.bincount(real_codes, minlength=self.codebook_size).float()
-            distributed.all_reduce_sum_(counts)
+            codebook_sync.all_reduce_sum_(counts)
         if self.restart_after is None:
             return dead_codes, torch.zeros_like(dead_codes)
         self.unused_steps.add_(1).masked_fill_(counts > 0, 0)
@@ -336,7 +336,7 @@ class VectorQuantizer(OneCodebook, nn.Module):
         count = dead.sum()
         if count > 0:  # same on every rank: unused_steps follows the all-reduced counts
             index = dead.nonzero().squeeze(1)
-            vectors = distributed.sample_rows(self._candidates(x, valid), index.numel())
+            vectors = codebook_sync.sample_rows(self._candidates(x, valid), index.numel())
             self.embedding.index_copy_(0, index, vectors)
             if self.ema:
                 self.ema_cluster_size.index_fill_(0, index, FRESH_CLUSTER_SIZE)

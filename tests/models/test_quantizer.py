@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from audio_vq.models import distributed
+from audio_vq.models import codebook_sync
 from audio_vq.models.kmeans import kmeans, nearest
 from audio_vq.models.quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 
@@ -203,7 +203,7 @@ def _dist_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> No
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                                 world_size=world_size, timeout=timedelta(seconds=DIST_TIMEOUT_S))
-        assert distributed.is_distributed()
+        assert codebook_sync.is_distributed()
         torch.manual_seed(0)  # identical initial weights, as DDP's broadcast at wrap time gives
         ema = VectorQuantizer(4, 16, ema=True, kmeans_init=True, restart_after=2).train()
         plain = VectorQuantizer(4, 16, kmeans_init=True, restart_after=2, cosine=True).train()

@@ -1,0 +1,88 @@
+"""The keys of `audio-vq export-listening-test`, checked up front with one-line errors naming
+the key (the decoding keys it shares with reconstruct / convert are checked by the Renderer)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ...config import ConfigError, is_int, is_number, require
+from . import plan, webmushra
+from .key import BUILTIN_SYSTEMS
+
+KINDS = ("mushra", "ab", "abx", "mos")
+# targets=null: conversions per utterance. MUSHRA and ABX judge closeness to the original
+# utterance, which a conversion (another voice) fails by design; AB and MOS judge quality.
+DEFAULT_TARGETS = {"mushra": 0, "abx": 0, "ab": 1, "mos": 1}
+LOUDNESS_RANGE_LUFS = (-70.0, 0.0)  # BS.1770's absolute gate .. full scale
+SYSTEM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The export's own keys, checked (the decoding keys are checked by the Renderer)."""
+
+    data: str
+    kind: str
+    num_utterances: int
+    split: str
+    max_seconds: float | None
+    min_seconds: float
+    targets: plan.TargetSpec
+    systems: dict[str, Path]
+    include_reference: bool
+    loudness: float
+    peak_ceiling: float
+    sample_rate: int | None
+    strict: bool
+    test_name: str | None
+    webmushra_prefix: str | None
+    beaqlejs_prefix: str | None
+
+
+def check_options(cfg: DictConfig) -> Options:
+    """The export keys, each checked with a one-line error naming it."""
+    require(cfg, "data", lambda v: isinstance(v, str) and v != "", "a manifest (manifest.jsonl or its folder)")
+    kind = require(cfg, "kind", lambda v: v in KINDS, " | ".join(KINDS))
+    require(cfg, "num_utterances", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "split", lambda v: v in plan.SPLIT_CHOICES, " | ".join(plan.SPLIT_CHOICES))
+    require(cfg, "max_seconds", lambda v: v is None or (is_number(v) and v > 0), "null or seconds > 0")
+    require(cfg, "min_seconds", lambda v: is_number(v) and v >= 0, "seconds >= 0")
+    require(cfg, "include_reference", lambda v: isinstance(v, bool), "true or false")
+    require(cfg, "loudness", lambda v: is_number(v) and LOUDNESS_RANGE_LUFS[0] < v < LOUDNESS_RANGE_LUFS[1],
+            f"a loudness in LUFS between {LOUDNESS_RANGE_LUFS[0]:g} and {LOUDNESS_RANGE_LUFS[1]:g}")
+    require(cfg, "peak_ceiling", lambda v: is_number(v) and v <= 0, "dBFS <= 0")
+    require(cfg, "sample_rate", lambda v: v is None or (is_int(v) and v > 0), "null or a rate in Hz > 0")
+    require(cfg, "strict", lambda v: isinstance(v, bool), "true or false")
+    for key in ("test_name", "webmushra_prefix", "beaqlejs_prefix"):
+        require(cfg, key, lambda v: v is None or isinstance(v, str), "null or a string")
+    max_seconds = cfg.max_seconds
+    if kind == "mushra" and cfg.strict:  # webMUSHRA's strict check: no stimulus over 12 s
+        max_seconds = min(max_seconds or webmushra.MUSHRA_MAX_SECONDS, webmushra.MUSHRA_MAX_SECONDS)
+    return Options(data=cfg.data, kind=kind, num_utterances=cfg.num_utterances, split=cfg.split,
+                   max_seconds=max_seconds, min_seconds=float(cfg.min_seconds),
+                   targets=plan.parse_targets(cfg.targets, DEFAULT_TARGETS[kind]), systems=check_systems(cfg.systems),
+                   include_reference=cfg.include_reference, loudness=float(cfg.loudness),
+                   peak_ceiling=float(cfg.peak_ceiling), sample_rate=cfg.sample_rate, strict=cfg.strict,
+                   test_name=cfg.test_name, webmushra_prefix=cfg.webmushra_prefix, beaqlejs_prefix=cfg.beaqlejs_prefix)
+
+
+def check_systems(value) -> dict[str, Path]:
+    """`systems`: name -> an existing folder; names plain and not one of the built-in systems."""
+    if value is None:
+        return {}
+    if not OmegaConf.is_dict(value) and not isinstance(value, dict):
+        raise ConfigError(f"systems={value!r}: expected name -> folder, e.g. +systems.baseline=<folder>")
+    out = {}
+    for name, folder in value.items():
+        key = f"systems.{name}"
+        if not SYSTEM_NAME.match(str(name)) or name in BUILTIN_SYSTEMS:
+            raise ConfigError(f"{key}: expected a plain name (letters, digits, _ . -) other than "
+                              f"{', '.join(BUILTIN_SYSTEMS)}")
+        path = Path(str(folder)).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"{key}={folder}: no such folder")
+        out[str(name)] = path
+    return out
