@@ -1,6 +1,6 @@
-"""Applying a trained model to audio: the inputs every inference command accepts, and the
-Renderer (a loaded model, its generator and the shared decoding options) that reconstruct,
-convert, synthesize and the listening-test export use.
+"""Decoding into files: the inputs every decoding command accepts, and the Renderer (a model's
+Codec configured by the shared decoding keys, writing <out>/<name>.wav with a fingerprint) that
+reconstruct, convert, synthesize, sample, evaluate and the listening-test export use.
 
 Inputs are a manifest (``manifest.jsonl`` or its folder), a fairseq .tsv, a folder of audio
 files, one audio file, or a file list.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,16 +19,15 @@ import soundfile as sf
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from . import audio, contours, pitch
+from . import audio
 from .audio import AUDIO_EXTENSIONS
 from .atomic import atomic_path, atomic_write_text
 from .checkpoint import load_model, model_checksum
 from .config import ConfigError, is_int, is_number, require, resolve_device
+from .codec import Codec, Sampling
 from .corpora.common import find_files
-from .generate import Generator
 from .manifest import MANIFEST_NAME, read_fairseq_tsv, read_manifest, resolve
 from .outputs import check_not_inputs, exclusive, inside, name_problem, remove_temporaries
-from .units.extraction import UnitExtractor
 
 PCM_SUBTYPE = "PCM_16"
 FINGERPRINT_NAME = "fingerprint.json"  # in <out>: settings and each output's codes and speaker
@@ -91,26 +89,24 @@ def _file_list(path: Path) -> list[Source]:
 
 
 class Renderer:
-    """A loaded model and its generator, with the options every command shares."""
+    """A model's Codec, configured by the decoding keys every command shares, writing its
+    outputs as files into ``out``."""
 
     def __init__(self, cfg: DictConfig):
         check_decode_options(cfg)
-        self.model = load_model(cfg.model, resolve_device(cfg.device))
-        self.generator = Generator(self.model, backend=cfg.backend, threads=cfg.threads)
+        sampling = Sampling(cfg.seed, cfg.temperature, cfg.voiced_temperature, cfg.argmax)
+        self.codec = Codec(load_model(cfg.model, resolve_device(cfg.device)), model_checksum(cfg.model),
+                           backend=cfg.backend, threads=cfg.threads, chunk_seconds=cfg.chunk_seconds,
+                           levels=cfg.levels, sampling=sampling)
+        self.model, self.generator, self.extractor = self.codec.model, self.codec.generator, self.codec.extractor
         self.cfg = cfg
         self.out = Path(cfg.out).expanduser()
         self.sample_rate = self.model.sample_rate
-        self.frame_rate = self.sample_rate / self.model.hop
-        # encoding is extraction's: masked padding, long inputs in receptive-field-overlapped windows
-        self.extractor = UnitExtractor(self.model, chunk_seconds=cfg.chunk_seconds, levels=cfg.levels)
+        self.frame_rate = self.codec.frame_rate
 
     def speaker_index(self, name: str, key: str) -> int:
         """The table index of speaker ``name``; ConfigError listing the valid names otherwise."""
-        index = self.model.speaker_index
-        if name not in index:
-            names = ", ".join(sorted(index)) or "(none)"
-            raise ConfigError(f"{key}={name}: unknown speaker; this model knows: {names}")
-        return index[name]
+        return self.codec.speaker(name, key)
 
     @property
     def codebook(self) -> np.ndarray:
@@ -125,17 +121,13 @@ class Renderer:
     def contour(self, source: Source, frames: int) -> np.ndarray | None:
         """A pitch model's F0 contour (frames,) of ``source``, tracked as training tracked; None
         for a model without pitch."""
-        if not self.model.uses_pitch:
-            return None
-        return contours.track_for(self.model, audio.load(source.path, self.sample_rate), frames)
+        return self.codec.contour(self.codec.load(source.path), frames) if self.model.uses_pitch else None
 
     def in_register(self, f0: np.ndarray | None, target: int, source: Source) -> np.ndarray | None:
         """``f0`` of ``source`` moved into the register of the speaker ``target``
         (contours.in_register: the source's own row of the table, or for a speaker the model
         never saw its contour's statistics); None for None."""
-        if f0 is None:
-            return None
-        return contours.in_register(self.model, f0, target, self.source_speaker(source))
+        return self.codec.in_register(f0, target, self.source_speaker(source))
 
     def source_speaker(self, source: Source) -> int | None:
         """The table row of the source's speaker, None when the model never saw it."""
@@ -143,7 +135,7 @@ class Renderer:
 
     def settings(self) -> dict:
         """What every output's audio depends on besides its codes and speaker."""
-        return {"model_checksum": model_checksum(self.cfg.model), **self.sampling()}
+        return {"model_checksum": self.codec.checksum, **self.sampling()}
 
     def sampling(self) -> dict:
         """The sampling settings the audio depends on (the fingerprint's and the listening
@@ -192,24 +184,21 @@ class Renderer:
             self._generate(jobs, todo, paths, desc)
 
     def _generate(self, jobs, todo, paths: dict[str, Path], desc: str) -> None:
-        chunk_frames = max(1, int(self.cfg.chunk_seconds * self.sample_rate) // self.model.hop)
+        chunk_frames = self.codec.chunk_frames
         with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="utt", dynamic_ncols=True) as bar:
             # batches of similar lengths: a batch runs as long as its longest utterance, and
             # streams that finish early leave the rest to share each weight load among fewer
             short = sorted((j for j in todo if j[1].shape[-1] <= chunk_frames), key=lambda j: -j[1].shape[-1])
             for start in range(0, len(short), self.cfg.batch_size):
                 batch = short[start:start + self.cfg.batch_size]
-                f0 = [j[3] for j in batch] if self.model.uses_pitch else None
-                waves = self.generator.generate([j[1] for j in batch], [j[2] for j in batch],
-                                                uniforms=[self._uniforms(j[0], j[1].shape[-1]) for j in batch],
-                                                temperature=self.cfg.temperature, argmax=self.cfg.argmax,
-                                                voiced_temperature=self.cfg.voiced_temperature,
-                                                f0=f0, excitation=self._excitations(batch))
-                for (name, *_), wave in zip(batch, waves):
+                for (name, *_), wave in zip(batch, self.codec.decode(batch)):
                     audio.save(paths[name], np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
                 bar.update(len(batch))
-            for name, codes, speaker, f0 in (j for j in todo if j[1].shape[-1] > chunk_frames):
-                self._stream(paths[name], name, codes, speaker, f0, chunk_frames)
+            for job in (j for j in todo if j[1].shape[-1] > chunk_frames):
+                with atomic_path(paths[job[0]]) as tmp:
+                    with sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype=PCM_SUBTYPE, format="WAV") as f:
+                        for piece in self.codec.stream(job):
+                            f.write(np.clip(piece, -1, 1))
                 bar.update()
 
     def _record(self) -> dict:
@@ -225,32 +214,6 @@ class Renderer:
         if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict):
             return empty
         return record
-
-    def _uniforms(self, name: str, frames: int) -> np.ndarray:
-        """The sampling noise of output ``name``: seeded by (seed, name), so a file's audio does
-        not depend on the batch it was generated in, nor on a rerun skipping finished files."""
-        rng = np.random.default_rng([self.cfg.seed, zlib.crc32(name.encode("utf-8"))])
-        return self.model.decoder.distribution.draw_uniforms(rng, frames * self.model.hop)
-
-    def _excitations(self, jobs) -> list[np.ndarray] | None:
-        """The excitation of each job's contour (pitch="excitation"), its noise seeded by (seed,
-        name) like the uniforms; None for other models."""
-        if not self.model.uses_excitation:
-            return None
-        return [self.generator.excitation(f0, np.random.default_rng(
-            [self.cfg.seed, zlib.crc32(name.encode("utf-8")), pitch.EXCITATION_STREAM])) for name, _, _, f0 in jobs]
-
-    def _stream(self, path: Path, name: str, codes: np.ndarray, speaker: int, f0: np.ndarray | None,
-                chunk_frames: int) -> None:
-        with atomic_path(path) as tmp:
-            with sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype=PCM_SUBTYPE, format="WAV") as f:
-                excitation = self._excitations([(name, codes, speaker, f0)])
-                for piece in self.generator.stream(codes, speaker, chunk_frames=chunk_frames,
-                                                   uniforms=self._uniforms(name, codes.shape[-1]), f0=f0,
-                                                   excitation=None if excitation is None else excitation[0],
-                                                   temperature=self.cfg.temperature, argmax=self.cfg.argmax,
-                                                   voiced_temperature=self.cfg.voiced_temperature):
-                    f.write(np.clip(piece, -1, 1))
 
 
 def _codes_digest(codes: np.ndarray) -> str:

@@ -33,7 +33,7 @@ import torch
 
 from audio_vq import audio
 from audio_vq.checkpoint import save_model_dir
-from audio_vq.cli import INFERENCE
+from audio_vq.commands import INFERENCE
 from audio_vq.config import compose
 from audio_vq.stages.decode import _encode_all
 from audio_vq.rendering import Renderer, read_sources

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audio_vq.cli import COMMANDS
+from audio_vq.commands import COMMANDS
 from audio_vq.config import group_options
 
 

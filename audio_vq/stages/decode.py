@@ -23,9 +23,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from .. import audio, contours
+from .. import audio
 from ..atomic import atomic_write_text
 from ..config import ConfigError, require
+from ..codec import Job
 from ..rendering import Renderer, Source, read_sources
 from ..manifest import SKIPPED_NAME, write_skipped
 from ..units.formats import UnitFormatError, read_units
@@ -45,14 +46,14 @@ def reconstruct(cfg: DictConfig) -> int:
         raise ConfigError(f"input={cfg.input}: the input names no speakers; give speaker=<name> "
                           f"(one of: {', '.join(sorted(dec.model.speaker_index))})")
     jobs, skipped = [], []
-    for src, codes in _encode_all(dec, sources, skipped):
+    for src, x, codes in _encode_all(dec, sources, skipped):
         name = cfg.speaker or src.speaker
         if name not in dec.model.speaker_index:  # a held-out speaker: report, go on with the rest
             skipped.append((src.path, f"speaker {name} is not in the model (held out?); give speaker=<name>"))
             continue
         index = dec.model.speaker_index[name]
         # the speaker decoded is the source's own (speaker= says who it is): its contour as it is
-        jobs.append((src.id, codes, index, dec.contour(src, codes.shape[-1])))
+        jobs.append(Job(src.id, codes, index, dec.codec.contour(x, codes.shape[-1])))
     dec.write(jobs, "reconstruct", inputs=_paths(cfg.input, sources), others=[SKIPPED_NAME])
     if skipped:
         write_skipped(dec.out, skipped)
@@ -66,12 +67,12 @@ def convert(cfg: DictConfig) -> int:
     targets = _targets(dec, cfg.target_speaker)
     sources = read_sources(cfg.input)
     jobs, rows, skipped = [], [], []
-    for src, codes in _encode_all(dec, sources, skipped):
-        f0 = dec.contour(src, codes.shape[-1])  # tracked once, moved into each target's register
+    for src, x, codes in _encode_all(dec, sources, skipped):
+        f0 = dec.codec.contour(x, codes.shape[-1])  # tracked once, moved into each target's register
         for target in targets:
             name = f"{src.id}__{target}"
             index = dec.speaker_index(target, "target_speaker")
-            jobs.append((name, codes, index, dec.in_register(f0, index, src)))
+            jobs.append(Job(name, codes, index, dec.in_register(f0, index, src)))
             rows.append({"source_id": src.id, "source_speaker": src.speaker or "", "target_speaker": target,
                          "path": f"{name}.wav", "source_path": src.path})
     dec.write(jobs, "convert", inputs=_paths(cfg.input, sources), others=[INDEX_NAME, SKIPPED_NAME])
@@ -101,7 +102,7 @@ def synthesize(cfg: DictConfig) -> int:
             raise ConfigError(f"units={cfg.units}: model={cfg.model} is a pitch model (model.decoder.pitch="
                               f"{dec.model.decoder.pitch}) and this unit file has no pitch stream; extract it with "
                               "pitch_bins=N")
-        jobs = [_synthesis_job(dec, r.id, np.atleast_2d(r.frames()), speaker, bins) for r in records]
+        jobs = [dec.codec.synthesis_job(r.id, r.frames(), speaker, bins) for r in records]
     except UnitFormatError as e:
         raise ConfigError(f"units={cfg.units}: {e}") from None
     except ValueError as e:  # a pitch code out of range
@@ -122,28 +123,19 @@ def synthesize(cfg: DictConfig) -> int:
     return 0
 
 
-def _synthesis_job(dec: Renderer, uid: str, codes: np.ndarray, speaker: int, bins: int | None) -> tuple:
-    """(name, content codes (levels, frames), speaker, contour) of a unit file's utterance: a
-    pitch stream (the last level when ``bins``) becomes a contour in the speaker's register for
-    a pitch model, and is left out for any other."""
-    if bins is None:
-        return uid, codes, speaker, None
-    try:
-        f0 = contours.contour_of_codes(dec.model, codes[-1], bins, speaker) if dec.model.uses_pitch else None
-    except ValueError as e:
-        raise ValueError(f"utterance {uid}: {e}") from None
-    return uid, codes[:-1], speaker, f0
-
-
 def _paths(input_path: str, sources: list[Source]) -> list[str]:
     """Every file an inference command reads: the input itself and each source's audio."""
     return [str(Path(input_path).expanduser()), *(s.path for s in sources)]
 
 
-def _encode_all(dec: Renderer, sources: list[Source], skipped: list) -> Iterator[tuple[Source, np.ndarray]]:
+def _encode_all(dec: Renderer, sources: list[Source],
+                skipped: list) -> Iterator[tuple[Source, np.ndarray, np.ndarray]]:
+    """(source, its audio (T,) at the model's rate, its codes (Q, frames)) of each readable
+    source; the others go to ``skipped``. Each file is read once, for its codes and its contour."""
     for src in tqdm(sources, desc="encode", unit="utt", dynamic_ncols=True):
         try:
-            yield src, dec.encode(src)
+            x = dec.codec.load(src.path)
+            yield src, x, dec.codec.encode(x).codes
         except audio.AudioError as e:
             log.warning("skipping %s", e)
             skipped.append((src.path, e.reason))

@@ -268,11 +268,15 @@ def _map(fn: Callable[[dict], Decoded], jobs: list[dict], num_workers: int) -> I
         with _pool(num_workers) as pool:
             window = {}
             while chunks or window:
-                while chunks and len(window) < IN_FLIGHT_PER_WORKER * num_workers:
-                    chunk = chunks.pop(0)
-                    window[pool.submit(_map_chunk, fn, chunk)] = chunk
-                finished, _ = wait(window, return_when=FIRST_COMPLETED)
                 broken = False
+                while chunks and len(window) < IN_FLIGHT_PER_WORKER * num_workers:
+                    try:
+                        future = pool.submit(_map_chunk, fn, chunks[0])
+                    except BrokenProcessPool:  # a worker died since the last wait: this chunk never ran
+                        broken = True
+                        break
+                    window[future] = chunks.pop(0)
+                finished, _ = wait(window, return_when=FIRST_COMPLETED)
                 for future in finished:
                     chunk = window.pop(future)
                     try:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, open_dict
 
-from .. import audio, contours
+from .. import contours
 from ..atomic import atomic_write_text
 from ..checkpoint import load_prior, model_checksum
 from ..config import ConfigError, is_int, is_number, require
@@ -113,13 +113,10 @@ def sample(cfg: DictConfig) -> int:
             rows.append({"name": name, "speaker": cfg.speaker, "prompt": prompt_id or "", "prompt_frames": p,
                          "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": c.shape[1]})
     units_path = dec.out / f"units{WRITERS[cfg.format].suffix}"
-    # codes (levels, frames): a one-level prior's are level 0, which decodes alone (a prefix)
-    if pitch_stream is None:
-        jobs = [(r.id, np.atleast_2d(r.units), speaker) for r in records]
-    else:  # the last level is the pitch stream: a contour in the speaker's register
-        bins = pitch_stream[2]
-        jobs = [(r.id, r.units[:-1], speaker, contours.contour_of_codes(dec.model, r.units[-1], bins, speaker))
-                for r in records]
+    # codes (levels, frames): a one-level prior's are level 0, which decodes alone (a prefix); a
+    # pitch stream (the last level) becomes a contour in the speaker's register
+    bins = None if pitch_stream is None else pitch_stream[2]
+    jobs = [dec.codec.synthesis_job(r.id, r.units, speaker, bins) for r in records]
     dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],
               others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME])
     levels = 2 if hierarchy or pitch_stream is not None else 1
@@ -235,10 +232,10 @@ def _prompts(cfg: DictConfig, dec: Renderer, pitch_bins: int | None = None) -> l
 def _prompt_codes(dec: Renderer, src, pitch_bins: int | None) -> np.ndarray:
     """A prompt recording's codes (levels, frames), with its pitch stream in ``pitch_bins`` bins
     as the last level when given (a pitch model's)."""
-    codes = dec.encode(src)
+    x = dec.codec.load(src.path)
+    codes = dec.codec.encode(x).codes
     if pitch_bins is None:
         return codes
-    x = audio.load(src.path, dec.sample_rate)
     stream = contours.pitch_codes(dec.model, x, codes.shape[-1], dec.model.speaker_index.get(src.speaker), pitch_bins)
     return np.vstack([codes, stream[None]])
 

@@ -3,10 +3,10 @@
     export-listening-test  exporter.py   stimuli, key.csv, webmushra.yaml, beaqlejs_config.js, index.html
     listening-results      analysis.py   webMUSHRA result CSV + key -> screened means / proportions with CIs, plot
 
-Modules: plan (which utterances and conversion targets), signals (length, anchors, loudness,
-clipping), key (key.csv), webmushra / beaqle / html (the three ways to listen), stats (screening,
-confidence intervals). The commands import their modules when they run, so the results command
-never loads torch.
+Modules: kinds (the table of test kinds the others read), plan (which utterances and conversion
+targets), signals (length, anchors, loudness, clipping), key (key.csv), webmushra / beaqle / html
+(the three ways to listen), stats (screening, confidence intervals). The commands import their
+modules when they run, so the results command never loads torch.
 """
 from __future__ import annotations
 

@@ -27,18 +27,9 @@ from . import stats
 from .html import FIRST_COLUMNS, LAST_COLUMNS
 from .answers import NO_CHOICE, read_answers
 from .key import ANCHOR70, EXPORT_NAME, HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, KeyRow, key_path, read_key
+from .kinds import AB, ABX, KINDS, MOS, MUSHRA, Kind
 
-KINDS = ("mushra", "ab", "abx", "mos")
 CORRECT, INCORRECT = "correct", "incorrect"  # webMUSHRA paired_comparison answers
-MUSHRA_SCALE = (0.0, 100.0)
-ACR_SCALE = (1.0, 5.0)  # ITU-T P.800 ACR
-MEASURES = {"mushra": "MUSHRA score (0-100)", "mos": "MOS (ACR 1-5)", "abx": "proportion correct (ABX)",
-            "ab": "preference rate (AB)"}
-
-INTERVAL_METHOD = {"mushra": "Student-t interval of the mean, clipped to the 0-100 scale",
-                   "mos": "Student-t interval of the mean, clipped to the 1-5 scale",
-                   "abx": "exact (Clopper-Pearson) binomial interval", "ab": "exact (Clopper-Pearson) binomial interval"}
-
 PLOT_MARGIN = 0.08  # headroom above the scale's top, as a fraction of it
 
 RESULTS_JSON, RESULTS_CSV, RESULTS_MD, RATINGS_CSV, RESULTS_PNG = (
@@ -55,7 +46,7 @@ def results(cfg: DictConfig) -> int:
     require(cfg, "confidence", lambda v: is_number(v) and 0 < v < 1, "a level in (0, 1), e.g. 0.95")
     require(cfg, "out", lambda v: v is None or isinstance(v, str), "null or a folder")
     key = read_key(cfg.key)
-    kind = _exported_kind(cfg.key) if cfg.kind == "auto" else cfg.kind
+    kind = _exported_kind(cfg.key) if cfg.kind == "auto" else KINDS[cfg.kind]
     answers = read_answers(path, kind, key, cfg.listener)
     report = ANALYSES[answers.kind](answers.rows, answers.listener, KeyIndex(key, path), cfg)
     report.update(results=str(path), key=str(key_path(cfg.key)), source=answers.source)
@@ -64,7 +55,7 @@ def results(cfg: DictConfig) -> int:
     write_report(out, report)
     estimates = "; ".join(f"{s['system']} {_fmt(s['estimate'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
                           for s in report["systems"]) or "no answers left (see the exclusions in results.md)"
-    print(f"{answers.kind}: {report['listeners']['included']} of {report['listeners']['total']} listener(s) kept; "
+    print(f"{answers.kind.name}: {report['listeners']['included']} of {report['listeners']['total']} listener(s) kept; "
           f"{estimates}; written to {out}")
     return 0
 
@@ -73,12 +64,12 @@ def results(cfg: DictConfig) -> int:
 # Reading
 
 
-def _exported_kind(key: str) -> str | None:
+def _exported_kind(key: str) -> Kind | None:
     """The kind the test was exported as (export.json beside its key.csv), or None."""
     path = key_path(key).parent / EXPORT_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
+        return KINDS.get(json.loads(path.read_text(encoding="utf-8")).get("kind"))
+    except (OSError, ValueError, AttributeError, TypeError):
         return None
 
 
@@ -114,14 +105,14 @@ def _line(i: int) -> int:
 
 
 def analyse_mushra(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> dict:
-    rated = _ratings(rows, listener, key, "rating_stimulus", "rating_score", MUSHRA_SCALE)
+    rated = _ratings(rows, listener, key, "rating_stimulus", "rating_score", MUSHRA.scale)
     excluded = stats.screen_mushra([r for r, _ in rated], HIDDEN_REFERENCE, ANCHOR70) if cfg.screening else {}
-    return _score_report("mushra", rated, excluded, cfg.confidence)
+    return _score_report(MUSHRA, rated, excluded, cfg.confidence)
 
 
 def analyse_mos(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> dict:
-    rated = _ratings(rows, listener, key, "stimuli", "stimuli_rating", ACR_SCALE)
-    return _score_report("mos", rated, {}, cfg.confidence)
+    rated = _ratings(rows, listener, key, "stimuli", "stimuli_rating", MOS.scale)
+    return _score_report(MOS, rated, {}, cfg.confidence)
 
 
 def _ratings(rows: list[dict], listener, key: KeyIndex, stimulus_column: str, score_column: str,
@@ -158,7 +149,7 @@ def analyse_abx(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> d
         systems.append(_system_row(system, ci, correct=correct, no_choice=undecided,
                                    p_above_chance=stats.binomial_p(correct, n, "greater")))
     listeners = {listener(r) for r in rows}
-    return _report("abx", systems, listeners, {}, answers, cfg.confidence)
+    return _report(ABX, systems, listeners, {}, answers, cfg.confidence)
 
 
 def analyse_ab(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> dict:
@@ -190,12 +181,12 @@ def analyse_ab(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> di
             per_system[system][1] += n
     systems = [_system_row(s, stats.proportion_interval(w, n, cfg.confidence), preferred=w)
                for s in _ordered(per_system) for w, n in [per_system[s]]]
-    report = _report("ab", systems, {listener(r) for r in rows}, {}, answers, cfg.confidence)
+    report = _report(AB, systems, {listener(r) for r in rows}, {}, answers, cfg.confidence)
     report["pairs"] = pairs
     return report
 
 
-ANALYSES = {"mushra": analyse_mushra, "mos": analyse_mos, "abx": analyse_abx, "ab": analyse_ab}
+ANALYSES = {MUSHRA: analyse_mushra, AB: analyse_ab, ABX: analyse_abx, MOS: analyse_mos}
 
 
 def _score(text: str, scale: tuple[float, float], column: str, path: Path, line: int) -> float:
@@ -208,15 +199,14 @@ def _score(text: str, scale: tuple[float, float], column: str, path: Path, line:
     return value
 
 
-def _score_report(kind: str, rated: list[tuple[stats.Rating, KeyRow]], excluded: dict[str, str],
+def _score_report(kind: Kind, rated: list[tuple[stats.Rating, KeyRow]], excluded: dict[str, str],
                   confidence: float) -> dict:
     """Mean and confidence interval of the scores per system, excluded listeners left out."""
     by_system: dict[str, list[float]] = defaultdict(list)
     for r, _ in rated:
         if r.listener not in excluded:
             by_system[r.system].append(r.score)
-    scale = MUSHRA_SCALE if kind == "mushra" else ACR_SCALE
-    systems = [_system_row(s, stats.mean_interval(by_system[s], confidence, scale)) for s in _ordered(by_system)]
+    systems = [_system_row(s, stats.mean_interval(by_system[s], confidence, kind.scale)) for s in _ordered(by_system)]
     answers = [{**_answer_row(r.listener, k, f"{r.score:g}"), "excluded": r.listener in excluded} for r, k in rated]
     return _report(kind, systems, {r.listener for r, _ in rated}, excluded, answers, confidence)
 
@@ -232,9 +222,9 @@ def _system_row(system: str, ci: stats.Interval, **extra) -> dict:
     return row
 
 
-def _report(kind: str, systems: list[dict], listeners: set, excluded: dict, answers: list[dict],
+def _report(kind: Kind, systems: list[dict], listeners: set, excluded: dict, answers: list[dict],
             confidence: float) -> dict:
-    return {"kind": kind, "measure": MEASURES[kind], "confidence": confidence,
+    return {"kind": kind.name, "measure": kind.measure, "confidence": confidence,
             "listeners": {"total": len(listeners), "included": len(listeners - set(excluded)),
                           "excluded": dict(sorted(excluded.items()))},
             "systems": systems, "answers": answers}
@@ -289,7 +279,8 @@ def _markdown(report: dict) -> str:
     level = f"{report['confidence']:.0%}"
     lines = [f"# Listening test results ({report['kind']})", "",
              f"Listeners: {report['listeners']['included']} of {report['listeners']['total']} kept; told apart by "
-             f"{report['listeners'].get('identified_by', 'n/a')}.", "", f"Intervals: {INTERVAL_METHOD[report['kind']]}."]
+             f"{report['listeners'].get('identified_by', 'n/a')}.", "",
+             f"Intervals: {KINDS[report['kind']].interval_method}."]
     for who, why in report["listeners"]["excluded"].items():
         lines.append(f"- excluded `{who}`: {why}")
     lines += ["", f"| system | n | {report['measure']} | {level} CI |", "|---|---|---|---|"]
@@ -307,6 +298,7 @@ def plot(path: str | os.PathLike, report: dict) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    kind = KINDS[report["kind"]]
     systems = report["systems"]
     names = [s["system"] for s in systems]
     est = [s["estimate"] if s["estimate"] is not None else math.nan for s in systems]
@@ -318,13 +310,12 @@ def plot(path: str | os.PathLike, report: dict) -> Path:
     ax.bar(range(len(names)), est, yerr=[low, high], capsize=4, color="#4c72b0")
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel(report["measure"])
-    what = "proportion" if report["kind"] in ("abx", "ab") else "mean"
+    what = "proportion" if kind.proportion else "mean"
     ax.set_title(f"{report['kind']}: {what} and {report['confidence']:.0%} CI "
                  f"({report['listeners']['included']} listener(s))")
-    if report["kind"] in ("abx", "ab"):
+    if kind.proportion:
         ax.axhline(stats.CHANCE, color="grey", linestyle="--", linewidth=1)  # guessing / no preference
-    top = {"abx": 1.0, "ab": 1.0, "mushra": MUSHRA_SCALE[1], "mos": ACR_SCALE[1]}[report["kind"]]
-    ax.set_ylim(0, top * (1 + PLOT_MARGIN))  # room for whiskers past the scale's end
+    ax.set_ylim(0, kind.scale[1] * (1 + PLOT_MARGIN))  # room for whiskers past the scale's end
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

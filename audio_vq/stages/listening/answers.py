@@ -33,17 +33,21 @@ from typing import Callable
 from ...config import ConfigError
 from . import beaqle
 from .key import HIDDEN_REFERENCE_STIMULUS, KeyRow
+from .kinds import KINDS, Kind
 from .webmushra import LISTENER_FIELD, group_trials
 
-# The columns that identify each kind of webMUSHRA result file. lss.csv (mos) and lms.csv (ab)
-# share theirs: the test's export.json says which it is.
-KIND_COLUMNS = {
+# The columns that identify the CSV webMUSHRA's service writes for each page type, tried in this
+# order. Its two likert pages write the same columns, to lss.csv and lms.csv: the test's
+# export.json, else the file's name, says which kind of test the file is from.
+LIKERT_COLUMNS = ("trial_id", "stimuli")
+PAGE_COLUMNS = {
     "mushra": ("trial_id", "rating_stimulus", "rating_score"),
-    "abx": ("trial_id", "choice_non_reference", "choice_answer"),
-    "likert": ("trial_id", "stimuli"),
-    "ab": ("trial_id", "choice_answer"),  # a hand-made preference CSV: the chosen stimulus per trial
+    "paired_comparison": ("trial_id", "choice_non_reference", "choice_answer"),
+    "likert_single_stimulus": LIKERT_COLUMNS,
+    "likert_multi_stimulus": LIKERT_COLUMNS,
 }
-LIKERT_FILES = {"lss": "mos", "lms": "ab"}  # webMUSHRA's names of likert_single/multi_stimulus results
+LIKERT_FILES = {"lss": "likert_single_stimulus", "lms": "likert_multi_stimulus"}  # result file -> its page type
+PREFERENCE_COLUMNS = ("trial_id", "choice_answer")  # a hand-made preference CSV: the chosen stimulus per trial
 SESSION_COLUMN = "session_uuid"
 NOT_PARTICIPANT = ("session_test_id", "session_uuid", "date")  # webMUSHRA columns around the participant fields
 ONE_LISTENER = "listener"
@@ -57,14 +61,14 @@ BEAQLE_SUFFIXES = (".txt", ".json")
 class Answers:
     """Answer rows (webMUSHRA's column names), the listener of each, and how listeners were told apart."""
 
-    kind: str
+    kind: Kind
     rows: list[dict[str, str]]
     listener: Callable[[dict], str]
     identified_by: str
     source: str  # webmushra | beaqlejs | csv
 
 
-def read_answers(path: Path, kind: str, key: list[KeyRow], listener_column: str) -> Answers:
+def read_answers(path: Path, kind: Kind | None, key: list[KeyRow], listener_column: str) -> Answers:
     """The answers in ``path`` (a webMUSHRA CSV, a BeaqleJS results file, or a folder of the
     latter) for a test of ``kind`` (None: decide from the file)."""
     if not path.exists():
@@ -74,25 +78,42 @@ def read_answers(path: Path, kind: str, key: list[KeyRow], listener_column: str)
             raise ConfigError(f"results={path}: BeaqleJS results do not say the kind of test; give kind=")
         return _beaqle(path, kind, key)
     header, rows = _read_csv(path)
-    detected = next((k for k, columns in KIND_COLUMNS.items() if all(c in header for c in columns)), None)
-    if kind is not None and detected != kind and not (detected == "likert" and kind in ("mos", "ab")):
-        missing = [c for c in KIND_COLUMNS["likert" if kind == "mos" else kind] if c not in header]
-        raise ConfigError(f"results={path}: missing column(s) {', '.join(missing)} for kind={kind}")
-    if detected is None:
+    page = next((t for t, columns in PAGE_COLUMNS.items() if _holds(header, columns)), None)
+    if page is not None:
+        fits = [k for k in KINDS.values() if PAGE_COLUMNS[k.page_type] == PAGE_COLUMNS[page]]
+    else:  # webMUSHRA's paired_comparison.csv holds a preference CSV's columns too: tried last
+        fits = [k for k in KINDS.values() if k.preference and _holds(header, PREFERENCE_COLUMNS)]
+    if kind is not None and kind not in fits:
+        missing = [c for c in _columns(kind) if c not in header]
+        raise ConfigError(f"results={path}: missing column(s) {', '.join(missing)} for kind={kind.name}")
+    if not fits:
         raise ConfigError(f"results={path}: not a webMUSHRA result file (columns: {', '.join(header)}); expected "
-                          + "; or ".join(f"{k}: {', '.join(c)}" for k, c in KIND_COLUMNS.items()))
-    if detected == "likert":
-        kind = kind or LIKERT_FILES.get(path.stem)
-        if kind not in ("mos", "ab"):
-            raise ConfigError(f"results={path}: a likert result file is mos (lss.csv) or ab (lms.csv); give kind=")
-        detected = kind
+                          + "; or ".join(f"{k.name}: {', '.join(_columns(k))}" for k in KINDS.values()))
+    likert = page in LIKERT_FILES.values()
+    if likert:
+        kind = kind or next((k for k in fits if k.page_type == LIKERT_FILES.get(path.stem)), None)
+        if kind is None:
+            raise ConfigError(f"results={path}: a likert result file is "
+                              + " or ".join(f"{k.name} ({stem}.csv)" for stem, page_type in LIKERT_FILES.items()
+                                            for k in fits if k.page_type == page_type) + "; give kind=")
+    kind = kind or fits[0]
     listener, identified_by = _listener(header, rows, listener_column, path)
-    if detected == "ab" and "stimuli" in header:
+    if likert and kind.preference:
         rows = _preferences_from_ratings(rows, listener)
-        return Answers("ab", rows, lambda r: r[ONE_LISTENER], identified_by, "webmushra")
-    if detected in ("mos",):
+        return Answers(kind, rows, lambda r: r[ONE_LISTENER], identified_by, "webmushra")
+    if likert:
         rows = [{**r, "stimuli_rating": _first_rating(r)} for r in rows]
-    return Answers(detected, rows, listener, identified_by, "csv" if header[0] == "trial_id" else "webmushra")
+    return Answers(kind, rows, listener, identified_by, "csv" if header[0] == "trial_id" else "webmushra")
+
+
+def _holds(header: list[str], columns: tuple[str, ...]) -> bool:
+    return all(c in header for c in columns)
+
+
+def _columns(kind: Kind) -> tuple[str, ...]:
+    """The columns a result file of ``kind`` must have: a preference CSV's for a preference test
+    (its webMUSHRA lms.csv has a likert page's)."""
+    return PREFERENCE_COLUMNS if kind.preference else PAGE_COLUMNS[kind.page_type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,9 +189,9 @@ def _is_json(path: Path) -> bool:
         return f.read(64).lstrip()[:1] == b"["
 
 
-def _beaqle(path: Path, kind: str, key: list[KeyRow]) -> Answers:
+def _beaqle(path: Path, kind: Kind, key: list[KeyRow]) -> Answers:
     if not beaqle.supported(kind):
-        raise ConfigError(f"kind={kind}: BeaqleJS has no {kind} test")
+        raise ConfigError(f"kind={kind.name}: BeaqleJS has no {kind.name} test")
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in BEAQLE_SUFFIXES) if path.is_dir() else [path]
     if not files:
         raise ConfigError(f"results={path}: no BeaqleJS result files ({' or '.join(BEAQLE_SUFFIXES)}) in this folder")
@@ -180,7 +201,8 @@ def _beaqle(path: Path, kind: str, key: list[KeyRow]) -> Answers:
         session, user = _beaqle_file(f, len(sets))
         who = user.get("UserName", "").strip() or f.stem
         for i, result in enumerate(session):
-            rows += [{**r, ONE_LISTENER: who} for r in _beaqle_rows(kind, result, sets[i], f, i)]
+            where = f"results={f}: test set {i + 1} ({sets[i]['TestID']})"
+            rows += [{**r, ONE_LISTENER: who} for r in BEAQLE_ROWS[kind.beaqle_class](result, sets[i], where)]
     if not rows:
         raise ConfigError(f"results={path}: no answers in the file(s)")
     return Answers(kind, rows, lambda r: r[ONE_LISTENER], "BeaqleJS UserName (else the file name)", "beaqlejs")
@@ -201,23 +223,26 @@ def _beaqle_file(f: Path, num_sets: int) -> tuple[list, dict]:
     return session, users[-1] if users else {}  # every submit/download click appends a user object
 
 
-def _beaqle_rows(kind: str, result, test_set: dict, f: Path, i: int) -> list[dict]:
-    where = f"results={f}: test set {i + 1} ({test_set['TestID']})"
-    if kind == "abx":
-        if isinstance(result, dict):
-            return []  # a set this listener was not given (MaxTestsPerRun)
-        if not isinstance(result, bool):
-            raise ConfigError(f"{where}: expected true or false")
-        return [{"trial_id": test_set["Name"], "choice_non_reference": test_set["TestID"],
-                 "choice_answer": "correct" if result else "incorrect"}]
-    if not isinstance(result, dict) or result.get("TestID") != test_set["TestID"]:
-        raise ConfigError(f"{where}: holds {str(result)[:60]!r}, not that set's result (wrong key.csv?)")
-    if kind == "mushra":
-        if "rating" not in result:
-            return []
-        trial = test_set["TestID"]
-        return [{"trial_id": trial, "rating_stimulus": HIDDEN_REFERENCE_STIMULUS if k == BEAQLE_REFERENCE else k,
-                 "rating_score": str(v)} for k, v in result["rating"].items()]
+def _beaqle_abx(result, test_set: dict, where: str) -> list[dict]:
+    if isinstance(result, dict):
+        return []  # a set this listener was not given (MaxTestsPerRun)
+    if not isinstance(result, bool):
+        raise ConfigError(f"{where}: expected true or false")
+    return [{"trial_id": test_set["Name"], "choice_non_reference": test_set["TestID"],
+             "choice_answer": "correct" if result else "incorrect"}]
+
+
+def _beaqle_mushra(result, test_set: dict, where: str) -> list[dict]:
+    _check_set(result, test_set, where)
+    if "rating" not in result:
+        return []
+    trial = test_set["TestID"]
+    return [{"trial_id": trial, "rating_stimulus": HIDDEN_REFERENCE_STIMULUS if k == BEAQLE_REFERENCE else k,
+             "rating_score": str(v)} for k, v in result["rating"].items()]
+
+
+def _beaqle_preference(result, test_set: dict, where: str) -> list[dict]:
+    _check_set(result, test_set, where)
     if "PresentationOrder" not in result:
         return []  # not given
     shown = dict(part.strip().split("=", 1) for part in result["PresentationOrder"].split(","))  # letter -> file key
@@ -228,3 +253,12 @@ def _beaqle_rows(kind: str, result, test_set: dict, f: Path, i: int) -> list[dic
         raise ConfigError(f"{where}: Preference {preference!r} is not one of {sorted(shown)}")
     chosen = Path(test_set["Files"][shown[preference]]).stem  # the stimulus (file stem)
     return [{"trial_id": test_set["TestID"], "choice_answer": chosen}]
+
+
+def _check_set(result, test_set: dict, where: str) -> None:
+    if not isinstance(result, dict) or result.get("TestID") != test_set["TestID"]:
+        raise ConfigError(f"{where}: holds {str(result)[:60]!r}, not that set's result (wrong key.csv?)")
+
+
+# One test set's result as answer rows, by BeaqleJS test class
+BEAQLE_ROWS = {"MushraTest": _beaqle_mushra, "AbxTest": _beaqle_abx, "PrefTest": _beaqle_preference}

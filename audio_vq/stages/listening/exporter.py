@@ -59,7 +59,7 @@ def export(cfg: DictConfig) -> int:
     planned = plan.plan_trials(plan.choose_utterances(pool, opts.num_utterances, cfg.seed), opts.targets,
                                list(speakers), cfg.seed)
     check_trial_sizes(opts, planned, rate)
-    if opts.kind == "mushra" and len(anchor_cutoffs(rate)) < len(ANCHORS):
+    if opts.kind.anchors and len(anchor_cutoffs(rate)) < len(ANCHORS):
         log.warning("sample_rate %d: anchors above its Nyquist frequency are left out (kept: %s)", rate,
                     ", ".join(role for role, _ in anchor_cutoffs(rate)) or "none")
 
@@ -77,8 +77,9 @@ def export(cfg: DictConfig) -> int:
     level_trials(trials, rate, opts)
     rows = write_stimuli(serve, trials, rate, cfg.seed)
     write_outputs(root, opts, cfg, trials, rows, rate, split, skipped, speakers)
-    print(f"wrote the {opts.kind} test to {root}: {len(trials)} trial(s) of {len({t.utterance.id for t in trials})} "
-          f"utterance(s), {len(rows)} stimulus file(s); {SERVE_DIR}/ (copy it into the app: stimuli, "
+    print(f"wrote the {opts.kind.name} test to {root}: {len(trials)} trial(s) of "
+          f"{len({t.utterance.id for t in trials})} utterance(s), {len(rows)} stimulus file(s); "
+          f"{SERVE_DIR}/ (copy it into the app: stimuli, "
           f"{webmushra.WEBMUSHRA_NAME}" + (f", {beaqle.BEAQLEJS_NAME}" if beaqle.supported(opts.kind) else "")
           + f"), {PRIVATE_DIR}/ (keep it from listeners: key.csv, {EXPORT_NAME}, {html.HTML_NAME}"
           + (f", {SKIPPED_NAME}" if skipped else "") + ")"
@@ -204,14 +205,15 @@ def write_outputs(root: Path, opts: Options, cfg: DictConfig, trials: list[Trial
     if beaqle.supported(opts.kind):
         bprefix = opts.beaqlejs_prefix if opts.beaqlejs_prefix is not None else beaqle.default_prefix(root)
         beaqle.write_config(serve, opts.kind, beaqle.build_config(opts.kind, grouped, bprefix.rstrip("/"), name))
-    html.write_page(out, rows, name, opts.kind, base=f"../{SERVE_DIR}/")
+    html.write_page(out, rows, name, opts.kind.name, base=f"../{SERVE_DIR}/")
     _write_skipped(out, skipped)
     summary = {
-        "kind": opts.kind, "test_name": name, "test_id": test_id, "model": str(cfg.model), "data": str(opts.data),
+        "kind": opts.kind.name, "test_name": name, "test_id": test_id, "model": str(cfg.model), "data": str(opts.data),
         "split": split, "seed": cfg.seed, "sample_rate": rate, "channels": 1, "subtype": PCM_SUBTYPE,
         "max_seconds": opts.max_seconds, "loudness_lufs": opts.loudness, "peak_ceiling_dbfs": opts.peak_ceiling,
         "strict": opts.strict, "webmushra_prefix": prefix,
-        "anchors": [role for role, _ in anchor_cutoffs(rate)] if opts.kind == "mushra" else [], "utterances": sorted({t.utterance.id for t in trials}),
+        "anchors": [role for role, _ in anchor_cutoffs(rate)] if opts.kind.anchors else [],
+        "utterances": sorted({t.utterance.id for t in trials}),
         "trials": len(trials), "files": len(rows),
         "trial_gain_db": {t.id: round(t.gain_db, 2) for t in trials if t.gain_db < 0},
         "notes": [n for t in trials for s in t.stimuli for n in s.notes],

@@ -11,11 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from ...config import ConfigError, is_int, is_number, require
 from . import plan, webmushra
 from .key import BUILTIN_SYSTEMS
+from .kinds import KINDS, Kind
 
-KINDS = ("mushra", "ab", "abx", "mos")
-# targets=null: conversions per utterance. MUSHRA and ABX judge closeness to the original
-# utterance, which a conversion (another voice) fails by design; AB and MOS judge quality.
-DEFAULT_TARGETS = {"mushra": 0, "abx": 0, "ab": 1, "mos": 1}
 LOUDNESS_RANGE_LUFS = (-70.0, 0.0)  # BS.1770's absolute gate .. full scale
 SYSTEM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -25,7 +22,7 @@ class Options:
     """The export's own keys, checked (the decoding keys are checked by the Renderer)."""
 
     data: str
-    kind: str
+    kind: Kind
     num_utterances: int
     split: str
     max_seconds: float | None
@@ -45,7 +42,7 @@ class Options:
 def check_options(cfg: DictConfig) -> Options:
     """The export keys, each checked with a one-line error naming it."""
     require(cfg, "data", lambda v: isinstance(v, str) and v != "", "a manifest (manifest.jsonl or its folder)")
-    kind = require(cfg, "kind", lambda v: v in KINDS, " | ".join(KINDS))
+    kind = KINDS[require(cfg, "kind", lambda v: v in KINDS, " | ".join(KINDS))]
     require(cfg, "num_utterances", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "split", lambda v: v in plan.SPLIT_CHOICES, " | ".join(plan.SPLIT_CHOICES))
     require(cfg, "max_seconds", lambda v: v is None or (is_number(v) and v > 0), "null or seconds > 0")
@@ -59,11 +56,11 @@ def check_options(cfg: DictConfig) -> Options:
     for key in ("test_name", "webmushra_prefix", "beaqlejs_prefix"):
         require(cfg, key, lambda v: v is None or isinstance(v, str), "null or a string")
     max_seconds = cfg.max_seconds
-    if kind == "mushra" and cfg.strict:  # webMUSHRA's strict check: no stimulus over 12 s
+    if kind.page_type in webmushra.STRICT_PAGE_TYPES and cfg.strict:  # webMUSHRA's strict check: no stimulus over 12 s
         max_seconds = min(max_seconds or webmushra.MUSHRA_MAX_SECONDS, webmushra.MUSHRA_MAX_SECONDS)
     return Options(data=cfg.data, kind=kind, num_utterances=cfg.num_utterances, split=cfg.split,
                    max_seconds=max_seconds, min_seconds=float(cfg.min_seconds),
-                   targets=plan.parse_targets(cfg.targets, DEFAULT_TARGETS[kind]), systems=check_systems(cfg.systems),
+                   targets=plan.parse_targets(cfg.targets, kind.default_targets), systems=check_systems(cfg.systems),
                    include_reference=cfg.include_reference, loudness=float(cfg.loudness),
                    peak_ceiling=float(cfg.peak_ceiling), sample_rate=cfg.sample_rate, strict=cfg.strict,
                    test_name=cfg.test_name, webmushra_prefix=cfg.webmushra_prefix, beaqlejs_prefix=cfg.beaqlejs_prefix)

@@ -61,7 +61,7 @@ def anchor_cutoffs(rate: int) -> list[tuple[str, float]]:
 
 def check_trial_sizes(opts: Options, planned: list[plan.PlannedTrial], rate: int) -> None:
     """With strict, a MUSHRA trial may hold at most 12 graded stimuli: refuse before generating."""
-    if opts.kind != "mushra" or not opts.strict:
+    if opts.kind.page_type not in webmushra.STRICT_PAGE_TYPES or not opts.strict:
         return
     fixed = 1 + len(anchor_cutoffs(rate)) + 1 + len(opts.systems)  # hidden ref, anchors, reconstruction, systems
     worst = max(planned, key=lambda p: len(p.targets))
@@ -128,21 +128,21 @@ def _conditions(opts: Options, p: plan.PlannedTrial, decoded: Path, rate: int, l
 def _arrange(opts: Options, u: Utterance, ref: np.ndarray, conditions: list[Stimulus], rate: int,
              skipped: list) -> list[Trial]:
     """The trial(s) of one utterance for the test's kind."""
-    reference = Stimulus(REFERENCE, ORIGINAL, "", ref)
-    if opts.kind in ("mushra", "abx") and not conditions:
-        skipped.append((u.path, "no system output for this utterance: trial left out"))
-        return []
-    if opts.kind == "mushra":
-        anchors = [Stimulus(role, role, "", signals.lowpass(ref, rate, hz)) for role, hz in anchor_cutoffs(rate)]
-        hidden = Stimulus(HIDDEN_REFERENCE, ORIGINAL, "", ref.copy())
-        return [Trial(u, [reference, hidden, *anchors, *conditions])]
-    if opts.kind == "abx":
-        return [Trial(u, [reference, *conditions])]
+    kind = opts.kind
+    if kind.reference:
+        if not conditions:
+            skipped.append((u.path, "no system output for this utterance: trial left out"))
+            return []
+        blind = []
+        if kind.anchors:  # the original again, rated blind, and the low-passed anchors (BS.1534-3)
+            blind = [Stimulus(HIDDEN_REFERENCE, ORIGINAL, "", ref.copy()),
+                     *(Stimulus(role, role, "", signals.lowpass(ref, rate, hz)) for role, hz in anchor_cutoffs(rate))]
+        return [Trial(u, [Stimulus(REFERENCE, ORIGINAL, "", ref), *blind, *conditions])]
     rated = ([Stimulus(CONDITION, ORIGINAL, "", ref)] if opts.include_reference else []) + conditions
-    if opts.kind == "mos":
+    if not kind.preference:
         return [Trial(u, rated)] if rated else []
     if len(rated) < MIN_SIDES:
-        skipped.append((u.path, f"ab: {len(rated)} stimulus for this utterance, a pair needs {MIN_SIDES}"))
+        skipped.append((u.path, f"{kind.name}: {len(rated)} stimulus for this utterance, a pair needs {MIN_SIDES}"))
         return []
     return [Trial(u, [_copy(a), _copy(b)]) for a, b in combinations(rated, MIN_SIDES)]
 

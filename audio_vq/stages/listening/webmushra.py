@@ -40,6 +40,7 @@ import soundfile as sf
 
 from ...atomic import atomic_write_text
 from .key import ANCHOR35, ANCHOR70, CONDITION, HIDDEN_REFERENCE, REFERENCE, KeyRow
+from .kinds import Kind
 
 WEBMUSHRA_NAME = "webmushra.yaml"
 DEFAULT_PREFIX_ROOT = "configs/resources/audio"  # where webMUSHRA keeps its audio resources
@@ -60,28 +61,16 @@ ACR_SCALE = ((5, "Excellent"), (4, "Good"), (3, "Fair"), (2, "Poor"), (1, "Bad")
 # The page types webMUSHRA 1.4.3 builds (startup.js, addPagesToPageManager)
 WEBMUSHRA_PAGE_TYPES = ("generic", "volume", "mushra", "spatial", "paired_comparison", "bs1116",
                         "likert_single_stimulus", "likert_multi_stimulus", "finish")
-PAGE_TYPES = {"mushra": "mushra", "abx": "paired_comparison", "ab": "likert_multi_stimulus",
-              "mos": "likert_single_stimulus"}
-AUDIO_PAGE_TYPES = tuple(PAGE_TYPES.values())
+STRICT_PAGE_TYPES = ("mushra",)  # the pages webMUSHRA's strict checks (MushraValidator) apply to
 SHARED_ID_TYPES = ("likert_single_stimulus",)  # one page config per stimulus, one trial id for all
 LISTENER_FIELD = "listener"  # the finish page's questionnaire field: a column of every result CSV
 LISTENER_LABEL = "Your listener id (as given to you):"
 
-INSTRUCTIONS = {
-    "mushra": ("MUSHRA", "Listen to the reference, then rate how close each condition is to it, from 0 (bad) "
-                         "to 100 (excellent). One of the conditions is the reference itself: give it 100."),
-    "abx": ("ABX", "Listen to the reference, then to A and B. One of them is the reference: which one?"),
-    "ab": ("Preference", "Listen to both samples and rate each: 5 excellent, 4 good, 3 fair, 2 poor, 1 bad. "
-                         "Give the one you prefer the higher rating."),
-    "mos": ("Quality", "Rate the overall quality of each speech sample: 5 excellent, 4 good, 3 fair, 2 poor, 1 bad."),
-}
 
-
-def build_config(kind: str, trials: dict[str, list[KeyRow]], prefix: str, test_name: str, test_id: str,
+def build_config(kind: Kind, trials: dict[str, list[KeyRow]], prefix: str, test_name: str, test_id: str,
                  strict: bool) -> dict:
     """The webMUSHRA experiment as a dict (see the module docstring for the page types)."""
-    name, text = INSTRUCTIONS[kind]
-    pages = [page for trial, rows in trials.items() for page in _pages(kind, trial, rows, prefix, name, text, strict)]
+    pages = [page for trial, rows in trials.items() for page in _pages(kind, trial, rows, prefix, strict)]
     return {
         "testname": test_name,
         "testId": test_id,
@@ -90,7 +79,7 @@ def build_config(kind: str, trials: dict[str, list[KeyRow]], prefix: str, test_n
         "showButtonPreviousPage": False,  # going back would let listeners revise by comparison across trials
         "remoteService": REMOTE_SERVICE,
         "pages": [
-            {"type": "generic", "id": "instructions", "name": "Instructions", "content": text},
+            {"type": "generic", "id": "instructions", "name": "Instructions", "content": kind.instructions},
             ["random", *pages],
             {"type": "finish", "name": "Thank you", "content": "Thank you for taking part.",
              "showResults": False, "writeResults": True,
@@ -163,30 +152,43 @@ def default_prefix(folder: str | os.PathLike) -> str:
     return f"{DEFAULT_PREFIX_ROOT}/{Path(folder).resolve().name}"
 
 
-def _pages(kind: str, trial: str, rows: list[KeyRow], prefix: str, name: str, text: str, strict: bool) -> list[dict]:
-    """The page configs of one trial: one, except for mos (one per stimulus, see the module docstring)."""
-    page = _page(kind, trial, rows, prefix, name, text, strict)
-    if kind != "mos":
+def _pages(kind: Kind, trial: str, rows: list[KeyRow], prefix: str, strict: bool) -> list[dict]:
+    """The page configs of one trial: one, except for page types whose pages share the trial id
+    (one per stimulus, see the module docstring)."""
+    page = _page(kind, trial, rows, prefix, strict)
+    if kind.page_type not in SHARED_ID_TYPES:
         return [page]
     return [{**page, "stimuli": {k: v}} for k, v in page["stimuli"].items()]
 
 
-def _page(kind: str, trial: str, rows: list[KeyRow], prefix: str, name: str, text: str, strict: bool) -> dict:
+def _page(kind: Kind, trial: str, rows: list[KeyRow], prefix: str, strict: bool) -> dict:
     path = lambda r: f"{prefix}/{r.file}" if prefix else r.file  # noqa: E731
-    reference = next((r for r in rows if r.role == REFERENCE), None)
-    rated = [r for r in rows if r.role in (ANCHOR35, ANCHOR70, CONDITION)]
-    stimuli = {r.stimulus: path(r) for r in rated}
-    page: dict = {"type": PAGE_TYPES[kind], "id": trial, "name": name, "content": text}
-    if kind == "mushra":
-        page.update(showWaveform=True, enableLooping=True, strict=strict, reference=path(reference),
-                    createAnchor35=False, createAnchor70=False, randomize=True, showConditionNames=False,
-                    stimuli=stimuli)
-    elif kind == "abx":
-        page.update(showWaveform=False, enableLooping=True, reference=path(reference), stimuli=stimuli)
-    else:  # ab (likert_multi_stimulus) and mos (likert_single_stimulus): the ACR scale
-        page.update(mustRate=True, mustPlayback="ended", stimuli=stimuli,
-                    response=[{"value": v, "label": label} for v, label in reversed(ACR_SCALE)])
+    reference = next((path(r) for r in rows if r.role == REFERENCE), None)
+    stimuli = {r.stimulus: path(r) for r in rows if r.role in (ANCHOR35, ANCHOR70, CONDITION)}
+    page: dict = {"type": kind.page_type, "id": trial, "name": kind.title, "content": kind.instructions}
+    page.update(PAGE_FIELDS[kind.page_type](reference, stimuli, strict))
     return page
+
+
+def _mushra_fields(reference: str | None, stimuli: dict[str, str], strict: bool) -> dict:
+    return dict(showWaveform=True, enableLooping=True, strict=strict, reference=reference, createAnchor35=False,
+                createAnchor70=False, randomize=True, showConditionNames=False, stimuli=stimuli)
+
+
+def _paired_comparison_fields(reference: str | None, stimuli: dict[str, str], strict: bool) -> dict:
+    return dict(showWaveform=False, enableLooping=True, reference=reference, stimuli=stimuli)
+
+
+def _likert_fields(reference: str | None, stimuli: dict[str, str], strict: bool) -> dict:
+    """Every stimulus rated on the ACR scale."""
+    return dict(mustRate=True, mustPlayback="ended", stimuli=stimuli,
+                response=[{"value": v, "label": label} for v, label in reversed(ACR_SCALE)])
+
+
+# A trial page's keys beyond type, id, name and content, by page type (the ones the export writes)
+PAGE_FIELDS = {"mushra": _mushra_fields, "paired_comparison": _paired_comparison_fields,
+               "likert_multi_stimulus": _likert_fields, "likert_single_stimulus": _likert_fields}
+AUDIO_PAGE_TYPES = tuple(PAGE_FIELDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def _check_page(page: dict, folder: Path, prefix: str) -> list[str]:
         values = {v[i] for v in infos.values()}
         if len(values) > 1:
             problems.append(f"{where}: stimuli have different {what}: {sorted(values)}")
-    if page.get("type") == "mushra" and page.get("strict") is not False:
+    if page.get("type") in STRICT_PAGE_TYPES and page.get("strict") is not False:
         graded = len(stimuli) + 1  # + the hidden reference webMUSHRA adds
         if graded > MUSHRA_MAX_STIMULI:
             problems.append(f"{where}: {graded} stimuli with the hidden reference; strict allows at most "
