@@ -7,8 +7,23 @@ Names are resolved on first use, so ``import audio_vq`` (and ``audio-vq --help``
 
 __version__ = "0.1.0"
 
-API = ("load", "run", "prepare", "train", "train_prior", "extract", "units_convert", "reconstruct", "convert",
-       "synthesize", "sample", "evaluate", "evaluate_prior", "export_listening_test", "listening_results")
+API = (
+    "load",
+    "run",
+    "prepare",
+    "train",
+    "train_prior",
+    "extract",
+    "units_convert",
+    "reconstruct",
+    "convert",
+    "synthesize",
+    "sample",
+    "evaluate",
+    "evaluate_prior",
+    "export_listening_test",
+    "listening_results",
+)
 __all__ = ["__version__", "load_model", "Codec", *API]
 
 

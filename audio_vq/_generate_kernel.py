@@ -22,6 +22,7 @@ Compiled with ``nogil=True`` (groups run in parallel Python threads), ``fastmath
 ``cache=True``: the first use compiles for ~10 s and writes the machine code under
 ``__pycache__``, keyed by the CPU; later processes load it.
 """
+
 from __future__ import annotations
 
 import math
@@ -159,8 +160,9 @@ def _make_block(rows, vecs):
             xa = context.make_array(signature.args[0])(context, builder, xv)
             wa = context.make_array(signature.args[1])(context, builder, wv)
             ya = context.make_array(signature.args[2])(context, builder, yv)
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                                 "llvm.fma.v%df32" % LANES)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v%df32" % LANES
+            )
             undef = ir.Constant(vec, ir.Undefined)
             accs = []
             for s in range(rows):
@@ -179,8 +181,9 @@ def _make_block(rows, vecs):
                     ptr = builder.inttoptr(_element_address(builder, wa, j, col), vec.as_pointer())
                     ws.append(builder.load(ptr, align=4))
                 for s in range(rows):
-                    ptr = builder.inttoptr(_element_address(builder, xa, builder.add(r0, ir.Constant(_I64, s)), j),
-                                           _F32.as_pointer())
+                    ptr = builder.inttoptr(
+                        _element_address(builder, xa, builder.add(r0, ir.Constant(_I64, s)), j), _F32.as_pointer()
+                    )
                     xs = builder.load(ptr, align=4)
                     xb = builder.shuffle_vector(builder.insert_element(undef, xs, ir.Constant(_I32, 0)), undef, splat)
                     for v in range(vecs):
@@ -429,8 +432,25 @@ class Streams(NamedTuple):
 
 
 @njit(nogil=True, fastmath=True, error_model="numpy", cache=True)
-def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1, uniforms, mode, temperature,
-              argmax, teacher, out_class, out_audio, out_logits):
+def run_steps(
+    weights,
+    geometry,
+    streams,
+    feats,
+    row0,
+    feat_hop,
+    source,
+    t0,
+    t1,
+    uniforms,
+    mode,
+    temperature,
+    argmax,
+    teacher,
+    out_class,
+    out_audio,
+    out_logits,
+):
     """Advance the streams of one group over time steps [t0, t1).
 
     weights: :class:`KernelWeights`; geometry: :class:`Geometry`; streams: :class:`Streams`
@@ -518,7 +538,7 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1,
                                 past[b, po + k, o] = _ZERO
                         for m in range(past_taps):
                             s0 = ro + (t - (past_taps - m) * d) % m_len
-                            _matacc(ring[b, s0:s0 + d], wd[i, m * R:(m + 1) * R], past[b, po:po + d], d)
+                            _matacc(ring[b, s0 : s0 + d], wd[i, m * R : (m + 1) * R], past[b, po : po + d], d)
                 slot = ro + t % m_len
                 for b in range(nact):
                     for o in range(G):
@@ -596,11 +616,12 @@ def run_steps(weights, geometry, streams, feats, row0, feat_hop, source, t0, t1,
                     k = _argmax(lg[b], 0, mixtures)
                     x = min(max(np.float64(lg[b, mixtures + k]), -1.0), 1.0)
                 else:
-                    k = _categorical(lg[b], 0, mixtures, uniforms[b, j, 0], 1.0 / temperature[b, j], cdf, etmp,
-                                     ebits)
+                    k = _categorical(lg[b], 0, mixtures, uniforms[b, j, 0], 1.0 / temperature[b, j], cdf, etmp, ebits)
                     log_s = max(np.float64(lg[b, 2 * mixtures + k]), log_scale_min)
                     v = min(max(uniforms[b, j, 1], 1e-5), 1.0 - 1e-5)
-                    x = np.float64(lg[b, mixtures + k]) + math.exp(log_s) * temperature[b, j] * (math.log(v) - math.log1p(-v))
+                    x = np.float64(lg[b, mixtures + k]) + math.exp(log_s) * temperature[b, j] * (
+                        math.log(v) - math.log1p(-v)
+                    )
                     x = min(max(x, -1.0), 1.0)
                 out_audio[b, j] = x
                 k = _mulaw_class(x, mu_law_channels)

@@ -14,12 +14,12 @@ key=value ...` composes, and runs the same stage: the command line is a thin lay
 these functions, which raise (ConfigError and the other errors the command prints as one line)
 where the command exits with a status. Each returns what it wrote.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
-
 
 from .commands import COMMANDS, compose_command, execute
 from .config import flatten
@@ -74,6 +74,7 @@ def _value(v: Any) -> str:
 
 
 # -- one function per command ------------------------------------------------------------------
+
 
 def prepare(**options) -> Path:
     """`audio-vq prepare`: a dataset -> ``out``/manifest.jsonl + speakers.json; returns ``out``."""

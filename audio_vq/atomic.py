@@ -2,6 +2,7 @@
 
 A reader (or a resumed job) sees the old file or the complete new one, never half of either.
 """
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-
 
 DEFAULT_FILE_MODE = 0o666
 

@@ -8,11 +8,12 @@ hands back garbage silently.
 torch is never imported at module level: the prepare stage's worker processes load audio
 without paying for it. The mu-law functions accept numpy arrays and torch tensors alike.
 """
+
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,9 @@ def load(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE, mono: b
     return load_with_rate(path, sample_rate, mono)[0]
 
 
-def load_with_rate(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE,
-                   mono: bool = True) -> tuple[np.ndarray, int]:
+def load_with_rate(
+    path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE, mono: bool = True
+) -> tuple[np.ndarray, int]:
     """Like :func:`load`, also returning the rate of what it returns."""
     data, native_rate = _decode(Path(path))
     audio = data.T  # (C, T)
@@ -143,8 +145,9 @@ def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
-def save(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
-         subtype: str | None = None) -> Path:
+def save(
+    path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str | None = None
+) -> Path:
     """Write (T,) or (C, T) audio atomically (temporary name in the same folder, then rename).
 
     The format follows the extension; ``subtype`` defaults to libsndfile's (PCM_16 for wav and
@@ -162,8 +165,9 @@ def save(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_R
         with atomic_path(path) as tmp:
             sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
     except (OSError, sf.SoundFileRuntimeError) as e:  # a full disk, a read-only folder, a size limit
-        raise AudioError(path, f"cannot write it ({' '.join(str(e).split())}; "
-                               f"{_free_bytes(path.parent)} free on its disk)") from None
+        raise AudioError(
+            path, f"cannot write it ({' '.join(str(e).split())}; {_free_bytes(path.parent)} free on its disk)"
+        ) from None
     return path
 
 
@@ -219,8 +223,12 @@ def loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
 
 
-def normalize_loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
-                       target_lufs: float = DEFAULT_LOUDNESS_LUFS, current: float | None = None) -> np.ndarray:
+def normalize_loudness(
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    target_lufs: float = DEFAULT_LOUDNESS_LUFS,
+    current: float | None = None,
+) -> np.ndarray:
     """Scale audio to ``target_lufs``. Silence is returned unchanged. May exceed [-1, 1]:
     check with :func:`peak` before writing fixed-point files. ``current``: the audio's
     loudness when the caller has measured it already (the measurement is the costly part)."""

@@ -11,6 +11,7 @@ Training state (``<run>/checkpoints/step_XXXXXXXX.pt``) holds what an exact resu
 lives apart from the model directory; it is read with ``torch.load(weights_only=True)``, so it
 holds only tensors and plain containers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,8 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
-from .audio import SAMPLE_RATE
 from .atomic import atomic_path, atomic_write_text
+from .audio import SAMPLE_RATE
 from .manifest import SPEAKERS_NAME, ManifestError, read_speakers
 from .models.vqvae import VQVAE
 
@@ -39,7 +40,9 @@ class ModelDirError(ValueError):
     """A model directory that is missing a file, fails its checksum or does not fit its config."""
 
 
-def save_model_dir(model: torch.nn.Module, config: dict, speakers: dict[str, int], directory: str | os.PathLike) -> Path:
+def save_model_dir(
+    model: torch.nn.Module, config: dict, speakers: dict[str, int], directory: str | os.PathLike
+) -> Path:
     """Write a model directory (a VQ-VAE's, a prior's) atomically file by file; the checksum
     goes last, so a directory whose checksum matches is complete."""
     directory = Path(directory)
@@ -81,8 +84,10 @@ def load_weights_dir(directory: str | os.PathLike, section: str) -> tuple[dict, 
         raise ModelDirError(f"{directory / WEIGHTS_NAME}: not a readable safetensors file ({_one_line(e)})") from None
     bad = [k for k, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
-        raise ModelDirError(f"{directory / WEIGHTS_NAME}: {len(bad)} tensor(s) hold NaN or inf, e.g. {bad[0]} "
-                            "(the training diverged); use an earlier checkpoint")
+        raise ModelDirError(
+            f"{directory / WEIGHTS_NAME}: {len(bad)} tensor(s) hold NaN or inf, e.g. {bad[0]} "
+            "(the training diverged); use an earlier checkpoint"
+        )
     return config, speakers, weights
 
 
@@ -92,8 +97,11 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     directory = Path(directory)
     config, speakers, weights = load_weights_dir(directory, "model")
     try:
-        model = VQVAE.from_config(config["model"], num_speakers=len(speakers),
-                                  sample_rate=int((config.get("data") or {}).get("sample_rate", SAMPLE_RATE)))
+        model = VQVAE.from_config(
+            config["model"],
+            num_speakers=len(speakers),
+            sample_rate=int((config.get("data") or {}).get("sample_rate", SAMPLE_RATE)),
+        )
     except (TypeError, ValueError, KeyError) as e:
         raise ModelDirError(f"{directory / CONFIG_NAME}: not a model this version builds ({_one_line(e)})") from None
     try:
@@ -142,7 +150,9 @@ def load_latest_training_state(directory: str | os.PathLike, log=None) -> tuple[
             return state, path
         except Exception as e:  # truncated zip, bad pickle opcodes, ...
             if log is not None:
-                log.warning("checkpoint %s is unreadable (%s); trying the previous one", path, " ".join(str(e).split())[:200])
+                log.warning(
+                    "checkpoint %s is unreadable (%s); trying the previous one", path, " ".join(str(e).split())[:200]
+                )
     return None
 
 

@@ -2,12 +2,14 @@
 
 Each command is a packaged Hydra config (``configs/<command>.yaml``) and a stage function taking
 the composed config (the table is commands.py's, which the Python API runs too); this module
-only reads argv, prints help and turns errors into exit statuses. ``audio-vq --help`` lists the commands; ``audio-vq <command> --help`` prints
-the command's keys with their defaults and comments and the options of its config groups.
+only reads argv, prints help and turns errors into exit statuses. ``audio-vq --help`` lists
+the commands; ``audio-vq <command> --help`` prints the command's keys with their defaults and
+comments and the options of its config groups.
 User errors (bad keys or values, unusable datasets) print one line and exit with status 2; a
 training run stopped by a preemption signal checkpoints and exits with status 75
 (preemption.EXIT_PREEMPTED); running out of memory is one line and status 1.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +73,10 @@ def _run(name: str, overrides: list[str]) -> int:
     except (MemoryError, RuntimeError) as e:  # torch's allocators raise RuntimeError (OutOfMemoryError)
         if not _out_of_memory(e):
             raise
-        print(f"{PROG} {name}: error: out of memory ({_first_line(e)}); lower the batch size or the model's "
-              "sizes", file=sys.stderr)
+        print(
+            f"{PROG} {name}: error: out of memory ({_first_line(e)}); lower the batch size or the model's sizes",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG} {name}: interrupted", file=sys.stderr)
@@ -100,8 +104,11 @@ def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"usage: {PROG} <command> [key=value ...]", "", "commands:"]
     lines += [f"  {n:{width}s}  {c.summary}" for n, c in COMMANDS.items()]
-    lines += ["", f"'{PROG} <command> --help' lists a command's keys and their defaults.",
-              f"'{PROG} --version' prints the version."]
+    lines += [
+        "",
+        f"'{PROG} <command> --help' lists a command's keys and their defaults.",
+        f"'{PROG} --version' prints the version.",
+    ]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ that speaker's register. Each output's sampling noise is seeded by (seed, its na
 utterance decodes to the same audio alone, in a batch, in memory or from the command: give it
 the command's output name (``<id>`` for reconstruct, ``<id>__<target>`` for convert).
 """
+
 from __future__ import annotations
 
 import os
@@ -58,9 +59,17 @@ class Job(NamedTuple):
 class Codec:
     """A loaded model with its unit extractor and generator, and the sampling settings."""
 
-    def __init__(self, model: VQVAE, checksum: str | None = None, *, backend: str = "auto",
-                 threads: int | None = None, chunk_seconds: float = 30.0, levels: int | None = None,
-                 sampling: Sampling = Sampling()):
+    def __init__(
+        self,
+        model: VQVAE,
+        checksum: str | None = None,
+        *,
+        backend: str = "auto",
+        threads: int | None = None,
+        chunk_seconds: float = 30.0,
+        levels: int | None = None,
+        sampling: Sampling = Sampling(),
+    ):
         self.model = model.eval()
         self.checksum = checksum
         self.sampling = sampling
@@ -86,7 +95,9 @@ class Codec:
         """The table index of speaker ``name``; ConfigError (naming ``key``) listing the valid names otherwise."""
         index = self.model.speaker_index
         if name not in index:
-            raise ConfigError(f"{key}={name}: unknown speaker; this model knows: {', '.join(self.speakers) or '(none)'}")
+            raise ConfigError(
+                f"{key}={name}: unknown speaker; this model knows: {', '.join(self.speakers) or '(none)'}"
+            )
         return index[name]
 
     # -- audio to codes (and contours)
@@ -121,8 +132,9 @@ class Codec:
         if pitch_bins is None:
             return Job(name, codes, speaker)
         try:
-            f0 = contours.contour_of_codes(self.model, codes[-1], pitch_bins, speaker) if self.model.uses_pitch \
-                else None
+            f0 = (
+                contours.contour_of_codes(self.model, codes[-1], pitch_bins, speaker) if self.model.uses_pitch else None
+            )
         except ValueError as e:
             raise ValueError(f"utterance {name}: {e}") from None
         return Job(name, codes[:-1], speaker, f0)
@@ -134,23 +146,33 @@ class Codec:
         depend on its batch)."""
         jobs = [Job(*j) for j in jobs]
         s = self.sampling
-        return self.generator.generate([j.codes for j in jobs], [j.speaker for j in jobs],
-                                       uniforms=[self._uniforms(j.name, j.codes.shape[-1]) for j in jobs],
-                                       temperature=s.temperature, argmax=s.argmax,
-                                       voiced_temperature=s.voiced_temperature,
-                                       f0=[j.f0 for j in jobs] if self.model.uses_pitch else None,
-                                       excitation=self._excitations(jobs))
+        return self.generator.generate(
+            [j.codes for j in jobs],
+            [j.speaker for j in jobs],
+            uniforms=[self._uniforms(j.name, j.codes.shape[-1]) for j in jobs],
+            temperature=s.temperature,
+            argmax=s.argmax,
+            voiced_temperature=s.voiced_temperature,
+            f0=[j.f0 for j in jobs] if self.model.uses_pitch else None,
+            excitation=self._excitations(jobs),
+        )
 
     def stream(self, job: Job | tuple) -> Iterator[np.ndarray]:
         """One job's audio in chunks of ``chunk_frames`` (the same samples :meth:`decode` gives)."""
         job = Job(*job)
         s = self.sampling
         excitation = self._excitations([job])
-        return self.generator.stream(job.codes, job.speaker, chunk_frames=self.chunk_frames,
-                                     uniforms=self._uniforms(job.name, job.codes.shape[-1]), f0=job.f0,
-                                     excitation=None if excitation is None else excitation[0],
-                                     temperature=s.temperature, argmax=s.argmax,
-                                     voiced_temperature=s.voiced_temperature)
+        return self.generator.stream(
+            job.codes,
+            job.speaker,
+            chunk_frames=self.chunk_frames,
+            uniforms=self._uniforms(job.name, job.codes.shape[-1]),
+            f0=job.f0,
+            excitation=None if excitation is None else excitation[0],
+            temperature=s.temperature,
+            argmax=s.argmax,
+            voiced_temperature=s.voiced_temperature,
+        )
 
     def _uniforms(self, name: str, frames: int) -> np.ndarray:
         """The sampling noise of output ``name``: seeded by (seed, name), so an output's audio does
@@ -163,21 +185,35 @@ class Codec:
         name) like the uniforms; None for other models."""
         if not self.model.uses_excitation:
             return None
-        return [self.generator.excitation(j.f0, np.random.default_rng(
-            [self.sampling.seed, zlib.crc32(j.name.encode("utf-8")), pitch.EXCITATION_STREAM])) for j in jobs]
+        return [
+            self.generator.excitation(
+                j.f0,
+                np.random.default_rng(
+                    [self.sampling.seed, zlib.crc32(j.name.encode("utf-8")), pitch.EXCITATION_STREAM]
+                ),
+            )
+            for j in jobs
+        ]
 
     # -- the decoding commands, in memory
 
-    def reconstruct(self, x: np.ndarray | str | os.PathLike, speaker: str, sample_rate: int | None = None,
-                    name: str = DEFAULT_NAME) -> np.ndarray:
+    def reconstruct(
+        self, x: np.ndarray | str | os.PathLike, speaker: str, sample_rate: int | None = None, name: str = DEFAULT_NAME
+    ) -> np.ndarray:
         """``x`` (a path, or (T,) at ``sample_rate``) encoded and decoded with its own speaker's
         voice (``speaker``: who it is), as `audio-vq reconstruct` writes ``<name>.wav``."""
         x = self._audio(x, sample_rate)
         codes = self.encode(x).codes
         return self.decode([Job(name, codes, self.speaker(speaker), self.contour(x, codes.shape[-1]))])[0]
 
-    def convert(self, x: np.ndarray | str | os.PathLike, target: str, sample_rate: int | None = None,
-                source_speaker: str | None = None, name: str = DEFAULT_NAME) -> np.ndarray:
+    def convert(
+        self,
+        x: np.ndarray | str | os.PathLike,
+        target: str,
+        sample_rate: int | None = None,
+        source_speaker: str | None = None,
+        name: str = DEFAULT_NAME,
+    ) -> np.ndarray:
         """``x``'s codes decoded in the voice of ``target``, its intonation moved into the
         target's register (``source_speaker``: the source's name when the model knows it; else
         the contour's own statistics), as `audio-vq convert` writes ``<id>__<target>.wav``."""
@@ -188,15 +224,18 @@ class Codec:
         f0 = self.in_register(self.contour(x, codes.shape[-1]), index, source)
         return self.decode([Job(name, codes, index, f0)])[0]
 
-    def synthesize(self, codes: np.ndarray, speaker: str, pitch_bins: int | None = None,
-                   name: str = DEFAULT_NAME) -> np.ndarray:
+    def synthesize(
+        self, codes: np.ndarray, speaker: str, pitch_bins: int | None = None, name: str = DEFAULT_NAME
+    ) -> np.ndarray:
         """Units (frames,) or (levels, frames) to speech in ``speaker``'s voice; with
         ``pitch_bins`` their last level is the pitch stream (what `extract pitch_bins=N` writes,
         which a pitch model needs), as `audio-vq synthesize` writes ``<name>.wav``."""
         job = self.synthesis_job(name, np.asarray(codes, dtype=np.int64), self.speaker(speaker), pitch_bins)
         if self.model.uses_pitch and job.f0 is None:
-            raise ValueError(f"this is a pitch model (model.decoder.pitch={self.model.decoder.pitch}): give units "
-                             "with their pitch stream and pitch_bins=N")
+            raise ValueError(
+                f"this is a pitch model (model.decoder.pitch={self.model.decoder.pitch}): give units "
+                "with their pitch stream and pitch_bins=N"
+            )
         return self.decode([job])[0]
 
     def _audio(self, x: np.ndarray | str | os.PathLike, sample_rate: int | None) -> np.ndarray:

@@ -4,12 +4,14 @@ Both faces of the toolkit go through here: the `audio-vq` command line (cli.py: 
 exit statuses) and the Python API (api.py: keyword arguments, exceptions). A command's
 function is imported only when it runs, so listing the commands stays instant.
 """
+
 from __future__ import annotations
 
 import importlib
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
+
 
 @dataclass(frozen=True)
 class Command:
@@ -50,28 +52,34 @@ COMMANDS: dict[str, Command] = {
         makes_run=True,
     ),
     "sample": Command(
-        "speech from a prior over units (or continuations of prompts), rendered by the VQ-VAE: <out>/<name>.wav + units",
+        "speech from a prior over units (or continuations of prompts), rendered by the VQ-VAE: "
+        "<out>/<name>.wav + units",
         "audio_vq.stages.sample:sample",
-        example="audio-vq sample prior=runs/prior/prior model=runs/demo/model speaker=spk03 out=exp/samples num_samples=4",
-        package=INFERENCE, shared="decode",
+        example="audio-vq sample prior=runs/prior/prior model=runs/demo/model speaker=spk03 out=exp/samples "
+        "num_samples=4",
+        package=INFERENCE,
+        shared="decode",
     ),
     "reconstruct": Command(
         "encode audio and decode it with its own speaker: <out>/<id>.wav",
         "audio_vq.stages.decode:reconstruct",
         example="audio-vq reconstruct model=runs/demo/model input=exp/demo/data out=exp/demo/reconstructed",
-        package=INFERENCE, shared="decode",
+        package=INFERENCE,
+        shared="decode",
     ),
     "convert": Command(
         "voice conversion: decode each input's codes with target speakers; <out>/<id>__<target>.wav + index.csv",
         "audio_vq.stages.decode:convert",
         example="audio-vq convert model=runs/demo/model input=speech.wav target_speaker=spk01,spk05 out=exp/converted",
-        package=INFERENCE, shared="decode",
+        package=INFERENCE,
+        shared="decode",
     ),
     "synthesize": Command(
         "units to speech with one speaker: <out>/<id>.wav",
         "audio_vq.stages.decode:synthesize",
         example="audio-vq synthesize model=runs/demo/model units=units.txt speaker=spk03 out=exp/synth",
-        package=INFERENCE, shared="decode",
+        package=INFERENCE,
+        shared="decode",
     ),
     "extract": Command(
         "discrete units of every input: gslm | textless | jsonl | npz | zerospeech, + <output>.meta.json",
@@ -89,7 +97,8 @@ COMMANDS: dict[str, Command] = {
         "report on a model: codebook health, bitrate, phonetic quality vs baselines, ABX, reconstruction, conversion",
         "audio_vq.stages.evaluate.report:evaluate",
         example="audio-vq evaluate model=runs/demo/model data=exp/demo/data out=exp/demo/eval",
-        package=INFERENCE, shared="decode",
+        package=INFERENCE,
+        shared="decode",
     ),
     "evaluate-prior": Command(
         "score a prior on held-out units beside n-gram baselines; real vs reversed; sample statistics",
@@ -100,11 +109,14 @@ COMMANDS: dict[str, Command] = {
     "export-listening-test": Command(
         "a self-contained listening test (MUSHRA, AB, ABX, MOS): stimuli, key, webMUSHRA/BeaqleJS configs, HTML",
         "audio_vq.stages.listening:export",
-        example="audio-vq export-listening-test model=runs/demo/model data=exp/demo/data kind=mushra out=exp/demo/mushra",
-        package=INFERENCE, shared="decode",
+        example="audio-vq export-listening-test model=runs/demo/model data=exp/demo/data kind=mushra "
+        "out=exp/demo/mushra",
+        package=INFERENCE,
+        shared="decode",
     ),
     "listening-results": Command(
-        "de-anonymise webMUSHRA or BeaqleJS results with the key, post-screen listeners, mean and 95% CI per system, plot",
+        "de-anonymise webMUSHRA or BeaqleJS results with the key, post-screen listeners, mean and 95% CI per "
+        "system, plot",
         "audio_vq.stages.listening:results",
         example="audio-vq listening-results results=mushra.csv key=exp/demo/mushra/key.csv out=exp/demo/mushra/results",
         package=INFERENCE,
@@ -129,8 +141,8 @@ def _default_manifest(synthetic_dir: str | None, ctx) -> str:
     rank 0 under torchrun, the others waiting)."""
     from pathlib import Path
 
-    from .stages import prepare
     from .config import compose
+    from .stages import prepare
 
     root = Path(synthetic_dir or Path(os.environ.get(SYNTHETIC_CACHE_ENV, DEFAULT_CACHE)) / "synthetic").expanduser()
     manifest = root / "data" / "manifest.jsonl"

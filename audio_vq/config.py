@@ -3,6 +3,7 @@
 Every failure is a :class:`ConfigError` with a one-line message naming the key: an unknown key,
 an unparsable override, a missing required key (``???``) or a value out of range.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,12 +56,17 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
         with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
             if values:  # the defaults the values replace: the same config with only the group choices
-                base = hydra_compose(config_name=config_name, overrides=[o for o in overrides if o not in values],
-                                     return_hydra_config=with_hydra)
+                base = hydra_compose(
+                    config_name=config_name,
+                    overrides=[o for o in overrides if o not in values],
+                    return_hydra_config=with_hydra,
+                )
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_hydra_message(e, package)) from None
     for o in values:
-        _check_type(_key(o), OmegaConf.select(base, _key(o), default=None), OmegaConf.select(cfg, _key(o), default=None))
+        _check_type(
+            _key(o), OmegaConf.select(base, _key(o), default=None), OmegaConf.select(cfg, _key(o), default=None)
+        )
     return cfg
 
 

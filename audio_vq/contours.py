@@ -7,6 +7,7 @@ Tracking runs in worker processes (Harvest is the slow part of a pitch model's f
 about 3x real time per core); each contour is written atomically, so an interrupted run
 resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -36,16 +37,30 @@ def _track_one(path: str, sample_rate: int, hop: int, tracker: str, out: str) ->
     atomic_write_text(out, pitch.format_f0(f0, hop, sample_rate))
 
 
-def contours(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracker: str,
-             root: str | os.PathLike, workers: int = 1, progress: bool = True) -> dict[str, np.ndarray]:
+def contours(
+    utterances: Sequence[Utterance],
+    sample_rate: int,
+    hop: int,
+    tracker: str,
+    root: str | os.PathLike,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """id -> F0 (frames,) Hz of every utterance, from the cache under ``root`` or tracked
     (``workers`` processes) and cached. Errors name the utterance's file."""
     files = track(utterances, sample_rate, hop, tracker, root, workers, progress)
     return {u.id: pitch.read_f0(files[u.id])[1] for u in utterances}
 
 
-def track(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracker: str,
-          root: str | os.PathLike, workers: int = 1, progress: bool = True) -> dict[str, Path]:
+def track(
+    utterances: Sequence[Utterance],
+    sample_rate: int,
+    hop: int,
+    tracker: str,
+    root: str | os.PathLike,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Path]:
     """Track and cache the contours of the utterances not cached under ``root`` yet (each rank of
     a job can track its share, then all read them); id -> its ``.f0`` file."""
     problem = pitch.unavailable(tracker)
@@ -70,8 +85,9 @@ def track(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracker: 
                         bar.update()
             else:
                 with concurrent.futures.ProcessPoolExecutor(workers, initializer=die_with_parent) as pool:
-                    jobs = {pool.submit(_track_one, u.path, sample_rate, hop, tracker, str(files[u.id])): u
-                            for u in todo}
+                    jobs = {
+                        pool.submit(_track_one, u.path, sample_rate, hop, tracker, str(files[u.id])): u for u in todo
+                    }
                     for job in concurrent.futures.as_completed(jobs):
                         job.result()
                         if bar is not None:
@@ -82,8 +98,9 @@ def track(utterances: Sequence[Utterance], sample_rate: int, hop: int, tracker: 
     return files
 
 
-def speaker_stats(utterances: Sequence[Utterance], f0: Mapping[str, np.ndarray],
-                  speakers: Mapping[str, int]) -> dict[int, pitch.PitchStats]:
+def speaker_stats(
+    utterances: Sequence[Utterance], f0: Mapping[str, np.ndarray], speakers: Mapping[str, int]
+) -> dict[int, pitch.PitchStats]:
     """Speaker index -> log-F0 statistics over the voiced frames of its ``train``-split
     utterances only (held-out utterances never shape the model). ValueError naming a speaker of
     the table without a voiced training frame."""
@@ -96,8 +113,10 @@ def speaker_stats(utterances: Sequence[Utterance], f0: Mapping[str, np.ndarray],
         try:
             out[index] = pitch.log_f0_stats(pooled.get(name, []))
         except ValueError:
-            raise ValueError(f"speaker {name}: no voiced frame in its training utterances "
-                             "(a pitch model needs each speaker's register)") from None
+            raise ValueError(
+                f"speaker {name}: no voiced frame in its training utterances "
+                "(a pitch model needs each speaker's register)"
+            ) from None
     return out
 
 
@@ -114,7 +133,7 @@ def track_for(model, x: np.ndarray, frames: int | None = None) -> np.ndarray:
     if frames is None:
         return f0
     out = np.zeros(frames)
-    out[:min(frames, len(f0))] = f0[:frames]
+    out[: min(frames, len(f0))] = f0[:frames]
     return out
 
 
@@ -126,8 +145,9 @@ def in_register(model, f0: np.ndarray, target: int, source: int | None) -> np.nd
     f0 = np.asarray(f0, dtype=np.float64)
     if not (f0 > 0).any():
         return np.zeros_like(f0)
-    return pitch.denormalise(pitch.normalise(f0, _register(model, f0, source)), f0 > 0,
-                             model.speaker_pitch_stats(target))
+    return pitch.denormalise(
+        pitch.normalise(f0, _register(model, f0, source)), f0 > 0, model.speaker_pitch_stats(target)
+    )
 
 
 def _register(model, f0: np.ndarray, speaker: int | None) -> pitch.PitchStats:

@@ -8,6 +8,7 @@ Crops are reproducible: the offset of item ``index`` in epoch ``epoch`` comes fr
 seeded with ``(seed, epoch, index)`` alone, never from global or per-worker RNG state, so a
 DataLoader gives identical batches with 0 or N workers and in any iteration order.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,10 +51,19 @@ class CropDataset(Dataset):
     persistent ones included, need no state of their own to follow it.
     """
 
-    def __init__(self, utterances: Sequence[Utterance] | str | os.PathLike, speakers: dict[str, int],
-                 crop_seconds: float = DEFAULT_CROP_SECONDS, crop_samples: int | None = None,
-                 sample_rate: int = SAMPLE_RATE, split: str | None = "train", seed: int = 0, hop: int = 1,
-                 contours: dict[str, np.ndarray] | None = None, harmonics: int | None = None):
+    def __init__(
+        self,
+        utterances: Sequence[Utterance] | str | os.PathLike,
+        speakers: dict[str, int],
+        crop_seconds: float = DEFAULT_CROP_SECONDS,
+        crop_samples: int | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        split: str | None = "train",
+        seed: int = 0,
+        hop: int = 1,
+        contours: dict[str, np.ndarray] | None = None,
+        harmonics: int | None = None,
+    ):
         self.utterances = _select(utterances, split)
         self.speakers = dict(speakers)
         self.sample_rate = int(sample_rate)
@@ -63,9 +73,11 @@ class CropDataset(Dataset):
             raise ValueError(f"hop and crop length must be positive, got hop={hop}, crop_samples={self.crop_samples}")
         if self.crop_samples % self.hop:
             below = self.crop_samples // self.hop * self.hop
-            raise ValueError(f"crop of {self.crop_samples} samples is not a multiple of hop={self.hop} "
-                             f"(crop_seconds={crop_seconds}, crop_samples={crop_samples}, sample_rate={sample_rate}); "
-                             f"use crop_samples={below or self.hop} or {below + self.hop}")
+            raise ValueError(
+                f"crop of {self.crop_samples} samples is not a multiple of hop={self.hop} "
+                f"(crop_seconds={crop_seconds}, crop_samples={crop_samples}, sample_rate={sample_rate}); "
+                f"use crop_samples={below or self.hop} or {below + self.hop}"
+            )
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
@@ -102,15 +114,22 @@ class CropDataset(Dataset):
         samples, offset = self._read_crop(Path(utt.path), self.crop_offset(index, epoch))
         n = self.crop_samples
         crop = torch.zeros(n, dtype=torch.float32)
-        crop[:len(samples)] = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        crop[: len(samples)] = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
         mask = torch.zeros(n, dtype=torch.bool)
-        mask[:len(samples)] = True
-        item = {"audio": crop, "mask": mask, "speaker": _speaker(self.speakers, utt.speaker),
-                "index": index, "id": utt.id, "offset": offset}
+        mask[: len(samples)] = True
+        item = {
+            "audio": crop,
+            "mask": mask,
+            "speaker": _speaker(self.speakers, utt.speaker),
+            "index": index,
+            "id": utt.id,
+            "offset": offset,
+        }
         if self.contours is not None:
             rng = np.random.default_rng([self.seed, epoch, index, pitch.EXCITATION_STREAM])
-            f0, excitation = crop_pitch(self.contours[utt.id], offset, crop.numpy(), self.hop, self.sample_rate,
-                                        self.harmonics, rng)
+            f0, excitation = crop_pitch(
+                self.contours[utt.id], offset, crop.numpy(), self.hop, self.sample_rate, self.harmonics, rng
+            )
             item["f0"] = torch.from_numpy(f0)
             if excitation is not None:
                 item["excitation"] = torch.from_numpy(excitation)
@@ -131,7 +150,7 @@ class CropDataset(Dataset):
             return audio.load_segment(path, offset, n), offset
         full = audio.load(path, self.sample_rate)
         offset = _clamp(offset, len(full), n, hop)
-        return full[offset:offset + n], offset
+        return full[offset : offset + n], offset
 
 
 class UtteranceDataset(Dataset):
@@ -141,8 +160,13 @@ class UtteranceDataset(Dataset):
     ``id``. Batch with :func:`collate_padded`. ``split=None`` takes every utterance.
     """
 
-    def __init__(self, utterances: Sequence[Utterance] | str | os.PathLike, speakers: dict[str, int],
-                 sample_rate: int = SAMPLE_RATE, split: str | None = None):
+    def __init__(
+        self,
+        utterances: Sequence[Utterance] | str | os.PathLike,
+        speakers: dict[str, int],
+        sample_rate: int = SAMPLE_RATE,
+        split: str | None = None,
+    ):
         self.utterances = _select(utterances, split)
         self.speakers = dict(speakers)
         self.sample_rate = int(sample_rate)
@@ -154,20 +178,31 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         utt = self.utterances[index]
         samples = audio.load(utt.path, self.sample_rate)
-        return {"audio": torch.from_numpy(samples), "speaker": _speaker(self.speakers, utt.speaker),
-                "index": index, "id": utt.id}
+        return {
+            "audio": torch.from_numpy(samples),
+            "speaker": _speaker(self.speakers, utt.speaker),
+            "index": index,
+            "id": utt.id,
+        }
 
 
-def crop_pitch(contour: np.ndarray, offset: int, crop: np.ndarray, hop: int, sample_rate: int,
-               harmonics: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+def crop_pitch(
+    contour: np.ndarray,
+    offset: int,
+    crop: np.ndarray,
+    hop: int,
+    sample_rate: int,
+    harmonics: int | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """What a pitch model trains on beside a crop (T,) of audio that starts at sample ``offset``
     (a multiple of ``hop``) of its utterance: the crop's frames of the utterance's ``contour``,
     float32 (T // hop,) Hz (0 past its end), and given ``harmonics`` the excitation float32
     (2 * harmonics, T) phase-locked to the crop, its noise from ``rng`` (else None)."""
     frames = len(crop) // hop
     f0 = np.zeros(frames, np.float32)
-    piece = contour[offset // hop: offset // hop + frames]
-    f0[:len(piece)] = piece
+    piece = contour[offset // hop : offset // hop + frames]
+    f0[: len(piece)] = piece
     if harmonics is None:
         return f0, None
     return f0, pitch.excitation(f0, hop, sample_rate, harmonics, rng, audio=crop)
@@ -178,12 +213,15 @@ def collate(items: list[dict]) -> dict:
     int64 (B,), id: list of B str; f0 (B, frames) and excitation (B, 2 * harmonics, T) when
     the items have them."""
     extra = {k: torch.stack([it[k] for it in items]) for k in ("f0", "excitation") if items and k in items[0]}
-    return {**extra, "audio": torch.stack([it["audio"] for it in items]),
-            "mask": torch.stack([it["mask"] for it in items]),
-            "speaker": torch.stack([it["speaker"] for it in items]),
-            "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
-            "offset": torch.tensor([it["offset"] for it in items], dtype=torch.int64),
-            "id": [it["id"] for it in items]}
+    return {
+        **extra,
+        "audio": torch.stack([it["audio"] for it in items]),
+        "mask": torch.stack([it["mask"] for it in items]),
+        "speaker": torch.stack([it["speaker"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
+        "offset": torch.tensor([it["offset"] for it in items], dtype=torch.int64),
+        "id": [it["id"] for it in items],
+    }
 
 
 def collate_padded(items: list[dict], multiple: int = 1) -> dict:
@@ -195,12 +233,16 @@ def collate_padded(items: list[dict], multiple: int = 1) -> dict:
     longest = -(-longest // multiple) * multiple
     batch = torch.zeros(len(items), longest, dtype=torch.float32)
     for row, it in zip(batch, items):
-        row[:len(it["audio"])] = it["audio"]
+        row[: len(it["audio"])] = it["audio"]
     mask = torch.arange(longest)[None, :] < lengths[:, None]
-    return {"audio": batch, "mask": mask, "lengths": lengths,
-            "speaker": torch.stack([it["speaker"] for it in items]) if items else torch.zeros(0, dtype=torch.int64),
-            "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
-            "id": [it["id"] for it in items]}
+    return {
+        "audio": batch,
+        "mask": mask,
+        "lengths": lengths,
+        "speaker": torch.stack([it["speaker"] for it in items]) if items else torch.zeros(0, dtype=torch.int64),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
+        "id": [it["id"] for it in items],
+    }
 
 
 def target_length(utt: Utterance, sample_rate: int) -> int:

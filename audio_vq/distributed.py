@@ -4,6 +4,7 @@
 CUDA, gloo on CPU) and returns a :class:`Context`; with one process it is a plain record and
 every collective is a no-op. Train and extract both run on it.
 """
+
 from __future__ import annotations
 
 import os

@@ -40,6 +40,7 @@ batch's offset to keep every output independent of the batching. With the same u
 two backends give the same samples, except where float rounding moves a CDF boundary across u
 (float32 logits agree to ~1e-6; it is rare, and the trajectories then part).
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -82,10 +83,20 @@ def _kernel_weights(w: StepWeights):
     def f32(t: Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
 
-    return KernelWeights(emb=f32(w.emb), wd=f32(w.wd), wc=f32(w.wc), ws=f32(w.ws),
-                         sr_w=f32(torch.cat([w.skip_w, w.res_w], dim=2)),  # (L, H, S + R): skip | residual
-                         res_b=f32(w.res_b), skip_last=f32(w.skip_w[-1]), skip_b=f32(w.skip_b),
-                         hid_w=f32(w.hid_w), hid_b=f32(w.hid_b), out_w=f32(w.out_w), out_b=f32(w.out_b))
+    return KernelWeights(
+        emb=f32(w.emb),
+        wd=f32(w.wd),
+        wc=f32(w.wc),
+        ws=f32(w.ws),
+        sr_w=f32(torch.cat([w.skip_w, w.res_w], dim=2)),  # (L, H, S + R): skip | residual
+        res_b=f32(w.res_b),
+        skip_last=f32(w.skip_w[-1]),
+        skip_b=f32(w.skip_b),
+        hid_w=f32(w.hid_w),
+        hid_b=f32(w.hid_b),
+        out_w=f32(w.out_w),
+        out_b=f32(w.out_b),
+    )
 
 
 @dataclass
@@ -159,9 +170,12 @@ class Generator:
                 dil=np.asarray(self.dilations, np.int64),
                 ring_off=np.concatenate([[0], np.cumsum([past * d for d in self.dilations])[:-1]]).astype(np.int64),
                 past_off=np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64),
-                past_taps=past, residual_scale=float(RESIDUAL_SCALE), skip_scale=float(dec.skip_scale),
+                past_taps=past,
+                residual_scale=float(RESIDUAL_SCALE),
+                skip_scale=float(dec.skip_scale),
                 log_scale_min=float(getattr(dec.distribution, "log_scale_min", 0.0)),
-                mu_law_channels=int(dec.mu_law_channels))
+                mu_law_channels=int(dec.mu_law_channels),
+            )
             self._ring_slots = past * sum(self.dilations)
 
     # -- inputs -------------------------------------------------------------------------------
@@ -169,8 +183,9 @@ class Generator:
     def _utterances(self, codes: Sequence, speakers: Sequence | None, f0: Sequence | None = None) -> list[_Utterance]:
         """Check the inputs and compute each utterance's frame-rate conditioning."""
         if isinstance(codes, (Tensor, np.ndarray)) and getattr(codes, "ndim", 2) == 2:
-            raise ValueError("codes must be a sequence of per-utterance (levels, frames) arrays, e.g. [codes], "
-                             "not one array")
+            raise ValueError(
+                "codes must be a sequence of per-utterance (levels, frames) arrays, e.g. [codes], not one array"
+            )
         codes = list(codes)
         n = len(codes)
         spk_cond = self.model.speakers is not None
@@ -183,16 +198,20 @@ class Generator:
             raise ValueError(f"got {n} code sequences but {len(speakers)} speakers")
         if self.model.uses_pitch:
             if f0 is None or len(f0) != n:
-                raise ValueError(f"this model is pitch-conditioned (model.decoder.pitch={self.decoder.pitch}): pass "
-                                 f"{n} F0 contours, got {'none' if f0 is None else len(f0)}")
+                raise ValueError(
+                    f"this model is pitch-conditioned (model.decoder.pitch={self.decoder.pitch}): pass "
+                    f"{n} F0 contours, got {'none' if f0 is None else len(f0)}"
+                )
         elif f0 is not None:
             raise ValueError("this model has no pitch input (model.decoder.pitch=none) but F0 contours were given")
         utts = []
         for i, (c, s) in enumerate(zip(codes, speakers)):
             c = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
             if c.ndim != 2 or not self.model.min_levels <= c.shape[0] <= self.model.num_quantizers:
-                raise ValueError(f"codes[{i}] must be (levels, frames) with {self.model.min_levels} <= levels <= "
-                                 f"{self.model.num_quantizers} (the model's codebooks), got shape {c.shape}")
+                raise ValueError(
+                    f"codes[{i}] must be (levels, frames) with {self.model.min_levels} <= levels <= "
+                    f"{self.model.num_quantizers} (the model's codebooks), got shape {c.shape}"
+                )
             if c.size and not np.issubdtype(c.dtype, np.integer):
                 if not np.all(np.equal(np.mod(c, 1), 0)):
                     raise ValueError(f"codes[{i}] must hold integer units, got dtype {c.dtype}")
@@ -205,16 +224,20 @@ class Generator:
                     raise ValueError(f"speakers[{i}] must be an integer speaker index, got {s!r}")
                 s = int(s)
                 if not 0 <= s < self.model.num_speakers:
-                    raise ValueError(f"speakers[{i}]: speaker index {s} is not in the table of "
-                                     f"{self.model.num_speakers} speakers (a held-out speaker has no embedding)")
+                    raise ValueError(
+                        f"speakers[{i}]: speaker index {s} is not in the table of "
+                        f"{self.model.num_speakers} speakers (a held-out speaker has no embedding)"
+                    )
             else:
                 s = None
             contour = None
             if f0 is not None:
                 contour = np.asarray(f0[i].detach().cpu() if isinstance(f0[i], Tensor) else f0[i], dtype=np.float64)
                 if contour.shape != (c.shape[1],) or not np.isfinite(contour).all() or (contour < 0).any():
-                    raise ValueError(f"f0[{i}] must be a finite contour (frames={c.shape[1]},) in Hz, 0 = unvoiced, "
-                                     f"got shape {contour.shape}")
+                    raise ValueError(
+                        f"f0[{i}] must be a finite contour (frames={c.shape[1]},) in Hz, 0 = unvoiced, "
+                        f"got shape {contour.shape}"
+                    )
             utts.append(self._conditioning(c, s, contour))
         return utts
 
@@ -236,7 +259,7 @@ class Generator:
         const = w.dil_b.clone()
         if speaker is not None:
             g = self.model.speaker_vector(torch.tensor([speaker], device=self.device))
-            const += torch.cat([l.speaker(g)[0] for l in dec.layers])
+            const += torch.cat([layer.speaker(g)[0] for layer in dec.layers])
         return _Utterance(codes, speaker, frames, frames * self.hop, feats, const, f0)
 
     @torch.no_grad()
@@ -254,10 +277,11 @@ class Generator:
         c = utt.feats[a:b].t().unsqueeze(0)
         for up in self.decoder.upsample:
             c = up(c)
-        return c[0, :, t0 - a * self.hop:min(t1, utt.length) - a * self.hop].t()
+        return c[0, :, t0 - a * self.hop : min(t1, utt.length) - a * self.hop].t()
 
-    def _setup_randomness(self, utts: list[_Utterance], seed: int, first_index: int,
-                          uniforms: Sequence[np.ndarray] | None, argmax: bool) -> None:
+    def _setup_randomness(
+        self, utts: list[_Utterance], seed: int, first_index: int, uniforms: Sequence[np.ndarray] | None, argmax: bool
+    ) -> None:
         if uniforms is not None:
             uniforms = list(uniforms)
             if len(uniforms) != len(utts):
@@ -267,8 +291,9 @@ class Generator:
                 want = self.distribution.uniform_shape(utt.length)
                 if u.shape != want:
                     kind = self.distribution.kind.replace("_", " ")
-                    raise ValueError(f"uniforms[{i}] must have shape {want} (frames * hop samples, {kind} output), "
-                                     f"got {u.shape}")
+                    raise ValueError(
+                        f"uniforms[{i}] must have shape {want} (frames * hop samples, {kind} output), got {u.shape}"
+                    )
                 if u.size and (u.min() < 0.0 or u.max() > 1.0):
                     raise ValueError(f"uniforms[{i}] must lie in [0, 1]")
                 utt.uniforms = u
@@ -276,8 +301,9 @@ class Generator:
             for i, utt in enumerate(utts):
                 utt.rng = np.random.default_rng([int(seed), int(first_index) + i])
 
-    def _setup_excitation(self, utts: list[_Utterance], seed: int, first_index: int,
-                          excitation: Sequence[np.ndarray] | None) -> None:
+    def _setup_excitation(
+        self, utts: list[_Utterance], seed: int, first_index: int, excitation: Sequence[np.ndarray] | None
+    ) -> None:
         """Each utterance's excitation (pitch="excitation"): given, or built from its contour
         with noise from its own stream, so the uniforms stay as they were."""
         if not self.model.uses_excitation:
@@ -288,8 +314,9 @@ class Generator:
             raise ValueError(f"got {len(excitation)} excitations for {len(utts)} utterances")
         for i, utt in enumerate(utts):
             if excitation is None:
-                e = self.excitation(utt.f0, np.random.default_rng([int(seed), int(first_index) + i,
-                                                                    pitch.EXCITATION_STREAM]))
+                e = self.excitation(
+                    utt.f0, np.random.default_rng([int(seed), int(first_index) + i, pitch.EXCITATION_STREAM])
+                )
             else:
                 e = np.asarray(excitation[i], dtype=np.float32)
                 want = (self.decoder.source_channels, utt.length)
@@ -310,13 +337,13 @@ class Generator:
         utt.drawn += m
         out = np.zeros((n, UNIFORM_COLUMNS))
         if utt.uniforms is not None:
-            u = utt.uniforms[start:start + m]
+            u = utt.uniforms[start : start + m]
         elif utt.rng is not None:
             u = self.distribution.draw_uniforms(utt.rng, m)
         else:  # argmax: unused
             return out
         k = self.distribution.uniforms_per_sample
-        out[:len(u), :k] = u.reshape(len(u), k)
+        out[: len(u), :k] = u.reshape(len(u), k)
         return out
 
     @staticmethod
@@ -337,11 +364,21 @@ class Generator:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def generate(self, codes: Sequence[Tensor | np.ndarray], speakers: Sequence[int] | None, *, seed: int = 0,
-                 temperature: float = 1.0, argmax: bool = False, uniforms: Sequence[np.ndarray] | None = None,
-                 progress: bool = False, first_index: int = 0, f0: Sequence[np.ndarray] | None = None,
-                 excitation: Sequence[np.ndarray] | None = None,
-                 voiced_temperature: float | None = None) -> list[np.ndarray]:
+    def generate(
+        self,
+        codes: Sequence[Tensor | np.ndarray],
+        speakers: Sequence[int] | None,
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        argmax: bool = False,
+        uniforms: Sequence[np.ndarray] | None = None,
+        progress: bool = False,
+        first_index: int = 0,
+        f0: Sequence[np.ndarray] | None = None,
+        excitation: Sequence[np.ndarray] | None = None,
+        voiced_temperature: float | None = None,
+    ) -> list[np.ndarray]:
         """Decode utterances: ``codes[i]`` (levels, frames_i) units (the first levels of the
         model's codebooks: 1 with one codebook), ``speakers[i]`` a speaker index
         (None for a model without speakers). Returns per utterance float32 audio
@@ -373,8 +410,9 @@ class Generator:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=sum(u.length for u in utts), unit="sample", unit_scale=True, desc="generate",
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=sum(u.length for u in utts), unit="sample", unit_scale=True, desc="generate", dynamic_ncols=True
+            )
         try:
             groups = self._groups(utts)
             if len(groups) == 1:
@@ -388,10 +426,21 @@ class Generator:
                 bar.close()
         return [u.out for u in utts]
 
-    def stream(self, codes: Tensor | np.ndarray, speaker: int | None, *, chunk_frames: int, seed: int = 0,
-               temperature: float = 1.0, argmax: bool = False, uniforms: np.ndarray | None = None,
-               first_index: int = 0, f0: np.ndarray | None = None, excitation: np.ndarray | None = None,
-               voiced_temperature: float | None = None) -> Iterator[np.ndarray]:
+    def stream(
+        self,
+        codes: Tensor | np.ndarray,
+        speaker: int | None,
+        *,
+        chunk_frames: int,
+        seed: int = 0,
+        temperature: float = 1.0,
+        argmax: bool = False,
+        uniforms: np.ndarray | None = None,
+        first_index: int = 0,
+        f0: np.ndarray | None = None,
+        excitation: np.ndarray | None = None,
+        voiced_temperature: float | None = None,
+    ) -> Iterator[np.ndarray]:
         """Decode one utterance chunk by chunk: yields float32 audio of ``chunk_frames * hop``
         samples (the last one shorter); the concatenation equals :meth:`generate` with the same
         seed / uniforms. State (ring buffers, the previous sample) carries across chunks."""
@@ -408,11 +457,17 @@ class Generator:
         session = self._session([utt], argmax)
         for t0 in range(0, utt.length, step):
             t1 = min(t0 + step, utt.length)
-            yield session.advance(t1 - t0)[0][:t1 - t0].copy()
+            yield session.advance(t1 - t0)[0][: t1 - t0].copy()
 
     @torch.no_grad()
-    def teacher_forced_logits(self, audio_classes: Tensor, codes: Tensor, speakers: Tensor | None,
-                              f0: Tensor | None = None, excitation: Tensor | None = None) -> Tensor:
+    def teacher_forced_logits(
+        self,
+        audio_classes: Tensor,
+        codes: Tensor,
+        speakers: Tensor | None,
+        f0: Tensor | None = None,
+        excitation: Tensor | None = None,
+    ) -> Tensor:
         """Logits (B, C, T) of the incremental path fed the TRUE previous samples: mu-law
         ``audio_classes`` (B, T) int64, ``codes`` (B, levels, frames) with T <= frames * hop,
         ``speakers`` (B,), a pitch model's ``f0`` (B, frames) Hz and with pitch="excitation"
@@ -421,8 +476,10 @@ class Generator:
         x = torch.as_tensor(audio_classes)
         codes = torch.as_tensor(codes)
         if x.dim() != 2 or codes.dim() != 3 or x.shape[0] != codes.shape[0]:
-            raise ValueError(f"audio_classes must be (B, T) and codes (B, levels, frames), got {tuple(x.shape)} and "
-                             f"{tuple(codes.shape)}")
+            raise ValueError(
+                f"audio_classes must be (B, T) and codes (B, levels, frames), got {tuple(x.shape)} and "
+                f"{tuple(codes.shape)}"
+            )
         B, T = x.shape
         if T > codes.shape[2] * self.hop:
             raise ValueError(f"T={T} samples but codes cover {codes.shape[2]} frames x hop {self.hop}")
@@ -432,15 +489,15 @@ class Generator:
         utts = self._utterances(list(codes), spk, None if f0 is None else list(torch.as_tensor(f0)))
         if self.model.uses_excitation and excitation is None:
             raise ValueError("this model reads an excitation (pitch='excitation'): pass the one to force")
-        self._setup_excitation(utts, 0, 0, None if excitation is None else
-                               [e.detach().cpu().numpy() for e in torch.as_tensor(excitation)])
+        self._setup_excitation(
+            utts, 0, 0, None if excitation is None else [e.detach().cpu().numpy() for e in torch.as_tensor(excitation)]
+        )
         for utt in utts:  # stop at T: lengths as given
             utt.length = T
         self._setup_temperature(utts, 1.0, None)
         session = self._session(utts, True, teacher=True)
         x = x.cpu().numpy().astype(np.int64)
-        pieces = [session.advance(min(self.chunk_samples, T - t0), teacher=x)
-                  for t0 in range(0, T, self.chunk_samples)]
+        pieces = [session.advance(min(self.chunk_samples, T - t0), teacher=x) for t0 in range(0, T, self.chunk_samples)]
         if not pieces:
             return torch.zeros(B, self.out_channels, 0)
         return torch.cat(pieces, dim=2)
@@ -473,7 +530,7 @@ class Generator:
             for k, utt in enumerate(session.utts):
                 m = min(t0 + n, utt.length) - t0
                 if m > 0:
-                    utt.out[t0:t0 + m] = out[k][:m]
+                    utt.out[t0 : t0 + m] = out[k][:m]
             if bar is not None:
                 bar.update(sum(max(0, min(t0 + n, u.length) - t0) for u in utts))
 
@@ -513,7 +570,7 @@ class _Session:
         out = torch.zeros(len(self.utts), rows, D, dtype=dtype, device=device)
         for k, utt in enumerate(self.utts):
             f = g._features(utt, t0, t1)
-            out[k, :f.shape[0]] = f
+            out[k, : f.shape[0]] = f
         return out, row0
 
     def _uniforms(self, n: int) -> np.ndarray:
@@ -525,7 +582,7 @@ class _Session:
         out = np.ones((len(self.utts), t1 - t0))
         for k, utt in enumerate(self.utts):
             rows = utt.temperature[t0:t1]
-            out[k, :len(rows)] = rows
+            out[k, : len(rows)] = rows
         return out
 
     def _source_rows(self, t0: int, t1: int) -> np.ndarray:
@@ -536,7 +593,7 @@ class _Session:
         if E:
             for k, utt in enumerate(self.utts):
                 rows = utt.source[t0:t1]
-                out[k, :len(rows)] = rows
+                out[k, : len(rows)] = rows
         return out
 
     def _audio(self, classes: np.ndarray, audio: np.ndarray) -> list[np.ndarray]:
@@ -561,8 +618,11 @@ class _KernelSession(_Session):
             past=np.zeros((nb, sum(gen.dilations) if block_past else 1, G), np.float32),
             prev=np.full(nb, gen.decoder.initial_class, np.int64),
             consts=np.ascontiguousarray(torch.stack([u.const for u in self.utts]).to("cpu", torch.float32).numpy())
-            if nb else np.zeros((0, gen.num_layers * G), np.float32),
-            lengths=np.asarray([u.length for u in self.utts], np.int64), block_past=block_past)
+            if nb
+            else np.zeros((0, gen.num_layers * G), np.float32),
+            lengths=np.asarray([u.length for u in self.utts], np.int64),
+            block_past=block_past,
+        )
         self.mode = gen._kernel.MODE_TEACHER if teacher else gen._kernel.SAMPLING_MODES[gen.distribution.kind]
 
     def _advance(self, n: int, teacher: np.ndarray | None):
@@ -580,9 +640,25 @@ class _KernelSession(_Session):
         else:
             out_logits = np.zeros((nb, 1, g.out_channels), np.float32)
             tf = np.zeros((nb, 1), np.int64)
-        k.run_steps(g._np_weights, g._geometry, self.streams, feats, row0, g.feat_hop, self._source_rows(t0, t1), t0,
-                    t1, uniforms, self.mode, self._temperature_rows(t0, t1), self.argmax, tf, out_class, out_audio,
-                    out_logits)
+        k.run_steps(
+            g._np_weights,
+            g._geometry,
+            self.streams,
+            feats,
+            row0,
+            g.feat_hop,
+            self._source_rows(t0, t1),
+            t0,
+            t1,
+            uniforms,
+            self.mode,
+            self._temperature_rows(t0, t1),
+            self.argmax,
+            tf,
+            out_class,
+            out_audio,
+            out_logits,
+        )
         self.t = t1
         if self.teacher:  # back to the caller's order, (B, C, T)
             inv = np.argsort(self.order)
@@ -639,7 +715,7 @@ class _TorchSession(_Session):
         nb = len(self.utts)
         feats, row0 = self._feature_rows(t0, t1, self.dtype, self.device)
         table = self._buffer("table", (nb, feats.shape[1], g.num_layers * g.gate_channels), self.dtype)
-        table[:, :feats.shape[1]] = torch.matmul(feats, w.wc) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
+        table[:, : feats.shape[1]] = torch.matmul(feats, w.wc) + self.consts.unsqueeze(1)  # (nb, rows, L*G)
         if g.decoder.source_channels:  # the excitation's projections of the chunk, (nb, n, L*G)
             src = torch.from_numpy(self._source_rows(t0, t1)).to(self.device, self.dtype)
             self._buffer("source", (nb, n, g.num_layers * g.gate_channels), self.dtype)[:, :n] = src @ w.ws
@@ -717,7 +793,7 @@ class _TorchSession(_Session):
         skip = None
         for i in range(L):
             ring = self.rings[i]
-            ring.index_copy_(1, slots[i:i + 1], h.unsqueeze(1))
+            ring.index_copy_(1, slots[i : i + 1], h.unsqueeze(1))
             taps = ring.index_select(1, tap_slots[i]).reshape(nb, K * R)
             a = torch.addmm(bias[:, i], taps, w.wd[i])
             z = torch.tanh(a[:, :H]) * torch.sigmoid(a[:, H:])

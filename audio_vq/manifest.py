@@ -12,6 +12,7 @@ Beside it ``speakers.json`` maps each speaker the decoder can be conditioned on 
 fairseq's ``.tsv`` manifest (first line: root folder; then ``relpath<TAB>num_samples``) is read
 and written too.
 """
+
 from __future__ import annotations
 
 import json
@@ -128,7 +129,9 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], rel
         missing = [k for k in _REQUIRED if getattr(u, k) is None]
         if missing:
             raise ManifestError(f"{u.id}: cannot write a manifest entry without {', '.join(missing)}")
-        problem = next((f"{k} {getattr(u, k)!r} {p}" for k in ("id", "speaker") if (p := name_problem(getattr(u, k)))), None)
+        problem = next(
+            (f"{k} {getattr(u, k)!r} {p}" for k in ("id", "speaker") if (p := name_problem(getattr(u, k)))), None
+        )
         if problem:  # what read_manifest would refuse is never written
             raise ManifestError(f"{u.path}: cannot write a manifest entry whose {problem}")
         rec = Utterance(**asdict(u))
@@ -152,8 +155,11 @@ def read_speakers(path: str | os.PathLike) -> dict[str, int]:
         raise ManifestError(f"{path}: speakers file not found") from None
     except json.JSONDecodeError as e:
         raise ManifestError(f"{path}: not JSON ({e.msg})") from None
-    if (not isinstance(speakers, dict) or not all(type(v) is int for v in speakers.values())
-            or sorted(speakers.values()) != list(range(len(speakers)))):
+    if (
+        not isinstance(speakers, dict)
+        or not all(type(v) is int for v in speakers.values())
+        or sorted(speakers.values()) != list(range(len(speakers)))
+    ):
         raise ManifestError(f"{path}: expected an object mapping speaker -> index 0..N-1")
     for name in speakers:
         problem = name_problem(name)
@@ -172,7 +178,9 @@ def write_speakers(path: str | os.PathLike, speakers: Iterable[str]) -> dict[str
     return mapping
 
 
-def write_fairseq_tsv(path: str | os.PathLike, utterances: Iterable[Utterance], root: str | os.PathLike | None = None) -> Path:
+def write_fairseq_tsv(
+    path: str | os.PathLike, utterances: Iterable[Utterance], root: str | os.PathLike | None = None
+) -> Path:
     """fairseq's wav2vec/HuBERT manifest: first line the root folder, then ``relpath<TAB>num_samples``.
 
     ``root`` defaults to the deepest folder holding every file. fairseq expects 16 kHz audio,
@@ -223,8 +231,9 @@ def _one_field(path: str) -> str:
     return str(path).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def spread_over_speakers(utterances: Sequence[Utterance], n: int,
-                         rng: np.random.Generator | None = None) -> list[Utterance]:
+def spread_over_speakers(
+    utterances: Sequence[Utterance], n: int, rng: np.random.Generator | None = None
+) -> list[Utterance]:
     """Up to ``n`` utterances dealt round robin over the speakers in sorted order, so a cap keeps
     every speaker. Within a speaker: the given order, or a permutation drawn from ``rng`` (one
     per speaker, in sorted speaker order, so a seed gives the same choice)."""

@@ -18,6 +18,7 @@ Before a model is built, :func:`check_fits` builds it on torch's ``meta`` device
 storage) and refuses, in one line naming the config key behind its largest tensor, a model
 whose weights and training state cannot fit in the memory this process can have.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -60,9 +61,13 @@ def use_huge_pages() -> None:
     os.environ.setdefault(THP_ENV, "1")
     if os.environ[THP_ENV] != "1" or _huge_pages():  # the user's own setting, or done
         return
-    log.warning("train.memory: torch's large blocks are not on huge pages (torch had allocated before %s=1 "
-                "was set, or the kernel has transparent huge pages off); steps are slower. Set %s=1 in the "
-                "environment before starting", THP_ENV, THP_ENV)
+    log.warning(
+        "train.memory: torch's large blocks are not on huge pages (torch had allocated before %s=1 "
+        "was set, or the kernel has transparent huge pages off); steps are slower. Set %s=1 in the "
+        "environment before starting",
+        THP_ENV,
+        THP_ENV,
+    )
 
 
 def return_freed_blocks() -> None:
@@ -127,9 +132,11 @@ def check_fits(build: Callable[[], Any], config: Mapping, device: str, training:
     name, largest = max(tensors.items(), key=lambda item: item[1].numel())
     key, value = _key_of(tuple(largest.shape), config)
     what = "weights, gradients, Adam's moments and buffers" if training else "weights and buffers"
-    raise ConfigError(f"{key}={value}: the model needs {_gib(need)} GiB ({what}; its largest tensor {name} is "
-                      f"{' x '.join(map(str, largest.shape))}), more than the {_gib(free)} GiB of memory "
-                      f"available{' on ' + str(device) if device.type != 'cpu' else ''}")
+    raise ConfigError(
+        f"{key}={value}: the model needs {_gib(need)} GiB ({what}; its largest tensor {name} is "
+        f"{' x '.join(map(str, largest.shape))}), more than the {_gib(free)} GiB of memory "
+        f"available{' on ' + str(device) if device.type != 'cpu' else ''}"
+    )
 
 
 def available_bytes(device) -> int | None:
@@ -158,8 +165,10 @@ def _meminfo_available() -> int | None:
 
 def _cgroup_room() -> int | None:
     """The cgroup's memory limit less its usage (v2, then v1); None without a limit."""
-    for limit_file, usage_file in ((CGROUP_V2 / "memory.max", CGROUP_V2 / "memory.current"),
-                                   (CGROUP_V1 / "memory.limit_in_bytes", CGROUP_V1 / "memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        (CGROUP_V2 / "memory.max", CGROUP_V2 / "memory.current"),
+        (CGROUP_V1 / "memory.limit_in_bytes", CGROUP_V1 / "memory.usage_in_bytes"),
+    ):
         try:
             limit, usage = limit_file.read_text().strip(), int(usage_file.read_text())
         except (OSError, ValueError):
@@ -174,7 +183,9 @@ def _key_of(shape: tuple[int, ...], config: Mapping) -> tuple[str, Any]:
     holds (a codebook (K, D) -> its codebook_size); the config's own name when none does."""
     from .config import flatten
 
-    leaves = [(k, v) for k, v in flatten(config).items() if isinstance(v, int) and not isinstance(v, bool) and v in shape]
+    leaves = [
+        (k, v) for k, v in flatten(config).items() if isinstance(v, int) and not isinstance(v, bool) and v in shape
+    ]
     if not leaves:
         return next(iter(config), "model"), "(its sizes)"
     return max(leaves, key=lambda kv: kv[1])

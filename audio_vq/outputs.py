@@ -9,6 +9,7 @@
 - A killed writer leaves the temporaries of its atomic writes (``.<name>.<random>.tmp``,
   ``.<name>.tmp-<pid>``): :func:`remove_temporaries` clears them once the lock is held.
 """
+
 from __future__ import annotations
 
 import errno
@@ -39,7 +40,10 @@ def name_problem(name: object) -> str | None:
         return "is a folder reference, not a name"
     bad = sorted({c for c in name if c in SEPARATORS or unicodedata.category(c).startswith("C")})
     if bad:
-        return f"holds {' '.join(repr(c) for c in bad)} (no id may hold / \\ | or control characters such as tab and newline)"
+        return (
+            f"holds {' '.join(repr(c) for c in bad)} "
+            "(no id may hold / \\ | or control characters such as tab and newline)"
+        )
     if name.startswith("."):
         return "starts with '.' (it would be a hidden file)"
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
@@ -98,8 +102,9 @@ def exclusive(folder: str | os.PathLike, what: str, lock_name: str = LOCK_NAME) 
     except OSError as e:
         os.close(fd)
         if e.errno in (errno.EAGAIN, errno.EACCES):
-            raise OutputError(f"{what} is in use by pid {_holder(path)} (lock {path}); wait for it or "
-                              "choose another output") from None
+            raise OutputError(
+                f"{what} is in use by pid {_holder(path)} (lock {path}); wait for it or choose another output"
+            ) from None
         raise
     try:
         os.ftruncate(fd, 0)
@@ -115,7 +120,7 @@ def temporary_of(name: str) -> str | None:
     if not name.startswith("."):
         return None
     if name.endswith(".tmp"):
-        base = name[1:-len(".tmp")].rpartition(".")[0]
+        base = name[1 : -len(".tmp")].rpartition(".")[0]
     elif ".tmp-" in name:
         base = name[1:].rpartition(".tmp-")[0]
     else:
@@ -137,7 +142,9 @@ def is_temporary(name: str, of: Iterable[str] | None = None) -> bool:
     return any(".".join(parts[:i]) in names for i in range(len(parts), 0, -1))
 
 
-def remove_temporaries(folder: str | os.PathLike, of: Iterable[str] | None = None, recursive: bool = False) -> list[Path]:
+def remove_temporaries(
+    folder: str | os.PathLike, of: Iterable[str] | None = None, recursive: bool = False
+) -> list[Path]:
     """Delete what interrupted atomic writes left in ``folder`` (and below, with ``recursive``):
     the temporaries of the names in ``of``, or all of them. Call it holding the folder's lock,
     so that no live writer's temporary is taken. Returns what was removed."""

@@ -26,6 +26,7 @@ The ``.f0`` file (:func:`format_f0`, :func:`read_f0`) is plain text, one line pe
 ``time_s f0_hz``: the frame's centre in seconds and its F0, 0 when unvoiced (``numpy.loadtxt``
 reads it; no header, so any two-column reader does).
 """
+
 from __future__ import annotations
 
 import functools
@@ -70,8 +71,9 @@ def _pyworld():
             warnings.simplefilter("ignore", UserWarning)
             import pyworld
     except ImportError as e:
-        raise ImportError(f"the WORLD pitch trackers need pyworld ({e}): pip install 'audio_vq[pitch]', "
-                          f"or tracker=pyin") from None
+        raise ImportError(
+            f"the WORLD pitch trackers need pyworld ({e}): pip install 'audio_vq[pitch]', or tracker=pyin"
+        ) from None
     return pyworld
 
 
@@ -80,8 +82,7 @@ def _frame_period_ms(sr: int, hop: int) -> float:
 
 
 def _harvest(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
-    f0, _ = _pyworld().harvest(x, sr, f0_floor=F0_MIN_HZ, f0_ceil=F0_MAX_HZ,
-                               frame_period=_frame_period_ms(sr, hop))
+    f0, _ = _pyworld().harvest(x, sr, f0_floor=F0_MIN_HZ, f0_ceil=F0_MAX_HZ, frame_period=_frame_period_ms(sr, hop))
     return f0
 
 
@@ -94,8 +95,15 @@ def _dio(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
 def _pyin(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
     import librosa
 
-    f0, voiced, _ = librosa.pyin(x, fmin=F0_MIN_HZ, fmax=F0_MAX_HZ, sr=sr,
-                                 frame_length=round(PYIN_FRAME_SECONDS * sr), hop_length=hop, center=True)
+    f0, voiced, _ = librosa.pyin(
+        x,
+        fmin=F0_MIN_HZ,
+        fmax=F0_MAX_HZ,
+        sr=sr,
+        frame_length=round(PYIN_FRAME_SECONDS * sr),
+        hop_length=hop,
+        center=True,
+    )
     return np.where(voiced, f0, 0.0)
 
 
@@ -124,8 +132,13 @@ def num_frames(num_samples: int, hop: int) -> int:
     return -(-num_samples // hop)
 
 
-def track(x: np.ndarray, sr: int, hop: int, tracker: str | Tracker = DEFAULT_TRACKER,
-          min_periodicity: float | None = MIN_PERIODICITY) -> np.ndarray:
+def track(
+    x: np.ndarray,
+    sr: int,
+    hop: int,
+    tracker: str | Tracker = DEFAULT_TRACKER,
+    min_periodicity: float | None = MIN_PERIODICITY,
+) -> np.ndarray:
     """F0 (ceil(T / hop),) float64 Hz of mono audio ``x`` (T,), 0 on unvoiced frames, never NaN.
 
     ``tracker``: a name in TRACKERS or a :data:`Tracker`. Frame i is centred on the middle of
@@ -143,15 +156,16 @@ def track(x: np.ndarray, sr: int, hop: int, tracker: str | Tracker = DEFAULT_TRA
         raise ValueError(f"hop must be a positive number of samples, got {hop}")
     n = num_frames(len(x), hop)
     shifted = np.zeros(n * hop + hop)  # one more frame: the trackers' last may be short
-    shifted[: max(len(x) - hop // 2, 0)] = x[hop // 2:]
+    shifted[: max(len(x) - hop // 2, 0)] = x[hop // 2 :]
     f0 = np.asarray(fn(shifted, sr, hop), dtype=np.float64)[:n]
     out = np.zeros(n)
     out[: len(f0)] = np.where(np.isfinite(f0) & (f0 > 0), f0, 0.0)
     return out if min_periodicity is None else periodic_only(x, out, hop, sr, min_periodicity)
 
 
-def periodic_only(x: np.ndarray, f0: np.ndarray, hop: int, sr: int,
-                  min_periodicity: float = MIN_PERIODICITY) -> np.ndarray:
+def periodic_only(
+    x: np.ndarray, f0: np.ndarray, hop: int, sr: int, min_periodicity: float = MIN_PERIODICITY
+) -> np.ndarray:
     """``f0`` (frames,) of ``x`` (T,) with the frames whose :func:`periodicity` is below
     ``min_periodicity`` unvoiced (a copy)."""
     return np.where(periodicity(x, f0, hop, sr) < min_periodicity, 0.0, f0)
@@ -168,8 +182,8 @@ def periodicity(x: np.ndarray, f0: np.ndarray, hop: int, sr: int) -> np.ndarray:
     out = np.zeros(len(f0))
     for i in np.flatnonzero(f0 > 0):
         start = margin + (2 * i + 1) * hop // 2 - (window[i] + lags[i]) // 2
-        a = padded[start: start + window[i]]
-        b = padded[start + lags[i]: start + lags[i] + window[i]]
+        a = padded[start : start + window[i]]
+        b = padded[start + lags[i] : start + lags[i] + window[i]]
         energy = np.sqrt(np.dot(a, a) * np.dot(b, b))
         out[i] = np.dot(a, b) / energy if energy > 0 else 0.0
     return out
@@ -199,8 +213,9 @@ def log_f0_stats(contours: Iterable[np.ndarray]) -> PitchStats:
     log_f0 = np.concatenate(voiced) if voiced else np.zeros(0)
     if not log_f0.size:
         raise ValueError("no voiced frame: log-F0 statistics need voiced speech")
-    return PitchStats(mean=float(log_f0.mean()), std=max(float(log_f0.std()), MIN_LOG_F0_STD),
-                      voiced_frames=int(log_f0.size))
+    return PitchStats(
+        mean=float(log_f0.mean()), std=max(float(log_f0.std()), MIN_LOG_F0_STD), voiced_frames=int(log_f0.size)
+    )
 
 
 def normalise(f0: np.ndarray, stats: PitchStats) -> np.ndarray:
@@ -280,8 +295,15 @@ def locked_phase(phase: np.ndarray, audio: np.ndarray, sr: int, voiced: np.ndarr
     return phase + np.where(voiced, np.angle(smooth), 0.0)
 
 
-def excitation(f0: np.ndarray, hop: int, sr: int, harmonics: int, rng: np.random.Generator,
-               num_samples: int | None = None, audio: np.ndarray | None = None) -> np.ndarray:
+def excitation(
+    f0: np.ndarray,
+    hop: int,
+    sr: int,
+    harmonics: int,
+    rng: np.random.Generator,
+    num_samples: int | None = None,
+    audio: np.ndarray | None = None,
+) -> np.ndarray:
     """The decoder's source signal (2 * harmonics, T) float32 of a contour ``f0`` (frames,) Hz
     (T = ``num_samples``, default frames * hop): on voiced samples rows 2k and 2k + 1 are
     cos and sin of (k + 1) times the fundamental's phase (0 where that harmonic is at or above

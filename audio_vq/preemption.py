@@ -14,6 +14,7 @@ answers both by exiting at once with status 0 (:func:`exit_cleanly_in_worker`), 
 does not count as a failure: the trainer finishes its step on the batch it holds, and a trainer
 waiting for its next batch finds the workers gone and stops as preempted (:func:`next_batch`).
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ read, a decode or a full pipe would live on, holding its memory, for as long as 
 :func:`die_with_parent` (every worker initialiser of the package calls it) asks the kernel to
 kill the worker when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere).
 """
+
 from __future__ import annotations
 
 import ctypes

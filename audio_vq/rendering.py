@@ -5,6 +5,7 @@ reconstruct, convert, synthesize, sample, evaluate and the listening-test export
 Inputs are a manifest (``manifest.jsonl`` or its folder), a fairseq .tsv, a folder of audio
 files, one audio file, or a file list.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,11 +21,11 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from . import audio
-from .audio import AUDIO_EXTENSIONS
 from .atomic import atomic_path, atomic_write_text
+from .audio import AUDIO_EXTENSIONS
 from .checkpoint import load_model, model_checksum
-from .config import ConfigError, is_int, is_number, require, resolve_device
 from .codec import Codec, Sampling
+from .config import ConfigError, is_int, is_number, require, resolve_device
 from .corpora.common import find_files
 from .manifest import MANIFEST_NAME, read_fairseq_tsv, read_manifest, resolve
 from .outputs import check_not_inputs, exclusive, inside, name_problem, remove_temporaries
@@ -70,8 +71,10 @@ def read_sources(input_path: str) -> list[Source]:
         if problem:  # manifests check their ids; file stems are checked here
             raise ConfigError(f"input={input_path}: {src.path}: id {src.id!r} {problem}; rename the file")
         if src.id in seen:
-            raise ConfigError(f"input={input_path}: two inputs share the id {src.id} ({seen[src.id]} and "
-                              f"{src.path}); ids are file stems and must be unique")
+            raise ConfigError(
+                f"input={input_path}: two inputs share the id {src.id} ({seen[src.id]} and "
+                f"{src.path}); ids are file stems and must be unique"
+            )
         seen[src.id] = src.path
     return sources
 
@@ -95,9 +98,15 @@ class Renderer:
     def __init__(self, cfg: DictConfig):
         check_decode_options(cfg)
         sampling = Sampling(cfg.seed, cfg.temperature, cfg.voiced_temperature, cfg.argmax)
-        self.codec = Codec(load_model(cfg.model, resolve_device(cfg.device)), model_checksum(cfg.model),
-                           backend=cfg.backend, threads=cfg.threads, chunk_seconds=cfg.chunk_seconds,
-                           levels=cfg.levels, sampling=sampling)
+        self.codec = Codec(
+            load_model(cfg.model, resolve_device(cfg.device)),
+            model_checksum(cfg.model),
+            backend=cfg.backend,
+            threads=cfg.threads,
+            chunk_seconds=cfg.chunk_seconds,
+            levels=cfg.levels,
+            sampling=sampling,
+        )
         self.model, self.generator, self.extractor = self.codec.model, self.codec.generator, self.codec.extractor
         self.cfg = cfg
         self.out = Path(cfg.out).expanduser()
@@ -146,8 +155,9 @@ class Renderer:
             out["voiced_temperature"] = self.cfg.voiced_temperature
         return out
 
-    def write(self, jobs: Sequence[tuple], desc: str,
-              inputs: Iterable[str | os.PathLike] = (), others: Sequence[str] = ()) -> None:
+    def write(
+        self, jobs: Sequence[tuple], desc: str, inputs: Iterable[str | os.PathLike] = (), others: Sequence[str] = ()
+    ) -> None:
         """Generate ``(name, codes, speaker index[, f0])`` jobs in batches and write
         ``<out>/<name>.wav``; long ones stream in chunks. ``f0``: a pitch model's contour in the
         speaker's register (see :meth:`contour`).
@@ -162,9 +172,14 @@ class Renderer:
             remove_temporaries(self.out, of=[f"{j[0]}.wav" for j in jobs] + [FINGERPRINT_NAME])
             speaker_names = {i: n for n, i in self.model.speaker_index.items()}
             jobs = [(*j, None) if len(j) == 3 else tuple(j) for j in jobs]
-            wanted = {name: {"speaker": speaker_names.get(speaker, str(speaker)), "codes": _codes_digest(codes),
-                             **({} if f0 is None else {"f0": _f0_digest(f0)})}
-                      for name, codes, speaker, f0 in jobs}
+            wanted = {
+                name: {
+                    "speaker": speaker_names.get(speaker, str(speaker)),
+                    "codes": _codes_digest(codes),
+                    **({} if f0 is None else {"f0": _f0_digest(f0)}),
+                }
+                for name, codes, speaker, f0 in jobs
+            }
             paths = {name: inside(self.out, f"{name}.wav") for name in wanted}
             check_not_inputs([*paths.values(), *(self.out / n for n in (FINGERPRINT_NAME, *others))], inputs, "out")
             record = self._record()
@@ -173,14 +188,18 @@ class Renderer:
                 record = {"settings": settings, "outputs": {}, "was": record}
             stale = [n for n, path in paths.items() if path.exists() and record["outputs"].get(n) != wanted[n]]
             if stale and not self.cfg.overwrite:
-                raise ConfigError(f"out={self.out}: {_why_stale(stale, record, wanted)}; rerun with overwrite=true to "
-                                  "regenerate, or choose another out=")
+                raise ConfigError(
+                    f"out={self.out}: {_why_stale(stale, record, wanted)}; rerun with overwrite=true to "
+                    "regenerate, or choose another out="
+                )
             for n in stale:
                 paths[n].unlink()
             todo = [j for j in jobs if not paths[j[0]].exists()]
             record.pop("was", None)
             record["outputs"].update({j[0]: wanted[j[0]] for j in todo})  # before the audio: a kill leaves
-            atomic_write_text(self.out / FINGERPRINT_NAME, json.dumps(record, indent=1) + "\n")  # missing files, never stale ones
+            atomic_write_text(
+                self.out / FINGERPRINT_NAME, json.dumps(record, indent=1) + "\n"
+            )  # missing files, never stale ones
             self._generate(jobs, todo, paths, desc)
 
     def _generate(self, jobs, todo, paths: dict[str, Path], desc: str) -> None:
@@ -190,7 +209,7 @@ class Renderer:
             # streams that finish early leave the rest to share each weight load among fewer
             short = sorted((j for j in todo if j[1].shape[-1] <= chunk_frames), key=lambda j: -j[1].shape[-1])
             for start in range(0, len(short), self.cfg.batch_size):
-                batch = short[start:start + self.cfg.batch_size]
+                batch = short[start : start + self.cfg.batch_size]
                 for (name, *_), wave in zip(batch, self.codec.decode(batch)):
                     audio.save(paths[name], np.clip(wave, -1, 1), self.sample_rate, subtype=PCM_SUBTYPE)
                 bar.update(len(batch))
@@ -228,27 +247,40 @@ def _why_stale(stale: list[str], record: dict, wanted: dict) -> str:
     """One line saying which setting, speaker or codes changed for the existing outputs ``stale``."""
     old = record.get("was", record)
     if old.get("settings") and old["settings"] != record["settings"]:
-        changed = [f"{k}={old['settings'].get(k)!r} (now {v!r})" for k, v in record["settings"].items()
-                   if old["settings"].get(k) != v]
+        changed = [
+            f"{k}={old['settings'].get(k)!r} (now {v!r})"
+            for k, v in record["settings"].items()
+            if old["settings"].get(k) != v
+        ]
         return f"{len(stale)} existing output(s) were made with {', '.join(changed)}"
     first = stale[0]
     before = old.get("outputs", {}).get(first)
     if before is None:
-        return (f"{len(stale)} existing output(s), e.g. {first}.wav, were not written by this command with "
-                "these settings (no record in fingerprint.json)")
+        return (
+            f"{len(stale)} existing output(s), e.g. {first}.wav, were not written by this command with "
+            "these settings (no record in fingerprint.json)"
+        )
     if before.get("speaker") != wanted[first]["speaker"]:
-        return (f"{len(stale)} existing output(s) were made with another speaker, e.g. {first}.wav with "
-                f"{before.get('speaker')!r} (now {wanted[first]['speaker']!r})")
-    return (f"{len(stale)} existing output(s), e.g. {first}.wav, were made from other codes (the input audio, "
-            "units or chunk_seconds changed)")
+        return (
+            f"{len(stale)} existing output(s) were made with another speaker, e.g. {first}.wav with "
+            f"{before.get('speaker')!r} (now {wanted[first]['speaker']!r})"
+        )
+    return (
+        f"{len(stale)} existing output(s), e.g. {first}.wav, were made from other codes (the input audio, "
+        "units or chunk_seconds changed)"
+    )
 
 
 def check_decode_options(cfg: DictConfig) -> None:
     require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "temperature", lambda v: is_number(v) and v > 0, "a number > 0")
-    require(cfg, "voiced_temperature", lambda v: v is None or (is_number(v) and v > 0),
-            "null (= temperature) or a number > 0")
+    require(
+        cfg,
+        "voiced_temperature",
+        lambda v: v is None or (is_number(v) and v > 0),
+        "null (= temperature) or a number > 0",
+    )
     require(cfg, "argmax", lambda v: isinstance(v, bool), "true or false")
     require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "backend", lambda v: v in ("auto", "numba", "torch"), "auto | numba | torch")

@@ -10,6 +10,7 @@ ThreadTuner: every ``retune_every`` steps it times ``probe_steps`` steps at each
 count (all usable cores, and 1) and keeps the fastest until the next probe. A probe costs a
 few slow steps when the machine is busy; a wrong choice held for a whole run costs every step.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,9 @@ class ThreadTuner:
     Call :meth:`before_step` before each step and :meth:`after_step` with its wall seconds.
     ``threads`` is the count in force; ``choices`` counts how often each candidate won."""
 
-    def __init__(self, candidates: list[int] | None = None, probe_steps: int = PROBE_STEPS,
-                 retune_every: int = RETUNE_EVERY):
+    def __init__(
+        self, candidates: list[int] | None = None, probe_steps: int = PROBE_STEPS, retune_every: int = RETUNE_EVERY
+    ):
         cores = usable_cores()
         self.candidates = sorted(set(candidates or [cores, 1]), reverse=True)
         if any(c < 1 for c in self.candidates):

@@ -21,6 +21,7 @@ RNG and the data position, so on a CPU a resumed run ends
 with the same weights as an uninterrupted one. Under torchrun every process trains on its shard
 of each epoch's batches; rank 0 alone writes, and holds the run folder's lock.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,21 +62,53 @@ SCHEDULES = ("cosine", "constant")
 WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
 # What a run folder holds besides its task's export; anything else in hydra.run.dir is someone
 # else's and training refuses it
-RUN_ENTRIES = ("config.yaml", "train.log", "metrics.csv", "tensorboard", "checkpoints",
-               "pitch")  # pitch/: a pitch model's F0 contours (contours.py)
+RUN_ENTRIES = (
+    "config.yaml",
+    "train.log",
+    "metrics.csv",
+    "tensorboard",
+    "checkpoints",
+    "pitch",
+)  # pitch/: a pitch model's F0 contours (contours.py)
 # The settings a resume may change: budgets, logging and resources. Every other key shapes the
 # weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
-RESUME_CHANGEABLE = ("train.max_steps", "train.max_minutes", "train.log_every", "train.valid_every",
-                     "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.max_nonfinite", "train.threads", "train.compile", "train.compile_backend", "train.resume",
-                     "train.memory", "train.activation_checkpointing", "train.schedule_steps", "data.num_workers",
-                     "data.synthetic_dir", "device")
+RESUME_CHANGEABLE = (
+    "train.max_steps",
+    "train.max_minutes",
+    "train.log_every",
+    "train.valid_every",
+    "train.valid_batches",
+    "train.audio_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.max_nonfinite",
+    "train.threads",
+    "train.compile",
+    "train.compile_backend",
+    "train.resume",
+    "train.memory",
+    "train.activation_checkpointing",
+    "train.schedule_steps",
+    "data.num_workers",
+    "data.synthetic_dir",
+    "device",
+)
 # Keys added after runs were trained without them, at the values that train what those runs
 # trained: a resume of such a run (its config.yaml lacks the key) accepts exactly these values.
-PREDATED_KEYS = {"model.decoder.pitch": "none", "model.decoder.harmonics": 1, "model.aux_mel.weight": 0.0,
-                 "model.aux_mel.n_mels": 80, "model.aux_mel.channels": 128, "model.aux_mel.layers": 3,
-                 "model.aux_mel.kernel_size": 5, "model.cpc.weight": 0.0, "model.cpc.context_channels": 128,
-                 "model.cpc.steps": 6, "model.cpc.negatives": 16, "data.pitch_tracker": "harvest"}
+PREDATED_KEYS = {
+    "model.decoder.pitch": "none",
+    "model.decoder.harmonics": 1,
+    "model.aux_mel.weight": 0.0,
+    "model.aux_mel.n_mels": 80,
+    "model.aux_mel.channels": 128,
+    "model.aux_mel.layers": 3,
+    "model.aux_mel.kernel_size": 5,
+    "model.cpc.weight": 0.0,
+    "model.cpc.context_channels": 128,
+    "model.cpc.steps": 6,
+    "model.cpc.negatives": 16,
+    "data.pitch_tracker": "harvest",
+}
 
 
 class TrainingError(RuntimeError):
@@ -136,8 +169,17 @@ class Task:
 
 def metric_fields(task: Task) -> tuple[str, ...]:
     """The columns of a task's metrics.csv."""
-    return ("step", "split", "time_s", "lr", *task.metric_fields, task.rate_name, "nonfinite_steps", "grad_norm",
-            "threads")
+    return (
+        "step",
+        "split",
+        "time_s",
+        "lr",
+        *task.metric_fields,
+        task.rate_name,
+        "nonfinite_steps",
+        "grad_norm",
+        "threads",
+    )
 
 
 @dataclass
@@ -191,15 +233,27 @@ class TrainingState:
         self.scheduler.load_state_dict(saved["scheduler"])
         if self.scaler is not None and saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])
-        self.step, self.batches_seen, self.nonfinite_total = saved["step"], saved["batches_seen"], saved["nonfinite_total"]
+        self.step, self.batches_seen, self.nonfinite_total = (
+            saved["step"],
+            saved["batches_seen"],
+            saved["nonfinite_total"],
+        )
         _set_rng(saved["rng"], ctx)
 
     def checkpoint(self, rng: list) -> dict:
         """What checkpoints/step_<n>.pt holds (``rng``: every rank's RNG state)."""
-        return {"step": self.step, "batches_seen": self.batches_seen, "nonfinite_total": self.nonfinite_total,
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "schedule_steps": self.schedule_steps,
-                "scaler": self.scaler.state_dict() if self.scaler else {}, "rng": rng, "best": self.best.state()}
+        return {
+            "step": self.step,
+            "batches_seen": self.batches_seen,
+            "nonfinite_total": self.nonfinite_total,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "schedule_steps": self.schedule_steps,
+            "scaler": self.scaler.state_dict() if self.scaler else {},
+            "rng": rng,
+            "best": self.best.state(),
+        }
 
 
 @dataclass(frozen=True)
@@ -219,6 +273,7 @@ class _Run:
 # Data: an endless, resumable order of batches
 # ------------------------------------------------------------------------------------------
 
+
 class EpochBatches:
     """Batch sampler yielding lists of ``(epoch, index)`` forever, starting at batch ``start``.
 
@@ -226,14 +281,24 @@ class EpochBatches:
     to the ranks; each rank's share is cut into full batches. Batch b is therefore a function of
     (seed, b) alone, which makes the data position of a resumed run one integer."""
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int, world: int, start: int = 0,
-                 what: str = "utterances"):
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+        rank: int,
+        world: int,
+        start: int = 0,
+        what: str = "utterances",
+    ):
         self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
         self.rank, self.world, self.start = rank, world, start
         self.per_epoch = (num_items // world) // batch_size
         if self.per_epoch == 0:
-            raise ConfigError(f"train.batch_size={batch_size}: the train split has {num_items} {what}, "
-                              f"fewer than one batch for each of {world} process(es)")
+            raise ConfigError(
+                f"train.batch_size={batch_size}: the train split has {num_items} {what}, "
+                f"fewer than one batch for each of {world} process(es)"
+            )
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         batch, cached_epoch, order = self.start, -1, None
@@ -241,8 +306,8 @@ class EpochBatches:
             epoch, k = divmod(batch, self.per_epoch)
             if epoch != cached_epoch:
                 perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
-                order, cached_epoch = perm[: len(perm) // self.world * self.world][self.rank::self.world], epoch
-            yield [(epoch, int(i)) for i in order[k * self.batch_size:(k + 1) * self.batch_size]]
+                order, cached_epoch = perm[: len(perm) // self.world * self.world][self.rank :: self.world], epoch
+            yield [(epoch, int(i)) for i in order[k * self.batch_size : (k + 1) * self.batch_size]]
             batch += 1
 
 
@@ -269,8 +334,14 @@ def init_loader_worker(_worker_id: int) -> None:
 # The run
 # ------------------------------------------------------------------------------------------
 
-def fit(cfg: DictConfig, run_folder: str | os.PathLike, task: Task, ctx: Context | None = None,
-        stop_at_step: int | None = None) -> Path:
+
+def fit(
+    cfg: DictConfig,
+    run_folder: str | os.PathLike,
+    task: Task,
+    ctx: Context | None = None,
+    stop_at_step: int | None = None,
+) -> Path:
     """Train ``task`` per ``cfg.train`` into ``run_folder``; returns the run folder.
 
     ``stop_at_step`` ends the process after that step as if it were killed there (no final
@@ -287,8 +358,9 @@ def fit(cfg: DictConfig, run_folder: str | os.PathLike, task: Task, ctx: Context
         return _fit(cfg, run_dir, task, ctx, stop_at_step, watch)
 
 
-def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step: int | None,
-         watch: PreemptionWatch) -> Path:
+def _fit(
+    cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step: int | None, watch: PreemptionWatch
+) -> Path:
     tc = cfg.train
     tuner = _threads(tc.threads, ctx)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
@@ -321,18 +393,30 @@ def _fit(cfg: DictConfig, run_dir: Path, task: Task, ctx: Context, stop_at_step:
     forward = torch.compile(model, backend=tc.compile_backend) if tc.compile else model
     if dist.is_initialized():  # under torchrun, one process too
         forward = torch.nn.parallel.DistributedDataParallel(
-            forward, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            forward, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
     state.forward = forward
     writer = _Writer(run_dir, cfg, metric_fields(task), resumed_at=step if saved else None) if ctx.primary else None
     if writer:
         log.info("run folder %s; %s", run_dir, "resuming at step %d" % step if saved else "new run")
-        log.info("%s; batch %d x %d process(es)%s", task.describe(model, ctx), tc.batch_size, ctx.world,
-                 f" (DistributedDataParallel, {dist.get_backend()})" if dist.is_initialized() else "")
-        log.info("threads: %s; data workers: %d", f"auto, tuned among {tuner.candidates}" if tuner
-                 else torch.get_num_threads(), n_workers)
+        log.info(
+            "%s; batch %d x %d process(es)%s",
+            task.describe(model, ctx),
+            tc.batch_size,
+            ctx.world,
+            f" (DistributedDataParallel, {dist.get_backend()})" if dist.is_initialized() else "",
+        )
+        log.info(
+            "threads: %s; data workers: %d",
+            f"auto, tuned among {tuner.candidates}" if tuner else torch.get_num_threads(),
+            n_workers,
+        )
         if best.enabled:
-            log.info("train.keep_best: exporting the weights of the lowest validation %s%s", task.selection_metric,
-                     f" (so far {best.value:.4f} at step {best.step})" if best.step is not None else "")
+            log.info(
+                "train.keep_best: exporting the weights of the lowest validation %s%s",
+                task.selection_metric,
+                f" (so far {best.value:.4f} at step {best.step})" if best.step is not None else "",
+            )
 
     try:
         _loop(_Run(cfg, run_dir, task, ctx, writer, watch), state, loader, valid, stop_at_step)
@@ -349,17 +433,20 @@ def _loop(run: _Run, state: TrainingState, loader, valid: list, stop_at_step: in
     started = time.monotonic()
     nonfinite_run, window = 0, _Window(task.rate_name)
     # under a wall-clock budget the total is re-estimated from the step rate (see _budget_total)
-    bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not ctx.primary)
+    bar = tqdm(
+        total=tc.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not ctx.primary
+    )
     first_step, last_saved = state.step, state.step
     with bar:  # closed on every way out, so an error message starts on a line of its own
         while state.step < tc.max_steps:
             batch = next_batch(loader, run.watch)
             if batch is None:  # the loader's workers left on a preemption signal
                 if ctx.world > 1:  # the other ranks may be inside a step's collectives: no checkpoint can be agreed
-                    raise Preempted(f"preempted by {run.watch.name} at step {state.step} while waiting for data; "
-                                    f"resume from the newest checkpoint (step {last_saved}) with train.resume=true "
-                                    f"hydra.run.dir={run.run_dir}") from None
+                    raise Preempted(
+                        f"preempted by {run.watch.name} at step {state.step} while waiting for data; "
+                        f"resume from the newest checkpoint (step {last_saved}) with train.resume=true "
+                        f"hydra.run.dir={run.run_dir}"
+                    ) from None
                 _preempted(run, state, saved=last_saved == state.step)
             state.batches_seen += 1
             if state.tuner:
@@ -370,12 +457,15 @@ def _loop(run: _Run, state: TrainingState, loader, valid: list, stop_at_step: in
                 state.tuner.after_step(time.monotonic() - tick)
             if metrics is None:
                 state.nonfinite_total, nonfinite_run = state.nonfinite_total + 1, nonfinite_run + 1
-                log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", state.step + 1,
-                            nonfinite_run)
+                log.warning(
+                    "step %d: non-finite loss or gradient, step skipped (%d in a row)", state.step + 1, nonfinite_run
+                )
                 if nonfinite_run >= tc.max_nonfinite:
-                    raise TrainingError(f"{nonfinite_run} non-finite losses in a row at step {state.step + 1}; "
-                                        f"stopping. The last good checkpoint is in {run.run_dir / 'checkpoints'}: "
-                                        "lower train.lr or check the data, then resume with train.resume=true")
+                    raise TrainingError(
+                        f"{nonfinite_run} non-finite losses in a row at step {state.step + 1}; "
+                        f"stopping. The last good checkpoint is in {run.run_dir / 'checkpoints'}: "
+                        "lower train.lr or check the data, then resume with train.resume=true"
+                    )
                 continue
             nonfinite_run = 0
             state.step += 1
@@ -395,7 +485,8 @@ def _loop(run: _Run, state: TrainingState, loader, valid: list, stop_at_step: in
                 task.media(writer, state.model, valid, ctx, step)
             out_of_time, preempted = ctx.any_each(
                 tc.max_minutes is not None and time.monotonic() - started > 60 * tc.max_minutes,
-                run.watch.signal is not None)
+                run.watch.signal is not None,
+            )
             if stop_at_step is not None and step >= stop_at_step:
                 return
             if preempted:
@@ -414,8 +505,13 @@ def _loop(run: _Run, state: TrainingState, loader, valid: list, stop_at_step: in
     if state.step != last_saved or not exported:
         _checkpoint(run, state, export=not (best.enabled and exported))
     if best.enabled and ctx.primary:
-        log.info("train.keep_best: %s holds step %s (validation %s %.4f)", run.run_dir / task.export_dir, best.step,
-                 task.selection_metric, best.value)
+        log.info(
+            "train.keep_best: %s holds step %s (validation %s %.4f)",
+            run.run_dir / task.export_dir,
+            best.step,
+            task.selection_metric,
+            best.value,
+        )
     _check_replicas(state.model, ctx)
 
 
@@ -424,8 +520,10 @@ def _preempted(run: _Run, state: TrainingState, saved: bool) -> None:
     if not saved:
         _checkpoint(run, state, export=not state.best.enabled)
     name = run.watch.name
-    raise Preempted(f"preempted{' by ' + name if name else ''} at step {state.step}: checkpoint "
-                    f"{run.run_dir / 'checkpoints'} holds it; continue with train.resume=true hydra.run.dir={run.run_dir}")
+    raise Preempted(
+        f"preempted{' by ' + name if name else ''} at step {state.step}: checkpoint "
+        f"{run.run_dir / 'checkpoints'} holds it; continue with train.resume=true hydra.run.dir={run.run_dir}"
+    )
 
 
 def _validation(run: _Run, state: TrainingState, valid: list) -> bool:
@@ -466,12 +564,13 @@ def core_share(ctx: Context) -> int:
     return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))))
 
 
-def _train_step(task: Task, state: TrainingState, batch, grad_clip: float | None,
-                ctx: Context) -> tuple[dict | None, float]:
+def _train_step(
+    task: Task, state: TrainingState, batch, grad_clip: float | None, ctx: Context
+) -> tuple[dict | None, float]:
     """One optimizer step; returns (the step's metrics, the task's amount), metrics None when
     the step was skipped because the loss or the gradient norm was not finite (on any rank)."""
     optimizer, scaler, precision = state.optimizer, state.scaler, state.precision
-    autocast = (torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext())
+    autocast = torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext()
     with autocast:
         loss, metrics, amount = task.step_loss(state.forward, batch, ctx)
     if ctx.any(not bool(torch.isfinite(loss))):
@@ -512,8 +611,9 @@ def _checkpoint(run: _Run, state: TrainingState, export: bool) -> None:
     every rank contributes its RNG state)."""
     rng = _rng_state(run.ctx)
     if run.ctx.primary:
-        save_training_state(state.checkpoint(rng), run.run_dir / "checkpoints", state.step,
-                            run.cfg.train.keep_checkpoints)
+        save_training_state(
+            state.checkpoint(rng), run.run_dir / "checkpoints", state.step, run.cfg.train.keep_checkpoints
+        )
         if export:
             run.task.export(state.model, run.run_dir / run.task.export_dir, state.step)
     run.ctx.barrier()
@@ -523,8 +623,13 @@ def _check_replicas(model: torch.nn.Module, ctx: Context) -> None:
     """Under DDP every rank must end with the same weights (a VQ-VAE's codebook too): compare checksums."""
     if ctx.world == 1:
         return
-    digest = torch.stack([t.detach().double().sum() * (i + 1) for i, t in enumerate(model.state_dict().values())
-                          if t.is_floating_point()]).sum()
+    digest = torch.stack(
+        [
+            t.detach().double().sum() * (i + 1)
+            for i, t in enumerate(model.state_dict().values())
+            if t.is_floating_point()
+        ]
+    ).sum()
     everyone: list = [None] * ctx.world
     dist.all_gather_object(everyone, float(digest))
     if len(set(everyone)) != 1:
@@ -536,8 +641,10 @@ def _check_replicas(model: torch.nn.Module, ctx: Context) -> None:
 def _resume(run_dir: Path, ctx: Context) -> dict:
     found = load_latest_training_state(run_dir / "checkpoints", log)
     if found is None:
-        raise ConfigError(f"train.resume=true: no readable checkpoint in {run_dir / 'checkpoints'} "
-                          "(give the run folder as hydra.run.dir=<run>)")
+        raise ConfigError(
+            f"train.resume=true: no readable checkpoint in {run_dir / 'checkpoints'} "
+            "(give the run folder as hydra.run.dir=<run>)"
+        )
     state, path = found
     if ctx.primary:
         log.info("resuming from %s", path)
@@ -553,14 +660,17 @@ def _claim_run_folder(run_dir: Path, cfg: DictConfig, task: Task) -> None:
     foreign = [n for n in entries if n not in (*RUN_ENTRIES, task.export_dir)]
     trained = any((run_dir / "checkpoints").glob("step_*.pt")) or (run_dir / task.export_dir).exists()
     if foreign:
-        raise ConfigError(f"hydra.run.dir={run_dir}: not a run folder (it holds {', '.join(foreign[:3])}"
-                          f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
+        raise ConfigError(
+            f"hydra.run.dir={run_dir}: not a run folder (it holds {', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder"
+        )
     if cfg.train.resume:
         if (run_dir / "config.yaml").is_file():
             _check_resume_config(run_dir / "config.yaml", cfg)
     elif trained:
-        raise ConfigError(f"hydra.run.dir={run_dir}: holds a trained run; continue it with train.resume=true, "
-                          "or give a new folder")
+        raise ConfigError(
+            f"hydra.run.dir={run_dir}: holds a trained run; continue it with train.resume=true, or give a new folder"
+        )
     elif entries:  # a run stopped before its first checkpoint: start it over, without its old curves
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
         (run_dir / "metrics.csv").unlink(missing_ok=True)
@@ -570,7 +680,9 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
     try:
         saved = flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     except Exception as e:  # a hand-edited or truncated config.yaml
-        raise ConfigError(f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})") from None
+        raise ConfigError(
+            f"train.resume=true: {saved_path} is not readable ({' '.join(str(e).split())[:200]})"
+        ) from None
     now = flatten(OmegaConf.to_container(cfg, resolve=True))
     for k, v in PREDATED_KEYS.items():  # a run from before the key trained as its value says
         if k in now:  # (a config of another kind, a prior's, has no such key)
@@ -579,8 +691,10 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
     fixed = [k for k in changed if k not in RESUME_CHANGEABLE]
     if fixed:
         said = ", ".join(f"{k}={saved.get(k, '(absent)')} (now {now.get(k, '(absent)')})" for k in fixed[:3])
-        raise ConfigError(f"train.resume=true: the run was trained with {said}{' and more' if len(fixed) > 3 else ''}; "
-                          f"a resume may change only {', '.join(RESUME_CHANGEABLE)}; give a new run folder instead")
+        raise ConfigError(
+            f"train.resume=true: the run was trained with {said}{' and more' if len(fixed) > 3 else ''}; "
+            f"a resume may change only {', '.join(RESUME_CHANGEABLE)}; give a new run folder instead"
+        )
     for k in changed:
         log.info("resume: %s %s -> %s (applied; config.yaml records it)", k, saved.get(k), now.get(k))
 
@@ -589,20 +703,33 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
 # Config
 # ------------------------------------------------------------------------------------------
 
+
 def check_train_config(cfg: DictConfig) -> None:
     """The ``train.*`` keys (and data.num_workers): one line naming the key, before any heavy work."""
     positive_int = (lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    for key in ("train.batch_size", "train.max_steps", "train.log_every", "train.valid_every",
-                "train.valid_batches", "train.audio_every", "train.checkpoint_every", "train.keep_checkpoints",
-                "train.max_nonfinite"):
+    for key in (
+        "train.batch_size",
+        "train.max_steps",
+        "train.log_every",
+        "train.valid_every",
+        "train.valid_batches",
+        "train.audio_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "train.max_nonfinite",
+    ):
         require(cfg, key, *positive_int)
     require(cfg, "train.lr", lambda v: is_number(v) and v > 0, "a learning rate > 0")
     require(cfg, "train.warmup_steps", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "train.min_lr_ratio", lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
     require(cfg, "train.schedule_steps", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "train.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0")
-    require(cfg, "train.betas", lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
-            "two numbers in [0, 1)")
+    require(
+        cfg,
+        "train.betas",
+        lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
+        "two numbers in [0, 1)",
+    )
     require(cfg, "train.grad_clip", lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0")
     require(cfg, "train.max_minutes", lambda v: v is None or (is_number(v) and v > 0), "null or minutes > 0")
     require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
@@ -613,8 +740,12 @@ def check_train_config(cfg: DictConfig) -> None:
     for key in ("train.compile", "train.resume", "train.keep_best", "train.activation_checkpointing"):
         require(cfg, key, lambda v: isinstance(v, bool), "true or false")
     require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
-    require(cfg, "train.threads", lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
-            "auto, null (torch's default) or an integer >= 1")
+    require(
+        cfg,
+        "train.threads",
+        lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
+        "auto, null (torch's default) or an integer >= 1",
+    )
 
 
 def _precision(name: str, device: torch.device) -> torch.dtype:
@@ -623,9 +754,11 @@ def _precision(name: str, device: torch.device) -> torch.dtype:
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16: needs a CUDA device (use bf16 or fp32 on CPU)")
     if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        log.warning("train.precision=bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX): its matrix "
-                    "products are emulated and a step takes several times as long as in fp32 "
-                    "(benchmarks/RESULTS.md); train.precision=fp32 is faster here")
+        log.warning(
+            "train.precision=bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX): its matrix "
+            "products are emulated and a step takes several times as long as in fp32 "
+            "(benchmarks/RESULTS.md); train.precision=fp32 is faster here"
+        )
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
@@ -650,6 +783,7 @@ def _lr_lambda(tc: DictConfig, total: int):
             return 1.0
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
     return factor
 
 
@@ -670,11 +804,21 @@ def _schedule_horizon(tc: DictConfig, state: dict | None, run_dir: Path, ctx: Co
         before = state["scheduler"].get("_last_lr", [tc.lr])[0]
         after = tc.lr * _lr_lambda(tc, horizon)(state["step"])
         if horizon < tc.max_steps:
-            log.info("resume: the cosine schedule ends at step %d, so steps %d-%d run at min_lr_ratio x lr; "
-                     "train.schedule_steps=N stretches it", horizon, max(horizon, state["step"]) + 1, tc.max_steps)
+            log.info(
+                "resume: the cosine schedule ends at step %d, so steps %d-%d run at min_lr_ratio x lr; "
+                "train.schedule_steps=N stretches it",
+                horizon,
+                max(horizon, state["step"]) + 1,
+                tc.max_steps,
+            )
         if not math.isclose(before, after, rel_tol=1e-9):
-            log.warning("resume: train.schedule_steps=%d moves the learning rate from %.3g to %.3g at step %d",
-                        horizon, before, after, state["step"] + 1)
+            log.warning(
+                "resume: train.schedule_steps=%d moves the learning rate from %.3g to %.3g at step %d",
+                horizon,
+                before,
+                after,
+                state["step"] + 1,
+            )
     return horizon
 
 
@@ -689,6 +833,7 @@ def _saved_max_steps(run_dir: Path) -> int | None:
 # RNG state
 # ------------------------------------------------------------------------------------------
 
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -698,10 +843,14 @@ def _seed_everything(seed: int) -> None:
 def _rng_state(ctx: Context) -> list[dict]:
     """Every rank's RNG states (gathered to all ranks), as tensors and plain lists only."""
     np_state = np.random.get_state()
-    mine = {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(ctx.device) if ctx.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]}
+    mine = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(ctx.device)
+        if ctx.device.type == "cuda"
+        else torch.empty(0, dtype=torch.uint8),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
     if ctx.world == 1:
         return [mine]
     everyone: list = [None] * ctx.world
@@ -727,6 +876,7 @@ def _set_rng(states: list[dict], ctx: Context) -> None:
 # ------------------------------------------------------------------------------------------
 # Logging: metrics.csv, TensorBoard, train.log (rank 0)
 # ------------------------------------------------------------------------------------------
+
 
 class _Window:
     """Running means of step metrics between two log rows, and the throughput."""

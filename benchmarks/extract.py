@@ -29,6 +29,7 @@ bound on what the convolutions alone reach. ``others`` (after the table) is how 
 rest of the machine kept busy during the timed rounds (from /proc/stat, minus this process's CPU
 time): well above 0 means the numbers are slowed by other jobs: rerun when it is quiet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from machine import busy_seconds  # benchmarks/machine.py
 from torch import nn
 
 from audio_vq import audio
@@ -48,8 +50,6 @@ from audio_vq.config import compose
 from audio_vq.corpora.synthetic import generate
 from audio_vq.models.vqvae import VQVAE
 from audio_vq.units import UnitExtractor
-
-from machine import busy_seconds  # benchmarks/machine.py
 
 FULL = {"batch": 16, "seconds": 4.0, "repeats": 7, "matmul_sizes": [1024, 2048, 4096]}
 QUICK = {"batch": 8, "seconds": 1.0, "repeats": 3, "matmul_sizes": [1024, 2048]}
@@ -65,7 +65,7 @@ def speech(batch: int, seconds: float, sample_rate: int) -> list[np.ndarray]:
         root = generate(Path(tmp) / "corpus", minutes=minutes, sample_rate=sample_rate)
         stream = np.concatenate([audio.load(w, sample_rate) for w in sorted(root.glob("*/*.wav"))])
     stream = np.resize(stream, batch * samples).astype(np.float32)  # np.resize repeats if short
-    return [stream[i * samples:(i + 1) * samples].copy() for i in range(batch)]
+    return [stream[i * samples : (i + 1) * samples].copy() for i in range(batch)]
 
 
 def extraction_flops(extractor: UnitExtractor, waves: list[np.ndarray]) -> int:
@@ -91,8 +91,12 @@ def extraction_flops(extractor: UnitExtractor, waves: list[np.ndarray]) -> int:
         else:  # nn.Linear
             total += 2 * module.in_features * module.out_features * (output.numel() // module.out_features)
 
-    hooks = [m.register_forward_hook(count) for part in (model.encoder, model.quantizer)
-             for m in part.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    hooks = [
+        m.register_forward_hook(count)
+        for part in (model.encoder, model.quantizer)
+        for m in part.modules()
+        if isinstance(m, (nn.Conv1d, nn.Linear))
+    ]
     try:
         extractor.extract_batch(waves)
     finally:
@@ -133,10 +137,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help=f"utterances per call (default {FULL['batch']})")
     parser.add_argument("--seconds", type=float, help=f"seconds per utterance (default {FULL['seconds']:g})")
     parser.add_argument("--repeats", type=int, help=f"timed rounds (default {FULL['repeats']})")
-    parser.add_argument("--matmul-sizes", type=int, nargs="+",
-                        help=f"n of the n x n fp32 matmuls; the best counts (default {FULL['matmul_sizes']})")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: defaults {QUICK} instead of {FULL}")
+    parser.add_argument(
+        "--matmul-sizes",
+        type=int,
+        nargs="+",
+        help=f"n of the n x n fp32 matmuls; the best counts (default {FULL['matmul_sizes']})",
+    )
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: defaults {QUICK} instead of {FULL}")
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -163,14 +170,18 @@ def main() -> None:
     for name, extractor in extractors.items():
         flops[name] = extraction_flops(extractor, waves)
 
-    print(f"unit extraction (UnitExtractor.extract_batch: encoder + quantizer), batch {args.batch} x "
-          f"{args.seconds:g} s of synthetic speech, median of {args.repeats} interleaved rounds, "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__}")
+    print(
+        f"unit extraction (UnitExtractor.extract_batch: encoder + quantizer), batch {args.batch} x "
+        f"{args.seconds:g} s of synthetic speech, median of {args.repeats} interleaved rounds, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}"
+    )
     for name, extractor in extractors.items():
         ours, whole = infos[name]
-        print(f"{name}: hop {extractor.hop} ({extractor.frame_rate:g} frames/s), K = {extractor.codebook_size}, "
-              f"encoder + codebook {ours / 1e6:.3f} M parameters (whole VQVAE {whole / 1e6:.2f} M), "
-              f"{flops[name] / audio_seconds / 1e9:.3f} GFLOP per second of audio")
+        print(
+            f"{name}: hop {extractor.hop} ({extractor.frame_rate:g} frames/s), K = {extractor.codebook_size}, "
+            f"encoder + codebook {ours / 1e6:.3f} M parameters (whole VQVAE {whole / 1e6:.2f} M), "
+            f"{flops[name] / audio_seconds / 1e9:.3f} GFLOP per second of audio"
+        )
 
     rows: dict[tuple, tuple[int, Callable[[], object]]] = {}
     for name, extractor in extractors.items():
@@ -189,24 +200,30 @@ def main() -> None:
     busy_end = busy_seconds()
     others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
 
-    matmul = {(n, t): 2 * n ** 3 / medians[("matmul", n, t)] / 1e9 for n in args.matmul_sizes for t in args.threads}
+    matmul = {(n, t): 2 * n**3 / medians[("matmul", n, t)] / 1e9 for n in args.matmul_sizes for t in args.threads}
     peak = {t: max(matmul[(n, t)] for n in args.matmul_sizes) for t in args.threads}
-    print(f"{'model':>7}  {'threads':>7}  {'s/call':>7}  {'audio s/s':>9}  {'GFLOP/s':>8}  "
-          f"{'matmul GFLOP/s':>14}  {'of peak':>7}")
+    print(
+        f"{'model':>7}  {'threads':>7}  {'s/call':>7}  {'audio s/s':>9}  {'GFLOP/s':>8}  "
+        f"{'matmul GFLOP/s':>14}  {'of peak':>7}"
+    )
     speeds: dict[tuple[str, int], float] = {}
     for name in args.models:
         for threads in args.threads:
             seconds = medians[("extract", name, threads)]
             speeds[(name, threads)] = audio_seconds / seconds
             achieved = flops[name] / seconds / 1e9
-            print(f"{name:>7}  {threads:>7}  {seconds:>7.3f}  {audio_seconds / seconds:>9.1f}  {achieved:>8.1f}  "
-                  f"{peak[threads]:>14.1f}  {achieved / peak[threads]:>7.1%}")
+            print(
+                f"{name:>7}  {threads:>7}  {seconds:>7.3f}  {audio_seconds / seconds:>9.1f}  {achieved:>8.1f}  "
+                f"{peak[threads]:>14.1f}  {achieved / peak[threads]:>7.1%}"
+            )
     for threads in args.threads:
         sizes = ", ".join(f"n={n}: {matmul[(n, threads)]:.1f}" for n in args.matmul_sizes)
         print(f"matmul fp32 GFLOP/s at {threads} thread{'s' if threads > 1 else ''}: {sizes}")
     others_text = "?" if others is None else f"{others:.2f}"
-    print(f"timed rounds: {wall:.1f} s wall, CPU {100 * cpu / wall:.0f}%, others {others_text} cores; "
-          f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(
+        f"timed rounds: {wall:.1f} s wall, CPU {100 * cpu / wall:.0f}%, others {others_text} cores; "
+        f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
     for name in args.models:
         ones = speeds.get((name, 1))
         for threads in args.threads:

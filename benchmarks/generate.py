@@ -20,6 +20,7 @@ The issue's targets: the kernel at >= 1.0x real time for one stream on one threa
 for a batch of 16 on two threads. Run it on a quiet machine: another process using the cores
 makes every row slower by an unpredictable factor.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,16 @@ TARGET_BATCH = 5.0
 REFERENCE = {
     "encoder": {"channels": 64, "strides": [2] * 6, "residual_layers": 0},
     "quantizer": {"kind": "vector", "dim": 64, "codebook_size": 512},
-    "decoder": {"stacks": 2, "layers_per_stack": 10, "kernel_size": 2, "residual_channels": 64,
-                "gate_channels": 128, "skip_channels": 128, "speaker_dim": 64, "mu_law_channels": 256},
+    "decoder": {
+        "stacks": 2,
+        "layers_per_stack": 10,
+        "kernel_size": 2,
+        "residual_channels": 64,
+        "gate_channels": 128,
+        "skip_channels": 128,
+        "speaker_dim": 64,
+        "mu_law_channels": 256,
+    },
 }
 NUM_SPEAKERS = 8
 
@@ -57,13 +66,15 @@ def naive_generate(model: VQVAE, codes: np.ndarray, speaker: int, seed: int = 0)
     c = c.repeat_interleave(dec.hop, dim=2)  # per-sample conditioning (B, D, T)
     g = model.speaker_vector(torch.tensor([speaker]))
     T = c.shape[2]
-    buffers = [torch.zeros(1, dec.residual_channels, (l.kernel_size - 1) * l.dilation + 1) for l in dec.layers]
+    buffers = [
+        torch.zeros(1, dec.residual_channels, (layer.kernel_size - 1) * layer.dilation + 1) for layer in dec.layers
+    ]
     x = torch.tensor([dec.initial_class])
     out = np.zeros(T, np.float32)
     for t in range(T):
         h = dec.embedding(x).unsqueeze(-1)  # (1, R, 1)
         skips = 0
-        ct = c[:, :, t:t + 1]
+        ct = c[:, :, t : t + 1]
         for i, layer in enumerate(dec.layers):
             buf = buffers[i] = torch.cat([buffers[i][:, :, 1:], h], dim=2)  # shift the queue
             a = F.conv1d(buf, layer.dilated.weight, layer.dilated.bias, dilation=layer.dilation)
@@ -126,9 +137,11 @@ def main() -> None:
         rows.append((name, streams, threads, samples, best))
         print(f"  {name:<28} batch {streams:>2}  threads {threads}  {samples / best:9.0f} samples/s", flush=True)
 
-    print(f"reference decoder: 2 x 10 layers, residual 64, gate 128, skip 128, mu-law 256, hop {hop}, "
-          f"receptive field {model.decoder.receptive_field}; numba compile/load {t_compile:.1f} s; "
-          f"load average before start {load:.2f}")
+    print(
+        f"reference decoder: 2 x 10 layers, residual 64, gate 128, skip 128, mu-law 256, hop {hop}, "
+        f"receptive field {model.decoder.receptive_field}; numba compile/load {t_compile:.1f} s; "
+        f"load average before start {load:.2f}"
+    )
     naive_frames = max(1, args.naive_samples // hop)
     (nc,), (ns,) = codes_for(naive_frames * hop / SAMPLE_RATE, 1)
     run("naive loop (r9y9 style)", lambda: naive_generate(model, nc, ns), 1, 1, [nc])
@@ -143,27 +156,39 @@ def main() -> None:
     run("numba kernel", lambda: numba2.generate(kb, ksb), args.batch, 2, kb, args.repeats)
 
     print()
-    print(f"{'path':<28} {'batch':>5} {'threads':>7} {'samples':>8} {'wall s':>7} {'samples/s':>10} {'x real time':>11}")
+    print(
+        f"{'path':<28} {'batch':>5} {'threads':>7} {'samples':>8} {'wall s':>7} {'samples/s':>10} {'x real time':>11}"
+    )
     naive_rate = rows[0][3] / rows[0][4]
     for name, streams, threads, samples, seconds in rows:
         rate = samples / seconds
-        print(f"{name:<28} {streams:>5} {threads:>7} {samples:>8} {seconds:>7.2f} {rate:>10.0f} "
-              f"{rate / SAMPLE_RATE:>11.2f}")
+        print(
+            f"{name:<28} {streams:>5} {threads:>7} {samples:>8} {seconds:>7.2f} {rate:>10.0f} "
+            f"{rate / SAMPLE_RATE:>11.2f}"
+        )
     single = rows[3][3] / rows[3][4] / SAMPLE_RATE
     batch2 = rows[5][3] / rows[5][4] / SAMPLE_RATE
-    print(f"kernel vs naive loop, one stream: {single * SAMPLE_RATE / naive_rate:.0f}x; "
-          f"kernel vs torch path, one stream: {rows[3][3] / rows[3][4] / (rows[1][3] / rows[1][4]):.0f}x")
-    print(f"single stream, 1 thread: {single:.2f}x real time "
-          f"({'meets' if single >= TARGET_SINGLE else 'MISSES'} the {TARGET_SINGLE:g}x target)")
-    print(f"batch {args.batch}, 2 threads: {batch2:.2f}x real time "
-          f"({'meets' if batch2 >= TARGET_BATCH else 'MISSES'} the {TARGET_BATCH:g}x target)")
+    print(
+        f"kernel vs naive loop, one stream: {single * SAMPLE_RATE / naive_rate:.0f}x; "
+        f"kernel vs torch path, one stream: {rows[3][3] / rows[3][4] / (rows[1][3] / rows[1][4]):.0f}x"
+    )
+    print(
+        f"single stream, 1 thread: {single:.2f}x real time "
+        f"({'meets' if single >= TARGET_SINGLE else 'MISSES'} the {TARGET_SINGLE:g}x target)"
+    )
+    print(
+        f"batch {args.batch}, 2 threads: {batch2:.2f}x real time "
+        f"({'meets' if batch2 >= TARGET_BATCH else 'MISSES'} the {TARGET_BATCH:g}x target)"
+    )
 
     pitched = build_model(pitch="excitation", harmonics=1)
     contour_rng = np.random.default_rng(1)
 
     def contours(codes):
-        return [np.where(contour_rng.random(c.shape[-1]) < 0.6, contour_rng.uniform(80, 300, c.shape[-1]), 0.0)
-                for c in codes]
+        return [
+            np.where(contour_rng.random(c.shape[-1]) < 0.6, contour_rng.uniform(80, 300, c.shape[-1]), 0.0)
+            for c in codes
+        ]
 
     print(f"\npitch=excitation against the plain decoder (interleaved, best of {args.repeats}):")
     print(f"{'batch':>5} {'threads':>7} {'plain samples/s':>16} {'pitch samples/s':>16} {'pitch cost':>10}")
@@ -179,8 +204,10 @@ def main() -> None:
         samples = sum(c.shape[-1] * hop for c in codes)
         a, b = samples / min(times["plain"]), samples / min(times["pitch"])
         cost = a / b - 1
-        print(f"{len(codes):>5} {threads:>7} {a:>16.0f} {b:>16.0f} {100 * cost:>9.1f}%  "
-              f"({'meets' if cost <= TARGET_PITCH_COST else 'MISSES'} the {100 * TARGET_PITCH_COST:.0f}% target)")
+        print(
+            f"{len(codes):>5} {threads:>7} {a:>16.0f} {b:>16.0f} {100 * cost:>9.1f}%  "
+            f"({'meets' if cost <= TARGET_PITCH_COST else 'MISSES'} the {100 * TARGET_PITCH_COST:.0f}% target)"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ alternating A, B, A, B, ... so that a change in the machine's load hits both; it
 per run: samples/s at batch 1 (best of 3 runs of 4,000 samples) and at batch 16 (best of 2 of
 16 x 2,000), after a warm-up that compiles or loads the kernel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,14 @@ def main() -> int:
     for _ in range(args.rounds):
         for root in args.checkouts:
             root = root.resolve()
-            out = subprocess.run([sys.executable, "-c", CHILD], env={**env, "PYTHONPATH": str(root)},
-                                 cwd=root, capture_output=True, text=True, check=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD],
+                env={**env, "PYTHONPATH": str(root)},
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
             if not out[2].startswith(str(root)):
                 raise SystemExit(f"{root}: imported audio_vq from {out[2]} instead")
             print(f"{str(root):40s} {float(out[0]):18,.0f} {float(out[1]):19,.0f}")

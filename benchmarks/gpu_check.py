@@ -16,12 +16,14 @@ Rows, each through the toolkit's own entry points:
   (the fp32 row's model), audio seconds per second.
 * ``generate 1`` / ``generate 64``: the torch generation path (``Generator(backend="torch")``)
   of the reference decoder (benchmarks/generate.py, random weights) on the device for 1 and
-  64 streams of --generate-seconds each, times real time in aggregate (the goal for 64 streams of the reference decoder on one H200: >= 50x), and whether the
-  steps replayed a CUDA graph or ran eagerly (the CPU, or a capture that failed: its reason).
+  64 streams of --generate-seconds each, times real time in aggregate (the goal for 64 streams of
+  the reference decoder on one H200: >= 50x), and whether the steps replayed a CUDA graph or ran
+  eagerly (the CPU, or a capture that failed: its reason).
 
 A row that fails prints FAILED and its reason; the exit status is 1 if any did. What the rows
 write (the corpus, the runs, their logs) stays in --out (a temporary folder by default).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +40,22 @@ SAMPLE_RATE = 16_000
 GOAL_64_STREAMS = 50.0  # x real time, 64 streams of the reference decoder on one H200
 ROW_TIMEOUT_S = 240
 # The dry run's model: model=paper's structure at a size that trains in seconds on a CPU
-TINY = ["model.encoder.channels=16", "model.quantizer.codebook_size=32", "model.quantizer.dim=8",
-        "model.decoder.stacks=1", "model.decoder.layers_per_stack=3", "model.decoder.residual_channels=8",
-        "model.decoder.gate_channels=8", "model.decoder.skip_channels=8", "model.decoder.speaker_dim=4"]
-TRAIN_ROWS = [("train fp32", ["train.precision=fp32"]), ("train bf16", ["train.precision=bf16"]),
-              ("train compile", ["train.precision=bf16", "train.compile=true"])]
+TINY = [
+    "model.encoder.channels=16",
+    "model.quantizer.codebook_size=32",
+    "model.quantizer.dim=8",
+    "model.decoder.stacks=1",
+    "model.decoder.layers_per_stack=3",
+    "model.decoder.residual_channels=8",
+    "model.decoder.gate_channels=8",
+    "model.decoder.skip_channels=8",
+    "model.decoder.speaker_dim=4",
+]
+TRAIN_ROWS = [
+    ("train fp32", ["train.precision=fp32"]),
+    ("train bf16", ["train.precision=bf16"]),
+    ("train compile", ["train.precision=bf16", "train.compile=true"]),
+]
 # The dry run compiles with aot_eager: dynamo traces the whole model (graph breaks and all) and
 # AOTAutograd builds the joint graph, as with inductor, without minutes of C++ code generation
 DRY_RUN_COMPILE = "train.compile_backend=aot_eager"
@@ -53,11 +66,23 @@ def cli(*args: str) -> list[str]:
 
 
 def train_command(args, manifest: Path, run: Path, extra: list[str]) -> list[str]:
-    return cli("train", f"data.manifest={manifest}", "model=paper", f"device={args.device}",
-               f"train.max_steps={args.steps}", f"train.log_every={max(1, args.steps // 5)}", "train.max_minutes=null",
-               f"train.valid_every={10 * args.steps}", f"train.audio_every={10 * args.steps}",
-               f"train.checkpoint_every={args.steps}", f"train.batch_size={args.batch}",
-               "train.warmup_steps=1", f"hydra.run.dir={run}", *(TINY if args.dry_run else []), *extra)
+    return cli(
+        "train",
+        f"data.manifest={manifest}",
+        "model=paper",
+        f"device={args.device}",
+        f"train.max_steps={args.steps}",
+        f"train.log_every={max(1, args.steps // 5)}",
+        "train.max_minutes=null",
+        f"train.valid_every={10 * args.steps}",
+        f"train.audio_every={10 * args.steps}",
+        f"train.checkpoint_every={args.steps}",
+        f"train.batch_size={args.batch}",
+        "train.warmup_steps=1",
+        f"hydra.run.dir={run}",
+        *(TINY if args.dry_run else []),
+        *extra,
+    )
 
 
 def run_logged(cmd: list[str], log: Path) -> None:
@@ -92,8 +117,15 @@ def train_row(args, manifest: Path, out: Path, name: str, extra: list[str]) -> t
 def torchrun_row(args, manifest: Path, out: Path) -> tuple[str, str]:
     run = out / "torchrun"
     log = out / "torchrun.log"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
-                "audio_vq.cli"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "audio_vq.cli",
+    ]
     run_logged(torchrun + train_command(args, manifest, run, ["train.precision=bf16"])[3:], log)
     backend = "nccl" if args.device.startswith("cuda") else "gloo"
     if f"DistributedDataParallel, {backend}" not in (run / "train.log").read_text():
@@ -114,7 +146,7 @@ def extract_row(args, manifest: Path, model_dir: Path) -> tuple[str, str]:
     extractor.extract_batch(waves[:2])  # warm-up (cuDNN autotuning, first allocations)
     sync(args.device)
     start = time.perf_counter()
-    units = [u for k in range(0, len(waves), 16) for u in extractor.extract_batch(waves[k:k + 16])]
+    units = [u for k in range(0, len(waves), 16) for u in extractor.extract_batch(waves[k : k + 16])]
     sync(args.device)
     seconds = sum(len(w) for w in waves) / SAMPLE_RATE
     speed = seconds / (time.perf_counter() - start)
@@ -127,11 +159,11 @@ def generate_row(args, model_dir: Path, streams: int) -> tuple[str, str]:
     fp32 row's tiny model)."""
     import numpy as np
     import torch
+    from generate import NUM_SPEAKERS, REFERENCE  # benchmarks/generate.py
 
     from audio_vq.checkpoint import load_model
     from audio_vq.generate import Generator
     from audio_vq.models.vqvae import VQVAE
-    from generate import NUM_SPEAKERS, REFERENCE  # benchmarks/generate.py
 
     if args.dry_run:
         model = load_model(model_dir, args.device)
@@ -152,8 +184,13 @@ def generate_row(args, model_dir: Path, streams: int) -> tuple[str, str]:
         sync(args.device)
         wall = time.perf_counter() - start
     failed = [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
-    stepping = ("eager steps" if not args.device.startswith("cuda") else
-                f"eager steps ({failed[0][:120]})" if failed else "CUDA graph per step")
+    stepping = (
+        "eager steps"
+        if not args.device.startswith("cuda")
+        else f"eager steps ({failed[0][:120]})"
+        if failed
+        else "CUDA graph per step"
+    )
     realtime = streams * frames * model.hop / SAMPLE_RATE / wall
     if not all(np.isfinite(a).all() for a in audio):
         raise RuntimeError("non-finite audio")
@@ -195,19 +232,40 @@ def check(args, out: Path) -> int:
     import torch
 
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
-    print(f"GPU check{' (dry run)' if args.dry_run else ''}: {where}, torch {torch.__version__}, "
-          f"{args.steps} steps x batch {args.batch}, output in {out}", flush=True)
-    run_logged(cli("prepare", "corpus=synthetic", f"corpus.minutes={args.minutes}", f"root={out / 'synthetic'}",
-                   f"out={out / 'data'}", "split.valid=0", "split.test=0"), out / "prepare.log")
+    print(
+        f"GPU check{' (dry run)' if args.dry_run else ''}: {where}, torch {torch.__version__}, "
+        f"{args.steps} steps x batch {args.batch}, output in {out}",
+        flush=True,
+    )
+    run_logged(
+        cli(
+            "prepare",
+            "corpus=synthetic",
+            f"corpus.minutes={args.minutes}",
+            f"root={out / 'synthetic'}",
+            f"out={out / 'data'}",
+            "split.valid=0",
+            "split.test=0",
+        ),
+        out / "prepare.log",
+    )
     manifest = out / "data" / "manifest.jsonl"
     model_dir = out / "train_fp32" / "model"
-    rows = [(name, lambda extra=extra, name=name: train_row(
-                args, manifest, out, name, extra + ([DRY_RUN_COMPILE] if args.dry_run and "compile" in name else [])))
-            for name, extra in TRAIN_ROWS]
-    rows += [("torchrun nccl", lambda: torchrun_row(args, manifest, out)),
-             ("extract", lambda: extract_row(args, manifest, model_dir)),
-             ("generate 1", lambda: generate_row(args, model_dir, 1)),
-             ("generate 64", lambda: generate_row(args, model_dir, 64))]
+    rows = [
+        (
+            name,
+            lambda extra=extra, name=name: train_row(
+                args, manifest, out, name, extra + ([DRY_RUN_COMPILE] if args.dry_run and "compile" in name else [])
+            ),
+        )
+        for name, extra in TRAIN_ROWS
+    ]
+    rows += [
+        ("torchrun nccl", lambda: torchrun_row(args, manifest, out)),
+        ("extract", lambda: extract_row(args, manifest, model_dir)),
+        ("generate 1", lambda: generate_row(args, model_dir, 1)),
+        ("generate 64", lambda: generate_row(args, model_dir, 64)),
+    ]
     print(f"| {'row':<14} | {'result':<20} | {'seconds':>7} | notes", flush=True)
     print(f"|{'-' * 16}|{'-' * 22}|{'-' * 9}|------", flush=True)
     failed = 0

@@ -1,4 +1,5 @@
 """What the benchmarks share about the machine they run on (imported as a sibling script)."""
+
 from __future__ import annotations
 
 import os

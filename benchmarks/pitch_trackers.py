@@ -25,6 +25,7 @@ torchcrepe resampy``; a placeholder module stands in for torchaudio while it is 
 --espeak also tracks a few espeak-ng sentences in several voices (``apt-get install espeak-ng``):
 no truth there, so the second table is the trackers' agreement (GPE and VDE between pairs).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,7 @@ from scipy.ndimage import binary_dilation
 from audio_vq.audio import SAMPLE_RATE, load
 from audio_vq.config import compose
 from audio_vq.corpora.synthetic import F0_HOP_SECONDS, scan
-from audio_vq.pitch import (DEFAULT_TRACKER, F0_MAX_HZ, F0_MIN_HZ, TRACKERS, Tracker, periodic_only, read_f0,
-                            track)
+from audio_vq.pitch import DEFAULT_TRACKER, F0_MAX_HZ, F0_MIN_HZ, TRACKERS, Tracker, periodic_only, read_f0, track
 from audio_vq.stages.prepare import assign_splits
 
 GROSS_ERROR = 0.2  # GPE's threshold: relative F0 error
@@ -64,8 +64,10 @@ WARMUP_SECONDS = 1.0  # compiles numba kernels and loads models before timing
 CREPE_MEDIAN_FRAMES, CREPE_SILENCE_DB, CREPE_PERIODICITY = 3, -60.0, 0.21
 CREPE_BATCH = 512
 ESPEAK_VOICES = ("en-us", "en-gb+f3", "en+m3", "de+f2", "fr")
-ESPEAK_SENTENCES = ("The quick brown fox jumps over the lazy dog while the band plays on.",
-                    "Would you like some more tea, or shall we go for a walk along the river?")
+ESPEAK_SENTENCES = (
+    "The quick brown fox jumps over the lazy dog while the band plays on.",
+    "Would you like some more tea, or shall we go for a walk along the river?",
+)
 
 
 def _torchcrepe():
@@ -75,6 +77,7 @@ def _torchcrepe():
     if placeholder:
         try:
             import torchaudio  # noqa: F401  the real one, where it works
+
             placeholder = False
         except (ImportError, OSError):  # PyPI's CUDA build fails to load its libraries beside CPU torch
             sys.modules["torchaudio"] = types.ModuleType("torchaudio")
@@ -97,8 +100,18 @@ def crepe_tracker(model: str) -> Tracker:
     def run(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
         audio = torch.from_numpy(x.astype(np.float32))[None]
         with torch.no_grad():
-            f0, periodicity = torchcrepe.predict(audio, sr, hop, F0_MIN_HZ, F0_MAX_HZ, model, return_periodicity=True,
-                                                 batch_size=CREPE_BATCH, device="cpu", pad=True)
+            f0, periodicity = torchcrepe.predict(
+                audio,
+                sr,
+                hop,
+                F0_MIN_HZ,
+                F0_MAX_HZ,
+                model,
+                return_periodicity=True,
+                batch_size=CREPE_BATCH,
+                device="cpu",
+                pad=True,
+            )
         periodicity = torchcrepe.filter.median(periodicity, CREPE_MEDIAN_FRAMES)
         periodicity = torchcrepe.threshold.Silence(CREPE_SILENCE_DB)(periodicity, audio, sr, hop)
         return torchcrepe.threshold.At(CREPE_PERIODICITY)(f0, periodicity)[0].numpy()  # NaN: unvoiced
@@ -126,19 +139,27 @@ def compare(truth: np.ndarray, estimate: np.ndarray) -> dict[str, np.ndarray]:
     boundary[:-1] |= change  # both frames of each change
     boundary[1:] |= change
     boundary = binary_dilation(boundary, iterations=BOUNDARY_FRAMES)
-    return {"frames": np.array([truth.size]), "vuv_errors": np.array([vuv_errors.sum()]),
-            "off_boundary": np.array([np.sum(~boundary)]), "off_boundary_errors": np.array([vuv_errors[~boundary].sum()]),
-            "cents": cents, "gross": gross}
+    return {
+        "frames": np.array([truth.size]),
+        "vuv_errors": np.array([vuv_errors.sum()]),
+        "off_boundary": np.array([np.sum(~boundary)]),
+        "off_boundary_errors": np.array([vuv_errors[~boundary].sum()]),
+        "cents": cents,
+        "gross": gross,
+    }
 
 
 def summarise(parts: list[dict[str, np.ndarray]], audio_seconds: float, seconds: float) -> dict[str, float]:
     pooled = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     cents, gross = pooled["cents"], pooled["gross"]
-    return {"GPE %": 100 * gross.mean(), "VDE %": 100 * pooled["vuv_errors"].sum() / pooled["frames"].sum(),
-            "VDE % off boundaries": 100 * pooled["off_boundary_errors"].sum() / pooled["off_boundary"].sum(),
-            "cents RMSE": float(np.sqrt(np.mean(cents ** 2))),
-            "fine cents RMSE": float(np.sqrt(np.mean(cents[~gross] ** 2))),
-            "x real time": audio_seconds / seconds}
+    return {
+        "GPE %": 100 * gross.mean(),
+        "VDE %": 100 * pooled["vuv_errors"].sum() / pooled["frames"].sum(),
+        "VDE % off boundaries": 100 * pooled["off_boundary_errors"].sum() / pooled["off_boundary"].sum(),
+        "cents RMSE": float(np.sqrt(np.mean(cents**2))),
+        "fine cents RMSE": float(np.sqrt(np.mean(cents[~gross] ** 2))),
+        "x real time": audio_seconds / seconds,
+    }
 
 
 def timed_track(x: np.ndarray, hop: int, tracker: Tracker, repeat: int) -> tuple[np.ndarray, float, np.ndarray, float]:
@@ -158,7 +179,9 @@ def table(rows: dict[str, dict[str, float]], first: str) -> str:
     columns = list(next(iter(rows.values())))
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" if abs(v) >= 1 else f"{v:.2f}" for v in row.values()) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{v:.1f}" if abs(v) >= 1 else f"{v:.2f}" for v in row.values()) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -171,9 +194,11 @@ def synthetic_table(root: Path, minutes: float, trackers: dict[str, Tracker], re
     truth = [read_f0(Path(u.path).with_suffix(".f0"))[1] for u in test]
     seconds_of_audio = sum(map(len, audio)) / SAMPLE_RATE
     voiced = np.concatenate(truth) > 0
-    print(f"{len(test)} held-out utterances of {len({u.speaker for u in test})} speakers, {seconds_of_audio:.1f} s, "
-          f"{voiced.size} frames of {F0_HOP_SECONDS * 1000:g} ms, {100 * voiced.mean():.0f}% voiced "
-          f"(true F0 {np.concatenate(truth)[voiced].min():.0f}-{np.concatenate(truth)[voiced].max():.0f} Hz)\n")
+    print(
+        f"{len(test)} held-out utterances of {len({u.speaker for u in test})} speakers, {seconds_of_audio:.1f} s, "
+        f"{voiced.size} frames of {F0_HOP_SECONDS * 1000:g} ms, {100 * voiced.mean():.0f}% voiced "
+        f"(true F0 {np.concatenate(truth)[voiced].min():.0f}-{np.concatenate(truth)[voiced].max():.0f} Hz)\n"
+    )
     rows = {}
     for name, tracker in trackers.items():
         track(np.random.default_rng(0).standard_normal(round(WARMUP_SECONDS * SAMPLE_RATE)), SAMPLE_RATE, hop, tracker)
@@ -213,9 +238,13 @@ def espeak_table(trackers: dict[str, Tracker]) -> str:
         row = summarise(parts, seconds, 1.0)
         rows[f"{a} vs {b}"] = {k: row[k] for k in ("GPE %", "VDE %", "cents RMSE")}
     voiced = {name: 100 * np.mean(np.concatenate(c) > 0) for name, c in contours.items()}
-    return (f"espeak-ng: {len(ESPEAK_VOICES) * len(ESPEAK_SENTENCES)} utterances ({', '.join(ESPEAK_VOICES)}), "
-            f"{seconds:.1f} s; voiced share: " + ", ".join(f"{k} {v:.0f}%" for k, v in voiced.items())
-            + "\n\n" + table(rows, "pair"))
+    return (
+        f"espeak-ng: {len(ESPEAK_VOICES) * len(ESPEAK_SENTENCES)} utterances ({', '.join(ESPEAK_VOICES)}), "
+        f"{seconds:.1f} s; voiced share: "
+        + ", ".join(f"{k} {v:.0f}%" for k, v in voiced.items())
+        + "\n\n"
+        + table(rows, "pair")
+    )
 
 
 def machine() -> str:
@@ -228,8 +257,12 @@ def machine() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "audio_vq_pitch_bench",
-                    help="the synthetic corpus (generated if absent)")
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "audio_vq_pitch_bench",
+        help="the synthetic corpus (generated if absent)",
+    )
     ap.add_argument("--minutes", type=float, default=60.0, help="corpus size; prepare's split holds out 5%% of it")
     ap.add_argument("--crepe", default="tiny", help="comma list of CREPE models (tiny, full); empty: none")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per utterance (the best counts)")
@@ -239,8 +272,10 @@ def main() -> int:
 
     torch.set_num_threads(1)
     trackers = candidates([m for m in args.crepe.split(",") if m])
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, one thread\n"
-          f"python benchmarks/pitch_trackers.py {' '.join(sys.argv[1:])}\n")
+    print(
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, one thread\n"
+        f"python benchmarks/pitch_trackers.py {' '.join(sys.argv[1:])}\n"
+    )
     print(synthetic_table(args.root, args.minutes, trackers, args.repeat))
     if args.espeak:
         print("\n" + espeak_table(trackers))

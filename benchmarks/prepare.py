@@ -8,6 +8,7 @@ format, where decoding and resampling cost more). Each row writes a fresh output
 nothing is reused from an earlier run's decode log; the `rerun` row repeats the last one on its
 existing output to show what resuming costs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,9 @@ import time
 from pathlib import Path
 
 from audio_vq import audio
-
-from audio_vq.stages import prepare
 from audio_vq.config import compose
 from audio_vq.corpora.synthetic import generate
-
+from audio_vq.stages import prepare
 
 VCTK_RATE = 48_000
 

@@ -9,6 +9,7 @@ Random weights (speed does not depend on them): the prior of the preset ``--prio
 runs in this one process, so the ratios are the numbers to compare; the machine being busy
 scales all rows alike only roughly: run it on a quiet machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,7 @@ def main() -> int:
             opt.zero_grad()
             loss.backward()
             opt.step()
+
     train_steps(1)
     t = timed(train_steps, repeat=1)
     rows.append(("train (batch 16 crops)", 5 * units.numel() / t))
@@ -81,20 +83,25 @@ def main() -> int:
     model_cfg = OmegaConf.to_container(compose("train", [f"model={args.model}"]).model, resolve=True)
     model = VQVAE.from_config(model_cfg, num_speakers=1).eval()
     frames = int(RENDER_SECONDS * model.sample_rate / model.hop)
-    sample_t = timed(lambda: prior.sample(min(frames, p.max_len - 1), batch=1), repeat=1) * frames / min(frames, p.max_len - 1)
+    sample_t = (
+        timed(lambda: prior.sample(min(frames, p.max_len - 1), batch=1), repeat=1) * frames / min(frames, p.max_len - 1)
+    )
     gen = Generator(model, backend="auto", threads=args.threads)
     codes = torch.randint(0, model.quantizer.codebook_size, (1, frames))
     gen.generate([codes], [0], seed=0)  # compile the kernel
     render_t = timed(lambda: gen.generate([codes], [0], seed=0), repeat=1)
 
-    print(f"prior={args.prior} (dim {p.dim}, {p.layers} layers, max_len {p.max_len}), K = {K}, "
-          f"{args.threads} thread(s)\n")
+    print(
+        f"prior={args.prior} (dim {p.dim}, {p.layers} layers, max_len {p.max_len}), K = {K}, {args.threads} thread(s)\n"
+    )
     print("| row | units/s |\n|---|---|")
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")
-    print(f"\n{RENDER_SECONDS:g} s sample ({frames} units at {model.sample_rate / model.hop:g} Hz, model={args.model}): "
-          f"sampling the units {sample_t:.2f} s, rendering {render_t:.2f} s (sampling / rendering = "
-          f"{sample_t / render_t:.3f})")
+    print(
+        f"\n{RENDER_SECONDS:g} s sample ({frames} units at {model.sample_rate / model.hop:g} Hz, model={args.model}): "
+        f"sampling the units {sample_t:.2f} s, rendering {render_t:.2f} s (sampling / rendering = "
+        f"{sample_t / render_t:.3f})"
+    )
     return 0
 
 

@@ -44,6 +44,7 @@ Columns:
   conv F0 err     conversions' median relative error of their median F0 from the target speaker's
   SECS closer     share of conversions closer to the target than to the source speaker (SECS)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,18 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
     "K64": (["model.quantizer.codebook_size=64", *OLD], [], None),
     "K256": (["model.quantizer.codebook_size=256", *OLD], [], None),
     "K512": (["model.quantizer.codebook_size=512", *OLD], [], None),
-    "vector": (["model/quantizer=vector", "model.quantizer.dim=32", "model.quantizer.codebook_size=128",
-                "model.quantizer.kmeans_init=true", "model.quantizer.restart_after=100", *OLD], [], None),
+    "vector": (
+        [
+            "model/quantizer=vector",
+            "model.quantizer.dim=32",
+            "model.quantizer.codebook_size=128",
+            "model.quantizer.kmeans_init=true",
+            "model.quantizer.restart_after=100",
+            *OLD,
+        ],
+        [],
+        None,
+    ),
     "restart20": (["model.quantizer.restart_after=20", *OLD], [], None),
     "residual2": (["model.encoder.residual_layers=2", *OLD], [], None),
     "rf1stack": (["model.decoder.stacks=1", *OLD], [], None),
@@ -130,11 +141,23 @@ CONFIGS: dict[str, tuple[list[str], list[str], str | None]] = {
 
 # (header, separator, decimals of each number in the cell)
 COLUMNS: list[tuple[str, str, tuple[int, ...]]] = [
-    ("bit/s nominal / entropy", " / ", (0, 0)), ("PNMI / MFCC", " / ", (3, 3)), ("acc / MFCC", " / ", (3, 3)),
-    ("ABX w / a", " / ", (1, 1)), ("MFCC ABX w / a", " / ", (1, 1)), ("spk<-codes", "", (2,)),
-    ("gain, best", ", ", (4, 2)), ("conv->tgt", "", (2,)), ("rec->own", "", (2,)), ("STOI", "", (2,)),
-    ("F0 rec / conv", " / ", (2, 2)), ("voiced rec / src", " / ", (2, 2)), ("F0 RMSE st", "", (2,)),
-    ("conv F0 err", "", (3,)), ("SECS closer", "", (2,)), ("loss@end", "", (2,))]
+    ("bit/s nominal / entropy", " / ", (0, 0)),
+    ("PNMI / MFCC", " / ", (3, 3)),
+    ("acc / MFCC", " / ", (3, 3)),
+    ("ABX w / a", " / ", (1, 1)),
+    ("MFCC ABX w / a", " / ", (1, 1)),
+    ("spk<-codes", "", (2,)),
+    ("gain, best", ", ", (4, 2)),
+    ("conv->tgt", "", (2,)),
+    ("rec->own", "", (2,)),
+    ("STOI", "", (2,)),
+    ("F0 rec / conv", " / ", (2, 2)),
+    ("voiced rec / src", " / ", (2, 2)),
+    ("F0 RMSE st", "", (2,)),
+    ("conv F0 err", "", (3,)),
+    ("SECS closer", "", (2,)),
+    ("loss@end", "", (2,)),
+]
 Numbers = list[tuple[float | None, ...]]  # one tuple per column of COLUMNS
 
 
@@ -153,8 +176,17 @@ def sh(cmd: list[str], log: Path, threads: str = "1") -> None:
 def prepare(exp: Path) -> Path:
     data = exp / "data"
     if not (data / "manifest.jsonl").is_file():
-        sh(["audio-vq", "prepare", "corpus=synthetic", "corpus.sentences=30", f"root={exp / 'synthetic'}",
-            f"out={data}"], exp / "prepare.log")
+        sh(
+            [
+                "audio-vq",
+                "prepare",
+                "corpus=synthetic",
+                "corpus.sentences=30",
+                f"root={exp / 'synthetic'}",
+                f"out={data}",
+            ],
+            exp / "prepare.log",
+        )
     return data
 
 
@@ -173,9 +205,24 @@ def train(name: str, seed: int, overrides: list[str], data: Path, exp: Path, ste
     if last_step(run) >= steps and (run / "model" / "checksum.sha256").is_file():
         return run
     resume = ["train.resume=true"] if last_step(run) > 0 else []
-    sh(["audio-vq", "train", f"data.manifest={data / 'manifest.jsonl'}", *BASE, f"train.max_steps={steps}",
-        "train.max_minutes=null", f"train.threads={threads}", "data.num_workers=1", f"hydra.run.dir={run}",
-        f"train.seed={seed}", *resume, *overrides], exp / f"{seeded(name, seed)}.log", threads)
+    sh(
+        [
+            "audio-vq",
+            "train",
+            f"data.manifest={data / 'manifest.jsonl'}",
+            *BASE,
+            f"train.max_steps={steps}",
+            "train.max_minutes=null",
+            f"train.threads={threads}",
+            "data.num_workers=1",
+            f"hydra.run.dir={run}",
+            f"train.seed={seed}",
+            *resume,
+            *overrides,
+        ],
+        exp / f"{seeded(name, seed)}.log",
+        threads,
+    )
     return run
 
 
@@ -184,8 +231,20 @@ def evaluate(name: str, seed: int, run: Path, overrides: list[str], data: Path, 
     report = out / "report.json"
     model = run / "model" / "checksum.sha256"
     if not (report.is_file() and report.stat().st_mtime > model.stat().st_mtime):
-        sh(["audio-vq", "evaluate", f"model={run / 'model'}", f"data={data}", f"out={out}", "threads=1",
-            "device=cpu", f"seed={seed}", *overrides], exp / f"{seeded(name, seed)}.log")
+        sh(
+            [
+                "audio-vq",
+                "evaluate",
+                f"model={run / 'model'}",
+                f"data={data}",
+                f"out={out}",
+                "threads=1",
+                "device=cpu",
+                f"seed={seed}",
+                *overrides,
+            ],
+            exp / f"{seeded(name, seed)}.log",
+        )
     return json.loads(report.read_text())
 
 
@@ -209,45 +268,67 @@ def numbers(r: dict, run: Path) -> Numbers:
         if train_rows:
             loss = float(train_rows[-1]["reconstruction_loss"])
     c = r.get("codebook") or {}
-    return [(c.get("bitrate_nominal"), c.get("bitrate_entropy")), (model.get("pnmi"), mfcc.get("pnmi")),
-            (model.get("code_to_phone_accuracy"), mfcc.get("code_to_phone_accuracy")),
-            (mine.get("within"), mine.get("across")), (base.get("within"), base.get("across")),
-            ((cv.get("code_probe") or {}).get("accuracy"),), (su.get("gain_nats"), su.get("own_is_best")),
-            (cv.get("classified_as_target"),), (cv.get("probe_reconstruction_accuracy"),), (rec.get("stoi"),),
-            (f0.get("reconstruction_within"), f0.get("conversion_within")),
-            (f0.get("reconstruction_voiced"), f0.get("source_voiced")), (f0.get("reconstruction_f0_rmse_semitones"),),
-            (f0.get("conversion_median_f0_error"),), (secs.get("closer_to_target"),), (loss,)]
+    return [
+        (c.get("bitrate_nominal"), c.get("bitrate_entropy")),
+        (model.get("pnmi"), mfcc.get("pnmi")),
+        (model.get("code_to_phone_accuracy"), mfcc.get("code_to_phone_accuracy")),
+        (mine.get("within"), mine.get("across")),
+        (base.get("within"), base.get("across")),
+        ((cv.get("code_probe") or {}).get("accuracy"),),
+        (su.get("gain_nats"), su.get("own_is_best")),
+        (cv.get("classified_as_target"),),
+        (cv.get("probe_reconstruction_accuracy"),),
+        (rec.get("stoi"),),
+        (f0.get("reconstruction_within"), f0.get("conversion_within")),
+        (f0.get("reconstruction_voiced"), f0.get("source_voiced")),
+        (f0.get("reconstruction_f0_rmse_semitones"),),
+        (f0.get("conversion_median_f0_error"),),
+        (secs.get("closer_to_target"),),
+        (loss,),
+    ]
 
 
 def row(name: str, seeds: list[Numbers]) -> list[str]:
     """A table row: one seed's numbers as they are, several seeds' as mean ± half-range (max - min) / 2
     (n/a where a seed has none)."""
+
     def cell(values: list[float | None], d: int) -> str:
         if any(v is None for v in values):
             return "n/a"
         mean = sum(values) / len(values)
         return f"{mean:.{d}f}" if len(values) == 1 else f"{mean:.{d}f}±{(max(values) - min(values)) / 2:.{d}f}"
 
-    return [name] + [sep.join(cell([s[c][i] for s in seeds], d) for i, d in enumerate(decimals))
-                     for c, (_, sep, decimals) in enumerate(COLUMNS)]
+    return [name] + [
+        sep.join(cell([s[c][i] for s in seeds], d) for i, d in enumerate(decimals))
+        for c, (_, sep, decimals) in enumerate(COLUMNS)
+    ]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["baseline"], help="names from CONFIGS (or 'all')")
     ap.add_argument("--steps", type=int, default=600, help="training steps of every row")
-    ap.add_argument("--seeds", type=int, default=1, help="runs of every row, with seeds 0..N-1; several print "
-                    "their mean ± half-range")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs of every row, with seeds 0..N-1; several print their mean ± half-range",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="trainings side by side")
-    ap.add_argument("--threads", default="auto", help="train.threads of each training (auto or N); "
-                    "evaluations run on one thread beside the next training")
+    ap.add_argument(
+        "--threads",
+        default="auto",
+        help="train.threads of each training (auto or N); evaluations run on one thread beside the next training",
+    )
     ap.add_argument("--exp", type=Path, default=Path("/tmp/audio_vq_quality"))
     ap.add_argument("--list", action="store_true", help="print the configurations and exit")
     args = ap.parse_args()
     if args.list:
         for name, (t, e, m) in CONFIGS.items():
-            print(f"{name:16s} train: {' '.join(t) or '-'}  evaluate: {' '.join(e) or '-'}"
-                  + (f"  (model of {m})" if m else ""))
+            print(
+                f"{name:16s} train: {' '.join(t) or '-'}  evaluate: {' '.join(e) or '-'}"
+                + (f"  (model of {m})" if m else "")
+            )
         return 0
     names = list(CONFIGS) if args.configs == ["all"] else args.configs
     unknown = [n for n in names if n not in CONFIGS]
@@ -271,12 +352,15 @@ def main() -> int:
     def evaluate_one(n: str, s: int) -> dict:
         t0 = time.monotonic()
         r = evaluate(n, s, runs[CONFIGS[n][2] or n, s], CONFIGS[n][1], data, exp)
-        print(f"[{time.monotonic() - started:6.0f} s] evaluated {seeded(n, s)} ({time.monotonic() - t0:.0f} s)",
-              flush=True)
+        print(
+            f"[{time.monotonic() - started:6.0f} s] evaluated {seeded(n, s)} ({time.monotonic() - t0:.0f} s)",
+            flush=True,
+        )
         return r
 
     reports: dict[tuple[str, int], Future] = {}
     with ThreadPoolExecutor(args.jobs) as trainers, ThreadPoolExecutor(1) as evaluators:
+
         def train_one(t: str, s: int) -> None:
             t0 = time.monotonic()
             try:
@@ -285,8 +369,10 @@ def main() -> int:
                 failed[t, s] = str(e)
                 print(f"[{time.monotonic() - started:6.0f} s] {e}", flush=True)
                 return
-            print(f"[{time.monotonic() - started:6.0f} s] trained {seeded(t, s)} ({time.monotonic() - t0:.0f} s)",
-                  flush=True)
+            print(
+                f"[{time.monotonic() - started:6.0f} s] trained {seeded(t, s)} ({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
             for n in names:
                 if (CONFIGS[n][2] or n) == t:
                     reports[n, s] = evaluators.submit(evaluate_one, n, s)
@@ -294,8 +380,10 @@ def main() -> int:
         for f in [trainers.submit(train_one, t, s) for t, s in trained]:
             f.result()
     over = "" if args.seeds == 1 else f", seeds {', '.join(map(str, seeds))} (their rows: mean ± (max - min) / 2)"
-    print(f"\n{args.steps} steps per row{over}, train.threads={args.threads}, {args.jobs} job(s), "
-          f"{time.monotonic() - started:.0f} s; reports in {exp / 'eval'}\n")
+    print(
+        f"\n{args.steps} steps per row{over}, train.threads={args.threads}, {args.jobs} job(s), "
+        f"{time.monotonic() - started:.0f} s; reports in {exp / 'eval'}\n"
+    )
     header = ["config", *(c[0] for c in COLUMNS)]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")

@@ -10,6 +10,7 @@ else), and lucidrains' vector-quantize-pytorch `VectorQuantize(dim, codebook_siz
 installed (`pip install vector-quantize-pytorch`, or `pip install -e .[bench]`). The issue asks
 ours (plain) to be at least 3x faster than the latter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,12 @@ def main() -> None:
     z = torch.randn(args.batch, args.dim, args.frames)
     d, k = args.dim, args.codebook_size
     calls: dict[str, Callable[[], object]] = {}
-    for name, options in [("ours", {}), ("ours cosine=True", {"cosine": True}),
-                          (f"ours lookup_dim={LOOKUP_DIM}", {"lookup_dim": LOOKUP_DIM}),
-                          ("ours ema=True", {"ema": True})]:
+    for name, options in [
+        ("ours", {}),
+        ("ours cosine=True", {"cosine": True}),
+        (f"ours lookup_dim={LOOKUP_DIM}", {"lookup_dim": LOOKUP_DIM}),
+        ("ours ema=True", {"ema": True}),
+    ]:
         calls[name] = functools.partial(VectorQuantizer(d, k, **options).eval(), z)
     calls["floor: addmm + argmin"] = functools.partial(search_floor, z, torch.randn(k, d))
     try:
@@ -73,21 +77,25 @@ def main() -> None:
         theirs = functools.partial(VectorQuantize(dim=d, codebook_size=k).eval(), z_last)
         calls["vector-quantize-pytorch"] = theirs
 
-    print(f"eval forward, B={args.batch} T={args.frames} D={d} K={k}, 1 thread, "
-          f"median of {args.repeats} interleaved rounds, torch {torch.__version__}")
+    print(
+        f"eval forward, B={args.batch} T={args.frames} D={d} K={k}, 1 thread, "
+        f"median of {args.repeats} interleaved rounds, torch {torch.__version__}"
+    )
     with torch.no_grad():
         results = median_ms(calls, args.repeats)
     print(f"{'quantizer':>28}  {'ms':>7}  {'/ ours':>6}")
     for name, ms in results.items():
         print(f"{name:>28}  {ms:>7.1f}  {ms / results['ours']:>6.2f}")
     if theirs is None:
-        print(f"{'vector-quantize-pytorch':>28}  missing: pip install vector-quantize-pytorch "
-              "(or pip install -e .[bench])")
+        print(
+            f"{'vector-quantize-pytorch':>28}  missing: pip install vector-quantize-pytorch "
+            "(or pip install -e .[bench])"
+        )
         return
     speedup = results["vector-quantize-pytorch"] / results["ours"]
     verdict = "meets" if speedup >= TARGET_SPEEDUP else "MISSES"
-    print(f"ours is {speedup:.1f}x faster than vector-quantize-pytorch "
-          f"({verdict} the {TARGET_SPEEDUP:g}x target)")
+    print(f"ours is {speedup:.1f}x faster than vector-quantize-pytorch ({verdict} the {TARGET_SPEEDUP:g}x target)")
+
 
 if __name__ == "__main__":
     main()

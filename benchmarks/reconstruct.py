@@ -18,6 +18,7 @@ directory; ``--utterances`` inputs of noise-like audio whose lengths spread unif
 The issue's target: the whole command (start-up subtracted) at >= 6x real time for 16 streams
 on two threads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,16 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from generate import NUM_SPEAKERS, REFERENCE, SAMPLE_RATE, build_model, time_call  # benchmarks/generate.py
+from machine import busy_seconds  # benchmarks/machine.py
 
 from audio_vq import audio
 from audio_vq.checkpoint import save_model_dir
 from audio_vq.commands import INFERENCE
 from audio_vq.config import compose
-from audio_vq.stages.decode import _encode_all
 from audio_vq.rendering import Renderer, read_sources
-
-from generate import NUM_SPEAKERS, REFERENCE, SAMPLE_RATE, build_model, time_call  # benchmarks/generate.py
-from machine import busy_seconds  # benchmarks/machine.py
+from audio_vq.stages.decode import _encode_all
 
 TARGET = 6.0
 SPEAKER = "spk0"
@@ -50,13 +50,25 @@ def write_inputs(folder: Path, lengths: list[int], seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i, n in enumerate(lengths):
-        audio.save(folder / f"utt{i:03d}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), SAMPLE_RATE,
-                   subtype="PCM_16")
+        audio.save(
+            folder / f"utt{i:03d}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), SAMPLE_RATE, subtype="PCM_16"
+        )
 
 
 def command(model: Path, inputs: Path, out: Path, threads: int, batch: int) -> list[str]:
-    return [sys.executable, "-m", "audio_vq.cli", "reconstruct", f"input={inputs}", f"model={model}", f"out={out}",
-            f"speaker={SPEAKER}", f"threads={threads}", f"batch_size={batch}", "device=cpu"]
+    return [
+        sys.executable,
+        "-m",
+        "audio_vq.cli",
+        "reconstruct",
+        f"input={inputs}",
+        f"model={model}",
+        f"out={out}",
+        f"speaker={SPEAKER}",
+        f"threads={threads}",
+        f"batch_size={batch}",
+        "device=cpu",
+    ]
 
 
 def run_command(argv: list[str], threads: int) -> float:
@@ -77,16 +89,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(1)
-    lengths = [int(SAMPLE_RATE * args.seconds * rng.uniform(1 - args.spread, 1 + args.spread))
-               for _ in range(args.utterances)]
+    lengths = [
+        int(SAMPLE_RATE * args.seconds * rng.uniform(1 - args.spread, 1 + args.spread)) for _ in range(args.utterances)
+    ]
     audio_seconds = sum(lengths) / SAMPLE_RATE
     busy0, wall0 = busy_seconds(), time.perf_counter()
     rows = []  # (what, seconds)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model_dir = save_model_dir(build_model(), {"model": REFERENCE, "data": {"sample_rate": SAMPLE_RATE}},
-                                   {f"spk{i}": i for i in range(NUM_SPEAKERS)}, tmp / "model")
+        model_dir = save_model_dir(
+            build_model(),
+            {"model": REFERENCE, "data": {"sample_rate": SAMPLE_RATE}},
+            {f"spk{i}": i for i in range(NUM_SPEAKERS)},
+            tmp / "model",
+        )
         write_inputs(tmp / "in", lengths)
         write_inputs(tmp / "one", [64])
         warm = command(model_dir, tmp / "one", tmp / "warm", args.threads, args.batch)
@@ -95,15 +112,30 @@ def main() -> None:
         def best(fn) -> float:
             return min(fn(k) for k in range(args.repeats))
 
-        startup = best(lambda k: run_command(command(model_dir, tmp / "one", tmp / f"one{k}", args.threads,
-                                                     args.batch), args.threads))
-        whole = best(lambda k: run_command(command(model_dir, tmp / "in", tmp / f"cmd{k}", args.threads,
-                                                   args.batch), args.threads))
-        rows += [("command, fresh process", whole), ("  start-up (one 64-sample input)", startup),
-                 ("  command - start-up", whole - startup)]
+        startup = best(
+            lambda k: run_command(
+                command(model_dir, tmp / "one", tmp / f"one{k}", args.threads, args.batch), args.threads
+            )
+        )
+        whole = best(
+            lambda k: run_command(
+                command(model_dir, tmp / "in", tmp / f"cmd{k}", args.threads, args.batch), args.threads
+            )
+        )
+        rows += [
+            ("command, fresh process", whole),
+            ("  start-up (one 64-sample input)", startup),
+            ("  command - start-up", whole - startup),
+        ]
 
-        overrides = [f"input={tmp / 'in'}", f"model={model_dir}", f"speaker={SPEAKER}", f"threads={args.threads}",
-                     f"batch_size={args.batch}", "device=cpu"]
+        overrides = [
+            f"input={tmp / 'in'}",
+            f"model={model_dir}",
+            f"speaker={SPEAKER}",
+            f"threads={args.threads}",
+            f"batch_size={args.batch}",
+            "device=cpu",
+        ]
 
         def stages(k: int) -> tuple[float, float, float]:
             t0 = time.perf_counter()
@@ -116,8 +148,11 @@ def main() -> None:
 
         timings = [stages(k) for k in range(args.repeats)]
         setup, encode, write = (min(t[i] for t in timings) for i in range(3))
-        rows += [("in process: Renderer set-up", setup), ("in process: encode all inputs", encode),
-                 ("in process: Renderer.write (generate + save)", write)]
+        rows += [
+            ("in process: Renderer set-up", setup),
+            ("in process: encode all inputs", encode),
+            ("in process: Renderer.write (generate + save)", write),
+        ]
 
         dec = Renderer(compose("reconstruct", [*overrides, f"out={tmp / 'gen'}"], package=INFERENCE))
         codes = [dec.encode(src) for src in read_sources(str(tmp / "in"))]
@@ -125,7 +160,7 @@ def main() -> None:
 
         def generate_all() -> None:
             for i in range(0, len(codes), args.batch):
-                dec.generator.generate(codes[i:i + args.batch], [0] * len(codes[i:i + args.batch]))
+                dec.generator.generate(codes[i : i + args.batch], [0] * len(codes[i : i + args.batch]))
 
         gen = best(lambda k: time_call(generate_all))
         rows.append(("Generator.generate alone", gen))
@@ -134,16 +169,20 @@ def main() -> None:
     if busy0 is not None:
         busy = busy_seconds() - busy0
         others = max(0.0, busy / (time.perf_counter() - wall0) - args.threads)
-    print(f"{args.utterances} utterances, {audio_seconds:.1f} s of audio ({args.seconds:g} s +- {args.spread:.0%}), "
-          f"{args.threads} threads, batch_size {args.batch}; best of {args.repeats}"
-          + (f"; other processes used {others:.2f} cores on average" if others is not None else ""))
+    print(
+        f"{args.utterances} utterances, {audio_seconds:.1f} s of audio ({args.seconds:g} s +- {args.spread:.0%}), "
+        f"{args.threads} threads, batch_size {args.batch}; best of {args.repeats}"
+        + (f"; other processes used {others:.2f} cores on average" if others is not None else "")
+    )
     print(f"{'what':<46} {'s':>7} {'x real time':>11}")
     for what, seconds in rows:
         speed = f"{audio_seconds / seconds:11.2f}" if "start-up (" not in what else ""
         print(f"{what:<46} {seconds:7.2f} {speed:>11}")
     net = audio_seconds / (whole - startup)
-    print(f"whole command, start-up subtracted: {net:.2f}x real time "
-          f"({'meets' if net >= TARGET else 'MISSES'} the {TARGET:g}x target)")
+    print(
+        f"whole command, start-up subtracted: {net:.2f}x real time "
+        f"({'meets' if net >= TARGET else 'MISSES'} the {TARGET:g}x target)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ hierarchy, whose latents are not a quantization of the encoder output but its tw
 by side), and the decoder's teacher-forced reconstruction loss in nats per sample (the training
 loss, no sampling) with the first n levels' latents.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from quality import CONFIGS, prepare, train  # benchmarks/quality.py: the demo recipe's training setup
 
 from audio_vq import audio
@@ -54,8 +54,15 @@ def measure(model_dir: Path, data: Path, max_utterances: int, seconds: float) ->
         latents = model.latents(codes[:, :n])
         error = float((z - latents).pow(2).mean() / z.pow(2).mean()) if latents.shape == z.shape else None
         loss = float(model.decoder.loss(model.decoder_logits(x, latents, speakers), x))
-        rows.append({"levels": n, "bitrate": sum(rates[:n]) * math.log2(model.quantizer.codebook_size),
-                     "quantization_error": error, "reconstruction_loss": loss, "utterances": len(waves)})
+        rows.append(
+            {
+                "levels": n,
+                "bitrate": sum(rates[:n]) * math.log2(model.quantizer.codebook_size),
+                "quantization_error": error,
+                "reconstruction_loss": loss,
+                "utterances": len(waves),
+            }
+        )
     return rows
 
 
@@ -72,8 +79,9 @@ def main() -> None:
     data = prepare(args.exp)
     configs = {name: CONFIGS[name][0] for name in args.models}
     with ThreadPoolExecutor(args.jobs) as pool:
-        runs = dict(zip(configs, pool.map(lambda kv: train(kv[0], kv[1], data, args.exp, args.steps, "1"),
-                                          configs.items())))
+        runs = dict(
+            zip(configs, pool.map(lambda kv: train(kv[0], kv[1], data, args.exp, args.steps, "1"), configs.items()))
+        )
     torch.set_num_threads(2)
     print(f"held-out utterances of the demo corpus, first {args.seconds:g} s each, after {args.steps} steps")
     print("| model | levels | bitrate (bit/s) | quantization error (relative) | reconstruction loss (nats/sample) |")
@@ -81,8 +89,10 @@ def main() -> None:
     for name, run in runs.items():
         for r in measure(run / "model", data / "manifest.jsonl", args.max_utterances, args.seconds):
             error = "n/a" if r["quantization_error"] is None else f"{r['quantization_error']:.3f}"
-            print(f"| {name} | {r['levels']} | {r['bitrate']:.0f} | {error} | {r['reconstruction_loss']:.3f} |",
-                  flush=True)
+            print(
+                f"| {name} | {r['levels']} | {r['bitrate']:.0f} | {error} | {r['reconstruction_loss']:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ row of a name wins). Each pair of PAIRS (a row against the row it varies) prints
 row: the differences beyond the spread (larger than the range plus the table's rounding), and
 those within it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,17 +26,50 @@ import quality
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SEEDS_SECTION = "## The baseline over seeds"  # its rows are the seeds themselves
 # The compared numbers: (name, column of quality.COLUMNS, index in its cell, rounding of the table)
-COMPARED = [("PNMI", "PNMI / MFCC", 0, 1e-3), ("acc", "acc / MFCC", 0, 1e-3), ("ABX w", "ABX w / a", 0, 0.1),
-            ("ABX a", "ABX w / a", 1, 0.1), ("spk<-codes", "spk<-codes", 0, 0.01), ("gain", "gain, best", 0, 1e-4),
-            ("best", "gain, best", 1, 0.01), ("STOI", "STOI", 0, 0.01), ("F0 rec", "F0 rec / conv", 0, 0.01),
-            ("F0 conv", "F0 rec / conv", 1, 0.01), ("loss", "loss@end", 0, 0.01)]
+COMPARED = [
+    ("PNMI", "PNMI / MFCC", 0, 1e-3),
+    ("acc", "acc / MFCC", 0, 1e-3),
+    ("ABX w", "ABX w / a", 0, 0.1),
+    ("ABX a", "ABX w / a", 1, 0.1),
+    ("spk<-codes", "spk<-codes", 0, 0.01),
+    ("gain", "gain, best", 0, 1e-4),
+    ("best", "gain, best", 1, 0.01),
+    ("STOI", "STOI", 0, 0.01),
+    ("F0 rec", "F0 rec / conv", 0, 0.01),
+    ("F0 conv", "F0 rec / conv", 1, 0.01),
+    ("loss", "loss@end", 0, 0.01),
+]
 # (row, the row it varies): the quality table's one-change rows against noise0, and the rest
-VARIED_FROM_NOISE0 = ("jitter0.5", "noise0.02", "noise0.05", "noise0.1", "adversary1", "50hz", "jitter0.12",
-                      "dropout0.3", "125hz", "K64", "K512", "vector", "restart20", "residual2", "K256", "lr4e-4",
-                      "rf1stack", "rf3stacks", "batch16")
-PAIRS = [*((row, "noise0") for row in VARIED_FROM_NOISE0), ("50hz+noise0.1", "noise0.1"),
-         ("noise0.05+adversary0.1", "noise0.05"), ("50hz+noise0.1", "baseline"), ("rvq4@levels1", "baseline"),
-         ("rvq2", "rvq4@levels2"), ("hier", "baseline")]
+VARIED_FROM_NOISE0 = (
+    "jitter0.5",
+    "noise0.02",
+    "noise0.05",
+    "noise0.1",
+    "adversary1",
+    "50hz",
+    "jitter0.12",
+    "dropout0.3",
+    "125hz",
+    "K64",
+    "K512",
+    "vector",
+    "restart20",
+    "residual2",
+    "K256",
+    "lr4e-4",
+    "rf1stack",
+    "rf3stacks",
+    "batch16",
+)
+PAIRS = [
+    *((row, "noise0") for row in VARIED_FROM_NOISE0),
+    ("50hz+noise0.1", "noise0.1"),
+    ("noise0.05+adversary0.1", "noise0.05"),
+    ("50hz+noise0.1", "baseline"),
+    ("rvq4@levels1", "baseline"),
+    ("rvq2", "rvq4@levels2"),
+    ("hier", "baseline"),
+]
 
 
 def table_rows(text: str) -> dict[str, dict[str, float | None]]:
@@ -79,8 +113,12 @@ def main() -> None:
     ap.add_argument("--exp", type=Path, required=True, help="quality.py's --exp of the seeded runs")
     ap.add_argument("--config", default="baseline")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--also", nargs="*", default=["50hz+noise0.1", "baseline"],
-                    help="RESULTS.md rows that are earlier single runs of --config")
+    ap.add_argument(
+        "--also",
+        nargs="*",
+        default=["50hz+noise0.1", "baseline"],
+        help="RESULTS.md rows that are earlier single runs of --config",
+    )
     args = ap.parse_args()
     rows = table_rows(RESULTS.read_text())
     runs = seed_rows(args.exp, args.config, args.seeds) + [rows[name] for name in args.also]

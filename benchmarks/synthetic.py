@@ -5,6 +5,7 @@
 Each run generates into a fresh temporary folder (so nothing is skipped as already present) and
 reports wall-clock seconds and the real-time factor: seconds of audio made per second spent.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -56,6 +56,7 @@ well below 100 x threads means it waited for the cores); ``others`` is how many 
 of the machine kept busy meanwhile (from /proc/stat, minus this row's own CPU time). On a shared
 machine a row with others well above 0 is slowed down by other jobs: rerun it when it is quiet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,16 +69,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from audio_vq.memory import POLICIES as MEMORY_POLICIES
 from machine import busy_seconds  # benchmarks/machine.py
+
+from audio_vq.memory import POLICIES as MEMORY_POLICIES
 
 SAMPLE_RATE = 16_000
 CORPUS_SECONDS = 600.0  # the embedded default corpus: 10 minutes
 WARMUP_STEPS = 2
 PEER = "r9y9"
 REFERENCE = "reference"  # our model at the peer's sizes
-REFERENCE_DECODER = ["model=paper", "model.decoder.residual_channels=64", "model.decoder.gate_channels=128",
-                     "model.decoder.skip_channels=128", "model.decoder.speaker_dim=32"]
+REFERENCE_DECODER = [
+    "model=paper",
+    "model.decoder.residual_channels=64",
+    "model.decoder.gate_channels=128",
+    "model.decoder.skip_channels=128",
+    "model.decoder.speaker_dim=32",
+]
 PEER_BATCH, PEER_CROP = 4, SAMPLE_RATE  # the configuration r9y9 was measured at: 4 x 1 s
 
 
@@ -128,8 +135,8 @@ def worker(args: argparse.Namespace) -> None:
             samples, spk[b] = clips[i]
             slack = len(samples) - crop
             offset = hop * int(rng.integers(slack // hop + 1)) if slack > 0 else 0
-            piece = samples[offset:offset + crop]
-            x[b, :len(piece)], m[b, :len(piece)] = piece, True
+            piece = samples[offset : offset + crop]
+            x[b, : len(piece)], m[b, : len(piece)] = piece, True
             if pitched:  # what the trainer's CropDataset gives a pitch model
                 harmonics = model.decoder.harmonics if model.uses_excitation else None
                 f, exc = crop_pitch(f0s[i], offset, x[b], hop, SAMPLE_RATE, harmonics, rng)
@@ -169,12 +176,28 @@ def worker(args: argparse.Namespace) -> None:
     busy_end = busy_seconds()
     others = None if busy_start is None or busy_end is None else max(0.0, (busy_end - busy_start - cpu) / wall)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"model": args.worker_model, "precision": args.worker_precision,
-                      "allocator": args.worker_allocator, "checkpointing": args.worker_checkpointing,
-                      "threads": f"auto:{tuner.threads}" if tuner else torch.get_num_threads(),
-                      "parameters": parameters, "hop": hop, "batch": args.batch, "crop": crop,
-                      "warmup_s": warmup, "steps": steps, "step_s": times, "wall_s": wall, "cpu_s": cpu,
-                      "others_cores": others, "peak_rss_mib": peak_kib / 1024}))
+    print(
+        json.dumps(
+            {
+                "model": args.worker_model,
+                "precision": args.worker_precision,
+                "allocator": args.worker_allocator,
+                "checkpointing": args.worker_checkpointing,
+                "threads": f"auto:{tuner.threads}" if tuner else torch.get_num_threads(),
+                "parameters": parameters,
+                "hop": hop,
+                "batch": args.batch,
+                "crop": crop,
+                "warmup_s": warmup,
+                "steps": steps,
+                "step_s": times,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "others_cores": others,
+                "peak_rss_mib": peak_kib / 1024,
+            }
+        )
+    )
 
 
 def _build(name: str, num_speakers: int, peer_source: str | None):
@@ -197,16 +220,27 @@ def _build(name: str, num_speakers: int, peer_source: str | None):
     try:
         from wavenet_vocoder import WaveNet
     except ImportError as e:
-        raise SystemExit(f"--peer r9y9: cannot import wavenet_vocoder ({e}); pip install wavenet_vocoder==0.1.1 "
-                         "or give --peer-source <checkout of r9y9/wavenet_vocoder>") from None
+        raise SystemExit(
+            f"--peer r9y9: cannot import wavenet_vocoder ({e}); pip install wavenet_vocoder==0.1.1 "
+            "or give --peer-source <checkout of r9y9/wavenet_vocoder>"
+        ) from None
     ref = compose("train", REFERENCE_DECODER).model
     d, channels, hop = ref.decoder, ref.decoder.mu_law_channels, int(np.prod(ref.encoder.strides))
     scales = [4] * round(math.log(hop, 4))  # 64 = 4 x 4 x 4, as r9y9's upsample_scales
-    model = WaveNet(out_channels=channels, layers=d.stacks * d.layers_per_stack, stacks=d.stacks,
-                    residual_channels=d.residual_channels, gate_channels=d.gate_channels,
-                    skip_out_channels=d.skip_channels, kernel_size=d.kernel_size, cin_channels=ref.quantizer.dim,
-                    gin_channels=d.speaker_dim, n_speakers=num_speakers, upsample_conditional_features=True,
-                    upsample_scales=scales).train()
+    model = WaveNet(
+        out_channels=channels,
+        layers=d.stacks * d.layers_per_stack,
+        stacks=d.stacks,
+        residual_channels=d.residual_channels,
+        gate_channels=d.gate_channels,
+        skip_out_channels=d.skip_channels,
+        kernel_size=d.kernel_size,
+        cin_channels=ref.quantizer.dim,
+        gin_channels=d.speaker_dim,
+        n_speakers=num_speakers,
+        upsample_conditional_features=True,
+        upsample_scales=scales,
+    ).train()
     features = ref.quantizer.dim
 
     def loss(x, m, spk):
@@ -215,25 +249,58 @@ def _build(name: str, num_speakers: int, peer_source: str | None):
         c = torch.rand(x.size(0), features, x.size(1) // hop)
         logits = model(onehot, c=c, g=spk[:, None])
         return torch.nn.functional.cross_entropy(logits[:, :, :-1], q[:, 1:], reduction="none")[m[:, 1:]].mean()
+
     return model, hop, loss
 
 
-def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, allocator: str, checkpointing: str,
-            threads: str, busy: int) -> dict:
+def run_row(
+    args: argparse.Namespace,
+    corpus: Path,
+    model: str,
+    precision: str,
+    allocator: str,
+    checkpointing: str,
+    threads: str,
+    busy: int,
+) -> dict:
     """Run one (model, precision, memory policy, checkpointing, threads) row in a fresh interpreter, with
     ``busy`` spinning processes beside it; its JSON result."""
     env = dict(os.environ)
     if threads != "auto":
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--worker-model", model,
-           "--worker-precision", precision, "--worker-allocator", allocator,
-           "--worker-checkpointing", checkpointing,
-           "--worker-threads", str(threads), "--corpus", str(corpus), "--batch", str(args.batch),
-           "--crop-samples", str(args.crop_samples), "--steps", str(args.steps),
-           "--min-steps", str(args.min_steps), "--target-seconds", str(args.target_seconds),
-           "--lr", str(args.lr), "--clip", str(args.clip),
-           *(["--peer-source", args.peer_source] if args.peer_source else [])]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        "--worker-model",
+        model,
+        "--worker-precision",
+        precision,
+        "--worker-allocator",
+        allocator,
+        "--worker-checkpointing",
+        checkpointing,
+        "--worker-threads",
+        str(threads),
+        "--corpus",
+        str(corpus),
+        "--batch",
+        str(args.batch),
+        "--crop-samples",
+        str(args.crop_samples),
+        "--steps",
+        str(args.steps),
+        "--min-steps",
+        str(args.min_steps),
+        "--target-seconds",
+        str(args.target_seconds),
+        "--lr",
+        str(args.lr),
+        "--clip",
+        str(args.clip),
+        *(["--peer-source", args.peer_source] if args.peer_source else []),
+    ]
     try:
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     finally:
@@ -241,37 +308,63 @@ def run_row(args: argparse.Namespace, corpus: Path, model: str, precision: str, 
             p.kill()
             p.wait()
     if done.returncode != 0:
-        raise SystemExit(f"worker for model={model} precision={precision} memory={allocator} "
-                         f"checkpointing={checkpointing} threads={threads} "
-                         f"failed with exit code {done.returncode}")
+        raise SystemExit(
+            f"worker for model={model} precision={precision} memory={allocator} "
+            f"checkpointing={checkpointing} threads={threads} "
+            f"failed with exit code {done.returncode}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["small", "paper"],
-                        help="model presets (small, paper, phoneme25hz)")
+    parser.add_argument(
+        "--models", nargs="+", default=["small", "paper"], help="model presets (small, paper, phoneme25hz)"
+    )
     parser.add_argument("--threads", nargs="+", default=["1", "2", "auto"], help="counts, or auto (ThreadTuner)")
     parser.add_argument("--busy", type=int, nargs="+", default=[0], help="competing busy processes per row (e.g. 0 1)")
-    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
-                        help="fp32, or bf16 autocast (train.precision=bf16) for each row")
-    parser.add_argument("--memory", dest="allocator", nargs="+", default=["default"], choices=MEMORY_POLICIES,
-                        help="the process's allocator as it comes, or a train.memory policy")
-    parser.add_argument("--checkpointing", nargs="+", default=["off"], choices=["off", "on"],
-                        help="our rows without/with train.activation_checkpointing")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        choices=["fp32", "bf16"],
+        help="fp32, or bf16 autocast (train.precision=bf16) for each row",
+    )
+    parser.add_argument(
+        "--memory",
+        dest="allocator",
+        nargs="+",
+        default=["default"],
+        choices=MEMORY_POLICIES,
+        help="the process's allocator as it comes, or a train.memory policy",
+    )
+    parser.add_argument(
+        "--checkpointing",
+        nargs="+",
+        default=["off"],
+        choices=["off", "on"],
+        help="our rows without/with train.activation_checkpointing",
+    )
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--crop-samples", type=int, default=8192,
-                        help="samples per crop, rounded up to a multiple of the model's hop")
+    parser.add_argument(
+        "--crop-samples", type=int, default=8192, help="samples per crop, rounded up to a multiple of the model's hop"
+    )
     parser.add_argument("--steps", type=int, default=0, help="timed steps per row (0 = from --target-seconds)")
-    parser.add_argument("--target-seconds", type=float, default=30.0,
-                        help="with --steps 0: time about this long per row")
+    parser.add_argument(
+        "--target-seconds", type=float, default=30.0, help="with --steps 0: time about this long per row"
+    )
     parser.add_argument("--min-steps", type=int, default=2, help="with --steps 0: at least this many")
     parser.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate (train.lr)")
     parser.add_argument("--clip", type=float, default=1.0, help="max gradient norm (train.grad_clip)")
-    parser.add_argument("--corpus-minutes", type=float, default=1.0,
-                        help="size of the synthetic corpus the crops come from")
-    parser.add_argument("--peer", choices=[PEER], help="time our reference-sized model beside r9y9's WaveNet "
-                        f"(models {REFERENCE} and {PEER}, batch {PEER_BATCH} x {PEER_CROP} samples)")
+    parser.add_argument(
+        "--corpus-minutes", type=float, default=1.0, help="size of the synthetic corpus the crops come from"
+    )
+    parser.add_argument(
+        "--peer",
+        choices=[PEER],
+        help="time our reference-sized model beside r9y9's WaveNet "
+        f"(models {REFERENCE} and {PEER}, batch {PEER_BATCH} x {PEER_CROP} samples)",
+    )
     parser.add_argument("--peer-source", help="a checkout of r9y9/wavenet_vocoder (else the installed package)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-model", help=argparse.SUPPRESS)
@@ -293,16 +386,25 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         corpus = generate(Path(tmp) / "corpus", minutes=args.corpus_minutes)
-        print(f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
-              f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        header = (f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'ckpt':>4}  {'threads':>7}  {'busy':>4}  {'params M':>8}  "
-                  f"{'batch x crop':>12}  {'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  "
-                  f"{'peak RSS MiB':>12}  {'CPU %':>5}  {'others':>6}")
+        print(
+            f"training step (forward + backward + clip_grad_norm_ + Adam), batch {args.batch}, "
+            f"crops of synthetic speech, {os.cpu_count()} CPUs, torch {torch.__version__}"
+        )
+        header = (
+            f"{'model':>11}  {'prec':>4}  {'memory':>10}  {'ckpt':>4}  {'threads':>7}  {'busy':>4}  {'params M':>8}  "
+            f"{'batch x crop':>12}  {'steps':>5}  {'s/step':>7}  {'audio s/s':>9}  {'10-min epoch':>12}  "
+            f"{'peak RSS MiB':>12}  {'CPU %':>5}  {'others':>6}"
+        )
         print(header, flush=True)
         load_before = os.getloadavg()[0]
         rows = []
-        configs = [(m, p, a, c) for m in args.models for p in (args.precision if m != PEER else ["fp32"])
-                   for a in args.allocator for c in (args.checkpointing if m != PEER else ["off"])]
+        configs = [
+            (m, p, a, c)
+            for m in args.models
+            for p in (args.precision if m != PEER else ["fp32"])
+            for a in args.allocator
+            for c in (args.checkpointing if m != PEER else ["off"])
+        ]
         for model, precision, allocator, checkpointing in configs:
             for busy, threads in [(b, t) for b in args.busy for t in args.threads]:
                 r = run_row(args, corpus, model, precision, allocator, checkpointing, threads, busy)
@@ -312,27 +414,41 @@ def main() -> None:
                 epoch = CORPUS_SECONDS / r["speed"]
                 others = "?" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
                 epoch_text = f"{epoch / 60:.1f} min" if epoch < 5400 else f"{epoch / 3600:.1f} h"
-                print(f"{model:>11}  {precision:>4}  {allocator:>10}  {checkpointing:>4}  {r['threads']:>7}  {busy:>4}  "
-                      f"{r['parameters'] / 1e6:>8.2f}  {r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  "
-                      f"{r['s_per_step']:>7.3f}  {r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
-                      f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}", flush=True)
+                print(
+                    f"{model:>11}  {precision:>4}  {allocator:>10}  {checkpointing:>4}  {r['threads']:>7}  {busy:>4}  "
+                    f"{r['parameters'] / 1e6:>8.2f}  {r['batch']:>3} x {r['crop']:<6}  {r['steps']:>5}  "
+                    f"{r['s_per_step']:>7.3f}  {r['speed']:>9.3f}  {epoch_text:>12}  {r['peak_rss_mib']:>12.0f}  "
+                    f"{100 * r['cpu_s'] / r['wall_s']:>5.0f}  {others:>6}",
+                    flush=True,
+                )
                 rows.append(r)
     print(f"1-min load average: {load_before:.2f} before the first row, {os.getloadavg()[0]:.2f} after the last")
     for model, precision, allocator, checkpointing in configs:
-        speeds = {(r["setting"], r["busy"]): r["speed"] for r in rows
-                  if (r["model"], r["precision"], r["allocator"], r["checkpointing"]) ==
-                  (model, precision, allocator, checkpointing)}
+        speeds = {
+            (r["setting"], r["busy"]): r["speed"]
+            for r in rows
+            if (r["model"], r["precision"], r["allocator"], r["checkpointing"])
+            == (model, precision, allocator, checkpointing)
+        }
         ones = speeds.get(("1", 0))
         for (threads, busy), speed in sorted(speeds.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if ones and (threads, busy) != ("1", 0):
-                print(f"{model} {precision} {allocator} checkpointing={checkpointing}: threads={threads} with {busy} busy process(es) / "
-                      f"1 thread idle = {speed / ones:.2f}x")
+                print(
+                    f"{model} {precision} {allocator} checkpointing={checkpointing}: "
+                    f"threads={threads} with {busy} busy process(es) / "
+                    f"1 thread idle = {speed / ones:.2f}x"
+                )
     if args.peer:
+
         def row(model, precision, allocator, checkpointing, threads):
-            found = [r for r in rows if (r["model"], r["precision"], r["allocator"], r["checkpointing"],
-                                         r["setting"], r["busy"]) ==
-                     (model, precision, allocator, checkpointing, threads, 0)]
+            found = [
+                r
+                for r in rows
+                if (r["model"], r["precision"], r["allocator"], r["checkpointing"], r["setting"], r["busy"])
+                == (model, precision, allocator, checkpointing, threads, 0)
+            ]
             return found[0] if found else None
+
         for threads in args.threads:
             for _, precision, allocator, checkpointing in [c for c in configs if c[0] == REFERENCE]:
                 ours = row(REFERENCE, precision, allocator, checkpointing, threads)
@@ -340,9 +456,11 @@ def main() -> None:
                     peer = row(PEER, "fp32", peer_allocator, "off", threads)
                     if ours and peer:
                         speed, memory = (ours[k] / peer[k] for k in ("speed", "peak_rss_mib"))
-                        print(f"threads={threads}: {REFERENCE} {precision} {allocator} checkpointing={checkpointing} / "
-                              f"{PEER} fp32 {peer_allocator}: "
-                              f"speed {speed:.2f}x (goal >= 1.5x), peak RSS {memory:.2f}x (goal <= 0.5x)")
+                        print(
+                            f"threads={threads}: {REFERENCE} {precision} {allocator} checkpointing={checkpointing} / "
+                            f"{PEER} fp32 {peer_allocator}: "
+                            f"speed {speed:.2f}x (goal >= 1.5x), peak RSS {memory:.2f}x (goal <= 0.5x)"
+                        )
 
 
 if __name__ == "__main__":

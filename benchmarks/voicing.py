@@ -13,6 +13,7 @@ excerpts evaluate reconstructs) and prints one row per folder:
   A sampling temperature below 1 everywhere makes these quieter; one on the voiced samples only
   should leave them as they are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,13 @@ def voicing(folder: Path) -> dict:
                 levels += 1
     if not decisions:
         raise SystemExit(f"voicing.py: error: {folder}: no audio/<id>_original.wav with its reconstruction")
-    return {"vde": (false_voiced + missed) / decisions, "false_voiced": false_voiced / decisions,
-            "missed": missed / decisions, "unvoiced_frames": levels,
-            "unvoiced_db": float(np.median(ratios)) if ratios else float("nan")}
+    return {
+        "vde": (false_voiced + missed) / decisions,
+        "false_voiced": false_voiced / decisions,
+        "missed": missed / decisions,
+        "unvoiced_frames": levels,
+        "unvoiced_db": float(np.median(ratios)) if ratios else float("nan"),
+    }
 
 
 def main() -> None:
@@ -64,8 +69,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for folder in args.folders:
         r = voicing(folder)
-        print(f"| {folder.name} | {r['vde']:.3f} | {r['false_voiced']:.3f} | {r['missed']:.3f} | "
-              f"{r['unvoiced_frames']} | {r['unvoiced_db']:+.1f} |")
+        print(
+            f"| {folder.name} | {r['vde']:.3f} | {r['false_voiced']:.3f} | {r['missed']:.3f} | "
+            f"{r['unvoiced_frames']} | {r['unvoiced_db']:+.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Fixtures shared across the test tree: a tiny trained model on a small synthetic corpus."""
+
 import json
 import os
 import shutil
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from audio_vq.stages import prepare, train
 from audio_vq.config import compose, compose_run
+from audio_vq.stages import prepare, train
 
 from tiny import RESIDUAL_LEVELS, TINY
 
@@ -19,10 +20,29 @@ def tiny_trained(tmp_path_factory) -> Path:
     """A folder holding synthetic/ (1 minute, 4 speakers, with .lab alignments), data/ (its
     manifest) and run/model/ (a tiny model trained 3 steps). Shared: tests must not modify it."""
     root = tmp_path_factory.mktemp("tiny_trained")
-    prepare.run(compose("prepare", ["corpus=synthetic", f"root={root / 'synthetic'}", f"out={root / 'data'}",
-                                    "corpus.minutes=1.0", "corpus.num_speakers=4", "num_workers=0"]))
-    cfg, folder = compose_run("train", [f"data.manifest={root / 'data'}", f"hydra.run.dir={root / 'run'}",
-                                        "train.max_steps=3", "train.log_every=1", *TINY])
+    prepare.run(
+        compose(
+            "prepare",
+            [
+                "corpus=synthetic",
+                f"root={root / 'synthetic'}",
+                f"out={root / 'data'}",
+                "corpus.minutes=1.0",
+                "corpus.num_speakers=4",
+                "num_workers=0",
+            ],
+        )
+    )
+    cfg, folder = compose_run(
+        "train",
+        [
+            f"data.manifest={root / 'data'}",
+            f"hydra.run.dir={root / 'run'}",
+            "train.max_steps=3",
+            "train.log_every=1",
+            *TINY,
+        ],
+    )
     train.run(cfg, folder)
     return root
 
@@ -32,9 +52,17 @@ def tiny_residual(tiny_trained, tmp_path_factory) -> Path:
     """The model directory of tiny_trained's model with a residual quantizer of RESIDUAL_LEVELS
     levels (trained 3 steps on the same manifest)."""
     run = tmp_path_factory.mktemp("tiny_residual") / "run"
-    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
-                                        "train.max_steps=3", *TINY, "model/quantizer=residual",
-                                        f"model.quantizer.num_quantizers={RESIDUAL_LEVELS}"])
+    cfg, folder = compose_run(
+        "train",
+        [
+            f"data.manifest={tiny_trained / 'data'}",
+            f"hydra.run.dir={run}",
+            "train.max_steps=3",
+            *TINY,
+            "model/quantizer=residual",
+            f"model.quantizer.num_quantizers={RESIDUAL_LEVELS}",
+        ],
+    )
     train.run(cfg, folder)
     return run / "model"
 
@@ -44,9 +72,18 @@ def tiny_hierarchical(tiny_trained, tmp_path_factory) -> Path:
     """The model directory of tiny_trained's model with the hierarchy's two levels, the top's
     code spanning HIERARCHY_RATIO frames (trained 3 steps on the same manifest)."""
     run = tmp_path_factory.mktemp("tiny_hierarchical") / "run"
-    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
-                                        "train.max_steps=3", *TINY, "model/quantizer=hierarchical",
-                                        "model.quantizer.top_strides=[2,2]", "model.quantizer.top_channels=8"])
+    cfg, folder = compose_run(
+        "train",
+        [
+            f"data.manifest={tiny_trained / 'data'}",
+            f"hydra.run.dir={run}",
+            "train.max_steps=3",
+            *TINY,
+            "model/quantizer=hierarchical",
+            "model.quantizer.top_strides=[2,2]",
+            "model.quantizer.top_channels=8",
+        ],
+    )
     train.run(cfg, folder)
     return run / "model"
 
@@ -56,9 +93,18 @@ def tiny_pitch(tiny_trained, tmp_path_factory) -> Path:
     """The run folder of a tiny model with pitch=excitation (2 harmonics) trained 3 steps on
     tiny_trained's data, its contours tracked with DIO (fast)."""
     run = tmp_path_factory.mktemp("tiny_pitch") / "run"
-    cfg, folder = compose_run("train", [f"data.manifest={tiny_trained / 'data'}", f"hydra.run.dir={run}",
-                                        "train.max_steps=3", *TINY, "model.decoder.pitch=excitation",
-                                        "model.decoder.harmonics=2", "data.pitch_tracker=dio"])
+    cfg, folder = compose_run(
+        "train",
+        [
+            f"data.manifest={tiny_trained / 'data'}",
+            f"hydra.run.dir={run}",
+            "train.max_steps=3",
+            *TINY,
+            "model.decoder.pitch=excitation",
+            "model.decoder.harmonics=2",
+            "data.pitch_tracker=dio",
+        ],
+    )
     train.run(cfg, folder)
     return run
 
@@ -115,8 +161,14 @@ def yamljs():
         pytest.skip(message)
 
     def parse(text: str):
-        r = subprocess.run([node, "-e", _YAMLJS], input=text, capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")})
+        r = subprocess.run(
+            [node, "-e", _YAMLJS],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")},
+        )
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 

@@ -1,5 +1,6 @@
 """The Python API: a command's function composes what the command line composes and runs the
 same stage, and a model in memory (Codec) decodes what the commands write, sample for sample."""
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,24 +18,50 @@ def test_keyword_arguments_compose_what_the_command_line_composes(tmp_path):
     """Catches overrides built by string pasting: a speaker named with digits must stay a name,
     a path with spaces, quotes or '=' must arrive whole, None must be null."""
     odd = tmp_path / "a b=c,d'e" / "x.wav"
-    options = {"model": str(tmp_path / "m"), "input": odd, "out": str(tmp_path / "o"), "speaker": "103",
-               "levels": None, "seed": 3, "temperature": 0.7, "argmax": False}
+    options = {
+        "model": str(tmp_path / "m"),
+        "input": odd,
+        "out": str(tmp_path / "o"),
+        "speaker": "103",
+        "levels": None,
+        "seed": 3,
+        "temperature": 0.7,
+        "argmax": False,
+    }
     cfg, folder = compose_command("reconstruct", api.overrides(options))
     assert folder is None and cfg.speaker == "103" and isinstance(cfg.speaker, str)
     assert cfg.input == str(odd) and cfg.levels is None and cfg.seed == 3 and cfg.temperature == 0.7
-    cli, _ = compose_command("reconstruct", [f"model={tmp_path / 'm'}", "input=x", f"out={tmp_path / 'o'}",
-                                             "speaker='103'", "levels=null", "seed=3", "temperature=0.7"])
+    cli, _ = compose_command(
+        "reconstruct",
+        [
+            f"model={tmp_path / 'm'}",
+            "input=x",
+            f"out={tmp_path / 'o'}",
+            "speaker='103'",
+            "levels=null",
+            "seed=3",
+            "temperature=0.7",
+        ],
+    )
     assert {k: v for k, v in cfg.items() if k != "input"} == {k: v for k, v in cli.items() if k != "input"}
-    nested, run = compose_command("train", api.overrides({"model": "paper", "train": {"max_steps": 7},
-                                                          "data.crop_seconds": 0.5, "hydra.run.dir": tmp_path / "r"}))
+    nested, run = compose_command(
+        "train",
+        api.overrides(
+            {"model": "paper", "train": {"max_steps": 7}, "data.crop_seconds": 0.5, "hydra.run.dir": tmp_path / "r"}
+        ),
+    )
     assert nested.train.max_steps == 7 and nested.data.crop_seconds == 0.5 and run == str(tmp_path / "r")
     assert nested.model.decoder.pitch == "none"  # model=paper chose the group's option
 
 
 def test_a_bad_value_raises_the_commands_error(tiny_trained, tmp_path):
     with pytest.raises(ConfigError, match="format='nope': expected gslm"):
-        audio_vq.extract(model=tiny_trained / "run" / "model", input=tiny_trained / "data",
-                         output=tmp_path / "units.txt", format="nope")
+        audio_vq.extract(
+            model=tiny_trained / "run" / "model",
+            input=tiny_trained / "data",
+            output=tmp_path / "units.txt",
+            format="nope",
+        )
     with pytest.raises(ValueError, match="unknown command"):
         api.run("no-such-command")
 
@@ -42,8 +69,9 @@ def test_a_bad_value_raises_the_commands_error(tiny_trained, tmp_path):
 def test_the_command_functions_run_the_stages(tiny_trained, tmp_path):
     model = tiny_trained / "run" / "model"
     ids = {uid for uid, _, _ in first_inputs(tiny_trained / "data", tmp_path / "inputs")}
-    units = audio_vq.extract(model=model, input=tmp_path / "inputs", output=tmp_path / "u" / "units.jsonl",
-                             format="jsonl")
+    units = audio_vq.extract(
+        model=model, input=tmp_path / "inputs", output=tmp_path / "u" / "units.jsonl", format="jsonl"
+    )
     assert units == tmp_path / "u" / "units.jsonl" and (tmp_path / "u" / "units.jsonl.meta.json").is_file()
     out = audio_vq.synthesize(model=model, units=units, speaker="spk01", out=tmp_path / "synth")
     assert out == tmp_path / "synth" and {p.stem for p in out.glob("*.wav")} == ids
@@ -55,7 +83,7 @@ def first_inputs(data, folder, n=2):
     out = []
     for u in read_manifest(data)[:n]:
         x, rate = sf.read(u.path, dtype="float32")
-        sf.write(folder / f"{u.id}.wav", x[:rate // 2], rate)
+        sf.write(folder / f"{u.id}.wav", x[: rate // 2], rate)
         out.append((u.id, folder / f"{u.id}.wav", u.speaker))
     return out
 
@@ -72,9 +100,11 @@ def test_in_memory_decoding_is_what_the_commands_write(fixture, request, tiny_tr
     conv = audio_vq.convert(model=model, input=path, out=tmp_path / "conv", target_speaker=target, seed=5)
     codec = audio_vq.load(model, seed=5)
     x = codec.load(path)
-    for got, file in [(codec.reconstruct(path, speaker, name=uid), rec / f"{uid}.wav"),
-                      (codec.reconstruct(x, speaker, sample_rate=codec.sample_rate, name=uid), rec / f"{uid}.wav"),
-                      (codec.convert(path, target, name=f"{uid}__{target}"), conv / f"{uid}__{target}.wav")]:
+    for got, file in [
+        (codec.reconstruct(path, speaker, name=uid), rec / f"{uid}.wav"),
+        (codec.reconstruct(x, speaker, sample_rate=codec.sample_rate, name=uid), rec / f"{uid}.wav"),
+        (codec.convert(path, target, name=f"{uid}__{target}"), conv / f"{uid}__{target}.wav"),
+    ]:
         written, rate = sf.read(file, dtype="float32")
         assert rate == codec.sample_rate and got.shape == written.shape
         np.testing.assert_allclose(np.clip(got, -1, 1), written, atol=PCM_STEP)
@@ -87,7 +117,8 @@ def test_synthesize_in_memory_decodes_extracted_units_as_reconstruct_does(tiny_t
     u = read_manifest(tiny_trained / "data")[0]
     units = codec.encode(u.path)
     assert units.codes.shape == (1, -(-units.num_samples // codec.model.hop))
-    np.testing.assert_array_equal(codec.synthesize(units.codes, u.speaker, name="a"),
-                                  codec.reconstruct(u.path, u.speaker, name="a"))
+    np.testing.assert_array_equal(
+        codec.synthesize(units.codes, u.speaker, name="a"), codec.reconstruct(u.path, u.speaker, name="a")
+    )
     with pytest.raises(ConfigError, match="speaker=nobody: unknown speaker; this model knows: spk"):
         codec.synthesize(units.codes, "nobody")

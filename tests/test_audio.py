@@ -1,4 +1,5 @@
 """audio.py: decoding, errors naming file and reason, resampling, saving, mu-law, loudness."""
+
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +51,17 @@ def test_resample_preserves_a_tone():
     assert abs(np.argmax(spectrum) * RATE / len(y) - 1000) < 2
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda p: None, "missing"),
-    (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_text("this is text, not audio\n" * 20), "unreadable"),
-    (lambda p: sf.write(p, np.zeros(0, np.float32), RATE), "no samples"),
-    (lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 100, np.float32), RATE, subtype="FLOAT"), "non-finite"),
-    (lambda p: sf.write(p, np.array([0.1, np.inf] * 100, np.float32), RATE, subtype="FLOAT"), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: None, "missing"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("this is text, not audio\n" * 20), "unreadable"),
+        (lambda p: sf.write(p, np.zeros(0, np.float32), RATE), "no samples"),
+        (lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 100, np.float32), RATE, subtype="FLOAT"), "non-finite"),
+        (lambda p: sf.write(p, np.array([0.1, np.inf] * 100, np.float32), RATE, subtype="FLOAT"), "non-finite"),
+    ],
+)
 def test_unusable_audio_names_file_and_reason(tmp_path, make, reason):
     path = tmp_path / "bad.wav"
     make(path)
@@ -146,7 +150,9 @@ def test_load_segment_equals_slice_and_reports_absolute_positions(tmp_path):
 
 def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     import os
+
     from audio_vq.atomic import atomic_write_text
+
     old = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")

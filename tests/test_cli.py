@@ -1,4 +1,5 @@
 """The `audio-vq` console script: help, one-line errors, a real prepare run."""
+
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,6 @@ import soundfile as sf
 
 from audio_vq.commands import COMMANDS
 from audio_vq.config import group_options
-
 
 # the console script installed beside this interpreter (a venv's bin/, or pyenv's), else PATH's
 SCRIPT = Path(sys.executable).with_name("audio-vq")
@@ -60,8 +60,14 @@ def test_prepare_folder_from_the_command_line(tmp_path):
             path = tmp_path / "c" / spk / f"{spk}{i}.flac"
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, np.full(1600, 0.1, np.float32), 16_000)
-    r = cli("prepare", "corpus=folder", f"root={tmp_path / 'c'}", f"out={tmp_path / 'out'}", "split.valid=0.25",
-            "split.test=0")
+    r = cli(
+        "prepare",
+        "corpus=folder",
+        f"root={tmp_path / 'c'}",
+        f"out={tmp_path / 'out'}",
+        "split.valid=0.25",
+        "split.test=0",
+    )
     assert r.returncode == 0, r.stderr
     assert "train:       6 utterances" in r.stdout and "valid:       2 utterances" in r.stdout
     assert (tmp_path / "out" / "manifest.jsonl").exists() and (tmp_path / "out" / "prepare.yaml").exists()

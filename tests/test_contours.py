@@ -1,5 +1,6 @@
 """contours.py: F0 contours of a manifest, cached per settings; speakers' registers from the
 training split only; a contour moved into another speaker's register."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,13 @@ def _utterances(folder, spec) -> list[Utterance]:
     return out
 
 
-SPEC = [("a1", "a", "train", 110.0), ("a2", "a", "train", 125.0), ("a3", "a", "valid", 260.0),
-        ("b1", "b", "train", 200.0), ("b2", "b", "test", 90.0)]
+SPEC = [
+    ("a1", "a", "train", 110.0),
+    ("a2", "a", "train", 125.0),
+    ("a3", "a", "valid", 260.0),
+    ("b1", "b", "train", 200.0),
+    ("b2", "b", "test", 90.0),
+]
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +83,19 @@ def test_registers_come_from_the_training_split_only(tracked):
 
 
 def _pitch_model() -> VQVAE:
-    cfg = {"encoder": {"channels": 8, "strides": [2, 2, 2, 2]}, "quantizer": {"kind": "vector", "dim": 4,
-           "codebook_size": 8}, "decoder": {"stacks": 1, "layers_per_stack": 2, "residual_channels": 4,
-                                             "gate_channels": 8, "skip_channels": 8, "speaker_dim": 2,
-                                             "pitch": "frame"}}
+    cfg = {
+        "encoder": {"channels": 8, "strides": [2, 2, 2, 2]},
+        "quantizer": {"kind": "vector", "dim": 4, "codebook_size": 8},
+        "decoder": {
+            "stacks": 1,
+            "layers_per_stack": 2,
+            "residual_channels": 4,
+            "gate_channels": 8,
+            "skip_channels": 8,
+            "speaker_dim": 2,
+            "pitch": "frame",
+        },
+    }
     model = VQVAE.from_config(cfg, num_speakers=2)
     model.set_pitch_stats({0: pitch.PitchStats(np.log(110.0), 0.05, 1), 1: pitch.PitchStats(np.log(220.0), 0.2, 1)})
     return model
@@ -98,7 +113,10 @@ def test_a_converted_contour_has_exactly_the_target_register():
     assert logs.mean() == pytest.approx(np.log(220.0), abs=1e-5)
     assert logs.std() == pytest.approx(0.2, abs=1e-5)
     seen = contours.in_register(model, f0, target=1, source=0)
-    np.testing.assert_allclose(pitch.normalise(seen, model.speaker_pitch_stats(1)),
-                               pitch.normalise(f0, model.speaker_pitch_stats(0)), atol=1e-5)
+    np.testing.assert_allclose(
+        pitch.normalise(seen, model.speaker_pitch_stats(1)),
+        pitch.normalise(f0, model.speaker_pitch_stats(0)),
+        atol=1e-5,
+    )
     np.testing.assert_allclose(contours.in_register(model, f0, target=0, source=0), f0, rtol=1e-5)
     assert not contours.in_register(model, np.zeros(10), target=1, source=None).any()

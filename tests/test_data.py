@@ -1,4 +1,5 @@
 """Tests for audio_vq.data: crops, masks, determinism across workers, resampling, errors."""
+
 from __future__ import annotations
 
 import functools
@@ -69,7 +70,7 @@ def test_crops_have_length_mask_and_content_of_the_file(corpus):
         assert item["index"] == i and item["id"] == utt.id
         assert item["offset"] % HOP == 0
         full = audio.load(utt.path, SR)  # stereo averaged, 48 kHz resampled
-        expected = full[item["offset"]:item["offset"] + CROP]
+        expected = full[item["offset"] : item["offset"] + CROP]
         real = int(item["mask"].sum())
         assert real == len(expected)
         np.testing.assert_array_equal(item["audio"][:real].numpy(), expected)
@@ -121,8 +122,9 @@ def _batches(ds, workers, epoch, seed=None):
     """Batches of 2 of the keys (epoch, index), as the trainer's sampler gives them: in order, or
     shuffled with ``seed``."""
     order = range(len(ds)) if seed is None else torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
-    loader = DataLoader(ds, batch_size=2, sampler=[(epoch, int(i)) for i in order], num_workers=workers,
-                        collate_fn=collate)
+    loader = DataLoader(
+        ds, batch_size=2, sampler=[(epoch, int(i)) for i in order], num_workers=workers, collate_fn=collate
+    )
     return list(loader)
 
 
@@ -164,7 +166,7 @@ def test_48k_file_is_resampled_and_its_length_follows_the_manifest(corpus):
     ds.crop_offset = lambda index, epoch=None: 32001 - CROP
     crop = ds[i]
     assert crop["offset"] == 32001 - CROP and crop["mask"].all()
-    np.testing.assert_array_equal(crop["audio"].numpy(), item["audio"].numpy()[32001 - CROP:32001])
+    np.testing.assert_array_equal(crop["audio"].numpy(), item["audio"].numpy()[32001 - CROP : 32001])
 
 
 def test_manifest_longer_than_the_file_clamps_the_crop_inside_it(corpus):
@@ -175,7 +177,7 @@ def test_manifest_longer_than_the_file_clamps_the_crop_inside_it(corpus):
         item = ds[(epoch, 0)]
         assert item["offset"] % HOP == 0 and item["offset"] + CROP <= real and item["mask"].all()
         full = audio.load(stale.path)
-        np.testing.assert_array_equal(item["audio"].numpy(), full[item["offset"]:item["offset"] + CROP])
+        np.testing.assert_array_equal(item["audio"].numpy(), full[item["offset"] : item["offset"] + CROP])
 
 
 def test_speakers_map_to_indices_and_unknown_gets_minus_one(corpus):
@@ -187,8 +189,9 @@ def test_speakers_map_to_indices_and_unknown_gets_minus_one(corpus):
     assert int(whole[_by_id(whole)["held"]]["speaker"]) == -1
 
 
-@pytest.mark.parametrize("kwargs", [dict(crop_samples=1000, hop=64), dict(crop_seconds=1.0, hop=48),
-                                    dict(crop_samples=CROP, hop=0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(crop_samples=1000, hop=64), dict(crop_seconds=1.0, hop=48), dict(crop_samples=CROP, hop=0)]
+)
 def test_crop_not_a_multiple_of_hop_is_refused(corpus, kwargs):
     with pytest.raises(ValueError) as err:
         CropDataset(corpus, _speakers(), **kwargs)
@@ -282,16 +285,21 @@ def test_pitch_items_carry_the_crops_own_frames_and_a_locked_excitation(corpus):
         frames = CROP // HOP
         first = item["offset"] // HOP
         want = np.zeros(frames, np.float32)
-        got = f0[ds.utterances[i].id][first:first + frames]
-        want[:len(got)] = got
+        got = f0[ds.utterances[i].id][first : first + frames]
+        want[: len(got)] = got
         np.testing.assert_array_equal(item["f0"].numpy(), want)
         assert item["excitation"].shape == (4, CROP)
         assert torch.equal(item["audio"], plain[(3, i)]["audio"])  # the audio is untouched
     batch = collate([ds[0], ds[1]])
     assert batch["f0"].shape == (2, CROP // HOP) and batch["excitation"].shape == (2, 4, CROP)
     with pytest.raises(ValueError, match="no F0 contour for 1 utterance"):
-        CropDataset(corpus / "manifest.jsonl", _speakers(), crop_samples=CROP, hop=HOP,
-                    contours={k: v for k, v in f0.items() if k != "long"})
+        CropDataset(
+            corpus / "manifest.jsonl",
+            _speakers(),
+            crop_samples=CROP,
+            hop=HOP,
+            contours={k: v for k, v in f0.items() if k != "long"},
+        )
 
 
 def test_the_training_excitation_follows_the_audio(tmp_path):

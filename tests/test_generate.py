@@ -1,5 +1,6 @@
 """generate.py: the incremental generator against the parallel forward (teacher forcing), the
 numba kernel against the torch path, chunked streaming, batching, sampling modes, inputs."""
+
 import numpy as np
 import pytest
 import torch
@@ -13,8 +14,14 @@ HOP = 16
 BASE = {
     "encoder": {"channels": 16, "strides": [2, 2, 2, 2], "residual_layers": 0},  # hop 16
     "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
-    "decoder": {"stacks": 2, "layers_per_stack": 3, "residual_channels": 16, "gate_channels": 32,
-                "skip_channels": 32, "speaker_dim": 4},
+    "decoder": {
+        "stacks": 2,
+        "layers_per_stack": 3,
+        "residual_channels": 16,
+        "gate_channels": 32,
+        "skip_channels": 32,
+        "speaker_dim": 4,
+    },
 }
 VARIANTS = {
     "repeat": {},
@@ -39,8 +46,9 @@ def build(seed=0, scale=2.5, **decoder):
         if model.speakers is not None:
             model.speakers.weight.normal_(0, 1)
     if model.uses_pitch:  # three registers: 110, 150 and 220 Hz
-        model.set_pitch_stats({i: pitch.PitchStats(float(np.log(f)), 0.1 + 0.05 * i, 1)
-                               for i, f in enumerate([110.0, 150.0, 220.0])})
+        model.set_pitch_stats(
+            {i: pitch.PitchStats(float(np.log(f)), 0.1 + 0.05 * i, 1) for i, f in enumerate([110.0, 150.0, 220.0])}
+        )
     return model
 
 
@@ -73,6 +81,7 @@ def random_codes(lengths, seed=0, k=16):
 
 
 # -- teacher forcing: the incremental path equals the parallel forward -------------------------
+
 
 @pytest.mark.parametrize("backend, batch", [("numba", 2), ("numba", 5), ("torch", 2)])
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -118,6 +127,7 @@ def test_teacher_forcing_is_sensitive_to_a_wrong_convention(model, gens):
 
 # -- sampling: kernel == torch, chunked == one-shot, batch member == alone ---------------------
 
+
 def test_kernel_and_torch_give_the_same_samples(gens):
     codes = random_codes([25, 17, 31], seed=1)
     speakers = [2, 0, 1]
@@ -145,10 +155,14 @@ def test_stream_in_chunks_equals_one_shot(gens, backend):
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
     # argmax and explicit uniforms stream too
     u = np.random.default_rng(1).random(codes.shape[-1] * HOP)
-    np.testing.assert_array_equal(np.concatenate(list(gen.stream(codes, 1, chunk_frames=7, uniforms=u))),
-                                  gen.generate([codes], [1], uniforms=[u])[0])
-    np.testing.assert_array_equal(np.concatenate(list(gen.stream(codes, 1, chunk_frames=4, argmax=True))),
-                                  gen.generate([codes], [1], argmax=True)[0])
+    np.testing.assert_array_equal(
+        np.concatenate(list(gen.stream(codes, 1, chunk_frames=7, uniforms=u))),
+        gen.generate([codes], [1], uniforms=[u])[0],
+    )
+    np.testing.assert_array_equal(
+        np.concatenate(list(gen.stream(codes, 1, chunk_frames=4, argmax=True))),
+        gen.generate([codes], [1], argmax=True)[0],
+    )
 
 
 @pytest.mark.parametrize("backend, threads", [("numba", 1), ("numba", 2), ("torch", None)])
@@ -180,8 +194,9 @@ def test_odd_channel_counts_batch_and_teacher_forcing():
     lists = random_codes([11, 6, 9, 14, 3], seed=7)
     batch = gen.generate(lists, [0, 1, 2, 0, 1], seed=3)
     for i in range(5):
-        np.testing.assert_array_equal(batch[i], gen.generate([lists[i]], [[0, 1, 2, 0, 1][i]], seed=3,
-                                                             first_index=i)[0])
+        np.testing.assert_array_equal(
+            batch[i], gen.generate([lists[i]], [[0, 1, 2, 0, 1][i]], seed=3, first_index=i)[0]
+        )
 
 
 def test_threads_do_not_change_the_output(model, gens):
@@ -200,6 +215,7 @@ def test_different_speakers_and_codes_give_different_audio(gens):
 
 
 # -- sampling modes -----------------------------------------------------------------------------
+
 
 def test_argmax_is_deterministic_and_equal_across_backends(gens):
     codes = random_codes([15, 22], seed=8)
@@ -323,6 +339,7 @@ def test_model_without_speakers():
 
 # -- the fast tanh and bad inputs ---------------------------------------------------------------
 
+
 def test_kernel_math_accuracy():
     from audio_vq._generate_kernel import exp_nonpositive_array, fast_tanh_array, gate_array
 
@@ -380,6 +397,7 @@ def test_step_weights_are_the_one_contract_of_both_step_paths(model):
     both the torch path and the numba kernel read (the kernel's arrays are built from it)."""
     from audio_vq.generate import _kernel_weights
     from audio_vq.models.wavenet import StepWeights
+
     dec = model.decoder
     w = dec.step_weights()
     L, K, R, G = dec.num_layers, dec.kernel_size, dec.residual_channels, dec.gate_channels
@@ -387,8 +405,9 @@ def test_step_weights_are_the_one_contract_of_both_step_paths(model):
     assert w.wd.shape == (L, K * R, G) and w.dil_b.shape == (L * G,) and w.wc.shape[1] == L * G
     assert w.res_w.shape == (L, G // 2, R) and w.skip_w.shape == (L, G // 2, S) and w.out_w.shape == (S, C)
     assert not w.res_w[-1].any()  # the last layer has no residual conv
-    assert all(not getattr(w, f).requires_grad and getattr(w, f).is_contiguous()
-               for f in StepWeights.__dataclass_fields__)
+    assert all(
+        not getattr(w, f).requires_grad and getattr(w, f).is_contiguous() for f in StepWeights.__dataclass_fields__
+    )
     k = _kernel_weights(w)
     np.testing.assert_array_equal(k.sr_w[:, :, :S], w.skip_w.numpy())
     np.testing.assert_array_equal(k.skip_last, w.skip_w[-1].numpy())
@@ -396,6 +415,7 @@ def test_step_weights_are_the_one_contract_of_both_step_paths(model):
 
 
 # -- pitch -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def excitation_model():
@@ -455,13 +475,18 @@ def test_voiced_temperature_samples_the_voiced_samples_only(excitation_model, ba
     assert not np.array_equal(mixed[:cut], run(temperature=1.0)[:cut])
     # ... and where nothing is voiced it changes nothing, where all is, it is the temperature
     silent = [np.zeros(12)]
-    np.testing.assert_array_equal(gen.generate(codes, [1], f0=silent, seed=3, voiced_temperature=0.3)[0],
-                                  gen.generate(codes, [1], f0=silent, seed=3)[0])
+    np.testing.assert_array_equal(
+        gen.generate(codes, [1], f0=silent, seed=3, voiced_temperature=0.3)[0],
+        gen.generate(codes, [1], f0=silent, seed=3)[0],
+    )
     voiced = [np.full(12, 140.0)]
-    np.testing.assert_array_equal(gen.generate(codes, [1], f0=voiced, seed=3, voiced_temperature=0.3)[0],
-                                  gen.generate(codes, [1], f0=voiced, seed=3, temperature=0.3)[0])
-    streamed = np.concatenate(list(gen.stream(codes[0], 1, chunk_frames=4, seed=3, f0=f0[0], temperature=1.0,
-                                              voiced_temperature=0.3)))
+    np.testing.assert_array_equal(
+        gen.generate(codes, [1], f0=voiced, seed=3, voiced_temperature=0.3)[0],
+        gen.generate(codes, [1], f0=voiced, seed=3, temperature=0.3)[0],
+    )
+    streamed = np.concatenate(
+        list(gen.stream(codes[0], 1, chunk_frames=4, seed=3, f0=f0[0], temperature=1.0, voiced_temperature=0.3))
+    )
     np.testing.assert_array_equal(streamed, mixed)
     with pytest.raises(ValueError, match="voiced_temperature must be > 0"):
         run(voiced_temperature=0.0)
@@ -477,7 +502,8 @@ def test_pitch_inputs_are_checked(excitation_model, model):
     with pytest.raises(ValueError, match="0 = unvoiced"):
         gen.generate(codes, [0], f0=[np.full(5, np.nan)])
     with pytest.raises(ValueError, match="excitation"):
-        gen.teacher_forced_logits(torch.zeros(1, 5 * HOP, dtype=torch.long), torch.zeros(1, 1, 5, dtype=torch.long),
-                                  [0], torch.zeros(1, 5))
+        gen.teacher_forced_logits(
+            torch.zeros(1, 5 * HOP, dtype=torch.long), torch.zeros(1, 1, 5, dtype=torch.long), [0], torch.zeros(1, 5)
+        )
     with pytest.raises(ValueError, match="no pitch input"):
         Generator(model, backend="numba", threads=1).generate(codes, [0], f0=[np.zeros(5)])

@@ -1,5 +1,6 @@
 """The house's one-way imports (DESIGN.md, Layout): the library never imports a stage, and a stage
 never imports a sibling stage. Read from the source, so lazy imports inside functions count too."""
+
 from __future__ import annotations
 
 import ast
@@ -47,15 +48,24 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_the_library_never_imports_a_stage():
-    offenders = [f"{m} imports {t}" for m, targets in graph().items()
-                 if not m.startswith(STAGES) and m not in ABOVE_STAGES
-                 for t in targets if t == STAGES or t.startswith(STAGES + ".")]
+    offenders = [
+        f"{m} imports {t}"
+        for m, targets in graph().items()
+        if not m.startswith(STAGES) and m not in ABOVE_STAGES
+        for t in targets
+        if t == STAGES or t.startswith(STAGES + ".")
+    ]
     assert not offenders, offenders
 
 
 def test_a_stage_never_imports_a_sibling_stage():
-    offenders = [f"{m} imports {t}" for m, targets in graph().items() if stage_of(m)
-                 for t in targets if stage_of(t) and stage_of(t) != stage_of(m)]
+    offenders = [
+        f"{m} imports {t}"
+        for m, targets in graph().items()
+        if stage_of(m)
+        for t in targets
+        if stage_of(t) and stage_of(t) != stage_of(m)
+    ]
     assert not offenders, offenders
 
 

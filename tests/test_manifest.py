@@ -1,4 +1,5 @@
 """Tests for audio_vq.manifest: jsonl, speakers.json and fairseq tsv round trips and errors."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,33 @@ import pytest
 
 from audio_vq import manifest
 from audio_vq.atomic import atomic_write_text
-from audio_vq.manifest import (ManifestError, Utterance, iter_split, read_fairseq_tsv, read_manifest, read_speakers, write_fairseq_tsv, write_manifest, write_speakers)
+from audio_vq.manifest import (
+    ManifestError,
+    Utterance,
+    iter_split,
+    read_fairseq_tsv,
+    read_manifest,
+    read_speakers,
+    write_fairseq_tsv,
+    write_manifest,
+    write_speakers,
+)
 
 TEXT = 'Ünïcödé | pipes || "quotes" \\ 日本語 – tab\there'
 
 
 def _utts(inside: Path, outside: Path) -> list[Utterance]:
     return [
-        Utterance("a", str(inside / "wav" / "a.wav"), "p225", 48_000, 48_000, "train", TEXT,
-                  str(inside / "align" / "a.TextGrid")),
+        Utterance(
+            "a",
+            str(inside / "wav" / "a.wav"),
+            "p225",
+            48_000,
+            48_000,
+            "train",
+            TEXT,
+            str(inside / "align" / "a.TextGrid"),
+        ),
         Utterance("b 1", str(inside / "wav" / "sub" / "b.flac"), "p226", 16_000, 16_000, "valid"),
         Utterance("ç", str(outside / "c.wav"), "p225", 123, 22_050, "test", "", None),
     ]
@@ -40,7 +59,7 @@ def test_jsonl_round_trip_relative_inside_absolute_outside(tmp_path):
     assert raw[1]["path"] == os.path.join("wav", "sub", "b.flac")
     assert raw[2]["path"] == str((outside / "c.wav").resolve())  # outside the folder: stays absolute
     assert "alignment" not in raw[1] and raw[0]["text"] == TEXT
-    assert "Ünïcödé | pipes || \\\"quotes\\\"" in path.read_text(encoding="utf-8")  # not \u-escaped
+    assert 'Ünïcödé | pipes || \\"quotes\\"' in path.read_text(encoding="utf-8")  # not \u-escaped
     back = read_manifest(path)
     assert [asdict(u) for u in back] == [asdict(u) for u in _resolved(utts)]
     assert read_manifest(inside) == back  # the folder works as well as the file
@@ -49,9 +68,16 @@ def test_jsonl_round_trip_relative_inside_absolute_outside(tmp_path):
 
 
 def _resolved(utts):
-    return [Utterance(**{**asdict(u), "path": str(Path(u.path).resolve()),
-                         "alignment": str(Path(u.alignment).resolve()) if u.alignment else u.alignment})
-            for u in utts]
+    return [
+        Utterance(
+            **{
+                **asdict(u),
+                "path": str(Path(u.path).resolve()),
+                "alignment": str(Path(u.alignment).resolve()) if u.alignment else u.alignment,
+            }
+        )
+        for u in utts
+    ]
 
 
 def test_the_folder_can_move_as_a_whole(tmp_path):
@@ -80,24 +106,43 @@ def test_absolute_paths_kept_when_not_relative(tmp_path):
 
 def test_unknown_keys_are_dropped_and_optional_ones_default(tmp_path):
     path = tmp_path / "manifest.jsonl"
-    path.write_text(json.dumps({"id": "x", "path": "/abs/x.wav", "speaker": "s", "num_samples": 10,
-                                "sample_rate": 16000, "split": "train", "extra": 1}) + "\n\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "id": "x",
+                "path": "/abs/x.wav",
+                "speaker": "s",
+                "num_samples": 10,
+                "sample_rate": 16000,
+                "split": "train",
+                "extra": 1,
+            }
+        )
+        + "\n\n",
+        encoding="utf-8",
+    )
     (u,) = read_manifest(path)
     assert u == Utterance("x", "/abs/x.wav", "s", 10, 16000, "train") and u.duration == 10 / 16000
 
 
-GOOD = json.dumps({"id": "x", "path": "x.wav", "speaker": "s", "num_samples": 1, "sample_rate": 16000,
-                   "split": "train"})
+GOOD = json.dumps(
+    {"id": "x", "path": "x.wav", "speaker": "s", "num_samples": 1, "sample_rate": 16000, "split": "train"}
+)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("{not json", "not JSON"),
-    ('["a list"]', "expected a JSON object"),
-    (json.dumps({"id": "y", "path": "y.wav", "speaker": "s", "sample_rate": 16000, "split": "train"}),
-     "missing key(s) num_samples"),
-    (GOOD.replace('"train"', '"dev"'), "split must be one of train/valid/test, got 'dev'"),
-    (GOOD, "duplicate id 'x' (first on line 1)"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("{not json", "not JSON"),
+        ('["a list"]', "expected a JSON object"),
+        (
+            json.dumps({"id": "y", "path": "y.wav", "speaker": "s", "sample_rate": 16000, "split": "train"}),
+            "missing key(s) num_samples",
+        ),
+        (GOOD.replace('"train"', '"dev"'), "split must be one of train/valid/test, got 'dev'"),
+        (GOOD, "duplicate id 'x' (first on line 1)"),
+    ],
+)
 def test_errors_name_the_file_and_line(tmp_path, bad, message):
     path = tmp_path / "manifest.jsonl"
     path.write_text(GOOD + "\n" + bad + "\n", encoding="utf-8")
@@ -125,8 +170,9 @@ def test_speakers_round_trip(tmp_path):
     assert read_speakers(tmp_path / "other.json") == {}
 
 
-@pytest.mark.parametrize("content", ['{"a": 0, "b": 2}', '{"a": 1}', '["a"]', '{"a": 0, "b": "1"}',
-                                     '{"a": 0, "b": true}', "{oops"])
+@pytest.mark.parametrize(
+    "content", ['{"a": 0, "b": 2}', '{"a": 1}', '["a"]', '{"a": 0, "b": "1"}', '{"a": 0, "b": true}', "{oops"]
+)
 def test_speakers_validation_names_the_file(tmp_path, content):
     path = tmp_path / "speakers.json"
     path.write_text(content, encoding="utf-8")
@@ -141,15 +187,19 @@ def test_missing_speakers_file(tmp_path):
 
 def test_fairseq_tsv_round_trip(tmp_path):
     root = tmp_path / "audio"
-    utts = [Utterance("a", str(root / "x" / "a.wav"), "s", 16_000, 16_000, "train"),
-            Utterance("b", str(root / "y" / "b.wav"), "s", 321, 16_000, "train")]
+    utts = [
+        Utterance("a", str(root / "x" / "a.wav"), "s", 16_000, 16_000, "train"),
+        Utterance("b", str(root / "y" / "b.wav"), "s", 321, 16_000, "train"),
+    ]
     path = write_fairseq_tsv(tmp_path / "train.tsv", utts)
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines == [str(root.resolve()), f"{os.path.join('x', 'a.wav')}\t16000", f"{os.path.join('y', 'b.wav')}\t321"]
     assert read_fairseq_tsv(path) == [(root.resolve() / "x" / "a.wav", 16000), (root.resolve() / "y" / "b.wav", 321)]
     write_fairseq_tsv(path, utts, root=tmp_path)
-    assert path.read_text(encoding="utf-8").splitlines()[:2] == [str(tmp_path.resolve()),
-                                                                f"{os.path.join('audio', 'x', 'a.wav')}\t16000"]
+    assert path.read_text(encoding="utf-8").splitlines()[:2] == [
+        str(tmp_path.resolve()),
+        f"{os.path.join('audio', 'x', 'a.wav')}\t16000",
+    ]
     assert read_fairseq_tsv(path)[1] == (tmp_path.resolve() / "audio" / "y" / "b.wav", 321)
 
 
@@ -200,7 +250,9 @@ def test_iter_split(tmp_path):
 
 def test_spread_over_speakers_deals_round_robin():
     import numpy as np
+
     from audio_vq.manifest import Utterance, spread_over_speakers
+
     utts = [Utterance(f"{s}_{i}", f"{s}_{i}.wav", s, 10, 16000, "test") for s in ("b", "a") for i in range(3)]
     assert [u.id for u in spread_over_speakers(utts, 4)] == ["a_0", "b_0", "a_1", "b_1"]
     assert len(spread_over_speakers(utts, 99)) == 6
@@ -212,8 +264,9 @@ def test_spread_over_speakers_deals_round_robin():
 @pytest.mark.parametrize("uid", ["../../x", "/abs/x", "a|b", "a\tb", "a\nb", ".."])
 def test_ids_that_cannot_be_file_names_are_refused_with_their_line(tmp_path, uid):
     path = tmp_path / "manifest.jsonl"
-    bad = json.dumps({"id": uid, "path": "y.wav", "speaker": "s", "num_samples": 1, "sample_rate": 16000,
-                      "split": "train"})
+    bad = json.dumps(
+        {"id": uid, "path": "y.wav", "speaker": "s", "num_samples": 1, "sample_rate": 16000, "split": "train"}
+    )
     path.write_text(GOOD + "\n" + bad + "\n", encoding="utf-8")
     with pytest.raises(ManifestError) as err:
         read_manifest(path)

@@ -1,4 +1,5 @@
 """train.memory's allocator policies, each in a fresh interpreter (they are process-wide)."""
+
 import json
 import subprocess
 import sys
@@ -30,13 +31,16 @@ print(json.dumps({"kept_mib": rss_mib() - base, "huge_pages": memory._huge_pages
 
 
 def probe(policy: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, policy], capture_output=True, text=True, check=True,
-                          env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, policy], capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-linux_glibc = pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/status").exists(),
-                                 reason="the policies tune glibc on Linux")
+linux_glibc = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not Path("/proc/self/status").exists(),
+    reason="the policies tune glibc on Linux",
+)
 
 
 @linux_glibc
@@ -47,8 +51,10 @@ def test_low_returns_freed_blocks_that_the_default_allocator_keeps():
 
 
 @linux_glibc
-@pytest.mark.skipif(not THP_SWITCH.exists() or "[never]" in THP_SWITCH.read_text(),
-                    reason="transparent huge pages are off in this kernel")
+@pytest.mark.skipif(
+    not THP_SWITCH.exists() or "[never]" in THP_SWITCH.read_text(),
+    reason="transparent huge pages are off in this kernel",
+)
 def test_huge_pages_puts_torch_blocks_on_huge_pages():
     assert probe("huge_pages")["huge_pages"] is True
     assert probe("default")["huge_pages"] is False
@@ -59,18 +65,21 @@ def test_an_unknown_policy_is_refused():
         memory.apply("fast")
 
 
-@pytest.mark.parametrize("override, key", [
-    ("model.quantizer.codebook_size=4000000000", "model.quantizer.codebook_size"),
-    ("model.decoder.residual_channels=2000000", "model.decoder.residual_channels"),
-    ("model.encoder.channels=3000000", "model.encoder.channels"),
-    ("model.decoder.skip_channels=3000000", "model.decoder.skip_channels"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.quantizer.codebook_size=4000000000", "model.quantizer.codebook_size"),
+        ("model.decoder.residual_channels=2000000", "model.decoder.residual_channels"),
+        ("model.encoder.channels=3000000", "model.encoder.channels"),
+        ("model.decoder.skip_channels=3000000", "model.decoder.skip_channels"),
+    ],
+)
 def test_check_fits_refuses_naming_the_key_behind_the_largest_tensor(override, key):
     # Catches a refusal that names the wrong key (or none), and an estimate that allocates.
     from omegaconf import OmegaConf
 
-    from audio_vq.stages import train
     from audio_vq.config import ConfigError, compose
+    from audio_vq.stages import train
 
     cfg = compose("train", [override])
     with pytest.raises(ConfigError, match=rf"^{key}=\d+: the model needs [\d.e+]+ GiB .* of memory available$"):
@@ -85,5 +94,8 @@ def test_check_fits_of_a_prior_names_its_key():
 
     args = {"codebook_size": 100, "dim": 4000000, "layers": 2, "heads": 4, "max_len": 64, "num_speakers": 2}
     with pytest.raises(ConfigError, match=r"^prior.dim=4000000: "):
-        memory.check_fits(lambda: UnitPrior(**args), {"prior": {k: v for k, v in args.items() if k != "codebook_size"},
-                                                      "codebook_size": 100}, "cpu")
+        memory.check_fits(
+            lambda: UnitPrior(**args),
+            {"prior": {k: v for k, v in args.items() if k != "codebook_size"}, "codebook_size": 100},
+            "cpu",
+        )

@@ -1,14 +1,24 @@
 """Where writers may write: id names, folder containment, inputs never overwritten, locks, temporaries."""
+
 import os
 
 import pytest
 
-from audio_vq.outputs import (OutputError, check_not_inputs, exclusive, inside, is_temporary, name_problem,
-                              remove_temporaries)
+from audio_vq.outputs import (
+    OutputError,
+    check_not_inputs,
+    exclusive,
+    inside,
+    is_temporary,
+    name_problem,
+    remove_temporaries,
+)
 
 
-@pytest.mark.parametrize("name", ["../x", "/abs/x", "a/b", "a\\b", "a|b", "a\tb", "a\nb", "a\rb", "a\x00b", "..",
-                                  ".", "", ".hidden", "x" * 201])
+@pytest.mark.parametrize(
+    "name",
+    ["../x", "/abs/x", "a/b", "a\\b", "a|b", "a\tb", "a\nb", "a\rb", "a\x00b", "..", ".", "", ".hidden", "x" * 201],
+)
 def test_unsafe_names_are_refused_with_a_reason(name):
     assert name_problem(name) is not None
     with pytest.raises(OutputError, match="refusing to write"):

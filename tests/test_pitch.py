@@ -1,13 +1,28 @@
 """The pitch stream: trackers find a known F0 at the model's frames, silence and noise are
 unvoiced, speaker normalisation maps registers exactly, quantisation round-trips, .f0 files."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from audio_vq import pitch
-from audio_vq.pitch import (DEFAULT_TRACKER, NORMALISED_LIMIT, TRACKERS, UNVOICED_CODE, PitchStats, denormalise,
-                            dequantise, format_f0, log_f0_stats, normalise, num_frames, quantise, read_f0, track)
+from audio_vq.pitch import (
+    DEFAULT_TRACKER,
+    NORMALISED_LIMIT,
+    TRACKERS,
+    UNVOICED_CODE,
+    PitchStats,
+    denormalise,
+    dequantise,
+    format_f0,
+    log_f0_stats,
+    normalise,
+    num_frames,
+    quantise,
+    read_f0,
+    track,
+)
 
 SR = 16000
 HOPS = (160, 320)  # the .f0 files' 10 ms, the small model's 50 Hz codes
@@ -33,8 +48,9 @@ def _sine(f0: float, seconds: float) -> np.ndarray:
 
 # --- the tracker ---------------------------------------------------------------------------------
 # Harvest finds no F0 in a pure sine (it calls it unvoiced): it needs harmonics, as voices have.
-@pytest.mark.parametrize("tracker, signal", [*(_case(t, _pulse_train) for t in TRACKERS),
-                                              _case("dio", _sine), _case("pyin", _sine)])
+@pytest.mark.parametrize(
+    "tracker, signal", [*(_case(t, _pulse_train) for t in TRACKERS), _case("dio", _sine), _case("pyin", _sine)]
+)
 @pytest.mark.parametrize("hop", HOPS)
 @pytest.mark.parametrize("f0", [110.0, 220.0])
 def test_tracker_finds_a_known_f0(tracker, signal, f0, hop):
@@ -72,8 +88,11 @@ def test_silence_and_noise_are_unvoiced(tracker, hop):
     # Catches: NaN passed on for unvoiced frames (pYIN's convention), and noise called voiced
     # (every tracker calls some noise frames voiced near F0_MIN_HZ; the periodicity check must
     # unvoice them). Several levels, from the synthetic corpus's noise floor (-66 dB) to loud.
-    signals = [np.zeros(SR // 2)] + [level * np.random.default_rng(seed).standard_normal(SR // 2)
-                                     for seed in range(2) for level in (10 ** (-66 / 20), 0.01, 0.1, 0.5)]
+    signals = [np.zeros(SR // 2)] + [
+        level * np.random.default_rng(seed).standard_normal(SR // 2)
+        for seed in range(2)
+        for level in (10 ** (-66 / 20), 0.01, 0.1, 0.5)
+    ]
     for x in signals:
         f0 = track(x, SR, hop, tracker)
         assert f0.shape == (num_frames(len(x), hop),)
@@ -191,7 +210,7 @@ def test_the_excitation_of_a_known_f0_has_that_frequency(f0, harmonics):
         for row in (2 * k - 2, 2 * k - 1):
             assert abs(_peak_hz(e[row, voiced]) - k * f0) <= 0.01 * k * f0
             np.testing.assert_allclose(np.mean(e[row, voiced] ** 2), 0.5, atol=0.02)  # a unit sinusoid
-    unvoiced = e[:, :10 * hop]
+    unvoiced = e[:, : 10 * hop]
     assert abs(unvoiced.std() - pitch.UNVOICED_NOISE_STD) < 0.02
     period = round(SR / f0)
     for row in unvoiced:

@@ -11,9 +11,14 @@ def _failing(error: Exception):
     raise error
 
 
-@pytest.mark.parametrize("error", [RuntimeError("DataLoader worker (pid 7) exited unexpectedly"),
-                                   ConnectionResetError(104, "Connection reset by peer"),
-                                   FileNotFoundError(2, "No such file or directory")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("DataLoader worker (pid 7) exited unexpectedly"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        FileNotFoundError(2, "No such file or directory"),
+    ],
+)
 def test_a_loader_failing_after_a_preemption_signal_means_its_workers_left(error):
     # Catches: only the RuntimeError of a loader that finds its workers gone taken for preemption,
     # when a worker that leaves while handing over a batch's shared memory surfaces in the trainer

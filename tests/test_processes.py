@@ -1,4 +1,5 @@
 """Worker processes end with their parent, even when it is killed with SIGKILL."""
+
 import os
 import signal
 import subprocess

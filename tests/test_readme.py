@@ -2,6 +2,7 @@
 does), so the documented API cannot drift from the code. The blocks use the demo's paths; this
 test lays out a small stand-in: exp/demo/{train/model, data, units/units.txt} from the tiny
 pitch model (a pitch model, as the demo's), and speech.wav."""
+
 import os
 import re
 import shutil
@@ -30,8 +31,13 @@ def test_every_python_block_of_the_readme_runs(tiny_pitch, tiny_trained, tmp_pat
     first = next(iter(sorted((tiny_trained / "synthetic").rglob("*.wav"))))
     shutil.copy(first, tmp_path / "speech.wav")
     monkeypatch.chdir(tmp_path)
-    audio_vq.extract(model=demo / "train" / "model", input=demo / "data", output=demo / "units" / "units.txt",
-                     pitch_bins=8, num_workers=0)
+    audio_vq.extract(
+        model=demo / "train" / "model",
+        input=demo / "data",
+        output=demo / "units" / "units.txt",
+        pitch_bins=8,
+        num_workers=0,
+    )
     namespace = {"__name__": "__main__"}
     for i, block in enumerate(python_blocks()):
         try:

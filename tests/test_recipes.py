@@ -1,4 +1,5 @@
 """recipes/*/run.sh: stage selection, options, and a real prepare stage per recipe."""
+
 import os
 import subprocess
 import sys
@@ -15,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def recipe(name, *args):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(["bash", str(REPO / "recipes" / name / "run.sh"), *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+    return subprocess.run(
+        ["bash", str(REPO / "recipes" / name / "run.sh"), *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_demo_recipe_prepares_the_synthetic_corpus(tmp_path):
@@ -67,15 +69,32 @@ def test_vctk_recipe_on_a_092_tree(tmp_path):
     assert {u.text for u in utts} == {"Sentence 1.", "Sentence 2.", "Sentence 3."}
 
 
-TINY_MODEL = ["model.encoder.channels=16", "model.quantizer.dim=8", "model.quantizer.codebook_size=16",
-              "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
-              "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4",
-              "model.decoder.pitch=none"]
+TINY_MODEL = [
+    "model.encoder.channels=16",
+    "model.quantizer.dim=8",
+    "model.quantizer.codebook_size=16",
+    "model.decoder.stacks=1",
+    "model.decoder.layers_per_stack=4",
+    "model.decoder.residual_channels=16",
+    "model.decoder.gate_channels=32",
+    "model.decoder.skip_channels=32",
+    "model.decoder.speaker_dim=4",
+    "model.decoder.pitch=none",
+]
 
 
 def test_demo_recipe_trains_and_a_rerun_resumes(tmp_path):
-    args = ["--exp", str(tmp_path), "--stop-stage", "train", "corpus.minutes=1.0", "split.valid=0.2",
-            "train.batch_size=4", "data.num_workers=0", *TINY_MODEL]
+    args = [
+        "--exp",
+        str(tmp_path),
+        "--stop-stage",
+        "train",
+        "corpus.minutes=1.0",
+        "split.valid=0.2",
+        "train.batch_size=4",
+        "data.num_workers=0",
+        *TINY_MODEL,
+    ]
     r = recipe("demo", *args, "train.max_steps=3")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "=== stage 1: train ===" in r.stdout
@@ -93,12 +112,31 @@ def test_model_stages_extract_evaluate_export_with_routed_overrides(tiny_trained
     (exp / "train").mkdir(parents=True)
     (exp / "data").symlink_to(tiny_trained / "data")
     (exp / "train" / "model").symlink_to(tiny_trained / "run" / "model")
-    r = recipe("demo", "--exp", str(exp), "--stage", "extract", "device=cpu", "extract.format=jsonl",
-               "evaluate.split=[train,valid,test]", "evaluate.max_utterances=6", "evaluate.reconstruct_utterances=2",
-               "evaluate.excerpt_seconds=0.2", "export.num_utterances=2", "export.max_seconds=0.3",
-               "prior.dim=16", "prior.layers=1", "prior.heads=2", "prior.max_len=24", "train_prior.train.max_steps=2",
-               "train_prior.train.batch_size=2", "train_prior.train.threads=1", "prior_eval.num_samples=1",
-               "sample.seconds=0.03", "sample.chunk_seconds=0.5")
+    r = recipe(
+        "demo",
+        "--exp",
+        str(exp),
+        "--stage",
+        "extract",
+        "device=cpu",
+        "extract.format=jsonl",
+        "evaluate.split=[train,valid,test]",
+        "evaluate.max_utterances=6",
+        "evaluate.reconstruct_utterances=2",
+        "evaluate.excerpt_seconds=0.2",
+        "export.num_utterances=2",
+        "export.max_seconds=0.3",
+        "prior.dim=16",
+        "prior.layers=1",
+        "prior.heads=2",
+        "prior.max_len=24",
+        "train_prior.train.max_steps=2",
+        "train_prior.train.batch_size=2",
+        "train_prior.train.threads=1",
+        "prior_eval.num_samples=1",
+        "sample.seconds=0.03",
+        "sample.chunk_seconds=0.5",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     for n, name in enumerate(("extract", "prior", "evaluate", "export"), 2):
         assert f"=== stage {n}: {name} ===" in r.stdout
@@ -113,8 +151,7 @@ def test_model_stages_extract_evaluate_export_with_routed_overrides(tiny_trained
     assert (exp / "listening" / "mushra" / "private" / "key.csv").read_text().count("\n") > 2
 
 
-def test_model_stages_carry_a_pitch_models_stream_through_units_priors_and_samples(tiny_trained, tiny_pitch,
-                                                                                 tmp_path):
+def test_model_stages_carry_a_pitch_models_stream_through_units_priors_and_samples(tiny_trained, tiny_pitch, tmp_path):
     """A pitch model's recipe: units with the pitch stream, a content prior and a pitch prior
     given the content, and samples rendered from both."""
     from audio_vq.units.formats import read_meta
@@ -123,10 +160,26 @@ def test_model_stages_carry_a_pitch_models_stream_through_units_priors_and_sampl
     (exp / "train").mkdir(parents=True)
     (exp / "data").symlink_to(tiny_trained / "data")
     (exp / "train" / "model").symlink_to(tiny_pitch / "model")
-    r = recipe("demo", "--exp", str(exp), "--stage", "extract", "--stop-stage", "prior", "device=cpu",
-               "prior.dim=16", "prior.layers=1", "prior.heads=2", "prior.max_len=24", "train_prior.train.max_steps=2",
-               "train_prior.train.batch_size=2", "train_prior.train.threads=1", "prior_eval.num_samples=1",
-               "sample.seconds=0.03", "sample.chunk_seconds=0.5")
+    r = recipe(
+        "demo",
+        "--exp",
+        str(exp),
+        "--stage",
+        "extract",
+        "--stop-stage",
+        "prior",
+        "device=cpu",
+        "prior.dim=16",
+        "prior.layers=1",
+        "prior.heads=2",
+        "prior.max_len=24",
+        "train_prior.train.max_steps=2",
+        "train_prior.train.batch_size=2",
+        "train_prior.train.threads=1",
+        "prior_eval.num_samples=1",
+        "sample.seconds=0.03",
+        "sample.chunk_seconds=0.5",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     meta = read_meta(exp / "units" / "units.txt.meta.json")
     assert meta.pitch_bins == 32 and meta.num_codebooks == 2

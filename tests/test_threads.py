@@ -1,4 +1,5 @@
 """ThreadTuner: it keeps the thread count whose steps are fastest, and looks again later."""
+
 import torch
 
 from audio_vq.threads import ThreadTuner

@@ -6,6 +6,7 @@ decode audio: `prepare` validates every file and reports the ones it cannot use.
 not in the expected layout raises :class:`CorpusError`. Options are the keys of
 ``configs/corpus/<name>.yaml`` (the config mirrors the function's arguments).
 """
+
 from __future__ import annotations
 
 import importlib

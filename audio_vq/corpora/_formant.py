@@ -8,6 +8,7 @@ band-pass resonators, added in parallel. :func:`render` turns a score, ``[(Phone
 spoken by a :class:`Speaker`, into audio, and keeps what it knows of the pitch (:class:`Rendering`);
 :func:`true_f0` makes that a frame-level ground truth. Signals are float64 arrays (T,) at rate ``sr``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -112,8 +113,7 @@ class Rendering:
     periodic: np.ndarray
 
 
-def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Generator,
-           sr: int) -> Rendering:
+def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Generator, sr: int) -> Rendering:
     """The utterance of ``score`` [(phone, samples), ...]; T is the sum of the samples. Each
     phone sounds in its own samples, give or take the few milliseconds of amplitude ramps,
     resonator ringing and formant transitions."""
@@ -137,8 +137,9 @@ def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Gene
     voicing, aspiration = smooth(voicing, ramp), smooth(aspiration, ramp)
 
     f0 = _f0_contour(score, starts, speaker, rng, sr)
-    pulses, glottis_open, frequency = glottal_source(f0, rng, sr, speaker.open_quotient,
-                                                     speaker.jitter, speaker.shimmer)
+    pulses, glottis_open, frequency = glottal_source(
+        f0, rng, sr, speaker.open_quotient, speaker.jitter, speaker.shimmer
+    )
     voice = spectral_tilt(pulses, speaker.tilt)
     voice /= rms(voice)
     noise = rng.standard_normal(total)
@@ -165,8 +166,12 @@ def render(score: list[tuple[Phone, int]], speaker: Speaker, rng: np.random.Gene
     scale = PEAK_LEVEL / np.max(np.abs(audio))
     audio *= scale
     audio += NOISE_FLOOR * rng.standard_normal(total)
-    return Rendering(audio=audio.astype(np.float32), frequency=frequency, source_on=voicing > SOURCE_ON_LEVEL,
-                     periodic=periodic * scale)
+    return Rendering(
+        audio=audio.astype(np.float32),
+        frequency=frequency,
+        source_on=voicing > SOURCE_ON_LEVEL,
+        periodic=periodic * scale,
+    )
 
 
 def true_f0(rendering: Rendering, hop: int) -> np.ndarray:
@@ -188,15 +193,16 @@ def true_f0(rendering: Rendering, hop: int) -> np.ndarray:
     aperiodic_power = frame_mean(np.square(rendering.audio - rendering.periodic))
     loudest = periodic_power.max()
     # powers: dB = 10 log10, compared as ratios so that silent frames need no logarithm of 0
-    voiced = ((frame_mean(rendering.source_on) >= SOURCE_ON_FRACTION)
-              & (periodic_power >= loudest * 10.0 ** (-VOICED_RANGE_DB / 10.0))
-              & (periodic_power > 0)
-              & (periodic_power >= aperiodic_power * 10.0 ** (MIN_HARMONIC_TO_NOISE_DB / 10.0)))
+    voiced = (
+        (frame_mean(rendering.source_on) >= SOURCE_ON_FRACTION)
+        & (periodic_power >= loudest * 10.0 ** (-VOICED_RANGE_DB / 10.0))
+        & (periodic_power > 0)
+        & (periodic_power >= aperiodic_power * 10.0 ** (MIN_HARMONIC_TO_NOISE_DB / 10.0))
+    )
     return np.where(voiced, frame_mean(rendering.frequency), 0.0)
 
 
-def _f0_contour(score, starts: np.ndarray, speaker: Speaker, rng: np.random.Generator,
-                sr: int) -> np.ndarray:
+def _f0_contour(score, starts: np.ndarray, speaker: Speaker, rng: np.random.Generator, sr: int) -> np.ndarray:
     """F0 (T,) in Hz: declination, pitch accents on some vowels, a slow wobble."""
     t = np.arange(int(starts[-1] + score[-1][1])) / sr
     semitones = speaker.pitch_range * DECLINATION * (0.5 - t / t[-1])
@@ -210,8 +216,9 @@ def _f0_contour(score, starts: np.ndarray, speaker: Speaker, rng: np.random.Gene
     return np.clip(speaker.f0 * 2.0 ** (semitones / 12.0), *F0_LIMITS)
 
 
-def _vocal_tract(score, starts, speaker: Speaker, rng: np.random.Generator, sr: int,
-                 block: int) -> tuple[np.ndarray, np.ndarray]:
+def _vocal_tract(
+    score, starts, speaker: Speaker, rng: np.random.Generator, sr: int, block: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per control block: resonators (blocks, 6, 6) (F1..F5, nasal pole) and the nasal zero
     (blocks, 6), which cancels the pole except in nasals (Klatt's nasal pole-zero pair).
 
@@ -235,8 +242,10 @@ def _vocal_tract(score, starts, speaker: Speaker, rng: np.random.Generator, sr: 
     bws = np.concatenate([track[:, 3:6], np.broadcast_to(HIGH_BANDWIDTHS, (len(track), 2))], axis=1)
     pole_bw = np.full(len(track), NASAL_POLE_BANDWIDTH)
     pole = resonator_sos(np.full(len(track), NASAL_POLE), pole_bw, sr)
-    return (np.concatenate([resonator_sos(freqs, bws, sr), pole[:, None]], axis=1),
-            antiresonator_sos(track[:, 6], pole_bw, sr))
+    return (
+        np.concatenate([resonator_sos(freqs, bws, sr), pole[:, None]], axis=1),
+        antiresonator_sos(track[:, 6], pole_bw, sr),
+    )
 
 
 # --- signal processing ------------------------------------------------------------------------
@@ -298,8 +307,9 @@ def time_varying_fir(x: np.ndarray, sos: np.ndarray, block: int) -> np.ndarray:
     return out
 
 
-def glottal_source(f0: np.ndarray, rng: np.random.Generator, sr: int, open_quotient: float,
-                   jitter: float, shimmer: float) -> tuple[np.ndarray, np.ndarray]:
+def glottal_source(
+    f0: np.ndarray, rng: np.random.Generator, sr: int, open_quotient: float, jitter: float, shimmer: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Derivative of a Rosenberg-C glottal flow (the lip radiation's +6 dB/octave folded in).
 
     f0: (T,) fundamental frequency in Hz, defined everywhere (voicing is switched by the caller).

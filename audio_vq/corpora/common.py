@@ -1,4 +1,5 @@
 """Helpers shared by the corpus scanners."""
+
 from __future__ import annotations
 
 import os

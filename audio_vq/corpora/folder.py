@@ -14,6 +14,7 @@ their path relative to root, without the suffix, with "/" replaced by "_": ``ali
 ``bob_s1_take1``; files whose stems are unique keep them. Two audio files that would still get
 one id (``a.wav`` beside ``a.flac``) are an error: restrict ``extensions``.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,10 +35,14 @@ DEFAULT_TEXT_EXTENSIONS = (".normalized.txt", ".txt", ".original.txt")
 SPEAKER_GROUP = "speaker"
 
 
-def scan(root: str | os.PathLike, extensions: Iterable[str] | str | None = None,
-         speaker_regex: str | None = None, default_speaker: str | None = None,
-         alignment_extensions: Iterable[str] | str | None = DEFAULT_ALIGNMENT_EXTENSIONS,
-         text_extensions: Iterable[str] | str | None = DEFAULT_TEXT_EXTENSIONS) -> Iterator[Utterance]:
+def scan(
+    root: str | os.PathLike,
+    extensions: Iterable[str] | str | None = None,
+    speaker_regex: str | None = None,
+    default_speaker: str | None = None,
+    alignment_extensions: Iterable[str] | str | None = DEFAULT_ALIGNMENT_EXTENSIONS,
+    text_extensions: Iterable[str] | str | None = DEFAULT_TEXT_EXTENSIONS,
+) -> Iterator[Utterance]:
     """Utterances for every audio file under ``root``, in find_files' sorted walk order (a
     folder's files, then its subfolders).
 
@@ -62,9 +67,15 @@ def scan(root: str | os.PathLike, extensions: Iterable[str] | str | None = None,
     for path, utt_id in zip(files, ids):
         alignment = beside.find(path, align_exts)
         transcript = beside.find(path, text_exts)
-        utterances.append(Utterance(id=utt_id, path=str(path), speaker=speaker_of(path),
-                                    text=read_text(transcript) if transcript else None,
-                                    alignment=str(alignment) if alignment else None))
+        utterances.append(
+            Utterance(
+                id=utt_id,
+                path=str(path),
+                speaker=speaker_of(path),
+                text=read_text(transcript) if transcript else None,
+                alignment=str(alignment) if alignment else None,
+            )
+        )
     return iter(utterances)
 
 
@@ -91,8 +102,10 @@ def _speaker_rule(root: Path, pattern: str | None, default: str | None) -> Calla
             return speaker
         if default is not None:
             return str(default)
-        raise CorpusError(f"{root}: speaker_regex {pattern!r} does not match {rel} "
-                          f"(set default_speaker to accept such files)")
+        raise CorpusError(
+            f"{root}: speaker_regex {pattern!r} does not match {rel} (set default_speaker to accept such files)"
+        )
+
     return speaker_of
 
 
@@ -100,13 +113,17 @@ def _ids(root: Path, files: list[Path]) -> list[str]:
     """File stems, or for every file whose stem is shared, its relative path without suffix
     with "/" -> "_"; raises if two files still share an id."""
     stems = Counter(p.stem for p in files)
-    ids = [p.stem if stems[p.stem] == 1 else p.relative_to(root).with_suffix("").as_posix().replace("/", "_")
-           for p in files]
+    ids = [
+        p.stem if stems[p.stem] == 1 else p.relative_to(root).with_suffix("").as_posix().replace("/", "_")
+        for p in files
+    ]
     first: dict[str, Path] = {}
     for path, utt_id in zip(files, ids):
         if utt_id in first:
-            raise CorpusError(f"{root}: {first[utt_id].relative_to(root)} and {path.relative_to(root)} "
-                              f"would both get id {utt_id!r}; restrict extensions or rename one")
+            raise CorpusError(
+                f"{root}: {first[utt_id].relative_to(root)} and {path.relative_to(root)} "
+                f"would both get id {utt_id!r}; restrict extensions or rename one"
+            )
         first[utt_id] = path
     return ids
 
@@ -122,8 +139,7 @@ class _Siblings:
         folder = audio.parent
         if folder not in self._listings:
             # reversed sort: when names differ only in case, the sorted-first one wins
-            self._listings[folder] = {p.name.lower(): p for p in sorted(folder.iterdir(), reverse=True)
-                                      if p.is_file()}
+            self._listings[folder] = {p.name.lower(): p for p in sorted(folder.iterdir(), reverse=True) if p.is_file()}
         listing = self._listings[folder]
         for suffix in suffixes:
             hit = listing.get((audio.stem + suffix).lower())

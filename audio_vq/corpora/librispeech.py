@@ -11,6 +11,7 @@ subfolders are numeric speaker ids). The speaker is the speaker folder's name. E
 an utterance, and so is every transcript line, so a flac lost in a partial download is still
 listed and `prepare` reports it missing instead of it vanishing silently.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ DEFAULT_SPLIT = "train"
 CHAPTER_DEPTH = 3  # <speaker>/<chapter>/<file> below the subset folder
 
 
-def scan(root: str | os.PathLike, subsets: Iterable[str] | str | None = None,
-         use_subset_splits: bool = True) -> Iterator[Utterance]:
+def scan(
+    root: str | os.PathLike, subsets: Iterable[str] | str | None = None, use_subset_splits: bool = True
+) -> Iterator[Utterance]:
     """Utterances of the LibriSpeech subsets under ``root``, sorted by subset, then path.
 
     ``subsets``: names of the subset folders to read (a list, or a comma-separated string), or
@@ -40,21 +42,21 @@ def scan(root: str | os.PathLike, subsets: Iterable[str] | str | None = None,
     root = check_root(root, CORPUS)
     available = _find_subsets(root)
     if not available:
-        raise CorpusError(f"{root}: not a LibriSpeech root (no subset folders <subset>/<speaker>/<chapter>/ "
-                          f"and no numeric speaker folders)")
+        raise CorpusError(
+            f"{root}: not a LibriSpeech root (no subset folders <subset>/<speaker>/<chapter>/ "
+            f"and no numeric speaker folders)"
+        )
     chosen = sorted(available) if subsets is None else _requested(subsets)
     missing = [s for s in chosen if s not in available]
     if missing:
-        raise CorpusError(f"{root}: subset(s) {', '.join(missing)} not found; "
-                          f"present: {', '.join(sorted(available))}")
+        raise CorpusError(f"{root}: subset(s) {', '.join(missing)} not found; present: {', '.join(sorted(available))}")
     utterances: list[Utterance] = []
     first_seen: dict[str, str] = {}
     for name in chosen:
         split = split_of(name) if use_subset_splits else None
         for utt in _scan_subset(available[name], split):
             if utt.id in first_seen:  # e.g. the same subset copied twice under two names
-                raise CorpusError(f"{root}: utterance {utt.id} is in two places: "
-                                  f"{first_seen[utt.id]} and {utt.path}")
+                raise CorpusError(f"{root}: utterance {utt.id} is in two places: {first_seen[utt.id]} and {utt.path}")
             first_seen[utt.id] = utt.path
             utterances.append(utt)
     return iter(utterances)
@@ -104,8 +106,7 @@ def _scan_subset(subset: Path, split: str | None) -> list[Utterance]:
             utt = found.get(utt_id)
             if utt is None:  # listed but its flac is missing: keep it so prepare reports it
                 path = trans.parent / f"{utt_id}{AUDIO_SUFFIX}"
-                utt = found[utt_id] = Utterance(id=utt_id, path=str(path), speaker=_speaker(subset, path),
-                                                split=split)
+                utt = found[utt_id] = Utterance(id=utt_id, path=str(path), speaker=_speaker(subset, path), split=split)
             utt.text = text
     return sorted(found.values(), key=lambda u: u.path)
 

@@ -11,6 +11,7 @@ on some lines, and the raw text stands in for it there. Every metadata entry is 
 wav present or not (`prepare` reports missing ones); wavs that metadata does not list are
 yielded too, without text.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,14 @@ def scan(root: str | os.PathLike, speaker: str = "LJ", text: str = "normalized")
     # only wavs/<id>.wav: the ids of metadata.csv name files directly in wavs/
     on_disk = {p.stem: p for p in find_files(wav_dir, (AUDIO_SUFFIX,)) if p.parent == wav_dir}
     ids = sorted(set(texts) | set(on_disk))
-    return iter([Utterance(id=i, path=str(on_disk.get(i, wav_dir / f"{i}{AUDIO_SUFFIX}")), speaker=speaker,
-                           text=texts.get(i)) for i in ids])
+    return iter(
+        [
+            Utterance(
+                id=i, path=str(on_disk.get(i, wav_dir / f"{i}{AUDIO_SUFFIX}")), speaker=speaker, text=texts.get(i)
+            )
+            for i in ids
+        ]
+    )
 
 
 def read_metadata(path: Path, normalized: bool = True) -> dict[str, str | None]:

@@ -20,6 +20,7 @@ Layout written by :func:`generate`::
 Every utterance draws its randomness from its own seed sequence keyed by (seed, speaker,
 utterance), so files are byte-identical whatever the order, the worker count or interruptions.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..audio import save
 from ..atomic import atomic_write_text
+from ..audio import save
 from ..manifest import Utterance
 from ..pitch import F0_FILE_SUFFIX, format_f0
 from ..processes import die_with_parent
@@ -88,39 +89,79 @@ def _vowel(f1: float, f2: float, f3: float) -> Phone:
 
 
 def _nasal(locus, zero: float) -> Phone:
-    return Phone("nasal", (NASAL_F1, locus[1], locus[2]), NASAL_BANDWIDTHS, NASAL_DURATION,
-                 voicing=NASAL_VOICING, nasal_zero=zero)
+    return Phone(
+        "nasal",
+        (NASAL_F1, locus[1], locus[2]),
+        NASAL_BANDWIDTHS,
+        NASAL_DURATION,
+        voicing=NASAL_VOICING,
+        nasal_zero=zero,
+    )
 
 
 def _fricative(locus, noise, noise_db: float, voiced: bool) -> Phone:
-    return Phone("fricative", locus, CONSTRICTED_BANDWIDTHS, FRICATIVE_DURATION,
-                 voicing=VOICED_FRICATIVE_VOICING if voiced else 0.0, noise=noise,
-                 noise_db=noise_db + (VOICED_FRICATION_DB if voiced else 0.0))
+    return Phone(
+        "fricative",
+        locus,
+        CONSTRICTED_BANDWIDTHS,
+        FRICATIVE_DURATION,
+        voicing=VOICED_FRICATIVE_VOICING if voiced else 0.0,
+        noise=noise,
+        noise_db=noise_db + (VOICED_FRICATION_DB if voiced else 0.0),
+    )
 
 
 def _stop(locus, burst, burst_db: float, voiced: bool) -> Phone:
     if voiced:
-        return Phone("stop", locus, CONSTRICTED_BANDWIDTHS, VOICED_STOP_DURATION, voicing=VOICE_BAR,
-                     noise=burst, noise_db=burst_db, vot=VOICED_VOT)
-    return Phone("stop", locus, CONSTRICTED_BANDWIDTHS, VOICELESS_STOP_DURATION, aspiration=ASPIRATION,
-                 noise=burst, noise_db=burst_db, vot=VOICELESS_VOT)
+        return Phone(
+            "stop",
+            locus,
+            CONSTRICTED_BANDWIDTHS,
+            VOICED_STOP_DURATION,
+            voicing=VOICE_BAR,
+            noise=burst,
+            noise_db=burst_db,
+            vot=VOICED_VOT,
+        )
+    return Phone(
+        "stop",
+        locus,
+        CONSTRICTED_BANDWIDTHS,
+        VOICELESS_STOP_DURATION,
+        aspiration=ASPIRATION,
+        noise=burst,
+        noise_db=burst_db,
+        vot=VOICELESS_VOT,
+    )
 
 
 # name -> Phone (class, formant targets, excitation); noise levels in dB relative to the vowels
 PHONES: dict[str, Phone] = {
     "sil": Phone("silence", None, ORAL_BANDWIDTHS, PAUSE_DURATION),
-    "iy": _vowel(270, 2290, 3010), "ih": _vowel(390, 1990, 2550), "eh": _vowel(530, 1840, 2480),
-    "ae": _vowel(660, 1720, 2410), "aa": _vowel(730, 1090, 2440), "ao": _vowel(570, 840, 2410),
-    "uw": _vowel(300, 870, 2240), "er": _vowel(490, 1350, 1690),
-    "m": _nasal(LABIAL, 1000.0), "n": _nasal(ALVEOLAR, 1600.0), "ng": _nasal(VELAR, 3000.0),
-    "f": _fricative(LABIODENTAL, F_NOISE, -20.0, False), "v": _fricative(LABIODENTAL, F_NOISE, -20.0, True),
-    "s": _fricative(ALVEOLAR, S_NOISE, -10.0, False), "z": _fricative(ALVEOLAR, S_NOISE, -10.0, True),
+    "iy": _vowel(270, 2290, 3010),
+    "ih": _vowel(390, 1990, 2550),
+    "eh": _vowel(530, 1840, 2480),
+    "ae": _vowel(660, 1720, 2410),
+    "aa": _vowel(730, 1090, 2440),
+    "ao": _vowel(570, 840, 2410),
+    "uw": _vowel(300, 870, 2240),
+    "er": _vowel(490, 1350, 1690),
+    "m": _nasal(LABIAL, 1000.0),
+    "n": _nasal(ALVEOLAR, 1600.0),
+    "ng": _nasal(VELAR, 3000.0),
+    "f": _fricative(LABIODENTAL, F_NOISE, -20.0, False),
+    "v": _fricative(LABIODENTAL, F_NOISE, -20.0, True),
+    "s": _fricative(ALVEOLAR, S_NOISE, -10.0, False),
+    "z": _fricative(ALVEOLAR, S_NOISE, -10.0, True),
     "sh": _fricative(POSTALVEOLAR, SH_NOISE, -8.0, False),
     "zh": _fricative(POSTALVEOLAR, SH_NOISE, -8.0, True),
     "h": Phone("fricative", None, ORAL_BANDWIDTHS, H_DURATION, aspiration=ASPIRATION),
-    "p": _stop(LABIAL, LABIAL_BURST, -12.0, False), "b": _stop(LABIAL, LABIAL_BURST, -16.0, True),
-    "t": _stop(ALVEOLAR, ALVEOLAR_BURST, -6.0, False), "d": _stop(ALVEOLAR, ALVEOLAR_BURST, -10.0, True),
-    "k": _stop(VELAR, VELAR_BURST, -8.0, False), "g": _stop(VELAR, VELAR_BURST, -12.0, True),
+    "p": _stop(LABIAL, LABIAL_BURST, -12.0, False),
+    "b": _stop(LABIAL, LABIAL_BURST, -16.0, True),
+    "t": _stop(ALVEOLAR, ALVEOLAR_BURST, -6.0, False),
+    "d": _stop(ALVEOLAR, ALVEOLAR_BURST, -10.0, True),
+    "k": _stop(VELAR, VELAR_BURST, -8.0, False),
+    "g": _stop(VELAR, VELAR_BURST, -12.0, True),
 }
 SILENCE = "sil"
 
@@ -141,8 +182,12 @@ FORMANT_SCALE_RANGE = (0.85, 1.2)  # 1 / relative vocal-tract length
 SIZE_FOLLOWS_PITCH = 0.5  # higher voices tend to have shorter vocal tracts, not always
 FORMANT_IDIOSYNCRASY = 0.08  # per-speaker, per-formant deviation from the plain scaling
 VOICE_QUALITY = {  # uniform ranges of the other Speaker fields
-    "tilt": (0.1, 0.6), "breathiness": (0.02, 0.25), "open_quotient": (0.45, 0.7),
-    "jitter": (0.003, 0.02), "shimmer": (0.02, 0.08), "rate": (0.85, 1.15),
+    "tilt": (0.1, 0.6),
+    "breathiness": (0.02, 0.25),
+    "open_quotient": (0.45, 0.7),
+    "jitter": (0.003, 0.02),
+    "shimmer": (0.02, 0.08),
+    "rate": (0.85, 1.15),
 }
 STRATUM_JITTER = (0.2, 0.8)  # where in its slice of a range a speaker falls
 PARAMETER_DECIMALS = 4  # speaker parameters are rounded, so corpus.json holds the exact values used
@@ -167,8 +212,10 @@ def make_speakers(num_speakers: int, seed: int) -> list[Speaker]:
     speakers = []
     for i in range(num_speakers):
         pitch = (pitch_slot[i] + rng.uniform(*STRATUM_JITTER)) / num_speakers  # in [0, 1)
-        size = SIZE_FOLLOWS_PITCH * pitch + (1 - SIZE_FOLLOWS_PITCH) * (
-            size_slot[i] + rng.uniform(*STRATUM_JITTER)) / num_speakers
+        size = (
+            SIZE_FOLLOWS_PITCH * pitch
+            + (1 - SIZE_FOLLOWS_PITCH) * (size_slot[i] + rng.uniform(*STRATUM_JITTER)) / num_speakers
+        )
         values = {
             "f0": f0_lo * (f0_hi / f0_lo) ** pitch,  # log-uniform: pitch is heard in ratios
             "pitch_range": rng.uniform(*PITCH_RANGE_SEMITONES),
@@ -177,8 +224,13 @@ def make_speakers(num_speakers: int, seed: int) -> list[Speaker]:
         }
         shifts = 1 + rng.uniform(-1, 1, 5) * FORMANT_IDIOSYNCRASY
         shifts = tuple(round(float(x), PARAMETER_DECIMALS) for x in shifts)
-        speakers.append(Speaker(name=f"spk{i:0{width}d}", formant_shifts=shifts,
-                                **{k: round(float(v), PARAMETER_DECIMALS) for k, v in values.items()}))
+        speakers.append(
+            Speaker(
+                name=f"spk{i:0{width}d}",
+                formant_shifts=shifts,
+                **{k: round(float(v), PARAMETER_DECIMALS) for k, v in values.items()},
+            )
+        )
     return speakers
 
 
@@ -209,6 +261,7 @@ def _word(rng: np.random.Generator, after_vowel: bool, bare_vowel: bool) -> list
 
 def _score(rng: np.random.Generator, speaker: Speaker, num_samples: int, sr: int) -> list[tuple[str, int]]:
     """The phones of one utterance with their lengths in samples, summing to ``num_samples``."""
+
     def seconds(p: str) -> float:
         return float(rng.uniform(*PHONES[p].duration)) * speaker.rate
 
@@ -253,9 +306,11 @@ def _sentence(seed: int, k: int, min_seconds: float, max_seconds: float) -> list
         used += length
 
 
-def _sentence_score(rng: np.random.Generator, speaker: Speaker, words: list[tuple[bool, list[str]]],
-                    sr: int) -> list[tuple[str, int]]:
+def _sentence_score(
+    rng: np.random.Generator, speaker: Speaker, words: list[tuple[bool, list[str]]], sr: int
+) -> list[tuple[str, int]]:
     """One speaker's reading of a sentence: phones with their lengths in samples."""
+
     def seconds(p: str) -> float:
         return float(rng.uniform(*PHONES[p].duration)) * speaker.rate
 
@@ -273,8 +328,12 @@ def _option(key: str, value, integer: bool, low: float, strict: bool = False, lo
     """``value`` as int or float if it is a finite number >= ``low`` (> if ``strict``), else a
     one-line CorpusError naming ``key``."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if (isinstance(value, kinds) and not isinstance(value, bool) and np.isfinite(value)
-            and (value > low if strict else value >= low)):
+    if (
+        isinstance(value, kinds)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and (value > low if strict else value >= low)
+    ):
         return int(value) if integer else float(value)
     bound = f"{'>' if strict else '>='} {low_name + ' ' if low_name else ''}{low:g}"
     kind = "an integer" if integer else "a number"
@@ -290,8 +349,7 @@ def _parameters(num_speakers, minutes, seed, sample_rate, min_seconds, max_secon
         "sample_rate": _option("sample_rate", sample_rate, True, MIN_SAMPLE_RATE),
         "min_seconds": _option("min_seconds", min_seconds, False, MIN_UTTERANCE_SECONDS),
     }
-    params["max_seconds"] = _option("max_seconds", max_seconds, False, params["min_seconds"],
-                                    low_name="min_seconds")
+    params["max_seconds"] = _option("max_seconds", max_seconds, False, params["min_seconds"], low_name="min_seconds")
     if _option("sentences", sentences, True, 0):  # recorded only when used: older corpora stay valid
         params["sentences"] = int(sentences)
     return params
@@ -306,8 +364,11 @@ def _plan(params: dict) -> list[list[float]]:
         durations: list[float] = []
         total = 0.0
         while True:
-            d = float(_rng(params["seed"], _DURATION_STREAM, s, len(durations)).uniform(
-                params["min_seconds"], params["max_seconds"]))
+            d = float(
+                _rng(params["seed"], _DURATION_STREAM, s, len(durations)).uniform(
+                    params["min_seconds"], params["max_seconds"]
+                )
+            )
             if durations and total + d / 2 > budget:
                 break
             durations.append(d)
@@ -365,14 +426,17 @@ def _check_same(path: Path, root: Path, params: dict) -> bool:
         stored = json.loads(path.read_text(encoding="utf-8"))
         old = {"generator": stored["generator"], "version": stored["version"], **stored["parameters"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CorpusError(f"{root}: {path.name} is not a {CORPUS} corpus record ({type(e).__name__}); "
-                          f"use an empty folder") from None
+        raise CorpusError(
+            f"{root}: {path.name} is not a {CORPUS} corpus record ({type(e).__name__}); use an empty folder"
+        ) from None
     outdated = isinstance(old["version"], int) and old["version"] < GENERATOR_VERSION
     for key, value in {"generator": CORPUS, "version": GENERATOR_VERSION, **params}.items():
         if old.get(key) != value and not (key == "version" and outdated):
-            raise CorpusError(f"{root}: holds a {CORPUS} corpus made with {key}={old.get(key)!r}, "
-                              f"not {key}={value!r}; pass the same options, or use another "
-                              f"(or an emptied) root")
+            raise CorpusError(
+                f"{root}: holds a {CORPUS} corpus made with {key}={old.get(key)!r}, "
+                f"not {key}={value!r}; pass the same options, or use another "
+                f"(or an emptied) root"
+            )
     return outdated
 
 
@@ -395,9 +459,17 @@ def _claim(root: Path, params: dict, wavs: list[Path]) -> None:
     atomic_write_text(root / CLAIM_FILE, json.dumps(record, indent=1) + "\n")
 
 
-def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10.0, seed: int = 0,
-             sample_rate: int = 16000, min_seconds: float = 1.5, max_seconds: float = 4.0,
-             num_workers: int = 1, sentences: int = 0) -> Path:
+def generate(
+    root: str | os.PathLike,
+    num_speakers: int = 8,
+    minutes: float = 10.0,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    min_seconds: float = 1.5,
+    max_seconds: float = 4.0,
+    num_workers: int = 1,
+    sentences: int = 0,
+) -> Path:
     """Generate the corpus into ``root`` (see the module docstring) and return it, absolute.
 
     Does nothing if ``root`` holds a finished corpus with these options; resumes an unfinished
@@ -417,8 +489,10 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
 
     sr, seed = params["sample_rate"], params["seed"]
     speakers = make_speakers(params["num_speakers"], seed)
-    scores = [(root / speakers[s].name / f"{speakers[s].name}_{u:04d}.wav", s, u, score)
-              for s, u, score in _scores(params, speakers)]
+    scores = [
+        (root / speakers[s].name / f"{speakers[s].name}_{u:04d}.wav", s, u, score)
+        for s, u, score in _scores(params, speakers)
+    ]
     _claim(root, params, [wav for wav, *_ in scores])
     (root / CORPUS_FILE).unlink(missing_ok=True)  # an outdated corpus is unfinished from here on
     tasks, utterances = [], []
@@ -427,11 +501,17 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
         companions = [wav.with_suffix(suffix) for suffix in (".lab", F0_FILE_SUFFIX)]
         if not all(path.exists() for path in (wav, *companions)):
             tasks.append((wav, score, speaker, seed, s, u, sr))
-        utterances.append({"id": wav.stem, "speaker": speaker.name, "num_samples": sum(n for _, n in score),
-                           "path": wav.relative_to(root).as_posix(),
-                           "alignment": companions[0].relative_to(root).as_posix(),
-                           "f0": companions[1].relative_to(root).as_posix(),
-                           "text": " ".join(p for p, _ in score)})
+        utterances.append(
+            {
+                "id": wav.stem,
+                "speaker": speaker.name,
+                "num_samples": sum(n for _, n in score),
+                "path": wav.relative_to(root).as_posix(),
+                "alignment": companions[0].relative_to(root).as_posix(),
+                "f0": companions[1].relative_to(root).as_posix(),
+                "text": " ".join(p for p, _ in score),
+            }
+        )
     log.info("%s: rendering %d of %d utterances", root, len(tasks), len(utterances))
     if num_workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks)), initializer=die_with_parent) as pool:
@@ -442,9 +522,10 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
             _synthesize(task)
 
     record = {
-        "generator": CORPUS, "version": GENERATOR_VERSION, "parameters": params,
-        "phones": {name: {"class": p.cls, "formants": p.formants, "voicing": p.voicing}
-                   for name, p in PHONES.items()},
+        "generator": CORPUS,
+        "version": GENERATOR_VERSION,
+        "parameters": params,
+        "phones": {name: {"class": p.cls, "formants": p.formants, "voicing": p.voicing} for name, p in PHONES.items()},
         "speakers": {sp.name: {k: v for k, v in asdict(sp).items() if k != "name"} for sp in speakers},
         "total_seconds": round(sum(u["num_samples"] for u in utterances) / sr, 3),
         "utterances": utterances,
@@ -453,13 +534,30 @@ def generate(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10
     return root
 
 
-def scan(root: str | os.PathLike, num_speakers: int = 8, minutes: float = 10.0, seed: int = 0,
-         sample_rate: int = 16000, min_seconds: float = 1.5, max_seconds: float = 4.0,
-         num_workers: int = 1, sentences: int = 0) -> Iterator[Utterance]:
+def scan(
+    root: str | os.PathLike,
+    num_speakers: int = 8,
+    minutes: float = 10.0,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    min_seconds: float = 1.5,
+    max_seconds: float = 4.0,
+    num_workers: int = 1,
+    sentences: int = 0,
+) -> Iterator[Utterance]:
     """Utterances of the corpus at ``root`` (generated first if needed, see :func:`generate`),
     sorted by id; ``text`` is the phone sequence, ``alignment`` the absolute .lab path."""
     root = generate(root, num_speakers, minutes, seed, sample_rate, min_seconds, max_seconds, num_workers, sentences)
     record = json.loads((root / CORPUS_FILE).read_text(encoding="utf-8"))
-    return iter([Utterance(id=u["id"], path=str(root / u["path"]), speaker=u["speaker"], text=u["text"],
-                           alignment=str(root / u["alignment"]))
-                 for u in sorted(record["utterances"], key=lambda u: u["id"])])
+    return iter(
+        [
+            Utterance(
+                id=u["id"],
+                path=str(root / u["path"]),
+                speaker=u["speaker"],
+                text=u["text"],
+                alignment=str(root / u["alignment"]),
+            )
+            for u in sorted(record["utterances"], key=lambda u: u["id"])
+        ]
+    )

@@ -18,6 +18,7 @@ p315 and a few other utterances). In 0.92 only the chosen microphone is yielded,
 recorded without it (p280 and p362 lack mic2) are simply absent. The root may also be the
 folder that holds the corpus folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,10 @@ def scan(root: str | os.PathLike, version: str = "auto", mic: str = "mic1") -> I
         utterances.append(Utterance(id=utt_id, path=str(path), speaker=speaker, text=text))
     if not utterances:
         which = f" for {mic}" if version == V092 else ""
-        raise CorpusError(f"{wav_dir}: no VCTK {version} audio{which} "
-                          f"(expected <speaker>/<speaker>_NNN{_example_suffix(version, mic)})")
+        raise CorpusError(
+            f"{wav_dir}: no VCTK {version} audio{which} "
+            f"(expected <speaker>/<speaker>_NNN{_example_suffix(version, mic)})"
+        )
     return iter(utterances)
 
 
@@ -100,7 +103,7 @@ def read_speaker_info(root: str | os.PathLike) -> dict[str, dict]:
         comment = _COMMENT.search(rest)
         if comment:
             entry["comments"] = comment["comment"]
-            rest = rest[:comment.start()]
+            rest = rest[: comment.start()]
         entry["region"] = rest.strip() or None
         info[speaker] = entry
     return info
@@ -117,6 +120,7 @@ def _normalize_version(version) -> str:
 
 def _locate(root: Path, version: str) -> tuple[Path, str]:
     """The corpus folder and its release: ``root`` itself, or the one subfolder holding it."""
+
     def holds(folder: Path) -> bool:
         return any((folder / d).is_dir() for d in WAV_DIRS.values())
 
@@ -125,9 +129,8 @@ def _locate(root: Path, version: str) -> tuple[Path, str]:
     else:
         candidates = [c for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".") and holds(c)]
     if not candidates:
-        raise CorpusError(f"{root}: not a VCTK root (no {WAV_DIRS[V092]}/ or {WAV_DIRS[V080]}/ "
-                          f"here or in a subfolder)")
-    for v in (WAV_DIRS if version == "auto" else (version,)):
+        raise CorpusError(f"{root}: not a VCTK root (no {WAV_DIRS[V092]}/ or {WAV_DIRS[V080]}/ here or in a subfolder)")
+    for v in WAV_DIRS if version == "auto" else (version,):
         found = [c for c in candidates if (c / WAV_DIRS[v]).is_dir()]
         if len(found) > 1:
             names = ", ".join(c.name for c in found)

@@ -10,6 +10,7 @@ the opposite gradient, scaled by ``weight``, so the encoder learns to make frame
 classifier cannot tell apart by speaker. Frame-level (not pooled) so that each code, which is
 what downstream users keep, is the thing made speaker-blind.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,8 +53,9 @@ class SpeakerAdversary(nn.Module):
         if num_speakers < 2:
             raise ValueError(f"a speaker adversary needs >= 2 speakers, got {num_speakers}")
         self.weight = float(weight)
-        self.classifier = nn.Sequential(nn.Conv1d(dim, hidden_channels, 1), nn.ReLU(),
-                                        nn.Conv1d(hidden_channels, num_speakers, 1))
+        self.classifier = nn.Sequential(
+            nn.Conv1d(dim, hidden_channels, 1), nn.ReLU(), nn.Conv1d(hidden_channels, num_speakers, 1)
+        )
 
     def forward(self, z: Tensor, speaker: Tensor, frame_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Cross-entropy (scalar, mean over real frames) and frame accuracy (detached) of

@@ -8,6 +8,7 @@ training uses it: nothing at inference reads its output.
 Frames follow the encoder's convention: frame i of the target describes samples [i * hop,
 (i + 1) * hop), its analysis window (MEL_WINDOW_HOPS hops) centred there.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,7 @@ class LogMel(nn.Module):
         right = frames * self.hop - audio.shape[1] + self.n_fft - self.hop - left
         padded = F.pad(audio.float(), (left, right))
         spec = torch.stft(padded, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
-        power = spec.real ** 2 + spec.imag ** 2  # (B, n_fft/2 + 1, frames)
+        power = spec.real**2 + spec.imag**2  # (B, n_fft/2 + 1, frames)
         return torch.log(torch.matmul(self.filters, power[:, :, :frames]) + LOG_FLOOR)
 
 
@@ -56,15 +57,23 @@ class MelDecoder(nn.Module):
         channels, layers, kernel_size (odd): the conv stack.
     """
 
-    def __init__(self, in_channels: int, speaker_dim: int, n_mels: int = 80, channels: int = 128,
-                 layers: int = 3, kernel_size: int = 5):
+    def __init__(
+        self,
+        in_channels: int,
+        speaker_dim: int,
+        n_mels: int = 80,
+        channels: int = 128,
+        layers: int = 3,
+        kernel_size: int = 5,
+    ):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"aux_mel kernel_size must be odd (centred), got {kernel_size}")
         self.input = nn.Conv1d(in_channels, channels, 1)
         self.speaker = nn.Linear(speaker_dim, channels, bias=False) if speaker_dim > 0 else None
-        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
-                                   for _ in range(layers))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2) for _ in range(layers)
+        )
         self.output = nn.Conv1d(channels, n_mels, 1)
         self.residual_scale = math.sqrt(0.5)
 

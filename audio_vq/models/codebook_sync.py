@@ -3,6 +3,7 @@
 Each helper is a no-op (no collective call at all) unless torch.distributed is initialised with
 more than one process, so single-process training and tests never touch the process group.
 """
+
 from __future__ import annotations
 
 import torch

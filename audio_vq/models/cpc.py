@@ -12,6 +12,7 @@ uses it: nothing at inference reads the context network.
 Shapes: z (B, D, frames) as the quantizer returns it; frame_mask (B, frames), True on the real
 frames, a prefix of each row (None = all real).
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,19 +50,23 @@ class CPCLoss(nn.Module):
         for k, predictor in enumerate(self.predictors, start=1):
             if N <= k:
                 break
-            prediction = predictor(c[:, :N - k])  # (B, N - k, D)
+            prediction = predictor(c[:, : N - k])  # (B, N - k, D)
             future = zt[:, k:]  # (B, N - k, D): the true frame k ahead
             draw = torch.rand(B, N - k, self.negatives, device=z.device)
             index = (draw * lengths.clamp(min=1).view(B, 1, 1)).long()  # (B, N - k, M), real frames only
-            negative = torch.gather(zt.unsqueeze(1).expand(B, N - k, N, zt.shape[-1]), 2,
-                                    index.unsqueeze(-1).expand(-1, -1, -1, zt.shape[-1]))  # (B, N - k, M, D)
-            scores = torch.cat([(prediction * future).sum(-1, keepdim=True),
-                                torch.einsum("bnd,bnmd->bnm", prediction, negative)], dim=-1).float()
+            negative = torch.gather(
+                zt.unsqueeze(1).expand(B, N - k, N, zt.shape[-1]),
+                2,
+                index.unsqueeze(-1).expand(-1, -1, -1, zt.shape[-1]),
+            )  # (B, N - k, M, D)
+            scores = torch.cat(
+                [(prediction * future).sum(-1, keepdim=True), torch.einsum("bnd,bnmd->bnm", prediction, negative)],
+                dim=-1,
+            ).float()
             valid = torch.arange(k, N, device=z.device).view(1, -1) < lengths.view(B, 1)  # (B, N - k)
             if not valid.any():
                 continue
-            nll = F.cross_entropy(scores[valid], scores.new_zeros(int(valid.sum()), dtype=torch.long),
-                                  reduction="sum")
+            nll = F.cross_entropy(scores[valid], scores.new_zeros(int(valid.sum()), dtype=torch.long), reduction="sum")
             total = total + nll
             hits = hits + (scores[valid].argmax(-1) == 0).sum()
             count += int(valid.sum())

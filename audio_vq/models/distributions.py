@@ -6,6 +6,7 @@ one interface (``loss``, ``log_prob``, ``sample``, ``to_class``, ``to_audio``) t
 and the incremental generator use. Sampling takes caller-supplied uniforms, so runs are
 seedable and testable.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from audio_vq.audio import MU_LAW_CHANNELS, mulaw_decode, mulaw_encode
 
-MIXTURE_BINS = 2 ** 16  # the discretisation of [-1, 1] for the logistic mixture likelihood
+MIXTURE_BINS = 2**16  # the discretisation of [-1, 1] for the logistic mixture likelihood
 LOG_SCALE_MIN = float(np.log(1e-14))  # r9y9 wavenet_vocoder's floor on the logistic log-scales
 
 
@@ -40,8 +41,7 @@ def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def categorical_log_prob(logits: torch.Tensor, target: torch.Tensor,
-                         channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+def categorical_log_prob(logits: torch.Tensor, target: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
     """Log-probabilities (B, T) of the mu-law classes of ``target`` under ``logits`` (B, channels, T).
 
     ``target`` (B, T): audio in [-1, 1] (floating dtype, mu-law encoded here) or already mu-law
@@ -51,15 +51,17 @@ def categorical_log_prob(logits: torch.Tensor, target: torch.Tensor,
     return -F.cross_entropy(_at_least_fp32(logits), classes.long(), reduction="none")
 
 
-def categorical_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-                     channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+def categorical_loss(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, channels: int = MU_LAW_CHANNELS
+) -> torch.Tensor:
     """Cross-entropy (nats per sample) of the mu-law classes of ``target`` (B, T), averaged over
     the samples where ``mask`` (B, T) bool is True (all when None). See :func:`categorical_log_prob`."""
     return _masked_mean(-categorical_log_prob(logits, target, channels), mask)
 
 
-def categorical_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature: float | torch.Tensor = 1.0,
-                       argmax: bool = False) -> torch.Tensor:
+def categorical_sample(
+    logits_t: torch.Tensor, u: torch.Tensor, temperature: float | torch.Tensor = 1.0, argmax: bool = False
+) -> torch.Tensor:
     """Classes (B,) int64 from the logits of one time step (B, C), by inverse CDF.
 
     ``u`` (B,) holds uniforms in [0, 1) supplied by the caller (so sampling is reproducible and
@@ -90,9 +92,13 @@ def _split_mixture(logits: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.
     return logits.split(n // 3, dim=dim)
 
 
-def logistic_mixture_log_prob(logits: torch.Tensor, target: torch.Tensor,
-                              bins: int = MIXTURE_BINS, log_scale_min: float = LOG_SCALE_MIN,
-                              mu_law_channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+def logistic_mixture_log_prob(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    bins: int = MIXTURE_BINS,
+    log_scale_min: float = LOG_SCALE_MIN,
+    mu_law_channels: int = MU_LAW_CHANNELS,
+) -> torch.Tensor:
     """Log-probabilities (B, T) of ``target``'s bins under a discretized mixture of logistics.
 
     logits (B, 3 * mixtures, T) in the layout [logit_probs | means | log_scales]; target (B, T)
@@ -120,25 +126,36 @@ def logistic_mixture_log_prob(logits: torch.Tensor, target: torch.Tensor,
     cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
     mid_in = inv_s * centered
     log_pdf_mid = mid_in - log_scales - 2.0 * F.softplus(mid_in)
-    log_prob_inner = torch.where(cdf_delta > 1e-5,
-                                 torch.log(cdf_delta.clamp(min=1e-12)),
-                                 log_pdf_mid + math.log(2 * half))
-    log_probs = torch.where(y < -1 + half, log_cdf_plus,
-                            torch.where(y > 1 - half, log_one_minus_cdf_min, log_prob_inner))
+    log_prob_inner = torch.where(
+        cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid + math.log(2 * half)
+    )
+    log_probs = torch.where(
+        y < -1 + half, log_cdf_plus, torch.where(y > 1 - half, log_one_minus_cdf_min, log_prob_inner)
+    )
     log_probs = log_probs + F.log_softmax(logit_probs, dim=1)
     return torch.logsumexp(log_probs, dim=1)  # (B, T)
 
 
-def logistic_mixture_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-                          bins: int = MIXTURE_BINS, log_scale_min: float = LOG_SCALE_MIN,
-                          mu_law_channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+def logistic_mixture_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bins: int = MIXTURE_BINS,
+    log_scale_min: float = LOG_SCALE_MIN,
+    mu_law_channels: int = MU_LAW_CHANNELS,
+) -> torch.Tensor:
     """Discretized mixture of logistics NLL (nats per sample) of ``target`` (B, T), averaged over
     the samples where ``mask`` (B, T) bool is True. See :func:`logistic_mixture_log_prob`."""
     return _masked_mean(-logistic_mixture_log_prob(logits, target, bins, log_scale_min, mu_law_channels), mask)
 
 
-def logistic_mixture_sample(logits_t: torch.Tensor, u: torch.Tensor, temperature: float | torch.Tensor = 1.0,
-                            argmax: bool = False, log_scale_min: float = LOG_SCALE_MIN) -> torch.Tensor:
+def logistic_mixture_sample(
+    logits_t: torch.Tensor,
+    u: torch.Tensor,
+    temperature: float | torch.Tensor = 1.0,
+    argmax: bool = False,
+    log_scale_min: float = LOG_SCALE_MIN,
+) -> torch.Tensor:
     """Audio samples (B,) in [-1, 1] from the mixture parameters of one time step (B, 3 * mixtures).
 
     ``u`` (B, 2): ``u[:, 0]`` picks the component by inverse CDF of softmax(weights /
@@ -179,7 +196,7 @@ class OutputDistribution:
 
     def take_uniforms(self, u):
         """Of uniforms laid out (..., columns >= uniforms_per_sample), what :meth:`sample` takes."""
-        return u[..., 0] if self.uniforms_per_sample == 1 else u[..., :self.uniforms_per_sample]
+        return u[..., 0] if self.uniforms_per_sample == 1 else u[..., : self.uniforms_per_sample]
 
 
 class CategoricalOutput(OutputDistribution):
@@ -218,8 +235,13 @@ class LogisticMixtureOutput(OutputDistribution):
     uniforms_per_sample = 2  # the component's inverse-CDF draw, then the logistic's
     samples_are_audio = True
 
-    def __init__(self, mixtures: int = 10, mu_law_channels: int = MU_LAW_CHANNELS,
-                 bins: int = MIXTURE_BINS, log_scale_min: float = LOG_SCALE_MIN):
+    def __init__(
+        self,
+        mixtures: int = 10,
+        mu_law_channels: int = MU_LAW_CHANNELS,
+        bins: int = MIXTURE_BINS,
+        log_scale_min: float = LOG_SCALE_MIN,
+    ):
         self.mixtures = mixtures
         self.channels = 3 * mixtures
         self.mu_law_channels = mu_law_channels

@@ -9,6 +9,7 @@ samples in all) so that frame ``i`` is centred on samples ``[i * hop, (i + 1) * 
 receptive field covers that window plus equal context on both sides. The decoder relies on the
 same convention: frame ``i`` conditions exactly those ``hop`` samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ class StridedConv(nn.Module):
         symmetric = self.pad[0] == self.pad[1]
         # symmetric padding happens inside the convolution: no padded copy of the input (the
         # copy was a fifth of the encoder's time at inference); odd cases pad explicitly
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=self.pad[0] if symmetric else 0)
+        self.conv = nn.Conv1d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=self.pad[0] if symmetric else 0
+        )
         self.explicit_pad = None if symmetric else self.pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,9 +77,15 @@ class Encoder(nn.Module):
         in_channels: channels of the input (1: a waveform).
     """
 
-    def __init__(self, dim: int = 64, channels: int | Sequence[int] = 128,
-                 strides: Sequence[int] = PAPER_STRIDES, kernel_sizes: Sequence[int] | None = None,
-                 residual_layers: int = 0, in_channels: int = 1):
+    def __init__(
+        self,
+        dim: int = 64,
+        channels: int | Sequence[int] = 128,
+        strides: Sequence[int] = PAPER_STRIDES,
+        kernel_sizes: Sequence[int] | None = None,
+        residual_layers: int = 0,
+        in_channels: int = 1,
+    ):
         super().__init__()
         strides = [int(s) for s in strides]
         if not strides or any(s < 1 for s in strides):

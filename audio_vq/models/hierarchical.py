@@ -14,6 +14,7 @@ direction is the paper's: the top codes depend on the audio alone, never on the 
 so a prior can model the top level alone and the bottom level given it. The bottom level needs
 the top one to decode, so one level alone does not decode (``min_levels`` 2).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -47,14 +48,27 @@ class HierarchicalQuantizer(nn.Module):
 
     num_quantizers = min_levels = LEVELS
 
-    def __init__(self, dim: int, codebook_size: int, *, top_strides: Sequence[int] = DEFAULT_TOP_STRIDES,
-                 top_channels: int = 64, top_kernel_sizes: Sequence[int] | None = None,
-                 top_residual_layers: int = 0, **level_options):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        top_strides: Sequence[int] = DEFAULT_TOP_STRIDES,
+        top_channels: int = 64,
+        top_kernel_sizes: Sequence[int] | None = None,
+        top_residual_layers: int = 0,
+        **level_options,
+    ):
         super().__init__()
         self.dim, self.codebook_size, self.output_dim = dim, codebook_size, LEVELS * dim
-        self.top_encoder = Encoder(dim=dim, channels=top_channels, strides=top_strides,
-                                   kernel_sizes=top_kernel_sizes, residual_layers=top_residual_layers,
-                                   in_channels=dim)
+        self.top_encoder = Encoder(
+            dim=dim,
+            channels=top_channels,
+            strides=top_strides,
+            kernel_sizes=top_kernel_sizes,
+            residual_layers=top_residual_layers,
+            in_channels=dim,
+        )
         self.ratio = self.top_encoder.hop
         self.level_ratios = (self.ratio, 1)
         # a bottom frame's code depends on its top code, hence on the top encoder's field
@@ -93,10 +107,12 @@ class HierarchicalQuantizer(nn.Module):
         bit what an eval forward returned as ``quantized``."""
         check_codes(codes, LEVELS)
         if codes.shape[1] != LEVELS:
-            raise ValueError(f"a hierarchical model decodes from both levels (top, bottom): codes must be "
-                             f"(B, {LEVELS}, T), got shape {tuple(codes.shape)}")
+            raise ValueError(
+                f"a hierarchical model decodes from both levels (top, bottom): codes must be "
+                f"(B, {LEVELS}, T), got shape {tuple(codes.shape)}"
+            )
         frames = codes.shape[-1]
-        top = codes[:, :1, ::self.ratio]  # (B, 1, ceil(T / r))
+        top = codes[:, :1, :: self.ratio]  # (B, 1, ceil(T / r))
         if not torch.equal(self.hold(top, frames), codes[:, :1]):
             raise ValueError(f"level 0 (the top) must hold one code over each group of {self.ratio} frames")
         return torch.cat([self.hold(self.top.lookup(top), frames), self.bottom.lookup(codes[:, 1:])], dim=1)

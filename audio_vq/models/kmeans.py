@@ -2,6 +2,7 @@
 
 Both work on flat fp32 matrices: vectors x (N, d) and a codebook (K, d).
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,7 +36,7 @@ def nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     block = torch.empty(rows, k, dtype=x.dtype, device=x.device)  # reused: no allocation per block
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        distances = torch.addmm(sq_norms, x[start:stop], codebook.t(), alpha=-2.0, out=block[:stop - start])
+        distances = torch.addmm(sq_norms, x[start:stop], codebook.t(), alpha=-2.0, out=block[: stop - start])
         torch.min(distances, 1, out=(minima[start:stop], codes[start:stop]))
     return codes
 
@@ -67,8 +68,7 @@ def kmeans_plus_plus(x: torch.Tensor, k: int) -> torch.Tensor:
         if i + 1 < k:
             total = closest.sum()
             # every vector already is a seed (fewer distinct vectors than k): repeat one at random
-            pick = (torch.multinomial(closest, 1)[0] if total > 0
-                    else torch.randint(x.shape[0], (), device=x.device))
+            pick = torch.multinomial(closest, 1)[0] if total > 0 else torch.randint(x.shape[0], (), device=x.device)
     return seeds
 
 

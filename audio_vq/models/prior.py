@@ -16,6 +16,7 @@ adds its embedding to the input that predicts unit t, so the whole condition is 
 any unit is drawn. Sampling runs one token at a time on a key/value cache
 (:class:`KVCache`), which gives the logits recomputing the whole prefix would.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,10 +62,10 @@ class KVCache:
                 old = buffers[layer]
                 buffers[layer] = old.new_empty((*old.shape[:2], grow, old.shape[3]))
                 buffers[layer][:, :, :start] = old[:, :, :start]
-        self.keys[layer][:, :, start:start + t] = k
-        self.values[layer][:, :, start:start + t] = v
+        self.keys[layer][:, :, start : start + t] = k
+        self.values[layer][:, :, start : start + t] = v
         self.filled[layer] = start + t
-        return self.keys[layer][:, :, :start + t], self.values[layer][:, :, :start + t]
+        return self.keys[layer][:, :, : start + t], self.values[layer][:, :, : start + t]
 
 
 class _Block(nn.Module):
@@ -112,14 +113,28 @@ class UnitPrior(nn.Module):
         condition_size: codes of the conditioning sequence (0: unconditional).
     """
 
-    def __init__(self, codebook_size: int, dim: int = 256, layers: int = 4, heads: int = 4, max_len: int = 1024,
-                 num_speakers: int = 0, dropout: float = 0.1, duration_head: bool = False, max_duration: int = 32,
-                 condition_size: int = 0):
+    def __init__(
+        self,
+        codebook_size: int,
+        dim: int = 256,
+        layers: int = 4,
+        heads: int = 4,
+        max_len: int = 1024,
+        num_speakers: int = 0,
+        dropout: float = 0.1,
+        duration_head: bool = False,
+        max_duration: int = 32,
+        condition_size: int = 0,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must be divisible by heads={heads}")
-        for name, v in (("codebook_size", codebook_size), ("layers", layers), ("max_len", max_len),
-                        ("max_duration", max_duration)):
+        for name, v in (
+            ("codebook_size", codebook_size),
+            ("layers", layers),
+            ("max_len", max_len),
+            ("max_duration", max_duration),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r}: expected an integer >= 1")
         self.codebook_size, self.max_len, self.num_speakers = codebook_size, max_len, num_speakers
@@ -164,8 +179,11 @@ class UnitPrior(nn.Module):
             raise ValueError(f"{past + t} tokens: this prior has positions for {self.max_len}")
         x = self.tokens(tokens) + self.positions(torch.arange(past, past + t, device=tokens.device))
         if (condition is None) != (self.conditions is None):
-            raise ValueError("a conditional prior needs condition (B, T)" if condition is None
-                             else "this prior is not conditional: give condition=None")
+            raise ValueError(
+                "a conditional prior needs condition (B, T)"
+                if condition is None
+                else "this prior is not conditional: give condition=None"
+            )
         if condition is not None:
             if condition.shape != tokens.shape:
                 raise ValueError(f"condition {tuple(condition.shape)} must match tokens {tuple(tokens.shape)}")
@@ -175,8 +193,14 @@ class UnitPrior(nn.Module):
         x = self.norm(x)
         return PriorOutput(self.unit_head(x), self.duration_head(x) if self.duration_head is not None else None)
 
-    def loss(self, units: Tensor, lengths: Tensor, speakers: Tensor | None = None,
-             durations: Tensor | None = None, condition: Tensor | None = None) -> tuple[Tensor, dict]:
+    def loss(
+        self,
+        units: Tensor,
+        lengths: Tensor,
+        speakers: Tensor | None = None,
+        durations: Tensor | None = None,
+        condition: Tensor | None = None,
+    ) -> tuple[Tensor, dict]:
         """Mean next-unit cross-entropy (nats) over the real units of a padded batch.
 
         units (B, T) codes, lengths (B,) real units per row, speakers (B,) or None, durations
@@ -202,10 +226,19 @@ class UnitPrior(nn.Module):
         return loss, metrics
 
     @torch.no_grad()
-    def sample(self, steps: int, batch: int = 1, speakers: Tensor | None = None, prompt: Tensor | None = None,
-               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               uniforms: Tensor | None = None, generator: torch.Generator | None = None,
-               condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def sample(
+        self,
+        steps: int,
+        batch: int = 1,
+        speakers: Tensor | None = None,
+        prompt: Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        uniforms: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        condition: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
         """``steps`` new units after the start token and an optional ``prompt`` (B, P) of units
         (a conditional prior: given condition (B, P + steps), one code per unit, the prompt's first).
 
@@ -226,8 +259,9 @@ class UnitPrior(nn.Module):
         if condition is not None:
             condition = condition.to(device).long()
             if condition.shape != (batch, given - 1 + steps):
-                raise ValueError(f"condition {tuple(condition.shape)}: expected (B, prompt + steps) = "
-                                 f"{(batch, given - 1 + steps)}")
+                raise ValueError(
+                    f"condition {tuple(condition.shape)}: expected (B, prompt + steps) = {(batch, given - 1 + steps)}"
+                )
 
         def at(first: int, stop: int) -> Tensor | None:  # the condition of positions first .. stop - 1
             return None if condition is None else condition[:, first:stop]
@@ -247,12 +281,21 @@ class UnitPrior(nn.Module):
             return full, None
         return full, torch.stack(durations, dim=1) if durations else torch.zeros_like(new)
 
-
     @torch.no_grad()
-    def generate(self, steps: int, batch: int = 1, speakers: Tensor | None = None, prompt: Tensor | None = None,
-                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 uniforms: Tensor | None = None, generator: torch.Generator | None = None,
-                 frames: int | None = None, condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def generate(
+        self,
+        steps: int,
+        batch: int = 1,
+        speakers: Tensor | None = None,
+        prompt: Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        uniforms: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        frames: int | None = None,
+        condition: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
         """Up to ``steps`` new units after ``prompt`` (B, P), with no limit from ``max_len``: each
         :meth:`sample` call adds at most half the positions, the rest of the window holding the
         latest units as context. With a duration head it stops early once every row's runs cover
@@ -268,13 +311,21 @@ class UnitPrior(nn.Module):
         done = 0
         while done < steps:
             n = min(chunk, steps - done, window)
-            past = units[:, -(window - n):] if window - n > 0 else units[:, :0]
+            past = units[:, -(window - n) :] if window - n > 0 else units[:, :0]
             first = units.shape[1] - past.shape[1]  # where the window starts in the whole sequence
-            window_condition = None if condition is None else condition[:, first:first + past.shape[1] + n]
-            new, dur = self.sample(n, batch=batch, speakers=speakers, prompt=past, temperature=temperature,
-                                   top_k=top_k, top_p=top_p, uniforms=uniforms[:, done:done + n],
-                                   condition=window_condition)
-            units = torch.cat([units, new[:, past.shape[1]:].cpu()], dim=1)
+            window_condition = None if condition is None else condition[:, first : first + past.shape[1] + n]
+            new, dur = self.sample(
+                n,
+                batch=batch,
+                speakers=speakers,
+                prompt=past,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                uniforms=uniforms[:, done : done + n],
+                condition=window_condition,
+            )
+            units = torch.cat([units, new[:, past.shape[1] :].cpu()], dim=1)
             done += n
             if durations is not None:
                 durations = torch.cat([durations, dur.cpu()], dim=1)
@@ -283,8 +334,14 @@ class UnitPrior(nn.Module):
         return units[:, start:], durations
 
 
-def _rows_and_uniforms(steps: int, batch: int, speakers: Tensor | None, prompt: Tensor | None,
-                       uniforms: Tensor | None, generator: torch.Generator | None) -> tuple[int, Tensor]:
+def _rows_and_uniforms(
+    steps: int,
+    batch: int,
+    speakers: Tensor | None,
+    prompt: Tensor | None,
+    uniforms: Tensor | None,
+    generator: torch.Generator | None,
+) -> tuple[int, Tensor]:
     """The rows a sampling call draws (the prompt's, else the speakers', else ``batch``) and its
     (rows, steps, 2) uniforms: the given ones, else drawn from ``generator``."""
     if speakers is not None:

@@ -23,6 +23,7 @@ stacks) keeps, so that the VQ-VAE, extraction and the generator need not know wh
 so codes stay (B, Q, T) at the finest rate) and ``context_frames`` (frames of context a code
 depends on beyond the encoder's own receptive field).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import codebook_sync
 from audio_vq.models.kmeans import cluster_sums, kmeans, nearest
+
+from . import codebook_sync
 
 COMMITMENT_WEIGHT = 0.25  # beta in the paper, which found results unchanged for 0.1 to 2.0
 EMA_DECAY = 0.99  # gamma in the paper's appendix
@@ -68,27 +70,32 @@ class QuantizerOutput:
 
     def metrics(self) -> dict[str, Tensor]:
         """The scalar fields, detached, for logging (no .item(): no device sync here)."""
-        return {f.name: getattr(self, f.name).detach() for f in fields(self)
-                if f.name not in ("quantized", "codes")}
+        return {f.name: getattr(self, f.name).detach() for f in fields(self) if f.name not in ("quantized", "codes")}
 
     @classmethod
     def of_levels(cls, outs: list["QuantizerOutput"], quantized: Tensor, codes: Tensor) -> "QuantizerOutput":
         """One output for a stack of levels' outputs: losses and code counts summed, perplexity
         and usage averaged over levels."""
-        return cls(quantized=quantized, codes=codes, loss=sum(o.loss for o in outs),
-                   codebook_loss=sum(o.codebook_loss for o in outs),
-                   commitment_loss=sum(o.commitment_loss for o in outs),
-                   diversity_loss=sum(o.diversity_loss for o in outs),
-                   perplexity=torch.stack([o.perplexity for o in outs]).mean(),
-                   usage=torch.stack([o.usage for o in outs]).mean(),
-                   dead_codes=sum(o.dead_codes for o in outs), restarted=sum(o.restarted for o in outs))
+        return cls(
+            quantized=quantized,
+            codes=codes,
+            loss=sum(o.loss for o in outs),
+            codebook_loss=sum(o.codebook_loss for o in outs),
+            commitment_loss=sum(o.commitment_loss for o in outs),
+            diversity_loss=sum(o.diversity_loss for o in outs),
+            perplexity=torch.stack([o.perplexity for o in outs]).mean(),
+            usage=torch.stack([o.usage for o in outs]).mean(),
+            dead_codes=sum(o.dead_codes for o in outs),
+            restarted=sum(o.restarted for o in outs),
+        )
 
 
 def check_codes(codes: Tensor, num_quantizers: int) -> None:
     """ValueError unless codes is (B, n, T) with 1 <= n <= num_quantizers."""
     if codes.dim() != 3 or not 1 <= codes.shape[1] <= num_quantizers:
-        raise ValueError(f"codes must be (B, levels, T) with 1 <= levels <= {num_quantizers}, "
-                         f"got shape {tuple(codes.shape)}")
+        raise ValueError(
+            f"codes must be (B, levels, T) with 1 <= levels <= {num_quantizers}, got shape {tuple(codes.shape)}"
+        )
 
 
 def check_input(z: Tensor, dim: int, mask: Tensor | None) -> tuple[int, int, Tensor | None]:
@@ -168,10 +175,21 @@ class VectorQuantizer(OneCodebook, nn.Module):
             losses and the codebook live in the small space. None = search in D.
     """
 
-    def __init__(self, dim: int, codebook_size: int, *, commitment_weight: float = COMMITMENT_WEIGHT,
-                 ema: bool = False, ema_decay: float = EMA_DECAY, ema_epsilon: float = EMA_EPSILON,
-                 kmeans_init: bool = False, kmeans_iters: int = KMEANS_ITERS,
-                 restart_after: int | None = None, cosine: bool = False, lookup_dim: int | None = None):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        commitment_weight: float = COMMITMENT_WEIGHT,
+        ema: bool = False,
+        ema_decay: float = EMA_DECAY,
+        ema_epsilon: float = EMA_EPSILON,
+        kmeans_init: bool = False,
+        kmeans_iters: int = KMEANS_ITERS,
+        restart_after: int | None = None,
+        cosine: bool = False,
+        lookup_dim: int | None = None,
+    ):
         super().__init__()
         if dim < 1 or codebook_size < 1:
             raise ValueError(f"dim and codebook_size must be positive, got {dim}, {codebook_size}")
@@ -212,8 +230,11 @@ class VectorQuantizer(OneCodebook, nn.Module):
         return F.normalize(self.embedding, dim=1) if self.cosine else self.embedding
 
     def extra_repr(self) -> str:
-        options = [f"dim={self.dim}", f"codebook_size={self.codebook_size}",
-                   f"commitment_weight={self.commitment_weight}"]
+        options = [
+            f"dim={self.dim}",
+            f"codebook_size={self.codebook_size}",
+            f"commitment_weight={self.commitment_weight}",
+        ]
         for name in ("ema", "kmeans_init", "cosine"):
             if getattr(self, name):
                 options.append(f"{name}=True")
@@ -244,11 +265,17 @@ class VectorQuantizer(OneCodebook, nn.Module):
             if self.training and (self.ema or self.restart_after is not None):
                 dead_codes, restarted = self._update(x.detach(), codes, valid, dead_codes)
         return QuantizerOutput(
-            quantized=quantized.to(z.dtype), codes=codes.view(batch, 1, frames),
+            quantized=quantized.to(z.dtype),
+            codes=codes.view(batch, 1, frames),
             loss=codebook_loss + self.commitment_weight * commitment_loss,
-            codebook_loss=codebook_loss, commitment_loss=commitment_loss,
-            diversity_loss=torch.zeros_like(commitment_loss), perplexity=perplexity, usage=usage,
-            dead_codes=dead_codes, restarted=restarted)
+            codebook_loss=codebook_loss,
+            commitment_loss=commitment_loss,
+            diversity_loss=torch.zeros_like(commitment_loss),
+            perplexity=perplexity,
+            usage=usage,
+            dead_codes=dead_codes,
+            restarted=restarted,
+        )
 
     def lookup(self, codes: Tensor) -> Tensor:
         """codes (B, 1, T) -> (B, D, T) fp32: the vectors forward returned as `quantized` for
@@ -312,8 +339,7 @@ class VectorQuantizer(OneCodebook, nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _update(self, x: Tensor, codes: Tensor, valid: Tensor | None,
-                dead_codes: Tensor) -> tuple[Tensor, Tensor]:
+    def _update(self, x: Tensor, codes: Tensor, valid: Tensor | None, dead_codes: Tensor) -> tuple[Tensor, Tensor]:
         """EMA step and dead-code restarts for x (N, d) and its codes (N,); returns
         (dead_codes, restarted). Counts and sums are all-reduced, so every rank agrees."""
         real_x, real_codes = (x, codes) if valid is None else (x[valid], codes[valid])
@@ -358,10 +384,16 @@ class GumbelQuantizer(OneCodebook, nn.Module):
     `temperature_decay`, down to `min_temperature`; `set_temperature` overrides it (schedules).
     """
 
-    def __init__(self, dim: int, codebook_size: int, *, temperature: float = GUMBEL_TEMPERATURE,
-                 min_temperature: float = GUMBEL_MIN_TEMPERATURE,
-                 temperature_decay: float = GUMBEL_TEMPERATURE_DECAY,
-                 diversity_weight: float = DIVERSITY_WEIGHT):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        temperature: float = GUMBEL_TEMPERATURE,
+        min_temperature: float = GUMBEL_MIN_TEMPERATURE,
+        temperature_decay: float = GUMBEL_TEMPERATURE_DECAY,
+        diversity_weight: float = DIVERSITY_WEIGHT,
+    ):
         super().__init__()
         if dim < 1 or codebook_size < 1:
             raise ValueError(f"dim and codebook_size must be positive, got {dim}, {codebook_size}")
@@ -405,11 +437,17 @@ class GumbelQuantizer(OneCodebook, nn.Module):
         dead_codes = (counts == 0).sum()
         quantized = e.view(batch, frames, self.dim).transpose(1, 2)
         return QuantizerOutput(
-            quantized=quantized.to(z.dtype), codes=codes.view(batch, 1, frames),
-            loss=self.diversity_weight * diversity_loss, codebook_loss=zero, commitment_loss=zero,
-            diversity_loss=diversity_loss, perplexity=perplexity, usage=usage,
-            dead_codes=dead_codes, restarted=torch.zeros_like(dead_codes))
-
+            quantized=quantized.to(z.dtype),
+            codes=codes.view(batch, 1, frames),
+            loss=self.diversity_weight * diversity_loss,
+            codebook_loss=zero,
+            commitment_loss=zero,
+            diversity_loss=diversity_loss,
+            perplexity=perplexity,
+            usage=usage,
+            dead_codes=dead_codes,
+            restarted=torch.zeros_like(dead_codes),
+        )
 
     def lookup(self, codes: Tensor) -> Tensor:
         """codes (B, 1, T) -> (B, D, T) fp32: the vectors eval-mode forward returns for them."""

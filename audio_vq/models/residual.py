@@ -17,12 +17,13 @@ The straight-through value of q_l is its code vector exactly, so r_(l+1) carries
 the reconstruction trains the encoder through level 0's identity, and level l's commitment
 loss pulls only on the codebook care of that level (as in EnCodec's implementation).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from .quantizer import QuantizerOutput, VectorQuantizer, check_input, check_codes
+from .quantizer import QuantizerOutput, VectorQuantizer, check_codes, check_input
 
 DEFAULT_LEVELS = 4
 
@@ -43,8 +44,15 @@ class ResidualVectorQuantizer(nn.Module):
     their means over levels; dead_codes and restarted their sums.
     """
 
-    def __init__(self, dim: int, codebook_size: int, *, num_quantizers: int = DEFAULT_LEVELS,
-                 quantizer_dropout: float = 0.0, **level_options):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        num_quantizers: int = DEFAULT_LEVELS,
+        quantizer_dropout: float = 0.0,
+        **level_options,
+    ):
         super().__init__()
         if int(num_quantizers) != num_quantizers or num_quantizers < 1:
             raise ValueError(f"num_quantizers must be an integer >= 1, got {num_quantizers!r}")
@@ -52,8 +60,9 @@ class ResidualVectorQuantizer(nn.Module):
             raise ValueError(f"quantizer_dropout must be in [0, 1], got {quantizer_dropout}")
         self.dim, self.codebook_size = dim, codebook_size
         self.num_quantizers, self.quantizer_dropout = int(num_quantizers), float(quantizer_dropout)
-        self.levels = nn.ModuleList(VectorQuantizer(dim, codebook_size, **level_options)
-                                    for _ in range(self.num_quantizers))
+        self.levels = nn.ModuleList(
+            VectorQuantizer(dim, codebook_size, **level_options) for _ in range(self.num_quantizers)
+        )
         # the bottleneck contract (quantizer.py): every level at the encoder's frame rate
         self.min_levels, self.level_ratios, self.context_frames = 1, (1,) * self.num_quantizers, 0
         self.output_dim = dim
@@ -94,6 +103,6 @@ class ResidualVectorQuantizer(nn.Module):
         check_codes(codes, self.num_quantizers)
         out = None
         for index in range(codes.shape[1]):
-            e = self.levels[index].lookup(codes[:, index:index + 1])
+            e = self.levels[index].lookup(codes[:, index : index + 1])
             out = e if out is None else out + e
         return out

@@ -18,6 +18,7 @@ speaker table lives here, not in the decoder, so one decoder can be conditioned 
 so does the table of the speakers' log-F0 statistics (``pitch_stats``, set from the training
 split before training), which puts a contour in a speaker's register.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -33,13 +34,17 @@ from .adversary import SpeakerAdversary
 from .aux_mel import LogMel, MelDecoder, masked_l1
 from .cpc import CPCLoss
 from .encoder import Encoder
-from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 from .hierarchical import HierarchicalQuantizer
+from .quantizer import GumbelQuantizer, QuantizerOutput, VectorQuantizer
 from .residual import ResidualVectorQuantizer
 from .wavenet import WaveNet
 
-QUANTIZERS = {"vector": VectorQuantizer, "gumbel": GumbelQuantizer, "residual": ResidualVectorQuantizer,
-              "hierarchical": HierarchicalQuantizer}
+QUANTIZERS = {
+    "vector": VectorQuantizer,
+    "gumbel": GumbelQuantizer,
+    "residual": ResidualVectorQuantizer,
+    "hierarchical": HierarchicalQuantizer,
+}
 
 
 @dataclass
@@ -53,10 +58,10 @@ class VQVAEOutput:
     commitment_loss: Tensor
     codes: Tensor
     quantizer: QuantizerOutput
-    adversary_loss: Tensor | None = None      # the speaker adversary's cross-entropy (None: no adversary)
+    adversary_loss: Tensor | None = None  # the speaker adversary's cross-entropy (None: no adversary)
     adversary_accuracy: Tensor | None = None  # its frame accuracy (chance: 1 / speakers)
     aux_mel_loss: Tensor | None = None  # the auxiliary decoder's log-mel L1 (None: none), unweighted
-    cpc_loss: Tensor | None = None      # the contrastive loss on z_q (None: none), unweighted
+    cpc_loss: Tensor | None = None  # the contrastive loss on z_q (None: none), unweighted
     cpc_accuracy: Tensor | None = None  # the share of its futures picked out (chance: 1 / (negatives + 1))
 
     def metrics(self) -> dict[str, Tensor]:
@@ -77,8 +82,17 @@ class VQVAEOutput:
 def metric_names() -> tuple[str, ...]:
     """The names VQVAEOutput.metrics() can hold, in log order (the adversary's only when on)."""
     quantizer = [f.name for f in fields(QuantizerOutput) if f.name not in ("quantized", "codes", "loss")]
-    return ("loss", "reconstruction_loss", "quantizer_loss", *quantizer, "adversary_loss", "adversary_accuracy",
-            "aux_mel_loss", "cpc_loss", "cpc_accuracy")
+    return (
+        "loss",
+        "reconstruction_loss",
+        "quantizer_loss",
+        *quantizer,
+        "adversary_loss",
+        "adversary_accuracy",
+        "aux_mel_loss",
+        "cpc_loss",
+        "cpc_accuracy",
+    )
 
 
 def corrupt_past(audio: Tensor, noise: float, dropout: float, generator: torch.Generator | None = None) -> Tensor:
@@ -90,7 +104,9 @@ def corrupt_past(audio: Tensor, noise: float, dropout: float, generator: torch.G
         return audio
     out = audio
     if noise > 0.0:
-        out = (out + noise * torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)).clamp(-1, 1)
+        out = (out + noise * torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)).clamp(
+            -1, 1
+        )
     if dropout > 0.0:
         keep = torch.rand(out.shape, generator=generator, device=out.device) >= dropout
         out = out * keep
@@ -127,11 +143,22 @@ class VQVAE(nn.Module):
         cpc: a CPCLoss on z_q (None = none), weighted by ``cpc_weight``.
     """
 
-    def __init__(self, encoder: Encoder, quantizer: nn.Module, decoder: WaveNet, num_speakers: int,
-                 jitter: float = 0.0, input_noise: float = 0.0, input_dropout: float = 0.0,
-                 adversary: SpeakerAdversary | None = None, aux_mel: MelDecoder | None = None,
-                 aux_mel_weight: float = 0.0, cpc: CPCLoss | None = None, cpc_weight: float = 0.0,
-                 sample_rate: int = SAMPLE_RATE):
+    def __init__(
+        self,
+        encoder: Encoder,
+        quantizer: nn.Module,
+        decoder: WaveNet,
+        num_speakers: int,
+        jitter: float = 0.0,
+        input_noise: float = 0.0,
+        input_dropout: float = 0.0,
+        adversary: SpeakerAdversary | None = None,
+        aux_mel: MelDecoder | None = None,
+        aux_mel_weight: float = 0.0,
+        cpc: CPCLoss | None = None,
+        cpc_weight: float = 0.0,
+        sample_rate: int = SAMPLE_RATE,
+    ):
         super().__init__()
         if decoder.hop != encoder.hop:
             raise ValueError(f"decoder hop {decoder.hop} != encoder hop {encoder.hop}")
@@ -150,7 +177,9 @@ class VQVAE(nn.Module):
         self.input_noise, self.input_dropout = float(input_noise), float(input_dropout)
         self.adversary = adversary
         if (aux_mel is None) != (aux_mel_weight <= 0):
-            raise ValueError(f"aux_mel_weight must be > 0 exactly when there is an auxiliary decoder, got {aux_mel_weight}")
+            raise ValueError(
+                f"aux_mel_weight must be > 0 exactly when there is an auxiliary decoder, got {aux_mel_weight}"
+            )
         self.aux_mel, self.aux_mel_weight = aux_mel, float(aux_mel_weight)
         if aux_mel is not None:
             self.log_mel = LogMel(encoder.hop, sample_rate, aux_mel.output.out_channels)
@@ -173,8 +202,9 @@ class VQVAE(nn.Module):
         ``jitter``, ``input_noise``, ``input_dropout``, ``adversary`` (``weight``, 0 = none,
         and ``hidden_channels``), ``aux_mel`` (``weight``, 0 = none, and MelDecoder's
         arguments) and ``cpc`` (``weight``, 0 = none, and CPCLoss's arguments); the keys of each
-        group are the constructor's arguments. The encoder's output takes the quantizer's ``dim``; the decoder's conditioning and the adversary's
-        input its output_dim (2 x dim for the hierarchy's two levels)."""
+        group are the constructor's arguments. The encoder's output takes the quantizer's ``dim``;
+        the decoder's conditioning and the adversary's input its output_dim (2 x dim for the
+        hierarchy's two levels)."""
         q = dict(cfg["quantizer"])
         kind = q.pop("kind", "vector")
         if kind not in QUANTIZERS:
@@ -183,18 +213,32 @@ class VQVAE(nn.Module):
         quantizer = QUANTIZERS[kind](**q)
         decoder = WaveNet(cond_channels=quantizer.output_dim, hop=encoder.hop, **dict(cfg["decoder"]))
         adv = dict(cfg.get("adversary") or {})
-        adversary = (SpeakerAdversary(quantizer.output_dim, num_speakers, **adv)
-                     if float(adv.get("weight", 0.0)) > 0 and num_speakers > 1 else None)
+        adversary = (
+            SpeakerAdversary(quantizer.output_dim, num_speakers, **adv)
+            if float(adv.get("weight", 0.0)) > 0 and num_speakers > 1
+            else None
+        )
         mel = dict(cfg.get("aux_mel") or {})
         mel_weight = float(mel.pop("weight", 0.0))
         aux_mel = MelDecoder(decoder.cond_channels, decoder.speaker_dim, **mel) if mel_weight > 0 else None
         contrastive = dict(cfg.get("cpc") or {})
         cpc_weight = float(contrastive.pop("weight", 0.0))
         cpc = CPCLoss(quantizer.output_dim, **contrastive) if cpc_weight > 0 else None
-        return cls(encoder, quantizer, decoder, num_speakers, jitter=float(cfg.get("jitter", 0.0)),
-                   input_noise=float(cfg.get("input_noise", 0.0)), input_dropout=float(cfg.get("input_dropout", 0.0)),
-                   adversary=adversary, aux_mel=aux_mel, aux_mel_weight=mel_weight, cpc=cpc, cpc_weight=cpc_weight,
-                   sample_rate=sample_rate)
+        return cls(
+            encoder,
+            quantizer,
+            decoder,
+            num_speakers,
+            jitter=float(cfg.get("jitter", 0.0)),
+            input_noise=float(cfg.get("input_noise", 0.0)),
+            input_dropout=float(cfg.get("input_dropout", 0.0)),
+            adversary=adversary,
+            aux_mel=aux_mel,
+            aux_mel_weight=mel_weight,
+            cpc=cpc,
+            cpc_weight=cpc_weight,
+            sample_rate=sample_rate,
+        )
 
     @property
     def hop(self) -> int:
@@ -261,8 +305,10 @@ class VQVAE(nn.Module):
                 raise ValueError("this model has no pitch input (model.decoder.pitch=none) but f0 was given")
             return latents
         if f0 is None or tuple(f0.shape) != (latents.shape[0], latents.shape[2]):
-            raise ValueError(f"this model is pitch-conditioned: f0 must be (B={latents.shape[0]}, "
-                             f"frames={latents.shape[2]}) Hz, got {None if f0 is None else tuple(f0.shape)}")
+            raise ValueError(
+                f"this model is pitch-conditioned: f0 must be (B={latents.shape[0]}, "
+                f"frames={latents.shape[2]}) Hz, got {None if f0 is None else tuple(f0.shape)}"
+            )
         if speaker is None:  # no speaker table: one row of statistics
             self.speaker_vector(speaker)  # (raises for a speaker-conditioned model)
             speaker = torch.zeros(f0.shape[0], dtype=torch.long, device=f0.device)
@@ -278,8 +324,14 @@ class VQVAE(nn.Module):
         codes = torch.arange(self.quantizer.codebook_size, device=next(self.parameters()).device)
         return torch.stack([level.lookup(codes[None, None])[0].T.float() for level in self.quantizer.levels])
 
-    def forward(self, audio: Tensor, speaker: Tensor | None = None, mask: Tensor | None = None,
-                f0: Tensor | None = None, excitation: Tensor | None = None) -> VQVAEOutput:
+    def forward(
+        self,
+        audio: Tensor,
+        speaker: Tensor | None = None,
+        mask: Tensor | None = None,
+        f0: Tensor | None = None,
+        excitation: Tensor | None = None,
+    ) -> VQVAEOutput:
         """Teacher-forced training pass. audio (B, T) in [-1, 1]; speaker (B,) int64 indices;
         mask (B, T) bool, True on the real samples, a prefix of each row (None = all real);
         for a pitch model f0 (B, ceil(T / hop)) Hz and with pitch="excitation" the excitation
@@ -310,8 +362,19 @@ class VQVAE(nn.Module):
         if self.adversary is not None and speaker is not None:
             adv_loss, adv_acc = self.adversary(q.quantized, speaker, frame_mask)
             loss = loss + adv_loss
-        return VQVAEOutput(loss, reconstruction, q.codebook_loss, q.commitment_loss, q.codes, q, adv_loss, adv_acc,
-                           mel_loss, cpc_loss, cpc_acc)
+        return VQVAEOutput(
+            loss,
+            reconstruction,
+            q.codebook_loss,
+            q.commitment_loss,
+            q.codes,
+            q,
+            adv_loss,
+            adv_acc,
+            mel_loss,
+            cpc_loss,
+            cpc_acc,
+        )
 
     @torch.no_grad()
     def encode(self, audio: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -338,18 +401,27 @@ class VQVAE(nn.Module):
             raise ValueError("this model is speaker-conditioned: pass speaker indices (B,)")
         bad = (speaker < 0) | (speaker >= self.num_speakers)
         if bad.any():
-            raise ValueError(f"speaker index {int(speaker[bad][0])} is not in the table of {self.num_speakers} "
-                             "speakers (a held-out speaker has no embedding)")
+            raise ValueError(
+                f"speaker index {int(speaker[bad][0])} is not in the table of {self.num_speakers} "
+                "speakers (a held-out speaker has no embedding)"
+            )
         return self.speakers(speaker)
 
-    def decoder_logits(self, audio: Tensor, latents: Tensor, speaker: Tensor | None, f0: Tensor | None = None,
-                       excitation: Tensor | None = None) -> Tensor:
+    def decoder_logits(
+        self,
+        audio: Tensor,
+        latents: Tensor,
+        speaker: Tensor | None,
+        f0: Tensor | None = None,
+        excitation: Tensor | None = None,
+    ) -> Tensor:
         """Teacher-forced logits (B, C, T) for audio (B, T = frames * hop) given latents
         (B, D, frames) and speakers (B,) (and a pitch model's f0 (B, frames) Hz and excitation
         (B, 2 * harmonics, T)): decode one speaker's codes with another's identity."""
         target = mulaw_encode(audio, self.decoder.mu_law_channels)
-        return self.decoder(target, self.decoder_conditioning(latents, f0, speaker), self.speaker_vector(speaker),
-                            excitation)
+        return self.decoder(
+            target, self.decoder_conditioning(latents, f0, speaker), self.speaker_vector(speaker), excitation
+        )
 
     def _pad(self, audio: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Right-pad audio (and mask) to a multiple of the hop; the frame mask marks frames

@@ -52,6 +52,7 @@ Per-layer computation (i = 0 .. stacks * layers_per_stack - 1, dilation 2 ** (i 
     ``layers[i].cond``, ``layers[i].speaker`` and ``layers[i].source`` have no bias
     (``layers[i].dilated`` has one).
 """
+
 from __future__ import annotations
 
 import math
@@ -110,8 +111,9 @@ class StepWeights:
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "StepWeights":
         """The same weights as contiguous tensors of ``dtype`` on ``device``."""
-        return StepWeights(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype).contiguous()
-                              for f in fields(self)})
+        return StepWeights(
+            **{f.name: getattr(self, f.name).to(device=device, dtype=dtype).contiguous() for f in fields(self)}
+        )
 
 
 def default_upsample_strides(hop: int) -> list[int]:
@@ -151,8 +153,18 @@ class ResidualLayer(nn.Module):
     layer, whose residual output nothing reads), ``skip`` Conv1d(gate/2, skip, 1). Gate
     channels [0, gate/2) go through tanh, [gate/2, gate) through sigmoid."""
 
-    def __init__(self, residual_channels, gate_channels, skip_channels, kernel_size, dilation,
-                 cond_channels, speaker_dim, source_channels=0, last=False):
+    def __init__(
+        self,
+        residual_channels,
+        gate_channels,
+        skip_channels,
+        kernel_size,
+        dilation,
+        cond_channels,
+        speaker_dim,
+        source_channels=0,
+        last=False,
+    ):
         super().__init__()
         self.dilation = dilation
         self.kernel_size = kernel_size
@@ -203,20 +215,43 @@ class WaveNet(nn.Module):
     #: the stack's activations there (set by train.activation_checkpointing; no effect without grad)
     activation_checkpointing: bool = False
 
-    def __init__(self, cond_channels: int, hop: int, stacks: int = 2, layers_per_stack: int = 10,
-                 kernel_size: int = 2, residual_channels: int = 64, gate_channels: int = 128,
-                 skip_channels: int = 128, speaker_dim: int = 64, upsample: str = "repeat",
-                 upsample_strides: Sequence[int] | None = None, cond_layers: int = 0,
-                 cond_kernel_size: int = 3, output: str = "categorical",
-                 mu_law_channels: int = MU_LAW_CHANNELS, mixtures: int = 10, pitch: str = "none",
-                 harmonics: int = 1):
+    def __init__(
+        self,
+        cond_channels: int,
+        hop: int,
+        stacks: int = 2,
+        layers_per_stack: int = 10,
+        kernel_size: int = 2,
+        residual_channels: int = 64,
+        gate_channels: int = 128,
+        skip_channels: int = 128,
+        speaker_dim: int = 64,
+        upsample: str = "repeat",
+        upsample_strides: Sequence[int] | None = None,
+        cond_layers: int = 0,
+        cond_kernel_size: int = 3,
+        output: str = "categorical",
+        mu_law_channels: int = MU_LAW_CHANNELS,
+        mixtures: int = 10,
+        pitch: str = "none",
+        harmonics: int = 1,
+    ):
         super().__init__()
-        for name, value, low in [("cond_channels", cond_channels, 1), ("hop", hop, 1), ("stacks", stacks, 1),
-                                 ("layers_per_stack", layers_per_stack, 1), ("kernel_size", kernel_size, 1),
-                                 ("residual_channels", residual_channels, 1), ("gate_channels", gate_channels, 2),
-                                 ("skip_channels", skip_channels, 1), ("speaker_dim", speaker_dim, 0),
-                                 ("cond_layers", cond_layers, 0), ("mu_law_channels", mu_law_channels, 2),
-                                 ("mixtures", mixtures, 1), ("harmonics", harmonics, 1)]:
+        for name, value, low in [
+            ("cond_channels", cond_channels, 1),
+            ("hop", hop, 1),
+            ("stacks", stacks, 1),
+            ("layers_per_stack", layers_per_stack, 1),
+            ("kernel_size", kernel_size, 1),
+            ("residual_channels", residual_channels, 1),
+            ("gate_channels", gate_channels, 2),
+            ("skip_channels", skip_channels, 1),
+            ("speaker_dim", speaker_dim, 0),
+            ("cond_layers", cond_layers, 0),
+            ("mu_law_channels", mu_law_channels, 2),
+            ("mixtures", mixtures, 1),
+            ("harmonics", harmonics, 1),
+        ]:
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if gate_channels % 2:
@@ -258,7 +293,8 @@ class WaveNet(nn.Module):
         self.embedding = nn.Embedding(mu_law_channels, residual_channels)
         self.cond_convs = nn.ModuleList(
             nn.Conv1d(cond_channels, cond_channels, cond_kernel_size, padding=cond_kernel_size // 2)
-            for _ in range(cond_layers))
+            for _ in range(cond_layers)
+        )
         if upsample == "transposed":
             strides = default_upsample_strides(hop) if upsample_strides is None else [int(s) for s in upsample_strides]
             if math.prod(strides) != hop or any(s < 1 for s in strides):
@@ -266,7 +302,8 @@ class WaveNet(nn.Module):
             self.upsample_strides = strides
             self.upsample = nn.ModuleList(
                 nn.ConvTranspose1d(cond_channels, cond_channels, 2 * s + s % 2, stride=s, padding=(s + s % 2) // 2)
-                for s in strides)
+                for s in strides
+            )
         else:
             if upsample_strides is not None:
                 raise ValueError("upsample_strides only applies to upsample='transposed'")
@@ -275,9 +312,19 @@ class WaveNet(nn.Module):
 
         dilations = self.dilations
         self.layers = nn.ModuleList(
-            ResidualLayer(residual_channels, gate_channels, skip_channels, kernel_size, d, cond_channels,
-                          speaker_dim, self.source_channels, last=(i == len(dilations) - 1))
-            for i, d in enumerate(dilations))
+            ResidualLayer(
+                residual_channels,
+                gate_channels,
+                skip_channels,
+                kernel_size,
+                d,
+                cond_channels,
+                speaker_dim,
+                self.source_channels,
+                last=(i == len(dilations) - 1),
+            )
+            for i, d in enumerate(dilations)
+        )
         self.skip_scale = math.sqrt(1.0 / len(dilations))
         self.head_hidden = nn.Conv1d(skip_channels, skip_channels, 1)
         self.head_out = nn.Conv1d(skip_channels, self.out_channels, 1)
@@ -287,7 +334,7 @@ class WaveNet(nn.Module):
 
     @property
     def dilations(self) -> list[int]:
-        return [2 ** i for _ in range(self.stacks) for i in range(self.layers_per_stack)]
+        return [2**i for _ in range(self.stacks) for i in range(self.layers_per_stack)]
 
     @property
     def num_layers(self) -> int:
@@ -323,7 +370,7 @@ class WaveNet(nn.Module):
                 m.weight.zero_()
                 p = m.padding[0]
                 eye = torch.eye(self.cond_channels, dtype=m.weight.dtype)
-                m.weight[:, :, p:p + s] = eye.unsqueeze(-1)
+                m.weight[:, :, p : p + s] = eye.unsqueeze(-1)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.head_hidden.weight, 0.0, math.sqrt(2.0 / self.skip_channels))
         nn.init.zeros_(self.head_hidden.bias)
@@ -341,17 +388,24 @@ class WaveNet(nn.Module):
         return StepWeights(
             emb=self.embedding.weight.clone(),
             # dilated conv weight (G, R, K) -> (K*R, G): tap m is input t - (K - 1 - m) * dilation
-            wd=torch.stack([l.dilated.weight.permute(2, 1, 0).reshape(K * R, G) for l in layers]),
-            dil_b=torch.cat([l.dilated.bias for l in layers]),
-            wc=torch.cat([l.cond.weight[:, :, 0].t() for l in layers], dim=1),
-            ws=(torch.cat([l.source.weight[:, :, 0].t() for l in layers], dim=1) if self.source_channels
-                else self.embedding.weight.new_zeros(0, len(layers) * G)),
-            res_w=torch.stack([l.residual.weight[:, :, 0].t() if l.residual is not None else zero_r for l in layers]),
-            res_b=torch.stack([l.residual.bias if l.residual is not None else zero_r[0] for l in layers]),
-            skip_w=torch.stack([l.skip.weight[:, :, 0].t() for l in layers]),
-            skip_b=torch.stack([l.skip.bias for l in layers]).sum(0),
-            hid_w=self.head_hidden.weight[:, :, 0].t(), hid_b=self.head_hidden.bias.clone(),
-            out_w=self.head_out.weight[:, :, 0].t(), out_b=self.head_out.bias.clone(),
+            wd=torch.stack([layer.dilated.weight.permute(2, 1, 0).reshape(K * R, G) for layer in layers]),
+            dil_b=torch.cat([layer.dilated.bias for layer in layers]),
+            wc=torch.cat([layer.cond.weight[:, :, 0].t() for layer in layers], dim=1),
+            ws=(
+                torch.cat([layer.source.weight[:, :, 0].t() for layer in layers], dim=1)
+                if self.source_channels
+                else self.embedding.weight.new_zeros(0, len(layers) * G)
+            ),
+            res_w=torch.stack(
+                [layer.residual.weight[:, :, 0].t() if layer.residual is not None else zero_r for layer in layers]
+            ),
+            res_b=torch.stack([layer.residual.bias if layer.residual is not None else zero_r[0] for layer in layers]),
+            skip_w=torch.stack([layer.skip.weight[:, :, 0].t() for layer in layers]),
+            skip_b=torch.stack([layer.skip.bias for layer in layers]).sum(0),
+            hid_w=self.head_hidden.weight[:, :, 0].t(),
+            hid_b=self.head_hidden.bias.clone(),
+            out_w=self.head_out.weight[:, :, 0].t(),
+            out_b=self.head_out.bias.clone(),
         ).to()
 
     def local_features(self, c: torch.Tensor) -> torch.Tensor:
@@ -365,35 +419,43 @@ class WaveNet(nn.Module):
                 c = up(c)
         return c
 
-    def check_inputs(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None,
-                     e: torch.Tensor | None = None) -> None:
+    def check_inputs(
+        self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None, e: torch.Tensor | None = None
+    ) -> None:
         if x.dim() != 2:
             raise ValueError(f"x must be (B, T) mu-law classes, got shape {tuple(x.shape)}")
         if c.dim() != 3 or c.shape[0] != x.shape[0] or c.shape[1] != self.cond_channels:
-            raise ValueError(f"c must be (B={x.shape[0]}, cond_channels={self.cond_channels}, frames), "
-                             f"got shape {tuple(c.shape)}")
+            raise ValueError(
+                f"c must be (B={x.shape[0]}, cond_channels={self.cond_channels}, frames), got shape {tuple(c.shape)}"
+            )
         if x.shape[1] != c.shape[2] * self.hop:
-            raise ValueError(f"x has T={x.shape[1]} samples but c has {c.shape[2]} frames x hop {self.hop} = "
-                             f"{c.shape[2] * self.hop} (x {tuple(x.shape)}, c {tuple(c.shape)}); "
-                             f"pad the audio to a multiple of hop")
+            raise ValueError(
+                f"x has T={x.shape[1]} samples but c has {c.shape[2]} frames x hop {self.hop} = "
+                f"{c.shape[2] * self.hop} (x {tuple(x.shape)}, c {tuple(c.shape)}); "
+                f"pad the audio to a multiple of hop"
+            )
         if self.speaker_dim > 0:
             if g is None or tuple(g.shape) != (x.shape[0], self.speaker_dim):
-                raise ValueError(f"g must be (B={x.shape[0]}, speaker_dim={self.speaker_dim}), "
-                                 f"got {None if g is None else tuple(g.shape)}")
+                raise ValueError(
+                    f"g must be (B={x.shape[0]}, speaker_dim={self.speaker_dim}), "
+                    f"got {None if g is None else tuple(g.shape)}"
+                )
         elif g is not None:
             raise ValueError("this WaveNet has speaker_dim=0 (no global conditioning) but g was given")
         if self.source_channels:
             want = (x.shape[0], self.source_channels, x.shape[1])
             if e is None or tuple(e.shape) != want:
-                raise ValueError(f"e must be the excitation {want} (pitch='excitation'), "
-                                 f"got {None if e is None else tuple(e.shape)}")
+                raise ValueError(
+                    f"e must be the excitation {want} (pitch='excitation'), got {None if e is None else tuple(e.shape)}"
+                )
         elif e is not None:
             raise ValueError(f"this WaveNet has pitch={self.pitch!r} (no excitation) but e was given")
 
     # -- forward / loss / sample -------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None,
-                e: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None, e: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Teacher-forced logits (B, out_channels, T) for the mu-law classes ``x`` (B, T) int64,
         local conditioning ``c`` (B, cond_channels, frames) with T == frames * hop, speaker
         vectors ``g`` (B, speaker_dim) (None iff speaker_dim == 0) and the excitation ``e``
@@ -413,7 +475,7 @@ class WaveNet(nn.Module):
         skips = None
         per_stack = self.layers_per_stack
         for first in range(0, self.num_layers, per_stack):
-            layers = self.layers[first:first + per_stack]
+            layers = self.layers[first : first + per_stack]
             if self.activation_checkpointing and torch.is_grad_enabled():
                 h, skips = checkpoint(self._layers, layers, h, skips, feats, g, source, use_reentrant=False)
             else:
@@ -422,9 +484,15 @@ class WaveNet(nn.Module):
         hidden = F.relu(F.linear(out, self.head_hidden.weight[:, :, 0], self.head_hidden.bias))
         return F.linear(hidden, self.head_out.weight[:, :, 0], self.head_out.bias).transpose(1, 2)
 
-    def _layers(self, layers: Sequence[ResidualLayer], h: torch.Tensor, skips: torch.Tensor | None,
-                feats: torch.Tensor, g: torch.Tensor | None,
-                source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _layers(
+        self,
+        layers: Sequence[ResidualLayer],
+        h: torch.Tensor,
+        skips: torch.Tensor | None,
+        feats: torch.Tensor,
+        g: torch.Tensor | None,
+        source: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``layers`` applied to the residual stream ``h`` (B, T, residual): the new ``h`` and
         ``skips`` (B, T, skip) plus their skip outputs (``skips`` None: start the sum);
         ``source`` (B, T, source_channels) the excitation (None: none)."""
@@ -444,7 +512,7 @@ class WaveNet(nn.Module):
             for m in range(K - 1):  # causal: tap m reads t - (K - 1 - m) * d, so its output lands that much later
                 back = (K - 1 - m) * d
                 if back < T:
-                    a[:, back:] += F.linear(h_in, w[:, :, m])[:, :T - back]
+                    a[:, back:] += F.linear(h_in, w[:, :, m])[:, : T - back]
             tanh_in, sig_in = a.chunk(2, dim=-1)
             z = _autocast_input(torch.tanh(tanh_in) * torch.sigmoid(sig_in))
             s = F.linear(z, layer.skip.weight[:, :, 0], layer.skip.bias)
@@ -459,8 +527,9 @@ class WaveNet(nn.Module):
         averaged over the samples where ``mask`` (B, T) is True (all when None)."""
         return self.distribution.loss(logits, x_audio, mask)
 
-    def sample(self, logits_t: torch.Tensor, u: torch.Tensor, temperature: float = 1.0,
-               argmax: bool = False) -> torch.Tensor:
+    def sample(
+        self, logits_t: torch.Tensor, u: torch.Tensor, temperature: float = 1.0, argmax: bool = False
+    ) -> torch.Tensor:
         """Samples from the logits of one step (B, out_channels) with caller-supplied uniforms:
         categorical: u (B,) -> classes (B,) int64; logistic mixture: u (B, 2) -> audio (B,)
         float. ``self.distribution.to_class`` / ``to_audio`` convert either."""

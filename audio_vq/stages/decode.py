@@ -11,6 +11,7 @@ and std of log F0, the source's intonation; contours.in_register).
 Inputs are a manifest (``manifest.jsonl`` or its folder), a folder of audio files, or one file.
 Every output is written atomically; an utterance that fails to load is reported and skipped.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,10 +26,10 @@ from tqdm import tqdm
 
 from .. import audio
 from ..atomic import atomic_write_text
-from ..config import ConfigError, require
 from ..codec import Job
-from ..rendering import Renderer, Source, read_sources
+from ..config import ConfigError, require
 from ..manifest import SKIPPED_NAME, write_skipped
+from ..rendering import Renderer, Source, read_sources
 from ..units.formats import UnitFormatError, read_units
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,10 @@ def reconstruct(cfg: DictConfig) -> int:
     if cfg.speaker is not None:
         dec.speaker_index(cfg.speaker, "speaker")
     elif any(src.speaker is None for src in sources):
-        raise ConfigError(f"input={cfg.input}: the input names no speakers; give speaker=<name> "
-                          f"(one of: {', '.join(sorted(dec.model.speaker_index))})")
+        raise ConfigError(
+            f"input={cfg.input}: the input names no speakers; give speaker=<name> "
+            f"(one of: {', '.join(sorted(dec.model.speaker_index))})"
+        )
     jobs, skipped = [], []
     for src, x, codes in _encode_all(dec, sources, skipped):
         name = cfg.speaker or src.speaker
@@ -73,8 +76,15 @@ def convert(cfg: DictConfig) -> int:
             name = f"{src.id}__{target}"
             index = dec.speaker_index(target, "target_speaker")
             jobs.append(Job(name, codes, index, dec.in_register(f0, index, src)))
-            rows.append({"source_id": src.id, "source_speaker": src.speaker or "", "target_speaker": target,
-                         "path": f"{name}.wav", "source_path": src.path})
+            rows.append(
+                {
+                    "source_id": src.id,
+                    "source_speaker": src.speaker or "",
+                    "target_speaker": target,
+                    "path": f"{name}.wav",
+                    "source_path": src.path,
+                }
+            )
     dec.write(jobs, "convert", inputs=_paths(cfg.input, sources), others=[INDEX_NAME, SKIPPED_NAME])
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["source_id"])
@@ -83,8 +93,10 @@ def convert(cfg: DictConfig) -> int:
     atomic_write_text(dec.out / INDEX_NAME, buf.getvalue())
     if skipped:
         write_skipped(dec.out, skipped)
-    print(f"wrote {len(jobs)} conversion(s) ({len(jobs) // max(1, len(targets))} source(s) x {len(targets)} "
-          f"target(s)) to {dec.out}, index in {dec.out / INDEX_NAME}")
+    print(
+        f"wrote {len(jobs)} conversion(s) ({len(jobs) // max(1, len(targets))} source(s) x {len(targets)} "
+        f"target(s)) to {dec.out}, index in {dec.out / INDEX_NAME}"
+    )
     return 0
 
 
@@ -99,9 +111,11 @@ def synthesize(cfg: DictConfig) -> int:
         meta, records = read_units(units_path, codebook=dec.codebook)  # used by zerospeech only
         bins = meta.pitch_bins if meta is not None else None
         if dec.model.uses_pitch and bins is None:
-            raise ConfigError(f"units={cfg.units}: model={cfg.model} is a pitch model (model.decoder.pitch="
-                              f"{dec.model.decoder.pitch}) and this unit file has no pitch stream; extract it with "
-                              "pitch_bins=N")
+            raise ConfigError(
+                f"units={cfg.units}: model={cfg.model} is a pitch model (model.decoder.pitch="
+                f"{dec.model.decoder.pitch}) and this unit file has no pitch stream; extract it with "
+                "pitch_bins=N"
+            )
         jobs = [dec.codec.synthesis_job(r.id, r.frames(), speaker, bins) for r in records]
     except UnitFormatError as e:
         raise ConfigError(f"units={cfg.units}: {e}") from None
@@ -110,8 +124,9 @@ def synthesize(cfg: DictConfig) -> int:
     if not jobs:
         raise ConfigError(f"units={cfg.units}: no utterances in this unit file")
     if meta is not None and meta.frame_rate is not None and meta.frame_rate != dec.frame_rate:
-        raise ConfigError(f"units={cfg.units}: units at {meta.frame_rate:g} frames/s, this model decodes "
-                          f"{dec.frame_rate:g} frames/s")
+        raise ConfigError(
+            f"units={cfg.units}: units at {meta.frame_rate:g} frames/s, this model decodes {dec.frame_rate:g} frames/s"
+        )
     for uid, codes, *_ in jobs:
         if codes.size == 0:
             raise ConfigError(f"units={cfg.units}: utterance {uid} has no units")
@@ -128,8 +143,7 @@ def _paths(input_path: str, sources: list[Source]) -> list[str]:
     return [str(Path(input_path).expanduser()), *(s.path for s in sources)]
 
 
-def _encode_all(dec: Renderer, sources: list[Source],
-                skipped: list) -> Iterator[tuple[Source, np.ndarray, np.ndarray]]:
+def _encode_all(dec: Renderer, sources: list[Source], skipped: list) -> Iterator[tuple[Source, np.ndarray, np.ndarray]]:
     """(source, its audio (T,) at the model's rate, its codes (Q, frames)) of each readable
     source; the others go to ``skipped``. Each file is read once, for its codes and its contour."""
     for src in tqdm(sources, desc="encode", unit="utt", dynamic_ncols=True):

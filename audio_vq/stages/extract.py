@@ -12,6 +12,7 @@ streams the parts in block order into the output, then writes skipped.tsv, dict.
 meta.json sidecar, and removes the parts. Extraction has no randomness, and the encoder masks
 padding, so units do not depend on batch size, workers, threads or shards.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,13 +33,26 @@ from .. import audio, contours, pitch
 from ..atomic import atomic_path, atomic_write_text
 from ..config import ConfigError, is_int, is_number, require
 from ..distributed import setup
-from ..rendering import Source, read_sources
 from ..manifest import SKIPPED_NAME, write_skipped
-from ..processes import die_with_parent
 from ..outputs import check_not_inputs, exclusive, remove_temporaries
-from ..units.formats import (DICT_NAME, FORMATS, Record, UnitFormatError, UnitsMeta, detect_format, meta_path,
-                             open_writer, read_meta, read_units, write_dictionary, write_units, writer_class)
+from ..processes import die_with_parent
+from ..rendering import Source, read_sources
 from ..units.extraction import UnitExtractor
+from ..units.formats import (
+    DICT_NAME,
+    FORMATS,
+    Record,
+    UnitFormatError,
+    UnitsMeta,
+    detect_format,
+    meta_path,
+    open_writer,
+    read_meta,
+    read_units,
+    write_dictionary,
+    write_units,
+    writer_class,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +105,11 @@ def extract(cfg: DictConfig) -> int:
         if not sources:
             raise ConfigError(f"split={cfg.split}: input={cfg.input} has no utterances in this split")
     output = _output(cfg)
-    check_not_inputs(_written(output, cfg.format), [cfg.input, *(s.path for s in sources),
-                                                    *Path(cfg.model).expanduser().iterdir()], "output")
+    check_not_inputs(
+        _written(output, cfg.format),
+        [cfg.input, *(s.path for s in sources), *Path(cfg.model).expanduser().iterdir()],
+        "output",
+    )
     extractor = UnitExtractor.from_pretrained(cfg.model, ctx.device, cfg.chunk_seconds, cfg.levels)
     if cfg.pitch_bins is not None:
         tracker = contours.tracker_of(extractor.model)
@@ -109,8 +126,7 @@ def extract(cfg: DictConfig) -> int:
         _claim_parts(parts, fingerprint)
     ctx.barrier()
     lock = ".lock-merge" if cfg.merge else f".lock-shard-{shard}-of-{num_shards}"
-    with exclusive(parts, f"output={cfg.output} ({'merge' if cfg.merge else f'shard {shard} of {num_shards}'})",
-                   lock):
+    with exclusive(parts, f"output={cfg.output} ({'merge' if cfg.merge else f'shard {shard} of {num_shards}'})", lock):
         if not cfg.merge:
             _extract_blocks(cfg, extractor, sources, parts, shard, num_shards)
         ctx.barrier()
@@ -119,42 +135,56 @@ def extract(cfg: DictConfig) -> int:
                 remove_temporaries(output.parent, of=[p.name for p in _written(output, cfg.format)])
                 _merge(cfg, extractor, sources, parts, output, fingerprint)
         else:
-            print(f"shard {shard} of {num_shards} done; once every shard is, merge them with the same "
-                  f"arguments plus merge=true")
+            print(
+                f"shard {shard} of {num_shards} done; once every shard is, merge them with the same "
+                f"arguments plus merge=true"
+            )
     ctx.barrier()
     return 0
 
 
 def _output(cfg: DictConfig) -> Path:
     """``output=`` as a path, refused when empty or of the wrong kind for the format."""
-    require(cfg, "output", lambda v: isinstance(v, str) and v.strip() != "", "an output file (or folder for zerospeech)")
+    require(
+        cfg, "output", lambda v: isinstance(v, str) and v.strip() != "", "an output file (or folder for zerospeech)"
+    )
     output = Path(cfg.output).expanduser()
     fmt = writer_class(cfg.format)
     if fmt.writes_folder:
         if output.exists() and not output.is_dir():
             raise ConfigError(f"output={cfg.output}: is a file; format={cfg.format} writes a folder")
     elif output.is_dir():
-        raise ConfigError(f"output={cfg.output}: is a folder; format={cfg.format} writes a file "
-                          f"(e.g. output={output / 'units'}{fmt.suffix})")
+        raise ConfigError(
+            f"output={cfg.output}: is a folder; format={cfg.format} writes a file "
+            f"(e.g. output={output / 'units'}{fmt.suffix})"
+        )
     return output
 
 
 def _written(output: Path, fmt: str) -> list[Path]:
     """Every file the merge writes for ``output`` (the unit file(s), its meta, and the shared
     dict.km.txt and skipped.tsv beside it)."""
-    return [*writer_class(fmt).files(output), meta_path(output, fmt), output.parent / DICT_NAME,
-            output.parent / SKIPPED_NAME]
+    return [
+        *writer_class(fmt).files(output),
+        meta_path(output, fmt),
+        output.parent / DICT_NAME,
+        output.parent / SKIPPED_NAME,
+    ]
 
 
 def _check(cfg: DictConfig) -> None:
     require(cfg, "format", lambda v: v in FORMATS, " | ".join(FORMATS))
-    require(cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (the format's default) | true | false")
+    require(
+        cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (the format's default) | true | false"
+    )
     fixed = writer_class(cfg.format).deduplicated  # None: the format holds either form
     if cfg.deduplicate is None:
         cfg.deduplicate = bool(fixed)
     if fixed is not None and cfg.deduplicate != fixed:
-        raise ConfigError(f"deduplicate={str(cfg.deduplicate).lower()}: format={cfg.format} is always "
-                          f"{'deduplicated' if fixed else 'frame-level'}")
+        raise ConfigError(
+            f"deduplicate={str(cfg.deduplicate).lower()}: format={cfg.format} is always "
+            f"{'deduplicated' if fixed else 'frame-level'}"
+        )
     require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "block_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
@@ -165,10 +195,14 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
     require(cfg, "split", lambda v: v is None or v in ("train", "valid", "test"), "null | train | valid | test")
     require(cfg, "levels", lambda v: v is None or (is_int(v) and v >= 1), "null (all) or an integer >= 1")
-    require(cfg, "pitch_bins", lambda v: v is None or (is_int(v) and v >= 1), "null (no pitch stream) or an integer >= 1")
+    require(
+        cfg, "pitch_bins", lambda v: v is None or (is_int(v) and v >= 1), "null (no pitch stream) or an integer >= 1"
+    )
     if cfg.pitch_bins is not None and writer_class(cfg.format).needs_codebook:
-        raise ConfigError(f"pitch_bins={cfg.pitch_bins}: format={cfg.format} writes codebook vectors, and the pitch "
-                          "stream has none; choose another format")
+        raise ConfigError(
+            f"pitch_bins={cfg.pitch_bins}: format={cfg.format} writes codebook vectors, and the pitch "
+            "stream has none; choose another format"
+        )
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")
 
@@ -188,8 +222,12 @@ def _fingerprint(extractor: UnitExtractor, sources: list[Source], block_size: in
     """What the parts depend on: a rerun with another model, input list or pitch stream must
     not reuse them."""
     ids = hashlib.sha256("\n".join(f"{s.id}\t{s.path}" for s in sources).encode("utf-8")).hexdigest()
-    fingerprint = {"model_checksum": extractor.checksum, "inputs_sha256": ids, "num_inputs": len(sources),
-                   "block_size": block_size}
+    fingerprint = {
+        "model_checksum": extractor.checksum,
+        "inputs_sha256": ids,
+        "num_inputs": len(sources),
+        "block_size": block_size,
+    }
     if extractor.model.num_quantizers > 1:  # (one codebook: the fingerprint format_version 1 wrote)
         fingerprint["levels"] = extractor.num_quantizers
     if pitch_bins is not None:
@@ -205,16 +243,21 @@ def _up_to_date(output: Path, cfg: DictConfig, fingerprint: dict) -> bool:
         meta = read_meta(m)
     except UnitFormatError:
         return False
-    return (meta.extra.get("fingerprint") == fingerprint and meta.format == cfg.format
-            and meta.deduplicated == cfg.deduplicate)
+    return (
+        meta.extra.get("fingerprint") == fingerprint
+        and meta.format == cfg.format
+        and meta.deduplicated == cfg.deduplicate
+    )
 
 
 def _claim_parts(parts: Path, fingerprint: dict) -> None:
     path = parts / FINGERPRINT_NAME
     if path.is_file():
         if json.loads(path.read_text(encoding="utf-8")) != fingerprint:
-            raise ConfigError(f"output: {parts} holds parts of another extraction (different model, inputs or "
-                              "block_size); delete that folder to start over")
+            raise ConfigError(
+                f"output: {parts} holds parts of another extraction (different model, inputs or "
+                "block_size); delete that folder to start over"
+            )
         return
     parts.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(fingerprint, indent=2) + "\n")
@@ -224,8 +267,9 @@ def _blocks_of(shard: int, num_shards: int, num_blocks: int) -> range:
     return range(shard * num_blocks // num_shards, (shard + 1) * num_blocks // num_shards)
 
 
-def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], parts: Path,
-                    shard: int, num_shards: int) -> None:
+def _extract_blocks(
+    cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], parts: Path, shard: int, num_shards: int
+) -> None:
     """Extract the blocks of this shard that have no part yet; write each part when complete."""
     bs = cfg.block_size
     num_blocks = -(-len(sources) // bs)
@@ -237,9 +281,14 @@ def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Sou
     total = sum(min((b + 1) * bs, len(sources)) - b * bs for b in mine)
     if not positions:
         return
-    loader = DataLoader(_Waves(sources, positions, extractor.sample_rate), batch_size=cfg.batch_size,
-                        num_workers=cfg.num_workers, collate_fn=list, worker_init_fn=_worker_init,
-                        prefetch_factor=2 if cfg.num_workers else None)
+    loader = DataLoader(
+        _Waves(sources, positions, extractor.sample_rate),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        collate_fn=list,
+        worker_init_fn=_worker_init,
+        prefetch_factor=2 if cfg.num_workers else None,
+    )
     pending: dict[int, tuple] = {}  # position -> (codes, num_samples) or (None, reason)
     blocks = iter(todo)
     block = next(blocks)
@@ -260,7 +309,9 @@ def _extract_blocks(cfg: DictConfig, extractor: UnitExtractor, sources: list[Sou
                         codes = np.vstack([codes, stream[None]])
                     pending[pos] = (codes, units.num_samples)
             bar.update(len(batch))
-            while block is not None and all(p in pending for p in range(block * bs, min((block + 1) * bs, len(sources)))):
+            while block is not None and all(
+                p in pending for p in range(block * bs, min((block + 1) * bs, len(sources)))
+            ):
                 _write_part(parts, block, sources, pending, bs)
                 block = next(blocks, None)
 
@@ -291,32 +342,44 @@ def _read_parts(parts: Path, num_blocks: int, skipped: list) -> Iterator[Record]
             codes = z["codes"].astype(np.int64)  # (Q, total)
             one = codes.shape[0] == 1  # one codebook: (n,) records, as unit files hold them
             for i, uid in enumerate(z["ids"]):
-                level_codes = codes[:, offsets[i]:offsets[i + 1]]
+                level_codes = codes[:, offsets[i] : offsets[i + 1]]
                 yield Record(str(uid), level_codes[0] if one else level_codes, None, int(z["num_samples"][i]))
             skipped.extend(zip(z["skipped_paths"].tolist(), z["skipped_reasons"].tolist()))
 
 
-def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], parts: Path, output: Path,
-           fingerprint: dict) -> None:
+def _merge(
+    cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], parts: Path, output: Path, fingerprint: dict
+) -> None:
     num_blocks = -(-len(sources) // cfg.block_size)
     missing = [b for b in range(num_blocks) if not (parts / PART_PATTERN.format(b)).exists()]
     if missing:
-        shards = sorted({s for s in range(cfg.num_shards) for b in missing
-                         if b in _blocks_of(s, cfg.num_shards, num_blocks)})
-        raise ConfigError(f"merge: {len(missing)} of {num_blocks} blocks are not extracted yet "
-                          f"(shards {', '.join(map(str, shards))} of num_shards={cfg.num_shards} unfinished)")
+        shards = sorted(
+            {s for s in range(cfg.num_shards) for b in missing if b in _blocks_of(s, cfg.num_shards, num_blocks)}
+        )
+        raise ConfigError(
+            f"merge: {len(missing)} of {num_blocks} blocks are not extracted yet "
+            f"(shards {', '.join(map(str, shards))} of num_shards={cfg.num_shards} unfinished)"
+        )
     levels = extractor.num_quantizers + (cfg.pitch_bins is not None)
     rates = [*extractor.frame_rates, *([extractor.frame_rate] if cfg.pitch_bins is not None else [])]
-    meta = UnitsMeta(cfg.format, extractor.frame_rate, extractor.codebook_size, extractor.sample_rate,
-                     extractor.checksum, cfg.deduplicate, num_codebooks=levels,
-                     frame_rates=rates if levels > 1 else None, pitch_bins=cfg.pitch_bins,
-                     extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop,
-                            "fingerprint": fingerprint})
+    meta = UnitsMeta(
+        cfg.format,
+        extractor.frame_rate,
+        extractor.codebook_size,
+        extractor.sample_rate,
+        extractor.checksum,
+        cfg.deduplicate,
+        num_codebooks=levels,
+        frame_rates=rates if levels > 1 else None,
+        pitch_bins=cfg.pitch_bins,
+        extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop, "fingerprint": fingerprint},
+    )
     skipped: list[tuple[str, str]] = []
     writer = open_writer(output, meta, extractor.codebook if writer_class(cfg.format).needs_codebook else None)
     try:
-        for record in tqdm(_read_parts(parts, num_blocks, skipped), total=len(sources), desc="merge",
-                           unit="utt", dynamic_ncols=True):
+        for record in tqdm(
+            _read_parts(parts, num_blocks, skipped), total=len(sources), desc="merge", unit="utt", dynamic_ncols=True
+        ):
             writer.write(record)
         meta.extra["skipped"] = len(skipped)
     except BaseException:
@@ -328,9 +391,11 @@ def _merge(cfg: DictConfig, extractor: UnitExtractor, sources: list[Source], par
     write_dictionary(folder, extractor.codebook_size)
     writer.close()  # meta.json last: its presence means the output is whole
     shutil.rmtree(parts)
-    print(f"wrote units of {meta.num_utterances} utterance(s) to {output} ({cfg.format}, "
-          f"{extractor.frame_rate:g} frames/s, K={extractor.codebook_size})"
-          + (f"; skipped {len(skipped)}, see {folder / 'skipped.tsv'}" if skipped else ""))
+    print(
+        f"wrote units of {meta.num_utterances} utterance(s) to {output} ({cfg.format}, "
+        f"{extractor.frame_rate:g} frames/s, K={extractor.codebook_size})"
+        + (f"; skipped {len(skipped)}, see {folder / 'skipped.tsv'}" if skipped else "")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,13 +421,18 @@ def units_convert(cfg: DictConfig) -> int:
         extractor = UnitExtractor.from_pretrained(cfg.model)
         content = levels - (pitch_bins is not None)  # the pitch stream has no codebook
         if content > extractor.num_quantizers:
-            raise ConfigError(f"model={cfg.model}: has {extractor.num_quantizers} codebook(s), input={cfg.input} "
-                              f"holds {content}")
+            raise ConfigError(
+                f"model={cfg.model}: has {extractor.num_quantizers} codebook(s), input={cfg.input} holds {content}"
+            )
         codebook = extractor.codebook[:content]  # a file of the first n levels: their codebooks
         rates = [*extractor.frame_rates[:content], *([extractor.frame_rate] if pitch_bins is not None else [])]
-        model_meta = dict(frame_rate=extractor.frame_rate, codebook_size=extractor.codebook_size,
-                          sample_rate=extractor.sample_rate, model_checksum=extractor.checksum,
-                          frame_rates=rates if levels > 1 else None)
+        model_meta = dict(
+            frame_rate=extractor.frame_rate,
+            codebook_size=extractor.codebook_size,
+            sample_rate=extractor.sample_rate,
+            model_checksum=extractor.checksum,
+            frame_rates=rates if levels > 1 else None,
+        )
     try:
         meta_in, records = read_units(source, fmt_in, codebook)
     except UnitFormatError as e:
@@ -372,15 +442,23 @@ def units_convert(cfg: DictConfig) -> int:
         raise ConfigError(f"format={cfg.format}: writing codebook vectors needs model=<model dir>")
     if target.needs_codebook and pitch_bins is not None:
         raise ConfigError(f"format={cfg.format}: input={cfg.input} holds a pitch stream, which has no codebook vectors")
-    base = {k: getattr(meta_in, k, None)
-            for k in ("frame_rate", "codebook_size", "sample_rate", "model_checksum", "frame_rates")}
+    base = {
+        k: getattr(meta_in, k, None)
+        for k in ("frame_rate", "codebook_size", "sample_rate", "model_checksum", "frame_rates")
+    }
     base.update(model_meta)  # the model's own values win
     if cfg.deduplicate is not None:
         dedup = cfg.deduplicate
     else:  # keep the input's form where the target has room for durations; never lose the timing
         dedup = bool(meta_in and meta_in.deduplicated) and target.holds_durations
-    meta = UnitsMeta(cfg.format, deduplicated=dedup, extra={"converted_from": str(cfg.input)}, num_codebooks=levels,
-                     pitch_bins=pitch_bins, **base)
+    meta = UnitsMeta(
+        cfg.format,
+        deduplicated=dedup,
+        extra={"converted_from": str(cfg.input)},
+        num_codebooks=levels,
+        pitch_bins=pitch_bins,
+        **base,
+    )
     output = _output(cfg)
     check_not_inputs(_written(output, cfg.format), [source, *source.parent.glob(f"{source.stem}.*")], "output")
     try:
@@ -394,4 +472,3 @@ def units_convert(cfg: DictConfig) -> int:
         write_dictionary(output.parent, meta.codebook_size)
     print(f"wrote {meta.num_utterances} utterance(s) to {output} ({cfg.format})")
     return 0
-

@@ -9,6 +9,7 @@ the manifest or in ``skipped.tsv`` with its reason. Decoding results are logged 
 (``out/.prepare/decoded.jsonl``), so an interrupted prepare resumes where it stopped and a rerun
 on an unchanged corpus decodes nothing again.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,12 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from .. import audio
+from ..atomic import atomic_write_text
 from ..config import ConfigError, is_int, is_number, require
 from ..corpora import CorpusError, get_scanner
-from ..atomic import atomic_write_text
+from ..manifest import SKIPPED_NAME, SPLITS, Utterance, write_fairseq_tsv, write_manifest, write_skipped, write_speakers
 from ..outputs import name_problem
 from ..processes import die_with_parent
-from ..manifest import SKIPPED_NAME, SPLITS, Utterance, write_fairseq_tsv, write_manifest, write_skipped, write_speakers
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ def run(cfg: DictConfig) -> PrepareResult:
     utterances = []
     for utt, d in zip(found, decoded):
         if d.error is None and d.num_samples < cfg.min_seconds * d.sample_rate:
-            d = Decoded(d.key, error=f"too short: {d.num_samples / d.sample_rate:.3f} s < min_seconds={cfg.min_seconds}")
+            d = Decoded(
+                d.key, error=f"too short: {d.num_samples / d.sample_rate:.3f} s < min_seconds={cfg.min_seconds}"
+            )
         if d.error is not None:
             skipped.append((utt.path, d.error))
             continue
@@ -117,7 +120,9 @@ def summary(result: PrepareResult, out: str | os.PathLike) -> str:
     for split in SPLITS:
         part = [u for u in result.utterances if u.split == split]
         hours = sum(u.duration for u in part) / 3600
-        lines.append(f"  {split:5s}: {len(part):7d} utterances {hours:8.2f} h {len({u.speaker for u in part}):5d} speakers")
+        lines.append(
+            f"  {split:5s}: {len(part):7d} utterances {hours:8.2f} h {len({u.speaker for u in part}):5d} speakers"
+        )
     lines.append(f"  speakers.json: {len(result.speakers)} training speakers")
     if result.skipped:
         reasons = Counter(r.split(":")[0] for _, r in result.skipped)
@@ -126,19 +131,29 @@ def summary(result: PrepareResult, out: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def decode_all(utterances: list[Utterance], log_path: Path, cache_root: Path | None,
-               sample_rate: int, num_workers: int, decode: Callable[[dict], Decoded] | None = None) -> list[Decoded]:
+def decode_all(
+    utterances: list[Utterance],
+    log_path: Path,
+    cache_root: Path | None,
+    sample_rate: int,
+    num_workers: int,
+    decode: Callable[[dict], Decoded] | None = None,
+) -> list[Decoded]:
     """Decode every utterance's file (in worker processes), reusing results logged by an
     earlier run for files whose size and mtime have not changed. Returns one Decoded per
     utterance, in order. ``decode`` replaces the per-file function (a picklable top-level
     function taking a job dict), e.g. to wrap it."""
     jobs = [_job(u, cache_root, sample_rate) for u in utterances]
     done = _read_log(log_path)
-    results: dict[str, Decoded] = {j["key"]: done[j["key"]] for j in jobs if j["key"] in done and _still_valid(done[j["key"]])}
+    results: dict[str, Decoded] = {
+        j["key"]: done[j["key"]] for j in jobs if j["key"] in done and _still_valid(done[j["key"]])
+    }
     todo = [j for j in jobs if j["key"] not in results]
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as logf, \
-            tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="decode", unit="file", dynamic_ncols=True) as bar:
+    with (
+        open(log_path, "a", encoding="utf-8") as logf,
+        tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="decode", unit="file", dynamic_ncols=True) as bar,
+    ):
         for d in _map(decode or _decode, todo, num_workers):
             results[d.key] = d
             logf.write(json.dumps(d.__dict__) + "\n")
@@ -160,8 +175,10 @@ def assign_splits(utterances: list[Utterance], cfg: DictConfig) -> None:
         raise ConfigError(f"split.holdout_speakers: unknown speaker(s) {', '.join(unknown)}")
     rest = [s for s in speakers if s not in held]
     if cfg.num_holdout_speakers > len(rest) - 1:
-        raise ConfigError(f"split.num_holdout_speakers={cfg.num_holdout_speakers}: only {len(rest)} speakers "
-                          "left, and at least one must stay for training")
+        raise ConfigError(
+            f"split.num_holdout_speakers={cfg.num_holdout_speakers}: only {len(rest)} speakers "
+            "left, and at least one must stay for training"
+        )
     rng = np.random.default_rng(cfg.seed)
     held |= set(rng.permutation(rest)[: cfg.num_holdout_speakers].tolist())
 
@@ -193,8 +210,12 @@ def _check_config(cfg: DictConfig) -> None:
     require(cfg, "split", lambda s: s.valid + s.test < 1, "split.valid + split.test < 1")
     require(cfg, "split.seed", is_int, "an integer")
     require(cfg, "split.num_holdout_speakers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "split.holdout_speakers", lambda v: all(isinstance(s, (str, int)) for s in v),
-            "a list of speaker names, e.g. [p225,p226]")
+    require(
+        cfg,
+        "split.holdout_speakers",
+        lambda v: all(isinstance(s, (str, int)) for s in v),
+        "a list of speaker names, e.g. [p225,p226]",
+    )
     require(cfg, "root", lambda v: isinstance(v, str) and v != "", "a folder")
     require(cfg, "out", lambda v: isinstance(v, str) and v != "", "a folder")
 
@@ -213,8 +234,10 @@ def _unique_ids(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list[
     seen: dict[str, str] = {}
     unique, skipped = [], []
     for u in utterances:
-        problem = next((f"{key} {getattr(u, key)!r} {p}" for key in ("id", "speaker")
-                        if (p := name_problem(getattr(u, key)))), None)
+        problem = next(
+            (f"{key} {getattr(u, key)!r} {p}" for key in ("id", "speaker") if (p := name_problem(getattr(u, key)))),
+            None,
+        )
         if problem:
             skipped.append((u.path, problem))
         elif u.id in seen:
@@ -262,7 +285,7 @@ def _map(fn: Callable[[dict], Decoded], jobs: list[dict], num_workers: int) -> I
     if num_workers == 0 or len(jobs) <= 1:
         yield from map(fn, jobs)
         return
-    chunks = [jobs[i:i + DECODE_CHUNKSIZE] for i in range(0, len(jobs), DECODE_CHUNKSIZE)]
+    chunks = [jobs[i : i + DECODE_CHUNKSIZE] for i in range(0, len(jobs), DECODE_CHUNKSIZE)]
     suspects: list[dict] = []
     while chunks:
         with _pool(num_workers) as pool:
@@ -307,8 +330,9 @@ def _map_chunk(fn: Callable[[dict], Decoded], chunk: list[dict]) -> list[Decoded
 
 def _pool(num_workers: int) -> ProcessPoolExecutor:
     # spawn: workers must not inherit a parent's threads (torch, tqdm) through fork
-    return ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent)
+    return ProcessPoolExecutor(
+        max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
+    )
 
 
 def _read_log(path: Path) -> dict[str, Decoded]:

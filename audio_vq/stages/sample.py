@@ -24,6 +24,7 @@ a unit file's last level).
 Sample i is drawn from uniforms seeded by (seed, its name), so a rerun draws the same units
 and the audio of a finished file is kept.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,11 +41,19 @@ from .. import contours
 from ..atomic import atomic_write_text
 from ..checkpoint import load_prior, model_checksum
 from ..config import ConfigError, is_int, is_number, require
-from ..rendering import Renderer, read_sources
 from ..models.prior import UnitPrior
-from ..units.formats import (META_SUFFIX, WRITERS, Record, UnitFormatError, UnitsMeta, detect_format, read_units,
-                             write_units)
+from ..rendering import Renderer, read_sources
 from ..units.extraction import deduplicate, expand
+from ..units.formats import (
+    META_SUFFIX,
+    WRITERS,
+    Record,
+    UnitFormatError,
+    UnitsMeta,
+    detect_format,
+    read_units,
+    write_units,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +72,27 @@ def sample(cfg: DictConfig) -> int:
         decoding.temperature = cfg.decoder_temperature  # the Renderer's key is the WaveNet's temperature
     dec = Renderer(decoding)
     if dec.model.uses_pitch != (cfg.pitch_prior is not None):
-        raise ConfigError(f"pitch_prior={cfg.pitch_prior}: " + (
-            f"model={cfg.model} is a pitch model (model.decoder.pitch={dec.model.decoder.pitch}): sampling needs "
-            "pitch_prior= over the pitch stream given the content (extract pitch_bins=N, then train-prior "
-            "level=<the last level> condition_level=0)" if dec.model.uses_pitch
-            else f"model={cfg.model} has no pitch input: give pitch_prior=null"))
+        raise ConfigError(
+            f"pitch_prior={cfg.pitch_prior}: "
+            + (
+                f"model={cfg.model} is a pitch model (model.decoder.pitch={dec.model.decoder.pitch}): sampling needs "
+                "pitch_prior= over the pitch stream given the content (extract pitch_bins=N, then train-prior "
+                "level=<the last level> condition_level=0)"
+                if dec.model.uses_pitch
+                else f"model={cfg.model} has no pitch input: give pitch_prior=null"
+            )
+        )
     hierarchy = dec.model.min_levels > 1
     if hierarchy != (cfg.bottom_prior is not None):
-        raise ConfigError(f"bottom_prior={cfg.bottom_prior}: " + (
-            f"model={cfg.model} is a hierarchy: sampling needs prior= over its top level (train-prior level=0) and "
-            "bottom_prior= over its bottom level given the top (train-prior level=1 condition_level=0)" if hierarchy
-            else f"model={cfg.model} has no hierarchy: give bottom_prior=null"))
+        raise ConfigError(
+            f"bottom_prior={cfg.bottom_prior}: "
+            + (
+                f"model={cfg.model} is a hierarchy: sampling needs prior= over its top level (train-prior level=0) and "
+                "bottom_prior= over its bottom level given the top (train-prior level=1 condition_level=0)"
+                if hierarchy
+                else f"model={cfg.model} has no hierarchy: give bottom_prior=null"
+            )
+        )
     _check_match(cfg, "prior", pcfg, dec, level=0, condition_level=None)
     speaker = dec.speaker_index(cfg.speaker, "speaker")
     start = _start_token(cfg, "prior", prior_speakers)
@@ -83,14 +102,26 @@ def sample(cfg: DictConfig) -> int:
             raise ConfigError(f"model={cfg.model}: sampling a hierarchy with a pitch stream is not supported")
         pitch_prior, pitch_cfg, pitch_speakers = load_prior(cfg.pitch_prior)
         levels = dec.model.num_quantizers
-        _check_match(cfg, "pitch_prior", pitch_cfg, dec, level=levels, condition_level=0,
-                     codebook_size=int(pitch_cfg["units"]["codebook_size"]))
-        pitch_stream = (pitch_prior, _start_token(cfg, "pitch_prior", pitch_speakers),
-                        int(pitch_cfg["units"]["codebook_size"]) - 1)  # bins: codes 0 (unvoiced) .. bins
+        _check_match(
+            cfg,
+            "pitch_prior",
+            pitch_cfg,
+            dec,
+            level=levels,
+            condition_level=0,
+            codebook_size=int(pitch_cfg["units"]["codebook_size"]),
+        )
+        pitch_stream = (
+            pitch_prior,
+            _start_token(cfg, "pitch_prior", pitch_speakers),
+            int(pitch_cfg["units"]["codebook_size"]) - 1,
+        )  # bins: codes 0 (unvoiced) .. bins
     if hierarchy:
         if prior.duration_head is not None:
-            raise ConfigError(f"prior={cfg.prior}: models deduplicated units; a hierarchy's top level is sampled "
-                              "frame by frame (train-prior level=0 deduplicate=false)")
+            raise ConfigError(
+                f"prior={cfg.prior}: models deduplicated units; a hierarchy's top level is sampled "
+                "frame by frame (train-prior level=0 deduplicate=false)"
+            )
         bottom_prior, bottom_cfg, bottom_speakers = load_prior(cfg.bottom_prior)
         _check_match(cfg, "bottom_prior", bottom_cfg, dec, level=1, condition_level=0)
         bottom = (bottom_prior, _start_token(cfg, "bottom_prior", bottom_speakers))
@@ -105,41 +136,71 @@ def sample(cfg: DictConfig) -> int:
             if pitch_stream is not None:
                 codes = _sample_pitch(pitch_stream, codes, names, frames, None if prompt is None else prompt[-1], cfg)
         else:
-            codes = _sample_hierarchy((prior, start), bottom, dec.model.quantizer.level_ratios[0], names, frames,
-                                      prompt, cfg)
+            codes = _sample_hierarchy(
+                (prior, start), bottom, dec.model.quantizer.level_ratios[0], names, frames, prompt, cfg
+            )
         for name, c in zip(names, codes):  # c: (levels, frames)
             records.append(Record(name, c[0] if len(c) == 1 else c, None, c.shape[1] * dec.model.hop))
             p = 0 if prompt is None else prompt.shape[1]
-            rows.append({"name": name, "speaker": cfg.speaker, "prompt": prompt_id or "", "prompt_frames": p,
-                         "continuation_starts_s": round(p / dec.frame_rate, 4), "frames": c.shape[1]})
+            rows.append(
+                {
+                    "name": name,
+                    "speaker": cfg.speaker,
+                    "prompt": prompt_id or "",
+                    "prompt_frames": p,
+                    "continuation_starts_s": round(p / dec.frame_rate, 4),
+                    "frames": c.shape[1],
+                }
+            )
     units_path = dec.out / f"units{WRITERS[cfg.format].suffix}"
     # codes (levels, frames): a one-level prior's are level 0, which decodes alone (a prefix); a
     # pitch stream (the last level) becomes a contour in the speaker's register
     bins = None if pitch_stream is None else pitch_stream[2]
     jobs = [dec.codec.synthesis_job(r.id, r.units, speaker, bins) for r in records]
-    dec.write(jobs, "render", inputs=[] if cfg.prompt is None else [cfg.prompt],
-              others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME])
+    dec.write(
+        jobs,
+        "render",
+        inputs=[] if cfg.prompt is None else [cfg.prompt],
+        others=[units_path.name, units_path.name + META_SUFFIX, SAMPLES_NAME],
+    )
     levels = 2 if hierarchy or pitch_stream is not None else 1
-    meta = UnitsMeta(cfg.format, dec.frame_rate, int(pcfg["units"]["codebook_size"]), dec.sample_rate,
-                     model_checksum(cfg.model), False, num_codebooks=levels,
-                     frame_rates=dec.extractor.frame_rates if hierarchy else
-                     [dec.frame_rate] * 2 if pitch_stream is not None else None,
-                     pitch_bins=None if pitch_stream is None else pitch_stream[2],
-                     extra={"prior": str(Path(cfg.prior).expanduser().resolve()), "seed": cfg.seed,
-                            "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p,
-                            "speaker": cfg.speaker, "prompt": cfg.prompt, "prompt_seconds": cfg.prompt_seconds,
-                            **({"bottom_prior": str(Path(cfg.bottom_prior).expanduser().resolve())}
-                               if hierarchy else {}),
-                            **({"pitch_prior": str(Path(cfg.pitch_prior).expanduser().resolve())}
-                               if pitch_stream is not None else {})})
+    meta = UnitsMeta(
+        cfg.format,
+        dec.frame_rate,
+        int(pcfg["units"]["codebook_size"]),
+        dec.sample_rate,
+        model_checksum(cfg.model),
+        False,
+        num_codebooks=levels,
+        frame_rates=dec.extractor.frame_rates
+        if hierarchy
+        else [dec.frame_rate] * 2
+        if pitch_stream is not None
+        else None,
+        pitch_bins=None if pitch_stream is None else pitch_stream[2],
+        extra={
+            "prior": str(Path(cfg.prior).expanduser().resolve()),
+            "seed": cfg.seed,
+            "temperature": cfg.temperature,
+            "top_k": cfg.top_k,
+            "top_p": cfg.top_p,
+            "speaker": cfg.speaker,
+            "prompt": cfg.prompt,
+            "prompt_seconds": cfg.prompt_seconds,
+            **({"bottom_prior": str(Path(cfg.bottom_prior).expanduser().resolve())} if hierarchy else {}),
+            **({"pitch_prior": str(Path(cfg.pitch_prior).expanduser().resolve())} if pitch_stream is not None else {}),
+        },
+    )
     write_units(units_path, records, meta)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(dec.out / SAMPLES_NAME, buf.getvalue())
-    print(f"wrote {len(records)} sample(s) of {cfg.seconds:g} s to {dec.out} (units in {units_path.name}, "
-          f"where each continuation starts in {SAMPLES_NAME})")
+    print(
+        f"wrote {len(records)} sample(s) of {cfg.seconds:g} s to {dec.out} (units in {units_path.name}, "
+        f"where each continuation starts in {SAMPLES_NAME})"
+    )
     return 0
 
 
@@ -148,16 +209,21 @@ def _start_token(cfg: DictConfig, key: str, prior_speakers: dict[str, int]) -> i
     if not prior_speakers:
         return None
     if cfg.speaker not in prior_speakers:
-        raise ConfigError(f"speaker={cfg.speaker}: the {key} has no start token for it; it knows: "
-                          f"{', '.join(sorted(prior_speakers))}")
+        raise ConfigError(
+            f"speaker={cfg.speaker}: the {key} has no start token for it; it knows: {', '.join(sorted(prior_speakers))}"
+        )
     return prior_speakers[cfg.speaker]
 
 
 def _check(cfg: DictConfig) -> None:
     require(cfg, "prior", lambda v: isinstance(v, str) and Path(v).expanduser().is_dir(), "a prior directory")
     for key in ("bottom_prior", "pitch_prior"):
-        require(cfg, key, lambda v: v is None or (isinstance(v, str) and Path(v).expanduser().is_dir()),
-                "null or a prior directory")
+        require(
+            cfg,
+            key,
+            lambda v: v is None or (isinstance(v, str) and Path(v).expanduser().is_dir()),
+            "null or a prior directory",
+        )
     require(cfg, "num_samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "prompt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
@@ -169,8 +235,15 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "format", lambda v: v in UNIT_FORMATS, " | ".join(UNIT_FORMATS))
 
 
-def _check_match(cfg: DictConfig, key: str, pcfg: dict, dec: Renderer, level: int, condition_level: int | None,
-                 codebook_size: int | None = None) -> None:
+def _check_match(
+    cfg: DictConfig,
+    key: str,
+    pcfg: dict,
+    dec: Renderer,
+    level: int,
+    condition_level: int | None,
+    codebook_size: int | None = None,
+) -> None:
     """A prior (``key``: prior, bottom_prior or pitch_prior) and a VQ-VAE that do not share
     their units, or a prior of another level than ``level`` (conditioned on
     ``condition_level``), are a one-line error. ``codebook_size``: the level's symbols when they
@@ -182,18 +255,25 @@ def _check_match(cfg: DictConfig, key: str, pcfg: dict, dec: Renderer, level: in
     mine = (units.get("level") or 0, units.get("condition_level"))  # (0, None): a one-codebook file's prior
     if mine != (level, condition_level):
         given = "" if condition_level is None else f" given level {condition_level}"
-        raise ConfigError(f"{where}: models level {mine[0]}" + ("" if mine[1] is None else f" given level {mine[1]}")
-                          + f"; sampling model={cfg.model} needs {key}= over level {level}{given} "
-                          f"(train-prior level={level}" + ("" if condition_level is None else
-                                                           f" condition_level={condition_level}") + ")")
+        raise ConfigError(
+            f"{where}: models level {mine[0]}"
+            + ("" if mine[1] is None else f" given level {mine[1]}")
+            + f"; sampling model={cfg.model} needs {key}= over level {level}{given} "
+            f"(train-prior level={level}"
+            + ("" if condition_level is None else f" condition_level={condition_level}")
+            + ")"
+        )
     rate = dec.extractor.frame_rates[level] if dec.model.num_quantizers > level else dec.frame_rate
     if units.get("frame_rate") and abs(float(units["frame_rate"]) - rate) > 1e-6:
-        raise ConfigError(f"{where}: trained on units at {units['frame_rate']:g} frames/s, model={cfg.model} "
-                          f"decodes {rate:g}")
+        raise ConfigError(
+            f"{where}: trained on units at {units['frame_rate']:g} frames/s, model={cfg.model} decodes {rate:g}"
+        )
     mine = model_checksum(cfg.model)
     if units.get("model_checksum") and units["model_checksum"] != mine:
-        raise ConfigError(f"{where}: trained on the units of another model (checksum "
-                          f"{units['model_checksum'][:12]}..., model={cfg.model} is {mine[:12]}...)")
+        raise ConfigError(
+            f"{where}: trained on the units of another model (checksum "
+            f"{units['model_checksum'][:12]}..., model={cfg.model} is {mine[:12]}...)"
+        )
     if not units.get("model_checksum"):
         log.warning("the prior's units do not say which model made them: K and frame rate match, the codes may not")
 
@@ -204,8 +284,9 @@ def _prompts(cfg: DictConfig, dec: Renderer, pitch_bins: int | None = None) -> l
     the pitch stream in ``pitch_bins`` bins as their last level."""
     keep = max(1, round(cfg.prompt_seconds * dec.frame_rate))
     path = Path(cfg.prompt).expanduser()
-    is_units = path.suffix in UNIT_FILE_SUFFIXES and (Path(f"{path}{META_SUFFIX}").is_file() or path.suffix != ".txt"
-                                                      or _looks_like_units(path))
+    is_units = path.suffix in UNIT_FILE_SUFFIXES and (
+        Path(f"{path}{META_SUFFIX}").is_file() or path.suffix != ".txt" or _looks_like_units(path)
+    )
     if is_units:
         try:
             _, records = read_units(path, detect_format(path))
@@ -217,15 +298,19 @@ def _prompts(cfg: DictConfig, dec: Renderer, pitch_bins: int | None = None) -> l
     if pitch_bins is not None:
         for uid, codes in prompts:
             if codes.shape[0] != 2 or codes[1].max(initial=0) > pitch_bins:
-                raise ConfigError(f"prompt={cfg.prompt}: utterance {uid} has no pitch stream of {pitch_bins} bins as "
-                                  "its last level (extract the prompt with the pitch prior's pitch_bins)")
+                raise ConfigError(
+                    f"prompt={cfg.prompt}: utterance {uid} has no pitch stream of {pitch_bins} bins as "
+                    "its last level (extract the prompt with the pitch prior's pitch_bins)"
+                )
     if dec.model.min_levels > 1:
         span = dec.model.quantizer.level_ratios[0]
         for uid, codes in prompts:
             if codes.shape[0] != dec.model.num_quantizers:
-                raise ConfigError(f"prompt={cfg.prompt}: utterance {uid} holds {codes.shape[0]} level(s); "
-                                  f"model={cfg.model} samples {dec.model.num_quantizers}")
-        prompts = [(uid, codes[:, :max(span, codes.shape[1] // span * span)]) for uid, codes in prompts]
+                raise ConfigError(
+                    f"prompt={cfg.prompt}: utterance {uid} holds {codes.shape[0]} level(s); "
+                    f"model={cfg.model} samples {dec.model.num_quantizers}"
+                )
+        prompts = [(uid, codes[:, : max(span, codes.shape[1] // span * span)]) for uid, codes in prompts]
     return prompts
 
 
@@ -255,8 +340,9 @@ def _name_rngs(names: list[str], seed: int) -> list[np.random.Generator]:
 
 
 @torch.no_grad()
-def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray | None, start: int | None,
-            cfg: DictConfig) -> list[np.ndarray]:
+def _sample(
+    prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray | None, start: int | None, cfg: DictConfig
+) -> list[np.ndarray]:
     """Frame-level codes of each sample: the prompt's frames, then ``frames`` sampled ones."""
     dedup = prior.duration_head is not None
     context = np.zeros(0, np.int64) if prompt is None else np.asarray(prompt, np.int64)
@@ -264,10 +350,17 @@ def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray 
     rngs = _name_rngs(names, cfg.seed)
     uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()  # a unit lasts >= 1 frame
     speakers = None if start is None else torch.full((len(names),), start)
-    units, durations = prior.generate(frames, batch=len(names), speakers=speakers,
-                                      prompt=torch.from_numpy(np.tile(context_units, (len(names), 1))),
-                                      temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                                      uniforms=uniforms, frames=frames)
+    units, durations = prior.generate(
+        frames,
+        batch=len(names),
+        speakers=speakers,
+        prompt=torch.from_numpy(np.tile(context_units, (len(names), 1))),
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        uniforms=uniforms,
+        frames=frames,
+    )
     out = []
     for i in range(len(names)):
         cont = units[i].numpy()
@@ -278,8 +371,14 @@ def _sample(prior: UnitPrior, names: list[str], frames: int, prompt: np.ndarray 
 
 
 @torch.no_grad()
-def _sample_pitch(pitch_stream: tuple[UnitPrior, int | None, int], content: list[np.ndarray], names: list[str],
-                  frames: int, prompt: np.ndarray | None, cfg: DictConfig) -> list[np.ndarray]:
+def _sample_pitch(
+    pitch_stream: tuple[UnitPrior, int | None, int],
+    content: list[np.ndarray],
+    names: list[str],
+    frames: int,
+    prompt: np.ndarray | None,
+    cfg: DictConfig,
+) -> list[np.ndarray]:
     """(2, P + frames) per sample: its content codes (1, P + frames) and a pitch stream drawn by
     the pitch prior given them, frame by frame, continuing the prompt's stream (P,)."""
     prior, start, _ = pitch_stream
@@ -288,15 +387,30 @@ def _sample_pitch(pitch_stream: tuple[UnitPrior, int | None, int], content: list
     rngs = [np.random.default_rng([cfg.seed, zlib.crc32(n.encode("utf-8")), PITCH_STREAM_KEY]) for n in names]
     uniforms = torch.from_numpy(np.stack([r.random((frames, 2)) for r in rngs])).float()
     condition = torch.from_numpy(np.stack([c[0] for c in content]))  # (B, P + frames)
-    new = prior.generate(frames, batch=batch, speakers=None if start is None else torch.full((batch,), start),
-                         prompt=torch.from_numpy(np.tile(given, (batch, 1))), temperature=cfg.temperature,
-                         top_k=cfg.top_k, top_p=cfg.top_p, uniforms=uniforms, condition=condition)[0]
+    new = prior.generate(
+        frames,
+        batch=batch,
+        speakers=None if start is None else torch.full((batch,), start),
+        prompt=torch.from_numpy(np.tile(given, (batch, 1))),
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        uniforms=uniforms,
+        condition=condition,
+    )[0]
     return [np.stack([content[i][0], np.concatenate([given, new[i].numpy()])]).astype(np.int64) for i in range(batch)]
 
 
 @torch.no_grad()
-def _sample_hierarchy(top: tuple[UnitPrior, int | None], bottom: tuple[UnitPrior, int | None], span: int,
-                      names: list[str], frames: int, prompt: np.ndarray | None, cfg: DictConfig) -> list[np.ndarray]:
+def _sample_hierarchy(
+    top: tuple[UnitPrior, int | None],
+    bottom: tuple[UnitPrior, int | None],
+    span: int,
+    names: list[str],
+    frames: int,
+    prompt: np.ndarray | None,
+    cfg: DictConfig,
+) -> list[np.ndarray]:
     """Codes (2, prompt frames + ``frames``) of each sample of a hierarchy: the top level drawn
     by ``top`` (a prior and its start token) at its own rate, one code per ``span`` frames, then
     the bottom level by ``bottom`` given the top codes held over their frames; a prompt (2, P),
@@ -314,13 +428,21 @@ def _sample_hierarchy(top: tuple[UnitPrior, int | None], bottom: tuple[UnitPrior
         return None if start is None else torch.full((batch,), start)
 
     def draw(prior, start, context, steps, uniforms, condition=None):
-        return prior.generate(steps, batch=batch, speakers=starts(start),
-                              prompt=torch.from_numpy(np.tile(context, (batch, 1))), temperature=cfg.temperature,
-                              top_k=cfg.top_k, top_p=cfg.top_p, uniforms=uniforms, condition=condition)[0]
+        return prior.generate(
+            steps,
+            batch=batch,
+            speakers=starts(start),
+            prompt=torch.from_numpy(np.tile(context, (batch, 1))),
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            uniforms=uniforms,
+            condition=condition,
+        )[0]
 
     new_top = draw(top_prior, top_start, top_given, top_steps, top_uniforms)
     top_codes = torch.cat([torch.from_numpy(np.tile(top_given, (batch, 1))), new_top], dim=1)
-    held = top_codes.repeat_interleave(span, dim=1)[:, :given.shape[1] + frames]  # (B, P + frames)
+    held = top_codes.repeat_interleave(span, dim=1)[:, : given.shape[1] + frames]  # (B, P + frames)
     new_bottom = draw(bottom_prior, bottom_start, given[1], frames, bottom_uniforms, condition=held)
     bottom_codes = torch.cat([torch.from_numpy(np.tile(given[1], (batch, 1))), new_bottom], dim=1)
     return [np.stack([held[i].numpy(), bottom_codes[i].numpy()]).astype(np.int64) for i in range(batch)]

@@ -5,6 +5,7 @@ the model's own loss (reconstruction + quantizer [+ adversary]), validation on f
 the valid split, TensorBoard audio of a validation crop generated from its codes, and the model
 directory (``<run>/model``: what every later stage loads) at every checkpoint.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,12 +22,21 @@ from .. import contours
 from ..checkpoint import save_model_dir
 from ..config import ConfigError, is_int, is_number, require
 from ..data import CropDataset, collate
-from ..distributed import Context, setup
+from ..distributed import Context
 from ..generate import Generator
 from ..manifest import ManifestError, read_manifest, read_speakers
 from ..memory import check_fits
 from ..models.vqvae import VQVAE, metric_names
-from ..trainer import EpochBatches, Task, TrainingError, check_train_config, core_share, fit, init_loader_worker, metric_fields
+from ..trainer import (
+    EpochBatches,
+    Task,
+    TrainingError,
+    check_train_config,
+    core_share,
+    fit,
+    init_loader_worker,
+    metric_fields,
+)
 
 __all__ = ["main", "run", "TrainingError", "VQVAETask", "METRIC_FIELDS"]
 
@@ -62,7 +72,7 @@ class VQVAETask(Task):
         used = [u for u in self.utterances if u.split in ("train", "valid") and u.speaker in self.speakers]
         args = (self.cfg.data.sample_rate, model.hop, self.cfg.data.pitch_tracker, self.run_dir / "pitch")
         try:
-            contours.track(used[ctx.rank::ctx.world], *args, workers=core_share(ctx), progress=ctx.primary)
+            contours.track(used[ctx.rank :: ctx.world], *args, workers=core_share(ctx), progress=ctx.primary)
             ctx.barrier()
             self.f0 = contours.contours(used, *args)  # all cached by now: reads them
             model.set_pitch_stats(contours.speaker_stats(used, self.f0, self.speakers))
@@ -72,14 +82,30 @@ class VQVAETask(Task):
 
     def loader(self, start_batch: int, ctx: Context, workers: int) -> Iterator[dict]:
         tc = self.cfg.train
-        train_set = CropDataset(self.utterances, self.speakers, crop_samples=self.crop,
-                                sample_rate=self.cfg.data.sample_rate, split="train", seed=tc.seed, hop=self.hop,
-                                contours=self.f0, harmonics=self.harmonics)
+        train_set = CropDataset(
+            self.utterances,
+            self.speakers,
+            crop_samples=self.crop,
+            sample_rate=self.cfg.data.sample_rate,
+            split="train",
+            seed=tc.seed,
+            hop=self.hop,
+            contours=self.f0,
+            harmonics=self.harmonics,
+        )
         batches = EpochBatches(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world, start=start_batch)
-        return iter(torch.utils.data.DataLoader(
-            train_set, batch_sampler=batches, collate_fn=collate, num_workers=workers,
-            persistent_workers=workers > 0, pin_memory=ctx.device.type == "cuda", worker_init_fn=init_loader_worker,
-            generator=torch.Generator().manual_seed(tc.seed)))  # never draws from the global RNG
+        return iter(
+            torch.utils.data.DataLoader(
+                train_set,
+                batch_sampler=batches,
+                collate_fn=collate,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+                pin_memory=ctx.device.type == "cuda",
+                worker_init_fn=init_loader_worker,
+                generator=torch.Generator().manual_seed(tc.seed),
+            )
+        )  # never draws from the global RNG
 
     def valid_batches(self) -> list[dict]:
         return _valid_batches(self.utterances, self.speakers, self.cfg, self.crop, self.hop, self.f0, self.harmonics)
@@ -97,8 +123,12 @@ class VQVAETask(Task):
         autocast = torch.autocast(ctx.device.type, dtype=precision) if precision != torch.float32 else nullcontext()
         for batch in batches:
             with autocast:
-                out = model(batch["audio"].to(ctx.device), batch["speaker"].to(ctx.device),
-                            batch["mask"].to(ctx.device), *_pitch_inputs(batch, ctx.device))
+                out = model(
+                    batch["audio"].to(ctx.device),
+                    batch["speaker"].to(ctx.device),
+                    batch["mask"].to(ctx.device),
+                    *_pitch_inputs(batch, ctx.device),
+                )
             for k, v in out.metrics().items():
                 totals[k] = totals.get(k, 0.0) + float(v) / len(batches)
         return totals
@@ -128,12 +158,17 @@ class VQVAETask(Task):
         model.train(was_training)
 
     def describe(self, model: VQVAE, ctx: Context) -> str:
-        return (f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, hop {model.hop}, "
-                f"{len(self.speakers)} speakers; crop {self.crop} samples")
+        return (
+            f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, hop {model.hop}, "
+            f"{len(self.speakers)} speakers; crop {self.crop} samples"
+        )
 
     def postfix(self, row: dict) -> dict:
-        return {"loss": f"{row['loss']:.3f}", "ppl": f"{row['perplexity']:.0f}",
-                "audio_s_per_s": f"{row['audio_s_per_s']:.1f}"}
+        return {
+            "loss": f"{row['loss']:.3f}",
+            "ppl": f"{row['perplexity']:.0f}",
+            "audio_s_per_s": f"{row['audio_s_per_s']:.1f}",
+        }
 
 
 METRIC_FIELDS = metric_fields(VQVAETask)  # the columns of a VQ-VAE run's metrics.csv
@@ -145,8 +180,9 @@ def main(cfg: DictConfig, run_folder: str, ctx: Context | None = None) -> int:
     return 0
 
 
-def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = None,
-        stop_at_step: int | None = None) -> Path:
+def run(
+    cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = None, stop_at_step: int | None = None
+) -> Path:
     """Train per ``cfg`` into ``run_folder``; returns the run folder.
 
     ``stop_at_step`` ends the process after that step as if it were killed there (no final
@@ -163,6 +199,7 @@ def run(cfg: DictConfig, run_folder: str | os.PathLike, ctx: Context | None = No
 # Config, data and model
 # ------------------------------------------------------------------------------------------
 
+
 def _check_config(cfg: DictConfig) -> None:
     """Fail before any heavy work, with one line naming the key."""
     check_train_config(cfg)
@@ -173,15 +210,19 @@ def _check_config(cfg: DictConfig) -> None:
     if not (manifest.is_file() or (manifest / "manifest.jsonl").is_file()):
         raise ConfigError(f"data.manifest={cfg.data.manifest}: no such manifest")
     # the model's own checks, and whether it fits in memory, before the data is read
-    model = check_fits(lambda: _build_model(cfg, num_speakers=1),
-                       {"model": OmegaConf.to_container(cfg.model, resolve=True)}, cfg.device)
+    model = check_fits(
+        lambda: _build_model(cfg, num_speakers=1),
+        {"model": OmegaConf.to_container(cfg.model, resolve=True)},
+        cfg.device,
+    )
     _crop_samples(cfg, model.hop)
 
 
 def _build_model(cfg: DictConfig, num_speakers: int) -> VQVAE:
     try:
-        return VQVAE.from_config(OmegaConf.to_container(cfg.model, resolve=True), num_speakers,
-                                 sample_rate=cfg.data.sample_rate)
+        return VQVAE.from_config(
+            OmegaConf.to_container(cfg.model, resolve=True), num_speakers, sample_rate=cfg.data.sample_rate
+        )
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: {' '.join(str(e).split())}") from None
 
@@ -189,8 +230,10 @@ def _build_model(cfg: DictConfig, num_speakers: int) -> VQVAE:
 def _crop_samples(cfg: DictConfig, hop: int) -> int:
     crop = int(cfg.data.crop_seconds * cfg.data.sample_rate) // hop * hop
     if crop < hop:
-        raise ConfigError(f"data.crop_seconds={cfg.data.crop_seconds}: shorter than the model's hop "
-                          f"({hop} samples = {1000 * hop / cfg.data.sample_rate:g} ms)")
+        raise ConfigError(
+            f"data.crop_seconds={cfg.data.crop_seconds}: shorter than the model's hop "
+            f"({hop} samples = {1000 * hop / cfg.data.sample_rate:g} ms)"
+        )
     return crop
 
 
@@ -222,8 +265,17 @@ def _valid_batches(utterances, speakers, cfg, crop: int, hop: int, f0=None, harm
     known = [u for u in utterances if u.split == "valid" and u.speaker in speakers]
     if not known:
         return []
-    ds = CropDataset(known, speakers, crop_samples=crop, sample_rate=cfg.data.sample_rate, split="valid",
-                     seed=cfg.train.seed, hop=hop, contours=f0, harmonics=harmonics)
+    ds = CropDataset(
+        known,
+        speakers,
+        crop_samples=crop,
+        sample_rate=cfg.data.sample_rate,
+        split="valid",
+        seed=cfg.train.seed,
+        hop=hop,
+        contours=f0,
+        harmonics=harmonics,
+    )
     size = cfg.train.batch_size
     count = min(len(ds), cfg.train.valid_batches * size)
     return [collate([ds[i] for i in range(start, min(start + size, count))]) for start in range(0, count, size)]

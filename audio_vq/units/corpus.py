@@ -8,6 +8,7 @@ duration head (GSLM-style). A prior models one codebook: of a file of several le
 picks one, at its own frame rate (a hierarchy's top level: one unit per top code, not one per
 frame it is held over).
 """
+
 from __future__ import annotations
 
 import zlib
@@ -43,13 +44,30 @@ class UnitCorpus:
 
     def subset(self, keep: list[int]) -> "UnitCorpus":
         pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
-        return UnitCorpus(pick(self.ids), pick(self.units), pick(self.durations), self.codebook_size, self.k_source,
-                          self.frame_rate, self.model_checksum, self.path, self.level, pick(self.conditions),
-                          self.condition_level, self.condition_size)
+        return UnitCorpus(
+            pick(self.ids),
+            pick(self.units),
+            pick(self.durations),
+            self.codebook_size,
+            self.k_source,
+            self.frame_rate,
+            self.model_checksum,
+            self.path,
+            self.level,
+            pick(self.conditions),
+            self.condition_level,
+            self.condition_size,
+        )
 
 
-def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, key: str = "units",
-               level: int | None = None, condition_level: int | None = None) -> UnitCorpus:
+def load_units(
+    path: str,
+    deduplicate: bool,
+    codebook_size: int | None = None,
+    key: str = "units",
+    level: int | None = None,
+    condition_level: int | None = None,
+) -> UnitCorpus:
     """Every utterance of the unit file at ``path`` (of a file of several codebooks, ``level``
     at its own rate, and with ``condition_level`` that level's codes, one per unit of ``level``:
     a hierarchy's top code held over each bottom frame); ConfigError naming ``key`` and the
@@ -61,19 +79,24 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
         if level is not None and not (isinstance(level, int) and not isinstance(level, bool) and 0 <= level < q):
             raise ConfigError(f"level={level}: {key}={path} has {q} codebook(s): give 0 .. {q - 1}")
         if q > 1 and level is None:
-            raise ConfigError(f"{key}={path}: {q} codebooks per frame; a prior models one: give level=<0 .. {q - 1}> "
-                              "(0: a residual model's first level, a hierarchy's top)")
+            raise ConfigError(
+                f"{key}={path}: {q} codebooks per frame; a prior models one: give level=<0 .. {q - 1}> "
+                "(0: a residual model's first level, a hierarchy's top)"
+            )
         spans = level_spans(meta) if q > 1 else [1]
         span = spans[level or 0]
         if condition_level is not None:
             if q == 1 or not 0 <= condition_level < q or condition_level == level:
-                raise ConfigError(f"condition_level={condition_level}: {key}={path} has {q} codebook(s); give another "
-                                  f"level than level={level}, in 0 .. {q - 1}")
+                raise ConfigError(
+                    f"condition_level={condition_level}: {key}={path} has {q} codebook(s); give another "
+                    f"level than level={level}, in 0 .. {q - 1}"
+                )
             if deduplicate:
                 raise ConfigError("condition_level: a conditional prior models frame-level units (deduplicate=false)")
             if spans[condition_level] % span:
-                raise ConfigError(f"condition_level={condition_level}: its codes do not span whole units of "
-                                  f"level={level}")
+                raise ConfigError(
+                    f"condition_level={condition_level}: its codes do not span whole units of level={level}"
+                )
         ids, units, durations, conditions = [], [], [], []
         for r in records:
             frames = r.frames() if q == 1 else _level_codes(r.frames()[level], span, r.id, level, f"{key}={path}")
@@ -83,8 +106,10 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
                 if q == 1:
                     d = r.deduplicated()
                     if d.durations is None:
-                        raise ConfigError(f"{key}={path}: deduplicated units without durations (utterance {r.id}): "
-                                          "a prior with a duration head needs them (textless, jsonl or npz keep them)")
+                        raise ConfigError(
+                            f"{key}={path}: deduplicated units without durations (utterance {r.id}): "
+                            "a prior with a duration head needs them (textless, jsonl or npz keep them)"
+                        )
                     run_units, run_durations = d.units, d.durations
                 else:
                     run_units, run_durations = deduplicate_runs(frames)
@@ -122,20 +147,34 @@ def load_units(path: str, deduplicate: bool, codebook_size: int | None = None, k
         condition_size = level_sizes(meta)[condition_level] if condition_level == pitch_level else content_k
         top_condition = max(int(c.max(initial=0)) for c in conditions)
         if top_condition >= condition_size:
-            raise ConfigError(f"{key}={path}: level {condition_level} holds code {top_condition}, outside "
-                              f"0..{condition_size - 1}")
-    return UnitCorpus(ids, units, durations if deduplicate else None, k, source, frame_rate,
-                      meta.model_checksum if meta else None, str(p), level if q > 1 else None,
-                      conditions if condition_level is not None else None, condition_level, condition_size)
+            raise ConfigError(
+                f"{key}={path}: level {condition_level} holds code {top_condition}, outside 0..{condition_size - 1}"
+            )
+    return UnitCorpus(
+        ids,
+        units,
+        durations if deduplicate else None,
+        k,
+        source,
+        frame_rate,
+        meta.model_checksum if meta else None,
+        str(p),
+        level if q > 1 else None,
+        conditions if condition_level is not None else None,
+        condition_level,
+        condition_size,
+    )
 
 
 def _level_codes(row: np.ndarray, span: int, uid: str, level: int, where: str) -> np.ndarray:
     """One level's codes at its own rate: the first of each group of ``span`` frames it is held
     over; ConfigError when the file does not hold it so."""
     codes = row[::span]
-    if not np.array_equal(np.repeat(codes, span)[:len(row)], row):
-        raise ConfigError(f"{where}: utterance {uid}: level {level} does not hold one code over each group of "
-                          f"{span} frames, as its frame_rates say")
+    if not np.array_equal(np.repeat(codes, span)[: len(row)], row):
+        raise ConfigError(
+            f"{where}: utterance {uid}: level {level} does not hold one code over each group of "
+            f"{span} frames, as its frame_rates say"
+        )
     return codes
 
 
@@ -155,8 +194,10 @@ def speakers_of(corpus: UnitCorpus, manifest: str | None) -> list[str | None]:
         raise ConfigError(f"manifest: {e}") from None
     missing = [i for i in corpus.ids if i not in by_id]
     if missing:
-        raise ConfigError(f"manifest={manifest}: no utterance {missing[0]!r} of units={corpus.path} "
-                          f"({len(missing)} of {len(corpus.ids)} ids are missing)")
+        raise ConfigError(
+            f"manifest={manifest}: no utterance {missing[0]!r} of units={corpus.path} "
+            f"({len(missing)} of {len(corpus.ids)} ids are missing)"
+        )
     return [by_id[i] for i in corpus.ids]
 
 
@@ -168,8 +209,14 @@ def held_out(ids: list[str], fraction: float, seed: int, salt: str = "") -> list
     return marks
 
 
-def split_roles(ids: list[str], seed: int, test_fraction: float, valid_fraction: float,
-                test_ids: set[str] | None = None, valid_ids: set[str] | None = None) -> list[str]:
+def split_roles(
+    ids: list[str],
+    seed: int,
+    test_fraction: float,
+    valid_fraction: float,
+    test_ids: set[str] | None = None,
+    valid_ids: set[str] | None = None,
+) -> list[str]:
     """Each id's split for a prior: ``valid`` (validation curves and train.keep_best: the ids
     of a valid unit file, else a seeded ``valid_fraction`` of what the test split leaves, drawn
     with its own salt), ``test`` (what evaluate-prior scores: the ids of a test unit file, else
@@ -177,28 +224,50 @@ def split_roles(ids: list[str], seed: int, test_fraction: float, valid_fraction:
     selection never sees the test split; a test and a valid file that share ids are refused."""
     if test_ids is not None and valid_ids is not None and test_ids & valid_ids:
         shared = sorted(test_ids & valid_ids)
-        raise ConfigError(f"test and valid: the two unit files share {len(shared)} id(s) (e.g. {shared[0]!r}); "
-                          "model selection must not see the test utterances")
+        raise ConfigError(
+            f"test and valid: the two unit files share {len(shared)} id(s) (e.g. {shared[0]!r}); "
+            "model selection must not see the test utterances"
+        )
     given = valid_ids if valid_ids is not None else set()
     free = [i for i in ids if i not in given]
     test = test_ids if test_ids is not None else {i for i, m in zip(free, held_out(free, test_fraction, seed)) if m}
     rest = [i for i in free if i not in test]
-    valid = given if valid_ids is not None else {
-        i for i, m in zip(rest, held_out(rest, valid_fraction, seed, salt="valid:")) if m}
+    valid = (
+        given
+        if valid_ids is not None
+        else {i for i, m in zip(rest, held_out(rest, valid_fraction, seed, salt="valid:")) if m}
+    )
     return ["valid" if i in valid else "test" if i in test else "train" for i in ids]
 
 
-def split_corpus(corpus: UnitCorpus, deduplicate: bool, seed: int, test_fraction: float, valid_fraction: float,
-                 test: str | None = None, valid: str | None = None) -> dict[str, UnitCorpus]:
+def split_corpus(
+    corpus: UnitCorpus,
+    deduplicate: bool,
+    seed: int,
+    test_fraction: float,
+    valid_fraction: float,
+    test: str | None = None,
+    valid: str | None = None,
+) -> dict[str, UnitCorpus]:
     """A prior's ``train``, ``valid`` and ``test`` corpora from its unit file (split_roles):
     ``test`` / ``valid`` name unit files whose utterances are that split (and whose ids are
     kept out of training), None a seeded fraction of ``corpus``. train-prior and
     evaluate-prior both split through here, so they agree on every id."""
-    files = {key: None if path is None else load_units(path, deduplicate, corpus.codebook_size, key=key,
-                                                       level=corpus.level, condition_level=corpus.condition_level)
-             for key, path in (("test", test), ("valid", valid))}
-    roles = split_roles(corpus.ids, seed, test_fraction, valid_fraction,
-                        *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])))
+    files = {
+        key: None
+        if path is None
+        else load_units(
+            path, deduplicate, corpus.codebook_size, key=key, level=corpus.level, condition_level=corpus.condition_level
+        )
+        for key, path in (("test", test), ("valid", valid))
+    }
+    roles = split_roles(
+        corpus.ids,
+        seed,
+        test_fraction,
+        valid_fraction,
+        *(None if f is None else set(f.ids) for f in (files["test"], files["valid"])),
+    )
     parts = {r: corpus.subset([i for i, x in enumerate(roles) if x == r]) for r in ("train", "valid", "test")}
     parts.update({key: f for key, f in files.items() if f is not None})
     return parts
@@ -220,11 +289,11 @@ class UnitCrops(torch.utils.data.Dataset):
         units = self.corpus.units[i]
         span = max(0, len(units) - self.length)
         start = 0 if self.fixed or span == 0 else int(np.random.default_rng([self.seed, epoch, i]).integers(span + 1))
-        out = {"units": torch.from_numpy(units[start:start + self.length].astype(np.int64))}
+        out = {"units": torch.from_numpy(units[start : start + self.length].astype(np.int64))}
         if self.corpus.durations is not None:
-            out["durations"] = torch.from_numpy(self.corpus.durations[i][start:start + self.length].astype(np.int64))
+            out["durations"] = torch.from_numpy(self.corpus.durations[i][start : start + self.length].astype(np.int64))
         if self.corpus.conditions is not None:
-            out["condition"] = torch.from_numpy(self.corpus.conditions[i][start:start + self.length].astype(np.int64))
+            out["condition"] = torch.from_numpy(self.corpus.conditions[i][start : start + self.length].astype(np.int64))
         if self.speakers is not None:
             out["speaker"] = self.speakers[i]
         return out
@@ -233,11 +302,14 @@ class UnitCrops(torch.utils.data.Dataset):
 def collate_units(items: list[dict]) -> dict:
     """Right-padded (B, T) units (and durations, conditions), lengths (B,), speakers (B,) when known."""
     lengths = torch.tensor([len(x["units"]) for x in items])
-    batch = {"units": torch.nn.utils.rnn.pad_sequence([x["units"] for x in items], batch_first=True),
-             "lengths": lengths}
+    batch = {
+        "units": torch.nn.utils.rnn.pad_sequence([x["units"] for x in items], batch_first=True),
+        "lengths": lengths,
+    }
     if "durations" in items[0]:
-        batch["durations"] = torch.nn.utils.rnn.pad_sequence([x["durations"] for x in items], batch_first=True,
-                                                             padding_value=1)
+        batch["durations"] = torch.nn.utils.rnn.pad_sequence(
+            [x["durations"] for x in items], batch_first=True, padding_value=1
+        )
     if "condition" in items[0]:
         batch["condition"] = torch.nn.utils.rnn.pad_sequence([x["condition"] for x in items], batch_first=True)
     if "speaker" in items[0]:

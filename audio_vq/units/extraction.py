@@ -11,6 +11,7 @@ the same codes alone or in a batch. Utterances longer than ``chunk_seconds`` are
 windows that overlap by the encoder's receptive field, so memory stays bounded and every kept
 frame saw exactly the context it would have seen in one pass.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 
 from .. import audio
-from ..config import ConfigError
 from ..checkpoint import load_model, model_checksum
+from ..config import ConfigError
 from ..models.vqvae import VQVAE
 
 DEFAULT_CHUNK_SECONDS = 60.0
@@ -74,13 +75,19 @@ def expand(units: np.ndarray, durations: np.ndarray) -> np.ndarray:
 class UnitExtractor:
     """Audio -> units with a trained model (evaluation mode, no gradients, codebook untouched)."""
 
-    def __init__(self, model: VQVAE, checksum: str | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-                 levels: int | None = None):
+    def __init__(
+        self,
+        model: VQVAE,
+        checksum: str | None = None,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        levels: int | None = None,
+    ):
         low, high = model.min_levels, model.num_quantizers
         if levels is not None and not (int(levels) == levels and low <= levels <= high):
             why = " (a hierarchy's bottom level needs its top to decode)" if low > 1 else ""
-            raise ConfigError(f"levels={levels}: this model has {high} codebook(s){why}; "
-                              f"give {low} .. {high} or null (all)")
+            raise ConfigError(
+                f"levels={levels}: this model has {high} codebook(s){why}; give {low} .. {high} or null (all)"
+            )
         self.model = model.eval()
         self.checksum = checksum
         self.device = next(model.parameters()).device
@@ -91,17 +98,23 @@ class UnitExtractor:
         #: the codebooks (levels) extracted: the model's first ``levels``, all by default
         self.num_quantizers = model.num_quantizers if levels is None else int(levels)
         #: each extracted level's own frame rate (a coarser level's code is held over its frames)
-        self.frame_rates = [self.sample_rate / h for h in model.level_hops[:self.num_quantizers]]
+        self.frame_rates = [self.sample_rate / h for h in model.level_hops[: self.num_quantizers]]
         # windows start on a multiple of the coarsest level's span, so every window groups the
         # frames under its top codes as one pass over the whole utterance would
         group = max(model.quantizer.level_ratios)
         self.chunk_frames = _round_up(max(1, int(chunk_seconds * self.frame_rate)), group)
-        self.context_frames = _round_up(math.ceil(model.encoder.receptive_field / 2 / self.hop) + 1
-                                        + model.quantizer.context_frames, group)
+        self.context_frames = _round_up(
+            math.ceil(model.encoder.receptive_field / 2 / self.hop) + 1 + model.quantizer.context_frames, group
+        )
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                        chunk_seconds: float = DEFAULT_CHUNK_SECONDS, levels: int | None = None) -> "UnitExtractor":
+    def from_pretrained(
+        cls,
+        model_dir: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        levels: int | None = None,
+    ) -> "UnitExtractor":
         """Load a model directory (``<run>/model``); its checksum is verified on load."""
         return cls(load_model(model_dir, device), model_checksum(model_dir), chunk_seconds, levels)
 
@@ -109,7 +122,7 @@ class UnitExtractor:
     def codebook(self) -> np.ndarray:
         """The codebook vectors the decoder sees, (Q, K, D) float32 (Q: the levels extracted):
         [l, k] is level l's vector for code k (what zerospeech rows hold, side by side)."""
-        return self.model.codebook_vectors()[:self.num_quantizers].cpu().numpy()
+        return self.model.codebook_vectors()[: self.num_quantizers].cpu().numpy()
 
     @torch.no_grad()
     def latents(self, codes: np.ndarray) -> np.ndarray:
@@ -155,10 +168,10 @@ class UnitExtractor:
         batch = torch.zeros(len(waves), longest)
         mask = torch.zeros(len(waves), longest, dtype=torch.bool)
         for row, w in enumerate(waves):
-            batch[row, :len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-            mask[row, :len(w)] = True
-        codes = self.model.encode(batch.to(self.device), mask.to(self.device))[:, :self.num_quantizers].cpu().numpy()
-        return [codes[row, :, :self.num_frames(len(w))].astype(np.int64) for row, w in enumerate(waves)]
+            batch[row, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+            mask[row, : len(w)] = True
+        codes = self.model.encode(batch.to(self.device), mask.to(self.device))[:, : self.num_quantizers].cpu().numpy()
+        return [codes[row, :, : self.num_frames(len(w))].astype(np.int64) for row, w in enumerate(waves)]
 
     def _encode_long(self, wave: np.ndarray) -> np.ndarray:
         """Windows of chunk_frames, each with context_frames of real audio on both sides (none
@@ -167,8 +180,8 @@ class UnitExtractor:
         for first in range(0, frames, self.chunk_frames):
             last = min(first + self.chunk_frames, frames)
             lo, hi = max(0, first - self.context_frames), min(frames, last + self.context_frames)
-            window = wave[lo * self.hop:hi * self.hop]
-            pieces.append(self._encode_padded([window])[0][:, first - lo:last - lo])
+            window = wave[lo * self.hop : hi * self.hop]
+            pieces.append(self._encode_padded([window])[0][:, first - lo : last - lo])
         return np.concatenate(pieces, axis=1)
 
 

@@ -42,6 +42,7 @@ or a sibling .ids file).
 Every writer streams (bounded memory on any corpus size) into temporary names and renames them
 into place at ``close()``; meta.json is written last, so its presence means the output is whole.
 """
+
 from __future__ import annotations
 
 import io
@@ -110,8 +111,10 @@ class Record:
     def frames(self) -> np.ndarray:
         """Frame-level codes."""
         if self.lossy:
-            raise UnitFormatError(f"utterance {self.id}: deduplicated units without durations have lost "
-                                  "their frame timing; extract again with deduplicate=false or format=textless")
+            raise UnitFormatError(
+                f"utterance {self.id}: deduplicated units without durations have lost "
+                "their frame timing; extract again with deduplicate=false or format=textless"
+            )
         return self.units if self.durations is None else expand(self.units, self.durations)
 
     def deduplicated(self) -> "Record":
@@ -143,8 +146,10 @@ def read_meta(path: str | os.PathLike) -> UnitsMeta:
     except (OSError, ValueError, TypeError) as e:
         raise UnitFormatError(f"{p}: not a units meta.json ({e})") from None
     if not isinstance(meta.format_version, int) or meta.format_version > LEVELS_FORMAT_VERSION:
-        raise UnitFormatError(f"{p}: format_version {meta.format_version!r}; this audio_vq reads versions 1 and "
-                              f"{LEVELS_FORMAT_VERSION} (a newer release wrote it)")
+        raise UnitFormatError(
+            f"{p}: format_version {meta.format_version!r}; this audio_vq reads versions 1 and "
+            f"{LEVELS_FORMAT_VERSION} (a newer release wrote it)"
+        )
     if not isinstance(meta.num_codebooks, int) or meta.num_codebooks < 1:
         raise UnitFormatError(f"{p}: num_codebooks {meta.num_codebooks!r}: expected an integer >= 1")
     if meta.num_codebooks > 1:
@@ -152,10 +157,13 @@ def read_meta(path: str | os.PathLike) -> UnitsMeta:
             level_spans(meta)
         except ValueError as e:
             raise UnitFormatError(f"{p}: {e}") from None
-    if meta.pitch_bins is not None and not (isinstance(meta.pitch_bins, int) and meta.pitch_bins >= 1
-                                            and meta.num_codebooks > 1):
-        raise UnitFormatError(f"{p}: pitch_bins {meta.pitch_bins!r}: expected an integer >= 1 in a file of "
-                              "several codebooks (the pitch stream is its last level)")
+    if meta.pitch_bins is not None and not (
+        isinstance(meta.pitch_bins, int) and meta.pitch_bins >= 1 and meta.num_codebooks > 1
+    ):
+        raise UnitFormatError(
+            f"{p}: pitch_bins {meta.pitch_bins!r}: expected an integer >= 1 in a file of "
+            "several codebooks (the pitch stream is its last level)"
+        )
     return meta
 
 
@@ -180,8 +188,9 @@ def level_spans(meta: UnitsMeta) -> list[int]:
     for rate in rates:
         span = meta.frame_rate / rate if isinstance(rate, (int, float)) and rate > 0 else 0
         if not (span >= 1 and abs(span - round(span)) < 1e-6):
-            raise ValueError(f"frame_rates {rates!r}: each must be frame_rate {meta.frame_rate:g} divided "
-                             "by a whole number")
+            raise ValueError(
+                f"frame_rates {rates!r}: each must be frame_rate {meta.frame_rate:g} divided by a whole number"
+            )
         spans.append(int(round(span)))
     return spans
 
@@ -290,10 +299,12 @@ class UnitWriter:
     def write(self, record: Record) -> None:
         q = self.meta.num_codebooks
         if not _has_levels(record.units, q):
-            raise ValueError(f"utterance {record.id}: units of shape {record.units.shape} in a file of "
-                             f"{q} codebook(s)")
-        rec = record.deduplicated() if self.meta.deduplicated else Record(record.id, record.frames(), None,
-                                                                          record.num_samples)
+            raise ValueError(f"utterance {record.id}: units of shape {record.units.shape} in a file of {q} codebook(s)")
+        rec = (
+            record.deduplicated()
+            if self.meta.deduplicated
+            else Record(record.id, record.frames(), None, record.num_samples)
+        )
         self._write(rec)
         self.meta.num_utterances += 1
 
@@ -326,8 +337,10 @@ class UnitWriter:
         """(id, space-separated units) per level: one line, or Q lines with ids ``<id>_q<l>``."""
         q = self.meta.num_codebooks
         levels = [rec.units] if q == 1 else list(rec.units)
-        return [(rec.id if q == 1 else f"{rec.id}{LEVEL_SUFFIX}{level}", " ".join(map(str, row.tolist())))
-                for level, row in enumerate(levels)]
+        return [
+            (rec.id if q == 1 else f"{rec.id}{LEVEL_SUFFIX}{level}", " ".join(map(str, row.tolist())))
+            for level, row in enumerate(levels)
+        ]
 
 
 class GslmWriter(UnitWriter):
@@ -363,8 +376,9 @@ class TextlessWriter(UnitWriter):
 
     @classmethod
     def looks_like(cls, path):
-        return not path.is_dir() and (path.suffix in cls.EXTENSIONS
-                                      or (not path.exists() and Path(f"{path}.units").is_file()))
+        return not path.is_dir() and (
+            path.suffix in cls.EXTENSIONS or (not path.exists() and Path(f"{path}.units").is_file())
+        )
 
     @classmethod
     def read(cls, path, q, codebook):
@@ -443,9 +457,11 @@ class NpzWriter(UnitWriter):
         """The archive np.savez would write (stored, one .npy per array), with the big arrays
         copied from their raw files in blocks instead of being held in memory."""
         d = self._npz
-        small = {"ids": np.array(d["ids"], dtype=str),
-                 "offsets": np.r_[0, np.cumsum(d["lengths"], dtype=np.int64)].astype(np.int64),
-                 "num_samples": np.array(d["num_samples"], dtype=np.int64)}
+        small = {
+            "ids": np.array(d["ids"], dtype=str),
+            "offsets": np.r_[0, np.cumsum(d["lengths"], dtype=np.int64)].astype(np.int64),
+            "num_samples": np.array(d["num_samples"], dtype=np.int64),
+        }
         q = self.meta.num_codebooks
         # each archive member and the raw files it is the concatenation of (units: level by
         # level, which is the C order of (Q, total))
@@ -536,8 +552,9 @@ def open_writer(output: str | os.PathLike, meta: UnitsMeta, codebook: np.ndarray
     return writer_class(meta.format)(output, meta, codebook)
 
 
-def write_units(output: str | os.PathLike, records: Iterable[Record], meta: UnitsMeta,
-                codebook: np.ndarray | None = None) -> Path:
+def write_units(
+    output: str | os.PathLike, records: Iterable[Record], meta: UnitsMeta, codebook: np.ndarray | None = None
+) -> Path:
     """Write all records; nothing is left under the final names if writing fails midway."""
     writer = open_writer(output, meta, codebook)
     try:
@@ -568,8 +585,9 @@ def detect_format(path: str | os.PathLike) -> str:
     return GslmWriter.name  # any other text file: lines of units, with or without ids
 
 
-def read_units(path: str | os.PathLike, fmt: str | None = None,
-               codebook: np.ndarray | None = None) -> tuple[UnitsMeta | None, Iterator[Record]]:
+def read_units(
+    path: str | os.PathLike, fmt: str | None = None, codebook: np.ndarray | None = None
+) -> tuple[UnitsMeta | None, Iterator[Record]]:
     """(meta or None, records in file order) of a unit file in any format (detected if None).
     Reading zerospeech maps each row back to its code, so it needs the model's codebook ((K, D),
     or (Q, K, D): a file of q <= Q codebooks uses the first q). Units are (n,) with one codebook
@@ -614,15 +632,18 @@ def _levels_of_lines(located: Iterable[tuple[str, Record]], q: int) -> Iterator[
         if len(group) < q:
             continue
         first_where, first = group[0]
-        uid = first.id[:-len(f"{LEVEL_SUFFIX}0")] if first.id.endswith(f"{LEVEL_SUFFIX}0") else None
+        uid = first.id[: -len(f"{LEVEL_SUFFIX}0")] if first.id.endswith(f"{LEVEL_SUFFIX}0") else None
         for level, (w, r) in enumerate(group):
             if uid is None or r.id != f"{uid}{LEVEL_SUFFIX}{level}":
-                raise UnitFormatError(f"{w}: id {r.id!r} where level {level} of {q} codebooks was expected "
-                                      f"(ids <id>{LEVEL_SUFFIX}0 .. <id>{LEVEL_SUFFIX}{q - 1}, in order)")
+                raise UnitFormatError(
+                    f"{w}: id {r.id!r} where level {level} of {q} codebooks was expected "
+                    f"(ids <id>{LEVEL_SUFFIX}0 .. <id>{LEVEL_SUFFIX}{q - 1}, in order)"
+                )
             if r.units.shape != first.units.shape:
                 raise UnitFormatError(f"{w}: {r.units.size} units at level {level}, {first.units.size} at level 0")
             if (r.durations is None) != (first.durations is None) or (
-                    r.durations is not None and not np.array_equal(r.durations, first.durations)):
+                r.durations is not None and not np.array_equal(r.durations, first.durations)
+            ):
                 raise UnitFormatError(f"{w}: level {level}'s durations differ from level 0's")
         yield first_where, Record(uid, np.stack([r.units for _, r in group]), first.durations, first.num_samples)
         group = []
@@ -669,9 +690,14 @@ def _read_textless(stem: Path) -> Iterator[Record]:
     if not units_path.is_file():
         raise UnitFormatError(f"{units_path}: no such file")
     units = [line for line in units_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    durs = [line for line in dur_path.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if dur_path.is_file() else None
-    ids = ids_path.read_text(encoding="utf-8").splitlines() if ids_path.is_file() else [str(i) for i in range(len(units))]
+    durs = (
+        [line for line in dur_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if dur_path.is_file()
+        else None
+    )
+    ids = (
+        ids_path.read_text(encoding="utf-8").splitlines() if ids_path.is_file() else [str(i) for i in range(len(units))]
+    )
     if durs is not None and len(durs) != len(units):
         raise UnitFormatError(f"{dur_path}: {len(durs)} lines but {units_path} has {len(units)}")
     if len(ids) != len(units):
@@ -717,12 +743,20 @@ def _read_npz(p: Path, q: int) -> Iterator[Record]:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise UnitFormatError(f"{p}: not a units .npz ({e})") from None
     if not _has_levels(units, q):
-        raise UnitFormatError(f"{p}: units of shape {units.shape}, expected {'(total,)' if q == 1 else f'({q}, total)'}")
+        raise UnitFormatError(
+            f"{p}: units of shape {units.shape}, expected {'(total,)' if q == 1 else f'({q}, total)'}"
+        )
     for i, uid in enumerate(ids):
         a, b = int(offsets[i]), int(offsets[i + 1])
-        yield f"{p}: ids[{i}]", Record(str(uid), units[..., a:b].astype(np.int64),
-                     None if durations is None else durations[a:b].astype(np.int64),
-                     None if num_samples[i] < 0 else int(num_samples[i]))
+        yield (
+            f"{p}: ids[{i}]",
+            Record(
+                str(uid),
+                units[..., a:b].astype(np.int64),
+                None if durations is None else durations[a:b].astype(np.int64),
+                None if num_samples[i] < 0 else int(num_samples[i]),
+            ),
+        )
 
 
 def _read_zerospeech(folder: Path, codebook: np.ndarray) -> Iterator[Record]:
@@ -732,8 +766,16 @@ def _read_zerospeech(folder: Path, codebook: np.ndarray) -> Iterator[Record]:
     for f in sorted(folder.glob("*.txt")):
         rows = np.loadtxt(f, ndmin=2, dtype=np.float64)
         if rows.shape[1] != q * dim:
-            raise UnitFormatError(f"{f}: rows of {rows.shape[1]} values, the codebook's vectors have "
-                                  f"{dim}{f' x {q} levels' if q > 1 else ''}")
-        codes = np.stack([((rows[:, None, level * dim:(level + 1) * dim] - codebook[level][None].astype(np.float64))
-                           ** 2).sum(-1).argmin(1) for level in range(q)]).astype(np.int64)
+            raise UnitFormatError(
+                f"{f}: rows of {rows.shape[1]} values, the codebook's vectors have "
+                f"{dim}{f' x {q} levels' if q > 1 else ''}"
+            )
+        codes = np.stack(
+            [
+                ((rows[:, None, level * dim : (level + 1) * dim] - codebook[level][None].astype(np.float64)) ** 2)
+                .sum(-1)
+                .argmin(1)
+                for level in range(q)
+            ]
+        ).astype(np.int64)
         yield str(f), Record(f.stem, codes[0] if q == 1 else codes)

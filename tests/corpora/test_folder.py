@@ -1,4 +1,5 @@
 """Folder scanner on a tiny mixed tree: nested speakers, stem collisions, files beside the audio."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_vq.corpora import CorpusError
-from audio_vq.corpora import folder
+from audio_vq.corpora import CorpusError, folder
 
 RATE = 16_000
 TEXTGRID = 'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = 0.1\ntiers? <exists>\nsize = 0\n'
@@ -37,10 +37,10 @@ def tree(tmp_path, write_audio, write_text) -> Path:
 def test_default_rule(tree):
     utts = list(folder.scan(tree))
     assert [(u.id, u.speaker) for u in utts] == [
-        ("loose", "mycorpus"),        # directly under root: the root folder's name
+        ("loose", "mycorpus"),  # directly under root: the root folder's name
         ("intro", "alice"),
-        ("alice_take1", "alice"),     # take1 collides: every take1 gets its relative path
-        ("bob_s1_take1", "s1"),       # the parent folder, not the top one
+        ("alice_take1", "alice"),  # take1 collides: every take1 gets its relative path
+        ("bob_s1_take1", "s1"),  # the parent folder, not the top one
         ("SA1", "carol"),
     ]
     by_id = {u.id: u for u in utts}

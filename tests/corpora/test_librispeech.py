@@ -1,4 +1,5 @@
 """LibriSpeech scanner on a tiny LibriSpeech/ tree with train-clean-100 and dev-clean."""
+
 from __future__ import annotations
 
 import re
@@ -6,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from audio_vq.corpora import CorpusError
-from audio_vq.corpora import librispeech
+from audio_vq.corpora import CorpusError, librispeech
 
 RATE = 16_000
 # subset -> speaker -> chapter -> utterance number -> text
 CORPUS = {
-    "train-clean-100": {"19": {"198": {0: "NORTHANGER ABBEY", 1: "CHAPTER ONE"}},
-                        "103": {"1240": {0: "CHAPTER ONE MISSUS RACHEL LYNDE IS SURPRISED"}}},
+    "train-clean-100": {
+        "19": {"198": {0: "NORTHANGER ABBEY", 1: "CHAPTER ONE"}},
+        "103": {"1240": {0: "CHAPTER ONE MISSUS RACHEL LYNDE IS SURPRISED"}},
+    },
     "dev-clean": {"84": {"121123": {0: "GO DO YOU HEAR", 1: "BUT IN LESS THAN FIVE MINUTES THE STAIRCASE GROANED"}}},
 }
 
@@ -33,15 +35,21 @@ def libri(tmp_path, write_audio, write_text) -> Path:
                     if utt_id != "84-121123-0001":
                         write_audio(folder / f"{utt_id}.flac", RATE)
                 write_text(folder / f"{speaker}-{chapter}.trans.txt", "".join(lines))
-    write_text(root / "SPEAKERS.TXT", ";ID |SEX| SUBSET |MINUTES| NAME\n19 | F | train-clean-100 | 25.19 | Kara Shallenberg\n")
+    write_text(
+        root / "SPEAKERS.TXT", ";ID |SEX| SUBSET |MINUTES| NAME\n19 | F | train-clean-100 | 25.19 | Kara Shallenberg\n"
+    )
     return root
 
 
 def test_every_subset_with_split_hints(libri):
     utts = list(librispeech.scan(libri))
     assert [(u.id, u.speaker, u.split) for u in utts] == [
-        ("84-121123-0000", "84", "valid"), ("84-121123-0001", "84", "valid"),
-        ("103-1240-0000", "103", "train"), ("19-198-0000", "19", "train"), ("19-198-0001", "19", "train")]
+        ("84-121123-0000", "84", "valid"),
+        ("84-121123-0001", "84", "valid"),
+        ("103-1240-0000", "103", "train"),
+        ("19-198-0000", "19", "train"),
+        ("19-198-0001", "19", "train"),
+    ]
     texts = {u.id: u.text for u in utts}
     assert texts["19-198-0000"] == "NORTHANGER ABBEY"
     assert texts["103-1240-0000"] == "CHAPTER ONE MISSUS RACHEL LYNDE IS SURPRISED"
@@ -50,7 +58,9 @@ def test_every_subset_with_split_hints(libri):
 
 def test_transcript_line_without_flac_is_still_listed(libri):
     missing = [u for u in librispeech.scan(libri) if not Path(u.path).exists()]
-    assert [(u.id, u.text) for u in missing] == [("84-121123-0001", "BUT IN LESS THAN FIVE MINUTES THE STAIRCASE GROANED")]
+    assert [(u.id, u.text) for u in missing] == [
+        ("84-121123-0001", "BUT IN LESS THAN FIVE MINUTES THE STAIRCASE GROANED")
+    ]
     assert missing[0].path == str(libri / "dev-clean" / "84" / "121123" / "84-121123-0001.flac")
 
 
@@ -68,12 +78,17 @@ def test_root_may_be_one_subset(libri):
 
 def test_split_of():
     assert [librispeech.split_of(s) for s in ("dev-other", "test-clean", "train-other-500", "mine")] == [
-        "valid", "test", "train", "train"]
+        "valid",
+        "test",
+        "train",
+        "train",
+    ]
 
 
 def test_missing_subset_names_it_and_those_present(libri):
-    with pytest.raises(CorpusError, match=re.escape(f"{libri}: subset(s) test-clean not found; "
-                                                    f"present: dev-clean, train-clean-100")):
+    with pytest.raises(
+        CorpusError, match=re.escape(f"{libri}: subset(s) test-clean not found; present: dev-clean, train-clean-100")
+    ):
         librispeech.scan(libri, subsets=["dev-clean", "test-clean"])
 
 

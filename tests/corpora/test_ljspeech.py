@@ -1,4 +1,5 @@
 """LJSpeech scanner on a tiny LJSpeech-1.1/ tree."""
+
 from __future__ import annotations
 
 import re
@@ -6,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from audio_vq.corpora import CorpusError
-from audio_vq.corpora import ljspeech
+from audio_vq.corpora import CorpusError, ljspeech
 
 RATE = 22_050
 # Real metadata.csv quirks: an unbalanced quote (breaks csv-module parsing), commas, a line
 # with no normalized column, one with an empty one. LJ003-0001 has no wav on disk.
 METADATA = (
-    'LJ001-0001|Printing, in the only sense with which we are at present concerned|'
-    'Printing, in the only sense with which we are at present concerned\n'
-    'LJ002-0026|in the three years between 1813 and 1816,|in the three years between eighteen thirteen and eighteen sixteen,\n'
+    "LJ001-0001|Printing, in the only sense with which we are at present concerned|"
+    "Printing, in the only sense with which we are at present concerned\n"
+    "LJ002-0026|in the three years between 1813 and 1816,|"
+    "in the three years between eighteen thirteen and eighteen sixteen,\n"
     'LJ002-0100|"Dr. Smith said, "so it was|"Doctor Smith said, "so it was\n'
-    'LJ002-0200|The raw text only on this line\n'
-    'LJ003-0001|Mr. Brown, raw|\n'
+    "LJ002-0200|The raw text only on this line\n"
+    "LJ003-0001|Mr. Brown, raw|\n"
 )
 ON_DISK = ("LJ001-0001", "LJ002-0026", "LJ002-0100", "LJ002-0200", "LJ050-0278")  # LJ050-0278: not in metadata
 

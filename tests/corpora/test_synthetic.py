@@ -1,6 +1,7 @@
 """The embedded toy-speech corpus: determinism, layout, alignments, resume, and whether it is
 speech-like enough to learn from (phones and speakers classifiable, pitch as configured), and
 its true F0 files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,11 @@ SPEECH = dict(minutes=1.5, min_seconds=1.0, max_seconds=2.5)
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _lab(path) -> list[tuple[float, float, str]]:
@@ -94,9 +98,18 @@ def test_inventory_has_every_class():
         phone_class("no-such-phone")
 
 
-@pytest.mark.parametrize("key, value", [("num_speakers", 0), ("minutes", -1.0), ("seed", -1),
-                                        ("sample_rate", 100), ("min_seconds", 0.2), ("max_seconds", 1.0),
-                                        ("num_workers", 0)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("num_speakers", 0),
+        ("minutes", -1.0),
+        ("seed", -1),
+        ("sample_rate", 100),
+        ("min_seconds", 0.2),
+        ("max_seconds", 1.0),
+        ("num_workers", 0),
+    ],
+)
 def test_bad_option_names_the_key(tmp_path, key, value):
     options = {**SMALL, "min_seconds": 1.5, key: value}  # so that max_seconds=1.0 is below it
     with pytest.raises(CorpusError, match=key):
@@ -264,7 +277,7 @@ def test_vowels_are_separable_by_formants(speech):
         for a, b, p in _lab(u.alignment):
             if p in VOWELS:
                 mid = int((a + b) / 2 * SR)
-                roots = np.roots(librosa.lpc(audio[mid - half: mid + half] * np.hamming(2 * half), order=14))
+                roots = np.roots(librosa.lpc(audio[mid - half : mid + half] * np.hamming(2 * half), order=14))
                 roots = roots[roots.imag > 0]
                 freqs, bws = np.angle(roots) * SR / (2 * np.pi), -np.log(np.abs(roots)) * SR / np.pi
                 formants = np.sort(freqs[(bws < 500) & (freqs > 150)])
@@ -279,8 +292,7 @@ def test_vowels_are_separable_by_formants(speech):
 def _speaker_features(utt):
     """Mean MFCC over speech frames and log median F0 over vowel frames: (21,), median F0."""
     audio, _ = sf.read(utt.path, dtype="float32")
-    mfcc = librosa.feature.mfcc(y=audio, sr=SR, n_mfcc=20, n_fft=512, win_length=WIN, hop_length=HOP,
-                                n_mels=40)
+    mfcc = librosa.feature.mfcc(y=audio, sr=SR, n_mfcc=20, n_fft=512, win_length=WIN, hop_length=HOP, n_mels=40)
     f0 = librosa.yin(audio, fmin=60, fmax=400, sr=SR, frame_length=1024, hop_length=HOP)
     t = np.arange(mfcc.shape[1]) * HOP / SR
     speech_frames, vowel_frames = np.zeros(len(t), bool), np.zeros(len(t), bool)
@@ -315,7 +327,9 @@ def test_speakers_are_distinguishable_and_pitched_as_configured(speech):
 
 def test_shared_sentences_give_parallel_readings(tmp_path):
     import collections
+
     from audio_vq.corpora.synthetic import generate
+
     root = generate(tmp_path / "c", num_speakers=3, minutes=0.6, sentences=4)
     record = json.loads((root / "corpus.json").read_text())
     assert record["parameters"]["sentences"] == 4

@@ -1,4 +1,5 @@
 """VCTK scanner on tiny trees in the 0.80 and 0.92 layouts."""
+
 from __future__ import annotations
 
 import re
@@ -6,22 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from audio_vq.corpora import CorpusError
-from audio_vq.corpora import vctk
+from audio_vq.corpora import CorpusError, vctk
 
 RATE = 48_000
-TEXTS = {"p225_001": "Please call Stella.", "p225_002": "Ask her to bring these things with her from the store.",
-         "p280_001": "Six spoons of fresh snow peas."}  # p315 has no txt, as in the real corpus
+TEXTS = {
+    "p225_001": "Please call Stella.",
+    "p225_002": "Ask her to bring these things with her from the store.",
+    "p280_001": "Six spoons of fresh snow peas.",
+}  # p315 has no txt, as in the real corpus
 
 INFO_092 = """ID  AGE  GENDER  ACCENTS  REGION COMMENTS 
 p225  23  F    English    Southern  England
 p280  25  F    Unknown    France (mic2 files unavailable)
 p315  18  M    American    New England (Text unavailable)
-"""
+"""  # noqa: W291 (the real header line ends in a space)
 INFO_080 = """ID  AGE  GENDER  ACCENTS  REGION 
 225  23  F    English    Southern  England
 315  18  M    American    Connecticut
-"""
+"""  # noqa: W291
 
 
 @pytest.fixture
@@ -72,8 +75,15 @@ def test_092_mic2_leaves_out_speakers_without_it(vctk092):
 
 def test_092_both_mics_keep_the_suffix(vctk092):
     utts = list(vctk.scan(vctk092, mic="both"))
-    assert [u.id for u in utts] == ["p225_001_mic1", "p225_001_mic2", "p225_002_mic1", "p225_002_mic2",
-                                    "p280_001_mic1", "p315_001_mic1", "p315_001_mic2"]
+    assert [u.id for u in utts] == [
+        "p225_001_mic1",
+        "p225_001_mic2",
+        "p225_002_mic1",
+        "p225_002_mic2",
+        "p280_001_mic1",
+        "p315_001_mic1",
+        "p315_001_mic2",
+    ]
     assert all(Path(u.path).stem == u.id for u in utts)
     assert utts[0].text == utts[1].text == TEXTS["p225_001"]
 
@@ -85,7 +95,10 @@ def test_092_root_may_be_the_folder_holding_the_corpus(vctk092):
 def test_080_layout(vctk080):
     utts = list(vctk.scan(vctk080, mic="mic2"))  # mic means nothing in 0.80
     assert [(u.id, u.speaker, u.text) for u in utts] == [
-        ("p225_001", "p225", TEXTS["p225_001"]), ("p225_002", "p225", TEXTS["p225_002"]), ("p315_001", "p315", None)]
+        ("p225_001", "p225", TEXTS["p225_001"]),
+        ("p225_002", "p225", TEXTS["p225_002"]),
+        ("p315_001", "p315", None),
+    ]
     assert utts[0].path == str(vctk080 / "wav48" / "p225" / "p225_001.wav")
 
 

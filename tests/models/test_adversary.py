@@ -1,4 +1,5 @@
 """The speaker adversary and the corrupted teacher-forced past: mechanisms, not outcomes."""
+
 import pytest
 import torch
 
@@ -9,8 +10,14 @@ from audio_vq.models.vqvae import VQVAE, corrupt_past
 TINY = {
     "encoder": {"channels": 16, "strides": [2, 2, 2, 2], "residual_layers": 0},
     "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
-    "decoder": {"stacks": 1, "layers_per_stack": 4, "residual_channels": 16, "gate_channels": 32,
-                "skip_channels": 32, "speaker_dim": 4},
+    "decoder": {
+        "stacks": 1,
+        "layers_per_stack": 4,
+        "residual_channels": 16,
+        "gate_channels": 32,
+        "skip_channels": 32,
+        "speaker_dim": 4,
+    },
 }
 
 

@@ -1,5 +1,6 @@
 """models/aux_mel.py: the auxiliary log-mel decoder's frames line up with the encoder's, its
 loss ignores padding, and its gradient reaches the encoder."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,10 +9,19 @@ from audio_vq.models.aux_mel import LogMel, MelDecoder, masked_l1
 from audio_vq.models.vqvae import VQVAE
 
 HOP, SR = 16, 16000
-CFG = {"encoder": {"channels": 16, "strides": [2, 2, 2, 2]}, "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
-       "decoder": {"stacks": 1, "layers_per_stack": 3, "residual_channels": 8, "gate_channels": 16,
-                   "skip_channels": 16, "speaker_dim": 4},
-       "aux_mel": {"weight": 1.0, "n_mels": 8, "channels": 16, "layers": 2, "kernel_size": 3}}
+CFG = {
+    "encoder": {"channels": 16, "strides": [2, 2, 2, 2]},
+    "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
+    "decoder": {
+        "stacks": 1,
+        "layers_per_stack": 3,
+        "residual_channels": 8,
+        "gate_channels": 16,
+        "skip_channels": 16,
+        "speaker_dim": 4,
+    },
+    "aux_mel": {"weight": 1.0, "n_mels": 8, "channels": 16, "layers": 2, "kernel_size": 3},
+}
 
 
 @pytest.mark.parametrize("hop", [16, 320])
@@ -23,7 +33,7 @@ def test_frame_i_of_the_log_mel_describes_samples_i_hop_to_i_plus_one_hop(hop):
     for k in (0, 4, 9):
         x = torch.zeros(1, T)
         burst = torch.from_numpy(np.random.default_rng(k).uniform(-0.5, 0.5, hop)).float()
-        x[0, k * hop:(k + 1) * hop] = burst[:min(hop, T - k * hop)]
+        x[0, k * hop : (k + 1) * hop] = burst[: min(hop, T - k * hop)]
         out = mel(x)
         assert out.shape == (1, 8, 10)
         assert int(out[0].sum(0).argmax()) == k
@@ -34,9 +44,9 @@ def test_the_aux_loss_ignores_padding_and_trains_the_encoder():
     model = VQVAE.from_config(CFG, num_speakers=2)
     x = torch.rand(2, 40 * HOP) * 0.4 - 0.2
     mask = torch.ones_like(x, dtype=torch.bool)
-    mask[1, 25 * HOP:] = False
+    mask[1, 25 * HOP :] = False
     junk = x.clone()
-    junk[1, 25 * HOP:] = 0.9
+    junk[1, 25 * HOP :] = 0.9
     spk = torch.tensor([0, 1])
     model.eval()  # no jitter, no input noise: the same pass twice
     a, b = model(x, spk, mask), model(junk, spk, mask)

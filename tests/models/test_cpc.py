@@ -1,5 +1,6 @@
 """models/cpc.py: the contrastive loss predicts the future (never sees it), ignores padding,
 draws no negative from it, and its gradient reaches the encoder."""
+
 import pytest
 import torch
 
@@ -7,10 +8,19 @@ from audio_vq.models.cpc import CPCLoss
 from audio_vq.models.vqvae import VQVAE
 
 HOP = 16
-CFG = {"encoder": {"channels": 16, "strides": [2, 2, 2, 2]}, "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
-       "decoder": {"stacks": 1, "layers_per_stack": 3, "residual_channels": 8, "gate_channels": 16,
-                   "skip_channels": 16, "speaker_dim": 4},
-       "cpc": {"weight": 1.0, "context_channels": 16, "steps": 3, "negatives": 8}}
+CFG = {
+    "encoder": {"channels": 16, "strides": [2, 2, 2, 2]},
+    "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
+    "decoder": {
+        "stacks": 1,
+        "layers_per_stack": 3,
+        "residual_channels": 8,
+        "gate_channels": 16,
+        "skip_channels": 16,
+        "speaker_dim": 4,
+    },
+    "cpc": {"weight": 1.0, "context_channels": 16, "steps": 3, "negatives": 8},
+}
 
 
 def _fit(cpc: CPCLoss, z_of_step, steps: int = 150) -> float:

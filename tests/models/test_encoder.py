@@ -1,4 +1,5 @@
 """Encoder: frame counts for any length, frame-to-sample alignment, strides and kernels."""
+
 import pytest
 import torch
 
@@ -59,10 +60,10 @@ def test_an_utterance_encodes_the_same_alone_and_padded_in_a_batch():
     alone = enc(short)
     batch = torch.cat([torch.cat([short, torch.zeros(1, 127)], dim=1), long])
     both = enc(batch, lengths=torch.tensor([203, 330]))
-    torch.testing.assert_close(both[:1, :, :alone.size(-1)], alone, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(both[:1, :, : alone.size(-1)], alone, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(both[1:], enc(long), rtol=1e-5, atol=1e-5)
     # without lengths the padding would leak into the last frames
-    assert not torch.allclose(enc(batch)[:1, :, :alone.size(-1)], alone, atol=1e-3)
+    assert not torch.allclose(enc(batch)[:1, :, : alone.size(-1)], alone, atol=1e-3)
 
 
 @pytest.mark.parametrize("strides", [[2, 2, 2], [3, 5]])  # even and odd strides (explicit padding)

@@ -1,6 +1,7 @@
 """models/hierarchical.py: the conditioning direction (the top codes depend on the audio alone,
 the bottom codes on the top's), the held top codes, exact lookup, batch invariance, and a
 hierarchical VQ-VAE end to end."""
+
 import numpy as np
 import pytest
 import torch
@@ -83,12 +84,24 @@ def test_an_utterance_quantizes_the_same_alone_and_padded_in_a_batch():
 
 
 def test_a_hierarchical_vqvae_trains_encodes_and_decodes():
-    cfg = compose("train", ["model=hierarchical", "model.encoder.channels=16", "model.encoder.strides=[4,4]",
-                            "model.quantizer.dim=8", "model.quantizer.codebook_size=16",
-                            "model.quantizer.top_strides=[2,2]", "model.quantizer.top_channels=8",
-                            "model.decoder.stacks=1", "model.decoder.layers_per_stack=3",
-                            "model.decoder.residual_channels=8", "model.decoder.gate_channels=16",
-                            "model.decoder.skip_channels=16", "model.decoder.speaker_dim=4"])
+    cfg = compose(
+        "train",
+        [
+            "model=hierarchical",
+            "model.encoder.channels=16",
+            "model.encoder.strides=[4,4]",
+            "model.quantizer.dim=8",
+            "model.quantizer.codebook_size=16",
+            "model.quantizer.top_strides=[2,2]",
+            "model.quantizer.top_channels=8",
+            "model.decoder.stacks=1",
+            "model.decoder.layers_per_stack=3",
+            "model.decoder.residual_channels=8",
+            "model.decoder.gate_channels=16",
+            "model.decoder.skip_channels=16",
+            "model.decoder.speaker_dim=4",
+        ],
+    )
     torch.manual_seed(0)
     model = VQVAE.from_config(cfg.model, num_speakers=2)
     assert model.decoder.cond_channels == 16 and model.level_hops == (64, 16)

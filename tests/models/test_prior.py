@@ -1,4 +1,5 @@
 """The unit prior: cached sampling equals recomputation, masking, prompts, durations, learning."""
+
 import math
 
 import pytest
@@ -18,7 +19,7 @@ def test_kv_cache_gives_the_logits_of_recomputing_the_prefix():
     full = prior(tokens)
     cache = KVCache(2)
     first = prior(tokens[:, :5], cache)  # a prompt in one go, then one token at a time
-    steps = [first.unit_logits] + [prior(tokens[:, i:i + 1], cache).unit_logits for i in range(5, tokens.shape[1])]
+    steps = [first.unit_logits] + [prior(tokens[:, i : i + 1], cache).unit_logits for i in range(5, tokens.shape[1])]
     torch.testing.assert_close(torch.cat(steps, dim=1), full.unit_logits, rtol=0, atol=1e-5)
     assert cache.length == tokens.shape[1]
     with pytest.raises(ValueError, match="positions for 64"):
@@ -40,8 +41,12 @@ def test_loss_ignores_padding_and_counts_bits():
 def test_a_prompted_sample_begins_with_the_prompt_and_is_seeded():
     prior = tiny(num_speakers=2)
     prompt = torch.tensor([[3, 3, 7, 1], [0, 5, 5, 2]])
-    draw = lambda seed: prior.sample(6, speakers=torch.tensor([1, 0]), prompt=prompt,  # noqa: E731
-                                     generator=torch.Generator().manual_seed(seed))[0]
+
+    def draw(seed):
+        return prior.sample(
+            6, speakers=torch.tensor([1, 0]), prompt=prompt, generator=torch.Generator().manual_seed(seed)
+        )[0]
+
     a, b = draw(1), draw(1)
     assert a.shape == (2, 10) and torch.equal(a[:, :4], prompt) and torch.equal(a, b)
     assert not torch.equal(draw(1), draw(2)) or not torch.equal(draw(2), draw(3))
@@ -120,8 +125,9 @@ def test_a_conditional_prior_learns_what_its_condition_tells_and_samples_given_i
             loss.backward()
             opt.step()
         with torch.no_grad():  # on other sequences: the unconditional prior can only guess each new top code
-            bits[size] = float(prior.loss(held_out, lengths, condition=held_out_condition if size else None)[1][
-                "bits_per_unit"])
+            bits[size] = float(
+                prior.loss(held_out, lengths, condition=held_out_condition if size else None)[1]["bits_per_unit"]
+            )
     assert bits[8] < 0.3 and bits[0] > 0.5, bits
     prior.eval()
     new = torch.randint(0, 8, (2, 10), generator=gen).repeat_interleave(4, dim=1)  # (2, 40): past max_len

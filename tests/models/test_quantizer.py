@@ -1,6 +1,7 @@
 """Tests for audio_vq.models.quantizer: straight-through gradients, loss terms, EMA, k-means init,
 dead-code restarts, masks, fp32 under autocast, lookup round trips, metrics, the Gumbel quantizer,
 and identical codebooks across two gloo processes."""
+
 from __future__ import annotations
 
 import math
@@ -56,22 +57,26 @@ def test_straight_through_and_loss_terms_move_the_right_tensors():
 
     # reconstruction part: dL/dz = dL/dz_q exactly, and the codebook gets nothing from it
     upstream = torch.randn_like(out.quantized)
-    grad_z, grad_e = torch.autograd.grad(out.quantized, [z, q.embedding], upstream, retain_graph=True,
-                                         allow_unused=True, materialize_grads=True)
+    grad_z, grad_e = torch.autograd.grad(
+        out.quantized, [z, q.embedding], upstream, retain_graph=True, allow_unused=True, materialize_grads=True
+    )
     assert torch.equal(grad_z, upstream)
     assert torch.count_nonzero(grad_e) == 0
 
     # codebook loss ||sg[z] - e||^2 moves only the codebook
-    grad_z, grad_e = torch.autograd.grad(out.codebook_loss, [z, q.embedding], retain_graph=True,
-                                         allow_unused=True, materialize_grads=True)
+    grad_z, grad_e = torch.autograd.grad(
+        out.codebook_loss, [z, q.embedding], retain_graph=True, allow_unused=True, materialize_grads=True
+    )
     assert torch.count_nonzero(grad_z) == 0
     expected = torch.zeros(K, D).index_add_(
-        0, codes.reshape(-1), 2 * (e - z.detach()).transpose(1, 2).reshape(-1, D) / z.numel())
+        0, codes.reshape(-1), 2 * (e - z.detach()).transpose(1, 2).reshape(-1, D) / z.numel()
+    )
     torch.testing.assert_close(grad_e, expected)
 
     # commitment loss ||z - sg[e]||^2 moves only the encoder output
-    grad_z, grad_e = torch.autograd.grad(out.commitment_loss, [z, q.embedding], retain_graph=True,
-                                         allow_unused=True, materialize_grads=True)
+    grad_z, grad_e = torch.autograd.grad(
+        out.commitment_loss, [z, q.embedding], retain_graph=True, allow_unused=True, materialize_grads=True
+    )
     assert torch.count_nonzero(grad_e) == 0
     torch.testing.assert_close(grad_z, 2 * (z.detach() - e) / z.numel())
 
@@ -187,6 +192,7 @@ def test_dead_codes_are_restarted_near_the_data(ema):
 def test_no_collectives_without_a_process_group(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("collective called outside torch.distributed")
+
     monkeypatch.setattr(dist, "all_reduce", forbidden)
     monkeypatch.setattr(dist, "broadcast", forbidden)
     q = VectorQuantizer(D, K, ema=True, kmeans_init=True, restart_after=1).train()
@@ -200,9 +206,15 @@ def test_no_collectives_without_a_process_group(monkeypatch):
 def _dist_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
     try:
         from datetime import timedelta
+
         torch.set_num_threads(1)
-        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                                world_size=world_size, timeout=timedelta(seconds=DIST_TIMEOUT_S))
+        dist.init_process_group(
+            "gloo",
+            init_method=f"file://{init_file}",
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(seconds=DIST_TIMEOUT_S),
+        )
         assert codebook_sync.is_distributed()
         torch.manual_seed(0)  # identical initial weights, as DDP's broadcast at wrap time gives
         ema = VectorQuantizer(4, 16, ema=True, kmeans_init=True, restart_after=2).train()
@@ -219,9 +231,14 @@ def _dist_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> No
             for name, q in (("ema", ema), ("plain", plain)):
                 out = q(z, mask=mask)
                 codes.setdefault(name, []).append(out.codes[:, 0][mask])
-        torch.save({"ema": ema.state_dict(), "plain": plain.state_dict(),
-                    "codes": {name: torch.cat(c) for name, c in codes.items()}},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {
+                "ema": ema.state_dict(),
+                "plain": plain.state_dict(),
+                "codes": {name: torch.cat(c) for name, c in codes.items()},
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
         dist.destroy_process_group()
     except BaseException:
         with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
@@ -232,8 +249,10 @@ def _dist_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> No
 def test_ranks_end_with_identical_codebooks(tmp_path):
     world_size = 2
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_dist_worker, args=(rank, world_size, str(tmp_path / "init"), str(tmp_path)))
-             for rank in range(world_size)]
+    procs = [
+        ctx.Process(target=_dist_worker, args=(rank, world_size, str(tmp_path / "init"), str(tmp_path)))
+        for rank in range(world_size)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -261,8 +280,9 @@ def test_ranks_end_with_identical_codebooks(tmp_path):
 # -- lookup, autocast, masks ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", [{}, {"cosine": True}, {"lookup_dim": 3}, {"ema": True},
-                                     {"cosine": True, "lookup_dim": 3}])
+@pytest.mark.parametrize(
+    "options", [{}, {"cosine": True}, {"lookup_dim": 3}, {"ema": True}, {"cosine": True, "lookup_dim": 3}]
+)
 def test_lookup_reproduces_forward(options):
     torch.manual_seed(0)
     q = VectorQuantizer(D, K, **options)
@@ -325,9 +345,9 @@ def test_padding_changes_nothing(options):
     lengths = [13, 20]
     z = _z(batch=2, frames=20, seed=3)
     padded = z.clone()
-    padded[0, :, lengths[0]:] = 1e6  # garbage in the padding must not leak anywhere
+    padded[0, :, lengths[0] :] = 1e6  # garbage in the padding must not leak anywhere
     mask = torch.arange(20) < torch.tensor(lengths).unsqueeze(1)
-    joined = torch.cat([z[0, :, :lengths[0]], z[1, :, :lengths[1]]], dim=1).unsqueeze(0)  # (1, D, 33)
+    joined = torch.cat([z[0, :, : lengths[0]], z[1, :, : lengths[1]]], dim=1).unsqueeze(0)  # (1, D, 33)
 
     torch.manual_seed(0)
     a = VectorQuantizer(D, 8, **options).train()
@@ -338,8 +358,7 @@ def test_padding_changes_nothing(options):
         out_a = a(padded, mask=mask)
         torch.manual_seed(5)
         out_b = b(joined)
-        for name in ("loss", "codebook_loss", "commitment_loss", "perplexity", "usage", "dead_codes",
-                     "restarted"):
+        for name in ("loss", "codebook_loss", "commitment_loss", "perplexity", "usage", "dead_codes", "restarted"):
             torch.testing.assert_close(getattr(out_a, name), getattr(out_b, name), msg=name)
         assert torch.equal(out_a.codes[:, 0][mask], out_b.codes[0, 0])
     for key, value in a.state_dict().items():
@@ -366,8 +385,16 @@ def test_perplexity_usage_and_dead_codes():
     torch.testing.assert_close(out.perplexity, torch.exp(-(p * p.log()).sum()))
     torch.testing.assert_close(out.usage, torch.tensor(2 / 8))
     metrics = out.metrics()
-    assert set(metrics) == {"loss", "codebook_loss", "commitment_loss", "diversity_loss", "perplexity",
-                            "usage", "dead_codes", "restarted"}
+    assert set(metrics) == {
+        "loss",
+        "codebook_loss",
+        "commitment_loss",
+        "diversity_loss",
+        "perplexity",
+        "usage",
+        "dead_codes",
+        "restarted",
+    }
 
 
 def test_bad_arguments_and_shapes_fail_clearly():

@@ -1,5 +1,6 @@
 """models/residual.py: each level codes what the ones before it left, any first n levels decode
 on their own, quantizer dropout, and a VQ-VAE with residual codes end to end."""
+
 import numpy as np
 import pytest
 import torch
@@ -24,8 +25,9 @@ def speechlike(batch=6, frames=200, seed=0):
 def initialised(num_quantizers=Q, dropout=0.0, seed=0):
     """A residual quantizer whose levels were k-means-initialised on speechlike data, in eval mode."""
     torch.manual_seed(seed)
-    q = ResidualVectorQuantizer(D, K, num_quantizers=num_quantizers, quantizer_dropout=dropout,
-                                ema=True, kmeans_init=True).train()
+    q = ResidualVectorQuantizer(
+        D, K, num_quantizers=num_quantizers, quantizer_dropout=dropout, ema=True, kmeans_init=True
+    ).train()
     q(speechlike(seed=1))
     return q.eval()
 
@@ -55,8 +57,7 @@ def test_the_first_n_levels_are_a_model_with_n_levels():
     z = speechlike(seed=4)
     for n in (1, 2, 3):
         small = ResidualVectorQuantizer(D, K, num_quantizers=n, ema=True, kmeans_init=True).eval()
-        small.load_state_dict({k: v for k, v in full.state_dict().items()
-                               if int(k.split(".")[1]) < n})
+        small.load_state_dict({k: v for k, v in full.state_dict().items() if int(k.split(".")[1]) < n})
         out = small(z)
         assert torch.equal(out.codes, full(z).codes[:, :n])
         assert torch.equal(out.quantized, full.lookup(full(z).codes[:, :n]))
@@ -96,17 +97,29 @@ def test_a_dropped_utterance_is_decoded_from_its_first_levels_only():
     torch.manual_seed(11)
     out = q(z)
     for b, n in enumerate(active.tolist()):
-        expected = sum(before[l][out.codes[b, l]].T for l in range(n))  # the vectors picked before the EMA step
+        expected = sum(
+            before[level][out.codes[b, level]].T for level in range(n)
+        )  # the vectors picked before the EMA step
         torch.testing.assert_close(out.quantized[b], expected, rtol=0, atol=1e-6)
     assert sorted(set(active.tolist())) != [Q]  # the seed really dropped levels somewhere
 
 
 def model(num_quantizers=Q):
-    cfg = compose("train", ["model=small", "model/quantizer=residual", f"model.quantizer.num_quantizers={num_quantizers}",
-                            "model.quantizer.codebook_size=16", "model.decoder.stacks=1",
-                            "model.decoder.layers_per_stack=3", "model.decoder.residual_channels=8",
-                            "model.decoder.gate_channels=8", "model.decoder.skip_channels=8",
-                            "model.decoder.pitch=none"])
+    cfg = compose(
+        "train",
+        [
+            "model=small",
+            "model/quantizer=residual",
+            f"model.quantizer.num_quantizers={num_quantizers}",
+            "model.quantizer.codebook_size=16",
+            "model.decoder.stacks=1",
+            "model.decoder.layers_per_stack=3",
+            "model.decoder.residual_channels=8",
+            "model.decoder.gate_channels=8",
+            "model.decoder.skip_channels=8",
+            "model.decoder.pitch=none",
+        ],
+    )
     torch.manual_seed(0)
     return VQVAE.from_config(OmegaConf.to_container(cfg.model), num_speakers=2)
 

@@ -1,4 +1,5 @@
 """VQVAE: presets, padding and masks, speaker table, jitter, autocast, and a real overfit."""
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -11,8 +12,14 @@ from audio_vq.models.vqvae import VQVAE, time_jitter
 TINY = {
     "encoder": {"channels": 16, "strides": [2, 2, 2, 2], "residual_layers": 0},
     "quantizer": {"kind": "vector", "dim": 8, "codebook_size": 16},
-    "decoder": {"stacks": 1, "layers_per_stack": 6, "residual_channels": 16, "gate_channels": 32,
-                "skip_channels": 32, "speaker_dim": 4},
+    "decoder": {
+        "stacks": 1,
+        "layers_per_stack": 6,
+        "residual_channels": 16,
+        "gate_channels": 32,
+        "skip_channels": 32,
+        "speaker_dim": 4,
+    },
 }
 
 
@@ -118,7 +125,7 @@ def test_a_small_model_overfits_one_synthetic_utterance(utterance):
     """Reconstruction cross-entropy on 0.5 s of toy speech falls well below where it starts."""
     torch.manual_seed(0)
     start = int(0.2 * audio.SAMPLE_RATE)
-    x = utterance[start:start + audio.SAMPLE_RATE // 2].unsqueeze(0)
+    x = utterance[start : start + audio.SAMPLE_RATE // 2].unsqueeze(0)
     model = tiny(num_speakers=1)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []

@@ -1,5 +1,6 @@
 """models/wavenet.py: causality, receptive field, conditioning alignment, shapes, output
 distributions (loss and sampling), and that a tiny WaveNet learns."""
+
 import math
 
 import numpy as np
@@ -16,8 +17,9 @@ from audio_vq.models.distributions import (
 )
 from audio_vq.models.wavenet import WaveNet, default_upsample_strides
 
-TINY = dict(stacks=2, layers_per_stack=3, kernel_size=2, residual_channels=8, gate_channels=16,
-            skip_channels=8, speaker_dim=3)
+TINY = dict(
+    stacks=2, layers_per_stack=3, kernel_size=2, residual_channels=8, gate_channels=16, skip_channels=8, speaker_dim=3
+)
 
 
 def tiny(cond_channels=4, hop=4, seed=0, **kw):
@@ -83,6 +85,7 @@ def test_activation_checkpointing_gives_the_same_gradients_and_keeps_less(upsamp
 
 # -- shapes and input checks -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("upsample", ["repeat", "transposed"])
 @pytest.mark.parametrize("output, channels", [("categorical", 256), ("logistic_mixture", 30)])
 def test_output_shape(upsample, output, channels):
@@ -112,8 +115,17 @@ def test_wrong_lengths_and_conditioning_are_refused():
 
 
 def test_parameter_layout_for_the_incremental_generator():
-    model = WaveNet(4, 4, stacks=2, layers_per_stack=3, kernel_size=3, residual_channels=8,
-                    gate_channels=16, skip_channels=12, speaker_dim=5)
+    model = WaveNet(
+        4,
+        4,
+        stacks=2,
+        layers_per_stack=3,
+        kernel_size=3,
+        residual_channels=8,
+        gate_channels=16,
+        skip_channels=12,
+        speaker_dim=5,
+    )
     assert model.dilations == [1, 2, 4, 1, 2, 4]
     for i, (layer, d) in enumerate(zip(model.layers, model.dilations)):
         assert layer.dilated.weight.shape == (16, 8, 3) and layer.dilated.dilation == (d,)
@@ -141,6 +153,7 @@ def test_default_upsample_strides():
 
 
 # -- causality and receptive field ---------------------------------------------------------------
+
 
 def dependency_set(model, t, c, g, T):
     """Which positions s of x change logits[..., t] (one batch row per perturbed position)."""
@@ -179,17 +192,21 @@ def test_causality_by_perturbing_the_future():
             x2[:, t:] = (x2[:, t:] + 101) % 256
             out = model(x2, c, g)
             assert torch.equal(out[..., : t + 1], ref[..., : t + 1]) or torch.allclose(
-                out[..., : t + 1], ref[..., : t + 1], atol=1e-12, rtol=0)
+                out[..., : t + 1], ref[..., : t + 1], atol=1e-12, rtol=0
+            )
             if t + 1 < x.shape[1]:
                 assert not torch.allclose(out[..., t + 1], ref[..., t + 1])
 
 
-@pytest.mark.parametrize("kw, rf", [
-    (dict(stacks=2, layers_per_stack=3, kernel_size=2), 15),
-    (dict(stacks=1, layers_per_stack=4, kernel_size=3), 2 * 15 + 1),
-    (dict(stacks=3, layers_per_stack=2, kernel_size=2), 3 * 3 + 1),
-    (dict(stacks=2, layers_per_stack=10, kernel_size=2), 2047),
-])
+@pytest.mark.parametrize(
+    "kw, rf",
+    [
+        (dict(stacks=2, layers_per_stack=3, kernel_size=2), 15),
+        (dict(stacks=1, layers_per_stack=4, kernel_size=3), 2 * 15 + 1),
+        (dict(stacks=3, layers_per_stack=2, kernel_size=2), 3 * 3 + 1),
+        (dict(stacks=2, layers_per_stack=10, kernel_size=2), 2047),
+    ],
+)
 def test_receptive_field_hand_computed(kw, rf):
     assert WaveNet(4, 4, **kw).receptive_field == rf
 
@@ -204,6 +221,7 @@ def test_receptive_field_empirical_kernel_3():
 
 # -- conditioning --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("hop, f", [(4, 0), (4, 5), (5, 3), (1, 9)])
 def test_repeat_conditioning_alignment(hop, f):
     """Frame f conditions samples [f*hop, (f+1)*hop): earlier outputs never change; every output
@@ -217,7 +235,7 @@ def test_repeat_conditioning_alignment(hop, f):
     start, end = f * hop, (f + 1) * hop
     assert not diff[:start].any()
     assert diff[start:end].all()
-    assert not diff[end - 1 + model.receptive_field:].any()
+    assert not diff[end - 1 + model.receptive_field :].any()
 
 
 def test_speaker_vector_changes_every_output():
@@ -260,10 +278,11 @@ def test_cond_stack_looks_ahead_at_frame_rate_only():
     c2[:, :, 6] += 1.0
     with torch.no_grad():
         diff = per_step_change(model(x, c2, g), model(x, c, g))
-    assert not diff[: 5 * 4].any() and diff[5 * 4: 7 * 4].all()
+    assert not diff[: 5 * 4].any() and diff[5 * 4 : 7 * 4].all()
 
 
 # -- output distributions ------------------------------------------------------------------------
+
 
 def test_categorical_loss_extremes_and_mask():
     audio = torch.rand(2, 50) * 2 - 1
@@ -281,13 +300,15 @@ def test_categorical_loss_extremes_and_mask():
 
 
 def mixture_logits(weights, means, log_scales, T=1):
-    return torch.tensor(list(weights) + list(means) + list(log_scales), dtype=torch.float64)[None, :, None].repeat(1, 1, T)
+    return torch.tensor(list(weights) + list(means) + list(log_scales), dtype=torch.float64)[None, :, None].repeat(
+        1, 1, T
+    )
 
 
 @pytest.mark.parametrize("log_scales", [(-3.0, -5.0), (-1.0, -12.0), (0.5, -2.0)])
 def test_logistic_mixture_is_a_distribution_over_the_bins(log_scales):
     """exp(log_prob) summed over all 2^16 bins is 1 (edge bins hold the tails)."""
-    bins = 2 ** 16
+    bins = 2**16
     grid = torch.linspace(-1, 1, bins, dtype=torch.float64)[None]
     logits = mixture_logits([0.3, -0.2], [0.1, -0.95], log_scales, T=bins)
     total = logistic_mixture_log_prob(logits, grid).exp().sum().item()
@@ -345,10 +366,13 @@ def test_logistic_mixture_sample():
     right = x > 0
     assert right.double().mean().item() == pytest.approx(0.75, abs=0.01)
     assert x[right].mean().item() == pytest.approx(0.4, abs=0.005)
-    assert x[right].var().item() == pytest.approx(0.05 ** 2 * math.pi ** 2 / 3, rel=0.1)
+    assert x[right].var().item() == pytest.approx(0.05**2 * math.pi**2 / 3, rel=0.1)
     cooler = logistic_mixture_sample(logits.expand(n, 6), u, temperature=0.5)
-    assert cooler[cooler > 0].var().item() == pytest.approx(0.025 ** 2 * math.pi ** 2 / 3, rel=0.1)
-    assert logistic_mixture_sample(mixture_logits([0.0], [0.99], [0.0])[..., 0], torch.tensor([[0.5, 0.99999]])).item() == 1.0
+    assert cooler[cooler > 0].var().item() == pytest.approx(0.025**2 * math.pi**2 / 3, rel=0.1)
+    assert (
+        logistic_mixture_sample(mixture_logits([0.0], [0.99], [0.0])[..., 0], torch.tensor([[0.5, 0.99999]])).item()
+        == 1.0
+    )
 
 
 def test_model_sample_matches_its_distribution():
@@ -360,6 +384,7 @@ def test_model_sample_matches_its_distribution():
 
 
 # -- learning ------------------------------------------------------------------------------------
+
 
 def sine(T, freq=0.05, amp=0.6):
     return (amp * torch.sin(2 * math.pi * freq * torch.arange(T, dtype=torch.float32)))[None]

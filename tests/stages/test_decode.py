@@ -1,4 +1,5 @@
 """reconstruct / convert / synthesize on a tiny trained model: files, lengths, errors."""
+
 import csv
 import json
 import math
@@ -13,15 +14,15 @@ import pytest
 import soundfile as sf
 
 from audio_vq import audio, load_model
-
-from audio_vq.stages import decode
 from audio_vq.config import ConfigError, compose
 from audio_vq.generate import Generator
-from audio_vq.rendering import PCM_SUBTYPE
 from audio_vq.manifest import Utterance, read_manifest, write_manifest
+from audio_vq.rendering import PCM_SUBTYPE
+from audio_vq.stages import decode
 from audio_vq.units import UnitExtractor
 
-from tiny import INFERENCE, TINY_HOP as HOP
+from tiny import INFERENCE
+from tiny import TINY_HOP as HOP
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,9 @@ def trained(tiny_trained):
 
 
 def cfg(name, trained, out, *overrides):
-    return compose(name, [f"model={trained / 'run' / 'model'}", f"out={out}", "chunk_seconds=0.5", *overrides],
-                   package=INFERENCE)
+    return compose(
+        name, [f"model={trained / 'run' / 'model'}", f"out={out}", "chunk_seconds=0.5", *overrides], package=INFERENCE
+    )
 
 
 def short_inputs(trained, tmp_path, n=2):
@@ -80,6 +82,7 @@ def test_reconstruct_uses_the_source_speaker_and_skips_bad_files(trained, tmp_pa
 # index. The tiny model's speaker embeddings (random, 3 training steps) give each speaker other
 # audio, which each test checks too, so a wrong index cannot pass unseen.
 
+
 def greedy_decode(trained, codes: np.ndarray, speaker: str, scratch: Path) -> np.ndarray:
     """``codes`` (Q, frames) generated greedily with ``speaker``'s embedding, as the commands
     write it (16-bit wav), read back as int16."""
@@ -98,8 +101,9 @@ def test_each_conversion_is_decoded_with_its_target_speaker(trained, tmp_path):
     # catches: convert decoding every conversion with speaker 0 (or any index but the target's)
     folder, ids = short_inputs(trained, tmp_path)
     targets = ("spk01", "spk03")  # not index 0: a decoder stuck at speaker 0 differs from both
-    decode.convert(cfg("convert", trained, tmp_path / "out", f"input={folder}", "target_speaker=spk01,spk03",
-                        "argmax=true"))
+    decode.convert(
+        cfg("convert", trained, tmp_path / "out", f"input={folder}", "target_speaker=spk01,spk03", "argmax=true")
+    )
     for i in ids:
         got = {t: sf.read(tmp_path / "out" / f"{i}__{t}.wav", dtype="int16")[0] for t in targets}
         assert not np.array_equal(got["spk01"], got["spk03"]), i  # the target changes the audio
@@ -123,8 +127,9 @@ def test_reconstruct_decodes_each_input_with_its_own_speaker_or_the_one_given(tr
         utts.append(Utterance(u.id, str(path), speaker, 1000, 16_000, "test"))
     write_manifest(tmp_path / "data", utts)
     decode.reconstruct(cfg("reconstruct", trained, tmp_path / "own", f"input={tmp_path / 'data'}", "argmax=true"))
-    decode.reconstruct(cfg("reconstruct", trained, tmp_path / "given", f"input={tmp_path / 'data'}", "argmax=true",
-                            "speaker=spk02"))
+    decode.reconstruct(
+        cfg("reconstruct", trained, tmp_path / "given", f"input={tmp_path / 'data'}", "argmax=true", "speaker=spk02")
+    )
     for u in utts:
         codes = extracted_codes(trained, u.path)
         own, given = (sf.read(tmp_path / d / f"{u.id}.wav", dtype="int16")[0] for d in ("own", "given"))
@@ -139,10 +144,14 @@ def test_synthesize_decodes_with_the_speaker_given(trained, tmp_path):
     units.write_text("a|1 2 3 4 5 15 0 9 9 9\n")
     codes = np.array([[1, 2, 3, 4, 5, 15, 0, 9, 9, 9]])
     for speaker in ("spk01", "spk03"):
-        decode.synthesize(cfg("synthesize", trained, tmp_path / speaker, f"units={units}", f"speaker={speaker}",
-                               "argmax=true"))
-        np.testing.assert_array_equal(sf.read(tmp_path / speaker / "a.wav", dtype="int16")[0],
-                                      greedy_decode(trained, codes, speaker, tmp_path / "ref.wav"), err_msg=speaker)
+        decode.synthesize(
+            cfg("synthesize", trained, tmp_path / speaker, f"units={units}", f"speaker={speaker}", "argmax=true")
+        )
+        np.testing.assert_array_equal(
+            sf.read(tmp_path / speaker / "a.wav", dtype="int16")[0],
+            greedy_decode(trained, codes, speaker, tmp_path / "ref.wav"),
+            err_msg=speaker,
+        )
     assert not np.array_equal(*(sf.read(tmp_path / s / "a.wav")[0] for s in ("spk01", "spk03")))
 
 
@@ -151,8 +160,16 @@ def test_an_output_does_not_depend_on_its_batch(trained, tmp_path):
     whichever utterances share its batch."""
     folder, ids = short_inputs(trained, tmp_path, n=3)
     for batch in (1, 2, 3):
-        decode.reconstruct(cfg("reconstruct", trained, tmp_path / f"b{batch}", f"input={folder}", "speaker=spk01",
-                                f"batch_size={batch}"))
+        decode.reconstruct(
+            cfg(
+                "reconstruct",
+                trained,
+                tmp_path / f"b{batch}",
+                f"input={folder}",
+                "speaker=spk01",
+                f"batch_size={batch}",
+            )
+        )
     for i in ids:
         one = sf.read(tmp_path / "b1" / f"{i}.wav", dtype="int16")[0]
         for batch in (2, 3):
@@ -162,8 +179,9 @@ def test_an_output_does_not_depend_on_its_batch(trained, tmp_path):
 
 def test_long_inputs_stream_in_chunks_and_match_length(trained, tmp_path):
     utt = read_manifest(trained / "data")[0]
-    decode.reconstruct(cfg("reconstruct", trained, tmp_path / "out", f"input={utt.path}", "speaker=spk00",
-                            "chunk_seconds=0.25"))
+    decode.reconstruct(
+        cfg("reconstruct", trained, tmp_path / "out", f"input={utt.path}", "speaker=spk00", "chunk_seconds=0.25")
+    )
     assert sf.info(tmp_path / "out" / f"{utt.id}.wav").frames == math.ceil(utt.num_samples / HOP) * HOP
 
 
@@ -180,8 +198,19 @@ def test_synthesize_units_to_audio_of_the_expected_length(trained, tmp_path):
 
 def test_cli_unknown_speaker_is_one_line(trained, tmp_path):
     script = Path(sys.executable).with_name("audio-vq")
-    r = subprocess.run([str(script), "convert", f"model={trained / 'run' / 'model'}", f"out={tmp_path}",
-                        f"input={trained / 'data'}", "target_speaker=zed"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            str(script),
+            "convert",
+            f"model={trained / 'run' / 'model'}",
+            f"out={tmp_path}",
+            f"input={trained / 'data'}",
+            "target_speaker=zed",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "zed" in r.stderr
     assert np.all([not p.suffix == ".wav" for p in tmp_path.iterdir()])
 
@@ -189,12 +218,15 @@ def test_cli_unknown_speaker_is_one_line(trained, tmp_path):
 # ------------------------------------------------------------------------------------------
 # Hostile and careless input: outputs stay in out=, never replace inputs, reruns are honest
 
+
 def test_unit_ids_that_leave_the_output_folder_or_repeat_are_refused(trained, tmp_path):
     units = tmp_path / "units.txt"
     out = tmp_path / "deep" / "out"
-    for line, message in [("../../x|1 2 3", r"units.txt:2: id '../../x' holds '/'"),
-                          ("/abs/x|1 2 3", r"units.txt:2: id '/abs/x' holds '/'"),
-                          ("ok|4 5", r"units.txt:2: duplicate id 'ok' \(first at .*units.txt:1\)")]:
+    for line, message in [
+        ("../../x|1 2 3", r"units.txt:2: id '../../x' holds '/'"),
+        ("/abs/x|1 2 3", r"units.txt:2: id '/abs/x' holds '/'"),
+        ("ok|4 5", r"units.txt:2: duplicate id 'ok' \(first at .*units.txt:1\)"),
+    ]:
         units.write_text(f"ok|1 2 3\n{line}\n")
         with pytest.raises(ConfigError, match=message):
             decode.synthesize(cfg("synthesize", trained, out, f"units={units}", "speaker=spk01"))
@@ -221,9 +253,11 @@ def test_a_rerun_resumes_with_the_same_settings_and_stops_or_regenerates_with_ot
     first, stamp = wav.read_bytes(), wav.stat().st_mtime_ns
     run("speaker=spk02")  # the same fingerprint: kept as it is (a resume)
     assert wav.stat().st_mtime_ns == stamp
-    for overrides, message in [(["speaker=spk02", "temperature=0.5"], r"were made with temperature=1.0 \(now 0.5\)"),
-                               (["speaker=spk02", "seed=3"], r"were made with seed=0 \(now 3\)"),
-                               (["speaker=spk01"], r"another speaker, e.g. .*\.wav with 'spk02' \(now 'spk01'\)")]:
+    for overrides, message in [
+        (["speaker=spk02", "temperature=0.5"], r"were made with temperature=1.0 \(now 0.5\)"),
+        (["speaker=spk02", "seed=3"], r"were made with seed=0 \(now 3\)"),
+        (["speaker=spk01"], r"another speaker, e.g. .*\.wav with 'spk02' \(now 'spk01'\)"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             run(*overrides)
         assert wav.read_bytes() == first
@@ -251,9 +285,22 @@ def test_a_write_that_fails_midway_is_one_line_and_leaves_no_partial_file(traine
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # the wav needs ~2 KB
 
-    r = subprocess.run([str(script), "reconstruct", f"model={trained / 'run' / 'model'}", f"out={tmp_path / 'out'}",
-                        f"input={folder}", "speaker=spk01", "backend=torch", "device=cpu"],
-                       capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    r = subprocess.run(
+        [
+            str(script),
+            "reconstruct",
+            f"model={trained / 'run' / 'model'}",
+            f"out={tmp_path / 'out'}",
+            f"input={folder}",
+            "speaker=spk01",
+            "backend=torch",
+            "device=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
     assert r.returncode == 2, r.stderr
     errors = [line for line in r.stderr.splitlines() if "error" in line or "Traceback" in line]
     assert len(errors) == 1 and f"{ids[0]}.wav: cannot write it" in errors[0], r.stderr  # beside progress bars
@@ -262,31 +309,52 @@ def test_a_write_that_fails_midway_is_one_line_and_leaves_no_partial_file(traine
 
 def test_a_hierarchical_model_synthesizes_its_unit_files_as_it_reconstructs(trained, tiny_hierarchical, tmp_path):
     from audio_vq.stages import extract
+
     folder, ids = short_inputs(trained, tmp_path)
 
     def run(name, out, *overrides):
-        return compose(name, [f"model={tiny_hierarchical}", f"out={out}", "chunk_seconds=0.5", "speaker=spk02",
-                              *overrides], package=INFERENCE)
+        return compose(
+            name,
+            [f"model={tiny_hierarchical}", f"out={out}", "chunk_seconds=0.5", "speaker=spk02", *overrides],
+            package=INFERENCE,
+        )
 
     decode.reconstruct(run("reconstruct", tmp_path / "rec", f"input={folder}"))
     units = tmp_path / "units.jsonl"  # deduplicated: runs of whole frames, the held top codes inside them
-    extract.extract(compose("extract", [f"model={tiny_hierarchical}", f"input={folder}", f"output={units}",
-                                        "format=jsonl", "deduplicate=true", "num_workers=0"], package=INFERENCE))
+    extract.extract(
+        compose(
+            "extract",
+            [
+                f"model={tiny_hierarchical}",
+                f"input={folder}",
+                f"output={units}",
+                "format=jsonl",
+                "deduplicate=true",
+                "num_workers=0",
+            ],
+            package=INFERENCE,
+        )
+    )
     decode.synthesize(run("synthesize", tmp_path / "synth", f"units={units}"))
     for i in ids:
-        np.testing.assert_array_equal(sf.read(tmp_path / "synth" / f"{i}.wav")[0],
-                                      sf.read(tmp_path / "rec" / f"{i}.wav")[0])
+        np.testing.assert_array_equal(
+            sf.read(tmp_path / "synth" / f"{i}.wav")[0], sf.read(tmp_path / "rec" / f"{i}.wav")[0]
+        )
     with pytest.raises(ConfigError, match="levels=1"):
         decode.reconstruct(run("reconstruct", tmp_path / "bad", f"input={folder}", "levels=1"))
 
 
 def test_a_residual_model_decodes_its_first_levels_and_synthesizes_its_unit_files(trained, tiny_residual, tmp_path):
     from audio_vq.stages import extract
+
     folder, ids = short_inputs(trained, tmp_path)
 
     def run(name, out, *overrides):
-        return compose(name, [f"model={tiny_residual}", f"out={out}", "chunk_seconds=0.5", "speaker=spk02",
-                              *overrides], package=INFERENCE)
+        return compose(
+            name,
+            [f"model={tiny_residual}", f"out={out}", "chunk_seconds=0.5", "speaker=spk02", *overrides],
+            package=INFERENCE,
+        )
 
     decode.reconstruct(run("reconstruct", tmp_path / "all", f"input={folder}"))
     decode.reconstruct(run("reconstruct", tmp_path / "one", f"input={folder}", "levels=1"))
@@ -295,8 +363,13 @@ def test_a_residual_model_decodes_its_first_levels_and_synthesizes_its_unit_file
     assert any(not np.array_equal(every[i], first[i]) for i in ids)  # the later levels reach the decoder
     # synthesize reads the levels back from a unit file: the same audio as reconstruct made
     units = tmp_path / "units.jsonl"
-    extract.extract(compose("extract", [f"model={tiny_residual}", f"input={folder}", f"output={units}",
-                                        "format=jsonl", "num_workers=0"], package=INFERENCE))
+    extract.extract(
+        compose(
+            "extract",
+            [f"model={tiny_residual}", f"input={folder}", f"output={units}", "format=jsonl", "num_workers=0"],
+            package=INFERENCE,
+        )
+    )
     decode.synthesize(run("synthesize", tmp_path / "synth", f"units={units}"))
     for i in ids:
         np.testing.assert_array_equal(sf.read(tmp_path / "synth" / f"{i}.wav")[0], every[i])
@@ -347,15 +420,23 @@ def test_reconstruct_and_convert_decode_the_sources_contour(pitch_trained, train
     folder.mkdir()
     for u in read_manifest(trained / "data")[:2]:  # half a second each: voiced, so the contours differ
         x, rate = sf.read(u.path, dtype="float32")
-        sf.write(folder / f"{u.id}.wav", x[:rate // 2], rate)
+        sf.write(folder / f"{u.id}.wav", x[: rate // 2], rate)
         ids.append(u.id)
     model = pitch_trained / "model"
     speakers = {u.id: u.speaker for u in read_manifest(trained / "data")}
-    decode.reconstruct(compose("reconstruct", [f"model={model}", f"out={tmp_path / 'rec'}", f"input={folder}",
-                                                f"speaker={speakers[ids[0]]}"], package=INFERENCE))
+    decode.reconstruct(
+        compose(
+            "reconstruct",
+            [f"model={model}", f"out={tmp_path / 'rec'}", f"input={folder}", f"speaker={speakers[ids[0]]}"],
+            package=INFERENCE,
+        )
+    )
     assert sorted(p.stem for p in (tmp_path / "rec").glob("*.wav")) == sorted(ids)
-    conv = compose("convert", [f"model={model}", f"out={tmp_path / 'conv'}", f"input={folder}",
-                               "target_speaker=spk01,spk03"], package=INFERENCE)
+    conv = compose(
+        "convert",
+        [f"model={model}", f"out={tmp_path / 'conv'}", f"input={folder}", "target_speaker=spk01,spk03"],
+        package=INFERENCE,
+    )
     decode.convert(conv)
     record = json.loads((tmp_path / "conv" / "fingerprint.json").read_text())["outputs"]
     assert all("f0" in r for r in record.values())
@@ -366,9 +447,31 @@ def test_reconstruct_and_convert_decode_the_sources_contour(pitch_trained, train
     # voiced_temperature shapes a pitch model's outputs: a rerun with another one stops (it is
     # recorded), and its outputs differ from those sampled at the temperature alone
     with pytest.raises(ConfigError, match=r"were made with voiced_temperature=0.5 \(now None\)"):
-        decode.convert(compose("convert", [f"model={model}", f"out={tmp_path / 'conv'}", f"input={folder}",
-                                            "target_speaker=spk01,spk03", "voiced_temperature=null"], package=INFERENCE))
-    decode.convert(compose("convert", [f"model={model}", f"out={tmp_path / 'cool'}", f"input={folder}",
-                                        "target_speaker=spk01,spk03", "voiced_temperature=null"], package=INFERENCE))
+        decode.convert(
+            compose(
+                "convert",
+                [
+                    f"model={model}",
+                    f"out={tmp_path / 'conv'}",
+                    f"input={folder}",
+                    "target_speaker=spk01,spk03",
+                    "voiced_temperature=null",
+                ],
+                package=INFERENCE,
+            )
+        )
+    decode.convert(
+        compose(
+            "convert",
+            [
+                f"model={model}",
+                f"out={tmp_path / 'cool'}",
+                f"input={folder}",
+                "target_speaker=spk01,spk03",
+                "voiced_temperature=null",
+            ],
+            package=INFERENCE,
+        )
+    )
     name = f"{ids[0]}__spk01.wav"
     assert (tmp_path / "cool" / name).read_bytes() != (tmp_path / "conv" / name).read_bytes()

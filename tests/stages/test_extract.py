@@ -1,4 +1,5 @@
 """`audio-vq extract` / `units-convert`: formats, resumption, shards, determinism, bad files."""
+
 import json
 import os
 import shutil
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_vq.stages import decode, extract
 from audio_vq.config import ConfigError, compose
 from audio_vq.manifest import read_manifest
+from audio_vq.stages import decode, extract
 from audio_vq.units.formats import FORMATS, meta_path, read_units
 
 from tiny import INFERENCE, TINY_HOP
@@ -25,8 +26,17 @@ def model_dir(trained):
 
 
 def run_extract(trained, output, *overrides, input=None):
-    cfg = compose("extract", [f"model={model_dir(trained)}", f"input={input or trained / 'data'}",
-                              f"output={output}", "num_workers=0", *overrides], package=INFERENCE)
+    cfg = compose(
+        "extract",
+        [
+            f"model={model_dir(trained)}",
+            f"input={input or trained / 'data'}",
+            f"output={output}",
+            "num_workers=0",
+            *overrides,
+        ],
+        package=INFERENCE,
+    )
     return extract.extract(cfg)
 
 
@@ -34,6 +44,7 @@ def frames_by_id(path, fmt=None, trained=None):
     codebook = None
     if trained is not None:
         from audio_vq.units import UnitExtractor
+
         codebook = UnitExtractor.from_pretrained(model_dir(trained)).codebook[0]  # one codebook: (K, D)
     return {r.id: r.frames().tolist() for r in read_units(path, fmt, codebook)[1]}
 
@@ -49,6 +60,7 @@ def reference(tiny_trained, tmp_path_factory):
 def test_gslm_output_meta_and_dictionary(tiny_trained, reference):
     lines = reference.read_text().splitlines()
     from audio_vq.manifest import read_manifest
+
     utts = read_manifest(tiny_trained / "data")
     assert [line.split("|")[0] for line in lines] == [u.id for u in utts]  # manifest order
     for line, u in zip(lines, utts):
@@ -69,8 +81,13 @@ def test_every_format_round_trips_through_units_convert(tiny_trained, reference,
         assert frames_by_id(out, trained=tiny_trained) == want, fmt
         for target in FORMATS:
             conv = tmp_path / f"{fmt}_to_{target}{SUFFIX[target]}"
-            extract.units_convert(compose("units_convert", [f"input={out}", f"output={conv}", f"format={target}",
-                                                            f"model={model_dir(tiny_trained)}"], package=INFERENCE))
+            extract.units_convert(
+                compose(
+                    "units_convert",
+                    [f"input={out}", f"output={conv}", f"format={target}", f"model={model_dir(tiny_trained)}"],
+                    package=INFERENCE,
+                )
+            )
             assert frames_by_id(conv, trained=tiny_trained) == want, (fmt, target)
             meta = json.loads(Path(f"{conv}.meta.json").read_text())
             assert meta["format"] == target and meta["frame_rate"] == 16_000 / TINY_HOP
@@ -78,9 +95,18 @@ def test_every_format_round_trips_through_units_convert(tiny_trained, reference,
 
 def test_batched_workers_and_threads_change_nothing(tiny_trained, reference, tmp_path):
     run_extract(tiny_trained, tmp_path / "a.txt", "batch_size=7", "threads=1")
-    cfg = compose("extract", [f"model={model_dir(tiny_trained)}", f"input={tiny_trained / 'data'}",
-                              f"output={tmp_path / 'b.txt'}", "batch_size=3", "num_workers=2", "threads=2"],
-                  package=INFERENCE)
+    cfg = compose(
+        "extract",
+        [
+            f"model={model_dir(tiny_trained)}",
+            f"input={tiny_trained / 'data'}",
+            f"output={tmp_path / 'b.txt'}",
+            "batch_size=3",
+            "num_workers=2",
+            "threads=2",
+        ],
+        package=INFERENCE,
+    )
     extract.extract(cfg)
     assert (tmp_path / "a.txt").read_bytes() == reference.read_bytes()
     assert (tmp_path / "b.txt").read_bytes() == reference.read_bytes()
@@ -102,7 +128,9 @@ def test_killed_and_resumed_equals_uninterrupted(tiny_trained, reference, tmp_pa
         run_extract(tiny_trained, out, "block_size=3", "batch_size=2")
     assert written == [0, 1] and not out.exists()
     assert sorted(p.name for p in Path(f"{out}.parts").glob("part_*")) == ["part_000000.npz", "part_000001.npz"]
-    monkeypatch.setattr(extract, "_write_part", lambda parts, block, *a: (written.append(block), real(parts, block, *a)))
+    monkeypatch.setattr(
+        extract, "_write_part", lambda parts, block, *a: (written.append(block), real(parts, block, *a))
+    )
     run_extract(tiny_trained, out, "block_size=3", "batch_size=2")
     assert 0 not in written[2:] and 1 not in written[2:]  # finished blocks were not redone
     assert out.read_bytes() == reference.read_bytes()
@@ -125,9 +153,26 @@ def test_torchrun_ranks_take_shards_and_rank0_merges(tiny_trained, reference, tm
     out = tmp_path / "units.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "extract", f"model={model_dir(tiny_trained)}",
-                        f"input={tiny_trained / 'data'}", f"output={out}", "num_workers=0", "block_size=2",
-                        "device=cpu"], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "audio_vq.cli",
+            "extract",
+            f"model={model_dir(tiny_trained)}",
+            f"input={tiny_trained / 'data'}",
+            f"output={out}",
+            "num_workers=0",
+            "block_size=2",
+            "device=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert out.read_bytes() == reference.read_bytes()
 
@@ -145,6 +190,7 @@ def test_bad_file_is_reported_and_the_rest_written(tiny_trained, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     from audio_vq.manifest import read_manifest
+
     for u in read_manifest(tiny_trained / "data")[:3]:
         shutil.copy(u.path, folder / Path(u.path).name)
     (folder / "broken.wav").write_bytes(b"RIFF nonsense")
@@ -161,6 +207,7 @@ def test_bad_file_is_reported_and_the_rest_written(tiny_trained, tmp_path):
 
 def test_file_list_and_fairseq_tsv_inputs(tiny_trained, reference, tmp_path):
     from audio_vq.manifest import read_manifest, write_fairseq_tsv
+
     utts = read_manifest(tiny_trained / "data")
     (tmp_path / "list.txt").write_text("".join(f"{u.path}\n" for u in utts))
     write_fairseq_tsv(tmp_path / "train.tsv", utts)
@@ -177,8 +224,12 @@ def test_rerun_of_a_finished_output_is_a_no_op(tiny_trained, reference, capsys):
 
 
 def test_config_errors_name_the_key(tiny_trained, tmp_path):
-    for override, word in [("format=wav", "format"), ("batch_size=0", "batch_size"),
-                           ("format=textless", None), ("shard=3", "shard=3")]:
+    for override, word in [
+        ("format=wav", "format"),
+        ("batch_size=0", "batch_size"),
+        ("format=textless", None),
+        ("shard=3", "shard=3"),
+    ]:
         extra = ["deduplicate=false"] if override == "format=textless" else []
         if word is None:
             with pytest.raises(ConfigError, match="deduplicate=false: format=textless is always deduplicated"):
@@ -190,6 +241,7 @@ def test_config_errors_name_the_key(tiny_trained, tmp_path):
 
 def test_extracted_units_synthesize_to_the_expected_length(tiny_trained, tmp_path):
     from audio_vq.manifest import read_manifest
+
     utt = read_manifest(tiny_trained / "data")[0]
     short = tmp_path / "in"
     short.mkdir()
@@ -197,16 +249,23 @@ def test_extracted_units_synthesize_to_the_expected_length(tiny_trained, tmp_pat
     sf.write(short / "clip.wav", x[:1001], 16_000)
     for fmt in ("gslm", "textless", "npz"):
         units = tmp_path / f"u_{fmt}{SUFFIX[fmt]}"
-        run_extract(tiny_trained, units, f"format={fmt}", *(["deduplicate=true"] if fmt == "textless" else []),
-                    input=short)
+        run_extract(
+            tiny_trained, units, f"format={fmt}", *(["deduplicate=true"] if fmt == "textless" else []), input=short
+        )
         out = tmp_path / f"synth_{fmt}"
-        decode.synthesize(compose("synthesize", [f"model={model_dir(tiny_trained)}", f"units={units}",
-                                                  "speaker=spk01", f"out={out}"], package=INFERENCE))
+        decode.synthesize(
+            compose(
+                "synthesize",
+                [f"model={model_dir(tiny_trained)}", f"units={units}", "speaker=spk01", f"out={out}"],
+                package=INFERENCE,
+            )
+        )
         assert sf.info(out / "clip.wav").frames == -(-1001 // TINY_HOP) * TINY_HOP
 
 
 def test_split_takes_one_split_of_a_manifest_only(tiny_trained, tmp_path):
     from audio_vq.manifest import read_manifest
+
     out = tmp_path / "train.txt"
     run_extract(tiny_trained, out, "split=train")
     want = [u.id for u in read_manifest(tiny_trained / "data") if u.split == "train"]
@@ -221,6 +280,7 @@ def test_split_takes_one_split_of_a_manifest_only(tiny_trained, tmp_path):
 # ------------------------------------------------------------------------------------------
 # Hostile and careless input
 
+
 def test_output_equal_to_an_input_is_refused_and_the_input_kept(tiny_trained, tmp_path):
     wav = tmp_path / "x.wav"
     shutil.copy(read_manifest(tiny_trained / "data")[0].path, wav)
@@ -231,13 +291,15 @@ def test_output_equal_to_an_input_is_refused_and_the_input_kept(tiny_trained, tm
     units = tmp_path / "units.txt"
     run_extract(tiny_trained, units, input=wav)
     with pytest.raises(ValueError, match=r"output: refusing to write .*units.txt: it is the input"):
-        extract.units_convert(compose("units_convert", [f"input={units}", f"output={units}", "format=gslm"],
-                                      package=INFERENCE))
+        extract.units_convert(
+            compose("units_convert", [f"input={units}", f"output={units}", "format=gslm"], package=INFERENCE)
+        )
     assert frames_by_id(units).keys() == {"x"}
 
 
-@pytest.mark.parametrize("output, message", [("", "output='': expected an output file"),
-                                             ("{tmp}", "is a folder; format=gslm writes a file")])
+@pytest.mark.parametrize(
+    "output, message", [("", "output='': expected an output file"), ("{tmp}", "is a folder; format=gslm writes a file")]
+)
 def test_output_that_is_empty_or_a_folder_is_one_line(tiny_trained, tmp_path, output, message):
     with pytest.raises(ConfigError, match=message):
         run_extract(tiny_trained, output.format(tmp=tmp_path), "format=gslm")
@@ -251,8 +313,9 @@ def test_input_file_names_that_cannot_be_ids_are_refused(tiny_trained, tmp_path)
         run_extract(tiny_trained, tmp_path / "units.txt", input=folder)
 
 
-def test_a_second_extraction_into_a_busy_output_is_refused_and_stale_temporaries_go(tiny_trained, reference, tmp_path,
-                                                                                   hold_lock):
+def test_a_second_extraction_into_a_busy_output_is_refused_and_stale_temporaries_go(
+    tiny_trained, reference, tmp_path, hold_lock
+):
     out = tmp_path / "units.txt"
     parts = Path(f"{out}.parts")
     holder = hold_lock(parts, ".lock-shard-0-of-1")
@@ -260,8 +323,11 @@ def test_a_second_extraction_into_a_busy_output_is_refused_and_stale_temporaries
         run_extract(tiny_trained, out)
     holder.kill()
     holder.wait()
-    stale = [tmp_path / f".units.txt.tmp-{holder.pid}", parts / ".part_000000.npz.x7.tmp",
-             tmp_path / ".units.txt.meta.json.y8.tmp"]
+    stale = [
+        tmp_path / f".units.txt.tmp-{holder.pid}",
+        parts / ".part_000000.npz.x7.tmp",
+        tmp_path / ".units.txt.meta.json.y8.tmp",
+    ]
     for p in stale:
         p.write_bytes(b"half")
     keep = tmp_path / ".other.txt.tmp-1"  # another output's temporary: not ours to remove
@@ -275,8 +341,11 @@ def test_empty_unit_file_is_an_error_and_writes_nothing(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(ConfigError, match="no utterances in this unit file"):
-        extract.units_convert(compose("units_convert", [f"input={empty}", f"output={tmp_path / 'o.jsonl'}",
-                                                        "format=jsonl"], package=INFERENCE))
+        extract.units_convert(
+            compose(
+                "units_convert", [f"input={empty}", f"output={tmp_path / 'o.jsonl'}", "format=jsonl"], package=INFERENCE
+            )
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]
 
 
@@ -298,10 +367,14 @@ def test_a_model_with_nan_weights_or_a_corrupt_config_or_weights_is_one_line(tin
         next(v for v in w.values() if v.is_floating_point()).fill_(float("nan"))
         save_file(w, str(folder / "model.safetensors"))
 
-    cases = [(nan, r"model.safetensors: 1 tensor\(s\) hold NaN or inf"),
-             (lambda f: (f / "config.yaml").write_text("model: [unclosed\n"), r"config.yaml: not a readable config"),
-             (lambda f: (f / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage"),
-              r"model.safetensors: not a readable safetensors file")]
+    cases = [
+        (nan, r"model.safetensors: 1 tensor\(s\) hold NaN or inf"),
+        (lambda f: (f / "config.yaml").write_text("model: [unclosed\n"), r"config.yaml: not a readable config"),
+        (
+            lambda f: (f / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage"),
+            r"model.safetensors: not a readable safetensors file",
+        ),
+    ]
     for i, (change, message) in enumerate(cases):
         with pytest.raises(ModelDirError, match=message):
             load_model(damaged(f"m{i}", change))
@@ -309,14 +382,19 @@ def test_a_model_with_nan_weights_or_a_corrupt_config_or_weights_is_one_line(tin
 
 # -- a residual model: several codebooks per frame -------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["residual", "hierarchical"])
-def test_units_of_several_levels_in_every_format_round_trip_through_units_convert(request, tiny_trained, kind,
-                                                                                   tmp_path):
+def test_units_of_several_levels_in_every_format_round_trip_through_units_convert(
+    request, tiny_trained, kind, tmp_path
+):
     from audio_vq.units import UnitExtractor
+
     from tiny import HIERARCHY_RATIO, RESIDUAL_LEVELS
+
     model = request.getfixturevalue(f"tiny_{kind}")
-    Q, rates = ((RESIDUAL_LEVELS, [1000.0] * RESIDUAL_LEVELS) if kind == "residual"
-                else (2, [1000.0 / HIERARCHY_RATIO, 1000.0]))
+    Q, rates = (
+        (RESIDUAL_LEVELS, [1000.0] * RESIDUAL_LEVELS) if kind == "residual" else (2, [1000.0 / HIERARCHY_RATIO, 1000.0])
+    )
     extractor = UnitExtractor.from_pretrained(model)
     utts = read_manifest(tiny_trained / "data")
     want = {u.id: extractor.extract(u.path).codes.tolist() for u in utts}
@@ -328,16 +406,31 @@ def test_units_of_several_levels_in_every_format_round_trip_through_units_conver
 
     for fmt in FORMATS:
         out = tmp_path / f"direct_{fmt}{SUFFIX[fmt]}"
-        cfg = compose("extract", [f"model={model}", f"input={tiny_trained / 'data'}", f"output={out}",
-                                  f"format={fmt}", "num_workers=0", "batch_size=4"], package=INFERENCE)
+        cfg = compose(
+            "extract",
+            [
+                f"model={model}",
+                f"input={tiny_trained / 'data'}",
+                f"output={out}",
+                f"format={fmt}",
+                "num_workers=0",
+                "batch_size=4",
+            ],
+            package=INFERENCE,
+        )
         extract.extract(cfg)
         meta = json.loads(Path(f"{out}.meta.json").read_text())
         assert meta["num_codebooks"] == Q and meta["format_version"] == 2 and meta["frame_rates"] == rates, fmt
         assert frames(out) == want, fmt
         for target in FORMATS:
             conv = tmp_path / f"{fmt}_to_{target}{SUFFIX[target]}"
-            extract.units_convert(compose("units_convert", [f"input={out}", f"output={conv}", f"format={target}",
-                                                            f"model={model}"], package=INFERENCE))
+            extract.units_convert(
+                compose(
+                    "units_convert",
+                    [f"input={out}", f"output={conv}", f"format={target}", f"model={model}"],
+                    package=INFERENCE,
+                )
+            )
             assert frames(conv) == want, (fmt, target)
             assert json.loads(Path(meta_path(conv, target)).read_text())["frame_rates"] == rates, (fmt, target)
 
@@ -345,7 +438,9 @@ def test_units_of_several_levels_in_every_format_round_trip_through_units_conver
 def test_a_hierarchy_extracts_both_levels_or_refuses(tiny_trained, tiny_hierarchical, tmp_path):
     common = [f"model={tiny_hierarchical}", f"input={tiny_trained / 'data'}", "num_workers=0", "format=jsonl"]
     with pytest.raises(ConfigError, match=r"levels=1: .*bottom level needs its top to decode.*give 2 \.\. 2"):
-        extract.extract(compose("extract", [*common, f"output={tmp_path / 'one.jsonl'}", "levels=1"], package=INFERENCE))
+        extract.extract(
+            compose("extract", [*common, f"output={tmp_path / 'one.jsonl'}", "levels=1"], package=INFERENCE)
+        )
     assert not (tmp_path / "one.jsonl").exists()
 
 
@@ -379,8 +474,19 @@ def pitch_units(tiny_pitch, tiny_trained, tmp_path_factory):
     inputs.mkdir()
     for u in read_manifest(tiny_trained / "data")[:6]:
         shutil.copy(u.path, inputs / Path(u.path).name)
-    extract.extract(compose("extract", [f"model={tiny_pitch / 'model'}", f"input={inputs}", f"output={out}",
-                                        "num_workers=0", f"pitch_bins={PITCH_BINS}"], package=INFERENCE))
+    extract.extract(
+        compose(
+            "extract",
+            [
+                f"model={tiny_pitch / 'model'}",
+                f"input={inputs}",
+                f"output={out}",
+                "num_workers=0",
+                f"pitch_bins={PITCH_BINS}",
+            ],
+            package=INFERENCE,
+        )
+    )
     return out, inputs
 
 
@@ -409,8 +515,9 @@ def test_the_pitch_stream_is_the_last_level_of_the_unit_file(tiny_pitch, pitch_u
 def test_a_pitch_stream_round_trips_through_every_format(pitch_units, tmp_path, fmt):
     out, _ = pitch_units
     converted = tmp_path / f"units{SUFFIX[fmt]}"
-    extract.units_convert(compose("units_convert", [f"input={out}", f"output={converted}", f"format={fmt}"],
-                                  package=INFERENCE))
+    extract.units_convert(
+        compose("units_convert", [f"input={out}", f"output={converted}", f"format={fmt}"], package=INFERENCE)
+    )
     meta, _ = read_units(converted, fmt)
     assert meta.pitch_bins == PITCH_BINS and meta.num_codebooks == 2
     assert frames_by_id(converted, fmt) == frames_by_id(out)
@@ -419,17 +526,32 @@ def test_a_pitch_stream_round_trips_through_every_format(pitch_units, tmp_path, 
 def test_zerospeech_cannot_hold_a_pitch_stream(tiny_pitch, pitch_units, tmp_path):
     out, inputs = pitch_units
     with pytest.raises(ConfigError, match="pitch_bins=4: format=zerospeech writes codebook vectors"):
-        extract.extract(compose("extract", [f"model={tiny_pitch / 'model'}", f"input={inputs}",
-                                            f"output={tmp_path / 'zs'}", "format=zerospeech", "pitch_bins=4"],
-                                package=INFERENCE))
+        extract.extract(
+            compose(
+                "extract",
+                [
+                    f"model={tiny_pitch / 'model'}",
+                    f"input={inputs}",
+                    f"output={tmp_path / 'zs'}",
+                    "format=zerospeech",
+                    "pitch_bins=4",
+                ],
+                package=INFERENCE,
+            )
+        )
     with pytest.raises(ConfigError, match="holds a pitch stream, which has no codebook vectors"):
-        extract.units_convert(compose("units_convert", [f"input={out}", f"output={tmp_path / 'zs2'}",
-                                                        "format=zerospeech", f"model={tiny_pitch / 'model'}"],
-                                      package=INFERENCE))
+        extract.units_convert(
+            compose(
+                "units_convert",
+                [f"input={out}", f"output={tmp_path / 'zs2'}", "format=zerospeech", f"model={tiny_pitch / 'model'}"],
+                package=INFERENCE,
+            )
+        )
 
 
-def test_a_pitch_model_synthesizes_the_pitch_stream_in_the_speakers_register(tiny_pitch, tiny_trained, pitch_units,
-                                                                              tmp_path):
+def test_a_pitch_model_synthesizes_the_pitch_stream_in_the_speakers_register(
+    tiny_pitch, tiny_trained, pitch_units, tmp_path
+):
     """synthesize turns the stream into a contour in the speaker's register (the fingerprint
     records it, different for another speaker); a pitch model refuses units without a stream,
     and a model without pitch decodes the content levels and leaves the stream out."""
@@ -439,8 +561,13 @@ def test_a_pitch_model_synthesizes_the_pitch_stream_in_the_speakers_register(tin
     model = tiny_pitch / "model"
 
     def synth(model_dir, units, speaker, where):
-        decode.synthesize(compose("synthesize", [f"model={model_dir}", f"units={units}", f"speaker={speaker}",
-                                                  f"out={where}", "chunk_seconds=0.5"], package=INFERENCE))
+        decode.synthesize(
+            compose(
+                "synthesize",
+                [f"model={model_dir}", f"units={units}", f"speaker={speaker}", f"out={where}", "chunk_seconds=0.5"],
+                package=INFERENCE,
+            )
+        )
         return json.loads((where / "fingerprint.json").read_text())["outputs"]
 
     a, b = synth(model, out, "spk00", tmp_path / "a"), synth(model, out, "spk02", tmp_path / "b")

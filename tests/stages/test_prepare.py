@@ -1,4 +1,5 @@
 """prepare: every file lands in the manifest or in skipped.tsv; splits; cache; resume."""
+
 import json
 import os
 import shutil
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_vq.stages import prepare
 from audio_vq.config import ConfigError, compose
 from audio_vq.manifest import Utterance, read_fairseq_tsv, read_manifest, read_speakers
+from audio_vq.stages import prepare
 
 RATE = 16_000
 
@@ -29,8 +30,11 @@ def odd_tree(tmp_path):
     (root / "spk1").mkdir(parents=True)
     (root / "spk2").mkdir()
     good = {  # id -> (num_samples, sample_rate) as stored
-        "plain": (8000, RATE), "stereo": (22050, 44_100), "eight_k": (4000, 8000),
-        "cd_flac": (22050, 44_100), "plain_flac": (4800, RATE),
+        "plain": (8000, RATE),
+        "stereo": (22050, 44_100),
+        "eight_k": (4000, 8000),
+        "cd_flac": (22050, 44_100),
+        "plain_flac": (4800, RATE),
     }
     sf.write(root / "spk1/plain.wav", tone(0.5, RATE), RATE)
     sf.write(root / "spk1/stereo.wav", tone(0.5, 44_100, channels=2), 44_100)
@@ -48,8 +52,13 @@ def odd_tree(tmp_path):
     nan[17] = np.nan
     sf.write(root / "spk1/nan.wav", nan, RATE, subtype="FLOAT")
     sf.write(root / "spk2/no_samples.wav", np.zeros(0, np.float32), RATE)
-    bad = {"zero_bytes": "empty", "truncated": "corrupt", "text": "unreadable", "nan": "non-finite",
-           "no_samples": "no samples"}
+    bad = {
+        "zero_bytes": "empty",
+        "truncated": "corrupt",
+        "text": "unreadable",
+        "nan": "non-finite",
+        "no_samples": "no samples",
+    }
     return root, good, bad
 
 
@@ -140,10 +149,12 @@ def test_split_fractions_seed_and_speakers(tmp_path):
 
 def test_holdout_speakers_go_to_test_and_leave_speakers_json(tmp_path):
     root = synthetic_like(tmp_path)
-    r = run(root, tmp_path / "o", "split.holdout_speakers=[s1]", "split.num_holdout_speakers=1",
-            "num_workers=0")
-    held = {u.speaker for u in r.utterances if u.split == "test"
-            and all(v.split == "test" for v in r.utterances if v.speaker == u.speaker)}
+    r = run(root, tmp_path / "o", "split.holdout_speakers=[s1]", "split.num_holdout_speakers=1", "num_workers=0")
+    held = {
+        u.speaker
+        for u in r.utterances
+        if u.split == "test" and all(v.split == "test" for v in r.utterances if v.speaker == u.speaker)
+    }
     assert "s1" in held and len(held) == 2
     assert set(read_speakers(tmp_path / "o")) == {f"s{s}" for s in range(5)} - held
     with pytest.raises(ConfigError, match="holdout_speakers.*nobody"):
@@ -171,11 +182,16 @@ def test_fairseq_tsv_and_corpus_splits(tmp_path):
     assert not (out / "test.tsv").exists()
 
 
-@pytest.mark.parametrize("override, key", [
-    ("split.valid=1.5", "split.valid"), ("num_workers=-1", "num_workers"),
-    ("split.seed=abc", "split.seed"), ("cache_audio=maybe", "cache_audio"),
-    ("split.num_holdout_speakers=5", "split.num_holdout_speakers"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("split.valid=1.5", "split.valid"),
+        ("num_workers=-1", "num_workers"),
+        ("split.seed=abc", "split.seed"),
+        ("cache_audio=maybe", "cache_audio"),
+        ("split.num_holdout_speakers=5", "split.num_holdout_speakers"),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path, override, key):
     root = synthetic_like(tmp_path, speakers=5, per_speaker=2)
     with pytest.raises(ConfigError) as err:
@@ -188,6 +204,7 @@ def test_only_bad_files_is_an_error_with_skipped_written(tmp_path):
     root.mkdir(parents=True)
     (root / "a.wav").write_bytes(b"")
     from audio_vq.corpora import CorpusError
+
     with pytest.raises(CorpusError, match="none of the 1 files"):
         run(root.parent, tmp_path / "out", "num_workers=0")
     assert "empty" in (tmp_path / "out" / "skipped.tsv").read_text()
@@ -223,12 +240,16 @@ def test_ljspeech_listed_but_missing_wav_is_reported(tmp_path):
     (root / "wavs").mkdir(parents=True)
     for uid in ("LJ001-0001", "LJ001-0002"):
         sf.write(root / "wavs" / f"{uid}.wav", tone(0.2, 22_050), 22_050)
-    (root / "metadata.csv").write_text('LJ001-0001|Printing, "in" 1|Printing, in one\n'
-                                       "LJ001-0002|two|two\nLJ001-0003|gone|gone\n")
-    r = run(root, tmp_path / "out", "num_workers=0", "cache_audio=true", "split.valid=0", "split.test=0",
-            corpus="ljspeech")
+    (root / "metadata.csv").write_text(
+        'LJ001-0001|Printing, "in" 1|Printing, in one\nLJ001-0002|two|two\nLJ001-0003|gone|gone\n'
+    )
+    r = run(
+        root, tmp_path / "out", "num_workers=0", "cache_audio=true", "split.valid=0", "split.test=0", corpus="ljspeech"
+    )
     assert [(u.id, u.text, u.num_samples) for u in r.utterances] == [
-        ("LJ001-0001", "Printing, in one", 3200), ("LJ001-0002", "two", 3200)]
+        ("LJ001-0001", "Printing, in one", 3200),
+        ("LJ001-0002", "two", 3200),
+    ]
     assert len(r.skipped) == 1 and r.skipped[0][0].endswith("LJ001-0003.wav") and "missing" in r.skipped[0][1]
 
 
@@ -241,9 +262,10 @@ def test_names_that_cannot_be_ids_are_skipped_and_the_rest_kept(tmp_path):
     assert [u.id for u in result.utterances] == ["good"]
     skipped = (tmp_path / "out" / "skipped.tsv").read_text(encoding="utf-8").splitlines()
     assert len(skipped) == 4 and all(len(row.split("\t")) == 2 for row in skipped)  # one line, two fields each
-    assert sorted(r for _, r in result.skipped) == sorted(f"id {n!r} holds {c!r} (no id may hold / \\ | or control "
-                                                          "characters such as tab and newline)"
-                                                          for n, c in [("new\nline", "\n"), ("pipe|d", "|"), ("tab\tbed", "\t")])
+    assert sorted(r for _, r in result.skipped) == sorted(
+        f"id {n!r} holds {c!r} (no id may hold / \\ | or control characters such as tab and newline)"
+        for n, c in [("new\nline", "\n"), ("pipe|d", "|"), ("tab\tbed", "\t")]
+    )
 
 
 def test_a_symlink_loop_adds_no_file_twice(tmp_path):

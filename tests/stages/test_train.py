@@ -1,5 +1,6 @@
 """Training: a short run's outputs, exact resume, damaged checkpoints, non-finite losses,
 torchrun DDP, and config errors that stop before training."""
+
 import csv
 import logging
 import os
@@ -15,28 +16,52 @@ import yaml
 from safetensors.torch import load_file
 
 from audio_vq import trainer
-
-from audio_vq.stages import prepare, train
 from audio_vq.checkpoint import load_model, model_checksum
 from audio_vq.config import ConfigError, compose, compose_run
 from audio_vq.manifest import read_manifest
 from audio_vq.models.vqvae import VQVAE
+from audio_vq.stages import prepare, train
 
-TINY = ["model.decoder.pitch=none", "model.encoder.channels=16", "model.encoder.strides=[2,2,2,2,2,2]",
-        "model.quantizer.dim=8",
-        "model.quantizer.codebook_size=16",
-        "model.decoder.stacks=1", "model.decoder.layers_per_stack=4", "model.decoder.residual_channels=16",
-        "model.decoder.gate_channels=32", "model.decoder.skip_channels=32", "model.decoder.speaker_dim=4",
-        "data.crop_seconds=0.128", "train.batch_size=4", "train.warmup_steps=2", "train.lr=3e-3",
-        "train.log_every=2", "train.valid_batches=1", "train.threads=1"]  # fixed threads: bit-exact resume
+TINY = [
+    "model.decoder.pitch=none",
+    "model.encoder.channels=16",
+    "model.encoder.strides=[2,2,2,2,2,2]",
+    "model.quantizer.dim=8",
+    "model.quantizer.codebook_size=16",
+    "model.decoder.stacks=1",
+    "model.decoder.layers_per_stack=4",
+    "model.decoder.residual_channels=16",
+    "model.decoder.gate_channels=32",
+    "model.decoder.skip_channels=32",
+    "model.decoder.speaker_dim=4",
+    "data.crop_seconds=0.128",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+    "train.lr=3e-3",
+    "train.log_every=2",
+    "train.valid_batches=1",
+    "train.threads=1",
+]  # fixed threads: bit-exact resume
 SCRIPT = Path(sys.executable).with_name("audio-vq")
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    prepare.run(compose("prepare", ["corpus=synthetic", f"root={root / 'synthetic'}", f"out={root / 'data'}",
-                                    "corpus.minutes=1.0", "num_workers=0", "split.valid=0.2", "split.test=0"]))
+    prepare.run(
+        compose(
+            "prepare",
+            [
+                "corpus=synthetic",
+                f"root={root / 'synthetic'}",
+                f"out={root / 'data'}",
+                "corpus.minutes=1.0",
+                "num_workers=0",
+                "split.valid=0.2",
+                "split.test=0",
+            ],
+        )
+    )
     return root / "data" / "manifest.jsonl"
 
 
@@ -50,13 +75,25 @@ def weights(run_dir):
 
 
 def test_a_short_run_leaves_model_dir_events_and_metrics(manifest, tmp_path):
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=20", "train.valid_every=10",
-                         "train.checkpoint_every=10", "train.audio_every=10", "data.num_workers=0")
+    cfg, folder = config(
+        manifest,
+        tmp_path / "run",
+        "train.max_steps=20",
+        "train.valid_every=10",
+        "train.checkpoint_every=10",
+        "train.audio_every=10",
+        "data.num_workers=0",
+    )
     run_dir = train.run(cfg, folder)
     assert sorted(p.name for p in (run_dir / "model").iterdir()) == [
-        "checksum.sha256", "config.yaml", "model.safetensors", "speakers.json"]
+        "checksum.sha256",
+        "config.yaml",
+        "model.safetensors",
+        "speakers.json",
+    ]
     events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(events[0]), size_guidance={"audio": 0}).Reload()
     assert {"valid/original", "valid/generated"} <= set(acc.Tags()["audio"])
     generated = acc.Audio("valid/generated")
@@ -79,13 +116,23 @@ def test_a_short_run_leaves_model_dir_events_and_metrics(manifest, tmp_path):
     x = torch.randn(2, 2048) * 0.1
     assert torch.equal(loaded.encode(x), trained.encode(x))
     z = loaded.latents(loaded.encode(x))
-    torch.testing.assert_close(loaded.decoder_logits(x, z, torch.tensor([0, 5])),
-                               trained.decoder_logits(x, z, torch.tensor([0, 5])), rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.decoder_logits(x, z, torch.tensor([0, 5])),
+        trained.decoder_logits(x, z, torch.tensor([0, 5])),
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_resume_after_a_kill_reaches_the_weights_of_an_uninterrupted_run(manifest, tmp_path):
-    common = ["train.max_steps=20", "train.checkpoint_every=5", "train.valid_every=100", "data.num_workers=2",
-              "model.decoder.output=categorical", "model.jitter=0.12"]
+    common = [
+        "train.max_steps=20",
+        "train.checkpoint_every=5",
+        "train.valid_every=100",
+        "data.num_workers=2",
+        "model.decoder.output=categorical",
+        "model.jitter=0.12",
+    ]
     cfg, folder = config(manifest, tmp_path / "straight", *common)
     train.run(cfg, folder)
     cfg, folder = config(manifest, tmp_path / "killed", *common)
@@ -104,6 +151,7 @@ def test_resume_after_a_kill_reaches_the_weights_of_an_uninterrupted_run(manifes
 
 def test_activation_checkpointing_trains_to_the_same_weights(manifest, tmp_path, monkeypatch):
     from audio_vq.models import wavenet
+
     calls = []
 
     def counted(*args, **kwargs):  # the real torch checkpoint, counted
@@ -123,13 +171,20 @@ def test_activation_checkpointing_trains_to_the_same_weights(manifest, tmp_path,
 
 
 def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(manifest, tmp_path, caplog):
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=10", "train.checkpoint_every=5",
-                         "data.num_workers=0")
+    cfg, folder = config(
+        manifest, tmp_path / "run", "train.max_steps=10", "train.checkpoint_every=5", "data.num_workers=0"
+    )
     train.run(cfg, folder)
     latest = tmp_path / "run" / "checkpoints" / "step_00000010.pt"
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 3])
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=12", "train.checkpoint_every=5",
-                         "data.num_workers=0", "train.resume=true")
+    cfg, folder = config(
+        manifest,
+        tmp_path / "run",
+        "train.max_steps=12",
+        "train.checkpoint_every=5",
+        "data.num_workers=0",
+        "train.resume=true",
+    )
     with caplog.at_level(logging.WARNING, logger="audio_vq"):
         train.run(cfg, folder)
     assert any("step_00000010.pt is unreadable" in r.message for r in caplog.records)
@@ -138,8 +193,14 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(manifest, tmp_
 
 
 def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(manifest, tmp_path, monkeypatch):
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=30", "train.checkpoint_every=4",
-                         "train.max_nonfinite=3", "data.num_workers=0")
+    cfg, folder = config(
+        manifest,
+        tmp_path / "run",
+        "train.max_steps=30",
+        "train.checkpoint_every=4",
+        "train.max_nonfinite=3",
+        "data.num_workers=0",
+    )
     real_forward = VQVAE.forward
     calls = {"n": 0}
 
@@ -158,13 +219,20 @@ def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
-@pytest.mark.parametrize("override, key", [
-    ("train.lr=-0.1", "train.lr"), ("data.crop_seconds=0.001", "data.crop_seconds"),
-    ("train.precision=fp8", "train.precision"), ("model.decoder.gate_channels=33", "model"),
-    ("train.threads=0", "train.threads"), ("data.num_workers=many", "data.num_workers"),
-    ("model.input_dropout=1.5", "model"), ("train.compile_backend=tvm", "train.compile_backend"),
-    ("train.memory=fast", "train.memory"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.lr=-0.1", "train.lr"),
+        ("data.crop_seconds=0.001", "data.crop_seconds"),
+        ("train.precision=fp8", "train.precision"),
+        ("model.decoder.gate_channels=33", "model"),
+        ("train.threads=0", "train.threads"),
+        ("data.num_workers=many", "data.num_workers"),
+        ("model.input_dropout=1.5", "model"),
+        ("train.compile_backend=tvm", "train.compile_backend"),
+        ("train.memory=fast", "train.memory"),
+    ],
+)
 def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
     cfg, folder = config(manifest, tmp_path / "run", override)
     with pytest.raises(ConfigError) as err:
@@ -174,28 +242,70 @@ def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
 
 
 def test_cli_errors_name_the_key(tmp_path):
-    cases = [(["model=huge"], "model=huge"), ([f"data.manifest={tmp_path / 'nope'}"], "data.manifest"),
-             (["train.batch_size=0", f"data.manifest={tmp_path}"], "train.batch_size")]
+    cases = [
+        (["model=huge"], "model=huge"),
+        ([f"data.manifest={tmp_path / 'nope'}"], "data.manifest"),
+        (["train.batch_size=0", f"data.manifest={tmp_path}"], "train.batch_size"),
+    ]
     for args, word in cases:
-        r = subprocess.run([str(SCRIPT), "train", f"hydra.run.dir={tmp_path / 'run'}", *args],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [str(SCRIPT), "train", f"hydra.run.dir={tmp_path / 'run'}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-@pytest.mark.parametrize("quantizer", [[], [  # residual levels, each rank drawing its own dropped levels
-    "model/quantizer=residual", "model.quantizer.num_quantizers=3", "model.quantizer.quantizer_dropout=1.0",
-    "model.quantizer.restart_after=2"], [  # the hierarchy: a top encoder and two synchronised codebooks
-    "model/quantizer=hierarchical", "model.quantizer.top_strides=[2,2]", "model.quantizer.top_channels=8",
-    "model.quantizer.restart_after=2"], [  # a pitch model: each rank tracks half the contours, both read all
-    "model.decoder.pitch=excitation", "model.decoder.harmonics=2", "data.pitch_tracker=dio"]],
-    ids=["vector", "residual", "hierarchical", "pitch"])
+@pytest.mark.parametrize(
+    "quantizer",
+    [
+        [],
+        [  # residual levels, each rank drawing its own dropped levels
+            "model/quantizer=residual",
+            "model.quantizer.num_quantizers=3",
+            "model.quantizer.quantizer_dropout=1.0",
+            "model.quantizer.restart_after=2",
+        ],
+        [  # the hierarchy: a top encoder and two synchronised codebooks
+            "model/quantizer=hierarchical",
+            "model.quantizer.top_strides=[2,2]",
+            "model.quantizer.top_channels=8",
+            "model.quantizer.restart_after=2",
+        ],
+        [  # a pitch model: each rank tracks half the contours, both read all
+            "model.decoder.pitch=excitation",
+            "model.decoder.harmonics=2",
+            "data.pitch_tracker=dio",
+        ],
+    ],
+    ids=["vector", "residual", "hierarchical", "pitch"],
+)
 def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_path, quantizer):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "train",
-                        f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'ddp'}", *TINY,
-                        "train.max_steps=6", "train.checkpoint_every=3", "data.num_workers=0", "device=cpu", *quantizer],
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "audio_vq.cli",
+            "train",
+            f"data.manifest={manifest}",
+            f"hydra.run.dir={tmp_path / 'ddp'}",
+            *TINY,
+            "train.max_steps=6",
+            "train.checkpoint_every=3",
+            "data.num_workers=0",
+            "device=cpu",
+            *quantizer,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "weights identical on all 2 ranks" in (tmp_path / "ddp" / "train.log").read_text()
     state = torch.load(tmp_path / "ddp" / "checkpoints" / "step_00000006.pt", weights_only=True)
@@ -211,6 +321,7 @@ def test_torchrun_two_gloo_processes_end_with_identical_weights(manifest, tmp_pa
 
 def test_a_time_budget_gives_the_progress_bar_an_estimated_total():
     from omegaconf import OmegaConf
+
     tc = OmegaConf.create({"max_steps": 1000, "max_minutes": 1.0})
     assert trainer._budget_total(tc, 10, 10, 6.0) == 100  # 10 steps took 6 s: 54 s left -> 90 more
     assert trainer._budget_total(tc, 30, 10, 6.0) == 120  # resumed at 20: only this run's steps set the rate
@@ -219,8 +330,15 @@ def test_a_time_budget_gives_the_progress_bar_an_estimated_total():
 
 
 def test_adversary_and_thread_columns_reach_metrics_csv(manifest, tmp_path):
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=4", "train.valid_every=100",
-                         "data.num_workers=0", "model.adversary.weight=0.5", "train.threads=auto")
+    cfg, folder = config(
+        manifest,
+        tmp_path / "run",
+        "train.max_steps=4",
+        "train.valid_every=100",
+        "data.num_workers=0",
+        "model.adversary.weight=0.5",
+        "train.threads=auto",
+    )
     train.run(cfg, folder)
     rows = [r for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if r["split"] == "train"]
     assert len(rows) == 2
@@ -231,9 +349,17 @@ def test_adversary_and_thread_columns_reach_metrics_csv(manifest, tmp_path):
 
 
 def test_a_gumbel_run_logs_its_diversity_loss(manifest, tmp_path):
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=2", "train.log_every=1", "train.valid_every=100",
-                         "data.num_workers=0", "model/quantizer=gumbel", "model.quantizer.dim=8",
-                         "model.quantizer.codebook_size=16")
+    cfg, folder = config(
+        manifest,
+        tmp_path / "run",
+        "train.max_steps=2",
+        "train.log_every=1",
+        "train.valid_every=100",
+        "data.num_workers=0",
+        "model/quantizer=gumbel",
+        "model.quantizer.dim=8",
+        "model.quantizer.codebook_size=16",
+    )
     train.run(cfg, folder)
     rows = [r for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if r["split"] == "train"]
     assert len(rows) == 2 and all(float(r["diversity_loss"]) > 0 for r in rows)
@@ -242,13 +368,17 @@ def test_a_gumbel_run_logs_its_diversity_loss(manifest, tmp_path):
 # ------------------------------------------------------------------------------------------
 # Run folders are owned: no mixing with another run, one trainer at a time, honest resumes
 
+
 def test_a_fresh_run_refuses_a_folder_holding_a_trained_run_or_other_files(manifest, tmp_path):
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=4", "train.checkpoint_every=2",
-                         "data.num_workers=0")
+    cfg, folder = config(
+        manifest, tmp_path / "run", "train.max_steps=4", "train.checkpoint_every=2", "data.num_workers=0"
+    )
     train.run(cfg, folder)
     before = sorted((tmp_path / "run" / "checkpoints").iterdir())
     cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=2", "data.num_workers=0")
-    with pytest.raises(ConfigError, match=r"hydra.run.dir=.*run: holds a trained run; continue it with train.resume=true"):
+    with pytest.raises(
+        ConfigError, match=r"hydra.run.dir=.*run: holds a trained run; continue it with train.resume=true"
+    ):
         train.run(cfg, folder)
     assert sorted((tmp_path / "run" / "checkpoints").iterdir()) == before
     (tmp_path / "mine").mkdir()
@@ -272,14 +402,20 @@ def test_resume_refuses_changed_training_settings_applies_budgets_and_cleans_tem
     common = ["train.checkpoint_every=2", "data.num_workers=0"]
     cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=4", *common)
     train.run(cfg, folder)
-    for override, key in [("train.lr=0.1", "train.lr"), ("model.quantizer.codebook_size=32", "model.quantizer.codebook_size"),
-                          ("model=paper", "model.")]:
+    for override, key in [
+        ("train.lr=0.1", "train.lr"),
+        ("model.quantizer.codebook_size=32", "model.quantizer.codebook_size"),
+        ("model=paper", "model."),
+    ]:
         cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=6", "train.resume=true", *common, override)
         with pytest.raises(ConfigError, match=rf"train.resume=true: the run was trained with {key}"):
             train.run(cfg, folder)
     assert not (tmp_path / "run" / "checkpoints" / "step_00000006.pt").exists()
-    stale = [tmp_path / "run" / ".config.yaml.k2j4.tmp", tmp_path / "run" / "checkpoints" / ".step_00000006.pt.x1.tmp",
-             tmp_path / "run" / "model" / ".model.safetensors.q9.tmp"]
+    stale = [
+        tmp_path / "run" / ".config.yaml.k2j4.tmp",
+        tmp_path / "run" / "checkpoints" / ".step_00000006.pt.x1.tmp",
+        tmp_path / "run" / "model" / ".model.safetensors.q9.tmp",
+    ]
     for p in stale:
         p.write_bytes(b"half")
     cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=6", "train.resume=true", *common)
@@ -295,8 +431,9 @@ def test_resume_refuses_changed_training_settings_applies_budgets_and_cleans_tem
     del saved["model"]["decoder"]["pitch"], saved["model"]["decoder"]["harmonics"], saved["model"]["aux_mel"]
     del saved["data"]["pitch_tracker"]
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
-    cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=7", "train.resume=true", *common,
-                         "model.decoder.pitch=excitation")
+    cfg, folder = config(
+        manifest, tmp_path / "run", "train.max_steps=7", "train.resume=true", *common, "model.decoder.pitch=excitation"
+    )
     with pytest.raises(ConfigError, match=r"trained with model.decoder.pitch=none \(now excitation\)"):
         train.run(cfg, folder)
     cfg, folder = config(manifest, tmp_path / "run", "train.max_steps=7", "train.resume=true", *common)
@@ -305,20 +442,30 @@ def test_resume_refuses_changed_training_settings_applies_budgets_and_cleans_tem
 
 
 def test_cli_validation_gaps_are_one_line_errors(manifest, tmp_path):
-    cases = [(["train.lr=inf"], "train.lr=inf: expected a finite number"),
-             (["model.quantizer.codebook_size=abc"], "model.quantizer.codebook_size='abc': expected a finite number"),
-             (["hydra.run.dir="], "hydra.run.dir='': expected a run folder"),
-             (["=1"], "'=1': expected key=value")]
+    cases = [
+        (["train.lr=inf"], "train.lr=inf: expected a finite number"),
+        (["model.quantizer.codebook_size=abc"], "model.quantizer.codebook_size='abc': expected a finite number"),
+        (["hydra.run.dir="], "hydra.run.dir='': expected a run folder"),
+        (["=1"], "'=1': expected key=value"),
+    ]
     for args, message in cases:
-        r = subprocess.run([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}",
-                            *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        r = subprocess.run(
+            [str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was trained into the cwd or anywhere
 
 
 def lr_column(run_dir) -> dict[int, float]:
-    return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(open(Path(run_dir) / "metrics.csv"))
-            if r["split"] == "train"}
+    return {
+        int(r["step"]): float(r["lr"])
+        for r in csv.DictReader(open(Path(run_dir) / "metrics.csv"))
+        if r["split"] == "train"
+    }
 
 
 def test_a_longer_budget_on_resume_keeps_the_schedules_horizon_unless_stretched(manifest, tmp_path, caplog):
@@ -342,8 +489,9 @@ def test_a_longer_budget_on_resume_keeps_the_schedules_horizon_unless_stretched(
     assert torch.load(tmp_path / "kept" / "checkpoints" / "step_00000008.pt", weights_only=True)["schedule_steps"] == 4
 
     caplog.clear()  # train.schedule_steps=8 stretches it: from step 5 on, the 8-step run's lr
-    cfg, folder = config(manifest, tmp_path / "stretched", "train.max_steps=8", "train.schedule_steps=8",
-                         "train.resume=true", *common)
+    cfg, folder = config(
+        manifest, tmp_path / "stretched", "train.max_steps=8", "train.schedule_steps=8", "train.resume=true", *common
+    )
     with caplog.at_level(logging.INFO, logger="audio_vq"):
         train.run(cfg, folder)
     stretched = lr_column(tmp_path / "stretched")
@@ -355,10 +503,12 @@ def test_a_longer_budget_on_resume_keeps_the_schedules_horizon_unless_stretched(
 def wait_for_step(run_dir: Path, step: int, process: subprocess.Popen, seconds: float = 300) -> None:
     """Until metrics.csv has a train row at ``step`` or later (the run is in its loop)."""
     import time
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:
         if (run_dir / "metrics.csv").exists() and any(
-                r["split"] == "train" and int(r["step"]) >= step for r in csv.DictReader(open(run_dir / "metrics.csv"))):
+            r["split"] == "train" and int(r["step"]) >= step for r in csv.DictReader(open(run_dir / "metrics.csv"))
+        ):
             return
         time.sleep(0.2)
     raise AssertionError(f"the run never reached step {step}: {process.poll()=}")
@@ -370,12 +520,26 @@ def test_a_preemption_signal_checkpoints_the_step_and_exits_75_then_resumes(mani
     # one lost), data-loader workers dying of the signal SLURM sends to the whole process group,
     # and an exit status that does not say the run was preempted.
     import signal
+
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={run_dir}", *TINY,
-                                "train.max_steps=100000", "train.checkpoint_every=1000", "train.log_every=1",
-                                "data.num_workers=2"], stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)  # its own process group: the signal reaches the workers too
+    process = subprocess.Popen(
+        [
+            str(SCRIPT),
+            "train",
+            f"data.manifest={manifest}",
+            f"hydra.run.dir={run_dir}",
+            *TINY,
+            "train.max_steps=100000",
+            "train.checkpoint_every=1000",
+            "train.log_every=1",
+            "data.num_workers=2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )  # its own process group: the signal reaches the workers too
     try:
         wait_for_step(run_dir, 3, process)
         os.killpg(process.pid, getattr(signal, signal_name))
@@ -392,8 +556,15 @@ def test_a_preemption_signal_checkpoints_the_step_and_exits_75_then_resumes(mani
     saved = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert saved == [f"step_{step:08d}.pt"]
     assert (run_dir / "model" / "checksum.sha256").exists()
-    cfg, folder = config(manifest, run_dir, f"train.max_steps={step + 2}", "train.checkpoint_every=1000",
-                         "train.log_every=1", "data.num_workers=0", "train.resume=true")
+    cfg, folder = config(
+        manifest,
+        run_dir,
+        f"train.max_steps={step + 2}",
+        "train.checkpoint_every=1000",
+        "train.log_every=1",
+        "data.num_workers=0",
+        "train.resume=true",
+    )
     train.run(cfg, folder)
     state = torch.load(run_dir / "checkpoints" / f"step_{step + 2:08d}.pt", weights_only=True)
     assert state["step"] == step + 2 and state["batches_seen"] == step + 2
@@ -402,8 +573,18 @@ def test_a_preemption_signal_checkpoints_the_step_and_exits_75_then_resumes(mani
 def test_a_model_too_big_for_memory_is_refused_naming_its_key(manifest, tmp_path):
     # Catches building the model before estimating it: the allocator's traceback after minutes,
     # or the machine swapping.
-    r = subprocess.run([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}",
-                        "model.quantizer.codebook_size=4000000000"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            str(SCRIPT),
+            "train",
+            f"data.manifest={manifest}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "model.quantizer.codebook_size=4000000000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert r.stderr.startswith("audio-vq train: error: model.quantizer.codebook_size=4000000000: the model needs ")
     assert "GiB of memory available" in r.stderr
@@ -419,9 +600,24 @@ def test_running_out_of_memory_at_run_time_is_one_line(manifest, tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([str(SCRIPT), "train", f"data.manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}", *TINY,
-                        "data.crop_seconds=60", "train.batch_size=16", "data.num_workers=0", "train.max_steps=1"],
-                       capture_output=True, text=True, timeout=300, preexec_fn=limit, env=env)
+    r = subprocess.run(
+        [
+            str(SCRIPT),
+            "train",
+            f"data.manifest={manifest}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            *TINY,
+            "data.crop_seconds=60",
+            "train.batch_size=16",
+            "data.num_workers=0",
+            "train.max_steps=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+        env=env,
+    )
     assert r.returncode == 1, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("audio-vq train: error: out of memory (") and "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -446,13 +642,31 @@ def test_a_preempted_torchrun_job_stops_every_rank_at_the_same_checkpointed_step
     # holds both RNG states. (torchrun's agent also terminates rank 0 once rank 1 exits, so this
     # does not tell the ranks' agreement from that; the agreement is ctx.any_each in the loop.)
     import signal
+
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     run_dir = tmp_path / "ddp"
-    process = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audio_vq.cli", "train",
-                                f"data.manifest={manifest}", f"hydra.run.dir={run_dir}", *TINY, "train.log_every=1",
-                                "train.max_steps=100000", "train.checkpoint_every=1000", "data.num_workers=1",
-                                "device=cpu"], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "audio_vq.cli",
+            "train",
+            f"data.manifest={manifest}",
+            f"hydra.run.dir={run_dir}",
+            *TINY,
+            "train.log_every=1",
+            "train.max_steps=100000",
+            "train.checkpoint_every=1000",
+            "data.num_workers=1",
+            "device=cpu",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
     try:
         wait_for_step(run_dir, 3, process)
         os.kill(rank_pid(process.pid, 1), signal.SIGTERM)
@@ -475,6 +689,7 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_of(monkeypatch, caplo
     import torch
 
     from audio_vq import trainer
+
     monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: native)
     with caplog.at_level(logging.WARNING, logger="audio_vq.trainer"):
         assert trainer._precision("bf16", torch.device("cpu")) == torch.bfloat16

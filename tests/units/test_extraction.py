@@ -1,4 +1,5 @@
 """UnitExtractor: batched equals one-by-one, long-file windows equal one pass, dedup round trip."""
+
 import numpy as np
 import pytest
 import soundfile as sf

@@ -1,4 +1,5 @@
 """Unit files: every format writes and reads back the same units; detection; clear errors."""
+
 import json
 import zipfile
 from pathlib import Path
@@ -6,13 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio_vq.units.formats import (FORMATS, Record, UnitFormatError, UnitsMeta, detect_format, meta_path,
-                                   read_units, write_dictionary, write_units)
+from audio_vq.units.formats import (
+    FORMATS,
+    Record,
+    UnitFormatError,
+    UnitsMeta,
+    detect_format,
+    meta_path,
+    read_units,
+    write_dictionary,
+    write_units,
+)
 
 CODEBOOK = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
-RECORDS = [Record("spk1_utt_a", np.array([1, 1, 2, 3, 3, 3]), None, 380),
-           Record("java", np.array([5]), None, 16),  # fairseq's rstrip('.wav') would leave 'j'
-           Record("x-9", np.array([0, 15, 15, 0]), None, 64)]
+RECORDS = [
+    Record("spk1_utt_a", np.array([1, 1, 2, 3, 3, 3]), None, 380),
+    Record("java", np.array([5]), None, 16),  # fairseq's rstrip('.wav') would leave 'j'
+    Record("x-9", np.array([0, 15, 15, 0]), None, 64),
+]
 SUFFIX = {"gslm": ".txt", "jsonl": ".jsonl", "npz": ".npz", "textless": "", "zerospeech": ""}
 LAYOUT_DEDUP = {"textless": True, "zerospeech": False}  # formats whose layout decides, whatever is asked
 
@@ -30,8 +42,9 @@ def test_every_format_round_trips(tmp_path, fmt, dedup):
     assert detect_format(out) == fmt
     read_meta, records = read_units(out, codebook=CODEBOOK)
     # catches: a meta field written or read back wrong (e.g. read_meta dropping sample_rate or model_checksum)
-    assert read_meta == UnitsMeta(fmt, 250.0, 16, 16_000, "c" * 64, LAYOUT_DEDUP.get(fmt, dedup), num_utterances=3,
-                                  format_version=1)
+    assert read_meta == UnitsMeta(
+        fmt, 250.0, 16, 16_000, "c" * 64, LAYOUT_DEDUP.get(fmt, dedup), num_utterances=3, format_version=1
+    )
     got = {r.id: r for r in records}
     assert set(got) == {r.id for r in RECORDS}
     for want in RECORDS:
@@ -88,6 +101,7 @@ def test_a_failed_write_leaves_nothing_under_the_final_names(tmp_path):
     def broken():
         yield RECORDS[0]
         raise RuntimeError("disk full")
+
     for fmt in FORMATS:
         out = path_for(tmp_path, fmt, False)
         with pytest.raises(RuntimeError):
@@ -111,13 +125,18 @@ def assert_unreadable(path, cases, fmt=None):
 
 def test_ids_are_checked_where_they_are_read_and_must_be_unique(tmp_path):
     units = tmp_path / "u.txt"
-    assert_unreadable(units, [("a|1\nb\tc|2\n", r"u.txt:2: id 'b\\tc' holds '\\t'"),
-                              ("a|1\n../x|2\n", r"u.txt:2: id '../x' holds '/'"),
-                              ("a|1\nb|2\na|3\n", r"u.txt:3: duplicate id 'a' \(first at .*u.txt:1\)"),
-                              ("a|1 99999999999999999999999\n", r"u.txt:1: a unit beyond the 64-bit integer range")],
-                      "gslm")
+    assert_unreadable(
+        units,
+        [
+            ("a|1\nb\tc|2\n", r"u.txt:2: id 'b\\tc' holds '\\t'"),
+            ("a|1\n../x|2\n", r"u.txt:2: id '../x' holds '/'"),
+            ("a|1\nb|2\na|3\n", r"u.txt:3: duplicate id 'a' \(first at .*u.txt:1\)"),
+            ("a|1 99999999999999999999999\n", r"u.txt:1: a unit beyond the 64-bit integer range"),
+        ],
+        "gslm",
+    )
     jsonl = tmp_path / "u.jsonl"
-    jsonl.write_text(json.dumps({"id": "a", "units": [2 ** 70]}) + "\n")
+    jsonl.write_text(json.dumps({"id": "a", "units": [2**70]}) + "\n")
     with pytest.raises(UnitFormatError, match=r"u.jsonl:1: a unit beyond the 64-bit integer range"):
         list(read_units(jsonl, "jsonl")[1])
 
@@ -126,8 +145,12 @@ def test_zerospeech_never_writes_outside_its_folder(tmp_path):
     out = tmp_path / "deep" / "zs"
     meta = UnitsMeta("zerospeech", 100.0, 4, 16000, None, False)
     with pytest.raises(ValueError, match="refusing to write '../escape.txt'"):
-        write_units(out, [Record("ok", np.array([1, 2])), Record("../escape", np.array([1]))], meta,
-                    codebook=np.eye(4, dtype=np.float32))
+        write_units(
+            out,
+            [Record("ok", np.array([1, 2])), Record("../escape", np.array([1]))],
+            meta,
+            codebook=np.eye(4, dtype=np.float32),
+        )
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["deep"]
 
 
@@ -154,8 +177,11 @@ def contents(path):
 
 
 def golden_outputs():
-    return [(p, p.name.split("_")[1], p.name.split("_")[2].split(".")[0] == "True")
-            for p in sorted(GOLDEN.iterdir()) if ".meta." not in p.name and p.suffix not in (".ids", ".durations")]
+    return [
+        (p, p.name.split("_")[1], p.name.split("_")[2].split(".")[0] == "True")
+        for p in sorted(GOLDEN.iterdir())
+        if ".meta." not in p.name and p.suffix not in (".ids", ".durations")
+    ]
 
 
 @pytest.mark.parametrize("golden, fmt, dedup", golden_outputs(), ids=lambda v: getattr(v, "name", None))
@@ -174,22 +200,35 @@ def test_one_codebook_writes_what_format_version_1_wrote_and_reads_it(tmp_path, 
 
 LEVELS = 3
 LEVEL_CODEBOOK = np.random.default_rng(1).standard_normal((LEVELS, 16, 4)).astype(np.float32)
-LEVEL_RECORDS = [Record("spk1_utt_a", np.array([[1, 1, 2, 3, 3, 3], [0, 0, 0, 7, 7, 8], [4, 4, 4, 4, 4, 4]]), None, 380),
-                 Record("java", np.array([[5], [6], [7]]), None, 16),
-                 Record("x-9", np.array([[0, 15, 15, 0], [1, 1, 1, 1], [2, 2, 3, 3]]), None, 64)]
+LEVEL_RECORDS = [
+    Record("spk1_utt_a", np.array([[1, 1, 2, 3, 3, 3], [0, 0, 0, 7, 7, 8], [4, 4, 4, 4, 4, 4]]), None, 380),
+    Record("java", np.array([[5], [6], [7]]), None, 16),
+    Record("x-9", np.array([[0, 15, 15, 0], [1, 1, 1, 1], [2, 2, 3, 3]]), None, 64),
+]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("dedup", [False, True])
 def test_several_codebooks_round_trip_in_every_format(tmp_path, fmt, dedup):
     out = path_for(tmp_path, fmt, dedup)
-    write_units(out, LEVEL_RECORDS, UnitsMeta(fmt, 250.0, 16, 16_000, None, dedup, num_codebooks=LEVELS),
-                LEVEL_CODEBOOK)
+    write_units(
+        out, LEVEL_RECORDS, UnitsMeta(fmt, 250.0, 16, 16_000, None, dedup, num_codebooks=LEVELS), LEVEL_CODEBOOK
+    )
     meta = json.loads(meta_path(out, fmt).read_text())
     assert meta["num_codebooks"] == LEVELS and meta["format_version"] == 2 and meta["frame_rates"] == [250.0] * 3
     read_meta, records = read_units(out, codebook=LEVEL_CODEBOOK)  # every field as written, as above
-    assert read_meta == UnitsMeta(fmt, 250.0, 16, 16_000, None, LAYOUT_DEDUP.get(fmt, dedup), num_utterances=3,
-                                  format_version=2, num_codebooks=LEVELS, frame_rates=[250.0] * LEVELS)
+    assert read_meta == UnitsMeta(
+        fmt,
+        250.0,
+        16,
+        16_000,
+        None,
+        LAYOUT_DEDUP.get(fmt, dedup),
+        num_utterances=3,
+        format_version=2,
+        num_codebooks=LEVELS,
+        frame_rates=[250.0] * LEVELS,
+    )
     got = {r.id: r for r in records}
     assert sorted(got) == sorted(r.id for r in LEVEL_RECORDS)  # zerospeech: folder order
     for want in LEVEL_RECORDS:
@@ -204,21 +243,30 @@ def test_the_level_layouts(tmp_path):
     meta = UnitsMeta("gslm", 250.0, 16, 16_000, None, False, num_codebooks=LEVELS)
     write_units(tmp_path / "u.txt", LEVEL_RECORDS[1:2], meta)
     assert (tmp_path / "u.txt").read_text() == "java_q0|5\njava_q1|6\njava_q2|7\n"
-    write_units(tmp_path / "t", LEVEL_RECORDS[:1], UnitsMeta("textless", 250.0, 16, 16_000, None, True,
-                                                             num_codebooks=LEVELS))
+    write_units(
+        tmp_path / "t", LEVEL_RECORDS[:1], UnitsMeta("textless", 250.0, 16, 16_000, None, True, num_codebooks=LEVELS)
+    )
     # runs of whole frames: (1,0,4) (1,0,4) | (2,0,4) | (3,7,4) (3,7,4) | (3,8,4)
     assert (tmp_path / "t.units").read_text() == "1 2 3 3\n0 0 7 8\n4 4 4 4\n"
     assert (tmp_path / "t.durations").read_text() == "2 1 2 1\n" * 3
     assert (tmp_path / "t.ids").read_text() == "spk1_utt_a_q0\nspk1_utt_a_q1\nspk1_utt_a_q2\n"
-    write_units(tmp_path / "u.jsonl", LEVEL_RECORDS[1:2], UnitsMeta("jsonl", 250.0, 16, 16_000, None, False,
-                                                                     num_codebooks=LEVELS))
+    write_units(
+        tmp_path / "u.jsonl",
+        LEVEL_RECORDS[1:2],
+        UnitsMeta("jsonl", 250.0, 16, 16_000, None, False, num_codebooks=LEVELS),
+    )
     assert json.loads((tmp_path / "u.jsonl").read_text())["units"] == [[5], [6], [7]]
-    write_units(tmp_path / "u.npz", LEVEL_RECORDS, UnitsMeta("npz", 250.0, 16, 16_000, None, False,
-                                                             num_codebooks=LEVELS))
+    write_units(
+        tmp_path / "u.npz", LEVEL_RECORDS, UnitsMeta("npz", 250.0, 16, 16_000, None, False, num_codebooks=LEVELS)
+    )
     with np.load(tmp_path / "u.npz") as z:
         assert z["units"].shape == (LEVELS, 11) and z["units"][:, 6].tolist() == [5, 6, 7]
-    write_units(tmp_path / "zs", LEVEL_RECORDS[1:2], UnitsMeta("zerospeech", 250.0, 16, 16_000, None, False,
-                                                               num_codebooks=LEVELS), LEVEL_CODEBOOK)
+    write_units(
+        tmp_path / "zs",
+        LEVEL_RECORDS[1:2],
+        UnitsMeta("zerospeech", 250.0, 16, 16_000, None, False, num_codebooks=LEVELS),
+        LEVEL_CODEBOOK,
+    )
     row = np.loadtxt(tmp_path / "zs" / "java.txt")
     np.testing.assert_allclose(row, np.concatenate([LEVEL_CODEBOOK[level][5 + level] for level in range(3)]), rtol=1e-6)
 
@@ -227,10 +275,15 @@ def test_broken_level_files_name_the_line_and_the_reason(tmp_path):
     meta = UnitsMeta("gslm", 250.0, 16, 16_000, None, False, num_codebooks=2)
     write_units(tmp_path / "u.txt", [Record("a", np.array([[1, 2], [3, 4]]))], meta)
     path = tmp_path / "u.txt"
-    assert_unreadable(path, [("a_q1|3 4\na_q0|1 2\n", r"u.txt:1: id 'a_q1' where level 0 of 2"),
-                             ("a_q0|1 2\nb_q1|3 4\n", r"u.txt:2: id 'b_q1' where level 1"),
-                             ("a_q0|1 2\na_q1|3\n", r"u.txt:2: 1 units at level 1, 2 at level 0"),
-                             ("a_q0|1 2\na_q1|3 4\nb_q0|5\n", r"u.txt:3: the file ends inside an utterance: 1 of 2")])
+    assert_unreadable(
+        path,
+        [
+            ("a_q1|3 4\na_q0|1 2\n", r"u.txt:1: id 'a_q1' where level 0 of 2"),
+            ("a_q0|1 2\nb_q1|3 4\n", r"u.txt:2: id 'b_q1' where level 1"),
+            ("a_q0|1 2\na_q1|3\n", r"u.txt:2: 1 units at level 1, 2 at level 0"),
+            ("a_q0|1 2\na_q1|3 4\nb_q0|5\n", r"u.txt:3: the file ends inside an utterance: 1 of 2"),
+        ],
+    )
     with pytest.raises(ValueError, match=r"units of shape \(2,\) in a file of 2 codebook"):
         write_units(tmp_path / "v.txt", [Record("a", np.array([1, 2]))], meta)
     future = json.loads((tmp_path / "u.txt.meta.json").read_text()) | {"format_version": 3}
@@ -241,8 +294,12 @@ def test_broken_level_files_name_the_line_and_the_reason(tmp_path):
 
 def test_zerospeech_of_the_first_levels_reads_with_the_whole_codebook(tmp_path):
     first_two = [Record(r.id, r.units[:2], None, r.num_samples) for r in LEVEL_RECORDS]
-    write_units(tmp_path / "zs", first_two, UnitsMeta("zerospeech", 250.0, 16, 16_000, None, False, num_codebooks=2),
-                LEVEL_CODEBOOK[:2])
+    write_units(
+        tmp_path / "zs",
+        first_two,
+        UnitsMeta("zerospeech", 250.0, 16, 16_000, None, False, num_codebooks=2),
+        LEVEL_CODEBOOK[:2],
+    )
     got = {r.id: r.units.tolist() for r in read_units(tmp_path / "zs", codebook=LEVEL_CODEBOOK)[1]}
     assert got == {r.id: r.units.tolist() for r in first_two}
     with pytest.raises(UnitFormatError, match=r"2 codebook\(s\) in the file, the model has 1"):
@@ -273,5 +330,6 @@ def test_a_new_format_is_one_class(tmp_path, monkeypatch):
     assert out.read_text().splitlines()[1] == "java\t5"
     assert detect_format(out) == "tsv" and meta_path(out, "tsv") == tmp_path / "units.tsv.meta.json"
     meta, records = read_units(out)
-    assert meta.format == "tsv" and [(r.id, r.units.tolist()) for r in records] == \
-        [(r.id, r.units.tolist()) for r in RECORDS]
+    assert meta.format == "tsv" and [(r.id, r.units.tolist()) for r in records] == [
+        (r.id, r.units.tolist()) for r in RECORDS
+    ]

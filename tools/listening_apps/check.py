@@ -11,6 +11,7 @@ app trees are copied to a temporary folder, never changed. For each export and a
 the pages or test sets built, the errors the app showed, the result files and what
 listening-results made of them (two scripted listeners, ann and bob).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,11 @@ def free_port() -> int:
 
 def serve(root: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    p = subprocess.Popen(["php", "-S", f"127.0.0.1:{port}", "-t", str(root)], stdout=subprocess.DEVNULL,
-                         stderr=open(root / "php.log", "w"))
+    p = subprocess.Popen(
+        ["php", "-S", f"127.0.0.1:{port}", "-t", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "php.log", "w"),
+    )
     time.sleep(1)
     return p, f"http://127.0.0.1:{port}"
 
@@ -49,8 +53,11 @@ def node(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def results(answers: Path, export: Path, out: Path) -> str:
-    r = subprocess.run(["audio-vq", "listening-results", f"results={answers}", f"key={export}", f"out={out}",
-                        "screening=false"], capture_output=True, text=True)
+    r = subprocess.run(
+        ["audio-vq", "listening-results", f"results={answers}", f"key={export}", f"out={out}", "screening=false"],
+        capture_output=True,
+        text=True,
+    )
     return (r.stdout.strip() or r.stderr.strip()).splitlines()[-1]
 
 
@@ -71,8 +78,10 @@ def webmushra(tree: Path, exports: list[Path], work: Path) -> None:
                 print(f"webMUSHRA {kind} ({who}): " + " | ".join(r.stdout.strip().splitlines()[:3]) + r.stderr[-300:])
             test_id = json.loads((export / "private" / "export.json").read_text())["test_id"]
             for csv_file in sorted((app / "results" / test_id).glob("*.csv")):
-                print(f"  {csv_file.name}: {len(csv_file.read_text().splitlines()) - 1} row(s) -> "
-                      + results(csv_file, export, work / f"wm_{export.name}_analysis"))
+                print(
+                    f"  {csv_file.name}: {len(csv_file.read_text().splitlines()) - 1} row(s) -> "
+                    + results(csv_file, export, work / f"wm_{export.name}_analysis")
+                )
         errors = [line for line in (app / "php.log").read_text().splitlines() if "Fatal" in line]
         print("  php: " + (errors[0] if errors else "no errors"))
     finally:
@@ -94,15 +103,17 @@ def beaqlejs(tree: Path, exports: list[Path], work: Path) -> None:
             shutil.copy(config, app / "config" / f"{export.name}.js")
             test_class = config.read_text().split("new ", 1)[1].split("(", 1)[0]
             (app / f"index_{export.name}.html").write_text(
-                page.replace("config/example_config_mushra.js", f"config/{export.name}.js")
-                    .replace("testHandle = new MushraTest(TestConfig);", f"testHandle = new {test_class}(TestConfig);"))
+                page.replace("config/example_config_mushra.js", f"config/{export.name}.js").replace(
+                    "testHandle = new MushraTest(TestConfig);", f"testHandle = new {test_class}(TestConfig);"
+                )
+            )
             downloads = work / f"bq_{export.name}"
             downloads.mkdir()
             for who in LISTENERS:
                 r = node("beaqlejs.js", f"{url}/index_{export.name}.html", who)
                 (downloads / f"{who}.txt").write_text(r.stdout)
                 print(f"BeaqleJS {test_class} ({who}): {r.stderr.strip()[-300:]}")
-            print(f"  downloads -> " + results(downloads, export, work / f"bq_{export.name}_analysis"))
+            print("  downloads -> " + results(downloads, export, work / f"bq_{export.name}_analysis"))
     finally:
         server.terminate()
 

@@ -42,6 +42,7 @@ our numbers can be read against published ZeroSpeech ones (which also sample dif
 ZeroSpeech caps the items per cell, 10 by default, and X speakers per A/B pair, 5; we cap
 triples).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,9 +76,13 @@ class AbxItem:
     end: int
 
 
-def abx_items(alignments: Mapping[str, Sequence[Segment] | FrameLabels], speakers: Mapping[str, str],
-              num_frames: Mapping[str, int], frame_rate: float,
-              silences: Iterable[str] = DEFAULT_SILENCES) -> list[AbxItem]:
+def abx_items(
+    alignments: Mapping[str, Sequence[Segment] | FrameLabels],
+    speakers: Mapping[str, str],
+    num_frames: Mapping[str, int],
+    frame_rate: float,
+    silences: Iterable[str] = DEFAULT_SILENCES,
+) -> list[AbxItem]:
     """The ABX items of the utterances present in all three mappings (utterance id -> alignment,
     speaker, number of feature frames), in utterance id then time order. Silence segments give
     no item but serve as context (``#``); segments covering no frame centre are skipped."""
@@ -85,8 +90,11 @@ def abx_items(alignments: Mapping[str, Sequence[Segment] | FrameLabels], speaker
     items: list[AbxItem] = []
     for uid in sorted(set(alignments) & set(speakers) & set(num_frames)):
         alignment = alignments[uid]
-        segments = (segments_from_frame_labels(alignment) if isinstance(alignment, FrameLabels)
-                    else sorted(alignment, key=lambda s: s.start))
+        segments = (
+            segments_from_frame_labels(alignment)
+            if isinstance(alignment, FrameLabels)
+            else sorted(alignment, key=lambda s: s.start)
+        )
         for i, seg in enumerate(segments):
             if seg.phone in silences:
                 continue
@@ -140,9 +148,10 @@ class _Distances:
                 raise ValueError(f"{item.utterance}: an ABX item but no features")
             f = features[item.utterance]
             if item.end > len(f):
-                raise ValueError(f"{item.utterance}: item frames [{item.start}, {item.end}) past the "
-                                 f"{len(f)} feature frames")
-            self.frames.append(np.asarray(f[item.start:item.end], dtype=np.float64))
+                raise ValueError(
+                    f"{item.utterance}: item frames [{item.start}, {item.end}) past the {len(f)} feature frames"
+                )
+            self.frames.append(np.asarray(f[item.start : item.end], dtype=np.float64))
         self.cache: dict[tuple[int, int], float] = {}
 
     def __call__(self, i: int, j: int) -> float:
@@ -153,8 +162,9 @@ class _Distances:
         return d
 
 
-def abx(items: Sequence[AbxItem], features: Mapping[str, np.ndarray], max_triples: int = DEFAULT_MAX_TRIPLES,
-        seed: int = 0) -> dict[str, float | int | None]:
+def abx(
+    items: Sequence[AbxItem], features: Mapping[str, np.ndarray], max_triples: int = DEFAULT_MAX_TRIPLES, seed: int = 0
+) -> dict[str, float | int | None]:
     """Within- and across-speaker ABX error rates (percent) of ``features`` (utterance id ->
     (T, D) frames) on ``items``; see the module docstring for the definition.
 
@@ -170,7 +180,8 @@ def abx(items: Sequence[AbxItem], features: Mapping[str, np.ndarray], max_triple
     rng = np.random.default_rng(seed)
     # context -> speaker -> phone -> item indices, in item order
     groups: dict[tuple[str, str], dict[str, dict[str, list[int]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list)))
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for i, item in enumerate(items):
         groups[(item.prev, item.next)][item.speaker][item.phone].append(i)
 
@@ -197,13 +208,26 @@ def abx(items: Sequence[AbxItem], features: Mapping[str, np.ndarray], max_triple
     out: dict[str, float | int | None] = {"items": len(items)}
     for name, cells in (("within", within), ("across", across)):
         rate, pairs = _aggregate(cells)
-        out.update({name: rate, f"{name}_zerospeech": _aggregate_zerospeech(cells), f"{name}_triples": counts[name],
-                    f"{name}_cells": len(cells), f"{name}_pairs": pairs})
+        out.update(
+            {
+                name: rate,
+                f"{name}_zerospeech": _aggregate_zerospeech(cells),
+                f"{name}_triples": counts[name],
+                f"{name}_cells": len(cells),
+                f"{name}_pairs": pairs,
+            }
+        )
     return out
 
 
-def _cell(a_items: list[int], b_items: list[int], x_items: list[int] | None, distance: _Distances,
-          max_triples: int, rng: np.random.Generator) -> tuple[float, int]:
+def _cell(
+    a_items: list[int],
+    b_items: list[int],
+    x_items: list[int] | None,
+    distance: _Distances,
+    max_triples: int,
+    rng: np.random.Generator,
+) -> tuple[float, int]:
     """(mean error, triples scored) of one cell. ``x_items`` None: within, X is another A item."""
     n_a, n_b = len(a_items), len(b_items)
     n_x = n_a - 1 if x_items is None else len(x_items)

@@ -18,6 +18,7 @@ convention: unit frame i covers samples [i * hop, (i + 1) * hop), so its centre 
 Labels are kept as written (only empty ones are dropped); deciding what counts as silence is
 the caller's business, through the ``silences`` set of :func:`frame_labels`.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -89,8 +90,10 @@ class _HasAlignment(Protocol):  # what load_alignments needs of a manifest Utter
 
 # --- reading ------------------------------------------------------------------------------------
 
-def read_alignment(path: str | os.PathLike, units_per_second: float | None = None,
-                   strip_stress: bool = False) -> list[Segment]:
+
+def read_alignment(
+    path: str | os.PathLike, units_per_second: float | None = None, strip_stress: bool = False
+) -> list[Segment]:
     """The phone segments of a TextGrid or HTK/Festival label file, sorted by start.
 
     Label file times are read in seconds unless ``units_per_second`` is given. When it is not:
@@ -132,7 +135,7 @@ def _read_text(path: Path) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1 if encoding == "utf-8-sig" else None
+        line = raw[: e.start].count(b"\n") + 1 if encoding == "utf-8-sig" else None
         raise AlignmentError(path, f"not UTF-8 or UTF-16 text ({e.reason})", line) from None
 
 
@@ -144,7 +147,8 @@ def _is_textgrid(text: str) -> bool:
 # A Praat text file is a stream of values: numbers, "strings" ("" escapes a quote) and <flags>.
 # The long format adds `name =` keys and `item [1]:` / `intervals [1]:` headings around them;
 # skipping identifiers and [...] reads both formats with one tokenizer, as Praat itself does.
-_PRAAT_TOKEN = re.compile(r'''
+_PRAAT_TOKEN = re.compile(
+    r"""
     (?P<string>"(?:[^"]|"")*")
   | (?P<comment>![^\n]*)
   | (?P<index>\[[^\]]*\])
@@ -152,7 +156,9 @@ _PRAAT_TOKEN = re.compile(r'''
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<word>[A-Za-z_][A-Za-z_0-9?]*)
   | (?P<other>[^\s])
-''', re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 class _Tokens:
@@ -206,8 +212,7 @@ def _parse_textgrid(text: str, path: Path) -> list[Segment]:
         raise AlignmentError(path, "binary TextGrid: save it from Praat as a text file")
     tokens = _Tokens(text, path)
     if not tokens.string("file type").startswith("ooTextFile") or tokens.string("object class") != "TextGrid":
-        raise AlignmentError(path, 'not a TextGrid (expected File type = "ooTextFile", '
-                                   'Object class = "TextGrid")')
+        raise AlignmentError(path, 'not a TextGrid (expected File type = "ooTextFile", Object class = "TextGrid")')
     tokens.number("xmin")
     tokens.number("xmax")
     if tokens.flag("tiers? <exists>") != "<exists>":
@@ -250,8 +255,7 @@ def _parse_label_file(text: str, path: Path, units_per_second: float | None) -> 
     """HTK / Festival label lines -> segments; see :func:`read_alignment` for the formats."""
     lines = text.splitlines()
     if lines and lines[0].strip().startswith("#!MLF!#"):
-        raise AlignmentError(path, "HTK master label files are not supported: one label file per "
-                                   "utterance", 1)
+        raise AlignmentError(path, "HTK master label files are not supported: one label file per utterance", 1)
     festival = False
     first = 0
     for i, line in enumerate(lines):  # Festival: a header (separator, nfields, ...) ending in "#"
@@ -273,11 +277,11 @@ def _parse_label_file(text: str, path: Path, units_per_second: float | None) -> 
     phones: list[str] = []
     for lineno, fields in rows:
         need = 2 if fmt == "end" else 3
-        if len(fields) < need or not all(_is_number(f) for f in fields[:need - 1]):
-            expected = {"end": "end_time phone", "end_x": "end_time x phone",
-                        "start_end": "start end phone"}[fmt]
-            raise AlignmentError(path, f"expected '{expected}' like the lines before, "
-                                       f"got {_line_text(fields)!r}", lineno)
+        if len(fields) < need or not all(_is_number(f) for f in fields[: need - 1]):
+            expected = {"end": "end_time phone", "end_x": "end_time x phone", "start_end": "start end phone"}[fmt]
+            raise AlignmentError(
+                path, f"expected '{expected}' like the lines before, got {_line_text(fields)!r}", lineno
+            )
         times.append(fields[:1] if fmt in ("end", "end_x") else fields[:2])
         phones.append(fields[need - 1])  # HTK's optional score / word fields after it are ignored
     rate = units_per_second if units_per_second is not None else _units_per_second(times, path)
@@ -317,8 +321,9 @@ def _label_format(rows: list[tuple[int, list[str]]], festival: bool, path: Path)
         raise AlignmentError(path, f"expected a time first, got {_line_text(fields)!r}", lineno)
     if len(fields) < 3 or not _is_number(fields[1]):
         if len(fields) < 2:
-            raise AlignmentError(path, f"expected 'end_time phone' or 'start end phone', got "
-                                       f"{_line_text(fields)!r}", lineno)
+            raise AlignmentError(
+                path, f"expected 'end_time phone' or 'start end phone', got {_line_text(fields)!r}", lineno
+            )
         return "end"
     if festival:
         return "end_x"
@@ -341,8 +346,9 @@ def _units_per_second(times: list[list[str]], path: Path) -> float:
     return 1.0
 
 
-def read_frame_label_file(path: str | os.PathLike, rate: float = FAIRSEQ_LABEL_RATE,
-                          strip_stress: bool = False) -> dict[str, FrameLabels]:
+def read_frame_label_file(
+    path: str | os.PathLike, rate: float = FAIRSEQ_LABEL_RATE, strip_stress: bool = False
+) -> dict[str, FrameLabels]:
     """fairseq frame labels: ``uid<TAB>ph1,ph2,...`` per line (labels may also be separated by
     spaces) -> uid -> FrameLabels(labels, rate). ``rate`` is the label rate in Hz (fairseq's phone
     labels: 100). ``strip_stress`` removes stress digits, as fairseq's ``read_phn`` does by
@@ -371,13 +377,18 @@ def read_frame_label_file(path: str | os.PathLike, rate: float = FAIRSEQ_LABEL_R
 
 # --- frames ---------------------------------------------------------------------------------------
 
+
 def frame_centres(num_frames: int, frame_rate: float) -> np.ndarray:
     """(num_frames,) centre times in seconds of unit frames: (i + 0.5) / frame_rate."""
     return (np.arange(num_frames) + 0.5) / frame_rate
 
 
-def frame_labels(alignment: Sequence[Segment] | FrameLabels, num_frames: int, frame_rate: float,
-                 silences: Iterable[str] = DEFAULT_SILENCES) -> list[str | None]:
+def frame_labels(
+    alignment: Sequence[Segment] | FrameLabels,
+    num_frames: int,
+    frame_rate: float,
+    silences: Iterable[str] = DEFAULT_SILENCES,
+) -> list[str | None]:
     """The phone at the centre of each of ``num_frames`` unit frames at ``frame_rate`` Hz.
 
     Segments are half-open [start, end): a centre on a boundary belongs to the later segment.
@@ -416,9 +427,13 @@ def segments_from_frame_labels(labels: FrameLabels) -> list[Segment]:
 
 # --- a corpus' alignments -----------------------------------------------------------------------
 
-def load_alignments(spec: str | os.PathLike | None, utterances: Iterable[_HasAlignment],
-                    strip_stress: bool = False,
-                    label_rate: float = FAIRSEQ_LABEL_RATE) -> dict[str, Alignment]:
+
+def load_alignments(
+    spec: str | os.PathLike | None,
+    utterances: Iterable[_HasAlignment],
+    strip_stress: bool = False,
+    label_rate: float = FAIRSEQ_LABEL_RATE,
+) -> dict[str, Alignment]:
     """Alignments of the given utterances, keyed by utterance id.
 
     ``spec`` is None (each utterance's manifest ``alignment`` path), a folder (searched
@@ -430,8 +445,7 @@ def load_alignments(spec: str | os.PathLike | None, utterances: Iterable[_HasAli
     """
     utterances = list(utterances)
     if spec is None:
-        return {u.id: read_alignment(u.alignment, strip_stress=strip_stress)
-                for u in utterances if u.alignment}
+        return {u.id: read_alignment(u.alignment, strip_stress=strip_stress) for u in utterances if u.alignment}
     spec = Path(spec)
     if spec.is_file():
         wanted = {u.id for u in utterances}
@@ -440,8 +454,7 @@ def load_alignments(spec: str | os.PathLike | None, utterances: Iterable[_HasAli
     if not spec.is_dir():
         raise AlignmentError(spec, "alignments not found (expected a folder or a frame-label file)")
     found = _index_folder(spec, {u.id for u in utterances})
-    return {u.id: read_alignment(found[u.id], strip_stress=strip_stress)
-            for u in utterances if u.id in found}
+    return {u.id: read_alignment(found[u.id], strip_stress=strip_stress) for u in utterances if u.id in found}
 
 
 def _index_folder(root: Path, ids: set[str]) -> dict[str, Path]:

@@ -24,6 +24,7 @@ Our definitions (the README's "Reconstruction metrics" section repeats them):
   16 kHz; a signal's F0 is the median over the frames pYIN calls voiced. Noise has few voiced
   frames and no stable median; generated audio without harmonics fails the check below.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,9 +102,19 @@ def _pair(ref: np.ndarray, deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _mel_amplitude(x: np.ndarray, sr: int) -> np.ndarray:
     """Magnitude (power 1) mel spectrogram (N_MELS, frames): Hann window, centred frames."""
     n_fft = _scaled(MEL_N_FFT, sr)
-    return librosa.feature.melspectrogram(y=x, sr=sr, n_fft=n_fft, hop_length=_scaled(MEL_HOP, sr),
-                                          win_length=n_fft, window="hann", center=True, power=1.0,
-                                          n_mels=N_MELS, fmin=0.0, fmax=sr / 2.0)
+    return librosa.feature.melspectrogram(
+        y=x,
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=_scaled(MEL_HOP, sr),
+        win_length=n_fft,
+        window="hann",
+        center=True,
+        power=1.0,
+        n_mels=N_MELS,
+        fmin=0.0,
+        fmax=sr / 2.0,
+    )
 
 
 def log_mel(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -129,8 +140,9 @@ def mel_cepstrum(x: np.ndarray, sr: int = SAMPLE_RATE, n_coefficients: int = N_C
 def mcd(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE, align: str = "none") -> float:
     """Mel-cepstral distortion in dB of the filterbank cepstra above; lower is better, 0 for
     identical signals. See :func:`cepstral_distortion` for the formula and ``align``."""
-    return cepstral_distortion(mel_cepstrum(ref, sr)[:, MCD_FIRST:MCD_LAST + 1],
-                               mel_cepstrum(deg, sr)[:, MCD_FIRST:MCD_LAST + 1], align)
+    return cepstral_distortion(
+        mel_cepstrum(ref, sr)[:, MCD_FIRST : MCD_LAST + 1], mel_cepstrum(deg, sr)[:, MCD_FIRST : MCD_LAST + 1], align
+    )
 
 
 def cepstral_distortion(a: np.ndarray, b: np.ndarray, align: str = "none") -> float:
@@ -166,8 +178,13 @@ def mr_stft_distance(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE) ->
     ref, deg = _pair(ref, deg)
     total = 0.0
     for n_fft, hop, win in STFT_RESOLUTIONS:
-        kwargs = dict(n_fft=_scaled(n_fft, sr), hop_length=_scaled(hop, sr),
-                      win_length=_scaled(win, sr), window="hann", center=True)
+        kwargs = dict(
+            n_fft=_scaled(n_fft, sr),
+            hop_length=_scaled(hop, sr),
+            win_length=_scaled(win, sr),
+            window="hann",
+            center=True,
+        )
         s_ref = np.maximum(np.abs(librosa.stft(ref, **kwargs)), MAGNITUDE_FLOOR)
         s_deg = np.maximum(np.abs(librosa.stft(deg, **kwargs)), MAGNITUDE_FLOOR)
         convergence = np.linalg.norm(s_ref - s_deg) / max(np.linalg.norm(s_ref), NORM_FLOOR)
@@ -252,8 +269,15 @@ def pyin_contour(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     x = _mono(x, "x")
     if x.size < _scaled(F0_FRAME, sr) or not np.any(x):
         return np.zeros(0)
-    f0, voiced, _ = librosa.pyin(x, fmin=F0_MIN_HZ, fmax=F0_MAX_HZ, sr=sr, frame_length=_scaled(F0_FRAME, sr),
-                                 hop_length=_scaled(F0_HOP, sr), center=True)
+    f0, voiced, _ = librosa.pyin(
+        x,
+        fmin=F0_MIN_HZ,
+        fmax=F0_MAX_HZ,
+        sr=sr,
+        frame_length=_scaled(F0_FRAME, sr),
+        hop_length=_scaled(F0_HOP, sr),
+        center=True,
+    )
     return np.where(voiced & np.isfinite(f0), f0, 0.0)
 
 

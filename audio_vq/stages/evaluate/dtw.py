@@ -4,6 +4,7 @@ The path may move (1, 0), (0, 1) or (1, 1) at each step, from (0, 0) to (N - 1, 
 result is the mean cost along the cheapest path (total cost / path length), the normalisation
 ZeroSpeech's ABX uses, so sequences of different lengths compare on one scale.
 """
+
 from __future__ import annotations
 
 import numba

@@ -8,6 +8,7 @@ c counts in the training sequences, T(h) the number of distinct units seen after
 units), and a history never seen backs off wholly to h'. Every sequence starts with a start
 symbol (so its first units have a history); there is no end symbol, as the prior has none.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,15 +34,15 @@ class WittenBell:
             for i in range(self.order - 1, len(padded)):
                 w = padded[i]
                 for n in range(self.order):  # history of n units
-                    self.counts[n][tuple(padded[i - n:i])][w] += 1
+                    self.counts[n][tuple(padded[i - n : i])][w] += 1
         return self
 
     def prob(self, w: int, history: Sequence[int]) -> float:
         """P(w | the last order - 1 units of history), start-padded."""
-        h = ([self.start] * (self.order - 1) + [int(u) for u in history])[len(history):]
+        h = ([self.start] * (self.order - 1) + [int(u) for u in history])[len(history) :]
         p = 1.0 / self.k
         for n in range(self.order):
-            seen = self.counts[n].get(tuple(h[len(h) - n:]) if n else ())
+            seen = self.counts[n].get(tuple(h[len(h) - n :]) if n else ())
             if not seen:
                 continue  # an unseen history: all its mass goes to the shorter one
             total, types = sum(seen.values()), len(seen)

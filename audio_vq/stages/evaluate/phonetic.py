@@ -9,6 +9,7 @@
 
 Frames whose phone is None (silence, or no alignment there) are left out of every metric.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ TAIL_MARGIN = 12
 
 # --- the joint counts and fairseq's metrics ---------------------------------------------------------
 
-def contingency(phones: Sequence[str | None], units: Sequence[int] | np.ndarray,
-                num_units: int) -> tuple[np.ndarray, list[str]]:
+
+def contingency(
+    phones: Sequence[str | None], units: Sequence[int] | np.ndarray, num_units: int
+) -> tuple[np.ndarray, list[str]]:
     """Joint counts of (phone, unit) over frames: (counts (P, K) int64, the P phones sorted).
 
     ``phones`` (N,) holds a label or None per frame (None frames are ignored), ``units`` (N,)
@@ -102,9 +105,12 @@ def entropy_bits(weights: np.ndarray) -> float:
 
 # --- the VQ-VAE paper's code-to-phone accuracy --------------------------------------------------
 
-def code_to_phone_accuracy(phones_by_utt: Mapping[str, Sequence[str | None]],
-                           units_by_utt: Mapping[str, Sequence[int] | np.ndarray],
-                           seed: int = 0) -> dict[str, float | int]:
+
+def code_to_phone_accuracy(
+    phones_by_utt: Mapping[str, Sequence[str | None]],
+    units_by_utt: Mapping[str, Sequence[int] | np.ndarray],
+    seed: int = 0,
+) -> dict[str, float | int]:
     """Many-to-one accuracy of codes as phone predictors, on held-out utterances.
 
     The ids present in both mappings are sorted and shuffled with ``seed``; half A (the first
@@ -157,12 +163,16 @@ def _labelled_frames(ids, phones_by_utt, units_by_utt, index) -> tuple[np.ndarra
 
 # --- baselines ------------------------------------------------------------------------------------
 
+
 def random_units(num_frames_by_utt: Mapping[str, int], num_units: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Uniform iid codes in [0, num_units), (T,) int64 per utterance. Each utterance draws from
     its own stream keyed by (seed, crc32 of its id), so its codes do not depend on the others."""
-    return {uid: np.random.default_rng([seed, zlib.crc32(uid.encode("utf-8"))]).integers(
-                0, num_units, size=n, dtype=np.int64)
-            for uid, n in num_frames_by_utt.items()}
+    return {
+        uid: np.random.default_rng([seed, zlib.crc32(uid.encode("utf-8"))]).integers(
+            0, num_units, size=n, dtype=np.int64
+        )
+        for uid, n in num_frames_by_utt.items()
+    }
 
 
 def mfcc_features(audio: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
@@ -185,8 +195,16 @@ def mfcc_features(audio: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
     left = (n_fft - hop) // 2
     right = n_fft + (frames - 1) * hop - left - len(audio)
     padded = np.pad(audio, (left, right))
-    mfcc = librosa.feature.mfcc(y=padded, sr=sample_rate, n_mfcc=NUM_MFCC, n_fft=n_fft, hop_length=hop,
-                                win_length=win, center=False, n_mels=NUM_MELS)
+    mfcc = librosa.feature.mfcc(
+        y=padded,
+        sr=sample_rate,
+        n_mfcc=NUM_MFCC,
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=win,
+        center=False,
+        n_mels=NUM_MELS,
+    )
     width = min(DELTA_WIDTH, frames if frames % 2 else frames - 1)
     if width >= MIN_DELTA_WIDTH:
         deltas = [librosa.feature.delta(mfcc, width=width, order=o) for o in (1, 2)]
@@ -195,9 +213,15 @@ def mfcc_features(audio: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
     return np.concatenate([mfcc, *deltas], axis=0).T.astype(np.float32)
 
 
-def mfcc_kmeans_units(audio_by_utt: Mapping[str, np.ndarray], sample_rate: int, hop: int, num_units: int,
-                      seed: int = 0, iters: int = KMEANS_ITERS,
-                      max_fit_frames: int = MAX_FIT_FRAMES) -> dict[str, np.ndarray]:
+def mfcc_kmeans_units(
+    audio_by_utt: Mapping[str, np.ndarray],
+    sample_rate: int,
+    hop: int,
+    num_units: int,
+    seed: int = 0,
+    iters: int = KMEANS_ITERS,
+    max_fit_frames: int = MAX_FIT_FRAMES,
+) -> dict[str, np.ndarray]:
     """The MFCC k-means baseline: codes (ceil(T / hop),) int64 per utterance.
 
     :func:`mfcc_features` of every utterance, each dimension standardised over all frames,
@@ -215,16 +239,22 @@ def mfcc_kmeans_units(audio_by_utt: Mapping[str, np.ndarray], sample_rate: int, 
         return {uid: np.zeros(0, dtype=np.int64) for uid in features}
     mean, std = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), STD_FLOOR)
     rng = np.random.default_rng(seed)
-    fit = stacked if len(stacked) <= max_fit_frames else stacked[np.sort(rng.choice(len(stacked), max_fit_frames,
-                                                                                    replace=False))]
+    fit = (
+        stacked
+        if len(stacked) <= max_fit_frames
+        else stacked[np.sort(rng.choice(len(stacked), max_fit_frames, replace=False))]
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         centroids, _ = kmeans(torch.from_numpy(((fit - mean) / std).astype(np.float32)), num_units, iters)
-    return {uid: nearest(torch.from_numpy(((f - mean) / std).astype(np.float32)), centroids).numpy()
-            for uid, f in features.items()}
+    return {
+        uid: nearest(torch.from_numpy(((f - mean) / std).astype(np.float32)), centroids).numpy()
+        for uid, f in features.items()
+    }
 
 
 # --- what random codes score ----------------------------------------------------------------------
+
 
 def random_code_expectation(phone_counts: Sequence[int] | np.ndarray, num_units: int) -> dict[str, float]:
     """Expected metrics of iid uniform codes over ``num_units`` = K, given the frame count n_y of
@@ -277,8 +307,9 @@ def random_code_expectation(phone_counts: Sequence[int] | np.ndarray, num_units:
 
     p = n / total
     h_phone = float(-(p * np.log(p)).sum())  # nats
-    mi = _expected_plugin_entropy(total, k) - sum(float(py) * _expected_plugin_entropy(int(c), k)
-                                                  for py, c in zip(p, n))
+    mi = _expected_plugin_entropy(total, k) - sum(
+        float(py) * _expected_plugin_entropy(int(c), k) for py, c in zip(p, n)
+    )
     first_order = (len(n) - 1) * (k - 1) / (2 * total)
     nan = float("nan")
     return {
@@ -299,8 +330,7 @@ def _binomial_pmf(n: int, q: float) -> tuple[int, np.ndarray]:
     hi = min(n, math.ceil(mean + TAIL_SDS * sd + TAIL_MARGIN))
     c = np.arange(lo, hi + 1)
     lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
-    log_pmf = (math.lgamma(n + 1) - lgamma(c + 1) - lgamma(n - c + 1)
-               + c * math.log(q) + (n - c) * math.log1p(-q))
+    log_pmf = math.lgamma(n + 1) - lgamma(c + 1) - lgamma(n - c + 1) + c * math.log(q) + (n - c) * math.log1p(-q)
     return lo, np.exp(log_pmf)
 
 

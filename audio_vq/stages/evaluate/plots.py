@@ -4,6 +4,7 @@ Figures are drawn on matplotlib's Agg canvas directly (no pyplot): no global bac
 no display needed, nothing left open between calls. Every file is written atomically and the
 function returns its Path.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,9 @@ def usage_summary(counts: np.ndarray) -> tuple[int, int, float]:
     return used, len(counts) - used, 2.0 ** entropy_bits(counts)
 
 
-def plot_codebook_usage(counts: np.ndarray, path: str | os.PathLike, title: str = "Codebook usage",
-                        log_scale: bool = True) -> Path:
+def plot_codebook_usage(
+    counts: np.ndarray, path: str | os.PathLike, title: str = "Codebook usage", log_scale: bool = True
+) -> Path:
     """Bar per code, sorted from most to least used, of ``counts`` (K,) (frames per code);
     annotated with used / dead codes and perplexity. Log y by default: usage is usually
     heavy-tailed. Returns ``path``."""
@@ -84,10 +86,16 @@ def plot_codebook_usage(counts: np.ndarray, path: str | os.PathLike, title: str 
     ax.set_ylabel("frames")
     ax.set_title(title)
     ppl = "n/a (nothing counted)" if math.isnan(perplexity) else f"{perplexity:.1f}"
-    ax.text(0.99, 0.95, f"K = {len(counts)}\nused {used} ({100 * used / len(counts):.1f}%)\n"
-                        f"dead {dead}\nperplexity {ppl}",
-            transform=ax.transAxes, ha="right", va="top", family="monospace",
-            bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"))
+    ax.text(
+        0.99,
+        0.95,
+        f"K = {len(counts)}\nused {used} ({100 * used / len(counts):.1f}%)\ndead {dead}\nperplexity {ppl}",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        family="monospace",
+        bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"),
+    )
     if dead:
         ax.axvspan(used - 0.5, len(counts) - 0.5, color="tab:red", alpha=0.12, label="dead codes")
         ax.legend(loc="upper center")
@@ -97,13 +105,17 @@ def plot_codebook_usage(counts: np.ndarray, path: str | os.PathLike, title: str 
 def _mel_power(audio: np.ndarray, sr: int) -> np.ndarray:
     """Mel power spectrogram (SPEC_N_MELS, frames), not yet in dB."""
     n_fft = max(1, round(SPEC_N_FFT * sr / REFERENCE_RATE))
-    return librosa.feature.melspectrogram(y=np.asarray(audio, dtype=np.float32), sr=sr, n_fft=n_fft,
-                                          hop_length=max(1, round(SPEC_HOP * sr / REFERENCE_RATE)),
-                                          n_mels=SPEC_N_MELS, power=2.0)
+    return librosa.feature.melspectrogram(
+        y=np.asarray(audio, dtype=np.float32),
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=max(1, round(SPEC_HOP * sr / REFERENCE_RATE)),
+        n_mels=SPEC_N_MELS,
+        power=2.0,
+    )
 
 
-def plot_spectrograms(pairs: list[tuple[str, np.ndarray, np.ndarray]], sr: int,
-                      path: str | os.PathLike) -> Path:
+def plot_spectrograms(pairs: list[tuple[str, np.ndarray, np.ndarray]], sr: int, path: str | os.PathLike) -> Path:
     """One row per (name, original (T,), reconstruction (T',)): their log-mel spectrograms side
     by side, in dB relative to the original's peak (0 to -80 dB), on one colour scale, so a
     row's two panels compare directly. Returns ``path``."""
@@ -120,8 +132,16 @@ def plot_spectrograms(pairs: list[tuple[str, np.ndarray, np.ndarray]], sr: int,
             mel = mel_original if col == 0 else _mel_power(audio, sr)
             db = librosa.power_to_db(mel, ref=peak, top_db=None)
             ax = axes[row, col]
-            image = ax.imshow(db, origin="lower", aspect="auto", cmap=COLOR_MAP, vmin=-SPEC_RANGE_DB, vmax=0.0,
-                              extent=(0.0, db.shape[1] * hop_seconds, 0, SPEC_N_MELS), interpolation="nearest")
+            image = ax.imshow(
+                db,
+                origin="lower",
+                aspect="auto",
+                cmap=COLOR_MAP,
+                vmin=-SPEC_RANGE_DB,
+                vmax=0.0,
+                extent=(0.0, db.shape[1] * hop_seconds, 0, SPEC_N_MELS),
+                interpolation="nearest",
+            )
             ax.set_title(f"{name}: {label}", fontsize="medium")
             ax.set_ylabel("mel bin")
             if row == len(pairs) - 1:
@@ -153,8 +173,9 @@ def _series(rows: list[dict[str, str]], column: str, split: str, metrics_csv: Pa
             steps.append(float(row["step"]))
             values.append(float(row[column]))
         except (TypeError, ValueError):
-            raise ValueError(f"{metrics_csv}:{line}: {column}={row.get(column)!r} "
-                             f"at step={row.get('step')!r} is not a number") from None
+            raise ValueError(
+                f"{metrics_csv}:{line}: {column}={row.get(column)!r} at step={row.get('step')!r} is not a number"
+            ) from None
     return steps, values
 
 
@@ -187,8 +208,7 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
     return _save(fig, path)
 
 
-def plot_metric_bars(values: dict[str, float | None], path: str | os.PathLike, title: str,
-                     ylabel: str) -> Path:
+def plot_metric_bars(values: dict[str, float | None], path: str | os.PathLike, title: str, ylabel: str) -> Path:
     """One bar per system (in the dict's order) with its value written on top; a None or NaN
     value gets no bar and an "n/a" label. Returns ``path``."""
     if not values:
@@ -211,8 +231,12 @@ def plot_metric_bars(values: dict[str, float | None], path: str | os.PathLike, t
     return _save(fig, path)
 
 
-def plot_f0_contours(contours: list[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike,
-                     title: str, reference: tuple[str, float] | None = None) -> Path:
+def plot_f0_contours(
+    contours: list[tuple[str, np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+    title: str,
+    reference: tuple[str, float] | None = None,
+) -> Path:
     """F0 contours on one axis: each (label, times (frames,) in s, F0 (frames,) in Hz, 0 where
     unvoiced; unvoiced frames are gaps). ``reference``: (label, Hz) drawn as a dashed line (e.g.
     the target speaker's mean pitch). Log-frequency axis, so equal distances are equal intervals."""

@@ -17,6 +17,7 @@ alignments, no speaker the model knows, one speaker, too few utterances: Insuffi
 ``{"skipped": "<reason>"}`` and the others are still computed; the report is written even when
 a section fails, with the sections before it.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,8 @@ from ... import audio, contours, pitch
 from ...atomic import atomic_write_text
 from ...config import ConfigError, is_int, is_number, require, resolve_device
 from ...generate import Generator
-from ...rendering import check_decode_options
 from ...manifest import ManifestError, Utterance, read_manifest, spread_over_speakers, write_skipped
+from ...rendering import check_decode_options
 from ...units.extraction import UnitExtractor
 from . import InsufficientData, plots, sections, skipped, speaker_encoder, world
 from .alignments import AlignmentError, frame_labels, load_alignments
@@ -69,11 +70,13 @@ def evaluate(cfg: DictConfig) -> int:
         write_skipped(out, unreadable)
     utts = [u for u in utts if u.id in waves]
     if not utts:
-        raise ConfigError(f"data={cfg.data}: none of the {len(unreadable)} chosen utterances could be read "
-                          f"(e.g. {unreadable[0][0]}: {unreadable[0][1]}; see {out / 'skipped.tsv'})")
+        raise ConfigError(
+            f"data={cfg.data}: none of the {len(unreadable)} chosen utterances could be read "
+            f"(e.g. {unreadable[0][0]}: {unreadable[0][1]}; see {out / 'skipped.tsv'})"
+        )
     levels = {}  # utterance -> codes (Q, frames)
     for start in tqdm(range(0, len(utts), cfg.batch_size), desc="units", unit="batch", dynamic_ncols=True):
-        batch = utts[start:start + cfg.batch_size]
+        batch = utts[start : start + cfg.batch_size]
         for u, units in zip(batch, extractor.extract_batch([waves[u.id] for u in batch])):
             levels[u.id] = units.codes
     if extractor.num_quantizers == 1:
@@ -85,18 +88,26 @@ def evaluate(cfg: DictConfig) -> int:
     decoded = _Once(lambda: _decoded(run))
     references = _Once(lambda: _references(run))
     parallel = _Once(lambda: _parallel(run, decoded()))
-    computed = (("codebook", lambda: _codebook(run)),
-                ("phonetic", lambda: _phonetic(run, aligned())),
-                ("abx", lambda: _abx(run, aligned())),
-                ("reconstruction", lambda: _reconstruction(run, decoded())),
-                ("conversion", lambda: _conversion(run, decoded(), references(), parallel())),
-                ("f0", lambda: _f0(run, decoded(), references())),
-                ("voice", lambda: _voice(run, decoded(), references(), parallel())),
-                ("training_curves", lambda: _training_curves(run)))
-    report: dict = {"model": str(Path(cfg.model).expanduser().resolve()), "model_checksum": extractor.checksum,
-                    "data": str(cfg.data), "splits": _splits(cfg.split), "utterances": len(utts),
-                    "skipped": len(unreadable), "config": OmegaConf.to_container(cfg),
-                    **{name: skipped(NOT_REACHED) for name, _ in computed}}
+    computed = (
+        ("codebook", lambda: _codebook(run)),
+        ("phonetic", lambda: _phonetic(run, aligned())),
+        ("abx", lambda: _abx(run, aligned())),
+        ("reconstruction", lambda: _reconstruction(run, decoded())),
+        ("conversion", lambda: _conversion(run, decoded(), references(), parallel())),
+        ("f0", lambda: _f0(run, decoded(), references())),
+        ("voice", lambda: _voice(run, decoded(), references(), parallel())),
+        ("training_curves", lambda: _training_curves(run)),
+    )
+    report: dict = {
+        "model": str(Path(cfg.model).expanduser().resolve()),
+        "model_checksum": extractor.checksum,
+        "data": str(cfg.data),
+        "splits": _splits(cfg.split),
+        "utterances": len(utts),
+        "skipped": len(unreadable),
+        "config": OmegaConf.to_container(cfg),
+        **{name: skipped(NOT_REACHED) for name, _ in computed},
+    }
     try:
         for name, compute in computed:
             _compute(report, name, compute)
@@ -132,8 +143,12 @@ def _check(cfg: DictConfig) -> None:
     require(cfg, "reconstruct_utterances", lambda v: is_int(v) and v >= 0, "an integer >= 0")
     require(cfg, "excerpt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
     require(cfg, "abx_max_triples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "silence", lambda v: (OmegaConf.is_list(v) or isinstance(v, (list, tuple)))
-            and all(isinstance(x, str) for x in v), "a list of labels (strings), e.g. [sil, sp]")
+    require(
+        cfg,
+        "silence",
+        lambda v: (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(isinstance(x, str) for x in v),
+        "a list of labels (strings), e.g. [sil, sp]",
+    )
     require(cfg, "mfcc_kmeans", lambda v: isinstance(v, bool), "true or false")
     require(cfg, "voice_metrics", lambda v: isinstance(v, bool), "true or false")
     for s in _splits(cfg.split):
@@ -233,8 +248,10 @@ def _aligned(run: _Inputs) -> _Aligned:
     except AlignmentError as e:
         raise ConfigError(f"alignments: {e}") from None
     if not alignments:
-        raise InsufficientData("no alignments for the evaluated utterances: give alignments=<dir|file> (or a "
-                               "manifest with alignment paths)")
+        raise InsufficientData(
+            "no alignments for the evaluated utterances: give alignments=<dir|file> (or a "
+            "manifest with alignment paths)"
+        )
     silences = frozenset(cfg.silence)  # one set for every phonetic metric: frames and ABX items alike
     ids = [u.id for u in run.utts if u.id in alignments]
     phones = {u: frame_labels(alignments[u], len(run.codes[u]), run.extractor.frame_rate, silences) for u in ids}
@@ -246,29 +263,52 @@ def _phonetic(run: _Inputs, a: _Aligned) -> dict:
     baselines of the same k and frame rate, and each level's alone when there are several."""
     cfg, x, k = run.cfg, run.extractor, run.k
     ids = list(a.phones)
-    systems = {"model": {u: run.codes[u] for u in ids},
-               "random": random_units({u: len(run.codes[u]) for u in ids}, k, seed=cfg.seed)}
+    systems = {
+        "model": {u: run.codes[u] for u in ids},
+        "random": random_units({u: len(run.codes[u]) for u in ids}, k, seed=cfg.seed),
+    }
     if cfg.mfcc_kmeans:
-        systems["mfcc_kmeans"] = mfcc_kmeans_units({u: run.waves[u] for u in ids}, x.sample_rate, x.hop, k,
-                                                   seed=cfg.seed)
+        systems["mfcc_kmeans"] = mfcc_kmeans_units(
+            {u: run.waves[u] for u in ids}, x.sample_rate, x.hop, k, seed=cfg.seed
+        )
     phonetic = sections.phonetic_quality(a.phones, systems, k, cfg.seed)
     phonetic["alignment_coverage"] = len(ids) / len(run.utts)
-    phonetic["levels"] = None if x.num_quantizers == 1 else [
-        sections.phonetic_quality(a.phones, {"model": {u: run.levels[u][level] for u in ids}}, x.codebook_size,
-                                  cfg.seed)["systems"]["model"] for level in range(x.num_quantizers)]
+    phonetic["levels"] = (
+        None
+        if x.num_quantizers == 1
+        else [
+            sections.phonetic_quality(
+                a.phones, {"model": {u: run.levels[u][level] for u in ids}}, x.codebook_size, cfg.seed
+            )["systems"]["model"]
+            for level in range(x.num_quantizers)
+        ]
+    )
     for metric, label in (("pnmi", "PNMI"), ("code_to_phone_accuracy", "code-to-phone accuracy")):
-        plots.plot_metric_bars({name: s[metric] for name, s in phonetic["systems"].items()},
-                               run.out / f"{metric}.png", f"{label}: model vs baselines (K={k})", label)
+        plots.plot_metric_bars(
+            {name: s[metric] for name, s in phonetic["systems"].items()},
+            run.out / f"{metric}.png",
+            f"{label}: model vs baselines (K={k})",
+            label,
+        )
     return phonetic
 
 
 def _abx(run: _Inputs, a: _Aligned) -> dict:
     """ABX on the latents the decoder is conditioned on, and on MFCCs for reference."""
     x = run.extractor
-    features = {"model codebook vectors": {u: x.latents(run.levels[u]) for u in a.alignments},
-                "mfcc": {u: mfcc_features(run.waves[u], x.sample_rate, x.hop) for u in a.alignments}}
-    return sections.abx_section(a.alignments, {u.id: u.speaker for u in run.utts}, features, x.frame_rate,
-                                run.cfg.abx_max_triples, run.cfg.seed, a.silences)
+    features = {
+        "model codebook vectors": {u: x.latents(run.levels[u]) for u in a.alignments},
+        "mfcc": {u: mfcc_features(run.waves[u], x.sample_rate, x.hop) for u in a.alignments},
+    }
+    return sections.abx_section(
+        a.alignments,
+        {u.id: u.speaker for u in run.utts},
+        features,
+        x.frame_rate,
+        run.cfg.abx_max_triples,
+        run.cfg.seed,
+        a.silences,
+    )
 
 
 @dataclass(frozen=True)
@@ -297,12 +337,15 @@ class _Decoded:
 
     def pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(id, excerpt, its reconstruction cut to the excerpt's length) of the seen utterances."""
-        return [(u.id, self.excerpt[u.id], self.reconstruction(u)[:len(self.excerpt[u.id])]) for u in self.seen]
+        return [(u.id, self.excerpt[u.id], self.reconstruction(u)[: len(self.excerpt[u.id])]) for u in self.seen]
 
     def conversions(self, seen: bool) -> list[tuple[np.ndarray, str, str]]:
         """(conversion, source speaker, target speaker) of the seen or the unseen sources."""
-        return [(self.conversion(u), u.speaker, self.targets[u.id])
-                for u in (self.seen if seen else self.unseen) if u.id in self.targets]
+        return [
+            (self.conversion(u), u.speaker, self.targets[u.id])
+            for u in (self.seen if seen else self.unseen)
+            if u.id in self.targets
+        ]
 
 
 def _targets(seen: list[Utterance], unseen: list[Utterance], names: list[str]) -> dict[str, str]:
@@ -326,23 +369,32 @@ def _decoded(run: _Inputs) -> _Decoded:
     chosen = seen + unseen
     sr, hop = x.sample_rate, x.hop
     frames = max(1, int(cfg.excerpt_seconds * sr) // hop)
-    excerpt = {u.id: run.waves[u.id][:frames * hop] for u in chosen}
+    excerpt = {u.id: run.waves[u.id][: frames * hop] for u in chosen}
     excerpt_codes = {u.id: x.extract(excerpt[u.id]).codes for u in chosen}
     targets = _targets(seen, unseen, names)
     jobs = [(f"{u.id}_reconstruction", u.id, known[u.speaker]) for u in seen]
     jobs += [(f"{u.id}_to_{targets[u.id]}", u.id, known[targets[u.id]]) for u in chosen if u.id in targets]
-    f0 = ({u.id: contours.track_for(x.model, excerpt[u.id], excerpt_codes[u.id].shape[-1]) for u in chosen}
-          if x.model.uses_pitch else {})
+    f0 = (
+        {u.id: contours.track_for(x.model, excerpt[u.id], excerpt_codes[u.id].shape[-1]) for u in chosen}
+        if x.model.uses_pitch
+        else {}
+    )
     speaker_of = {u.id: known.get(u.speaker) for u in chosen}
     generator = Generator(x.model, backend=cfg.backend, threads=cfg.threads)
     generated = {}
     for start in tqdm(range(0, len(jobs), cfg.batch_size), desc="generate", unit="batch", dynamic_ncols=True):
-        batch = jobs[start:start + cfg.batch_size]
-        registers = ([contours.in_register(x.model, f0[j[1]], j[2], speaker_of[j[1]]) for j in batch]
-                     if f0 else None)
-        waves_out = generator.generate([excerpt_codes[j[1]] for j in batch], [j[2] for j in batch], seed=cfg.seed,
-                                       first_index=start, temperature=cfg.temperature, argmax=cfg.argmax, f0=registers,
-                                       voiced_temperature=cfg.voiced_temperature)
+        batch = jobs[start : start + cfg.batch_size]
+        registers = [contours.in_register(x.model, f0[j[1]], j[2], speaker_of[j[1]]) for j in batch] if f0 else None
+        waves_out = generator.generate(
+            [excerpt_codes[j[1]] for j in batch],
+            [j[2] for j in batch],
+            seed=cfg.seed,
+            first_index=start,
+            temperature=cfg.temperature,
+            argmax=cfg.argmax,
+            f0=registers,
+            voiced_temperature=cfg.voiced_temperature,
+        )
         generated.update({j[0]: np.clip(w, -1, 1) for j, w in zip(batch, waves_out)})
     (run.out / "audio").mkdir(exist_ok=True)
     for u in chosen:
@@ -355,8 +407,9 @@ def _decoded(run: _Inputs) -> _Decoded:
 def _reconstruction(run: _Inputs, d: _Decoded) -> dict:
     pairs = d.pairs()
     if not pairs:
-        raise InsufficientData("no evaluated utterance is of a speaker the model knows (its speakers.json): "
-                               "nothing to reconstruct")
+        raise InsufficientData(
+            "no evaluated utterance is of a speaker the model knows (its speakers.json): nothing to reconstruct"
+        )
     plots.plot_spectrograms(pairs[:SPECTROGRAM_ROWS], run.extractor.sample_rate, run.out / "spectrograms.png")
     return sections.reconstruction(pairs, run.extractor.sample_rate)
 
@@ -371,8 +424,9 @@ class _References:
     looked: str
 
     def probe_data(self) -> tuple[list[np.ndarray], list[str]]:
-        return [a for s in sorted(self.audio) for a in self.audio[s]], [s for s in sorted(self.audio)
-                                                                         for _ in self.audio[s]]
+        return [a for s in sorted(self.audio) for a in self.audio[s]], [
+            s for s in sorted(self.audio) for _ in self.audio[s]
+        ]
 
     def pitch(self) -> dict[str, list[np.ndarray]]:
         return {s: a[:F0_REFERENCE_UTTERANCES] for s, a in self.audio.items()}
@@ -418,39 +472,65 @@ def _conversion(run: _Inputs, d: _Decoded, refs: _References, parallel: list) ->
     cfg, sr = run.cfg, run.extractor.sample_rate
     converted, converted_unseen = d.conversions(seen=True), d.conversions(seen=False)
     if not (converted or converted_unseen):
-        raise InsufficientData(f"the model knows one speaker ({d.names[0]}) and every evaluated utterance is "
-                               "theirs: no other voice to convert to")
+        raise InsufficientData(
+            f"the model knows one speaker ({d.names[0]}) and every evaluated utterance is "
+            "theirs: no other voice to convert to"
+        )
     if len(refs.audio) < 2:
-        raise InsufficientData(f"the speaker-ID probe needs real audio of at least 2 of the model's speakers "
-                               f"outside the evaluated utterances; {refs.looked} hold {len(refs.audio)} "
-                               f"({', '.join(sorted(refs.audio)) or 'none'})")
+        raise InsufficientData(
+            f"the speaker-ID probe needs real audio of at least 2 of the model's speakers "
+            f"outside the evaluated utterances; {refs.looked} hold {len(refs.audio)} "
+            f"({', '.join(sorted(refs.audio)) or 'none'})"
+        )
     real_eval = ([run.waves[u.id] for u in run.utts], [u.speaker for u in run.utts])
     histograms = np.stack([np.bincount(run.codes[u.id], minlength=run.k) / len(run.codes[u.id]) for u in run.utts])
     reconstructed = ([d.reconstruction(u) for u in d.seen], [u.speaker for u in d.seen])
-    conv = sections.conversion(refs.probe_data(), real_eval, reconstructed, converted, histograms,
-                               [u.speaker for u in run.utts], parallel, sr, cfg.seed,
-                               unseen_converted=converted_unseen)
+    conv = sections.conversion(
+        refs.probe_data(),
+        real_eval,
+        reconstructed,
+        converted,
+        histograms,
+        [u.speaker for u in run.utts],
+        parallel,
+        sr,
+        cfg.seed,
+        unseen_converted=converted_unseen,
+    )
     conv["decoder_speaker_use"] = _speaker_use(run.extractor, d) if d.seen and len(d.names) > 1 else None
     return conv
 
 
 def _f0(run: _Inputs, d: _Decoded, refs: _References) -> dict:
     sr, pitch = run.extractor.sample_rate, refs.pitch()
-    return {"seen": sections.f0_check([(p[1], p[2]) for p in d.pairs()],
-                                      [(c[0], c[2]) for c in d.conversions(seen=True)], pitch, sr),
-            "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in d.conversions(seen=False)], pitch, sr)
-            if d.unseen else None}
+    return {
+        "seen": sections.f0_check(
+            [(p[1], p[2]) for p in d.pairs()], [(c[0], c[2]) for c in d.conversions(seen=True)], pitch, sr
+        ),
+        "unseen_sources": sections.f0_check([], [(c[0], c[2]) for c in d.conversions(seen=False)], pitch, sr)
+        if d.unseen
+        else None,
+    }
 
 
 def _voice(run: _Inputs, d: _Decoded, refs: _References, parallel: list) -> dict:
     known = run.extractor.model.speaker_index
     items = [sections.Generated(u.id, u.speaker, u.speaker, d.excerpt[u.id], d.reconstruction(u)) for u in d.seen]
-    items += [sections.Generated(u.id, u.speaker, d.targets[u.id], d.excerpt[u.id], d.conversion(u),
-                                 seen=u.speaker in known)
-              for u in d.seen + d.unseen if u.id in d.targets]
+    items += [
+        sections.Generated(u.id, u.speaker, d.targets[u.id], d.excerpt[u.id], d.conversion(u), seen=u.speaker in known)
+        for u in d.seen + d.unseen
+        if u.id in d.targets
+    ]
     analyses = world.Analyses(run.extractor.sample_rate)  # the plot below reuses the section's analyses
-    voice = sections.voice(items, {u.id: (u.speaker, run.waves[u.id]) for u in run.utts}, refs.pitch(), parallel,
-                           run.extractor.sample_rate, _speaker_encoder(run.cfg), analyses)
+    voice = sections.voice(
+        items,
+        {u.id: (u.speaker, run.waves[u.id]) for u in run.utts},
+        refs.pitch(),
+        parallel,
+        run.extractor.sample_rate,
+        _speaker_encoder(run.cfg),
+        analyses,
+    )
     _plot_f0(voice, items, analyses, run.out)
     return voice
 
@@ -492,14 +572,21 @@ def _plot_f0(voice: dict, items: list, analyses: world.Analyses, out: Path) -> N
         return
     chosen = both[0]
     first = next(iter(chosen.values()))
-    contours = [("source", first.source)] + [(f"{kind} ({g.target})" if kind == "conversion" else kind, g.audio)
-                                             for kind, g in chosen.items()]
+    contours = [("source", first.source)] + [
+        (f"{kind} ({g.target})" if kind == "conversion" else kind, g.audio) for kind, g in chosen.items()
+    ]
     analysed = [(label, analyses(x)) for label, x in contours]
     conv = chosen.get("conversion")
     pitch = voice["world"]["target_pitch_semitones"].get(conv.target) if conv else None
-    reference = (f"{conv.target} mean pitch", 2.0 ** (pitch / world.SEMITONES_PER_OCTAVE)) if pitch is not None else None
-    plots.plot_f0_contours([(label, world.frame_times(a), a.f0) for label, a in analysed], out / F0_PLOT,
-                           f"F0 (WORLD Harvest): {first.utterance}", reference)
+    reference = (
+        (f"{conv.target} mean pitch", 2.0 ** (pitch / world.SEMITONES_PER_OCTAVE)) if pitch is not None else None
+    )
+    plots.plot_f0_contours(
+        [(label, world.frame_times(a), a.f0) for label, a in analysed],
+        out / F0_PLOT,
+        f"F0 (WORLD Harvest): {first.utterance}",
+        reference,
+    )
 
 
 @torch.no_grad()
@@ -514,14 +601,24 @@ def _speaker_use(extractor: UnitExtractor, d: _Decoded) -> dict:
     for u in d.seen:
         frames = d.excerpt_codes[u.id].shape[-1]
         x = np.zeros(frames * extractor.hop, np.float32)
-        x[:len(d.excerpt[u.id])] = d.excerpt[u.id]
+        x[: len(d.excerpt[u.id])] = d.excerpt[u.id]
         x = torch.from_numpy(x)[None].to(device)
         latents = model.latents(torch.from_numpy(d.excerpt_codes[u.id])[None].to(device))
         f0, excitation = _teacher_pitch(model, d.f0.get(u.id), x[0].cpu().numpy(), device)
         i = names.index(u.speaker)
         rows = [names[(i + k) % len(names)] for k in range(others_n + 1)]
-        losses = [float(model.decoder.loss(model.decoder_logits(x, latents, torch.tensor(
-            [model.speaker_index[r]], device=device), f0, excitation), x, None)) for r in rows]
+        losses = [
+            float(
+                model.decoder.loss(
+                    model.decoder_logits(
+                        x, latents, torch.tensor([model.speaker_index[r]], device=device), f0, excitation
+                    ),
+                    x,
+                    None,
+                )
+            )
+            for r in rows
+        ]
         own.append(losses[0])
         others.append(losses[1:])
     return sections.speaker_use(own, others)
@@ -535,8 +632,9 @@ def _teacher_pitch(model, f0: np.ndarray | None, x: np.ndarray, device) -> tuple
         return None, None
     excitation = None
     if model.uses_excitation:
-        e = pitch.excitation(f0, model.hop, model.sample_rate, model.decoder.harmonics, np.random.default_rng(0),
-                             audio=x)
+        e = pitch.excitation(
+            f0, model.hop, model.sample_rate, model.decoder.harmonics, np.random.default_rng(0), audio=x
+        )
         excitation = torch.from_numpy(e)[None].to(device)
     return torch.from_numpy(f0)[None].float().to(device), excitation
 
@@ -544,6 +642,7 @@ def _teacher_pitch(model, f0: np.ndarray | None, x: np.ndarray, device) -> tuple
 def _parallel(run: _Inputs, d: _Decoded) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(conversion, source, target) real-audio triples where the target speaker read the same
     text as a seen source: whole utterances (already loaded and encoded), converted in full."""
+
     def key(text: str | None, speaker: str):
         return " ".join((text or "").lower().split()), speaker
 
@@ -566,9 +665,16 @@ def _parallel(run: _Inputs, d: _Decoded) -> list[tuple[np.ndarray, np.ndarray, n
         if x.model.uses_pitch:
             own = contours.track_for(x.model, run.waves[u.id], run.levels[u.id].shape[-1])
             f0 = [contours.in_register(x.model, own, target, x.model.speaker_index[u.speaker])]
-        conv = d.generator.generate([run.levels[u.id]], [target], seed=cfg.seed, temperature=cfg.temperature,
-                                    argmax=cfg.argmax, f0=f0, voiced_temperature=cfg.voiced_temperature)[0]
-        triples.append((np.clip(conv, -1, 1)[:len(run.waves[u.id])], run.waves[u.id], tgt))
+        conv = d.generator.generate(
+            [run.levels[u.id]],
+            [target],
+            seed=cfg.seed,
+            temperature=cfg.temperature,
+            argmax=cfg.argmax,
+            f0=f0,
+            voiced_temperature=cfg.voiced_temperature,
+        )[0]
+        triples.append((np.clip(conv, -1, 1)[: len(run.waves[u.id])], run.waves[u.id], tgt))
     return triples
 
 

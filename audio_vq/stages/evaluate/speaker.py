@@ -16,6 +16,7 @@ standard deviation of their first differences (deltas, 20): 60 numbers. The prob
 each (zero mean, unit variance on its training utterances) before a multinomial logistic
 regression. Deterministic: lbfgs with a fixed seed; folds are shuffled with ``seed``.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -56,8 +57,9 @@ def utterance_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     if audio.ndim != 1 or audio.size == 0 or not np.isfinite(audio).all():
         raise ValueError(f"speaker features need finite mono audio (T,), got shape {audio.shape}")
     n_fft = _scaled(N_FFT, sr)
-    mfcc = librosa.feature.mfcc(y=audio, sr=sr, n_mfcc=N_MFCC + 1, n_fft=n_fft, win_length=n_fft,
-                                hop_length=_scaled(HOP, sr), n_mels=N_MELS)[1:]  # (20, frames)
+    mfcc = librosa.feature.mfcc(
+        y=audio, sr=sr, n_mfcc=N_MFCC + 1, n_fft=n_fft, win_length=n_fft, hop_length=_scaled(HOP, sr), n_mels=N_MELS
+    )[1:]  # (20, frames)
     if mfcc.shape[1] >= DELTA_WIDTH:
         deltas = librosa.feature.delta(mfcc, width=DELTA_WIDTH, axis=1)
     else:  # too short for the smoothing window: plain first differences
@@ -74,8 +76,9 @@ def speaker_features(audios: list[np.ndarray], sr: int = SAMPLE_RATE) -> np.ndar
 
 def _classifier(seed: int) -> Pipeline:
     """Standardise, then multinomial logistic regression; deterministic for a seed."""
-    return make_pipeline(StandardScaler(),
-                         LogisticRegression(C=REGULARISATION, max_iter=MAX_ITERATIONS, random_state=seed))
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=REGULARISATION, max_iter=MAX_ITERATIONS, random_state=seed)
+    )
 
 
 class SpeakerProbe:
@@ -101,8 +104,9 @@ class SpeakerProbe:
         if len(audios) != len(speakers):
             raise ValueError(f"{len(audios)} utterances but {len(speakers)} speaker labels")
         if len(set(speakers)) < 2:
-            raise InsufficientData(f"a speaker probe needs utterances of at least 2 speakers, "
-                                   f"got {sorted(set(speakers))}")
+            raise InsufficientData(
+                f"a speaker probe needs utterances of at least 2 speakers, got {sorted(set(speakers))}"
+            )
         self.sample_rate = sr
         self._model = _classifier(self.seed).fit(speaker_features(audios, sr), np.asarray(speakers, dtype=str))
         return self
@@ -152,8 +156,7 @@ class CodeProbeResult:
     reason: str | None = None
 
 
-def code_speaker_probe(histograms: np.ndarray, speakers: list[str], folds: int = 5,
-                       seed: int = 0) -> CodeProbeResult:
+def code_speaker_probe(histograms: np.ndarray, speakers: list[str], folds: int = 5, seed: int = 0) -> CodeProbeResult:
     """Cross-validated accuracy of predicting an utterance's speaker from its code histogram.
 
     ``histograms`` (N, K): per utterance, the fraction of its frames assigned to each of the K
@@ -186,8 +189,12 @@ def code_speaker_probe(histograms: np.ndarray, speakers: list[str], folds: int =
         return CodeProbeResult(accuracy, chance, majority, used_folds, len(labels), len(kept), dropped, reason)
 
     if len(kept) < 2:
-        return result(None, 0, f"needs at least 2 speakers with >= {MIN_UTTERANCES_PER_SPEAKER} "
-                               f"utterances each, found {len(kept)} (dropped: {dropped or 'none'})")
+        return result(
+            None,
+            0,
+            f"needs at least 2 speakers with >= {MIN_UTTERANCES_PER_SPEAKER} "
+            f"utterances each, found {len(kept)} (dropped: {dropped or 'none'})",
+        )
     used_folds = min(folds, min(kept.values()))
     splitter = StratifiedKFold(n_splits=used_folds, shuffle=True, random_state=seed)
     correct = 0

@@ -17,6 +17,7 @@ The weights are read with ``torch.load(weights_only=True)`` before resemblyzer l
 file: a file that needs code unpickled is refused. resemblyzer, its VAD and pyworld's
 pkg_resources need the ``voice`` extra; :func:`unavailable` says why it cannot be used.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -42,8 +43,9 @@ class SpeakerEncoderError(RuntimeError):
 def _weights_path() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise SpeakerEncoderError("resemblyzer is not installed; install the voice extra: "
-                                  "pip install 'audio_vq[voice]'")
+        raise SpeakerEncoderError(
+            "resemblyzer is not installed; install the voice extra: pip install 'audio_vq[voice]'"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
 
 
@@ -72,8 +74,9 @@ class SpeakerEncoder:
         try:
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any refusal means we will not load it
-            raise SpeakerEncoderError(f"{path}: refused, it cannot be read as plain tensors "
-                                      f"(torch.load weights_only=True: {e})") from None
+            raise SpeakerEncoderError(
+                f"{path}: refused, it cannot be read as plain tensors (torch.load weights_only=True: {e})"
+            ) from None
         self._resemblyzer = _import()
         # The file just passed the weights-only check, so resemblyzer's own load of it
         # can only rebuild tensors and plain containers.
@@ -106,8 +109,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), np.finfo(float).tiny))
 
 
-def speaker_embeddings(embeddings: Mapping[str, np.ndarray], speakers: Mapping[str, str],
-                       exclude: str | None = None) -> dict[str, np.ndarray]:
+def speaker_embeddings(
+    embeddings: Mapping[str, np.ndarray], speakers: Mapping[str, str], exclude: str | None = None
+) -> dict[str, np.ndarray]:
     """Per speaker, :func:`speaker_embedding` over the utterances (id -> (256,)) of that speaker,
     leaving out utterance ``exclude`` (so an utterance is not compared with itself)."""
     by: dict[str, list[np.ndarray]] = {}

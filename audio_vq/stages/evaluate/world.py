@@ -22,6 +22,7 @@ One analysis per signal (:func:`analyse`), then the measures compare analyses:
 pyworld and pysptk are the ``voice`` extra (source builds with the system compiler; pyworld
 imports pkg_resources, hence setuptools < 81): :func:`unavailable` says why they cannot be used.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -38,8 +39,16 @@ MCEP_ORDER = 24  # c0..c24; MCD uses c1..c24
 SEMITONES_PER_OCTAVE = 12.0
 # SPTK's table of the all-pass constant that best approximates the mel scale at each rate; other
 # rates get pysptk's fitted value (pysptk.util.mcepalpha).
-ALL_PASS_BY_RATE = {8_000: 0.31, 10_000: 0.35, 12_000: 0.37, 16_000: 0.42, 22_050: 0.45,
-                    32_000: 0.50, 44_100: 0.53, 48_000: 0.55}
+ALL_PASS_BY_RATE = {
+    8_000: 0.31,
+    10_000: 0.35,
+    12_000: 0.37,
+    16_000: 0.42,
+    22_050: 0.45,
+    32_000: 0.50,
+    44_100: 0.53,
+    48_000: 0.55,
+}
 MIN_VOICED_FRAMES = 2  # a correlation needs two points; fewer voiced frames in common: None
 
 
@@ -129,9 +138,12 @@ def f0_agreement(ref: WorldAnalysis, deg: WorldAnalysis) -> dict[str, float | in
     n = min(len(ref.f0), len(deg.f0))
     r, d = ref.f0[:n], deg.f0[:n]
     both = (r > 0) & (d > 0)
-    out: dict[str, float | int | None] = {"vuv_error": float(np.mean((r > 0) != (d > 0))) if n else None,
-                                          "voiced_frames": int(both.sum()),
-                                          "log_f0_rmse_semitones": None, "log_f0_correlation": None}
+    out: dict[str, float | int | None] = {
+        "vuv_error": float(np.mean((r > 0) != (d > 0))) if n else None,
+        "voiced_frames": int(both.sum()),
+        "log_f0_rmse_semitones": None,
+        "log_f0_correlation": None,
+    }
     if both.sum() >= MIN_VOICED_FRAMES:
         sr_, sd = _semitones(r[both]), _semitones(d[both])
         out["log_f0_rmse_semitones"] = float(np.sqrt(np.mean((sr_ - sd) ** 2)))

@@ -8,6 +8,7 @@ targets), signals (length, anchors, loudness, clipping), key (key.csv), webmushr
 (the three ways to listen), stats (screening, confidence intervals). The commands import their
 modules when they run, so the results command never loads torch.
 """
+
 from __future__ import annotations
 
 from omegaconf import DictConfig

@@ -9,6 +9,7 @@ Outputs in `out`: results.json, results.csv and results.md (per system: n, mean 
 confidence interval; how listeners were told apart), ratings.csv (every answer with what it was
 about), results.png (bars with the intervals as error bars).
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,8 @@ from omegaconf import DictConfig
 from ...atomic import atomic_path, atomic_write_text
 from ...config import ConfigError, is_number, require
 from . import stats
-from .html import FIRST_COLUMNS, LAST_COLUMNS
 from .answers import NO_CHOICE, read_answers
+from .html import FIRST_COLUMNS, LAST_COLUMNS
 from .key import ANCHOR70, EXPORT_NAME, HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, KeyRow, key_path, read_key
 from .kinds import AB, ABX, KINDS, MOS, MUSHRA, Kind
 
@@ -33,13 +34,21 @@ CORRECT, INCORRECT = "correct", "incorrect"  # webMUSHRA paired_comparison answe
 PLOT_MARGIN = 0.08  # headroom above the scale's top, as a fraction of it
 
 RESULTS_JSON, RESULTS_CSV, RESULTS_MD, RATINGS_CSV, RESULTS_PNG = (
-    "results.json", "results.csv", "results.md", "ratings.csv", "results.png")
+    "results.json",
+    "results.csv",
+    "results.md",
+    "ratings.csv",
+    "results.png",
+)
 
 
 def results(cfg: DictConfig) -> int:
     """`audio-vq listening-results`."""
-    path = Path(require(cfg, "results", lambda v: isinstance(v, str) and v != "",
-                        "a result file (or a folder of BeaqleJS results)")).expanduser()
+    path = Path(
+        require(
+            cfg, "results", lambda v: isinstance(v, str) and v != "", "a result file (or a folder of BeaqleJS results)"
+        )
+    ).expanduser()
     require(cfg, "kind", lambda v: v == "auto" or v in KINDS, "auto | " + " | ".join(KINDS))
     require(cfg, "listener", lambda v: isinstance(v, str) and v != "", "auto or a column name")
     require(cfg, "screening", lambda v: isinstance(v, bool), "true or false")
@@ -53,10 +62,17 @@ def results(cfg: DictConfig) -> int:
     report["listeners"]["identified_by"] = answers.identified_by
     out = Path(cfg.out).expanduser() if cfg.out else path.parent / f"{path.stem}_analysis"
     write_report(out, report)
-    estimates = "; ".join(f"{s['system']} {_fmt(s['estimate'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
-                          for s in report["systems"]) or "no answers left (see the exclusions in results.md)"
-    print(f"{answers.kind.name}: {report['listeners']['included']} of {report['listeners']['total']} listener(s) kept; "
-          f"{estimates}; written to {out}")
+    estimates = (
+        "; ".join(
+            f"{s['system']} {_fmt(s['estimate'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+            for s in report["systems"]
+        )
+        or "no answers left (see the exclusions in results.md)"
+    )
+    print(
+        f"{answers.kind.name}: {report['listeners']['included']} of {report['listeners']['total']} listener(s) kept; "
+        f"{estimates}; written to {out}"
+    )
     return 0
 
 
@@ -91,8 +107,9 @@ class KeyIndex:
             raise ConfigError(f"results={self.path}: line {line}: trial {trial!r} is not in the key (wrong key.csv?)")
         row = self.hidden.get(trial) if stimulus == HIDDEN_REFERENCE_STIMULUS else self.by_stimulus.get(stimulus)
         if row is None or row.trial != trial:
-            raise ConfigError(f"results={self.path}: line {line}: stimulus {stimulus!r} of trial {trial} is not in "
-                              f"the key")
+            raise ConfigError(
+                f"results={self.path}: line {line}: stimulus {stimulus!r} of trial {trial} is not in the key"
+            )
         return row
 
 
@@ -115,8 +132,9 @@ def analyse_mos(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> d
     return _score_report(MOS, rated, {}, cfg.confidence)
 
 
-def _ratings(rows: list[dict], listener, key: KeyIndex, stimulus_column: str, score_column: str,
-             scale: tuple[float, float]) -> list[tuple[stats.Rating, KeyRow]]:
+def _ratings(
+    rows: list[dict], listener, key: KeyIndex, stimulus_column: str, score_column: str, scale: tuple[float, float]
+) -> list[tuple[stats.Rating, KeyRow]]:
     """Every scored row with the key row of what was scored."""
     out = []
     for i, r in enumerate(rows):
@@ -133,8 +151,10 @@ def analyse_abx(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> d
         k = key.find(r["trial_id"], r["choice_non_reference"], _line(i))
         answer = r["choice_answer"].lower()
         if answer not in (CORRECT, INCORRECT, *NO_CHOICE):
-            raise ConfigError(f"results={key.path}: line {_line(i)}: choice_answer={r['choice_answer']!r}: expected "
-                              f"correct, incorrect, undecided or unknown")
+            raise ConfigError(
+                f"results={key.path}: line {_line(i)}: choice_answer={r['choice_answer']!r}: expected "
+                f"correct, incorrect, undecided or unknown"
+            )
         c = counts[k.system]
         if answer in NO_CHOICE:
             c[2] += 1
@@ -146,8 +166,11 @@ def analyse_abx(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> d
     for system in _ordered(counts):
         correct, n, undecided = counts[system]
         ci = stats.proportion_interval(correct, n, cfg.confidence)
-        systems.append(_system_row(system, ci, correct=correct, no_choice=undecided,
-                                   p_above_chance=stats.binomial_p(correct, n, "greater")))
+        systems.append(
+            _system_row(
+                system, ci, correct=correct, no_choice=undecided, p_above_chance=stats.binomial_p(correct, n, "greater")
+            )
+        )
     listeners = {listener(r) for r in rows}
     return _report(ABX, systems, listeners, {}, answers, cfg.confidence)
 
@@ -158,8 +181,10 @@ def analyse_ab(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> di
     for i, r in enumerate(rows):
         pair = key.by_trial.get(r["trial_id"])
         if not pair or len(pair) != 2:
-            raise ConfigError(f"results={key.path}: line {_line(i)}: trial {r['trial_id']!r} is not an AB pair of the "
-                              f"key (wrong key.csv?)")
+            raise ConfigError(
+                f"results={key.path}: line {_line(i)}: trial {r['trial_id']!r} is not an AB pair of the "
+                f"key (wrong key.csv?)"
+            )
         a, b = sorted(pair, key=lambda k: _rank(k.system))
         answer = r["choice_answer"]
         if answer.lower() in NO_CHOICE:
@@ -173,14 +198,27 @@ def analyse_ab(rows: list[dict], listener, key: KeyIndex, cfg: DictConfig) -> di
     pairs, per_system = [], defaultdict(lambda: [0, 0])
     for (sa, sb), (a_wins, n, undecided) in sorted(wins.items(), key=lambda kv: (_rank(kv[0][0]), _rank(kv[0][1]))):
         ci = stats.proportion_interval(a_wins, n, cfg.confidence)
-        pairs.append({"system_a": sa, "system_b": sb, "n": n, "a_preferred": a_wins, "no_choice": undecided,
-                      "proportion_a": _num(ci.estimate), "ci_low": _num(ci.low), "ci_high": _num(ci.high),
-                      "p_two_sided": _num(stats.binomial_p(a_wins, n, "two-sided"))})
+        pairs.append(
+            {
+                "system_a": sa,
+                "system_b": sb,
+                "n": n,
+                "a_preferred": a_wins,
+                "no_choice": undecided,
+                "proportion_a": _num(ci.estimate),
+                "ci_low": _num(ci.low),
+                "ci_high": _num(ci.high),
+                "p_two_sided": _num(stats.binomial_p(a_wins, n, "two-sided")),
+            }
+        )
         for system, won in ((sa, a_wins), (sb, n - a_wins)):
             per_system[system][0] += won
             per_system[system][1] += n
-    systems = [_system_row(s, stats.proportion_interval(w, n, cfg.confidence), preferred=w)
-               for s in _ordered(per_system) for w, n in [per_system[s]]]
+    systems = [
+        _system_row(s, stats.proportion_interval(w, n, cfg.confidence), preferred=w)
+        for s in _ordered(per_system)
+        for w, n in [per_system[s]]
+    ]
     report = _report(AB, systems, {listener(r) for r in rows}, {}, answers, cfg.confidence)
     report["pairs"] = pairs
     return report
@@ -199,8 +237,9 @@ def _score(text: str, scale: tuple[float, float], column: str, path: Path, line:
     return value
 
 
-def _score_report(kind: Kind, rated: list[tuple[stats.Rating, KeyRow]], excluded: dict[str, str],
-                  confidence: float) -> dict:
+def _score_report(
+    kind: Kind, rated: list[tuple[stats.Rating, KeyRow]], excluded: dict[str, str], confidence: float
+) -> dict:
     """Mean and confidence interval of the scores per system, excluded listeners left out."""
     by_system: dict[str, list[float]] = defaultdict(list)
     for r, _ in rated:
@@ -212,8 +251,16 @@ def _score_report(kind: Kind, rated: list[tuple[stats.Rating, KeyRow]], excluded
 
 
 def _answer_row(listener: str, k: KeyRow, answer: str) -> dict:
-    return {"listener": listener, "trial": k.trial, "utterance": k.utterance, "speaker": k.speaker, "role": k.role,
-            "system": k.system, "target_speaker": k.target_speaker, "answer": answer}
+    return {
+        "listener": listener,
+        "trial": k.trial,
+        "utterance": k.utterance,
+        "speaker": k.speaker,
+        "role": k.role,
+        "system": k.system,
+        "target_speaker": k.target_speaker,
+        "answer": answer,
+    }
 
 
 def _system_row(system: str, ci: stats.Interval, **extra) -> dict:
@@ -222,12 +269,21 @@ def _system_row(system: str, ci: stats.Interval, **extra) -> dict:
     return row
 
 
-def _report(kind: Kind, systems: list[dict], listeners: set, excluded: dict, answers: list[dict],
-            confidence: float) -> dict:
-    return {"kind": kind.name, "measure": kind.measure, "confidence": confidence,
-            "listeners": {"total": len(listeners), "included": len(listeners - set(excluded)),
-                          "excluded": dict(sorted(excluded.items()))},
-            "systems": systems, "answers": answers}
+def _report(
+    kind: Kind, systems: list[dict], listeners: set, excluded: dict, answers: list[dict], confidence: float
+) -> dict:
+    return {
+        "kind": kind.name,
+        "measure": kind.measure,
+        "confidence": confidence,
+        "listeners": {
+            "total": len(listeners),
+            "included": len(listeners - set(excluded)),
+            "excluded": dict(sorted(excluded.items())),
+        },
+        "systems": systems,
+        "answers": answers,
+    }
 
 
 def _rank(system: str) -> tuple[int, str]:
@@ -277,19 +333,28 @@ def _csv(rows: list[dict]) -> str:
 
 def _markdown(report: dict) -> str:
     level = f"{report['confidence']:.0%}"
-    lines = [f"# Listening test results ({report['kind']})", "",
-             f"Listeners: {report['listeners']['included']} of {report['listeners']['total']} kept; told apart by "
-             f"{report['listeners'].get('identified_by', 'n/a')}.", "",
-             f"Intervals: {KINDS[report['kind']].interval_method}."]
+    lines = [
+        f"# Listening test results ({report['kind']})",
+        "",
+        f"Listeners: {report['listeners']['included']} of {report['listeners']['total']} kept; told apart by "
+        f"{report['listeners'].get('identified_by', 'n/a')}.",
+        "",
+        f"Intervals: {KINDS[report['kind']].interval_method}.",
+    ]
     for who, why in report["listeners"]["excluded"].items():
         lines.append(f"- excluded `{who}`: {why}")
     lines += ["", f"| system | n | {report['measure']} | {level} CI |", "|---|---|---|---|"]
-    lines += [f"| {s['system']} | {s['n']} | {_fmt(s['estimate'])} | [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] |"
-              for s in report["systems"]]
+    lines += [
+        f"| {s['system']} | {s['n']} | {_fmt(s['estimate'])} | [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] |"
+        for s in report["systems"]
+    ]
     if "pairs" in report:
         lines += ["", f"| A | B | n | A preferred | {level} CI | p (two-sided) |", "|---|---|---|---|---|---|"]
-        lines += [f"| {p['system_a']} | {p['system_b']} | {p['n']} | {_fmt(p['proportion_a'])} | "
-                  f"[{_fmt(p['ci_low'])}, {_fmt(p['ci_high'])}] | {_fmt(p['p_two_sided'])} |" for p in report["pairs"]]
+        lines += [
+            f"| {p['system_a']} | {p['system_b']} | {p['n']} | {_fmt(p['proportion_a'])} | "
+            f"[{_fmt(p['ci_low'])}, {_fmt(p['ci_high'])}] | {_fmt(p['p_two_sided'])} |"
+            for p in report["pairs"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -311,8 +376,9 @@ def plot(path: str | os.PathLike, report: dict) -> Path:
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel(report["measure"])
     what = "proportion" if kind.proportion else "mean"
-    ax.set_title(f"{report['kind']}: {what} and {report['confidence']:.0%} CI "
-                 f"({report['listeners']['included']} listener(s))")
+    ax.set_title(
+        f"{report['kind']}: {what} and {report['confidence']:.0%} CI ({report['listeners']['included']} listener(s))"
+    )
     if kind.proportion:
         ax.axhline(stats.CHANCE, color="grey", linestyle="--", linewidth=1)  # guessing / no preference
     ax.set_ylim(0, kind.scale[1] * (1 + PLOT_MARGIN))  # room for whiskers past the scale's end
@@ -320,4 +386,3 @@ def plot(path: str | os.PathLike, report: dict) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return Path(path)
-

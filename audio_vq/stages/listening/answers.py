@@ -21,6 +21,7 @@ element per test set in config order, then the listener's ``{UserName, UserEmail
 
 A folder of BeaqleJS files is one listening session per file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -87,15 +88,24 @@ def read_answers(path: Path, kind: Kind | None, key: list[KeyRow], listener_colu
         missing = [c for c in _columns(kind) if c not in header]
         raise ConfigError(f"results={path}: missing column(s) {', '.join(missing)} for kind={kind.name}")
     if not fits:
-        raise ConfigError(f"results={path}: not a webMUSHRA result file (columns: {', '.join(header)}); expected "
-                          + "; or ".join(f"{k.name}: {', '.join(_columns(k))}" for k in KINDS.values()))
+        raise ConfigError(
+            f"results={path}: not a webMUSHRA result file (columns: {', '.join(header)}); expected "
+            + "; or ".join(f"{k.name}: {', '.join(_columns(k))}" for k in KINDS.values())
+        )
     likert = page in LIKERT_FILES.values()
     if likert:
         kind = kind or next((k for k in fits if k.page_type == LIKERT_FILES.get(path.stem)), None)
         if kind is None:
-            raise ConfigError(f"results={path}: a likert result file is "
-                              + " or ".join(f"{k.name} ({stem}.csv)" for stem, page_type in LIKERT_FILES.items()
-                                            for k in fits if k.page_type == page_type) + "; give kind=")
+            raise ConfigError(
+                f"results={path}: a likert result file is "
+                + " or ".join(
+                    f"{k.name} ({stem}.csv)"
+                    for stem, page_type in LIKERT_FILES.items()
+                    for k in fits
+                    if k.page_type == page_type
+                )
+                + "; give kind="
+            )
     kind = kind or fits[0]
     listener, identified_by = _listener(header, rows, listener_column, path)
     if likert and kind.preference:
@@ -146,8 +156,9 @@ def _listener(header: list[str], rows: list[dict], column: str, path: Path) -> t
     participant = [c for c in header[:end] if c not in NOT_PARTICIPANT and any(r.get(c) for r in rows)]
     if participant:
         return (lambda row: "|".join(row[c] for c in participant)), f"columns {', '.join(participant)}"
-    return (lambda row: ONE_LISTENER), ("none: the file has no listener id, session or participant column, so "
-                                        "every answer is counted as one listener's")
+    return (lambda row: ONE_LISTENER), (
+        "none: the file has no listener id, session or participant column, so every answer is counted as one listener's"
+    )
 
 
 def _first_rating(row: dict) -> str:
@@ -218,8 +229,9 @@ def _beaqle_file(f: Path, num_sets: int) -> tuple[list, dict]:
     users = [e for e in data if isinstance(e, dict) and any(k in e for k in BEAQLE_USER_KEYS)]
     session = [e for e in data if not (isinstance(e, dict) and any(k in e for k in BEAQLE_USER_KEYS))]
     if len(session) != num_sets:
-        raise ConfigError(f"results={f}: {len(session)} test results, the key's test has {num_sets} test sets "
-                          "(wrong key.csv?)")
+        raise ConfigError(
+            f"results={f}: {len(session)} test results, the key's test has {num_sets} test sets (wrong key.csv?)"
+        )
     return session, users[-1] if users else {}  # every submit/download click appends a user object
 
 
@@ -228,8 +240,13 @@ def _beaqle_abx(result, test_set: dict, where: str) -> list[dict]:
         return []  # a set this listener was not given (MaxTestsPerRun)
     if not isinstance(result, bool):
         raise ConfigError(f"{where}: expected true or false")
-    return [{"trial_id": test_set["Name"], "choice_non_reference": test_set["TestID"],
-             "choice_answer": "correct" if result else "incorrect"}]
+    return [
+        {
+            "trial_id": test_set["Name"],
+            "choice_non_reference": test_set["TestID"],
+            "choice_answer": "correct" if result else "incorrect",
+        }
+    ]
 
 
 def _beaqle_mushra(result, test_set: dict, where: str) -> list[dict]:
@@ -237,8 +254,14 @@ def _beaqle_mushra(result, test_set: dict, where: str) -> list[dict]:
     if "rating" not in result:
         return []
     trial = test_set["TestID"]
-    return [{"trial_id": trial, "rating_stimulus": HIDDEN_REFERENCE_STIMULUS if k == BEAQLE_REFERENCE else k,
-             "rating_score": str(v)} for k, v in result["rating"].items()]
+    return [
+        {
+            "trial_id": trial,
+            "rating_stimulus": HIDDEN_REFERENCE_STIMULUS if k == BEAQLE_REFERENCE else k,
+            "rating_score": str(v),
+        }
+        for k, v in result["rating"].items()
+    ]
 
 
 def _beaqle_preference(result, test_set: dict, where: str) -> list[dict]:

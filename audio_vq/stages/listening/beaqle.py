@@ -10,6 +10,7 @@ relative to BeaqleJS's index.html: copy the export's folder to ``<beaqlejs>/audi
 name>/`` (the `beaqlejs_prefix` key says where). BeaqleJS has no single-stimulus rating class,
 so mos exports no BeaqleJS config.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,18 @@ def default_prefix(folder: str | os.PathLike) -> str:
 def build_config(kind: Kind, trials: dict[str, list[KeyRow]], prefix: str, test_name: str) -> dict:
     """The TestConfig object for ``kind`` (one BeaqleJS supports)."""
     path = lambda r: f"{prefix}/{r.file}" if prefix else r.file  # noqa: E731
-    config: dict = {"TestName": test_name, "LoopByDefault": False, "ShowFileIDs": False, "ShowResults": False,
-                    "EnableABLoop": True, "EnableOnlineSubmission": False, "BeaqleServiceURL": "",
-                    "SupervisorContact": "", "RandomizeTestOrder": True, "MaxTestsPerRun": -1}
+    config: dict = {
+        "TestName": test_name,
+        "LoopByDefault": False,
+        "ShowFileIDs": False,
+        "ShowResults": False,
+        "EnableABLoop": True,
+        "EnableOnlineSubmission": False,
+        "BeaqleServiceURL": "",
+        "SupervisorContact": "",
+        "RandomizeTestOrder": True,
+        "MaxTestsPerRun": -1,
+    }
     settings, sets = TEST_SETS[kind.beaqle_class](trials, path)
     config.update(settings)
     config["Testsets"] = sets
@@ -47,9 +57,14 @@ def build_config(kind: Kind, trials: dict[str, list[KeyRow]], prefix: str, test_
 
 
 def _mushra_sets(trials: dict[str, list[KeyRow]], path: Callable[[KeyRow], str]) -> tuple[dict, list[dict]]:
-    settings = dict(RateScalePng="img/scale_abs.png", RateScaleBgPng="img/scale_abs_background.png",
-                    RateMinValue=MUSHRA_SCALE[0], RateMaxValue=MUSHRA_SCALE[1], RateDefaultValue=MUSHRA_SCALE[0],
-                    RequireMaxRating=False)
+    settings = dict(
+        RateScalePng="img/scale_abs.png",
+        RateScaleBgPng="img/scale_abs_background.png",
+        RateMinValue=MUSHRA_SCALE[0],
+        RateMaxValue=MUSHRA_SCALE[1],
+        RateDefaultValue=MUSHRA_SCALE[0],
+        RequireMaxRating=False,
+    )
     sets = []
     for trial, rows in trials.items():
         files = {"Reference": path(next(r for r in rows if r.role == REFERENCE))}
@@ -82,7 +97,9 @@ TEST_SETS = {"MushraTest": _mushra_sets, "AbxTest": _abx_sets, "PrefTest": _pref
 
 def write_config(folder: str | os.PathLike, kind: Kind, config: dict) -> Path:
     """``beaqlejs_config.js``: the config as a JS variable (JSON is valid JavaScript)."""
-    head = (f"// BeaqleJS config written by audio-vq export-listening-test ({kind.name}).\n"
-            f"// In BeaqleJS's index.html load this file and start the test with:\n"
-            f"//     testHandle = new {kind.beaqle_class}(TestConfig);\n")
+    head = (
+        f"// BeaqleJS config written by audio-vq export-listening-test ({kind.name}).\n"
+        f"// In BeaqleJS's index.html load this file and start the test with:\n"
+        f"//     testHandle = new {kind.beaqle_class}(TestConfig);\n"
+    )
     return atomic_write_text(Path(folder) / BEAQLEJS_NAME, f"{head}var TestConfig = {json.dumps(config, indent=2)};\n")

@@ -1,18 +1,19 @@
 """`audio-vq export-listening-test`: a self-contained, blinded listening test in one folder.
 
-    model + manifest -> N utterances spread over speakers (seeded; plan.py)
-      -> excerpts (first max_seconds) -> codes -> reconstruction (own speaker) and conversions
-         (target speakers), generated once into <out>/generated/<settings hash>/ (a rerun resumes)
-      -> per trial: the reference, [MUSHRA: hidden reference + 3.5/7 kHz anchors], the systems,
-         [other systems' <id>.wav files]; all at one rate, mono, the reference's length (trials.py)
-      -> every file to `loudness` LUFS; a trial that would clip is turned down as a whole
-      -> two folders:
-         <out>/serve/    what listeners may fetch, the only folder to copy into webMUSHRA or
-                         BeaqleJS: stimuli/t03_5f2a1.wav (anonymised names, seeded order),
-                         webmushra.yaml (checked with webMUSHRA's rules), beaqlejs_config.js
-         <out>/private/  what they must not: key.csv, export.json, generated/ (the cache, files
-                         named by speaker), index.html (a page naming the systems), skipped.tsv
+model + manifest -> N utterances spread over speakers (seeded; plan.py)
+  -> excerpts (first max_seconds) -> codes -> reconstruction (own speaker) and conversions
+     (target speakers), generated once into <out>/generated/<settings hash>/ (a rerun resumes)
+  -> per trial: the reference, [MUSHRA: hidden reference + 3.5/7 kHz anchors], the systems,
+     [other systems' <id>.wav files]; all at one rate, mono, the reference's length (trials.py)
+  -> every file to `loudness` LUFS; a trial that would clip is turned down as a whole
+  -> two folders:
+     <out>/serve/    what listeners may fetch, the only folder to copy into webMUSHRA or
+                     BeaqleJS: stimuli/t03_5f2a1.wav (anonymised names, seeded order),
+                     webmushra.yaml (checked with webMUSHRA's rules), beaqlejs_config.js
+     <out>/private/  what they must not: key.csv, export.json, generated/ (the cache, files
+                     named by speaker), index.html (a page naming the systems), skipped.tsv
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,12 +30,31 @@ from ... import audio
 from ...atomic import atomic_write_text
 from ...checkpoint import model_checksum
 from ...config import ConfigError
-from ...rendering import Renderer, Source, check_decode_options
 from ...manifest import SKIPPED_NAME, read_manifest, write_skipped
+from ...rendering import Renderer, Source, check_decode_options
 from . import beaqle, html, plan, webmushra
-from .key import EXPORT_NAME, HIDDEN_REFERENCE, HIDDEN_REFERENCE_STIMULUS, PRIVATE_DIR, REFERENCE, SERVE_DIR, KeyRow, write_key
+from .key import (
+    EXPORT_NAME,
+    HIDDEN_REFERENCE,
+    HIDDEN_REFERENCE_STIMULUS,
+    PRIVATE_DIR,
+    REFERENCE,
+    SERVE_DIR,
+    KeyRow,
+    write_key,
+)
 from .options import Options, check_options
-from .trials import ANCHORS, Trial, anchor_cutoffs, build_trials, check_trial_sizes, decoded_name, excerpt, level_trials, safe_name
+from .trials import (
+    ANCHORS,
+    Trial,
+    anchor_cutoffs,
+    build_trials,
+    check_trial_sizes,
+    decoded_name,
+    excerpt,
+    level_trials,
+    safe_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +76,16 @@ def export(cfg: DictConfig) -> int:
     rate = opts.sample_rate or dec.sample_rate
     speakers = dec.model.speaker_index
     pool, split = plan.usable_utterances(utterances, opts.split, speakers)
-    planned = plan.plan_trials(plan.choose_utterances(pool, opts.num_utterances, cfg.seed), opts.targets,
-                               list(speakers), cfg.seed)
+    planned = plan.plan_trials(
+        plan.choose_utterances(pool, opts.num_utterances, cfg.seed), opts.targets, list(speakers), cfg.seed
+    )
     check_trial_sizes(opts, planned, rate)
     if opts.kind.anchors and len(anchor_cutoffs(rate)) < len(ANCHORS):
-        log.warning("sample_rate %d: anchors above its Nyquist frequency are left out (kept: %s)", rate,
-                    ", ".join(role for role, _ in anchor_cutoffs(rate)) or "none")
+        log.warning(
+            "sample_rate %d: anchors above its Nyquist frequency are left out (kept: %s)",
+            rate,
+            ", ".join(role for role, _ in anchor_cutoffs(rate)) or "none",
+        )
 
     root = Path(cfg.out).expanduser()
     serve, out = root / SERVE_DIR, root / PRIVATE_DIR
@@ -77,13 +101,17 @@ def export(cfg: DictConfig) -> int:
     level_trials(trials, rate, opts)
     rows = write_stimuli(serve, trials, rate, cfg.seed)
     write_outputs(root, opts, cfg, trials, rows, rate, split, skipped, speakers)
-    print(f"wrote the {opts.kind.name} test to {root}: {len(trials)} trial(s) of "
-          f"{len({t.utterance.id for t in trials})} utterance(s), {len(rows)} stimulus file(s); "
-          f"{SERVE_DIR}/ (copy it into the app: stimuli, "
-          f"{webmushra.WEBMUSHRA_NAME}" + (f", {beaqle.BEAQLEJS_NAME}" if beaqle.supported(opts.kind) else "")
-          + f"), {PRIVATE_DIR}/ (keep it from listeners: key.csv, {EXPORT_NAME}, {html.HTML_NAME}"
-          + (f", {SKIPPED_NAME}" if skipped else "") + ")"
-          + (f"; skipped {len(skipped)}" if skipped else ""))
+    print(
+        f"wrote the {opts.kind.name} test to {root}: {len(trials)} trial(s) of "
+        f"{len({t.utterance.id for t in trials})} utterance(s), {len(rows)} stimulus file(s); "
+        f"{SERVE_DIR}/ (copy it into the app: stimuli, "
+        f"{webmushra.WEBMUSHRA_NAME}"
+        + (f", {beaqle.BEAQLEJS_NAME}" if beaqle.supported(opts.kind) else "")
+        + f"), {PRIVATE_DIR}/ (keep it from listeners: key.csv, {EXPORT_NAME}, {html.HTML_NAME}"
+        + (f", {SKIPPED_NAME}" if skipped else "")
+        + ")"
+        + (f"; skipped {len(skipped)}" if skipped else "")
+    )
     return 0
 
 
@@ -107,8 +135,9 @@ def cache_folder(out: Path, cfg: DictConfig, opts: Options, dec: Renderer) -> Pa
     return folder
 
 
-def write_excerpts(planned: list[plan.PlannedTrial], dec: Renderer, cache: Path, opts: Options,
-                   skipped: list) -> dict[str, Path]:
+def write_excerpts(
+    planned: list[plan.PlannedTrial], dec: Renderer, cache: Path, opts: Options, skipped: list
+) -> dict[str, Path]:
     """The excerpt each utterance's codes come from, at the model's rate (cached). Utterances
     that fail to load or are shorter than min_seconds are reported and left out."""
     out = {}
@@ -122,8 +151,13 @@ def write_excerpts(planned: list[plan.PlannedTrial], dec: Renderer, cache: Path,
             skipped.append((u.path, e.reason))
             continue
         if len(x) < opts.min_seconds * dec.sample_rate:
-            skipped.append((u.path, f"too short for a listening test: {len(x) / dec.sample_rate:.3f} s "
-                                    f"< min_seconds={opts.min_seconds:g}"))
+            skipped.append(
+                (
+                    u.path,
+                    f"too short for a listening test: {len(x) / dec.sample_rate:.3f} s "
+                    f"< min_seconds={opts.min_seconds:g}",
+                )
+            )
             continue
         if not cached:
             audio.save(path, x, dec.sample_rate, subtype=CACHE_SUBTYPE)
@@ -142,8 +176,10 @@ def generate(dec: Renderer, planned: list[plan.PlannedTrial], excerpts: dict[str
         src = Source(u.id, str(excerpts[u.id]), u.speaker)
         codes = dec.encode(src)
         f0 = dec.contour(src, codes.shape[-1])
-        jobs += [(n, codes, dec.speaker_index(s, "targets"), dec.in_register(f0, dec.speaker_index(s, "targets"), src))
-                 for n, s in names]
+        jobs += [
+            (n, codes, dec.speaker_index(s, "targets"), dec.in_register(f0, dec.speaker_index(s, "targets"), src))
+            for n, s in names
+        ]
     dec.write(jobs, "generate", inputs=[*excerpts.values(), *(p.utterance.path for p in planned)])
 
 
@@ -170,8 +206,18 @@ def write_stimuli(out: Path, trials: list[Trial], rate: int, seed: int) -> list[
             audio.save(folder / f"{stem}.wav", s.audio, rate, subtype=PCM_SUBTYPE)
             s.notes = [f"{STIMULI_DIR}/{stem}.wav: {n}" for n in s.notes]
             stimulus = HIDDEN_REFERENCE_STIMULUS if s.role == HIDDEN_REFERENCE else stem
-            rows.append(KeyRow(f"{STIMULI_DIR}/{stem}.wav", t.id, stimulus, s.role, s.system, t.utterance.id,
-                               t.utterance.speaker, s.target_speaker))
+            rows.append(
+                KeyRow(
+                    f"{STIMULI_DIR}/{stem}.wav",
+                    t.id,
+                    stimulus,
+                    s.role,
+                    s.system,
+                    t.utterance.id,
+                    t.utterance.speaker,
+                    s.target_speaker,
+                )
+            )
     keep = {Path(row.file).name for row in rows}
     for old in folder.glob("*.wav"):
         if old.name not in keep:
@@ -181,14 +227,23 @@ def write_stimuli(out: Path, trials: list[Trial], rate: int, seed: int) -> list[
 
 def _token(r: np.random.Generator, taken: set[str]) -> str:
     while True:
-        token = f"{int(r.integers(16 ** TOKEN_HEX_DIGITS)):0{TOKEN_HEX_DIGITS}x}"
+        token = f"{int(r.integers(16**TOKEN_HEX_DIGITS)):0{TOKEN_HEX_DIGITS}x}"
         if token not in taken:
             taken.add(token)
             return token
 
 
-def write_outputs(root: Path, opts: Options, cfg: DictConfig, trials: list[Trial], rows: list[KeyRow], rate: int,
-                  split: str, skipped: list, known: dict[str, int]) -> None:
+def write_outputs(
+    root: Path,
+    opts: Options,
+    cfg: DictConfig,
+    trials: list[Trial],
+    rows: list[KeyRow],
+    rate: int,
+    split: str,
+    skipped: list,
+    known: dict[str, int],
+) -> None:
     """serve/: the webMUSHRA and BeaqleJS configs (the former checked); private/: key.csv,
     index.html, export.json."""
     serve, out = root / SERVE_DIR, root / PRIVATE_DIR
@@ -208,20 +263,32 @@ def write_outputs(root: Path, opts: Options, cfg: DictConfig, trials: list[Trial
     html.write_page(out, rows, name, opts.kind.name, base=f"../{SERVE_DIR}/")
     _write_skipped(out, skipped)
     summary = {
-        "kind": opts.kind.name, "test_name": name, "test_id": test_id, "model": str(cfg.model), "data": str(opts.data),
-        "split": split, "seed": cfg.seed, "sample_rate": rate, "channels": 1, "subtype": PCM_SUBTYPE,
-        "max_seconds": opts.max_seconds, "loudness_lufs": opts.loudness, "peak_ceiling_dbfs": opts.peak_ceiling,
-        "strict": opts.strict, "webmushra_prefix": prefix,
+        "kind": opts.kind.name,
+        "test_name": name,
+        "test_id": test_id,
+        "model": str(cfg.model),
+        "data": str(opts.data),
+        "split": split,
+        "seed": cfg.seed,
+        "sample_rate": rate,
+        "channels": 1,
+        "subtype": PCM_SUBTYPE,
+        "max_seconds": opts.max_seconds,
+        "loudness_lufs": opts.loudness,
+        "peak_ceiling_dbfs": opts.peak_ceiling,
+        "strict": opts.strict,
+        "webmushra_prefix": prefix,
         "anchors": [role for role, _ in anchor_cutoffs(rate)] if opts.kind.anchors else [],
         "utterances": sorted({t.utterance.id for t in trials}),
-        "trials": len(trials), "files": len(rows),
+        "trials": len(trials),
+        "files": len(rows),
         "trial_gain_db": {t.id: round(t.gain_db, 2) for t in trials if t.gain_db < 0},
         "notes": [n for t in trials for s in t.stimuli for n in s.notes],
         "skipped": len(skipped),
         # any-to-many: utterances of speakers the model never saw are converted, not reconstructed
         "unseen_speaker_utterances": sorted({t.utterance.id for t in trials if t.utterance.speaker not in known}),
         "unseen_speakers_note": "utterances of speakers the model never saw have no reconstruction: the decoder "
-                                "has no embedding for their voice; their trials hold conversions to known voices",
+        "has no embedding for their voice; their trials hold conversions to known voices",
     }
     atomic_write_text(out / EXPORT_NAME, json.dumps(summary, indent=1) + "\n")
 

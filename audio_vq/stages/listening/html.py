@@ -4,6 +4,7 @@ For quick listening and demo pages, not for the test itself: it names the system
 blinded). Links are relative, so the page works opened from disk (file://) or from any static
 web server, with the folder moved anywhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,17 +57,20 @@ def render(rows: list[KeyRow], title: str, kind: str, base: str = "") -> str:
         for system in systems:
             players = "".join(_player(r, base) for r in table.get((utt, system), []))
             tds.append(f"<td>{players}</td>")
-        body.append(f"<tr><th>{escape(utt)}<br><span class=\"label\">{escape(speaker)}</span></th>{''.join(tds)}</tr>")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{escape(title)}</title>\n"
-            f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
-            f"<p>Stimuli of a {escape(kind)} listening test, by utterance and system. This page names the "
-            f"systems: it is for listening and demos, not for running the test (install serve/ in webMUSHRA or BeaqleJS).</p>\n"
-            f"<table>\n<tr><th>utterance</th>{head}</tr>\n" + "\n".join(body) + "\n</table>\n</body>\n</html>\n")
+        body.append(f'<tr><th>{escape(utt)}<br><span class="label">{escape(speaker)}</span></th>{"".join(tds)}</tr>')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
+        f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
+        f"<p>Stimuli of a {escape(kind)} listening test, by utterance and system. This page names the "
+        "systems: it is for listening and demos, not for running the test (install serve/ in webMUSHRA or "
+        "BeaqleJS).</p>\n"
+        f"<table>\n<tr><th>utterance</th>{head}</tr>\n" + "\n".join(body) + "\n</table>\n</body>\n</html>\n"
+    )
 
 
 def _player(r: KeyRow, base: str) -> str:
-    label = f"<span class=\"label\">&rarr; {escape(r.target_speaker)}</span>" if r.system == CONVERSION else ""
-    return f"{label}<audio controls preload=\"auto\" src=\"{escape(base + r.file, quote=True)}\"></audio>"
+    label = f'<span class="label">&rarr; {escape(r.target_speaker)}</span>' if r.system == CONVERSION else ""
+    return f'{label}<audio controls preload="auto" src="{escape(base + r.file, quote=True)}"></audio>'
 
 
 def write_page(folder: str | os.PathLike, rows: list[KeyRow], title: str, kind: str, base: str = "") -> Path:

@@ -15,6 +15,7 @@ The export writes it; the results analysis reads it back to de-anonymise the ans
     target_speaker  the speaker identity the model decoded with (reconstruction: the speaker
                     itself; conversion: the target); empty for files the model did not make
 """
+
 from __future__ import annotations
 
 import csv
@@ -93,8 +94,9 @@ def read_key(path: str | os.PathLike) -> list[KeyRow]:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ConfigError(f"key={path}: missing column(s) {', '.join(missing)} (is this a key.csv from "
-                              f"export-listening-test?)")
+            raise ConfigError(
+                f"key={path}: missing column(s) {', '.join(missing)} (is this a key.csv from export-listening-test?)"
+            )
         rows = [KeyRow(**{c: (r[c] or "") for c in COLUMNS}) for r in reader]
     bad = [r for r in rows if r.role not in ROLES]
     if bad:

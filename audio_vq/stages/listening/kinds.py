@@ -6,6 +6,7 @@ modules ask a :class:`Kind` for its facts instead of testing its name, so a kind
 here and nowhere else. This module imports nothing heavy: `audio-vq listening-results` reads it
 and must not load torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,32 +38,68 @@ class Kind:
 # MUSHRA and ABX judge closeness to the original utterance, which a conversion (another voice)
 # fails by design, so by default they test reconstructions only; AB and MOS judge quality.
 MUSHRA = Kind(
-    name="mushra", title="MUSHRA",
+    name="mushra",
+    title="MUSHRA",
     instructions="Listen to the reference, then rate how close each condition is to it, from 0 (bad) to 100 "
-                 "(excellent). One of the conditions is the reference itself: give it 100.",
-    page_type="mushra", beaqle_class="MushraTest", reference=True, anchors=True, preference=False,
-    default_targets=0, measure="MUSHRA score (0-100)", proportion=False, scale=(0.0, 100.0),
-    interval_method=STUDENT_T.format(0, 100))
+    "(excellent). One of the conditions is the reference itself: give it 100.",
+    page_type="mushra",
+    beaqle_class="MushraTest",
+    reference=True,
+    anchors=True,
+    preference=False,
+    default_targets=0,
+    measure="MUSHRA score (0-100)",
+    proportion=False,
+    scale=(0.0, 100.0),
+    interval_method=STUDENT_T.format(0, 100),
+)
 # webMUSHRA has no preference page: both stimuli of a pair are rated on one page, the higher rated is preferred
 AB = Kind(
-    name="ab", title="Preference",
+    name="ab",
+    title="Preference",
     instructions="Listen to both samples and rate each: 5 excellent, 4 good, 3 fair, 2 poor, 1 bad. Give the one "
-                 "you prefer the higher rating.",
-    page_type="likert_multi_stimulus", beaqle_class="PrefTest", reference=False, anchors=False, preference=True,
-    default_targets=1, measure="preference rate (AB)", proportion=True, scale=(0.0, 1.0),
-    interval_method=CLOPPER_PEARSON)
+    "you prefer the higher rating.",
+    page_type="likert_multi_stimulus",
+    beaqle_class="PrefTest",
+    reference=False,
+    anchors=False,
+    preference=True,
+    default_targets=1,
+    measure="preference rate (AB)",
+    proportion=True,
+    scale=(0.0, 1.0),
+    interval_method=CLOPPER_PEARSON,
+)
 ABX = Kind(
-    name="abx", title="ABX",
+    name="abx",
+    title="ABX",
     instructions="Listen to the reference, then to A and B. One of them is the reference: which one?",
-    page_type="paired_comparison", beaqle_class="AbxTest", reference=True, anchors=False, preference=False,
-    default_targets=0, measure="proportion correct (ABX)", proportion=True, scale=(0.0, 1.0),
-    interval_method=CLOPPER_PEARSON)
+    page_type="paired_comparison",
+    beaqle_class="AbxTest",
+    reference=True,
+    anchors=False,
+    preference=False,
+    default_targets=0,
+    measure="proportion correct (ABX)",
+    proportion=True,
+    scale=(0.0, 1.0),
+    interval_method=CLOPPER_PEARSON,
+)
 # BeaqleJS has no single-stimulus rating class; the scale is ITU-T P.800's Absolute Category Rating
 MOS = Kind(
-    name="mos", title="Quality",
+    name="mos",
+    title="Quality",
     instructions="Rate the overall quality of each speech sample: 5 excellent, 4 good, 3 fair, 2 poor, 1 bad.",
-    page_type="likert_single_stimulus", beaqle_class=None, reference=False, anchors=False, preference=False,
-    default_targets=1, measure="MOS (ACR 1-5)", proportion=False, scale=(1.0, 5.0),
-    interval_method=STUDENT_T.format(1, 5))
+    page_type="likert_single_stimulus",
+    beaqle_class=None,
+    reference=False,
+    anchors=False,
+    preference=False,
+    default_targets=1,
+    measure="MOS (ACR 1-5)",
+    proportion=False,
+    scale=(1.0, 5.0),
+    interval_method=STUDENT_T.format(1, 5),
+)
 
 KINDS: dict[str, Kind] = {k.name: k for k in (MUSHRA, AB, ABX, MOS)}

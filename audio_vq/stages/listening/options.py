@@ -1,5 +1,6 @@
 """The keys of `audio-vq export-listening-test`, checked up front with one-line errors naming
 the key (the decoding keys it shares with reconstruct / convert are checked by the Renderer)."""
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,12 @@ def check_options(cfg: DictConfig) -> Options:
     require(cfg, "max_seconds", lambda v: v is None or (is_number(v) and v > 0), "null or seconds > 0")
     require(cfg, "min_seconds", lambda v: is_number(v) and v >= 0, "seconds >= 0")
     require(cfg, "include_reference", lambda v: isinstance(v, bool), "true or false")
-    require(cfg, "loudness", lambda v: is_number(v) and LOUDNESS_RANGE_LUFS[0] < v < LOUDNESS_RANGE_LUFS[1],
-            f"a loudness in LUFS between {LOUDNESS_RANGE_LUFS[0]:g} and {LOUDNESS_RANGE_LUFS[1]:g}")
+    require(
+        cfg,
+        "loudness",
+        lambda v: is_number(v) and LOUDNESS_RANGE_LUFS[0] < v < LOUDNESS_RANGE_LUFS[1],
+        f"a loudness in LUFS between {LOUDNESS_RANGE_LUFS[0]:g} and {LOUDNESS_RANGE_LUFS[1]:g}",
+    )
     require(cfg, "peak_ceiling", lambda v: is_number(v) and v <= 0, "dBFS <= 0")
     require(cfg, "sample_rate", lambda v: v is None or (is_int(v) and v > 0), "null or a rate in Hz > 0")
     require(cfg, "strict", lambda v: isinstance(v, bool), "true or false")
@@ -58,12 +63,24 @@ def check_options(cfg: DictConfig) -> Options:
     max_seconds = cfg.max_seconds
     if kind.page_type in webmushra.STRICT_PAGE_TYPES and cfg.strict:  # webMUSHRA's strict check: no stimulus over 12 s
         max_seconds = min(max_seconds or webmushra.MUSHRA_MAX_SECONDS, webmushra.MUSHRA_MAX_SECONDS)
-    return Options(data=cfg.data, kind=kind, num_utterances=cfg.num_utterances, split=cfg.split,
-                   max_seconds=max_seconds, min_seconds=float(cfg.min_seconds),
-                   targets=plan.parse_targets(cfg.targets, kind.default_targets), systems=check_systems(cfg.systems),
-                   include_reference=cfg.include_reference, loudness=float(cfg.loudness),
-                   peak_ceiling=float(cfg.peak_ceiling), sample_rate=cfg.sample_rate, strict=cfg.strict,
-                   test_name=cfg.test_name, webmushra_prefix=cfg.webmushra_prefix, beaqlejs_prefix=cfg.beaqlejs_prefix)
+    return Options(
+        data=cfg.data,
+        kind=kind,
+        num_utterances=cfg.num_utterances,
+        split=cfg.split,
+        max_seconds=max_seconds,
+        min_seconds=float(cfg.min_seconds),
+        targets=plan.parse_targets(cfg.targets, kind.default_targets),
+        systems=check_systems(cfg.systems),
+        include_reference=cfg.include_reference,
+        loudness=float(cfg.loudness),
+        peak_ceiling=float(cfg.peak_ceiling),
+        sample_rate=cfg.sample_rate,
+        strict=cfg.strict,
+        test_name=cfg.test_name,
+        webmushra_prefix=cfg.webmushra_prefix,
+        beaqlejs_prefix=cfg.beaqlejs_prefix,
+    )
 
 
 def check_systems(value) -> dict[str, Path]:
@@ -76,8 +93,9 @@ def check_systems(value) -> dict[str, Path]:
     for name, folder in value.items():
         key = f"systems.{name}"
         if not SYSTEM_NAME.match(str(name)) or name in BUILTIN_SYSTEMS:
-            raise ConfigError(f"{key}: expected a plain name (letters, digits, _ . -) other than "
-                              f"{', '.join(BUILTIN_SYSTEMS)}")
+            raise ConfigError(
+                f"{key}: expected a plain name (letters, digits, _ . -) other than {', '.join(BUILTIN_SYSTEMS)}"
+            )
         path = Path(str(folder)).expanduser()
         if not path.is_dir():
             raise ConfigError(f"{key}={folder}: no such folder")

@@ -3,6 +3,7 @@
 Everything here is a function of the manifest, the model's speakers and the seed, so the same
 command picks the same stimuli on any machine.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,9 @@ def rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
-def usable_utterances(utterances: Sequence[Utterance], split: str,
-                      speakers: dict[str, int]) -> tuple[list[Utterance], str]:
+def usable_utterances(
+    utterances: Sequence[Utterance], split: str, speakers: dict[str, int]
+) -> tuple[list[Utterance], str]:
     """The utterances of ``split`` and the split actually used: split=auto takes test, else
     valid, else train (with a warning). Utterances of speakers the model never saw (held-out
     speakers, folders without speakers) are kept: they are converted to known voices
@@ -72,8 +74,12 @@ def usable_utterances(utterances: Sequence[Utterance], split: str,
         raise ConfigError(f"split={split}: no utterance in that split ({len(utterances)} in the manifest)")
     unseen = sorted({u.speaker for u in chosen if u.speaker not in speakers})
     if unseen:
-        log.info("%d utterance(s) of %d speaker(s) the model never saw (%s): conversions only, no reconstruction",
-                 sum(u.speaker not in speakers for u in chosen), len(unseen), ", ".join(unseen[:5]))
+        log.info(
+            "%d utterance(s) of %d speaker(s) the model never saw (%s): conversions only, no reconstruction",
+            sum(u.speaker not in speakers for u in chosen),
+            len(unseen),
+            ", ".join(unseen[:5]),
+        )
     return chosen, split
 
 
@@ -103,8 +109,9 @@ def parse_targets(value, default_count: int) -> TargetSpec:
     return TargetSpec(names=names)
 
 
-def plan_trials(chosen: Sequence[Utterance], spec: TargetSpec, speakers: Sequence[str],
-                seed: int) -> list[PlannedTrial]:
+def plan_trials(
+    chosen: Sequence[Utterance], spec: TargetSpec, speakers: Sequence[str], seed: int
+) -> list[PlannedTrial]:
     """Each utterance with its conversion targets among the model's ``speakers``: never its own
     speaker (that is the reconstruction); with a count, that many other speakers drawn per
     utterance with the seed. An utterance of a speaker outside ``speakers`` is not

@@ -5,6 +5,7 @@ Every file of a trial must have the reference's rate, channel count and length (
 refuses a trial otherwise), be as loud as the others (so that level is not what listeners
 judge) and must not clip when written as 16-bit PCM.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """Statistics of listening-test answers: MUSHRA post-screening, means and proportions with
 confidence intervals.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,15 @@ def screen_mushra(ratings: Iterable[Rating], hidden_role: str, mid_anchor_role: 
     for (listener, rule), trials in sorted(rated.items()):
         share = len(failed[listener, rule]) / len(trials)
         if share > SCREENING_MAX_FRACTION and listener not in excluded:
-            what = (f"hidden reference rated below {HIDDEN_REFERENCE_MIN_SCORE:g}" if rule == "hidden"
-                    else f"mid-range anchor rated above {MID_ANCHOR_MAX_SCORE:g}")
-            excluded[listener] = (f"{what} in {len(failed[listener, rule])} of {len(trials)} trials "
-                                  f"({share:.0%} > {SCREENING_MAX_FRACTION:.0%}, ITU-R BS.1534-3)")
+            what = (
+                f"hidden reference rated below {HIDDEN_REFERENCE_MIN_SCORE:g}"
+                if rule == "hidden"
+                else f"mid-range anchor rated above {MID_ANCHOR_MAX_SCORE:g}"
+            )
+            excluded[listener] = (
+                f"{what} in {len(failed[listener, rule])} of {len(trials)} trials "
+                f"({share:.0%} > {SCREENING_MAX_FRACTION:.0%}, ITU-R BS.1534-3)"
+            )
     return excluded
 
 

@@ -5,6 +5,7 @@ Trials: mushra, abx and mos have one trial per utterance; ab has one per pair of
 utterance's stimuli (each pair gets its own copies of the two files, so a file name never
 reveals that two pairs share a stimulus, and every file belongs to exactly one trial).
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,9 +68,11 @@ def check_trial_sizes(opts: Options, planned: list[plan.PlannedTrial], rate: int
     worst = max(planned, key=lambda p: len(p.targets))
     size = fixed + len(worst.targets)
     if size > webmushra.MUSHRA_MAX_STIMULI:
-        raise ConfigError(f"strict=true: utterance {worst.utterance.id} would have {size} stimuli in its MUSHRA "
-                          f"trial (at most {webmushra.MUSHRA_MAX_STIMULI}, ITU-R BS.1534-3): use fewer targets or "
-                          f"systems, or strict=false")
+        raise ConfigError(
+            f"strict=true: utterance {worst.utterance.id} would have {size} stimuli in its MUSHRA "
+            f"trial (at most {webmushra.MUSHRA_MAX_STIMULI}, ITU-R BS.1534-3): use fewer targets or "
+            f"systems, or strict=false"
+        )
 
 
 def safe_name(text: str) -> str:
@@ -88,8 +91,9 @@ def excerpt(path: str, rate: int, max_seconds: float | None) -> np.ndarray:
     return x[: int(round(max_seconds * rate))] if max_seconds else x
 
 
-def build_trials(opts: Options, planned: list[plan.PlannedTrial], decoded: Path, rate: int,
-                 skipped: list) -> list[Trial]:
+def build_trials(
+    opts: Options, planned: list[plan.PlannedTrial], decoded: Path, rate: int, skipped: list
+) -> list[Trial]:
     """Every trial's stimuli at ``rate``, mono, fitted to the reference's length (not yet levelled)."""
     trials = []
     for p in tqdm(planned, desc="trials", unit="utt", dynamic_ncols=True):
@@ -104,8 +108,9 @@ def build_trials(opts: Options, planned: list[plan.PlannedTrial], decoded: Path,
     return trials
 
 
-def _conditions(opts: Options, p: plan.PlannedTrial, decoded: Path, rate: int, length: int,
-                skipped: list) -> list[Stimulus]:
+def _conditions(
+    opts: Options, p: plan.PlannedTrial, decoded: Path, rate: int, length: int, skipped: list
+) -> list[Stimulus]:
     u = p.utterance
     sources = [(RECONSTRUCTION, u.speaker, decoded / f"{decoded_name(u, u.speaker)}.wav")] if p.reconstruct else []
     sources += [(CONVERSION, t, decoded / f"{decoded_name(u, t)}.wav") for t in p.targets]
@@ -125,8 +130,9 @@ def _conditions(opts: Options, p: plan.PlannedTrial, decoded: Path, rate: int, l
     return out
 
 
-def _arrange(opts: Options, u: Utterance, ref: np.ndarray, conditions: list[Stimulus], rate: int,
-             skipped: list) -> list[Trial]:
+def _arrange(
+    opts: Options, u: Utterance, ref: np.ndarray, conditions: list[Stimulus], rate: int, skipped: list
+) -> list[Trial]:
     """The trial(s) of one utterance for the test's kind."""
     kind = opts.kind
     if kind.reference:
@@ -135,8 +141,10 @@ def _arrange(opts: Options, u: Utterance, ref: np.ndarray, conditions: list[Stim
             return []
         blind = []
         if kind.anchors:  # the original again, rated blind, and the low-passed anchors (BS.1534-3)
-            blind = [Stimulus(HIDDEN_REFERENCE, ORIGINAL, "", ref.copy()),
-                     *(Stimulus(role, role, "", signals.lowpass(ref, rate, hz)) for role, hz in anchor_cutoffs(rate))]
+            blind = [
+                Stimulus(HIDDEN_REFERENCE, ORIGINAL, "", ref.copy()),
+                *(Stimulus(role, role, "", signals.lowpass(ref, rate, hz)) for role, hz in anchor_cutoffs(rate)),
+            ]
         return [Trial(u, [Stimulus(REFERENCE, ORIGINAL, "", ref), *blind, *conditions])]
     rated = ([Stimulus(CONDITION, ORIGINAL, "", ref)] if opts.include_reference else []) + conditions
     if not kind.preference:

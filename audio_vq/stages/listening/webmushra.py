@@ -27,6 +27,7 @@ The finish page asks for a listener id (questionnaire field ``listener``): webMU
 puts questionnaire answers as columns into every CSV, and only ``mushra.csv`` of its newest
 code has a session uuid, so this column is what tells listeners apart.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,16 +60,26 @@ MUSHRA_MAX_SECONDS = 12.0
 ACR_SCALE = ((5, "Excellent"), (4, "Good"), (3, "Fair"), (2, "Poor"), (1, "Bad"))
 
 # The page types webMUSHRA 1.4.3 builds (startup.js, addPagesToPageManager)
-WEBMUSHRA_PAGE_TYPES = ("generic", "volume", "mushra", "spatial", "paired_comparison", "bs1116",
-                        "likert_single_stimulus", "likert_multi_stimulus", "finish")
+WEBMUSHRA_PAGE_TYPES = (
+    "generic",
+    "volume",
+    "mushra",
+    "spatial",
+    "paired_comparison",
+    "bs1116",
+    "likert_single_stimulus",
+    "likert_multi_stimulus",
+    "finish",
+)
 STRICT_PAGE_TYPES = ("mushra",)  # the pages webMUSHRA's strict checks (MushraValidator) apply to
 SHARED_ID_TYPES = ("likert_single_stimulus",)  # one page config per stimulus, one trial id for all
 LISTENER_FIELD = "listener"  # the finish page's questionnaire field: a column of every result CSV
 LISTENER_LABEL = "Your listener id (as given to you):"
 
 
-def build_config(kind: Kind, trials: dict[str, list[KeyRow]], prefix: str, test_name: str, test_id: str,
-                 strict: bool) -> dict:
+def build_config(
+    kind: Kind, trials: dict[str, list[KeyRow]], prefix: str, test_name: str, test_id: str, strict: bool
+) -> dict:
     """The webMUSHRA experiment as a dict (see the module docstring for the page types)."""
     pages = [page for trial, rows in trials.items() for page in _pages(kind, trial, rows, prefix, strict)]
     return {
@@ -81,9 +92,14 @@ def build_config(kind: Kind, trials: dict[str, list[KeyRow]], prefix: str, test_
         "pages": [
             {"type": "generic", "id": "instructions", "name": "Instructions", "content": kind.instructions},
             ["random", *pages],
-            {"type": "finish", "name": "Thank you", "content": "Thank you for taking part.",
-             "showResults": False, "writeResults": True,
-             "questionnaire": [{"type": "text", "name": LISTENER_FIELD, "label": LISTENER_LABEL}]},
+            {
+                "type": "finish",
+                "name": "Thank you",
+                "content": "Thank you for taking part.",
+                "showResults": False,
+                "writeResults": True,
+                "questionnaire": [{"type": "text", "name": LISTENER_FIELD, "label": LISTENER_LABEL}],
+            },
         ],
     }
 
@@ -117,7 +133,7 @@ def dump_yaml(value, indent: int = 0) -> str:
         lines = []
         for item in value:
             if isinstance(item, dict) and item:  # "- key: value", the other keys aligned under the first
-                lines.append(f"{pad}- {dump_yaml(item, indent + 2)[indent + 2:]}")
+                lines.append(f"{pad}- {dump_yaml(item, indent + 2)[indent + 2 :]}")
             elif isinstance(item, list) and item:
                 lines.append(f"{pad}-\n{dump_yaml(item, indent + 2)}")
             else:
@@ -171,8 +187,17 @@ def _page(kind: Kind, trial: str, rows: list[KeyRow], prefix: str, strict: bool)
 
 
 def _mushra_fields(reference: str | None, stimuli: dict[str, str], strict: bool) -> dict:
-    return dict(showWaveform=True, enableLooping=True, strict=strict, reference=reference, createAnchor35=False,
-                createAnchor70=False, randomize=True, showConditionNames=False, stimuli=stimuli)
+    return dict(
+        showWaveform=True,
+        enableLooping=True,
+        strict=strict,
+        reference=reference,
+        createAnchor35=False,
+        createAnchor70=False,
+        randomize=True,
+        showConditionNames=False,
+        stimuli=stimuli,
+    )
 
 
 def _paired_comparison_fields(reference: str | None, stimuli: dict[str, str], strict: bool) -> dict:
@@ -181,13 +206,21 @@ def _paired_comparison_fields(reference: str | None, stimuli: dict[str, str], st
 
 def _likert_fields(reference: str | None, stimuli: dict[str, str], strict: bool) -> dict:
     """Every stimulus rated on the ACR scale."""
-    return dict(mustRate=True, mustPlayback="ended", stimuli=stimuli,
-                response=[{"value": v, "label": label} for v, label in reversed(ACR_SCALE)])
+    return dict(
+        mustRate=True,
+        mustPlayback="ended",
+        stimuli=stimuli,
+        response=[{"value": v, "label": label} for v, label in reversed(ACR_SCALE)],
+    )
 
 
 # A trial page's keys beyond type, id, name and content, by page type (the ones the export writes)
-PAGE_FIELDS = {"mushra": _mushra_fields, "paired_comparison": _paired_comparison_fields,
-               "likert_multi_stimulus": _likert_fields, "likert_single_stimulus": _likert_fields}
+PAGE_FIELDS = {
+    "mushra": _mushra_fields,
+    "paired_comparison": _paired_comparison_fields,
+    "likert_multi_stimulus": _likert_fields,
+    "likert_single_stimulus": _likert_fields,
+}
 AUDIO_PAGE_TYPES = tuple(PAGE_FIELDS)
 
 
@@ -202,15 +235,22 @@ def check_config(config: dict, folder: str | os.PathLike, prefix: str) -> list[s
     that differ in sample rate, length or channel count; for mushra pages with ``strict`` (the
     default) more than MUSHRA_MAX_STIMULI stimuli or a stimulus longer than MUSHRA_MAX_SECONDS.
     An empty list means the config passes."""
-    problems = [f"missing top-level key '{k}'" for k in ("testname", "testId", "bufferSize", "stopOnErrors",
-                                                         "remoteService", "pages") if k not in config]
+    problems = [
+        f"missing top-level key '{k}'"
+        for k in ("testname", "testId", "bufferSize", "stopOnErrors", "remoteService", "pages")
+        if k not in config
+    ]
     if config.get("bufferSize") not in BUFFER_SIZES:
         problems.append(f"bufferSize {config.get('bufferSize')} is not one of {BUFFER_SIZES}")
     pages = list(_walk_pages(config.get("pages") or []))
     if not pages or pages[-1].get("type") != "finish":
         problems.append("the last page must be of type finish")
-    problems += [f"page {p.get('id') or p.get('name')!r}: type {p.get('type')!r} is not a webMUSHRA page type "
-                 f"(webMUSHRA says 'Type not specified.')" for p in pages if p.get("type") not in WEBMUSHRA_PAGE_TYPES]
+    problems += [
+        f"page {p.get('id') or p.get('name')!r}: type {p.get('type')!r} is not a webMUSHRA page type "
+        f"(webMUSHRA says 'Type not specified.')"
+        for p in pages
+        if p.get("type") not in WEBMUSHRA_PAGE_TYPES
+    ]
     ids = defaultdict(int)
     for page in pages:
         if page.get("type") in AUDIO_PAGE_TYPES:
@@ -250,8 +290,9 @@ def _check_page(page: dict, folder: Path, prefix: str) -> list[str]:
     if page.get("type") in STRICT_PAGE_TYPES and page.get("strict") is not False:
         graded = len(stimuli) + 1  # + the hidden reference webMUSHRA adds
         if graded > MUSHRA_MAX_STIMULI:
-            problems.append(f"{where}: {graded} stimuli with the hidden reference; strict allows at most "
-                            f"{MUSHRA_MAX_STIMULI}")
+            problems.append(
+                f"{where}: {graded} stimuli with the hidden reference; strict allows at most {MUSHRA_MAX_STIMULI}"
+            )
         long = [label for label, (rate, frames, _) in infos.items() if frames / rate > MUSHRA_MAX_SECONDS]
         if long:
             problems.append(f"{where}: {', '.join(long)} longer than {MUSHRA_MAX_SECONDS:g} s (strict)")
@@ -264,7 +305,7 @@ def _local(path: str, folder: Path, prefix: str) -> Path | None:
         head = prefix.rstrip("/") + "/"
         if not path.startswith(head):
             return None
-        path = path[len(head):]
+        path = path[len(head) :]
     return folder / path
 
 

@@ -1,4 +1,5 @@
 """ABX on constructed cases whose error rates are known by hand."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,17 +39,24 @@ def _items(alignments, speakers):
 def test_items_carry_context_speaker_and_frame_range():
     alignments, speakers = _corpus(("s1",))
     items = _items(alignments, speakers)
-    assert items[:3] == [AbxItem("s1_0", "s1", "p", "#", "a", 2, 4), AbxItem("s1_0", "s1", "a", "p", "t", 4, 6),
-                         AbxItem("s1_0", "s1", "t", "a", "#", 6, 8)]
+    assert items[:3] == [
+        AbxItem("s1_0", "s1", "p", "#", "a", 2, 4),
+        AbxItem("s1_0", "s1", "a", "p", "t", 4, 6),
+        AbxItem("s1_0", "s1", "t", "a", "#", 6, 8),
+    ]
     assert len(items) == 12  # silences are no items
     # a segment holding no frame centre (0.41-0.44 s, centres at 0.35 and 0.45) gives no item; a
     # gap makes the neighbour's context the edge; fairseq frame labels work too
     short = {"u": [Segment(0.0, 0.41, "x"), Segment(0.41, 0.44, "y"), Segment(0.5, 1.0, "z")]}
     assert [(i.phone, i.prev, i.next, i.start, i.end) for i in abx_items(short, {"u": "s"}, {"u": 10}, 10.0)] == [
-        ("x", "#", "y", 0, 4), ("z", "#", "#", 5, 10)]
+        ("x", "#", "y", 0, 4),
+        ("z", "#", "#", 5, 10),
+    ]
     frames = {"u": FrameLabels(["sil", "b", "b", "o", "o", "o"], 20.0)}
     assert [(i.phone, i.prev, i.next, i.start, i.end) for i in abx_items(frames, {"u": "s"}, {"u": 3}, 10.0)] == [
-        ("b", "#", "o", 0, 1), ("o", "b", "#", 1, 3)]  # b: 0.05-0.15 s, o: 0.15-0.3 s; centres on boundaries
+        ("b", "#", "o", 0, 1),
+        ("o", "b", "#", 1, 3),
+    ]  # b: 0.05-0.15 s, o: 0.15-0.3 s; centres on boundaries
 
 
 def test_angular_distance_handles_zero_vectors():
@@ -127,17 +135,26 @@ def test_zerospeech_averaging_differs_from_ours_on_hand_made_cells():
     # within: (a, b) has two contexts for s1 (1, 0: 0.5) and one for s2 (1), so 0.75; (b, a) = 0;
     # (a, c) = 0.5 has one order only. Ours: {a, b} = (0.75 + 0) / 2, {a, c} = 0.5 -> 43.75.
     # ZeroSpeech, over ordered pairs: (0.75 + 0 + 0.5) / 3 -> 41.67.
-    within = {("c1", "a", "b", "s1"): 1.0, ("c2", "a", "b", "s1"): 0.0, ("c1", "a", "b", "s2"): 1.0,
-              ("c1", "b", "a", "s1"): 0.0, ("c1", "a", "c", "s1"): 0.5}
+    within = {
+        ("c1", "a", "b", "s1"): 1.0,
+        ("c2", "a", "b", "s1"): 0.0,
+        ("c1", "a", "b", "s2"): 1.0,
+        ("c1", "b", "a", "s1"): 0.0,
+        ("c1", "a", "c", "s1"): 0.5,
+    }
     assert _aggregate(within) == (pytest.approx(43.75), 2)
     assert _aggregate_zerospeech(within) == pytest.approx(125 / 3)
     # across (context, a, b, s1, s2): the speaker pair (s1, s2) has two contexts, (s1, s3) and
     # (s2, s1) one. Ours, per speaker pair then pairs: (a, b) = mean(0.5, 0, 1) = 0.5, (b, a) = 0
     # -> {a, b} = 25. ZeroSpeech: s1 over its (context, X speaker) cells (1 + 0 + 0) / 3, s2 = 1,
     # so (a, b) = 2/3; (b, a) = 0 -> 33.33.
-    across = {("c1", "a", "b", "s1", "s2"): 1.0, ("c2", "a", "b", "s1", "s2"): 0.0,
-              ("c1", "a", "b", "s1", "s3"): 0.0, ("c1", "a", "b", "s2", "s1"): 1.0,
-              ("c1", "b", "a", "s1", "s2"): 0.0}
+    across = {
+        ("c1", "a", "b", "s1", "s2"): 1.0,
+        ("c2", "a", "b", "s1", "s2"): 0.0,
+        ("c1", "a", "b", "s1", "s3"): 0.0,
+        ("c1", "a", "b", "s2", "s1"): 1.0,
+        ("c1", "b", "a", "s1", "s2"): 0.0,
+    }
     assert _aggregate(across) == (pytest.approx(25.0), 1)
     assert _aggregate_zerospeech(across) == pytest.approx(100 / 3)
     assert _aggregate_zerospeech({}) is None
@@ -163,8 +180,15 @@ def test_abx_reports_the_zerospeech_averaging_of_the_same_cells():
 
 def test_festival_and_timit_silences_are_silence_by_default_and_silence_overrides():
     # Festival's pause "pau" and TIMIT's edge silence "h#" around "p a t": no item, context #
-    alignment = {"u": [Segment(0.0, 0.2, "h#"), Segment(0.2, 0.4, "p"), Segment(0.4, 0.6, "a"),
-                       Segment(0.6, 0.8, "t"), Segment(0.8, 1.0, "pau")]}
+    alignment = {
+        "u": [
+            Segment(0.0, 0.2, "h#"),
+            Segment(0.2, 0.4, "p"),
+            Segment(0.4, 0.6, "a"),
+            Segment(0.6, 0.8, "t"),
+            Segment(0.8, 1.0, "pau"),
+        ]
+    }
     default = abx_items(alignment, {"u": "s"}, {"u": 10}, FRAME_RATE)
     assert [(i.phone, i.prev, i.next) for i in default] == [("p", "#", "a"), ("a", "p", "t"), ("t", "a", "#")]
     # a custom set: "pau" is now a phone (an item, and the context of t); "a" is silence

@@ -1,15 +1,24 @@
 """Alignment readers on small sample files in every accepted format, and frame labelling."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from audio_vq.stages.evaluate.alignments import (AlignmentError, FrameLabels, Segment, frame_labels, load_alignments,
-                                          read_alignment, read_frame_label_file, segments_from_frame_labels)
 from audio_vq.manifest import Utterance
+from audio_vq.stages.evaluate.alignments import (
+    AlignmentError,
+    FrameLabels,
+    Segment,
+    frame_labels,
+    load_alignments,
+    read_alignment,
+    read_frame_label_file,
+    segments_from_frame_labels,
+)
 
-TEXTGRID_LONG = '''File type = "ooTextFile"
+TEXTGRID_LONG = """File type = "ooTextFile"
 Object class = "TextGrid"
 
 xmin = 0
@@ -53,7 +62,7 @@ item []:
             xmin = 0.7
             xmax = 0.9
             text = "sil"
-'''
+"""
 
 # short format; the phone tier is not named "phones", so the last IntervalTier (before a point
 # tier) is used; a label holding a doubled quote
@@ -99,14 +108,32 @@ Object class = "TextGrid"
 def _long_textgrid(tiers: list[tuple[str, list[tuple[float, float, str]]]]) -> str:
     """A long-format TextGrid of IntervalTiers (name, [(xmin, xmax, text), ...])."""
     end = max(x for _, intervals in tiers for _, x, _ in intervals)
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {end}",
-             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    lines = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {end}",
+        "tiers? <exists>",
+        f"size = {len(tiers)}",
+        "item []:",
+    ]
     for t, (name, intervals) in enumerate(tiers, 1):
-        lines += [f"    item [{t}]:", '        class = "IntervalTier"', f'        name = "{name}"',
-                  "        xmin = 0", f"        xmax = {end}", f"        intervals: size = {len(intervals)}"]
+        lines += [
+            f"    item [{t}]:",
+            '        class = "IntervalTier"',
+            f'        name = "{name}"',
+            "        xmin = 0",
+            f"        xmax = {end}",
+            f"        intervals: size = {len(intervals)}",
+        ]
         for i, (x0, x1, text) in enumerate(intervals, 1):
-            lines += [f"        intervals [{i}]:", f"            xmin = {x0}", f"            xmax = {x1}",
-                      f'            text = "{text}"']
+            lines += [
+                f"        intervals [{i}]:",
+                f"            xmin = {x0}",
+                f"            xmax = {x1}",
+                f'            text = "{text}"',
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -123,8 +150,9 @@ def test_textgrid_long_format_picks_phones_tier_in_utf8_and_utf16(tmp_path):
     assert read_alignment(_write(tmp_path, "b.TextGrid", TEXTGRID_LONG, "utf-16")) == expected
     assert read_alignment(_write(tmp_path, "c.TextGrid", "\ufeff" + TEXTGRID_LONG)) == expected
     # MFA's multi-speaker tier names, the words tier last: "the last tier" would be wrong here
-    mfa = _long_textgrid([("spk1 - phones", [(0.0, 0.3, ""), (0.3, 0.45, "k")]),
-                          ("spk1 - words", [(0.0, 0.3, ""), (0.3, 0.45, "cat")])])
+    mfa = _long_textgrid(
+        [("spk1 - phones", [(0.0, 0.3, ""), (0.3, 0.45, "k")]), ("spk1 - words", [(0.0, 0.3, ""), (0.3, 0.45, "cat")])]
+    )
     assert read_alignment(_write(tmp_path, "d.TextGrid", mfa)) == [Segment(0.3, 0.45, "k")]
 
 
@@ -144,13 +172,19 @@ def test_textgrid_errors_name_file_and_line(tmp_path):
 def test_htk_start_end_in_100ns_units(tmp_path):
     text = "0 3000000 sil\n3000000 4500000 k -12.5 cat\n4500000 7000000 a\n"  # score, word ignored
     assert read_alignment(_write(tmp_path, "a.lab", text)) == [
-        Segment(0.0, 0.3, "sil"), Segment(0.3, 0.45, "k"), Segment(0.45, 0.7, "a")]
+        Segment(0.0, 0.3, "sil"),
+        Segment(0.3, 0.45, "k"),
+        Segment(0.45, 0.7, "a"),
+    ]
 
 
 def test_start_end_in_seconds_like_the_synthetic_corpus(tmp_path):
     text = "0.0000000 0.1250000 sil\n0.1250000 0.2000000 b\n0.2000000 0.3100000 a\n"
     assert read_alignment(_write(tmp_path, "spk00_0000.lab", text)) == [
-        Segment(0.0, 0.125, "sil"), Segment(0.125, 0.2, "b"), Segment(0.2, 0.31, "a")]
+        Segment(0.0, 0.125, "sil"),
+        Segment(0.125, 0.2, "b"),
+        Segment(0.2, 0.31, "a"),
+    ]
     # small integer times are seconds, not 100 ns units
     assert read_alignment(_write(tmp_path, "b.lab", "0 1 a\n1 3 b\n"))[1] == Segment(1.0, 3.0, "b")
 
@@ -158,7 +192,10 @@ def test_start_end_in_seconds_like_the_synthetic_corpus(tmp_path):
 def test_festival_end_x_phone_after_header(tmp_path):
     text = "separator ;\nnfields 1\n#\n0.290000 125 sil\n0.425000 125 h\n0.500000 125 @\n"
     assert read_alignment(_write(tmp_path, "a.lab", text)) == [
-        Segment(0.0, 0.29, "sil"), Segment(0.29, 0.425, "h"), Segment(0.425, 0.5, "@")]
+        Segment(0.0, 0.29, "sil"),
+        Segment(0.29, 0.425, "h"),
+        Segment(0.425, 0.5, "@"),
+    ]
     # without the header a constant middle column under increasing times is still Festival's
     headerless = "0.29 26 sil\n0.425 26 h\n"
     assert read_alignment(_write(tmp_path, "b.lab", headerless))[1] == Segment(0.29, 0.425, "h")
@@ -166,14 +203,21 @@ def test_festival_end_x_phone_after_header(tmp_path):
 
 def test_end_phone_in_seconds_and_100ns(tmp_path):
     assert read_alignment(_write(tmp_path, "a.lab", "0.1 sil\n0.25 t\n0.4 o\n")) == [
-        Segment(0.0, 0.1, "sil"), Segment(0.1, 0.25, "t"), Segment(0.25, 0.4, "o")]
+        Segment(0.0, 0.1, "sil"),
+        Segment(0.1, 0.25, "t"),
+        Segment(0.25, 0.4, "o"),
+    ]
     assert read_alignment(_write(tmp_path, "b.lab", "1000000 sil\n2500000 t\n.\n")) == [
-        Segment(0.0, 0.1, "sil"), Segment(0.1, 0.25, "t")]
+        Segment(0.0, 0.1, "sil"),
+        Segment(0.1, 0.25, "t"),
+    ]
 
 
 def test_timit_phn_counts_samples(tmp_path):
     assert read_alignment(_write(tmp_path, "a.phn", "0 3200 h#\n3200 4800 sh\n")) == [
-        Segment(0.0, 0.2, "h#"), Segment(0.2, 0.3, "sh")]
+        Segment(0.0, 0.2, "h#"),
+        Segment(0.2, 0.3, "sh"),
+    ]
 
 
 def test_label_file_errors_name_file_and_line(tmp_path):

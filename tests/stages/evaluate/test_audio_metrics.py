@@ -1,4 +1,5 @@
 """Signal metrics against known answers, on one toy-speech utterance of the synthetic corpus."""
+
 import sys
 import types
 
@@ -8,8 +9,17 @@ import pytest
 from audio_vq.audio import load
 from audio_vq.corpora.synthetic import generate
 from audio_vq.stages.evaluate import audio_metrics as signal
-from audio_vq.stages.evaluate.audio_metrics import (SI_SNR_LIMIT_DB, log_mel_l1, mcd, mel_cepstrum, mr_stft_distance,
-                                      pesq, reconstruction_metrics, si_snr, stoi)
+from audio_vq.stages.evaluate.audio_metrics import (
+    SI_SNR_LIMIT_DB,
+    log_mel_l1,
+    mcd,
+    mel_cepstrum,
+    mr_stft_distance,
+    pesq,
+    reconstruction_metrics,
+    si_snr,
+    stoi,
+)
 
 SR = 16_000
 
@@ -17,8 +27,9 @@ SR = 16_000
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory) -> np.ndarray:
     """About 2 s of toy speech (one utterance, one speaker)."""
-    root = generate(tmp_path_factory.mktemp("synthetic"), num_speakers=1, minutes=0.03, seed=3,
-                    min_seconds=2.0, max_seconds=2.2)
+    root = generate(
+        tmp_path_factory.mktemp("synthetic"), num_speakers=1, minutes=0.03, seed=3, min_seconds=2.0, max_seconds=2.2
+    )
     return load(next(root.glob("*/*.wav")))
 
 
@@ -123,6 +134,7 @@ def test_pesq_is_optional(speech, monkeypatch):
 
     def refuses(fs, ref, deg, mode):
         raise RuntimeError("No utterances detected")
+
     fake.pesq = refuses
     assert pesq(speech, speech) is None
 
@@ -153,9 +165,13 @@ def test_f0_within_is_relative_and_fails_without_pitch():
 
 def test_f0_check_section_scores_reconstructions_and_conversions():
     from audio_vq.stages.evaluate.sections import f0_check
+
     noise = np.random.default_rng(1).normal(0, 0.1, 16_000).astype(np.float32)
-    r = f0_check([(_harmonic(120.0), _harmonic(125.0)), (_harmonic(120.0), noise)],
-                 [(_harmonic(200.0), "b"), (_harmonic(120.0), "b")], {"b": [_harmonic(205.0), _harmonic(195.0)]},
-                 16_000)
+    r = f0_check(
+        [(_harmonic(120.0), _harmonic(125.0)), (_harmonic(120.0), noise)],
+        [(_harmonic(200.0), "b"), (_harmonic(120.0), "b")],
+        {"b": [_harmonic(205.0), _harmonic(195.0)]},
+        16_000,
+    )
     assert r["reconstruction_within"] == 0.5 and r["conversion_within"] == 0.5
     assert r["speaker_f0"]["b"] == pytest.approx(200.0, rel=0.02)

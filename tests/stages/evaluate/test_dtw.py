@@ -1,4 +1,5 @@
 """DTW on cost matrices with known cheapest paths."""
+
 import numpy as np
 import pytest
 

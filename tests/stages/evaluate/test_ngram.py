@@ -1,4 +1,5 @@
 """Witten-Bell n-gram baselines on hand-made sequences with probabilities worked out by hand."""
+
 import math
 
 import pytest

@@ -1,5 +1,6 @@
 """Phonetic metrics on hand-built cases with known answers, random codes against the analytic
 expectation, and the two baselines' frame grid and determinism."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from audio_vq.stages.evaluate.phonetic import (code_to_phone_accuracy, contingency, mfcc_features, mfcc_kmeans_units,
-                                        purity_pnmi, random_code_expectation, random_units)
+from audio_vq.stages.evaluate.phonetic import (
+    code_to_phone_accuracy,
+    contingency,
+    mfcc_features,
+    mfcc_kmeans_units,
+    purity_pnmi,
+    random_code_expectation,
+    random_units,
+)
 
 
 def test_contingency_counts_pairs_and_ignores_unlabelled_frames():
@@ -60,9 +68,14 @@ def test_matches_fairseq_definitions_on_a_random_table():
     assert scores["pnmi"] == pytest.approx(mi / h_ref, abs=1e-6)
 
 
-@pytest.mark.parametrize("phone_counts, k", [([2000, 1000, 500, 300, 200, 100, 50, 30, 20, 10], 32),
-                                             ([3000, 2000, 1000, 600, 400], 16),
-                                             ([200, 100, 50, 20, 10, 5], 64)])
+@pytest.mark.parametrize(
+    "phone_counts, k",
+    [
+        ([2000, 1000, 500, 300, 200, 100, 50, 30, 20, 10], 32),
+        ([3000, 2000, 1000, 600, 400], 16),
+        ([200, 100, 50, 20, 10, 5], 64),
+    ],
+)
 def test_random_codes_land_on_the_analytic_expectation(phone_counts, k):
     phones = np.repeat(np.arange(len(phone_counts)), phone_counts)
     draws = []
@@ -127,7 +140,7 @@ def test_mfcc_frames_follow_the_unit_grid(hop):
         assert mfcc_features(np.zeros(length, np.float32), sr, hop).shape == (math.ceil(length / hop), 39)
     # a burst filling exactly the samples of frame 13 peaks (c0, log energy) in frame 13
     audio = np.zeros(40 * hop, np.float32)
-    audio[13 * hop:14 * hop] = np.random.default_rng(0).standard_normal(hop)
+    audio[13 * hop : 14 * hop] = np.random.default_rng(0).standard_normal(hop)
     assert int(mfcc_features(audio, sr, hop)[:, 0].argmax()) == 13
 
 
@@ -135,8 +148,7 @@ def test_mfcc_kmeans_separates_two_sounds_deterministically():
     sr, hop = 16_000, 160
     t = np.arange(sr // 2) / sr
     low, high = np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 3000 * t)
-    audio = {"u0": np.concatenate([low, high]).astype(np.float32),
-             "u1": np.concatenate([high, low]).astype(np.float32)}
+    audio = {"u0": np.concatenate([low, high]).astype(np.float32), "u1": np.concatenate([high, low]).astype(np.float32)}
     units = mfcc_kmeans_units(audio, sr, hop, 2, seed=0)
     assert units["u0"].shape == (100,)
     inner = slice(5, 45)  # away from the switch, where frames straddle both sounds

@@ -1,4 +1,5 @@
 """Each plot writes a readable PNG; training curves read the real metrics.csv format."""
+
 import math
 from pathlib import Path
 
@@ -6,8 +7,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from audio_vq.stages.evaluate.plots import (plot_codebook_usage, plot_metric_bars, plot_spectrograms,
-                                     plot_training_curves, usage_summary)
+from audio_vq.stages.evaluate.plots import (
+    plot_codebook_usage,
+    plot_metric_bars,
+    plot_spectrograms,
+    plot_training_curves,
+    usage_summary,
+)
 from audio_vq.stages.train import METRIC_FIELDS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -42,8 +48,9 @@ def test_spectrograms(tmp_path):
     t = np.arange(SR) / SR
     tone = (0.5 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32)
     noisy = tone + 0.01 * np.random.default_rng(0).standard_normal(SR).astype(np.float32)
-    out = plot_spectrograms([("tone", tone, noisy), ("short", tone[: SR // 2], tone[: SR // 3])], SR,
-                            tmp_path / "spec.png")
+    out = plot_spectrograms(
+        [("tone", tone, noisy), ("short", tone[: SR // 2], tone[: SR // 3])], SR, tmp_path / "spec.png"
+    )
     assert_png(out)
     height_two = matplotlib.image.imread(out).shape[0]
     one = plot_spectrograms([("tone", tone, noisy)], SR, tmp_path / "one.png")
@@ -63,14 +70,40 @@ def write_metrics(path: Path, rows: list[dict]) -> Path:
 def test_training_curves_from_a_real_format_metrics_csv(tmp_path):
     rows = []
     for step in range(5, 55, 5):
-        rows.append(dict(step=step, split="train", time_s=step * 1.5, lr=1e-4, loss=5 - step / 20,
-                         reconstruction_loss=5 - step / 20, codebook_loss=0.1, commitment_loss=0.02,
-                         perplexity=10 + step, usage=step / 60, dead_codes=0, restarted=0,
-                         audio_s_per_s=0.6, nonfinite_steps=0))
+        rows.append(
+            dict(
+                step=step,
+                split="train",
+                time_s=step * 1.5,
+                lr=1e-4,
+                loss=5 - step / 20,
+                reconstruction_loss=5 - step / 20,
+                codebook_loss=0.1,
+                commitment_loss=0.02,
+                perplexity=10 + step,
+                usage=step / 60,
+                dead_codes=0,
+                restarted=0,
+                audio_s_per_s=0.6,
+                nonfinite_steps=0,
+            )
+        )
         if step % 10 == 0:  # valid rows leave lr and throughput empty, as train.py does
-            rows.append(dict(step=step, split="valid", time_s=step * 1.5 + 1, loss=5.1 - step / 20,
-                             reconstruction_loss=5.1 - step / 20, codebook_loss=0.1, commitment_loss=0.02,
-                             perplexity=8 + step, usage=step / 70, dead_codes=3, restarted=0))
+            rows.append(
+                dict(
+                    step=step,
+                    split="valid",
+                    time_s=step * 1.5 + 1,
+                    loss=5.1 - step / 20,
+                    reconstruction_loss=5.1 - step / 20,
+                    codebook_loss=0.1,
+                    commitment_loss=0.02,
+                    perplexity=8 + step,
+                    usage=step / 70,
+                    dead_codes=3,
+                    restarted=0,
+                )
+            )
     (tmp_path / "run").mkdir()
     metrics = write_metrics(tmp_path / "run" / "metrics.csv", rows)
     assert_png(plot_training_curves(metrics, tmp_path / "curves.png"))

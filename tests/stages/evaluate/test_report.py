@@ -1,4 +1,5 @@
 """`audio-vq evaluate` on a tiny trained model: every section is there and self-consistent."""
+
 import json
 import math
 
@@ -12,9 +13,21 @@ from tiny import INFERENCE, TINY_HOP
 
 
 def run(trained, out, *overrides):
-    cfg = compose("evaluate", [f"model={trained / 'run' / 'model'}", f"data={trained / 'data'}", f"out={out}",
-                               "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
-                               "excerpt_seconds=0.2", "abx_max_triples=5", *overrides], package=INFERENCE)
+    cfg = compose(
+        "evaluate",
+        [
+            f"model={trained / 'run' / 'model'}",
+            f"data={trained / 'data'}",
+            f"out={out}",
+            "split=[train,valid,test]",
+            "max_utterances=8",
+            "reconstruct_utterances=2",
+            "excerpt_seconds=0.2",
+            "abx_max_triples=5",
+            *overrides,
+        ],
+        package=INFERENCE,
+    )
     return report.evaluate(cfg)
 
 
@@ -30,8 +43,14 @@ def test_report_has_every_section(evaluated):
     for section in ("codebook", "phonetic", "abx", "reconstruction", "conversion", "f0", "voice", "training_curves"):
         assert skip_reason(r[section]) is None, (section, r[section])
     md = (out / "report.md").read_text()
-    for heading in ("## Codebook health", "## Phonetic quality", "## ABX", "## Reconstruction", "## Voice conversion",
-                    "## Training curves"):
+    for heading in (
+        "## Codebook health",
+        "## Phonetic quality",
+        "## ABX",
+        "## Reconstruction",
+        "## Voice conversion",
+        "## Training curves",
+    ):
         assert heading in md
     assert "within speaker, ours | within, ZeroSpeech averaging" in md
     for png in ("codebook_usage", "pnmi", "code_to_phone_accuracy", "spectrograms", "training_curves"):
@@ -57,10 +76,15 @@ def test_phonetic_baselines_and_expectation(evaluated):
     for s in systems.values():
         assert 0 <= s["pnmi"] <= 1 and 0 < s["phone_purity"] <= 1 and 0 <= s["code_to_phone_accuracy"] <= 1
     # random codes land near their analytic expectation
-    assert systems["random"]["phone_purity"] == pytest.approx(r["phonetic"]["random_expectation"]["phone_purity"],
-                                                              rel=0.25)
-    assert set(r["abx"]) == {"model codebook vectors, by context", "model codebook vectors, phone only",
-                             "mfcc, by context", "mfcc, phone only"}
+    assert systems["random"]["phone_purity"] == pytest.approx(
+        r["phonetic"]["random_expectation"]["phone_purity"], rel=0.25
+    )
+    assert set(r["abx"]) == {
+        "model codebook vectors, by context",
+        "model codebook vectors, phone only",
+        "mfcc, by context",
+        "mfcc, phone only",
+    }
     for scores in r["abx"].values():  # ours and the ZeroSpeech averaging of the same cells, side by side
         for side in ("within", "across"):  # None (no cell: 8 utterances) for both or neither
             zerospeech = scores[f"{side}_zerospeech"]
@@ -87,8 +111,11 @@ def test_bad_config_names_the_key(tiny_trained, tmp_path):
 
 
 def _config(tmp_path, *overrides):
-    return compose("evaluate", [f"model={tmp_path}", "data=manifest.jsonl", f"out={tmp_path / 'out'}", *overrides],
-                   package=INFERENCE)
+    return compose(
+        "evaluate",
+        [f"model={tmp_path}", "data=manifest.jsonl", f"out={tmp_path / 'out'}", *overrides],
+        package=INFERENCE,
+    )
 
 
 def test_silence_key_defaults_to_the_one_silence_set(tmp_path):
@@ -118,8 +145,9 @@ def test_the_silence_key_reaches_every_phonetic_metric(tiny_trained, evaluated, 
         seen["abx"] = abx_section(*args, **kwargs)
         raise _Stop
 
-    monkeypatch.setattr(sections, "phonetic_quality",
-                        lambda *a, **k: seen.setdefault("phonetic", phonetic_quality(*a, **k)))
+    monkeypatch.setattr(
+        sections, "phonetic_quality", lambda *a, **k: seen.setdefault("phonetic", phonetic_quality(*a, **k))
+    )
     monkeypatch.setattr(sections, "abx_section", abx_then_stop)
     with pytest.raises(_Stop):
         run(tiny_trained, tmp_path, "silence=[]", "mfcc_kmeans=false")  # the synthetic corpus' "sil" is a phone now
@@ -132,14 +160,25 @@ def test_the_silence_key_reaches_every_phonetic_metric(tiny_trained, evaluated, 
 
 def test_parallel_texts_give_mcd_after_dtw(tiny_trained, tmp_path):
     from audio_vq.manifest import read_manifest, write_manifest
+
     utts = read_manifest(tiny_trained / "data")
     for u in utts:
         u.text = "the same sentence"  # every speaker "reads" every text: each conversion has a target recording
     write_manifest(tmp_path / "data" / "manifest.jsonl", utts, relative=False)
-    cfg = compose("evaluate", [f"model={tiny_trained / 'run' / 'model'}", f"data={tmp_path / 'data'}",
-                               f"out={tmp_path / 'out'}", "split=[train,valid,test]", "max_utterances=4",
-                               "reconstruct_utterances=2", "excerpt_seconds=0.2", "mfcc_kmeans=false"],
-                  package=INFERENCE)
+    cfg = compose(
+        "evaluate",
+        [
+            f"model={tiny_trained / 'run' / 'model'}",
+            f"data={tmp_path / 'data'}",
+            f"out={tmp_path / 'out'}",
+            "split=[train,valid,test]",
+            "max_utterances=4",
+            "reconstruct_utterances=2",
+            "excerpt_seconds=0.2",
+            "mfcc_kmeans=false",
+        ],
+        package=INFERENCE,
+    )
     report.evaluate(cfg)
     par = json.loads((tmp_path / "out" / "report.json").read_text())["conversion"]["parallel"]
     assert par["pairs"] == 2
@@ -149,6 +188,7 @@ def test_parallel_texts_give_mcd_after_dtw(tiny_trained, tmp_path):
 
 def test_sources_of_unseen_speakers_are_converted_and_reported_apart(tiny_trained, tmp_path):
     from audio_vq.manifest import read_manifest, write_manifest
+
     utts = read_manifest(tiny_trained / "data")
     stranger = sorted({u.speaker for u in utts})[-1]
     for u in utts:
@@ -156,10 +196,20 @@ def test_sources_of_unseen_speakers_are_converted_and_reported_apart(tiny_traine
             u.speaker = "newcomer"  # not in the model's speakers.json: no embedding
     write_manifest(tmp_path / "data" / "manifest.jsonl", utts, relative=False)
     (tmp_path / "data" / "speakers.json").write_text((tiny_trained / "data" / "speakers.json").read_text())
-    cfg = compose("evaluate", [f"model={tiny_trained / 'run' / 'model'}", f"data={tmp_path / 'data'}",
-                               f"out={tmp_path / 'out'}", "split=[train,valid,test]", "max_utterances=8",
-                               "reconstruct_utterances=3", "excerpt_seconds=0.2", "mfcc_kmeans=false"],
-                  package=INFERENCE)
+    cfg = compose(
+        "evaluate",
+        [
+            f"model={tiny_trained / 'run' / 'model'}",
+            f"data={tmp_path / 'data'}",
+            f"out={tmp_path / 'out'}",
+            "split=[train,valid,test]",
+            "max_utterances=8",
+            "reconstruct_utterances=3",
+            "excerpt_seconds=0.2",
+            "mfcc_kmeans=false",
+        ],
+        package=INFERENCE,
+    )
     report.evaluate(cfg)
     r = json.loads((tmp_path / "out" / "report.json").read_text())
     unseen = r["conversion"]["unseen_sources"]
@@ -177,6 +227,7 @@ def test_sources_of_unseen_speakers_are_converted_and_reported_apart(tiny_traine
 
 def test_voice_instruments_are_reported_and_named(evaluated):
     from audio_vq.stages.evaluate import speaker_encoder, world
+
     out, r = evaluated
     v = r["voice"]
     if world.unavailable() is None:
@@ -197,15 +248,28 @@ def test_voice_instruments_are_reported_and_named(evaluated):
 
 def evaluate_levels(model, tiny_trained, out):
     """(config, report.json) of a quick evaluate of a model of several levels on the tiny corpus."""
-    cfg = compose("evaluate", [f"model={model}", f"data={tiny_trained / 'data'}", f"out={out}",
-                               "split=[train,valid,test]", "max_utterances=8", "reconstruct_utterances=2",
-                               "excerpt_seconds=0.2", "abx_max_triples=5", "voice_metrics=false"], package=INFERENCE)
+    cfg = compose(
+        "evaluate",
+        [
+            f"model={model}",
+            f"data={tiny_trained / 'data'}",
+            f"out={out}",
+            "split=[train,valid,test]",
+            "max_utterances=8",
+            "reconstruct_utterances=2",
+            "excerpt_seconds=0.2",
+            "abx_max_triples=5",
+            "voice_metrics=false",
+        ],
+        package=INFERENCE,
+    )
     report.evaluate(cfg)
     return cfg, json.loads((out / "report.json").read_text())
 
 
 def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny_residual, tmp_path):
     from tiny import RESIDUAL_LEVELS as Q
+
     cfg, r = evaluate_levels(tiny_residual, tiny_trained, tmp_path)
     c = r["codebook"]
     assert c["num_codebooks"] == Q and len(c["levels"]) == Q and c["codebook_size"] == 16
@@ -219,7 +283,9 @@ def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny
     assert r["phonetic"]["systems"]["model"]["pnmi"] >= max(lv["pnmi"] for lv in levels) - 1e-9
     assert f"{Q} codebooks (levels at 1000.00, 1000.00, 1000.00 Hz)" in (tmp_path / "report.md").read_text()
     # levels=1: the first level alone, reported as a one-codebook model
-    report.evaluate(compose("evaluate", [*cfg_overrides(cfg), f"out={tmp_path / 'one'}", "levels=1"], package=INFERENCE))
+    report.evaluate(
+        compose("evaluate", [*cfg_overrides(cfg), f"out={tmp_path / 'one'}", "levels=1"], package=INFERENCE)
+    )
     one = json.loads((tmp_path / "one" / "report.json").read_text())
     assert "num_codebooks" not in one["codebook"] and one["phonetic"]["levels"] is None
     assert one["codebook"]["perplexity"] == pytest.approx(c["levels"][0]["perplexity"])
@@ -227,6 +293,7 @@ def test_a_residual_model_is_evaluated_per_level_and_combined(tiny_trained, tiny
 
 def test_a_hierarchy_is_evaluated_with_each_level_at_its_own_rate(tiny_trained, tiny_hierarchical, tmp_path):
     from tiny import HIERARCHY_RATIO as R
+
     _, r = evaluate_levels(tiny_hierarchical, tiny_trained, tmp_path)
     c = r["codebook"]
     top, bottom = c["levels"]
@@ -241,5 +308,15 @@ def test_a_hierarchy_is_evaluated_with_each_level_at_its_own_rate(tiny_trained, 
 
 
 def cfg_overrides(cfg):
-    return [f"{k}={cfg[k]}" for k in ("model", "data", "max_utterances", "reconstruct_utterances", "excerpt_seconds",
-                                      "abx_max_triples", "voice_metrics")] + ["split=[train,valid,test]"]
+    return [
+        f"{k}={cfg[k]}"
+        for k in (
+            "model",
+            "data",
+            "max_utterances",
+            "reconstruct_utterances",
+            "excerpt_seconds",
+            "abx_max_triples",
+            "voice_metrics",
+        )
+    ] + ["split=[train,valid,test]"]

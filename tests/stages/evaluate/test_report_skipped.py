@@ -1,20 +1,26 @@
 """`audio-vq evaluate` on data the full report cannot be made from: speakers the model never saw,
 one speaker, no alignments, a model of one speaker, an error in a section. What can be computed
 is; every other section is {"skipped": reason} in report.json and a line in report.md."""
+
 import dataclasses
 import json
 
 import pytest
 
-from audio_vq.stages import train
 from audio_vq.config import ConfigError, compose, compose_run
-from audio_vq.stages.evaluate import report, sections, skip_reason
 from audio_vq.manifest import read_manifest, read_speakers, write_manifest, write_speakers
+from audio_vq.stages import train
+from audio_vq.stages.evaluate import report, sections, skip_reason
 
 from tiny import INFERENCE, TINY
 
-FAST = ["split=[train,valid,test]", "excerpt_seconds=0.2", "abx_max_triples=5", "mfcc_kmeans=false",
-        "voice_metrics=false"]
+FAST = [
+    "split=[train,valid,test]",
+    "excerpt_seconds=0.2",
+    "abx_max_triples=5",
+    "mfcc_kmeans=false",
+    "voice_metrics=false",
+]
 
 
 def evaluate(model, data, out, *overrides):
@@ -46,8 +52,9 @@ def test_speakers_the_model_never_saw_are_converted_to_its_own(tiny_trained, tmp
     # model's training manifest has its speakers' audio).
     model = tiny_trained / "run" / "model"
     utts = [dataclasses.replace(u, speaker=f"new-{u.speaker}") for u in read_manifest(tiny_trained / "data")]
-    status, r, md = evaluate(model, manifest(tmp_path, utts), tmp_path / "out", "max_utterances=8",
-                             "reconstruct_utterances=2")
+    status, r, md = evaluate(
+        model, manifest(tmp_path, utts), tmp_path / "out", "max_utterances=8", "reconstruct_utterances=2"
+    )
     assert status == 0
     for computed in ("codebook", "phonetic", "abx", "conversion", "f0", "voice", "training_curves"):
         assert skip_reason(r[computed]) is None, (computed, r[computed])
@@ -71,8 +78,13 @@ def test_a_manifest_of_one_speaker(tiny_trained, tmp_path, one_pitch_reference):
     # none of it: "speakers unknown to the probe" when scoring its reconstructions), and the
     # section-level crash of a probe with fewer than 2 speakers.
     utts = [u for u in read_manifest(tiny_trained / "data") if u.speaker == "spk00"]
-    status, r, _ = evaluate(tiny_trained / "run" / "model", manifest(tmp_path, utts), tmp_path / "out",
-                            "max_utterances=8", "reconstruct_utterances=2")
+    status, r, _ = evaluate(
+        tiny_trained / "run" / "model",
+        manifest(tmp_path, utts),
+        tmp_path / "out",
+        "max_utterances=8",
+        "reconstruct_utterances=2",
+    )
     assert status == 0 and r["utterances"] == len(utts)
     for computed in ("codebook", "phonetic", "abx", "reconstruction", "conversion", "f0", "voice"):
         assert skip_reason(r[computed]) is None, (computed, r[computed])
@@ -87,14 +99,23 @@ def test_without_alignments_or_excerpts_those_sections_say_why(tiny_trained, tmp
     # Catches: a section left null (the old convention) or dropped instead of {"skipped": reason},
     # and report.md without the reason under each heading.
     utts = [dataclasses.replace(u, alignment=None) for u in read_manifest(tiny_trained / "data")]
-    status, r, md = evaluate(tiny_trained / "run" / "model", manifest(tmp_path, utts), tmp_path / "out",
-                             "max_utterances=4", "reconstruct_utterances=0")
+    status, r, md = evaluate(
+        tiny_trained / "run" / "model",
+        manifest(tmp_path, utts),
+        tmp_path / "out",
+        "max_utterances=4",
+        "reconstruct_utterances=0",
+    )
     assert status == 0 and skip_reason(r["codebook"]) is None and skip_reason(r["training_curves"]) is None
     for section, heading in (("phonetic", "Phonetic quality"), ("abx", "ABX")):
         assert r[section] == {"skipped": skip_reason(r[section])} and "no alignments" in r[section]["skipped"]
         assert f"Skipped: {r[section]['skipped']}" in section_text(md, heading)
-    for section, heading in (("reconstruction", "Reconstruction"), ("conversion", "Voice conversion"),
-                             ("f0", "Pitch"), ("voice", "Voice, measured")):
+    for section, heading in (
+        ("reconstruction", "Reconstruction"),
+        ("conversion", "Voice conversion"),
+        ("f0", "Pitch"),
+        ("voice", "Voice, measured"),
+    ):
         assert r[section] == {"skipped": "reconstruct_utterances=0: no excerpt is generated"}
         assert "Skipped: reconstruct_utterances=0" in section_text(md, heading)
     assert not (tmp_path / "out" / "audio").exists()
@@ -106,14 +127,18 @@ def test_a_model_of_one_speaker_has_nobody_to_convert_to(tiny_trained, tmp_path)
     utts = [u for u in read_manifest(tiny_trained / "data") if u.speaker == "spk00"]
     data = manifest(tmp_path, utts)
     write_speakers(data, ["spk00"])
-    cfg, folder = compose_run("train", [f"data.manifest={data}", f"hydra.run.dir={tmp_path / 'run'}",
-                                        "train.max_steps=1", *TINY])
+    cfg, folder = compose_run(
+        "train", [f"data.manifest={data}", f"hydra.run.dir={tmp_path / 'run'}", "train.max_steps=1", *TINY]
+    )
     train.run(cfg, folder)
-    status, r, md = evaluate(tmp_path / "run" / "model", data, tmp_path / "out", "max_utterances=2",
-                             "reconstruct_utterances=1")
+    status, r, md = evaluate(
+        tmp_path / "run" / "model", data, tmp_path / "out", "max_utterances=2", "reconstruct_utterances=1"
+    )
     assert status == 0
-    assert r["conversion"] == {"skipped": "the model knows one speaker (spk00) and every evaluated utterance is "
-                                          "theirs: no other voice to convert to"}
+    assert r["conversion"] == {
+        "skipped": "the model knows one speaker (spk00) and every evaluated utterance is "
+        "theirs: no other voice to convert to"
+    }
     assert "Skipped: the model knows one speaker (spk00)" in section_text(md, "Voice conversion")
     assert r["reconstruction"]["utterances"] == 1 and r["f0"]["seen"]["reconstructions"] == 1
 
@@ -128,9 +153,18 @@ def test_an_error_in_a_section_keeps_the_sections_before_it(tiny_trained, tmp_pa
         raise _Boom("the ABX broke")
 
     monkeypatch.setattr(sections, "abx_section", boom)
-    cfg = compose("evaluate", [f"model={tiny_trained / 'run' / 'model'}", f"data={tiny_trained / 'data'}",
-                               f"out={tmp_path}", *FAST, "max_utterances=4", "reconstruct_utterances=0"],
-                  package=INFERENCE)
+    cfg = compose(
+        "evaluate",
+        [
+            f"model={tiny_trained / 'run' / 'model'}",
+            f"data={tiny_trained / 'data'}",
+            f"out={tmp_path}",
+            *FAST,
+            "max_utterances=4",
+            "reconstruct_utterances=0",
+        ],
+        package=INFERENCE,
+    )
     with pytest.raises(_Boom):
         report.evaluate(cfg)
     r = json.loads((tmp_path / "report.json").read_text())
@@ -148,7 +182,10 @@ def test_data_with_no_readable_audio_is_one_line_naming_it(tiny_trained, tmp_pat
         u.path = str(tmp_path / f"{u.id}.wav")
         (tmp_path / f"{u.id}.wav").write_bytes(b"not audio")
     data = manifest(tmp_path, utts)
-    with pytest.raises(ConfigError, match=rf"^data={data}: none of the 2 chosen utterances could be read \(e\.g\. "
-                                          rf"{utts[0].path}: ") as err:
+    with pytest.raises(
+        ConfigError,
+        match=rf"^data={data}: none of the 2 chosen utterances could be read \(e\.g\. "
+        rf"{utts[0].path}: ",
+    ) as err:
         evaluate(tiny_trained / "run" / "model", data, tmp_path / "out", "max_utterances=2")
     assert "\n" not in str(err.value)

@@ -1,5 +1,6 @@
 """Speaker probes: on toy speech of speakers that differ in pitch and vocal tract, and on code
 histograms drawn with and without a speaker dependence."""
+
 import json
 
 import numpy as np
@@ -7,8 +8,13 @@ import pytest
 
 from audio_vq.audio import load
 from audio_vq.corpora.synthetic import generate
-from audio_vq.stages.evaluate.speaker import (FEATURE_DIM, SpeakerProbe, code_speaker_probe, speaker_features,
-                                       utterance_features)
+from audio_vq.stages.evaluate.speaker import (
+    FEATURE_DIM,
+    SpeakerProbe,
+    code_speaker_probe,
+    speaker_features,
+    utterance_features,
+)
 
 NUM_SPEAKERS = 4
 
@@ -16,8 +22,14 @@ NUM_SPEAKERS = 4
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[list[np.ndarray], list[str]]:
     """~35 s of toy speech: 4 speakers, 6-7 utterances of 1-1.6 s each (about a second to make)."""
-    root = generate(tmp_path_factory.mktemp("synthetic"), num_speakers=NUM_SPEAKERS, minutes=0.6,
-                    seed=0, min_seconds=1.0, max_seconds=1.6)
+    root = generate(
+        tmp_path_factory.mktemp("synthetic"),
+        num_speakers=NUM_SPEAKERS,
+        minutes=0.6,
+        seed=0,
+        min_seconds=1.0,
+        max_seconds=1.6,
+    )
     utterances = json.loads((root / "corpus.json").read_text())["utterances"]
     return [load(root / u["path"]) for u in utterances], [u["speaker"] for u in utterances]
 
@@ -60,8 +72,9 @@ def test_probe_refuses_what_it_cannot_answer(corpus):
     assert probe.predict([]) == []
 
 
-def histograms(speaker_dependent: bool, per_speaker: int = 12, speakers: int = 4, k: int = 32,
-               frames: int = 200, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+def histograms(
+    speaker_dependent: bool, per_speaker: int = 12, speakers: int = 4, k: int = 32, frames: int = 200, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
     """Normalised histograms of ``frames`` codes per utterance; with ``speaker_dependent`` each
     speaker draws from its own code distribution, else all from one."""
     rng = np.random.default_rng(seed)

@@ -1,5 +1,6 @@
 """The pretrained speaker encoder (resemblyzer): SECS separates speakers, weights load without
 unpickling code, and the report's voice section scores known cases right."""
+
 import pickle
 
 import numpy as np
@@ -18,8 +19,9 @@ SR = 16_000
 @pytest.fixture(scope="module")
 def voices(tmp_path_factory) -> dict[str, list[np.ndarray]]:
     """Three utterances of each of two toy speakers."""
-    root = generate(tmp_path_factory.mktemp("synthetic"), num_speakers=2, minutes=0.25, seed=5,
-                    min_seconds=1.5, max_seconds=2.0)
+    root = generate(
+        tmp_path_factory.mktemp("synthetic"), num_speakers=2, minutes=0.25, seed=5, min_seconds=1.5, max_seconds=2.0
+    )
     return {d.name: [load(p) for p in sorted(d.glob("*.wav"))[:3]] for d in sorted(root.iterdir()) if d.is_dir()}
 
 
@@ -41,6 +43,7 @@ def test_an_utterance_is_closer_to_its_own_speaker(voices, encoder):
 
 def test_the_embedding_does_not_depend_on_level_or_rate(voices, encoder):
     from audio_vq.audio import resample
+
     x = next(iter(voices.values()))[0]
     e = encoder.embed(x, SR)
     assert cosine(e, encoder.embed(0.3 * x, SR)) > 0.99  # resemblyzer normalises the volume
@@ -60,9 +63,9 @@ def test_voice_section_on_cases_with_known_answers(voices, encoder):
     (s1, a1), (s2, a2) = voices.items()
     real = {f"{s}_{i}": (s, a) for s, utts in voices.items() for i, a in enumerate(utts)}
     source = a1[0]
-    perfect = sections.Generated(f"{s1}_0", s1, s2, source, a2[1])   # "converted" to a real utterance of s2
+    perfect = sections.Generated(f"{s1}_0", s1, s2, source, a2[1])  # "converted" to a real utterance of s2
     unchanged = sections.Generated(f"{s1}_0", s1, s2, source, source)  # a conversion that kept the source
-    recon = sections.Generated(f"{s1}_0", s1, s1, source, source)      # a perfect reconstruction
+    recon = sections.Generated(f"{s1}_0", s1, s1, source, source)  # a perfect reconstruction
     refs = {s: utts for s, utts in voices.items()}
     v = sections.voice([recon, perfect], real, refs, [], SR, encoder)
     assert v["instruments"]["speaker_similarity"] == speaker_encoder.INSTRUMENT

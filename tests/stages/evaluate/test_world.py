@@ -1,4 +1,5 @@
 """WORLD/SPTK measures against known answers: identical signals, exact pitch shifts, silence."""
+
 import numpy as np
 import pytest
 
@@ -19,8 +20,18 @@ def harmonic(f0: float, seconds: float = 1.0, harmonics: int = 5) -> np.ndarray:
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory) -> np.ndarray:
     """About 2 s of toy speech (one utterance, one speaker)."""
-    return load(next(generate(tmp_path_factory.mktemp("synthetic"), num_speakers=1, minutes=0.03, seed=3,
-                              min_seconds=2.0, max_seconds=2.2).glob("*/*.wav")))
+    return load(
+        next(
+            generate(
+                tmp_path_factory.mktemp("synthetic"),
+                num_speakers=1,
+                minutes=0.03,
+                seed=3,
+                min_seconds=2.0,
+                max_seconds=2.2,
+            ).glob("*/*.wav")
+        )
+    )
 
 
 def test_identical_signals_agree_exactly(speech):

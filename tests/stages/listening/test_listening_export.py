@@ -1,6 +1,7 @@
 """export-listening-test on a tiny trained model: every kind's folder against its key, loudness,
 clipping, webMUSHRA's constraints, other systems, short and broken inputs, the HTML page in
 headless Chromium, config errors."""
+
 import csv
 import json
 import shutil
@@ -15,10 +16,11 @@ import yaml
 
 from audio_vq import audio
 from audio_vq.config import ConfigError, compose
-from audio_vq.stages.listening import export, results
-from audio_vq.stages.listening.webmushra import MUSHRA_MAX_STIMULI, _walk_pages as walk_pages, check_config, group_trials
-from audio_vq.stages.listening.key import read_key
 from audio_vq.manifest import Utterance, read_manifest, write_manifest
+from audio_vq.stages.listening import export, results
+from audio_vq.stages.listening.key import read_key
+from audio_vq.stages.listening.webmushra import MUSHRA_MAX_STIMULI, check_config, group_trials
+from audio_vq.stages.listening.webmushra import _walk_pages as walk_pages
 
 INFERENCE = "audio_vq.configs.inference"
 KINDS = ("mushra", "ab", "abx", "mos")
@@ -28,14 +30,31 @@ LU_TOLERANCE = 0.5
 TARGET_LUFS = -23.0
 CEILING_DB = -1.0
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def compose_export(trained, out, *overrides):
-    return compose("export_listening_test", [f"model={trained / 'run' / 'model'}", f"data={trained / 'data'}",
-                                             f"out={out}", f"max_seconds={EXCERPT}", "chunk_seconds=0.5",
-                                             *overrides], package=INFERENCE)
+    return compose(
+        "export_listening_test",
+        [
+            f"model={trained / 'run' / 'model'}",
+            f"data={trained / 'data'}",
+            f"out={out}",
+            f"max_seconds={EXCERPT}",
+            "chunk_seconds=0.5",
+            *overrides,
+        ],
+        package=INFERENCE,
+    )
 
 
 def baseline_folder(trained, folder):
@@ -57,8 +76,11 @@ def exports(tiny_trained, tmp_path_factory):
     outs = {}
     for kind in KINDS:
         outs[kind] = root / kind
-        export(compose_export(tiny_trained, outs[kind], f"kind={kind}", "num_utterances=2", "targets=1",
-                              f"+systems.baseline={base}"))
+        export(
+            compose_export(
+                tiny_trained, outs[kind], f"kind={kind}", "num_utterances=2", "targets=1", f"+systems.baseline={base}"
+            )
+        )
     return outs
 
 
@@ -134,30 +156,50 @@ def test_webmushra_yaml_parses_and_meets_the_constraints(exports, kind):
     assert check_config(config, out / "serve", prefix) == []
     assert config["pages"][-1]["type"] == "finish" and config["pages"][1][0] == "random"
     pages = config["pages"][1][1:]
-    page_type = {"mushra": "mushra", "ab": "likert_multi_stimulus", "abx": "paired_comparison",
-                 "mos": "likert_single_stimulus"}[kind]
+    page_type = {
+        "mushra": "mushra",
+        "ab": "likert_multi_stimulus",
+        "abx": "paired_comparison",
+        "mos": "likert_single_stimulus",
+    }[kind]
     assert {p["type"] for p in pages} == {page_type}
-    webmushra_types = {"generic", "volume", "mushra", "spatial", "paired_comparison", "bs1116",  # its startup.js
-                       "likert_single_stimulus", "likert_multi_stimulus", "finish"}
+    webmushra_types = {
+        "generic",
+        "volume",
+        "mushra",
+        "spatial",
+        "paired_comparison",
+        "bs1116",  # its startup.js
+        "likert_single_stimulus",
+        "likert_multi_stimulus",
+        "finish",
+    }
     assert {p["type"] for p in walk_pages(config["pages"])} <= webmushra_types
     if kind == "mos":  # a page per stimulus, all in one random group: an utterance's stimuli are not consecutive
         assert all(len(p["stimuli"]) == 1 for p in pages) and len(pages) == len(key_rows(out))
     finish = config["pages"][-1]
-    assert finish["questionnaire"] == [{"type": "text", "name": "listener", "label": finish["questionnaire"][0]["label"]}]
+    assert finish["questionnaire"] == [
+        {"type": "text", "name": "listener", "label": finish["questionnaire"][0]["label"]}
+    ]
     rows = key_rows(out)
     listed = set()
     for p in pages:
         for path in [p.get("reference"), *p["stimuli"].values()]:
             if path:
                 assert path.startswith(prefix + "/stimuli/")
-                listed.add(path[len(prefix) + 1:])
+                listed.add(path[len(prefix) + 1 :])
         assert all(k.startswith(p["id"] + "_") for k in p["stimuli"])  # keys are the anonymous names
         if kind == "mushra":
             assert p["strict"] is True and len(p["stimuli"]) + 1 <= MUSHRA_MAX_STIMULI
             assert not p["createAnchor35"] and not p["createAnchor70"]  # ours are stimuli
         if kind == "mos":
             assert [(c["value"], c["label"]) for c in p["response"]] == [
-                (1, "Bad"), (2, "Poor"), (3, "Fair"), (4, "Good"), (5, "Excellent")]
+                (1, "Bad"),
+                (2, "Poor"),
+                (3, "Fair"),
+                (4, "Good"),
+                (5, "Excellent"),
+            ]
     # every file but the hidden references (the tools add their own) is in the YAML
     assert listed == {r["file"] for r in rows if r["role"] != "hidden_reference"}
     if kind == "mos":
@@ -174,7 +216,7 @@ def test_webmushra_yaml_parses_and_meets_the_constraints(exports, kind):
 def test_beaqlejs_config_matches_the_key(exports):
     for kind in ("mushra", "ab", "abx"):
         text = (exports[kind] / "serve" / "beaqlejs_config.js").read_text()
-        config = json.loads(text[text.index("{"): text.rindex("}") + 1])
+        config = json.loads(text[text.index("{") : text.rindex("}") + 1])
         paths = {p for t in config["Testsets"] for p in t["Files"].values()}
         rows = key_rows(exports[kind])
         assert paths == {f"audio/{kind}/{r['file']}" for r in rows if r["role"] != "hidden_reference"}
@@ -210,14 +252,26 @@ def test_trials_and_their_stimuli_are_shuffled_with_the_seed(tiny_trained, tmp_p
     orders = {}
     for name, seed in (("first", 0), ("again", 0), ("other", 1)):
         # one utterance per speaker, taken in speaker order (round robin), converted to every other speaker
-        export(compose_export(tiny_trained, tmp_path / name, "kind=mushra", f"num_utterances={len(speakers)}",
-                              "targets=all", f"seed={seed}"))
+        export(
+            compose_export(
+                tiny_trained,
+                tmp_path / name,
+                "kind=mushra",
+                f"num_utterances={len(speakers)}",
+                "targets=all",
+                f"seed={seed}",
+            )
+        )
         orders[name] = blinded_order(tmp_path / name)
     assert orders["first"] == orders["again"]
 
     def built(speaker):  # a trial's rated stimuli as trials.py makes them
-        return [("anchor35", ""), ("anchor70", ""), ("reconstruction", speaker),
-                *(("conversion", t) for t in speakers if t != speaker)]
+        return [
+            ("anchor35", ""),
+            ("anchor70", ""),
+            ("reconstruction", speaker),
+            *(("conversion", t) for t in speakers if t != speaker),
+        ]
 
     for name in ("first", "other"):
         assert sorted(s for s, _ in orders[name]) == speakers  # every trial, every stimulus, once
@@ -234,8 +288,10 @@ def test_ab_pairs_are_presented_either_way_round(exports):
     # first (as A), so a listener preferring A would favour the reference and the model's outputs
     built = ["reference", "reconstruction", "conversion", "baseline"]  # the order trials.py builds
     system = {r["stimulus"]: r["system"] for r in key_rows(exports["ab"])}
-    pairs = [(system[Path(s["Files"]["A"]).stem], system[Path(s["Files"]["B"]).stem])
-             for s in beaqle_config(exports["ab"])["Testsets"]]
+    pairs = [
+        (system[Path(s["Files"]["A"]).stem], system[Path(s["Files"]["B"]).stem])
+        for s in beaqle_config(exports["ab"])["Testsets"]
+    ]
     assert len(pairs) == 12
     ahead = [built.index(a) < built.index(b) for a, b in pairs]
     assert any(ahead) and not all(ahead)
@@ -249,8 +305,9 @@ def test_rerun_resumes_and_gives_the_same_test(exports, tiny_trained):
     generated = sorted((out / "private" / "generated").rglob("*.wav"))
     stamps = [p.stat().st_mtime_ns for p in generated]
     base = out.parent / "baseline"
-    export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=2", "targets=1",
-                          f"+systems.baseline={base}"))
+    export(
+        compose_export(tiny_trained, out, "kind=mushra", "num_utterances=2", "targets=1", f"+systems.baseline={base}")
+    )
     assert (out / "private" / "key.csv").read_text() == before
     assert [p.stat().st_mtime_ns for p in generated] == stamps  # generated audio reused, not redone
 
@@ -274,17 +331,28 @@ window.addEventListener('load', function () { poll(100); });
 </script>"""
     copy = page.with_name("probe_index.html")
     copy.write_text(page.read_text().replace("</body>", probe + "</body>"))
-    r = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}",
-                        "--virtual-time-budget=20000", "--dump-dom", copy.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            str(CHROMIUM),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            copy.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     dom = r.stdout
     assert '<pre id="probe">' in dom, r.stderr[-2000:]
     text = dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0]
     return [(s, int(state), int(err)) for s, state, err in (line.rsplit(" ", 2) for line in text.splitlines())]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium): "
-                                                  "apt-get install chromium")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium"
+)
 def test_html_page_loads_every_audio_element_in_chromium(exports, tmp_path):
     folder = tmp_path / "mushra"
     shutil.copytree(exports["mushra"], folder, ignore=shutil.ignore_patterns("generated"))
@@ -321,8 +389,11 @@ def test_short_empty_and_missing_inputs_are_handled(tiny_trained, tmp_path):
     sf.write(base / "tiny.wav", np.zeros((0,), np.float32), 16000)  # an empty file
     # (no baseline file for "short")
     out = tmp_path / "out"
-    export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=4", f"data={data}",
-                          f"systems={{baseline:{base}}}"))
+    export(
+        compose_export(
+            tiny_trained, out, "kind=mushra", "num_utterances=4", f"data={data}", f"systems={{baseline:{base}}}"
+        )
+    )
     rows = key_rows(out)
     assert {r["utterance"] for r in rows} == {"long", "short"}
     assert {r["system"] for r in rows if r["utterance"] == "long"} >= {"baseline", "reconstruction"}
@@ -346,8 +417,14 @@ def test_short_empty_and_missing_inputs_are_handled(tiny_trained, tmp_path):
         else:  # shorter than a gating block: measured tiled to one (audio.loudness), normalised the same
             assert r["utterance"] == "short"
             assert abs(audio.loudness(x, 16000) - (TARGET_LUFS + gain)) <= LU_TOLERANCE, r
-    assert check_config(yaml.safe_load((out / "serve" / "webmushra.yaml").read_text()), out / "serve",
-                        f"configs/resources/audio/{out.name}") == []
+    assert (
+        check_config(
+            yaml.safe_load((out / "serve" / "webmushra.yaml").read_text()),
+            out / "serve",
+            f"configs/resources/audio/{out.name}",
+        )
+        == []
+    )
 
 
 def test_held_out_speakers_get_conversions_to_known_voices_and_no_reconstruction(tiny_trained, tmp_path):
@@ -357,8 +434,9 @@ def test_held_out_speakers_get_conversions_to_known_voices_and_no_reconstruction
         u.speaker, u.split = f"held_out_{u.speaker}", "test"  # every speaker unknown to the model
     write_manifest(tmp_path / "data" / "manifest.jsonl", utts, relative=False)
     out = tmp_path / "out"
-    export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=2", "targets=2",
-                          f"data={tmp_path / 'data'}"))
+    export(
+        compose_export(tiny_trained, out, "kind=mushra", "num_utterances=2", "targets=2", f"data={tmp_path / 'data'}")
+    )
     rows = key_rows(out)
     conditions = [r for r in rows if r["role"] == "condition"]
     assert len({r["utterance"] for r in rows}) == 2 and len(conditions) == 4
@@ -413,8 +491,11 @@ def scripted_answers(kind, config, key):
         lines += [f"x,ann,{p['id']}, {SCRIPTED[system[s]] // 20} ,{s},100" for p in pages for s in p["stimuli"]]
     elif kind == "abx":
         lines = ["session_test_id,name,trial_id,choice_reference,choice_non_reference,choice_answer,choice_time"]
-        lines += [f"x,ann,{p['id']},reference,{s},{'correct' if system[s] == 'conversion' else 'incorrect'},100"
-                  for p in pages for s in p["stimuli"]]
+        lines += [
+            f"x,ann,{p['id']},reference,{s},{'correct' if system[s] == 'conversion' else 'incorrect'},100"
+            for p in pages
+            for s in p["stimuli"]
+        ]
     else:  # ab: lms.csv, each pair's two stimuli rated on one page; the higher scripted score is rated higher
         lines = ["session_test_id,listener,trial_id,stimuli_rating,stimuli,rating_time"]
         lines += [f"x,ann,{p['id']}, {AB_RATING[system[s]]} ,{s},100" for p in pages for s in p["stimuli"]]
@@ -427,8 +508,13 @@ def test_results_of_an_exported_test_come_back_per_system(exports, kind, tmp_pat
     config = yaml.safe_load((out / "serve" / "webmushra.yaml").read_text())
     csv_path = tmp_path / f"{kind}.csv"
     csv_path.write_text(scripted_answers(kind, config, key_rows(out)))
-    results(compose("listening_results", [f"results={csv_path}", f"key={out / 'private' / 'key.csv'}", f"out={tmp_path / 'r'}"],
-                    package=INFERENCE))
+    results(
+        compose(
+            "listening_results",
+            [f"results={csv_path}", f"key={out / 'private' / 'key.csv'}", f"out={tmp_path / 'r'}"],
+            package=INFERENCE,
+        )
+    )
     report = json.loads((tmp_path / "r" / "results.json").read_text())
     got = {s["system"]: s["estimate"] for s in report["systems"]}
     assert report["kind"] == kind
@@ -445,14 +531,24 @@ def test_results_of_an_exported_test_come_back_per_system(exports, kind, tmp_pat
 # ------------------------------------------------------------------------------------------
 # The real apps: webMUSHRA's parser, a folder safe to serve, results in each app's format
 
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_webmushra_reads_the_yaml_as_pyyaml_does(exports, kind, yamljs, tiny_trained, tmp_path):
     text = (exports[kind] / "serve" / "webmushra.yaml").read_text(encoding="utf-8")
     assert yamljs(text) == yaml.safe_load(text)
     if kind == "mushra":  # other options: strict off, a name with non-ASCII and characters the POST must not carry
         out = tmp_path / "opts"
-        export(compose_export(tiny_trained, out, "kind=mushra", "num_utterances=1", "targets=1", "strict=false",
-                              "test_name='Prüfung & Test+1'"))
+        export(
+            compose_export(
+                tiny_trained,
+                out,
+                "kind=mushra",
+                "num_utterances=1",
+                "targets=1",
+                "strict=false",
+                "test_name='Prüfung & Test+1'",
+            )
+        )
         text = (out / "serve" / "webmushra.yaml").read_text(encoding="utf-8")
         parsed = yamljs(text)
         assert parsed == yaml.safe_load(text) and parsed["testname"] == "Prüfung - Test-1"
@@ -463,11 +559,20 @@ def test_webmushra_reads_the_yaml_as_pyyaml_does(exports, kind, yamljs, tiny_tra
 def test_nothing_listeners_can_fetch_names_a_system_speaker_or_utterance(exports, kind):
     out = exports[kind]
     rows = key_rows(out)
-    secret = ({r["system"] for r in rows} - {"reference"}) | {r["speaker"] for r in rows} | \
-        {r["utterance"] for r in rows} | {r["target_speaker"] for r in rows if r["target_speaker"]} | {"hidden_reference"}
+    secret = (
+        ({r["system"] for r in rows} - {"reference"})
+        | {r["speaker"] for r in rows}
+        | {r["utterance"] for r in rows}
+        | {r["target_speaker"] for r in rows if r["target_speaker"]}
+        | {"hidden_reference"}
+    )
     assert {"reconstruction", "conversion", "baseline"} <= secret
     served = [p for p in (out / "serve").rglob("*") if p.is_file()]
-    assert {p.relative_to(out / "serve").parts[0] for p in served} <= {"stimuli", "webmushra.yaml", "beaqlejs_config.js"}
+    assert {p.relative_to(out / "serve").parts[0] for p in served} <= {
+        "stimuli",
+        "webmushra.yaml",
+        "beaqlejs_config.js",
+    }
     for p in served:
         name = p.relative_to(out / "serve").as_posix()
         assert not any(s in name for s in secret), name
@@ -481,7 +586,7 @@ def test_nothing_listeners_can_fetch_names_a_system_speaker_or_utterance(exports
 
 def beaqle_config(out):
     text = (out / "serve" / "beaqlejs_config.js").read_text()
-    return json.loads(text[text.index("{"): text.rindex("}") + 1])
+    return json.loads(text[text.index("{") : text.rindex("}") + 1])
 
 
 def beaqle_download(kind, out, user, swap_every=2):
@@ -500,8 +605,14 @@ def beaqle_download(kind, out, user, swap_every=2):
             order = {"A": "B", "B": "A"} if swapped else {"A": "A", "B": "B"}
             better = max(s["Files"], key=lambda k: SCRIPTED[system[Path(s["Files"][k]).stem]])  # its file key
             letter = next(letter for letter, key in order.items() if key == better)  # where it was on screen
-            results_.append({"TestID": s["TestID"], "PresentationOrder": f"A={order['A']}, B={order['B']}",
-                             "Runtime": 100, "Preference": letter})
+            results_.append(
+                {
+                    "TestID": s["TestID"],
+                    "PresentationOrder": f"A={order['A']}, B={order['B']}",
+                    "Runtime": 100,
+                    "Preference": letter,
+                }
+            )
     return results_ + [{"UserName": user, "UserEmail": "", "UserComment": "Your comment..."}]
 
 
@@ -512,8 +623,9 @@ def test_beaqlejs_results_come_back_per_system_with_two_listeners_kept_apart(exp
     folder.mkdir()
     for user in ("ann", "bob"):
         (folder / f"20261202-101500_{user}.txt").write_text(json.dumps(beaqle_download(kind, out, user)))
-    results(compose("listening_results", [f"results={folder}", f"key={out}", f"out={tmp_path / 'r'}"],
-                    package=INFERENCE))
+    results(
+        compose("listening_results", [f"results={folder}", f"key={out}", f"out={tmp_path / 'r'}"], package=INFERENCE)
+    )
     report = json.loads((tmp_path / "r" / "results.json").read_text())
     got = {s["system"]: s["estimate"] for s in report["systems"]}
     assert report["kind"] == kind and report["source"] == "beaqlejs" and report["listeners"]["total"] == 2
@@ -531,15 +643,26 @@ def test_webmushra_csv_listeners_are_told_apart_or_the_report_says_it_cannot(exp
     one = scripted_answers("abx", config, key_rows(out)).splitlines()
     two = one + [line.replace(",ann,", ",bob,") for line in one[1:]]
     (tmp_path / "paired_comparison.csv").write_text("\n".join(two).replace("name", "listener", 1) + "\n")
-    results(compose("listening_results", [f"results={tmp_path / 'paired_comparison.csv'}", f"key={out}",
-                                          f"out={tmp_path / 'r'}"], package=INFERENCE))
+    results(
+        compose(
+            "listening_results",
+            [f"results={tmp_path / 'paired_comparison.csv'}", f"key={out}", f"out={tmp_path / 'r'}"],
+            package=INFERENCE,
+        )
+    )
     report = json.loads((tmp_path / "r" / "results.json").read_text())
     assert report["listeners"]["total"] == 2 and report["listeners"]["identified_by"] == "column listener"
-    anonymous = ["trial_id,choice_reference,choice_non_reference,choice_answer"] + \
-        [",".join(line.split(",")[2:6]) for line in two[1:]]
+    anonymous = ["trial_id,choice_reference,choice_non_reference,choice_answer"] + [
+        ",".join(line.split(",")[2:6]) for line in two[1:]
+    ]
     (tmp_path / "anon.csv").write_text("\n".join(anonymous) + "\n")
-    results(compose("listening_results", [f"results={tmp_path / 'anon.csv'}", f"key={out}", f"out={tmp_path / 'r2'}"],
-                    package=INFERENCE))
+    results(
+        compose(
+            "listening_results",
+            [f"results={tmp_path / 'anon.csv'}", f"key={out}", f"out={tmp_path / 'r2'}"],
+            package=INFERENCE,
+        )
+    )
     report = json.loads((tmp_path / "r2" / "results.json").read_text())
     assert report["listeners"]["total"] == 1 and report["listeners"]["identified_by"].startswith("none")
     assert "told apart by none" in (tmp_path / "r2" / "results.md").read_text()

@@ -1,6 +1,7 @@
 """The kinds table is the only list of listening-test kinds: every module that names, builds or
 reads a kind takes it from kinds.KINDS, so a kind added there (or a module's own copy that lost
 one) shows here."""
+
 import dataclasses
 
 import pytest
@@ -51,9 +52,11 @@ def test_every_kind_is_analysed():
 def test_every_kind_is_a_webmushra_page_the_export_builds_and_the_results_read(kind):
     assert kind.page_type in webmushra.WEBMUSHRA_PAGE_TYPES
     assert kind.page_type in webmushra.PAGE_FIELDS and kind.page_type in answers.PAGE_COLUMNS
-    rows = [KeyRow("stimuli/t1_r.wav", "t1", "t1_r", REFERENCE, "reference", "u", "s"),
-            KeyRow("stimuli/t1_a.wav", "t1", "t1_a", CONDITION, "reconstruction", "u", "s", "s"),
-            KeyRow("stimuli/t1_b.wav", "t1", "t1_b", CONDITION, "conversion", "u", "s", "t")]
+    rows = [
+        KeyRow("stimuli/t1_r.wav", "t1", "t1_r", REFERENCE, "reference", "u", "s"),
+        KeyRow("stimuli/t1_a.wav", "t1", "t1_a", CONDITION, "reconstruction", "u", "s", "s"),
+        KeyRow("stimuli/t1_b.wav", "t1", "t1_b", CONDITION, "conversion", "u", "s", "t"),
+    ]
     config = webmushra.build_config(kind, webmushra.group_trials(rows), "p", "name", "id", True)
     pages = list(webmushra._walk_pages(config["pages"]))[1:-1]
     assert pages and all(p["type"] == kind.page_type and p["name"] == kind.title for p in pages)

@@ -1,4 +1,5 @@
 """listening-results on hand-written webMUSHRA result files: known means, post-screening, errors."""
+
 import json
 import math
 import re
@@ -13,8 +14,14 @@ INFERENCE = "audio_vq.configs.inference"
 T_975_DF3 = 3.1824463052837078  # Student's t quantile for a 95% interval with 4 values
 
 # Two MUSHRA trials: reference, hidden reference, both anchors, the model and a baseline.
-ROLES = [("ref", "reference", "reference"), ("hid", "hidden_reference", "reference"), ("a35", "anchor35", "anchor35"),
-         ("a70", "anchor70", "anchor70"), ("rec", "condition", "reconstruction"), ("base", "condition", "baseline")]
+ROLES = [
+    ("ref", "reference", "reference"),
+    ("hid", "hidden_reference", "reference"),
+    ("a35", "anchor35", "anchor35"),
+    ("a70", "anchor70", "anchor70"),
+    ("rec", "condition", "reconstruction"),
+    ("base", "condition", "baseline"),
+]
 
 
 def mushra_key(folder):
@@ -22,8 +29,18 @@ def mushra_key(folder):
     for t in ("t1", "t2"):
         for tag, role, system in ROLES:
             stem = f"{t}_{tag}"
-            rows.append(KeyRow(f"stimuli/{stem}.wav", t, "reference" if role == "hidden_reference" else stem, role,
-                               system, f"utt_{t}", "spk00", "spk00" if system == "reconstruction" else ""))
+            rows.append(
+                KeyRow(
+                    f"stimuli/{stem}.wav",
+                    t,
+                    "reference" if role == "hidden_reference" else stem,
+                    role,
+                    system,
+                    f"utt_{t}",
+                    "spk00",
+                    "spk00" if system == "reconstruction" else "",
+                )
+            )
     write_key(folder, rows)
     return folder / "key.csv"
 
@@ -51,8 +68,9 @@ def mushra_csv(path, scores=SCORES, stimulus_override=None):
 
 def run(tmp_path, csv_path, key, *overrides):
     out = tmp_path / "analysis"
-    results(compose("listening_results", [f"results={csv_path}", f"key={key}", f"out={out}", *overrides],
-                    package=INFERENCE))
+    results(
+        compose("listening_results", [f"results={csv_path}", f"key={key}", f"out={out}", *overrides], package=INFERENCE)
+    )
     return json.loads((out / "results.json").read_text()), out
 
 
@@ -77,8 +95,13 @@ def test_mushra_screening_excludes_failing_listeners_and_means_are_known(tmp_pat
     half = T_975_DF3 * math.sqrt(500 / 3) / 2  # sd of 60, 70, 80, 50 is sqrt(500/3)
     assert s["reconstruction"]["ci_low"] == pytest.approx(65 - half)
     assert s["reconstruction"]["ci_high"] == pytest.approx(65 + half)
-    assert [x["system"] for x in report["systems"]] == ["reference", "reconstruction", "baseline", "anchor70",
-                                                        "anchor35"]
+    assert [x["system"] for x in report["systems"]] == [
+        "reference",
+        "reconstruction",
+        "baseline",
+        "anchor70",
+        "anchor35",
+    ]
     for name in ("results.csv", "results.md", "ratings.csv", "results.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -92,13 +115,20 @@ def test_screening_can_be_switched_off(tmp_path):
 
 
 def test_mos_means_from_a_webmushra_lss_file(tmp_path):
-    write_key(tmp_path, [KeyRow("stimuli/t1_a.wav", "t1", "t1_a", "condition", "reference", "u1", "s"),
-                         KeyRow("stimuli/t1_b.wav", "t1", "t1_b", "condition", "reconstruction", "u1", "s", "s"),
-                         KeyRow("stimuli/t2_c.wav", "t2", "t2_c", "condition", "reconstruction", "u2", "s", "s")])
+    write_key(
+        tmp_path,
+        [
+            KeyRow("stimuli/t1_a.wav", "t1", "t1_a", "condition", "reference", "u1", "s"),
+            KeyRow("stimuli/t1_b.wav", "t1", "t1_b", "condition", "reconstruction", "u1", "s", "s"),
+            KeyRow("stimuli/t2_c.wav", "t2", "t2_c", "condition", "reconstruction", "u2", "s", "s"),
+        ],
+    )
     csv_path = tmp_path / "lss.csv"  # webMUSHRA pads the rating with spaces
-    csv_path.write_text("session_test_id,name,trial_id,stimuli_rating,stimuli,rating_time\n"
-                        "x,ann,t1, 5 ,t1_a,10\nx,ann,t1, 3 ,t1_b,10\nx,ann,t2, 2 ,t2_c,10\n"
-                        "x,bob,t1, 4 ,t1_a,10\nx,bob,t1, 4 ,t1_b,10\nx,bob,t2, 1 ,t2_c,10\n")
+    csv_path.write_text(
+        "session_test_id,name,trial_id,stimuli_rating,stimuli,rating_time\n"
+        "x,ann,t1, 5 ,t1_a,10\nx,ann,t1, 3 ,t1_b,10\nx,ann,t2, 2 ,t2_c,10\n"
+        "x,bob,t1, 4 ,t1_a,10\nx,bob,t1, 4 ,t1_b,10\nx,bob,t2, 1 ,t2_c,10\n"
+    )
     report, _ = run(tmp_path, csv_path, tmp_path / "key.csv")
     s = by_system(report)
     assert report["kind"] == "mos" and report["listeners"]["total"] == 2
@@ -111,13 +141,19 @@ def test_mos_means_from_a_webmushra_lss_file(tmp_path):
 
 
 def test_abx_proportion_correct_with_exact_binomial_interval(tmp_path):
-    write_key(tmp_path, [KeyRow("stimuli/t1_r.wav", "t1", "t1_r", "reference", "reference", "u1", "s"),
-                         KeyRow("stimuli/t1_m.wav", "t1", "t1_m", "condition", "reconstruction", "u1", "s", "s")])
+    write_key(
+        tmp_path,
+        [
+            KeyRow("stimuli/t1_r.wav", "t1", "t1_r", "reference", "reference", "u1", "s"),
+            KeyRow("stimuli/t1_m.wav", "t1", "t1_m", "condition", "reconstruction", "u1", "s", "s"),
+        ],
+    )
     answers = ["correct"] * 4 + ["incorrect", "undecided"]
     csv_path = tmp_path / "paired_comparison.csv"
-    csv_path.write_text("session_test_id,name,trial_id,choice_reference,choice_non_reference,choice_answer,"
-                        "choice_time,choice_comment\n"
-                        + "".join(f"x,l{i},t1,reference,t1_m,{a},100,\n" for i, a in enumerate(answers)))
+    csv_path.write_text(
+        "session_test_id,name,trial_id,choice_reference,choice_non_reference,choice_answer,"
+        "choice_time,choice_comment\n" + "".join(f"x,l{i},t1,reference,t1_m,{a},100,\n" for i, a in enumerate(answers))
+    )
     report, _ = run(tmp_path, csv_path, tmp_path / "key.csv")
     s = by_system(report)["reconstruction"]
     assert report["kind"] == "abx" and s["n"] == 5 and s["correct"] == 4 and s["no_choice"] == 1
@@ -135,8 +171,9 @@ def test_ab_preferences_per_pair(tmp_path):
             rows.append(KeyRow(f"stimuli/{t}_{tag}.wav", t, f"{t}_{tag}", "condition", system, "u1", "s"))
     write_key(tmp_path, rows)
     csv_path = tmp_path / "ab.csv"
-    csv_path.write_text("listener,trial_id,choice_answer\n"
-                        "a,t1,t1_rec\na,t2,t2_rec\nb,t1,t1_base\nb,t2,t2_rec\nc,t1,undecided\n")
+    csv_path.write_text(
+        "listener,trial_id,choice_answer\na,t1,t1_rec\na,t2,t2_rec\nb,t1,t1_base\nb,t2,t2_rec\nc,t1,undecided\n"
+    )
     report, out = run(tmp_path, csv_path, tmp_path / "key.csv", "kind=ab", "listener=listener")
     (pair,) = report["pairs"]
     assert (pair["system_a"], pair["system_b"]) == ("reconstruction", "baseline")

@@ -1,4 +1,5 @@
 """Stimulus processing: the BS.1534-3 anchors' cutoffs, fitting to a length, loudness, headroom."""
+
 import numpy as np
 import pytest
 
@@ -14,12 +15,13 @@ def tone(hz, seconds=1.0, amplitude=0.1):
 
 
 def rms_db(x):
-    x = x[len(x) // 4: -len(x) // 4]  # away from the ends
+    x = x[len(x) // 4 : -len(x) // 4]  # away from the ends
     return 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
 
 
-@pytest.mark.parametrize("cutoff, passed, stopped", [(signals.ANCHOR35_HZ, 1000, 5000),
-                                                     (signals.ANCHOR70_HZ, 3000, 7800)])
+@pytest.mark.parametrize(
+    "cutoff, passed, stopped", [(signals.ANCHOR35_HZ, 1000, 5000), (signals.ANCHOR70_HZ, 3000, 7800)]
+)
 def test_anchors_pass_below_and_stop_above_their_cutoff(cutoff, passed, stopped):
     for hz, lo, hi in ((passed, -0.1, 0.1), (stopped, -200, -40)):
         x = tone(hz)

@@ -1,4 +1,5 @@
 """The webMUSHRA checker on small hand-made configs: it passes good ones and names each problem."""
+
 import numpy as np
 import soundfile as sf
 
@@ -12,13 +13,23 @@ def wav(folder, name, seconds=0.1, rate=16000, channels=1):
 
 
 def config(page):
-    return {"testname": "t", "testId": "t", "bufferSize": 2048, "stopOnErrors": True, "remoteService": "s",
-            "pages": [["random", page], {"type": "finish", "name": "bye"}]}
+    return {
+        "testname": "t",
+        "testId": "t",
+        "bufferSize": 2048,
+        "stopOnErrors": True,
+        "remoteService": "s",
+        "pages": [["random", page], {"type": "finish", "name": "bye"}],
+    }
 
 
 def mushra(folder, n, **kw):
-    return {"type": "mushra", "id": "t1", "reference": f"p/{wav(folder, 'ref.wav', **kw)}",
-            "stimuli": {f"c{i}": f"p/{wav(folder, f'c{i}.wav', **kw)}" for i in range(n)}}
+    return {
+        "type": "mushra",
+        "id": "t1",
+        "reference": f"p/{wav(folder, 'ref.wav', **kw)}",
+        "stimuli": {f"c{i}": f"p/{wav(folder, f'c{i}.wav', **kw)}" for i in range(n)},
+    }
 
 
 def test_a_good_mushra_page_passes(tmp_path):
@@ -45,12 +56,27 @@ def test_each_of_webmushras_checks_can_fail(tmp_path):
     assert any("bufferSize" in p for p in check_config(bad, tmp_path, "p"))
 
 
-TRICKY = {"testname": "Tëst \"quoted\" # not a comment: colon", "testId": "007", "bufferSize": 2048,
-          "flags": [True, False, None], "ratio": 1e-05, "neg": -23.0, "yes": "no", "1": "one", "empty": [], "none": {},
-          "pages": [{"type": "generic", "content": "line1\nline2\ttab"},
-                    ["random", {"type": "mushra", "id": "t01", "stimuli": {"t01_5f2a1": "a/b.wav", "0x1F": "c.wav"}},
-                     [{"type": "likert_single_stimulus", "response": [{"value": 1, "label": "Bad"}]}]],
-                    {"type": "finish", "questionnaire": [{"type": "text", "name": "listener", "label": "Id:"}]}]}
+TRICKY = {
+    "testname": 'Tëst "quoted" # not a comment: colon',
+    "testId": "007",
+    "bufferSize": 2048,
+    "flags": [True, False, None],
+    "ratio": 1e-05,
+    "neg": -23.0,
+    "yes": "no",
+    "1": "one",
+    "empty": [],
+    "none": {},
+    "pages": [
+        {"type": "generic", "content": "line1\nline2\ttab"},
+        [
+            "random",
+            {"type": "mushra", "id": "t01", "stimuli": {"t01_5f2a1": "a/b.wav", "0x1F": "c.wav"}},
+            [{"type": "likert_single_stimulus", "response": [{"value": 1, "label": "Bad"}]}],
+        ],
+        {"type": "finish", "questionnaire": [{"type": "text", "name": "listener", "label": "Id:"}]},
+    ],
+}
 
 
 def test_dump_yaml_reads_the_same_in_webmushras_parser_and_pyyaml(yamljs):
