@@ -17,9 +17,12 @@ where the command exits with a status. Each returns what it wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
+
+from omegaconf import MISSING
 
 from .commands import COMMANDS, compose_command, execute
 from .config import flatten
@@ -39,12 +42,17 @@ def load(model_dir: str | os.PathLike, device: str = "cpu", **options) -> "Codec
     return Codec.from_pretrained(model_dir, device, sampling=sampling, **options)
 
 
-def run(command: str, run_dir: str | os.PathLike | None = None, **options) -> tuple[Any, Path | None]:
+def run(
+    command: str, typed: Any = None, /, run_dir: str | os.PathLike | None = None, **options
+) -> tuple[Any, Path | None]:
     """Run ``command`` (a name of `audio-vq --help`, e.g. ``"units-convert"``) with its keys as
-    keyword arguments; (its composed config, its run folder or None). ``run_dir``: the run
-    folder of train and train-prior (``hydra.run.dir``)."""
+    keyword arguments, or as a typed options object (``ExtractOptions(...)`` of options.py:
+    the fields it sets; keyword arguments win); (its composed config, its run folder or
+    None). ``run_dir``: the run folder of train and train-prior (``hydra.run.dir``)."""
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r} (commands: {', '.join(COMMANDS)})")
+    if typed is not None:
+        options = {**_set_fields(typed), **options}
     if run_dir is not None:
         options = {**options, "hydra.run.dir": run_dir}
     cfg, folder = compose_command(command, overrides(options))
@@ -52,6 +60,13 @@ def run(command: str, run_dir: str | os.PathLike | None = None, **options) -> tu
     if status:
         raise RuntimeError(f"{command} ended with status {status}")
     return cfg, None if folder is None else Path(folder)
+
+
+def _set_fields(typed: Any) -> dict[str, Any]:
+    """The fields a typed options object sets (the others stay the preset's)."""
+    if not dataclasses.is_dataclass(typed) or isinstance(typed, type):
+        raise TypeError(f"expected a typed options object (e.g. audio_vq.options.ExtractOptions), got {typed!r}")
+    return {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed) if getattr(typed, f.name) != MISSING}
 
 
 def overrides(options: Mapping[str, Any]) -> list[str]:
@@ -76,76 +91,76 @@ def _value(v: Any) -> str:
 # -- one function per command ------------------------------------------------------------------
 
 
-def prepare(**options) -> Path:
+def prepare(typed: Any = None, /, **options) -> Path:
     """`audio-vq prepare`: a dataset -> ``out``/manifest.jsonl + speakers.json; returns ``out``."""
-    cfg, _ = run("prepare", **options)
+    cfg, _ = run("prepare", typed, **options)
     return Path(cfg.out).expanduser()
 
 
 def train(run_dir: str | os.PathLike | None = None, **options) -> Path:
     """`audio-vq train`: returns the trained model directory (``<run_dir>/model``)."""
-    _, folder = run("train", run_dir, **options)
+    _, folder = run("train", run_dir=run_dir, **options)
     return folder / "model"
 
 
 def train_prior(run_dir: str | os.PathLike | None = None, **options) -> Path:
     """`audio-vq train-prior`: returns the prior's directory (``<run_dir>/prior``)."""
-    _, folder = run("train-prior", run_dir, **options)
+    _, folder = run("train-prior", run_dir=run_dir, **options)
     return folder / "prior"
 
 
-def extract(**options) -> Path:
+def extract(typed: Any = None, /, **options) -> Path:
     """`audio-vq extract`: returns the unit file (``output``)."""
-    cfg, _ = run("extract", **options)
+    cfg, _ = run("extract", typed, **options)
     return Path(cfg.output).expanduser()
 
 
-def units_convert(**options) -> Path:
+def units_convert(typed: Any = None, /, **options) -> Path:
     """`audio-vq units-convert`: returns the converted unit file (``output``)."""
-    cfg, _ = run("units-convert", **options)
+    cfg, _ = run("units-convert", typed, **options)
     return Path(cfg.output).expanduser()
 
 
-def _out(command: str, **options) -> Path:
-    cfg, _ = run(command, **options)
+def _out(command: str, typed: Any = None, /, **options) -> Path:
+    cfg, _ = run(command, typed, **options)
     return Path(cfg.out).expanduser()
 
 
-def reconstruct(**options) -> Path:
+def reconstruct(typed: Any = None, /, **options) -> Path:
     """`audio-vq reconstruct`: returns the output folder (``out``). In memory: :meth:`Codec.reconstruct`."""
-    return _out("reconstruct", **options)
+    return _out("reconstruct", typed, **options)
 
 
-def convert(**options) -> Path:
+def convert(typed: Any = None, /, **options) -> Path:
     """`audio-vq convert`: returns the output folder (``out``). In memory: :meth:`Codec.convert`."""
-    return _out("convert", **options)
+    return _out("convert", typed, **options)
 
 
-def synthesize(**options) -> Path:
+def synthesize(typed: Any = None, /, **options) -> Path:
     """`audio-vq synthesize`: returns the output folder (``out``). In memory: :meth:`Codec.synthesize`."""
-    return _out("synthesize", **options)
+    return _out("synthesize", typed, **options)
 
 
-def sample(**options) -> Path:
+def sample(typed: Any = None, /, **options) -> Path:
     """`audio-vq sample`: returns the output folder (``out``)."""
-    return _out("sample", **options)
+    return _out("sample", typed, **options)
 
 
-def evaluate(**options) -> Path:
+def evaluate(typed: Any = None, /, **options) -> Path:
     """`audio-vq evaluate`: returns the report folder (``out``: report.json, report.md, plots)."""
-    return _out("evaluate", **options)
+    return _out("evaluate", typed, **options)
 
 
-def evaluate_prior(**options) -> Path:
+def evaluate_prior(typed: Any = None, /, **options) -> Path:
     """`audio-vq evaluate-prior`: returns the report folder (``out``)."""
-    return _out("evaluate-prior", **options)
+    return _out("evaluate-prior", typed, **options)
 
 
-def export_listening_test(**options) -> Path:
+def export_listening_test(typed: Any = None, /, **options) -> Path:
     """`audio-vq export-listening-test`: returns the test's folder (``out``)."""
-    return _out("export-listening-test", **options)
+    return _out("export-listening-test", typed, **options)
 
 
-def listening_results(**options) -> Path:
+def listening_results(typed: Any = None, /, **options) -> Path:
     """`audio-vq listening-results`: returns the results folder (``out``)."""
-    return _out("listening-results", **options)
+    return _out("listening-results", typed, **options)

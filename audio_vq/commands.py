@@ -154,7 +154,8 @@ def _default_manifest(synthetic_dir: str | None, ctx) -> str:
 
 def compose_command(name: str, overrides: Sequence[str] = ()) -> tuple:
     """(the command's composed config, its run folder or None) for ``key=value`` overrides;
-    ConfigError for an unknown key or a value of the wrong type."""
+    ConfigError for an unknown key, a value of the wrong type or, for a command with typed
+    options (options.py), a value out of its range."""
     from .config import compose, compose_run
 
     command = COMMANDS[name]

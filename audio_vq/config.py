@@ -23,8 +23,9 @@ class ConfigError(ValueError):
 def compose(config_name: str, overrides: Sequence[str] = (), package: str = CONFIG_PACKAGE) -> DictConfig:
     """The config ``<package>/<config_name>.yaml`` with ``overrides`` applied.
 
-    Raises ConfigError for unknown keys, malformed overrides and missing required keys."""
-    return _check_missing(_compose(config_name, overrides, with_hydra=False, package=package))
+    Raises ConfigError for unknown keys, malformed overrides, missing required keys and, for a
+    command with typed options (options.py), values out of range."""
+    return _checked(_compose(config_name, overrides, with_hydra=False, package=package))
 
 
 def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictConfig, str]:
@@ -38,7 +39,7 @@ def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictCo
     folder = str(folder)
     with open_dict(cfg):
         del cfg["hydra"]
-    return _check_missing(cfg), folder
+    return _checked(cfg), folder
 
 
 def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, package: str) -> DictConfig:
@@ -47,15 +48,23 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from . import options
+
+    options.register()  # the typed options the presets extend
+
     for o in overrides:
         if "=" not in o or not o.partition("=")[0].strip():
             raise ConfigError(f"'{o}': expected key=value")
     overrides = [_comma_list(o) for o in overrides]
     values = [o for o in overrides if not _is_group(_key(o), package)]
+    schema = options.SCHEMAS.get(config_name)
+    if schema is not None:  # typed: each value is checked against its field before composing, once
+        options.check_overrides(schema, values)
     try:
         with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
-            if values:  # the defaults the values replace: the same config with only the group choices
+            # untyped: the defaults the values replace, for _check_type (the same config, group choices only)
+            if values and schema is None:
                 base = hydra_compose(
                     config_name=config_name,
                     overrides=[o for o in overrides if o not in values],
@@ -63,7 +72,7 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
                 )
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_hydra_message(e, package)) from None
-    for o in values:
+    for o in values if schema is None else ():
         _check_type(
             _key(o), OmegaConf.select(base, _key(o), default=None), OmegaConf.select(cfg, _key(o), default=None)
         )
@@ -94,6 +103,14 @@ def _comma_list(override: str) -> str:
     if "," in value and value[:1] not in "[{'\"" and "(" not in value:
         return f"{key}=[{value}]"
     return override
+
+
+def _checked(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with every required key given and, if typed, every value in range."""
+    from .options import validate
+
+    validate(_check_missing(cfg))
+    return cfg
 
 
 def _check_missing(cfg: DictConfig) -> DictConfig:

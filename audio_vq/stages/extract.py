@@ -31,16 +31,16 @@ from tqdm import tqdm
 
 from .. import audio, contours, pitch
 from ..atomic import atomic_path, atomic_write_text
-from ..config import ConfigError, is_int, is_number, require
+from ..config import ConfigError
 from ..distributed import setup
 from ..manifest import SKIPPED_NAME, write_skipped
+from ..options import validate
 from ..outputs import check_not_inputs, exclusive, remove_temporaries
 from ..processes import die_with_parent
 from ..rendering import Source, read_sources
 from ..units.extraction import UnitExtractor
 from ..units.formats import (
     DICT_NAME,
-    FORMATS,
     Record,
     UnitFormatError,
     UnitsMeta,
@@ -144,10 +144,7 @@ def extract(cfg: DictConfig) -> int:
 
 
 def _output(cfg: DictConfig) -> Path:
-    """``output=`` as a path, refused when empty or of the wrong kind for the format."""
-    require(
-        cfg, "output", lambda v: isinstance(v, str) and v.strip() != "", "an output file (or folder for zerospeech)"
-    )
+    """``output=`` as a path, refused when of the wrong kind for the format (the options refuse an empty one)."""
     output = Path(cfg.output).expanduser()
     fmt = writer_class(cfg.format)
     if fmt.writes_folder:
@@ -173,10 +170,8 @@ def _written(output: Path, fmt: str) -> list[Path]:
 
 
 def _check(cfg: DictConfig) -> None:
-    require(cfg, "format", lambda v: v in FORMATS, " | ".join(FORMATS))
-    require(
-        cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (the format's default) | true | false"
-    )
+    """The keys' own checks (ExtractOptions), then the rules between them."""
+    validate(cfg)
     fixed = writer_class(cfg.format).deduplicated  # None: the format holds either form
     if cfg.deduplicate is None:
         cfg.deduplicate = bool(fixed)
@@ -185,19 +180,6 @@ def _check(cfg: DictConfig) -> None:
             f"deduplicate={str(cfg.deduplicate).lower()}: format={cfg.format} is always "
             f"{'deduplicated' if fixed else 'frame-level'}"
         )
-    require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "block_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "shard", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "num_shards", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "merge", lambda v: isinstance(v, bool), "true or false")
-    require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
-    require(cfg, "split", lambda v: v is None or v in ("train", "valid", "test"), "null | train | valid | test")
-    require(cfg, "levels", lambda v: v is None or (is_int(v) and v >= 1), "null (all) or an integer >= 1")
-    require(
-        cfg, "pitch_bins", lambda v: v is None or (is_int(v) and v >= 1), "null (no pitch stream) or an integer >= 1"
-    )
     if cfg.pitch_bins is not None and writer_class(cfg.format).needs_codebook:
         raise ConfigError(
             f"pitch_bins={cfg.pitch_bins}: format={cfg.format} writes codebook vectors, and the pitch "
@@ -404,9 +386,7 @@ def _merge(
 
 def units_convert(cfg: DictConfig) -> int:
     """`audio-vq units-convert`: read a unit file in any format, write it in another."""
-    require(cfg, "format", lambda v: v in FORMATS, " | ".join(FORMATS))
-    require(cfg, "input_format", lambda v: v is None or v in FORMATS, "null (detect) | " + " | ".join(FORMATS))
-    require(cfg, "deduplicate", lambda v: v is None or isinstance(v, bool), "null (as the input) | true | false")
+    validate(cfg)
     source = Path(cfg.input).expanduser()
     try:
         fmt_in = cfg.input_format or detect_format(source)

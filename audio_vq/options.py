@@ -1,0 +1,204 @@
+"""Typed options: a dataclass per command (and per component) whose fields are the command's keys,
+registered with Hydra's ConfigStore as the schema its YAML preset extends.
+
+    # configs/inference/extract.yaml
+    defaults:
+      - extract_schema        # ExtractOptions: each key's type and its check
+      - _self_
+    batch_size: 16            # the preset: the value and the comment `--help` prints
+
+The schema gives every key its type (Hydra refuses a key the schema lacks, and converts or
+refuses a value of the wrong type at composition) and its check: a field made with :func:`opt`
+carries a :class:`Check`, the one place its range is written, which :func:`validate` applies to
+the composed config (compose_command does, before the command runs) with the one-line error
+``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
+their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
+
+Migrated so far: extract and units-convert. The other commands still check their keys with
+config.require inside the stage (DESIGN.md, "Typed options").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from .config import ConfigError, is_int, is_number
+
+SCHEMA_SUFFIX = "_schema"  # a command's schema is stored as <config name>_schema
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a key accepts: ``ok(value)``, and how an error says it (``expected <expected>``)."""
+
+    ok: Callable[[Any], bool]
+    expected: str
+
+    def or_null(self, meaning: str = "") -> "Check":
+        """This check, or null (``meaning`` says what null does, e.g. ``all``)."""
+        null = f"null ({meaning})" if meaning else "null"
+        return Check(lambda v: v is None or self.ok(v), f"{null} or {self.expected}")
+
+
+def at_least(n: int) -> Check:
+    return Check(lambda v: is_int(v) and v >= n, f"an integer >= {n}")
+
+
+def positive(what: str = "a number") -> Check:
+    return Check(lambda v: is_number(v) and v > 0, f"{what} > 0")
+
+
+def one_of(choices: Callable[[], tuple] | tuple, null: str | None = None) -> Check:
+    """One of ``choices`` (a tuple, or a function giving it when checked, for registries that
+    load lazily); with ``null``, also null, described as ``null (<null>)`` (``null`` for "")."""
+
+    def names() -> tuple:
+        return choices() if callable(choices) else choices
+
+    def ok(v) -> bool:
+        return (null is not None and v is None) or v in names()
+
+    nulls = "" if null is None else "null | " if null == "" else f"null ({null}) | "
+    return Check(ok, _LazyText(lambda: nulls + " | ".join(names())))
+
+
+def a_flag(null: str | None = None) -> Check:
+    """true or false; with ``null``, also null (``null (<null>) | true | false``)."""
+    if null is None:
+        return Check(lambda v: isinstance(v, bool), "true or false")
+    return Check(lambda v: v is None or isinstance(v, bool), f"null ({null}) | true | false")
+
+
+def text(expected: str) -> Check:
+    """A non-empty string (a path, a name)."""
+    return Check(lambda v: isinstance(v, str) and v.strip() != "", expected)
+
+
+class _LazyText:
+    """A text made when it is shown (a registry's names, complete by then)."""
+
+    def __init__(self, make: Callable[[], str]):
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
+
+
+def opt(check: Check | None = None, default: Any = MISSING) -> Any:
+    """A field whose value the YAML preset gives, checked by ``check``."""
+    return field(default=default, metadata={"check": check})
+
+
+def check_overrides(schema: type, overrides: list[str]) -> None:
+    """Each ``key=value`` override of a typed command, checked against its field before Hydra
+    composes (Hydra would turn ``yes`` into true and ``abc`` into an error without the key's
+    check); keys the schema lacks are left to Hydra's unknown-key error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for text_ in overrides:
+        override = parser.parse_override(text_)
+        check = _check_of(schema, override.key_or_group)
+        if check is None or override.is_delete():
+            continue
+        value = override.value()
+        if not _passes(check, value):
+            raise ConfigError(f"{override.key_or_group}={value!r}: expected {check.expected}")
+
+
+def _check_of(schema: type, key: str) -> Check | None:
+    """The check of dotted ``key`` in ``schema`` (nested dataclasses followed); None if it has none."""
+    head, _, rest = key.partition(".")
+    f = {f.name: f for f in dataclasses.fields(schema)}.get(head)
+    if f is None:
+        return None
+    if rest:
+        return _check_of(f.type, rest) if dataclasses.is_dataclass(f.type) else None
+    return f.metadata.get("check")
+
+
+def _passes(check: Check, value: Any) -> bool:
+    try:
+        return bool(check.ok(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def validate(cfg: DictConfig | Any, prefix: str = "") -> None:
+    """Apply every field's check to the composed config of a schema (nested schemas too);
+    ConfigError ``key=value: expected ...`` for the first that fails."""
+    schema = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else type(cfg)
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return
+    for f in dataclasses.fields(schema):
+        value = cfg[f.name]
+        if isinstance(value, DictConfig):
+            validate(value, f"{prefix}{f.name}.")
+            continue
+        check = f.metadata.get("check")
+        if check is not None and not _passes(check, value):
+            raise ConfigError(f"{prefix}{f.name}={value!r}: expected {check.expected}")
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def _unit_formats() -> tuple:
+    from .units.formats import FORMATS  # numpy and torch: loaded when a format is checked
+
+    return FORMATS
+
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class ExtractOptions:
+    """`audio-vq extract` (configs/inference/extract.yaml says what each key does)."""
+
+    model: str = opt(text("a model directory"))
+    input: str = opt(text("an input (manifest, folder, file, file list or .tsv)"))
+    output: str = opt(text("an output file (or folder for zerospeech)"))
+    format: str = opt(one_of(_unit_formats))
+    deduplicate: Optional[bool] = opt(a_flag(null="the format's default"))
+    split: Optional[str] = opt(one_of(SPLITS, null=""))
+    batch_size: int = opt(at_least(1))
+    num_workers: int = opt(at_least(0))
+    block_size: int = opt(at_least(1))
+    chunk_seconds: float = opt(positive("seconds"))
+    shard: int = opt(at_least(0))
+    num_shards: int = opt(at_least(1))
+    merge: bool = opt(a_flag())
+    threads: Optional[int] = opt(at_least(1).or_null())
+    device: str = opt()
+    levels: Optional[int] = opt(at_least(1).or_null("all"))
+    pitch_bins: Optional[int] = opt(at_least(1).or_null("no pitch stream"))
+
+
+@dataclass
+class UnitsConvertOptions:
+    """`audio-vq units-convert` (configs/inference/units_convert.yaml)."""
+
+    input: str = opt(text("a unit file or folder"))
+    output: str = opt(text("an output file (or folder for zerospeech)"))
+    format: str = opt(one_of(_unit_formats))
+    input_format: Optional[str] = opt(one_of(_unit_formats, null="detect"))
+    deduplicate: Optional[bool] = opt(a_flag(null="as the input"))
+    model: Optional[str] = opt()
+
+
+#: config name -> its schema (stored as <name>_schema)
+SCHEMAS: dict[str, type] = {"extract": ExtractOptions, "units_convert": UnitsConvertOptions}
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent; done before any composition)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(name=name + SCHEMA_SUFFIX, node=schema)

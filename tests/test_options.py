@@ -1,0 +1,65 @@
+"""Typed options: the presets extend their schemas, and each key is checked in one place
+(its field), whether it comes from the command line, a preset or Python."""
+
+import dataclasses
+
+import pytest
+from omegaconf import OmegaConf
+
+import audio_vq
+from audio_vq import options
+from audio_vq.config import ConfigError, compose
+from audio_vq.options import SCHEMAS, ExtractOptions
+
+INFERENCE = "audio_vq.configs.inference"
+REQUIRED = {
+    "extract": ["model=/m", "input=/i", "output=/o"],
+    "units_convert": ["input=/i", "output=/o", "format=jsonl"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_each_preset_extends_its_schema_with_exactly_its_keys(name):
+    """Catches a preset that forgot its schema (untyped again) or holds a key the schema lacks
+    (Hydra refuses it) or misses one (MISSING: composition fails)."""
+    cfg = compose(name, REQUIRED[name], package=INFERENCE)
+    assert OmegaConf.get_type(cfg) is SCHEMAS[name]
+    assert set(cfg) == {f.name for f in dataclasses.fields(SCHEMAS[name])}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("merge=yes", "merge='yes': expected true or false"),  # Hydra's schema alone would take yes as true
+        ("batch_size=abc", "batch_size='abc': expected an integer >= 1"),
+        ("batch_size=1.5", "batch_size=1.5: expected an integer >= 1"),
+        ("num_workers=-1", "num_workers=-1: expected an integer >= 0"),
+        ("chunk_seconds=inf", "chunk_seconds=inf: expected seconds > 0"),
+        ("format=wav", "format='wav': expected gslm | textless | jsonl | npz | zerospeech"),
+        ("split=dev", "split='dev': expected null | train | valid | test"),
+        ("levels=0", "levels=0: expected null (all) or an integer >= 1"),
+        ("output=", "output='': expected an output file (or folder for zerospeech)"),
+        ("colour=red", "colour"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as e:
+        compose("extract", [*REQUIRED["extract"], override], package=INFERENCE)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_check_holds_for_values_set_after_composing_and_for_typed_objects(tmp_path):
+    """The stage validates what it is given, so a config changed in Python is checked too; and a
+    typed options object reaches the command as its keys."""
+    cfg = compose("extract", REQUIRED["extract"], package=INFERENCE)
+    cfg.batch_size = 0  # the right type, out of range
+    with pytest.raises(ConfigError, match="batch_size=0: expected an integer >= 1"):
+        options.validate(cfg)
+    with pytest.raises(ConfigError, match="block_size=0: expected an integer >= 1"):
+        audio_vq.extract(ExtractOptions(model=str(tmp_path), input=str(tmp_path), block_size=0), output="u.txt")
+
+
+def test_a_registry_extends_a_check():
+    """format's choices are the unit-format registry's, read when checked (a new format is one class)."""
+    check = options._check_of(ExtractOptions, "format")
+    assert str(check.expected) == " | ".join(audio_vq.units.FORMATS) and check.ok("npz") and not check.ok("wav")
