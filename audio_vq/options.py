@@ -14,13 +14,15 @@ the composed config (compose_command does, before the command runs) with the one
 ``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
 their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
 
-Migrated so far: extract and units-convert. The other commands still check their keys with
-config.require inside the stage (DESIGN.md, "Typed options").
+Migrated so far: extract, units-convert, reconstruct, convert and synthesize. The other
+commands still check their keys with config.require inside the stage (DESIGN.md, "Typed
+options"); those that extend decode.yaml check its keys against DecodeOptions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -102,23 +104,35 @@ def check_overrides(schema: type, overrides: list[str]) -> None:
     parser = OverridesParser.create()
     for text_ in overrides:
         override = parser.parse_override(text_)
-        check = _check_of(schema, override.key_or_group)
+        found = _field_of(schema, override.key_or_group)
+        check = None if found is None else found.metadata.get("check")
         if check is None or override.is_delete():
             continue
         value = override.value()
+        if _is_text(found) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # as the schema stores it: speaker=103 is the name "103"
         if not _passes(check, value):
             raise ConfigError(f"{override.key_or_group}={value!r}: expected {check.expected}")
 
 
-def _check_of(schema: type, key: str) -> Check | None:
-    """The check of dotted ``key`` in ``schema`` (nested dataclasses followed); None if it has none."""
+def _field_of(schema: type, key: str) -> dataclasses.Field | None:
+    """The field of dotted ``key`` in ``schema`` (nested dataclasses followed); None if none."""
     head, _, rest = key.partition(".")
     f = {f.name: f for f in dataclasses.fields(schema)}.get(head)
-    if f is None:
-        return None
-    if rest:
-        return _check_of(f.type, rest) if dataclasses.is_dataclass(f.type) else None
-    return f.metadata.get("check")
+    if f is None or not rest:
+        return f
+    kind = typing.get_type_hints(schema).get(head)
+    return _field_of(kind, rest) if dataclasses.is_dataclass(kind) else None
+
+
+def _check_of(schema: type, key: str) -> Check | None:
+    """The check of dotted ``key`` in ``schema``; None if it has none."""
+    f = _field_of(schema, key)
+    return None if f is None else f.metadata.get("check")
+
+
+def _is_text(f: dataclasses.Field) -> bool:
+    return f.type in ("str", "Optional[str]", str)
 
 
 def _passes(check: Check, value: Any) -> bool:
@@ -128,16 +142,19 @@ def _passes(check: Check, value: Any) -> bool:
         return False
 
 
-def validate(cfg: DictConfig | Any, prefix: str = "") -> None:
-    """Apply every field's check to the composed config of a schema (nested schemas too);
-    ConfigError ``key=value: expected ...`` for the first that fails."""
-    schema = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else type(cfg)
+def validate(cfg: DictConfig | Any, schema: type | None = None, prefix: str = "") -> None:
+    """Apply every field's check of ``schema`` (default: the config's own, a typed command's;
+    nested schemas too) to ``cfg``; ConfigError ``key=value: expected ...`` for the first that
+    fails. An untyped config is checked against a schema it holds the keys of by naming it."""
+    if schema is None:
+        schema = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else type(cfg)
     if schema is None or not dataclasses.is_dataclass(schema):
         return
+    hints = typing.get_type_hints(schema)
     for f in dataclasses.fields(schema):
         value = cfg[f.name]
-        if isinstance(value, DictConfig):
-            validate(value, f"{prefix}{f.name}.")
+        if dataclasses.is_dataclass(hints.get(f.name)):
+            validate(value, hints[f.name], f"{prefix}{f.name}.")
             continue
         check = f.metadata.get("check")
         if check is not None and not _passes(check, value):
@@ -191,8 +208,57 @@ class UnitsConvertOptions:
     model: Optional[str] = opt()
 
 
+@dataclass
+class DecodeOptions:
+    """The keys every decoding command shares (configs/inference/decode.yaml)."""
+
+    model: str = opt()  # a model directory (rendering checks that it exists)
+    out: str = opt(text("an output folder"))
+    batch_size: int = opt(at_least(1))
+    seed: int = opt(at_least(0))
+    temperature: float = opt(positive())
+    voiced_temperature: Optional[float] = opt(positive().or_null("= temperature"))
+    argmax: bool = opt(a_flag())
+    chunk_seconds: float = opt(positive("seconds"))
+    backend: str = opt(one_of(("auto", "numba", "torch")))
+    threads: Optional[int] = opt(at_least(1).or_null())
+    device: str = opt()
+    levels: Optional[int] = opt(at_least(1).or_null("all"))
+    overwrite: bool = opt(a_flag())
+
+
+@dataclass
+class ReconstructOptions(DecodeOptions):
+    """`audio-vq reconstruct` (configs/inference/reconstruct.yaml)."""
+
+    input: str = opt(text("an input (manifest, folder or file)"))
+    speaker: Optional[str] = opt()
+
+
+@dataclass
+class ConvertOptions(DecodeOptions):
+    """`audio-vq convert` (configs/inference/convert.yaml)."""
+
+    input: str = opt(text("an input (manifest, folder or file)"))
+    target_speaker: Any = opt()  # a name, a list (a,b,c) or all: the stage reads it
+
+
+@dataclass
+class SynthesizeOptions(DecodeOptions):
+    """`audio-vq synthesize` (configs/inference/synthesize.yaml)."""
+
+    units: str = opt(text("a unit file"))
+    speaker: str = opt(text("a speaker name"))
+
+
 #: config name -> its schema (stored as <name>_schema)
-SCHEMAS: dict[str, type] = {"extract": ExtractOptions, "units_convert": UnitsConvertOptions}
+SCHEMAS: dict[str, type] = {
+    "extract": ExtractOptions,
+    "units_convert": UnitsConvertOptions,
+    "reconstruct": ReconstructOptions,
+    "convert": ConvertOptions,
+    "synthesize": SynthesizeOptions,
+}
 
 
 def register() -> None:

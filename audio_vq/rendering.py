@@ -8,6 +8,7 @@ files, one audio file, or a file list.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import soundfile as sf
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from . import audio
@@ -25,9 +26,10 @@ from .atomic import atomic_path, atomic_write_text
 from .audio import AUDIO_EXTENSIONS
 from .checkpoint import load_model, model_checksum
 from .codec import Codec, Sampling
-from .config import ConfigError, is_int, is_number, require, resolve_device
+from .config import ConfigError, resolve_device
 from .corpora.common import find_files
 from .manifest import MANIFEST_NAME, read_fairseq_tsv, read_manifest, resolve
+from .options import DecodeOptions, validate
 from .outputs import check_not_inputs, exclusive, inside, name_problem, remove_temporaries
 
 PCM_SUBTYPE = "PCM_16"
@@ -272,21 +274,9 @@ def _why_stale(stale: list[str], record: dict, wanted: dict) -> str:
 
 
 def check_decode_options(cfg: DictConfig) -> None:
-    require(cfg, "batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "temperature", lambda v: is_number(v) and v > 0, "a number > 0")
-    require(
-        cfg,
-        "voiced_temperature",
-        lambda v: v is None or (is_number(v) and v > 0),
-        "null (= temperature) or a number > 0",
-    )
-    require(cfg, "argmax", lambda v: isinstance(v, bool), "true or false")
-    require(cfg, "chunk_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "backend", lambda v: v in ("auto", "numba", "torch"), "auto | numba | torch")
-    require(cfg, "threads", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
-    require(cfg, "overwrite", lambda v: isinstance(v, bool), "true or false")
-    require(cfg, "levels", lambda v: v is None or (is_int(v) and v >= 1), "null (all) or an integer >= 1")
-    require(cfg, "out", lambda v: isinstance(v, str) and v.strip() != "", "an output folder")
+    """The decoding keys' checks (DecodeOptions; a typed command's whole schema), and a model
+    directory that exists."""
+    typed = dataclasses.is_dataclass(OmegaConf.get_type(cfg))
+    validate(cfg, None if typed else DecodeOptions)
     if not Path(cfg.model).expanduser().is_dir():
         raise ConfigError(f"model={cfg.model}: no such model directory")

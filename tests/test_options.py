@@ -10,11 +10,15 @@ import audio_vq
 from audio_vq import options
 from audio_vq.config import ConfigError, compose
 from audio_vq.options import SCHEMAS, ExtractOptions
+from audio_vq.rendering import check_decode_options
 
 INFERENCE = "audio_vq.configs.inference"
 REQUIRED = {
     "extract": ["model=/m", "input=/i", "output=/o"],
     "units_convert": ["input=/i", "output=/o", "format=jsonl"],
+    "reconstruct": ["model=/m", "input=/i", "out=/o"],
+    "convert": ["model=/m", "input=/i", "out=/o", "target_speaker=a,b"],
+    "synthesize": ["model=/m", "units=/u", "out=/o", "speaker=spk01"],
 }
 
 
@@ -57,6 +61,20 @@ def test_the_check_holds_for_values_set_after_composing_and_for_typed_objects(tm
         options.validate(cfg)
     with pytest.raises(ConfigError, match="block_size=0: expected an integer >= 1"):
         audio_vq.extract(ExtractOptions(model=str(tmp_path), input=str(tmp_path), block_size=0), output="u.txt")
+
+
+def test_a_numeric_name_stays_a_name_and_shared_keys_are_checked_for_every_decoder():
+    """speaker=103 (LibriSpeech's speakers are numbers) is the name "103" for a typed command; the
+    decode.yaml keys are checked by one schema whether the command is typed (at composition) or
+    not yet (sample: when its Renderer is made)."""
+    cfg = compose("synthesize", [*REQUIRED["synthesize"][:-1], "speaker=103"], package=INFERENCE)
+    assert cfg.speaker == "103"
+    expected = r"voiced_temperature=0: expected null \(= temperature\) or a number > 0"
+    with pytest.raises(ConfigError, match=expected):
+        compose("synthesize", [*REQUIRED["synthesize"], "voiced_temperature=0"], package=INFERENCE)
+    cfg = compose("sample", ["prior=/p", "model=/m", "out=/o", "speaker=s", "voiced_temperature=0"], package=INFERENCE)
+    with pytest.raises(ConfigError, match=expected):
+        check_decode_options(cfg)
 
 
 def test_a_registry_extends_a_check():

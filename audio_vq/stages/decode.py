@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import audio
 from ..atomic import atomic_write_text
 from ..codec import Job
-from ..config import ConfigError, require
+from ..config import ConfigError
 from ..manifest import SKIPPED_NAME, write_skipped
 from ..rendering import Renderer, Source, read_sources
 from ..units.formats import UnitFormatError, read_units
@@ -103,7 +103,6 @@ def convert(cfg: DictConfig) -> int:
 def synthesize(cfg: DictConfig) -> int:
     """`audio-vq synthesize`: units to audio with one speaker."""
     dec = Renderer(cfg)
-    require(cfg, "speaker", lambda v: isinstance(v, str) and v != "", "a speaker name")
     speaker = dec.speaker_index(cfg.speaker, "speaker")
     k = dec.model.quantizer.codebook_size
     units_path = Path(cfg.units).expanduser()
