@@ -14,9 +14,9 @@ the composed config (compose_command does, before the command runs) with the one
 ``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
 their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
 
-Migrated so far: extract, units-convert, reconstruct, convert and synthesize. The other
-commands still check their keys with config.require inside the stage (DESIGN.md, "Typed
-options"); those that extend decode.yaml check its keys against DecodeOptions.
+Migrated so far: extract, units-convert, reconstruct, convert, synthesize, sample and evaluate.
+The other commands still check their keys with config.require inside the stage (DESIGN.md,
+"Typed options"); export-listening-test checks its decode.yaml keys against DecodeOptions.
 """
 
 from __future__ import annotations
@@ -251,6 +251,53 @@ class SynthesizeOptions(DecodeOptions):
     speaker: str = opt(text("a speaker name"))
 
 
+def _sample_formats() -> tuple:
+    """The unit formats sample writes: those without codebook vectors (it has no model codebook at hand)."""
+    from .units.formats import WRITERS
+
+    return tuple(name for name, writer in WRITERS.items() if not writer.needs_codebook)
+
+
+@dataclass
+class SampleOptions(DecodeOptions):
+    """`audio-vq sample` (configs/inference/sample.yaml; temperature is the prior's there)."""
+
+    prior: str = opt(text("a prior directory"))  # the stage checks that each prior exists
+    bottom_prior: Optional[str] = opt()
+    pitch_prior: Optional[str] = opt()
+    num_samples: int = opt(at_least(1))
+    seconds: float = opt(positive("seconds"))
+    speaker: str = opt(text("a speaker name"))
+    prompt: Optional[str] = opt()
+    prompt_seconds: float = opt(positive("seconds"))
+    max_prompts: Optional[int] = opt(at_least(1).or_null())
+    top_k: Optional[int] = opt(at_least(1).or_null())
+    top_p: Optional[float] = opt(Check(lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]").or_null())
+    decoder_temperature: float = opt(positive())
+    format: str = opt(one_of(_sample_formats))
+
+
+def _labels(v) -> bool:
+    return (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(isinstance(x, str) for x in v)
+
+
+@dataclass
+class EvaluateOptions(DecodeOptions):
+    """`audio-vq evaluate` (configs/inference/evaluate.yaml)."""
+
+    data: str = opt(text("a manifest.jsonl or its folder"))
+    alignments: Optional[str] = opt()
+    silence: Any = opt(Check(_labels, "a list of labels (strings), e.g. [sil, sp]"))
+    split: Any = opt()  # a name or a list: the stage reads and checks it
+    max_utterances: int = opt(at_least(2))
+    mfcc_kmeans: bool = opt(a_flag())
+    voice_metrics: bool = opt(a_flag())
+    abx_max_triples: int = opt(at_least(1))
+    reconstruct_utterances: int = opt(at_least(0))
+    excerpt_seconds: float = opt(positive("seconds"))
+    metrics_csv: Optional[str] = opt()
+
+
 #: config name -> its schema (stored as <name>_schema)
 SCHEMAS: dict[str, type] = {
     "extract": ExtractOptions,
@@ -258,6 +305,8 @@ SCHEMAS: dict[str, type] = {
     "reconstruct": ReconstructOptions,
     "convert": ConvertOptions,
     "synthesize": SynthesizeOptions,
+    "sample": SampleOptions,
+    "evaluate": EvaluateOptions,
 }
 
 

@@ -19,6 +19,8 @@ REQUIRED = {
     "reconstruct": ["model=/m", "input=/i", "out=/o"],
     "convert": ["model=/m", "input=/i", "out=/o", "target_speaker=a,b"],
     "synthesize": ["model=/m", "units=/u", "out=/o", "speaker=spk01"],
+    "sample": ["prior=/p", "model=/m", "out=/o", "speaker=spk01"],
+    "evaluate": ["model=/m", "data=/d", "out=/o"],
 }
 
 
@@ -66,13 +68,14 @@ def test_the_check_holds_for_values_set_after_composing_and_for_typed_objects(tm
 def test_a_numeric_name_stays_a_name_and_shared_keys_are_checked_for_every_decoder():
     """speaker=103 (LibriSpeech's speakers are numbers) is the name "103" for a typed command; the
     decode.yaml keys are checked by one schema whether the command is typed (at composition) or
-    not yet (sample: when its Renderer is made)."""
+    not yet (export-listening-test: when its Renderer is made)."""
     cfg = compose("synthesize", [*REQUIRED["synthesize"][:-1], "speaker=103"], package=INFERENCE)
     assert cfg.speaker == "103"
     expected = r"voiced_temperature=0: expected null \(= temperature\) or a number > 0"
     with pytest.raises(ConfigError, match=expected):
         compose("synthesize", [*REQUIRED["synthesize"], "voiced_temperature=0"], package=INFERENCE)
-    cfg = compose("sample", ["prior=/p", "model=/m", "out=/o", "speaker=s", "voiced_temperature=0"], package=INFERENCE)
+    untyped = ["model=/m", "data=/d", "out=/o", "kind=mos", "voiced_temperature=0"]
+    cfg = compose("export_listening_test", untyped, package=INFERENCE)
     with pytest.raises(ConfigError, match=expected):
         check_decode_options(cfg)
 

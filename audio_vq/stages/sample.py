@@ -40,8 +40,9 @@ from omegaconf import DictConfig, open_dict
 from .. import contours
 from ..atomic import atomic_write_text
 from ..checkpoint import load_prior, model_checksum
-from ..config import ConfigError, is_int, is_number, require
+from ..config import ConfigError
 from ..models.prior import UnitPrior
+from ..options import validate
 from ..rendering import Renderer, read_sources
 from ..units.extraction import deduplicate, expand
 from ..units.formats import (
@@ -58,7 +59,6 @@ from ..units.formats import (
 log = logging.getLogger(__name__)
 
 SAMPLES_NAME = "samples.csv"
-UNIT_FORMATS = tuple(name for name, fmt in WRITERS.items() if not fmt.needs_codebook)  # no codebook here
 UNIT_FILE_SUFFIXES = (".txt", ".jsonl", ".npz", ".units")
 PITCH_STREAM_KEY = 1  # the pitch prior's uniforms: (seed, name, 1), beside the content's (seed, name)
 
@@ -216,23 +216,12 @@ def _start_token(cfg: DictConfig, key: str, prior_speakers: dict[str, int]) -> i
 
 
 def _check(cfg: DictConfig) -> None:
-    require(cfg, "prior", lambda v: isinstance(v, str) and Path(v).expanduser().is_dir(), "a prior directory")
-    for key in ("bottom_prior", "pitch_prior"):
-        require(
-            cfg,
-            key,
-            lambda v: v is None or (isinstance(v, str) and Path(v).expanduser().is_dir()),
-            "null or a prior directory",
-        )
-    require(cfg, "num_samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "prompt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "speaker", lambda v: isinstance(v, str) and v != "", "a speaker name")
-    require(cfg, "top_k", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
-    require(cfg, "top_p", lambda v: v is None or (is_number(v) and 0 < v <= 1), "null or a number in (0, 1]")
-    require(cfg, "decoder_temperature", lambda v: is_number(v) and v > 0, "a number > 0")
-    require(cfg, "max_prompts", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
-    require(cfg, "format", lambda v: v in UNIT_FORMATS, " | ".join(UNIT_FORMATS))
+    """The keys' own checks (SampleOptions), then that each prior directory exists."""
+    validate(cfg)
+    for key in ("prior", "bottom_prior", "pitch_prior"):
+        folder = cfg[key]
+        if (folder is not None or key == "prior") and not Path(folder).expanduser().is_dir():
+            raise ConfigError(f"{key}={folder!r}: expected {'a' if key == 'prior' else 'null or a'} prior directory")
 
 
 def _check_match(

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ... import audio, contours, pitch
 from ...atomic import atomic_write_text
-from ...config import ConfigError, is_int, is_number, require, resolve_device
+from ...config import ConfigError, resolve_device
 from ...generate import Generator
 from ...manifest import ManifestError, Utterance, read_manifest, spread_over_speakers, write_skipped
 from ...rendering import check_decode_options
@@ -137,20 +137,8 @@ def _write(out: Path, report: dict) -> None:
 
 
 def _check(cfg: DictConfig) -> None:
+    """The keys' own checks (EvaluateOptions, through the decoding keys' check), then the splits."""
     check_decode_options(cfg)
-    require(cfg, "data", lambda v: isinstance(v, str) and v != "", "a manifest.jsonl or its folder")
-    require(cfg, "max_utterances", lambda v: is_int(v) and v >= 2, "an integer >= 2")
-    require(cfg, "reconstruct_utterances", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "excerpt_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "abx_max_triples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(
-        cfg,
-        "silence",
-        lambda v: (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(isinstance(x, str) for x in v),
-        "a list of labels (strings), e.g. [sil, sp]",
-    )
-    require(cfg, "mfcc_kmeans", lambda v: isinstance(v, bool), "true or false")
-    require(cfg, "voice_metrics", lambda v: isinstance(v, bool), "true or false")
     for s in _splits(cfg.split):
         if s not in ("train", "valid", "test"):
             raise ConfigError(f"split={cfg.split}: splits are train, valid, test (or a comma list of them)")
