@@ -128,9 +128,10 @@ DEFAULT_CACHE = "~/.cache/audio_vq"
 
 def train(cfg, run_folder: str) -> int:
     """`audio-vq train`: the synthetic corpus is prepared first when no manifest is given."""
+    from .distributed import setup
     from .stages import train as stage
 
-    ctx = stage.setup(cfg.device)
+    ctx = setup(cfg.device)
     if cfg.data.manifest is None:
         cfg.data.manifest = _default_manifest(cfg.data.synthetic_dir, ctx)
     return stage.main(cfg, run_folder, ctx)
