@@ -262,8 +262,9 @@ class UnitWriter:
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
-        """Whether a unit file without meta.json has this format's shape (detection)."""
-        return False
+        """Whether a unit file without meta.json has this format's shape (detection): a file
+        named with its suffix, by default."""
+        return bool(cls.suffix) and not path.is_dir() and path.suffix == cls.suffix
 
     @classmethod
     def read(cls, path: Path, q: int, codebook: np.ndarray | None) -> Iterator[tuple[str, Record]]:
@@ -351,6 +352,10 @@ class GslmWriter(UnitWriter):
     holds_durations = False
 
     @classmethod
+    def looks_like(cls, path):
+        return False  # any text file is read as gslm lines, and only when no other format claims it
+
+    @classmethod
     def read(cls, path, q, codebook):
         return _levels_of_lines(_read_lines(path), q)
 
@@ -400,10 +405,6 @@ class JsonlWriter(UnitWriter):
     suffix = ".jsonl"
 
     @classmethod
-    def looks_like(cls, path):
-        return not path.is_dir() and path.suffix == cls.suffix
-
-    @classmethod
     def read(cls, path, q, codebook):
         return _read_jsonl(path, q)
 
@@ -422,10 +423,6 @@ class NpzWriter(UnitWriter):
 
     name = "npz"
     suffix = ".npz"
-
-    @classmethod
-    def looks_like(cls, path):
-        return not path.is_dir() and path.suffix == cls.suffix
 
     @classmethod
     def read(cls, path, q, codebook):
