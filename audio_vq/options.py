@@ -14,7 +14,8 @@ the composed config (compose_command does, before the command runs) with the one
 ``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
 their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
 
-Migrated so far: extract, units-convert, reconstruct, convert, synthesize, sample and evaluate.
+Migrated so far: extract, units-convert, reconstruct, convert, synthesize, sample, evaluate and
+evaluate-prior.
 The other commands still check their keys with config.require inside the stage (DESIGN.md,
 "Typed options"); export-listening-test checks its decode.yaml keys against DecodeOptions.
 """
@@ -298,6 +299,18 @@ class EvaluateOptions(DecodeOptions):
     metrics_csv: Optional[str] = opt()
 
 
+@dataclass
+class EvaluatePriorOptions:
+    """`audio-vq evaluate-prior` (configs/inference/evaluate_prior.yaml)."""
+
+    prior: str = opt(text("a prior directory"))  # the stage checks that it exists
+    units: Optional[str] = opt()
+    out: str = opt(text("an output folder"))
+    manifest: Optional[str] = opt()
+    num_samples: int = opt(at_least(1))
+    seed: int = opt(at_least(0))
+
+
 #: config name -> its schema (stored as <name>_schema)
 SCHEMAS: dict[str, type] = {
     "extract": ExtractOptions,
@@ -307,6 +320,7 @@ SCHEMAS: dict[str, type] = {
     "synthesize": SynthesizeOptions,
     "sample": SampleOptions,
     "evaluate": EvaluateOptions,
+    "evaluate_prior": EvaluatePriorOptions,
 }
 
 

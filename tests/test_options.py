@@ -21,6 +21,7 @@ REQUIRED = {
     "synthesize": ["model=/m", "units=/u", "out=/o", "speaker=spk01"],
     "sample": ["prior=/p", "model=/m", "out=/o", "speaker=spk01"],
     "evaluate": ["model=/m", "data=/d", "out=/o"],
+    "evaluate_prior": ["prior=/p", "out=/o"],
 }
 
 

@@ -25,8 +25,9 @@ from omegaconf import DictConfig
 
 from ...atomic import atomic_write_text
 from ...checkpoint import load_prior
-from ...config import ConfigError, is_int, require
+from ...config import ConfigError
 from ...models.prior import UnitPrior
+from ...options import validate
 from ...units.corpus import UnitCorpus, held_out, load_units, speakers_of, split_corpus
 from ...units.extraction import deduplicate
 from .ngram import WittenBell
@@ -36,10 +37,9 @@ LOG2 = math.log(2)
 
 
 def evaluate_prior(cfg: DictConfig) -> int:
-    require(cfg, "prior", lambda v: isinstance(v, str) and Path(v).expanduser().is_dir(), "a prior directory")
-    require(cfg, "out", lambda v: isinstance(v, str) and v.strip() != "", "an output folder")
-    require(cfg, "num_samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
+    validate(cfg)
+    if not Path(cfg.prior).expanduser().is_dir():
+        raise ConfigError(f"prior={cfg.prior!r}: expected a prior directory")
     prior, pcfg, speakers = load_prior(cfg.prior)
     train, test, test_speakers, valid = _splits(cfg, pcfg, speakers)
     frame_rate = pcfg["units"].get("frame_rate")
