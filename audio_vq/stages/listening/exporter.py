@@ -77,7 +77,7 @@ def export(cfg: DictConfig) -> int:
     speakers = dec.model.speaker_index
     pool, split = plan.usable_utterances(utterances, opts.split, speakers)
     planned = plan.plan_trials(
-        plan.choose_utterances(pool, opts.num_utterances, cfg.seed), opts.targets, list(speakers), cfg.seed
+        plan.choose_utterances(pool, opts.num_utterances, opts.seed), opts.targets, list(speakers), opts.seed
     )
     check_trial_sizes(opts, planned, rate)
     if opts.kind.anchors and len(anchor_cutoffs(rate)) < len(ANCHORS):
@@ -87,10 +87,10 @@ def export(cfg: DictConfig) -> int:
             ", ".join(role for role, _ in anchor_cutoffs(rate)) or "none",
         )
 
-    root = Path(cfg.out).expanduser()
+    root = opts.out
     serve, out = root / SERVE_DIR, root / PRIVATE_DIR
     skipped: list[tuple[str, str]] = []
-    cache = cache_folder(out, cfg, opts, dec)
+    cache = cache_folder(out, opts, dec)
     excerpts = write_excerpts(planned, dec, cache, opts, skipped)
     planned = [p for p in planned if p.utterance.id in excerpts]
     generate(dec, planned, excerpts)
@@ -99,8 +99,8 @@ def export(cfg: DictConfig) -> int:
         _write_skipped(out, skipped)
         raise ConfigError(f"data={opts.data}: no usable trial; the reasons are in {out / SKIPPED_NAME}")
     level_trials(trials, rate, opts)
-    rows = write_stimuli(serve, trials, rate, cfg.seed)
-    write_outputs(root, opts, cfg, trials, rows, rate, split, skipped, speakers)
+    rows = write_stimuli(serve, trials, rate, opts.seed)
+    write_outputs(root, opts, trials, rows, rate, split, skipped, speakers)
     print(
         f"wrote the {opts.kind.name} test to {root}: {len(trials)} trial(s) of "
         f"{len({t.utterance.id for t in trials})} utterance(s), {len(rows)} stimulus file(s); "
@@ -119,13 +119,13 @@ def export(cfg: DictConfig) -> int:
 # Generation (cached)
 
 
-def cache_folder(out: Path, cfg: DictConfig, opts: Options, dec: Renderer) -> Path:
+def cache_folder(out: Path, opts: Options, dec: Renderer) -> Path:
     """``<out>/generated/<hash>``: the hash covers everything the generated audio depends on,
     so a rerun with the same settings reuses the files and changed settings never do."""
     try:
-        weights = model_checksum(cfg.model)
+        weights = model_checksum(opts.model)
     except Exception:  # an older model directory without checksum.sha256: its path stands in
-        weights = str(Path(cfg.model).resolve())
+        weights = str(Path(opts.model).resolve())
     settings = {"model": weights, "max_seconds": opts.max_seconds, "rate": dec.sample_rate, **dec.sampling()}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = out / CACHE_DIR / digest
@@ -236,7 +236,6 @@ def _token(r: np.random.Generator, taken: set[str]) -> str:
 def write_outputs(
     root: Path,
     opts: Options,
-    cfg: DictConfig,
     trials: list[Trial],
     rows: list[KeyRow],
     rate: int,
@@ -266,10 +265,10 @@ def write_outputs(
         "kind": opts.kind.name,
         "test_name": name,
         "test_id": test_id,
-        "model": str(cfg.model),
+        "model": opts.model,
         "data": str(opts.data),
         "split": split,
-        "seed": cfg.seed,
+        "seed": opts.seed,
         "sample_rate": rate,
         "channels": 1,
         "subtype": PCM_SUBTYPE,

@@ -1,5 +1,6 @@
 """The keys of `audio-vq export-listening-test`, checked up front with one-line errors naming
-the key (the decoding keys it shares with reconstruct / convert are checked by the Renderer)."""
+the key (the decoding keys it shares with reconstruct / convert are checked by the Renderer, and
+the model, seed and out the export reads are carried here too, so it reads one object)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ SYSTEM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class Options:
-    """The export's own keys, checked (the decoding keys are checked by the Renderer)."""
+    """The export's keys, checked (the decoding keys are checked by the Renderer): its own, and
+    the model, seed and output folder it reads of the shared ones."""
 
+    model: str
+    seed: int
+    out: Path
     data: str
     kind: Kind
     num_utterances: int
@@ -64,6 +69,9 @@ def check_options(cfg: DictConfig) -> Options:
     if kind.page_type in webmushra.STRICT_PAGE_TYPES and cfg.strict:  # webMUSHRA's strict check: no stimulus over 12 s
         max_seconds = min(max_seconds or webmushra.MUSHRA_MAX_SECONDS, webmushra.MUSHRA_MAX_SECONDS)
     return Options(
+        model=str(cfg.model),
+        seed=int(cfg.seed),
+        out=Path(cfg.out).expanduser(),
         data=cfg.data,
         kind=kind,
         num_utterances=cfg.num_utterances,
