@@ -14,8 +14,8 @@ the composed config (compose_command does, before the command runs) with the one
 ``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
 their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
 
-Migrated so far: extract, units-convert, reconstruct, convert, synthesize, sample, evaluate and
-evaluate-prior.
+Migrated so far: prepare, extract, units-convert, reconstruct, convert, synthesize, sample,
+evaluate and evaluate-prior.
 The other commands still check their keys with config.require inside the stage (DESIGN.md,
 "Typed options"); export-listening-test checks its decode.yaml keys against DecodeOptions.
 """
@@ -311,6 +311,39 @@ class EvaluatePriorOptions:
     seed: int = opt(at_least(0))
 
 
+def _fraction() -> Check:
+    return Check(lambda v: is_number(v) and 0 <= v < 1, "a fraction in [0, 1)")
+
+
+@dataclass
+class SplitOptions:
+    """prepare's ``split`` keys: the seeded train / valid / test split per speaker."""
+
+    valid: float = opt(_fraction())
+    test: float = opt(_fraction())
+    seed: int = opt(Check(is_int, "an integer"))
+    holdout_speakers: Any = opt(
+        Check(lambda v: all(isinstance(s, (str, int)) for s in v), "a list of speaker names, e.g. [p225,p226]")
+    )
+    num_holdout_speakers: int = opt(at_least(0))
+    use_corpus_splits: bool = opt(a_flag())
+
+
+@dataclass
+class PrepareOptions:
+    """`audio-vq prepare` (configs/prepare.yaml); ``corpus`` is the chosen corpus's own keys."""
+
+    corpus: Any = opt()
+    root: str = opt(text("a folder"))
+    out: str = opt(text("a folder"))
+    sample_rate: int = opt(Check(lambda v: is_int(v) and v > 0, "a positive integer (Hz)"))
+    cache_audio: bool = opt(a_flag())
+    num_workers: int = opt(at_least(0))
+    fairseq_tsv: bool = opt(a_flag())
+    min_seconds: float = opt(Check(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"))
+    split: SplitOptions = field(default_factory=SplitOptions)
+
+
 #: config name -> its schema (stored as <name>_schema)
 SCHEMAS: dict[str, type] = {
     "extract": ExtractOptions,
@@ -321,6 +354,7 @@ SCHEMAS: dict[str, type] = {
     "sample": SampleOptions,
     "evaluate": EvaluateOptions,
     "evaluate_prior": EvaluatePriorOptions,
+    "prepare": PrepareOptions,
 }
 
 

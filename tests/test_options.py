@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 import audio_vq
 from audio_vq import options
+from audio_vq.commands import COMMANDS
 from audio_vq.config import ConfigError, compose
 from audio_vq.options import SCHEMAS, ExtractOptions
 from audio_vq.rendering import check_decode_options
@@ -22,6 +23,7 @@ REQUIRED = {
     "sample": ["prior=/p", "model=/m", "out=/o", "speaker=spk01"],
     "evaluate": ["model=/m", "data=/d", "out=/o"],
     "evaluate_prior": ["prior=/p", "out=/o"],
+    "prepare": ["corpus=folder", "root=/r", "out=/o"],
 }
 
 
@@ -29,7 +31,7 @@ REQUIRED = {
 def test_each_preset_extends_its_schema_with_exactly_its_keys(name):
     """Catches a preset that forgot its schema (untyped again) or holds a key the schema lacks
     (Hydra refuses it) or misses one (MISSING: composition fails)."""
-    cfg = compose(name, REQUIRED[name], package=INFERENCE)
+    cfg = compose(name, REQUIRED[name], package=COMMANDS[name.replace("_", "-")].package)
     assert OmegaConf.get_type(cfg) is SCHEMAS[name]
     assert set(cfg) == {f.name for f in dataclasses.fields(SCHEMAS[name])}
 
@@ -79,6 +81,18 @@ def test_a_numeric_name_stays_a_name_and_shared_keys_are_checked_for_every_decod
     cfg = compose("export_listening_test", untyped, package=INFERENCE)
     with pytest.raises(ConfigError, match=expected):
         check_decode_options(cfg)
+
+
+def test_a_nested_schema_checks_its_keys_and_the_stage_the_rule_between_them():
+    """prepare's split is a schema of its own inside PrepareOptions: a dotted key reaches its
+    field's check; the sum of two fractions is the stage's rule."""
+    with pytest.raises(ConfigError, match=r"split.valid=2: expected a fraction in \[0, 1\)"):
+        compose("prepare", [*REQUIRED["prepare"], "split.valid=2"])
+    from audio_vq.stages.prepare import _check_config
+
+    cfg = compose("prepare", [*REQUIRED["prepare"], "split.valid=0.6", "split.test=0.5"])
+    with pytest.raises(ConfigError, match="expected split.valid \\+ split.test < 1"):
+        _check_config(cfg)
 
 
 def test_a_registry_extends_a_check():

@@ -30,9 +30,10 @@ from tqdm import tqdm
 
 from .. import audio
 from ..atomic import atomic_write_text
-from ..config import ConfigError, is_int, is_number, require
+from ..config import ConfigError
 from ..corpora import CorpusError, get_scanner
 from ..manifest import SKIPPED_NAME, SPLITS, Utterance, write_fairseq_tsv, write_manifest, write_skipped, write_speakers
+from ..options import validate
 from ..outputs import name_problem
 from ..processes import die_with_parent
 
@@ -200,24 +201,10 @@ def assign_splits(utterances: list[Utterance], cfg: DictConfig) -> None:
 
 
 def _check_config(cfg: DictConfig) -> None:
-    require(cfg, "sample_rate", lambda v: is_int(v) and v > 0, "a positive integer (Hz)")
-    require(cfg, "num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "min_seconds", lambda v: is_number(v) and v >= 0, "a number of seconds >= 0")
-    for key in ("cache_audio", "fairseq_tsv", "split.use_corpus_splits"):
-        require(cfg, key, lambda v: isinstance(v, bool), "true or false")
-    for key in ("split.valid", "split.test"):
-        require(cfg, key, lambda v: is_number(v) and 0 <= v < 1, "a fraction in [0, 1)")
-    require(cfg, "split", lambda s: s.valid + s.test < 1, "split.valid + split.test < 1")
-    require(cfg, "split.seed", is_int, "an integer")
-    require(cfg, "split.num_holdout_speakers", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(
-        cfg,
-        "split.holdout_speakers",
-        lambda v: all(isinstance(s, (str, int)) for s in v),
-        "a list of speaker names, e.g. [p225,p226]",
-    )
-    require(cfg, "root", lambda v: isinstance(v, str) and v != "", "a folder")
-    require(cfg, "out", lambda v: isinstance(v, str) and v != "", "a folder")
+    """The keys' own checks (PrepareOptions), then the rule between the split's fractions."""
+    validate(cfg)
+    if not cfg.split.valid + cfg.split.test < 1:
+        raise ConfigError(f"split={OmegaConf.to_container(cfg.split)!r}: expected split.valid + split.test < 1")
 
 
 def _scan(name: str, root: str, options: dict) -> list[Utterance]:
