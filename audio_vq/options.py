@@ -344,6 +344,60 @@ class PrepareOptions:
     split: SplitOptions = field(default_factory=SplitOptions)
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# train.compile_backend: inductor generates fused code; aot_eager traces the model (graph breaks
+# and all) without generating code, in seconds (the GPU check's dry run); cudagraphs captures without fusing
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
+SCHEDULES = ("cosine", "constant")
+
+
+def _memory_policies() -> tuple:
+    from .memory import POLICIES
+
+    return POLICIES
+
+
+@dataclass
+class TrainOptions:
+    """The training loop's keys (configs/train/*.yaml), a component of train and train-prior;
+    the trainer checks them under ``train.`` whether the command is typed yet or not."""
+
+    batch_size: int = opt(at_least(1))
+    lr: float = opt(positive("a learning rate"))
+    betas: Any = opt(
+        Check(lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v), "two numbers in [0, 1)")
+    )
+    weight_decay: float = opt(Check(lambda v: is_number(v) and v >= 0, "a number >= 0"))
+    lr_schedule: str = opt(one_of(SCHEDULES))
+    warmup_steps: int = opt(at_least(0))
+    min_lr_ratio: float = opt(Check(lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"))
+    schedule_steps: Optional[int] = opt(at_least(1).or_null())
+    grad_clip: Optional[float] = opt(positive().or_null())
+    max_steps: int = opt(at_least(1))
+    max_minutes: Optional[float] = opt(positive("minutes").or_null())
+    precision: str = opt(one_of(PRECISIONS))
+    threads: Any = opt(
+        Check(
+            lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
+            "auto, null (torch's default) or an integer >= 1",
+        )
+    )
+    memory: str = opt(one_of(_memory_policies))
+    activation_checkpointing: bool = opt(a_flag())
+    compile: bool = opt(a_flag())
+    compile_backend: str = opt(one_of(COMPILE_BACKENDS))
+    seed: int = opt(at_least(0))
+    log_every: int = opt(at_least(1))
+    valid_every: int = opt(at_least(1))
+    valid_batches: int = opt(at_least(1))
+    audio_every: int = opt(at_least(1))
+    checkpoint_every: int = opt(at_least(1))
+    keep_best: bool = opt(a_flag())
+    keep_checkpoints: int = opt(at_least(1))
+    resume: bool = opt(a_flag())
+    max_nonfinite: int = opt(at_least(1))
+
+
 #: config name -> its schema (stored as <name>_schema)
 SCHEMAS: dict[str, type] = {
     "extract": ExtractOptions,

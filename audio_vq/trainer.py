@@ -45,8 +45,9 @@ from tqdm import tqdm
 from . import memory
 from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_training_state
-from .config import ConfigError, flatten, is_int, is_number, require
+from .config import ConfigError, flatten, is_int, require
 from .distributed import Context, setup
+from .options import TrainOptions, validate
 from .outputs import LOCK_NAME, exclusive, remove_temporaries
 from .preemption import PreemptionWatch, exit_cleanly_in_worker, next_batch
 from .processes import die_with_parent
@@ -54,11 +55,6 @@ from .threads import ThreadTuner, usable_cores
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# train.compile_backend: inductor generates fused code; aot_eager traces the model (graph breaks
-# and all) without generating code, in seconds (the GPU check's dry run); cudagraphs captures without fusing
-COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
-SCHEDULES = ("cosine", "constant")
 WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefetching hides their latency
 # What a run folder holds besides its task's export; anything else in hydra.run.dir is someone
 # else's and training refuses it
@@ -706,46 +702,8 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
 
 def check_train_config(cfg: DictConfig) -> None:
     """The ``train.*`` keys (and data.num_workers): one line naming the key, before any heavy work."""
-    positive_int = (lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    for key in (
-        "train.batch_size",
-        "train.max_steps",
-        "train.log_every",
-        "train.valid_every",
-        "train.valid_batches",
-        "train.audio_every",
-        "train.checkpoint_every",
-        "train.keep_checkpoints",
-        "train.max_nonfinite",
-    ):
-        require(cfg, key, *positive_int)
-    require(cfg, "train.lr", lambda v: is_number(v) and v > 0, "a learning rate > 0")
-    require(cfg, "train.warmup_steps", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "train.min_lr_ratio", lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
-    require(cfg, "train.schedule_steps", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
-    require(cfg, "train.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0")
-    require(
-        cfg,
-        "train.betas",
-        lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
-        "two numbers in [0, 1)",
-    )
-    require(cfg, "train.grad_clip", lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0")
-    require(cfg, "train.max_minutes", lambda v: v is None or (is_number(v) and v > 0), "null or minutes > 0")
-    require(cfg, "train.precision", lambda v: v in PRECISIONS, " | ".join(PRECISIONS))
-    require(cfg, "train.memory", lambda v: v in memory.POLICIES, " | ".join(memory.POLICIES))
-    require(cfg, "train.lr_schedule", lambda v: v in SCHEDULES, " | ".join(SCHEDULES))
-    require(cfg, "train.seed", lambda v: is_int(v) and v >= 0, "an integer >= 0")
-    require(cfg, "train.compile_backend", lambda v: v in COMPILE_BACKENDS, " | ".join(COMPILE_BACKENDS))
-    for key in ("train.compile", "train.resume", "train.keep_best", "train.activation_checkpointing"):
-        require(cfg, key, lambda v: isinstance(v, bool), "true or false")
+    validate(cfg.train, TrainOptions, "train.")
     require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
-    require(
-        cfg,
-        "train.threads",
-        lambda v: v is None or v == "auto" or (is_int(v) and v >= 1),
-        "auto, null (torch's default) or an integer >= 1",
-    )
 
 
 def _precision(name: str, device: torch.device) -> torch.dtype:

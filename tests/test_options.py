@@ -10,8 +10,9 @@ import audio_vq
 from audio_vq import options
 from audio_vq.commands import COMMANDS
 from audio_vq.config import ConfigError, compose
-from audio_vq.options import SCHEMAS, ExtractOptions
+from audio_vq.options import SCHEMAS, ExtractOptions, TrainOptions
 from audio_vq.rendering import check_decode_options
+from audio_vq.trainer import check_train_config
 
 INFERENCE = "audio_vq.configs.inference"
 REQUIRED = {
@@ -99,3 +100,14 @@ def test_a_registry_extends_a_check():
     """format's choices are the unit-format registry's, read when checked (a new format is one class)."""
     check = options._check_of(ExtractOptions, "format")
     assert str(check.expected) == " | ".join(audio_vq.units.FORMATS) and check.ok("npz") and not check.ok("wav")
+
+
+@pytest.mark.parametrize("command, required", [("train", []), ("train_prior", ["units=/u"])])
+def test_the_training_loops_keys_are_one_schema_for_both_trainers(command, required):
+    """TrainOptions holds every key of the train presets, and the trainer checks them for train and
+    train-prior alike. Catches a key added to a preset and not to the schema (unchecked), and a
+    check left behind in one command."""
+    cfg = compose(command, [*required, "train.lr=0"])
+    assert {f.name for f in dataclasses.fields(TrainOptions)} == set(cfg.train)
+    with pytest.raises(ConfigError, match="train.lr=0: expected a learning rate > 0"):
+        check_train_config(cfg)
