@@ -15,9 +15,10 @@ the composed config (compose_command does, before the command runs) with the one
 their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
 
 Migrated so far: prepare, extract, units-convert, reconstruct, convert, synthesize, sample,
-evaluate and evaluate-prior.
-The other commands still check their keys with config.require inside the stage (DESIGN.md,
-"Typed options"); export-listening-test checks its decode.yaml keys against DecodeOptions.
+evaluate and evaluate-prior; TrainOptions, the training loop's keys, is checked by the trainer
+for train and train-prior. The other commands still check their own keys with config.require
+inside the stage (DESIGN.md, "Typed options"); export-listening-test checks its decode.yaml keys
+against DecodeOptions.
 """
 
 from __future__ import annotations
