@@ -58,13 +58,19 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
     overrides = [_comma_list(o) for o in overrides]
     values = [o for o in overrides if not _is_group(_key(o), package)]
     schema = options.SCHEMAS.get(config_name)
-    if schema is not None:  # typed: each value is checked against its field before composing, once
+    if schema is not None:  # typed: each value is checked against its field before composing
         options.check_overrides(schema, values)
+    # the values no field types (an untyped command's, a typed one's untyped group such as
+    # prepare's corpus): _check_type compares them with the defaults they replace
+    untyped = [
+        o
+        for o in values
+        if not _key(o).startswith("hydra.") and (schema is None or not options.covers(schema, _key(o)))
+    ]
     try:
         with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
-            # untyped: the defaults the values replace, for _check_type (the same config, group choices only)
-            if values and schema is None:
+            if untyped:  # the defaults: the same config with only the group choices (a second composition)
                 base = hydra_compose(
                     config_name=config_name,
                     overrides=[o for o in overrides if o not in values],
@@ -72,7 +78,7 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
                 )
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_hydra_message(e, package)) from None
-    for o in values if schema is None else ():
+    for o in untyped:
         _check_type(
             _key(o), OmegaConf.select(base, _key(o), default=None), OmegaConf.select(cfg, _key(o), default=None)
         )

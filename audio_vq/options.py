@@ -10,7 +10,7 @@ registered with Hydra's ConfigStore as the schema its YAML preset extends.
 The schema gives every key its type (Hydra refuses a key the schema lacks, and converts or
 refuses a value of the wrong type at composition) and its check: a field made with :func:`opt`
 carries a :class:`Check`, the one place its range is written, which :func:`validate` applies to
-the composed config (compose_command does, before the command runs) with the one-line error
+the composed config (config.compose does, and the stage again on what it is handed) with the one-line error
 ``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
 their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
 
@@ -24,6 +24,7 @@ against DecodeOptions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -125,6 +126,12 @@ def _field_of(schema: type, key: str) -> dataclasses.Field | None:
         return f
     kind = typing.get_type_hints(schema).get(head)
     return _field_of(kind, rest) if dataclasses.is_dataclass(kind) else None
+
+
+def covers(schema: type, key: str) -> bool:
+    """Whether dotted ``key`` is a field of ``schema`` (so Hydra types it); an untyped group's
+    keys (a field of type Any) are not."""
+    return _field_of(schema, key) is not None
 
 
 def _check_of(schema: type, key: str) -> Check | None:
@@ -413,8 +420,9 @@ SCHEMAS: dict[str, type] = {
 }
 
 
+@functools.cache
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent; done before any composition)."""
+    """Store every schema in Hydra's ConfigStore (once, before the first composition)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()

@@ -96,6 +96,13 @@ def test_a_nested_schema_checks_its_keys_and_the_stage_the_rule_between_them():
         _check_config(cfg)
 
 
+def test_a_typed_commands_untyped_group_keeps_the_type_check():
+    """prepare's corpus keys are no schema's fields yet: a value of the wrong kind there is still
+    refused naming the key (catches typing a command switching the untyped check off for it)."""
+    with pytest.raises(ConfigError, match="corpus.minutes='abc': expected a finite number"):
+        compose("prepare", ["corpus=synthetic", "root=/r", "out=/o", "corpus.minutes=abc"])
+
+
 def test_a_registry_extends_a_check():
     """format's choices are the unit-format registry's, read when checked (a new format is one class)."""
     check = options._check_of(ExtractOptions, "format")
