@@ -124,16 +124,6 @@ class Renderer:
         """(Q, K, D) float32: [l, k] is level l's vector for code k (what zerospeech rows hold)."""
         return self.model.codebook_vectors().cpu().numpy()
 
-    def encode(self, source: Source) -> np.ndarray:
-        """Codes (Q, frames) of one utterance, exactly as `audio-vq extract` gives them (long files
-        in overlapping windows of chunk_seconds, so memory stays bounded)."""
-        return self.extractor.extract(source.path).codes
-
-    def contour(self, source: Source, frames: int) -> np.ndarray | None:
-        """A pitch model's F0 contour (frames,) of ``source``, tracked as training tracked; None
-        for a model without pitch."""
-        return self.codec.contour(self.codec.load(source.path), frames) if self.model.uses_pitch else None
-
     def in_register(self, f0: np.ndarray | None, target: int, source: Source) -> np.ndarray | None:
         """``f0`` of ``source`` moved into the register of the speaker ``target``
         (contours.in_register: the source's own row of the table, or for a speaker the model

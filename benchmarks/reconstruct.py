@@ -155,7 +155,7 @@ def main() -> None:
         ]
 
         dec = Renderer(compose("reconstruct", [*overrides, f"out={tmp / 'gen'}"], package=INFERENCE))
-        codes = [dec.encode(src) for src in read_sources(str(tmp / "in"))]
+        codes = [dec.codec.encode(src.path).codes for src in read_sources(str(tmp / "in"))]
         codes.sort(key=len, reverse=True)  # the command's batches
 
         def generate_all() -> None:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ... import audio
 from ...atomic import atomic_write_text
 from ...checkpoint import model_checksum
+from ...codec import Job
 from ...config import ConfigError
 from ...manifest import SKIPPED_NAME, read_manifest, write_skipped
 from ...rendering import Renderer, Source, check_decode_options
@@ -174,12 +175,12 @@ def generate(dec: Renderer, planned: list[plan.PlannedTrial], excerpts: dict[str
         if all((dec.out / f"{n}.wav").exists() for n, _ in names):
             continue  # a rerun: nothing of this utterance left to generate, no need to encode
         src = Source(u.id, str(excerpts[u.id]), u.speaker)
-        codes = dec.encode(src)
-        f0 = dec.contour(src, codes.shape[-1])
-        jobs += [
-            (n, codes, dec.speaker_index(s, "targets"), dec.in_register(f0, dec.speaker_index(s, "targets"), src))
-            for n, s in names
-        ]
+        x = dec.codec.load(src.path)  # read once, for its codes and its contour
+        codes = dec.codec.encode(x).codes
+        f0 = dec.codec.contour(x, codes.shape[-1])
+        for n, s in names:
+            target = dec.speaker_index(s, "targets")
+            jobs.append(Job(n, codes, target, dec.in_register(f0, target, src)))
     dec.write(jobs, "generate", inputs=[*excerpts.values(), *(p.utterance.path for p in planned)])
 
 
