@@ -177,23 +177,18 @@ class Codec:
     def _uniforms(self, name: str, frames: int) -> np.ndarray:
         """The sampling noise of output ``name``: seeded by (seed, name), so an output's audio does
         not depend on the batch it was generated in, nor on a rerun skipping finished files."""
-        rng = np.random.default_rng([self.sampling.seed, zlib.crc32(name.encode("utf-8"))])
-        return self.model.decoder.distribution.draw_uniforms(rng, frames * self.model.hop)
+        return self.model.decoder.distribution.draw_uniforms(self._rng(name), frames * self.model.hop)
+
+    def _rng(self, name: str, *stream: int) -> np.random.Generator:
+        """The random stream of output ``name`` (and sub-stream ``stream``): seeded by (seed, name)."""
+        return np.random.default_rng([self.sampling.seed, zlib.crc32(name.encode("utf-8")), *stream])
 
     def _excitations(self, jobs: Sequence[Job]) -> list[np.ndarray] | None:
         """The excitation of each job's contour (pitch="excitation"), its noise seeded by (seed,
         name) like the uniforms; None for other models."""
         if not self.model.uses_excitation:
             return None
-        return [
-            self.generator.excitation(
-                j.f0,
-                np.random.default_rng(
-                    [self.sampling.seed, zlib.crc32(j.name.encode("utf-8")), pitch.EXCITATION_STREAM]
-                ),
-            )
-            for j in jobs
-        ]
+        return [self.generator.excitation(j.f0, self._rng(j.name, pitch.EXCITATION_STREAM)) for j in jobs]
 
     # -- the decoding commands, in memory
 
