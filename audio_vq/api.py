@@ -63,10 +63,17 @@ def run(
 
 
 def _set_fields(typed: Any) -> dict[str, Any]:
-    """The fields a typed options object sets (the others stay the preset's)."""
+    """The fields a typed options object sets, nested ones as dicts (the others stay the preset's)."""
     if not dataclasses.is_dataclass(typed) or isinstance(typed, type):
         raise TypeError(f"expected a typed options object (e.g. audio_vq.options.ExtractOptions), got {typed!r}")
-    return {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed) if getattr(typed, f.name) != MISSING}
+    fields = {}
+    for f in dataclasses.fields(typed):
+        value = getattr(typed, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = _set_fields(value) or MISSING
+        if value is not MISSING and value != MISSING:
+            fields[f.name] = value
+    return fields
 
 
 def overrides(options: Mapping[str, Any]) -> list[str]:
@@ -97,15 +104,15 @@ def prepare(typed: Any = None, /, **options) -> Path:
     return Path(cfg.out).expanduser()
 
 
-def train(run_dir: str | os.PathLike | None = None, **options) -> Path:
+def train(typed: Any = None, /, run_dir: str | os.PathLike | None = None, **options) -> Path:
     """`audio-vq train`: returns the trained model directory (``<run_dir>/model``)."""
-    _, folder = run("train", run_dir=run_dir, **options)
+    _, folder = run("train", typed, run_dir=run_dir, **options)
     return folder / "model"
 
 
-def train_prior(run_dir: str | os.PathLike | None = None, **options) -> Path:
+def train_prior(typed: Any = None, /, run_dir: str | os.PathLike | None = None, **options) -> Path:
     """`audio-vq train-prior`: returns the prior's directory (``<run_dir>/prior``)."""
-    _, folder = run("train-prior", run_dir=run_dir, **options)
+    _, folder = run("train-prior", typed, run_dir=run_dir, **options)
     return folder / "prior"
 
 
@@ -162,5 +169,8 @@ def export_listening_test(typed: Any = None, /, **options) -> Path:
 
 
 def listening_results(typed: Any = None, /, **options) -> Path:
-    """`audio-vq listening-results`: returns the results folder (``out``)."""
-    return _out("listening-results", typed, **options)
+    """`audio-vq listening-results`: returns the results folder (``out``, by default beside the results)."""
+    from .stages.listening.analysis import output_folder
+
+    cfg, _ = run("listening-results", typed, **options)
+    return output_folder(cfg)

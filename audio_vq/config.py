@@ -57,49 +57,29 @@ def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, packa
             raise ConfigError(f"'{o}': expected key=value")
     overrides = [_comma_list(o) for o in overrides]
     values = [o for o in overrides if not _is_group(_key(o), package)]
-    schema = options.SCHEMAS.get(config_name)
-    if schema is not None:  # typed: each value is checked against its field before composing
-        options.check_overrides(schema, values)
-    # the values no field types (an untyped command's, a typed one's untyped group such as
-    # prepare's corpus): _check_type compares them with the defaults they replace
-    untyped = [
-        o
-        for o in values
-        if not _key(o).startswith("hydra.") and (schema is None or not options.covers(schema, _key(o)))
-    ]
-    try:
-        with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
-            if untyped:  # the defaults: the same config with only the group choices (a second composition)
+    with initialize_config_module(package, version_base=HYDRA_VERSION_BASE):
+        try:
+            cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)
+        except (HydraException, OmegaConfBaseException) as e:
+            message = _hydra_message(e, package)
+            # a value Hydra refused (abc for an integer): its field's own one-line error, found
+            # in the config the group choices alone compose (a second composition, on failure only)
+            try:
                 base = hydra_compose(
                     config_name=config_name,
                     overrides=[o for o in overrides if o not in values],
                     return_hydra_config=with_hydra,
                 )
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(_hydra_message(e, package)) from None
-    for o in untyped:
-        _check_type(
-            _key(o), OmegaConf.select(base, _key(o), default=None), OmegaConf.select(cfg, _key(o), default=None)
-        )
+            except (HydraException, OmegaConfBaseException):
+                raise ConfigError(message) from None
+            options.check_overrides(base, values)
+            raise ConfigError(message) from None
+    options.check_overrides(cfg, values)
     return cfg
 
 
 def _key(override: str) -> str:
     return override.partition("=")[0].strip().lstrip("+~")
-
-
-def _check_type(key: str, default: Any, value: Any) -> None:
-    """A value of the default's kind: a number for a number, true/false for a boolean (other
-    kinds and null are left to the command's own checks). Hydra would take ``abc`` or ``inf``
-    for an integer key, and the failure would surface later without the key's name."""
-    if default is None or value is None or key.startswith("hydra."):
-        return
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r}: expected true or false (default {str(default).lower()})")
-    elif isinstance(default, (int, float)) and not is_number(value):
-        raise ConfigError(f"{key}={value!r}: expected a finite number (default {default})")
 
 
 def _comma_list(override: str) -> str:
@@ -112,7 +92,7 @@ def _comma_list(override: str) -> str:
 
 
 def _checked(cfg: DictConfig) -> DictConfig:
-    """``cfg`` with every required key given and, if typed, every value in range."""
+    """``cfg`` with every required key given and every value in range."""
     from .options import validate
 
     validate(_check_missing(cfg))

@@ -7,18 +7,19 @@ registered with Hydra's ConfigStore as the schema its YAML preset extends.
       - _self_
     batch_size: 16            # the preset: the value and the comment `--help` prints
 
-The schema gives every key its type (Hydra refuses a key the schema lacks, and converts or
-refuses a value of the wrong type at composition) and its check: a field made with :func:`opt`
-carries a :class:`Check`, the one place its range is written, which :func:`validate` applies to
-the composed config (config.compose does, and the stage again on what it is handed) with the one-line error
-``key=value: expected <what>``. The defaults live in the YAML presets, which say them once with
-their comments; a field's Python default is MISSING, so a preset that forgot a key fails.
+The schema gives every key its type (Hydra refuses a key the schema lacks) and its checks (see
+:func:`_checks`): its type's (a finite number, an integer, true or false) and, for a field made
+with :func:`opt`, its own :class:`Check`, the one place its range is written. They run on each
+command-line value as written (:func:`check_overrides`), on the composed config and in the stage
+(:func:`validate`), with the one-line error ``key=value: expected <what>``. The defaults live in
+the YAML presets, which say them once with their comments; a field's Python default is MISSING,
+so a preset that forgot a key fails.
 
-Migrated so far: prepare, extract, units-convert, reconstruct, convert, synthesize, sample,
-evaluate and evaluate-prior; TrainOptions, the training loop's keys, is checked by the trainer
-for train and train-prior. The other commands still check their own keys with config.require
-inside the stage (DESIGN.md, "Typed options"); export-listening-test checks its decode.yaml keys
-against DecodeOptions.
+Every command is typed, its components nested as fields (ModelOptions, DataOptions, TrainOptions,
+PriorOptions, SplitOptions); a group whose options have different keys (the quantizers, the
+corpora) is typed by the chosen option's schema (GROUP_SCHEMAS). The model's and the corpora's
+ranges are their constructors' and scanners' own checks; rules between keys stay in the stages
+(DESIGN.md, "Typed options").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import dataclasses
 import functools
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Union
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -98,46 +99,77 @@ def opt(check: Check | None = None, default: Any = MISSING) -> Any:
     return field(default=default, metadata={"check": check})
 
 
-def check_overrides(schema: type, overrides: list[str]) -> None:
-    """Each ``key=value`` override of a typed command, checked against its field before Hydra
-    composes (Hydra would turn ``yes`` into true and ``abc`` into an error without the key's
-    check); keys the schema lacks are left to Hydra's unknown-key error."""
+def check_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Each ``key=value`` override, as written, against the field it sets in the composed
+    ``cfg`` (the schema of the node holding the key, whichever option of a group chose it):
+    Hydra alone would turn ``yes`` into true, and the key's range is its field's check. Keys
+    no schema types (hydra.*, a dict's entries) are left to Hydra."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     for text_ in overrides:
         override = parser.parse_override(text_)
-        found = _field_of(schema, override.key_or_group)
-        check = None if found is None else found.metadata.get("check")
-        if check is None or override.is_delete():
+        key = override.key_or_group
+        if override.is_delete() or key.startswith("hydra."):
+            continue
+        parent, _, name = key.rpartition(".")
+        schema = schema_of(OmegaConf.select(cfg, parent, default=None) if parent else cfg)
+        found = None if schema is None else _fields(schema).get(name)
+        if found is None:
             continue
         value = override.value()
         if _is_text(found) and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)  # as the schema stores it: speaker=103 is the name "103"
+        _check(schema, found, value, key)
+
+
+def schema_of(node: Any) -> type | None:
+    """The dataclass a composed config node was typed by (None for an untyped node)."""
+    if isinstance(node, DictConfig):
+        kind = OmegaConf.get_type(node)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        kind = type(node)
+    else:
+        return None
+    return kind if dataclasses.is_dataclass(kind) else None
+
+
+@functools.cache
+def _fields(schema: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(schema)}
+
+
+@functools.cache
+def _checks(schema: type, name: str) -> tuple[Check, ...]:
+    """A field's checks: its type's, then its own range check (``opt(check)``). A number field
+    without one must be a finite number (and an int an integer), a bool true or false (null too
+    where Optional); a float is also checked as a finite number before its range (whose text
+    speaks of the range only), while an int's or a bool's own check already says what it wants."""
+    hint = typing.get_type_hints(schema)[name]
+    own = _fields(schema)[name].metadata.get("check")
+    return (*_type_checks(hint, own is not None), *([own] if own else []))
+
+
+NUMBER = Check(is_number, "a finite number")
+INTEGER = Check(is_int, "an integer")
+
+
+def _type_checks(hint: Any, has_own: bool) -> tuple[Check, ...]:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is Union and type(None) in args:
+        inner = _type_checks(next(a for a in args if a is not type(None)), has_own)
+        return tuple(c.or_null() for c in inner)
+    if hint is float:
+        return (NUMBER,)
+    if has_own:
+        return ()
+    return {int: (NUMBER, INTEGER), bool: (a_flag(),)}.get(hint, ())
+
+
+def _check(schema: type, f: dataclasses.Field, value: Any, key: str) -> None:
+    for check in _checks(schema, f.name):
         if not _passes(check, value):
-            raise ConfigError(f"{override.key_or_group}={value!r}: expected {check.expected}")
-
-
-def _field_of(schema: type, key: str) -> dataclasses.Field | None:
-    """The field of dotted ``key`` in ``schema`` (nested dataclasses followed); None if none."""
-    head, _, rest = key.partition(".")
-    f = {f.name: f for f in dataclasses.fields(schema)}.get(head)
-    if f is None or not rest:
-        return f
-    kind = typing.get_type_hints(schema).get(head)
-    return _field_of(kind, rest) if dataclasses.is_dataclass(kind) else None
-
-
-def covers(schema: type, key: str) -> bool:
-    """Whether dotted ``key`` is a field of ``schema`` (so Hydra types it); an untyped group's
-    keys (a field of type Any) are not."""
-    return _field_of(schema, key) is not None
-
-
-def _check_of(schema: type, key: str) -> Check | None:
-    """The check of dotted ``key`` in ``schema``; None if it has none."""
-    f = _field_of(schema, key)
-    return None if f is None else f.metadata.get("check")
+            raise ConfigError(f"{key}={value!r}: expected {check.expected}")
 
 
 def _is_text(f: dataclasses.Field) -> bool:
@@ -152,22 +184,20 @@ def _passes(check: Check, value: Any) -> bool:
 
 
 def validate(cfg: DictConfig | Any, schema: type | None = None, prefix: str = "") -> None:
-    """Apply every field's check of ``schema`` (default: the config's own, a typed command's;
-    nested schemas too) to ``cfg``; ConfigError ``key=value: expected ...`` for the first that
-    fails. An untyped config is checked against a schema it holds the keys of by naming it."""
+    """Apply every field's checks to ``cfg`` (the composed config, or a node of it), nested
+    nodes by the schema each was typed by; ConfigError ``key=value: expected ...`` for the first
+    that fails. ``schema``: for a config not typed by one (default: the config's own)."""
+    schema = schema_of(cfg) or schema
     if schema is None:
-        schema = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else type(cfg)
-    if schema is None or not dataclasses.is_dataclass(schema):
         return
     hints = typing.get_type_hints(schema)
     for f in dataclasses.fields(schema):
-        value = cfg[f.name]
-        if dataclasses.is_dataclass(hints.get(f.name)):
-            validate(value, hints[f.name], f"{prefix}{f.name}.")
-            continue
-        check = f.metadata.get("check")
-        if check is not None and not _passes(check, value):
-            raise ConfigError(f"{prefix}{f.name}={value!r}: expected {check.expected}")
+        value = getattr(cfg, f.name) if dataclasses.is_dataclass(cfg) else cfg[f.name]
+        nested = schema_of(value) or (hints[f.name] if dataclasses.is_dataclass(hints[f.name]) else None)
+        if nested is not None:
+            validate(value, nested, f"{prefix}{f.name}.")
+        else:
+            _check(schema, f, value, f"{prefix}{f.name}")
 
 
 # -- the commands -------------------------------------------------------------------------------
@@ -406,6 +436,314 @@ class TrainOptions:
     max_nonfinite: int = opt(at_least(1))
 
 
+WORKERS = Check(lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
+
+
+def _pitch_trackers() -> tuple:
+    from .pitch import TRACKERS  # numpy: loaded when the key is checked
+
+    return tuple(TRACKERS)
+
+
+# -- train: the model's components (configs/model/). Their ranges are the constructors' own
+# checks (the same for a Python caller), reported as `model: ...`; the schemas type the keys.
+
+
+@dataclass
+class EncoderOptions:
+    """model.encoder: :class:`~audio_vq.models.encoder.Encoder`'s arguments."""
+
+    channels: Any = opt()  # an int, or a list per layer
+    strides: List[int] = opt()
+    kernel_sizes: Optional[List[int]] = opt()
+    residual_layers: int = opt()
+
+
+@dataclass
+class VectorQuantizerOptions:
+    """model.quantizer (vector, ema): :class:`~audio_vq.models.quantizer.VectorQuantizer`'s arguments."""
+
+    kind: str = opt()
+    dim: int = opt()
+    codebook_size: int = opt()
+    commitment_weight: float = opt()
+    ema: bool = opt()
+    ema_decay: float = opt()
+    ema_epsilon: float = opt()
+    kmeans_init: bool = opt()
+    kmeans_iters: int = opt()
+    restart_after: Optional[int] = opt()
+    cosine: bool = opt()
+    lookup_dim: Optional[int] = opt()
+
+
+@dataclass
+class ResidualQuantizerOptions(VectorQuantizerOptions):
+    """model.quantizer (residual): each level a vector quantizer."""
+
+    num_quantizers: int = opt()
+    quantizer_dropout: float = opt()
+
+
+@dataclass
+class HierarchicalQuantizerOptions(VectorQuantizerOptions):
+    """model.quantizer (hierarchical): each level a vector quantizer, and the top encoder."""
+
+    top_strides: List[int] = opt()
+    top_channels: int = opt()
+    top_kernel_sizes: Optional[List[int]] = opt()
+    top_residual_layers: int = opt()
+
+
+@dataclass
+class GumbelQuantizerOptions:
+    """model.quantizer (gumbel): :class:`~audio_vq.models.quantizer.GumbelQuantizer`'s arguments."""
+
+    kind: str = opt()
+    dim: int = opt()
+    codebook_size: int = opt()
+    temperature: float = opt()
+    min_temperature: float = opt()
+    temperature_decay: float = opt()
+    diversity_weight: float = opt()
+
+
+@dataclass
+class WaveNetOptions:
+    """model.decoder: :class:`~audio_vq.models.wavenet.WaveNet`'s arguments."""
+
+    stacks: int = opt()
+    layers_per_stack: int = opt()
+    kernel_size: int = opt()
+    residual_channels: int = opt()
+    gate_channels: int = opt()
+    skip_channels: int = opt()
+    speaker_dim: int = opt()
+    upsample: str = opt()
+    upsample_strides: Optional[List[int]] = opt()
+    cond_layers: int = opt()
+    cond_kernel_size: int = opt()
+    output: str = opt()
+    mu_law_channels: int = opt()
+    mixtures: int = opt()
+    pitch: str = opt()
+    harmonics: int = opt()
+
+
+@dataclass
+class AdversaryOptions:
+    """model.adversary: the speaker classifier behind a gradient reversal (weight 0: none)."""
+
+    weight: float = opt()
+    hidden_channels: int = opt()
+
+
+@dataclass
+class AuxMelOptions:
+    """model.aux_mel: :class:`~audio_vq.models.aux_mel.MelDecoder` (weight 0: none)."""
+
+    weight: float = opt()
+    n_mels: int = opt()
+    channels: int = opt()
+    layers: int = opt()
+    kernel_size: int = opt()
+
+
+@dataclass
+class CPCOptions:
+    """model.cpc: :class:`~audio_vq.models.cpc.CPCLoss` (weight 0: none)."""
+
+    weight: float = opt()
+    context_channels: int = opt()
+    steps: int = opt()
+    negatives: int = opt()
+
+
+@dataclass
+class ModelOptions:
+    """model (configs/model/*.yaml): :meth:`VQVAE.from_config`'s groups; ``quantizer`` is
+    typed by the chosen option's own schema (model/quantizer=vector | gumbel | ...)."""
+
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    quantizer: Any = opt()
+    decoder: WaveNetOptions = field(default_factory=WaveNetOptions)
+    jitter: float = opt()
+    input_noise: float = opt()
+    input_dropout: float = opt()
+    adversary: AdversaryOptions = field(default_factory=AdversaryOptions)
+    aux_mel: AuxMelOptions = field(default_factory=AuxMelOptions)
+    cpc: CPCOptions = field(default_factory=CPCOptions)
+
+
+@dataclass
+class DataOptions:
+    """data (configs/data/default.yaml): what the VQ-VAE trains on."""
+
+    manifest: Optional[str] = opt()  # the stage checks that it exists
+    synthetic_dir: Optional[str] = opt()
+    sample_rate: int = opt(Check(lambda v: is_int(v) and v > 0, "a positive integer (Hz)"))
+    crop_seconds: float = opt(positive("seconds"))
+    num_workers: Any = opt(WORKERS)
+    pitch_tracker: str = opt(one_of(_pitch_trackers))
+
+
+@dataclass
+class TrainCommandOptions:
+    """`audio-vq train` (configs/train.yaml)."""
+
+    model: ModelOptions = field(default_factory=ModelOptions)
+    data: DataOptions = field(default_factory=DataOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    device: str = opt()
+
+
+# -- train-prior
+
+
+@dataclass
+class PriorOptions:
+    """prior (configs/prior/*.yaml): :class:`~audio_vq.models.prior.UnitPrior`'s arguments."""
+
+    dim: int = opt(at_least(1))
+    layers: int = opt(at_least(1))
+    heads: int = opt(at_least(1))
+    max_len: int = opt(Check(lambda v: is_int(v) and v >= 2, "an integer >= 2 (the start token and a unit)"))
+    dropout: float = opt(Check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    max_duration: int = opt(at_least(1))
+
+
+@dataclass
+class PriorDataOptions:
+    """train-prior's data: crops are cut in memory."""
+
+    num_workers: Any = opt(WORKERS)
+
+
+@dataclass
+class TrainPriorOptions:
+    """`audio-vq train-prior` (configs/train_prior.yaml)."""
+
+    prior: PriorOptions = field(default_factory=PriorOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    units: str = opt(text("a unit file"))
+    test: Optional[str] = opt(text("a unit file").or_null())
+    test_fraction: float = opt(Check(lambda v: 0 < v < 1, "a fraction in (0, 1)"))
+    valid: Optional[str] = opt(text("a unit file").or_null())
+    valid_fraction: float = opt(_fraction())
+    manifest: Optional[str] = opt()
+    codebook_size: Optional[int] = opt(at_least(1).or_null())
+    deduplicate: bool = opt(a_flag())
+    level: Optional[int] = opt(Check(lambda v: is_int(v) and v >= 0, "a level index >= 0").or_null())
+    condition_level: Optional[int] = opt(Check(lambda v: is_int(v) and v >= 0, "a level index >= 0").or_null())
+    data: PriorDataOptions = field(default_factory=PriorDataOptions)
+    device: str = opt()
+
+
+# -- prepare's corpora (configs/corpus/): the scanners check their own ranges (the same for a
+# Python caller); the schemas type the keys.
+
+
+@dataclass
+class FolderCorpusOptions:
+    """corpus=folder: :func:`audio_vq.corpora.folder.scan`'s arguments."""
+
+    name: str = opt()
+    extensions: Any = opt()  # a list of suffixes, one suffix, or null
+    speaker_regex: Optional[str] = opt()
+    default_speaker: Optional[str] = opt()
+    alignment_extensions: Any = opt()
+    text_extensions: Any = opt()
+
+
+@dataclass
+class LibriSpeechCorpusOptions:
+    """corpus=librispeech: :func:`audio_vq.corpora.librispeech.scan`'s arguments."""
+
+    name: str = opt()
+    subsets: Any = opt()  # a list of subset folder names, or null
+    use_subset_splits: bool = opt()
+
+
+@dataclass
+class LJSpeechCorpusOptions:
+    """corpus=ljspeech: :func:`audio_vq.corpora.ljspeech.scan`'s arguments."""
+
+    name: str = opt()
+    speaker: str = opt()
+    text: str = opt()
+
+
+@dataclass
+class SyntheticCorpusOptions:
+    """corpus=synthetic: :func:`audio_vq.corpora.synthetic.scan`'s arguments."""
+
+    name: str = opt()
+    num_speakers: int = opt()
+    minutes: float = opt()
+    seed: int = opt()
+    sample_rate: int = opt()
+    min_seconds: float = opt()
+    max_seconds: float = opt()
+    num_workers: int = opt()
+    sentences: int = opt()
+
+
+@dataclass
+class VCTKCorpusOptions:
+    """corpus=vctk: :func:`audio_vq.corpora.vctk.scan`'s arguments."""
+
+    name: str = opt()
+    version: str = opt()
+    mic: str = opt()
+
+
+# -- the listening commands
+
+
+LISTENING_SPLITS = ("auto", "test", "valid", "train", "all")
+LOUDNESS_RANGE_LUFS = (-70.0, 0.0)  # BS.1770's absolute gate .. full scale
+
+
+@dataclass
+class ExportListeningTestOptions(DecodeOptions):
+    """`audio-vq export-listening-test` (configs/inference/export_listening_test.yaml)."""
+
+    data: str = opt(text("a manifest (manifest.jsonl or its folder)"))
+    kind: str = opt()  # a name of stages/listening/kinds.py's table, which the stage checks it against
+    num_utterances: int = opt(at_least(1))
+    split: str = opt(one_of(LISTENING_SPLITS))
+    max_seconds: Optional[float] = opt(Check(lambda v: v > 0, "seconds > 0").or_null())
+    min_seconds: float = opt(Check(lambda v: v >= 0, "seconds >= 0"))
+    targets: Any = opt()  # null, all, a number or names: the stage reads it
+    systems: Any = opt()  # null, or name -> folder (+systems.<name>=<folder>): the stage checks each
+    include_reference: bool = opt(a_flag())
+    loudness: float = opt(
+        Check(
+            lambda v: LOUDNESS_RANGE_LUFS[0] < v < LOUDNESS_RANGE_LUFS[1],
+            f"a loudness in LUFS between {LOUDNESS_RANGE_LUFS[0]:g} and {LOUDNESS_RANGE_LUFS[1]:g}",
+        )
+    )
+    peak_ceiling: float = opt(Check(lambda v: v <= 0, "dBFS <= 0"))
+    sample_rate: Optional[int] = opt(Check(lambda v: is_int(v) and v > 0, "a rate in Hz > 0").or_null())
+    strict: bool = opt(a_flag())
+    test_name: Optional[str] = opt()
+    webmushra_prefix: Optional[str] = opt()
+    beaqlejs_prefix: Optional[str] = opt()
+
+
+@dataclass
+class ListeningResultsOptions:
+    """`audio-vq listening-results` (configs/inference/listening_results.yaml)."""
+
+    results: str = opt(text("a result file (or a folder of BeaqleJS results)"))
+    key: str = opt(text("a key.csv (or the export folder)"))
+    out: Optional[str] = opt()
+    kind: str = opt()  # auto or a name of the kinds table (the stage checks it)
+    listener: str = opt(text("auto or a column name"))
+    screening: bool = opt(a_flag())
+    confidence: float = opt(Check(lambda v: 0 < v < 1, "a level in (0, 1), e.g. 0.95"))
+
+
 #: config name -> its schema (stored as <name>_schema)
 SCHEMAS: dict[str, type] = {
     "extract": ExtractOptions,
@@ -417,6 +755,23 @@ SCHEMAS: dict[str, type] = {
     "evaluate": EvaluateOptions,
     "evaluate_prior": EvaluatePriorOptions,
     "prepare": PrepareOptions,
+    "train": TrainCommandOptions,
+    "train_prior": TrainPriorOptions,
+    "export_listening_test": ExportListeningTestOptions,
+    "listening_results": ListeningResultsOptions,
+}
+#: (config group, option) -> the schema its YAML lists first (group_schema_name): the options of a
+#: group whose keys differ (a quantizer, a corpus), typed whichever is chosen
+GROUP_SCHEMAS: dict[tuple[str, str], type] = {
+    ("model/quantizer", "vector"): VectorQuantizerOptions,
+    ("model/quantizer", "residual"): ResidualQuantizerOptions,
+    ("model/quantizer", "hierarchical"): HierarchicalQuantizerOptions,
+    ("model/quantizer", "gumbel"): GumbelQuantizerOptions,
+    ("corpus", "folder"): FolderCorpusOptions,
+    ("corpus", "librispeech"): LibriSpeechCorpusOptions,
+    ("corpus", "ljspeech"): LJSpeechCorpusOptions,
+    ("corpus", "synthetic"): SyntheticCorpusOptions,
+    ("corpus", "vctk"): VCTKCorpusOptions,
 }
 
 
@@ -428,3 +783,12 @@ def register() -> None:
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=name + SCHEMA_SUFFIX, node=schema)
+    for (group, option), schema in GROUP_SCHEMAS.items():
+        store.store(name=group_schema_name(group, option), node=schema)
+
+
+def group_schema_name(group: str, option: str) -> str:
+    """The stored name of a group option's schema (``vector_quantizer_schema``), which its YAML
+    lists as ``/<name>@_here_``. Stored at the top, not in the group: a group in Hydra's store is
+    a group for every command, and ``model=`` is a plain key of the decoding commands."""
+    return f"{option}_{group.rpartition('/')[2]}{SCHEMA_SUFFIX}"

@@ -45,9 +45,8 @@ from tqdm import tqdm
 from . import memory
 from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_training_state
-from .config import ConfigError, flatten, is_int, require
+from .config import ConfigError, flatten
 from .distributed import Context, setup
-from .options import TrainOptions, validate
 from .outputs import LOCK_NAME, exclusive, remove_temporaries
 from .preemption import PreemptionWatch, exit_cleanly_in_worker, next_batch
 from .processes import die_with_parent
@@ -698,12 +697,6 @@ def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
 # ------------------------------------------------------------------------------------------
 # Config
 # ------------------------------------------------------------------------------------------
-
-
-def check_train_config(cfg: DictConfig) -> None:
-    """The ``train.*`` keys (and data.num_workers): one line naming the key, before any heavy work."""
-    validate(cfg.train, TrainOptions, "train.")
-    require(cfg, "data.num_workers", lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")
 
 
 def _precision(name: str, device: torch.device) -> torch.dtype:

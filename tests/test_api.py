@@ -122,3 +122,39 @@ def test_synthesize_in_memory_decodes_extracted_units_as_reconstruct_does(tiny_t
     )
     with pytest.raises(ConfigError, match="speaker=nobody: unknown speaker; this model knows: spk"):
         codec.synthesize(units.codes, "nobody")
+
+
+def test_a_typed_object_with_nested_schemas_gives_the_fields_it_sets():
+    """Nested options (the train command's model, quantizer and loop) reach the command as dotted
+    keys, only those set: catches a nested object passed whole (its MISSING fields overriding the
+    preset) or dropped."""
+    from audio_vq.api import _set_fields, overrides
+    from audio_vq.config import compose
+    from audio_vq.options import GumbelQuantizerOptions, ModelOptions, TrainCommandOptions, TrainOptions
+
+    typed = TrainCommandOptions(
+        model=ModelOptions(quantizer=GumbelQuantizerOptions(temperature=3.0)), train=TrainOptions(max_steps=3)
+    )
+    keys = overrides(_set_fields(typed))
+    assert keys == ["model.quantizer.temperature=3.0", "train.max_steps=3"]
+    cfg = compose("train", ["model/quantizer=gumbel", *keys])
+    assert (cfg.model.quantizer.temperature, cfg.train.max_steps, cfg.train.lr) == (3.0, 3, 4e-4)
+
+
+def test_the_codec_defaults_are_the_decode_preset():
+    """A Codec decodes as the commands do by default: its sampling and chunking defaults are
+    decode.yaml's values. Catches one of the two changed without the other."""
+    import dataclasses
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from audio_vq.codec import Codec, Sampling
+    from audio_vq.config import config_text
+
+    preset = OmegaConf.create(config_text("decode", "audio_vq.configs.inference"))
+    for f in dataclasses.fields(Sampling):
+        assert f.default == preset[f.name], f.name
+    for name, parameter in inspect.signature(Codec).parameters.items():
+        if name in preset and parameter.default is not inspect.Parameter.empty:
+            assert parameter.default == preset[name], name

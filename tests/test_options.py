@@ -10,9 +10,8 @@ import audio_vq
 from audio_vq import options
 from audio_vq.commands import COMMANDS
 from audio_vq.config import ConfigError, compose
-from audio_vq.options import SCHEMAS, ExtractOptions, TrainOptions
+from audio_vq.options import GROUP_SCHEMAS, SCHEMAS, ExtractOptions, TrainOptions
 from audio_vq.rendering import check_decode_options
-from audio_vq.trainer import check_train_config
 
 INFERENCE = "audio_vq.configs.inference"
 REQUIRED = {
@@ -25,7 +24,12 @@ REQUIRED = {
     "evaluate": ["model=/m", "data=/d", "out=/o"],
     "evaluate_prior": ["prior=/p", "out=/o"],
     "prepare": ["corpus=folder", "root=/r", "out=/o"],
+    "train": [],
+    "train_prior": ["units=/u"],
+    "export_listening_test": ["model=/m", "data=/d", "out=/o", "kind=mos"],
+    "listening_results": ["results=/r", "key=/k"],
 }
+GROUP_COMMANDS = {"model/quantizer": ("train", "model/quantizer="), "corpus": ("prepare", "corpus=")}
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -37,6 +41,69 @@ def test_each_preset_extends_its_schema_with_exactly_its_keys(name):
     assert set(cfg) == {f.name for f in dataclasses.fields(SCHEMAS[name])}
 
 
+@pytest.mark.parametrize("group, option", sorted(GROUP_SCHEMAS))
+def test_each_group_option_is_typed_by_its_own_schema(group, option):
+    """A group whose options have different keys (the quantizers, the corpora): the chosen
+    option's node is typed by its schema, with exactly its keys. Catches an option YAML that
+    forgot its schema (its keys unchecked) or holds a key the schema lacks."""
+    command, choose = GROUP_COMMANDS[group]
+    cfg = compose(command, [c for c in REQUIRED[command] if not c.startswith(choose)] + [choose + option])
+    node = OmegaConf.select(cfg, group.replace("/", "."))
+    assert OmegaConf.get_type(node) is GROUP_SCHEMAS[group, option]
+    assert set(node) == {f.name for f in dataclasses.fields(GROUP_SCHEMAS[group, option])}
+
+
+def test_every_group_option_has_a_schema():
+    """Catches a new quantizer or corpus YAML without its schema (its keys would not be typed)."""
+    from audio_vq.config import group_options
+
+    for group in GROUP_COMMANDS:
+        for option in group_options(group):
+            cfg = compose(
+                GROUP_COMMANDS[group][0],
+                [*REQUIRED["prepare"][1:], GROUP_COMMANDS[group][1] + option]
+                if group == "corpus"
+                else [GROUP_COMMANDS[group][1] + option],
+            )
+            assert options.schema_of(OmegaConf.select(cfg, group.replace("/", "."))) is not None, (group, option)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        # the chosen quantizer's own keys: Hydra would take yes as true
+        (["model.quantizer.cosine=yes"], "model.quantizer.cosine='yes': expected true or false"),
+        (["model/quantizer=gumbel", "model.quantizer.temperature=abc"], "temperature='abc': expected a finite number"),
+        (["model.quantizer.top_strides=[2]"], "unknown key 'model.quantizer.top_strides'"),  # vector's keys only
+        (["model.decoder.stacks=2.5"], "model.decoder.stacks=2.5: expected an integer"),
+        (["model.decoder.stacks=yes"], "model.decoder.stacks='yes': expected a finite number"),
+        (["train.max_steps=abc"], "train.max_steps='abc': expected an integer >= 1"),
+        (["data.num_workers=-1"], "data.num_workers=-1: expected auto or an integer >= 0"),
+        (["data.pitch_tracker=crepe"], "data.pitch_tracker='crepe': expected harvest | dio | pyin"),
+    ],
+)
+def test_train_keys_are_checked_against_the_chosen_options_schema(overrides, message):
+    with pytest.raises(ConfigError) as e:
+        compose("train", overrides)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_command_composes_once(monkeypatch):
+    """Catches the override check composing the config a second time (it did for every untyped
+    command): only a value Hydra refuses sends composition round again, to find the field."""
+    import hydra
+
+    calls = []
+    real = hydra.compose
+    monkeypatch.setattr(hydra, "compose", lambda *a, **k: calls.append(k) or real(*a, **k))
+    compose("train", ["train.max_steps=3", "model/quantizer=gumbel", "model.quantizer.temperature=3"])
+    compose("prepare", ["corpus=synthetic", "root=/r", "out=/o", "corpus.minutes=1"])
+    assert len(calls) == 2
+    with pytest.raises(ConfigError, match="train.max_steps='abc': expected an integer >= 1"):
+        compose("train", ["train.max_steps=abc"])
+    assert len(calls) == 4
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -44,7 +111,8 @@ def test_each_preset_extends_its_schema_with_exactly_its_keys(name):
         ("batch_size=abc", "batch_size='abc': expected an integer >= 1"),
         ("batch_size=1.5", "batch_size=1.5: expected an integer >= 1"),
         ("num_workers=-1", "num_workers=-1: expected an integer >= 0"),
-        ("chunk_seconds=inf", "chunk_seconds=inf: expected seconds > 0"),
+        ("chunk_seconds=inf", "chunk_seconds=inf: expected a finite number"),  # as before typing
+        ("chunk_seconds=0", "chunk_seconds=0: expected seconds > 0"),
         ("format=wav", "format='wav': expected gslm | textless | jsonl | npz | zerospeech"),
         ("split=dev", "split='dev': expected null | train | valid | test"),
         ("levels=0", "levels=0: expected null (all) or an integer >= 1"),
@@ -71,16 +139,20 @@ def test_the_check_holds_for_values_set_after_composing_and_for_typed_objects(tm
 
 def test_a_numeric_name_stays_a_name_and_shared_keys_are_checked_for_every_decoder():
     """speaker=103 (LibriSpeech's speakers are numbers) is the name "103" for a typed command; the
-    decode.yaml keys are checked by one schema whether the command is typed (at composition) or
-    not yet (export-listening-test: when its Renderer is made)."""
+    decode.yaml keys are checked by one schema for every command that decodes (at composition,
+    and by the Renderer on a config changed in Python)."""
     cfg = compose("synthesize", [*REQUIRED["synthesize"][:-1], "speaker=103"], package=INFERENCE)
     assert cfg.speaker == "103"
     expected = r"voiced_temperature=0: expected null \(= temperature\) or a number > 0"
     with pytest.raises(ConfigError, match=expected):
         compose("synthesize", [*REQUIRED["synthesize"], "voiced_temperature=0"], package=INFERENCE)
-    untyped = ["model=/m", "data=/d", "out=/o", "kind=mos", "voiced_temperature=0"]
-    cfg = compose("export_listening_test", untyped, package=INFERENCE)
     with pytest.raises(ConfigError, match=expected):
+        compose(
+            "export_listening_test", [*REQUIRED["export_listening_test"], "voiced_temperature=0"], package=INFERENCE
+        )
+    cfg = compose("export_listening_test", REQUIRED["export_listening_test"], package=INFERENCE)
+    cfg.voiced_temperature = 0.0
+    with pytest.raises(ConfigError, match=expected.replace("=0:", "=0.0:")):
         check_decode_options(cfg)
 
 
@@ -96,25 +168,31 @@ def test_a_nested_schema_checks_its_keys_and_the_stage_the_rule_between_them():
         _check_config(cfg)
 
 
-def test_a_typed_commands_untyped_group_keeps_the_type_check():
-    """prepare's corpus keys are no schema's fields yet: a value of the wrong kind there is still
-    refused naming the key (catches typing a command switching the untyped check off for it)."""
+def test_the_chosen_corpus_types_its_keys():
+    """prepare's corpus keys are the chosen corpus's schema: a value of the wrong kind is refused
+    naming the key, a key of another corpus is unknown, a numeric speaker name stays a name."""
     with pytest.raises(ConfigError, match="corpus.minutes='abc': expected a finite number"):
         compose("prepare", ["corpus=synthetic", "root=/r", "out=/o", "corpus.minutes=abc"])
+    with pytest.raises(ConfigError, match="unknown key 'corpus.minutes'"):
+        compose("prepare", ["corpus=vctk", "root=/r", "out=/o", "corpus.minutes=1"])
+    assert compose("prepare", ["corpus=ljspeech", "root=/r", "out=/o", "corpus.speaker=103"]).corpus.speaker == "103"
 
 
 def test_a_registry_extends_a_check():
     """format's choices are the unit-format registry's, read when checked (a new format is one class)."""
-    check = options._check_of(ExtractOptions, "format")
+    check = options._checks(ExtractOptions, "format")[-1]
     assert str(check.expected) == " | ".join(audio_vq.units.FORMATS) and check.ok("npz") and not check.ok("wav")
 
 
 @pytest.mark.parametrize("command, required", [("train", []), ("train_prior", ["units=/u"])])
 def test_the_training_loops_keys_are_one_schema_for_both_trainers(command, required):
-    """TrainOptions holds every key of the train presets, and the trainer checks them for train and
-    train-prior alike. Catches a key added to a preset and not to the schema (unchecked), and a
-    check left behind in one command."""
-    cfg = compose(command, [*required, "train.lr=0"])
-    assert {f.name for f in dataclasses.fields(TrainOptions)} == set(cfg.train)
+    """TrainOptions holds every key of the train presets, checked for train and train-prior alike,
+    at composition and by the stage on a config changed in Python. Catches a key added to a preset
+    and not to the schema (unchecked), and a check left behind in one command."""
+    cfg = compose(command, required)
+    assert OmegaConf.get_type(cfg.train) is TrainOptions
     with pytest.raises(ConfigError, match="train.lr=0: expected a learning rate > 0"):
-        check_train_config(cfg)
+        compose(command, [*required, "train.lr=0"])
+    cfg.train.lr = 0.0
+    with pytest.raises(ConfigError, match="train.lr=0.0: expected a learning rate > 0"):
+        options.validate(cfg)

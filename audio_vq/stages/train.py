@@ -20,18 +20,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import contours
 from ..checkpoint import save_model_dir
-from ..config import ConfigError, is_int, is_number, require
+from ..config import ConfigError
 from ..data import CropDataset, collate
 from ..distributed import Context
 from ..generate import Generator
 from ..manifest import ManifestError, read_manifest, read_speakers
 from ..memory import check_fits
 from ..models.vqvae import VQVAE, metric_names
+from ..options import TrainCommandOptions, validate
 from ..trainer import (
     EpochBatches,
     Task,
     TrainingError,
-    check_train_config,
     core_share,
     fit,
     init_loader_worker,
@@ -202,10 +202,9 @@ def run(
 
 def _check_config(cfg: DictConfig) -> None:
     """Fail before any heavy work, with one line naming the key."""
-    check_train_config(cfg)
-    require(cfg, "data.sample_rate", lambda v: is_int(v) and v > 0, "a positive integer (Hz)")
-    require(cfg, "data.crop_seconds", lambda v: is_number(v) and v > 0, "seconds > 0")
-    require(cfg, "data.manifest", lambda v: isinstance(v, str), "a manifest.jsonl path (or its folder)")
+    validate(cfg, TrainCommandOptions)
+    if cfg.data.manifest is None:  # the command line's train prepares the synthetic corpus then
+        raise ConfigError("data.manifest=None: expected a manifest.jsonl path (or its folder)")
     manifest = Path(cfg.data.manifest).expanduser()
     if not (manifest.is_file() or (manifest / "manifest.jsonl").is_file()):
         raise ConfigError(f"data.manifest={cfg.data.manifest}: no such manifest")

@@ -21,11 +21,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..checkpoint import save_model_dir
-from ..config import ConfigError, is_int, is_number, require
+from ..config import ConfigError
 from ..distributed import Context
 from ..memory import check_fits
 from ..models.prior import UnitPrior
-from ..trainer import EpochBatches, Task, check_train_config, fit, init_loader_worker
+from ..options import TrainPriorOptions, validate
+from ..trainer import EpochBatches, Task, fit, init_loader_worker
 from ..units.corpus import UnitCorpus, UnitCrops, collate_units, load_units, speakers_of, split_corpus
 
 log = logging.getLogger(__name__)
@@ -196,21 +197,7 @@ def run(
 
 
 def _check_config(cfg: DictConfig) -> None:
-    check_train_config(cfg)
-    require(cfg, "units", lambda v: isinstance(v, str) and v.strip() != "", "a unit file")
-    for key in ("test", "valid"):
-        require(cfg, key, lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "null or a unit file")
-    require(cfg, "test_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1)")
-    require(cfg, "valid_fraction", lambda v: is_number(v) and 0 <= v < 1, "a fraction in [0, 1)")
-    require(cfg, "manifest", lambda v: v is None or isinstance(v, str), "null or a manifest")
-    require(cfg, "level", lambda v: v is None or (is_int(v) and v >= 0), "null or a level index >= 0")
-    require(cfg, "condition_level", lambda v: v is None or (is_int(v) and v >= 0), "null or a level index >= 0")
-    require(cfg, "codebook_size", lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
-    require(cfg, "deduplicate", lambda v: isinstance(v, bool), "true or false")
-    for key in ("prior.dim", "prior.layers", "prior.heads", "prior.max_duration"):
-        require(cfg, key, lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "prior.max_len", lambda v: is_int(v) and v >= 2, "an integer >= 2 (the start token and a unit)")
-    require(cfg, "prior.dropout", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+    validate(cfg, TrainPriorOptions)
 
 
 def _task(cfg: DictConfig) -> PriorTask:

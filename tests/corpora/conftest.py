@@ -57,6 +57,7 @@ def corpus_config():
 
     def load(name: str) -> dict:
         options = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"))
+        assert options.pop("defaults") == [f"/{name}_corpus_schema@_here_", "_self_"]  # typed by its schema
         assert options.pop("name") == name
         scan = get_scanner(name)
         params = dict(list(inspect.signature(scan).parameters.items())[1:])  # all but root

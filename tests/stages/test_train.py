@@ -234,9 +234,8 @@ def test_non_finite_losses_skip_steps_then_stop_with_the_last_checkpoint_intact(
     ],
 )
 def test_bad_values_fail_before_training(manifest, tmp_path, override, key):
-    cfg, folder = config(manifest, tmp_path / "run", override)
-    with pytest.raises(ConfigError) as err:
-        train.run(cfg, folder)
+    with pytest.raises(ConfigError) as err:  # at composition (a typed key's check) or in the stage (the model's)
+        train.run(*config(manifest, tmp_path / "run", override))
     assert str(err.value).startswith(key)
     assert not (tmp_path / "run").exists()
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ...atomic import atomic_path, atomic_write_text
-from ...config import ConfigError, is_number, require
+from ...config import ConfigError, require
+from ...options import ListeningResultsOptions, validate
 from . import stats
 from .answers import NO_CHOICE, read_answers
 from .html import FIRST_COLUMNS, LAST_COLUMNS
@@ -44,23 +45,16 @@ RESULTS_JSON, RESULTS_CSV, RESULTS_MD, RATINGS_CSV, RESULTS_PNG = (
 
 def results(cfg: DictConfig) -> int:
     """`audio-vq listening-results`."""
-    path = Path(
-        require(
-            cfg, "results", lambda v: isinstance(v, str) and v != "", "a result file (or a folder of BeaqleJS results)"
-        )
-    ).expanduser()
-    require(cfg, "kind", lambda v: v == "auto" or v in KINDS, "auto | " + " | ".join(KINDS))
-    require(cfg, "listener", lambda v: isinstance(v, str) and v != "", "auto or a column name")
-    require(cfg, "screening", lambda v: isinstance(v, bool), "true or false")
-    require(cfg, "confidence", lambda v: is_number(v) and 0 < v < 1, "a level in (0, 1), e.g. 0.95")
-    require(cfg, "out", lambda v: v is None or isinstance(v, str), "null or a folder")
+    validate(cfg, ListeningResultsOptions)
+    require(cfg, "kind", lambda v: v == "auto" or v in KINDS, "auto | " + " | ".join(KINDS))  # the stage's table
+    path = Path(cfg.results).expanduser()
     key = read_key(cfg.key)
     kind = _exported_kind(cfg.key) if cfg.kind == "auto" else KINDS[cfg.kind]
     answers = read_answers(path, kind, key, cfg.listener)
     report = ANALYSES[answers.kind](answers.rows, answers.listener, KeyIndex(key, path), cfg)
     report.update(results=str(path), key=str(key_path(cfg.key)), source=answers.source)
     report["listeners"]["identified_by"] = answers.identified_by
-    out = Path(cfg.out).expanduser() if cfg.out else path.parent / f"{path.stem}_analysis"
+    out = output_folder(cfg)
     write_report(out, report)
     estimates = (
         "; ".join(
@@ -74,6 +68,12 @@ def results(cfg: DictConfig) -> int:
         f"{estimates}; written to {out}"
     )
     return 0
+
+
+def output_folder(cfg: DictConfig) -> Path:
+    """``out``, or by default ``<results file's folder>/<its name>_analysis``."""
+    results = Path(cfg.results).expanduser()
+    return Path(cfg.out).expanduser() if cfg.out else results.parent / f"{results.stem}_analysis"
 
 
 # ---------------------------------------------------------------------------------------------

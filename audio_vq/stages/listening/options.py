@@ -10,12 +10,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ...config import ConfigError, is_int, is_number, require
+from ...config import ConfigError, require
+from ...options import ExportListeningTestOptions, validate
 from . import plan, webmushra
 from .key import BUILTIN_SYSTEMS
 from .kinds import KINDS, Kind
 
-LOUDNESS_RANGE_LUFS = (-70.0, 0.0)  # BS.1770's absolute gate .. full scale
 SYSTEM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -46,25 +46,10 @@ class Options:
 
 
 def check_options(cfg: DictConfig) -> Options:
-    """The export keys, each checked with a one-line error naming it."""
-    require(cfg, "data", lambda v: isinstance(v, str) and v != "", "a manifest (manifest.jsonl or its folder)")
-    kind = KINDS[require(cfg, "kind", lambda v: v in KINDS, " | ".join(KINDS))]
-    require(cfg, "num_utterances", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "split", lambda v: v in plan.SPLIT_CHOICES, " | ".join(plan.SPLIT_CHOICES))
-    require(cfg, "max_seconds", lambda v: v is None or (is_number(v) and v > 0), "null or seconds > 0")
-    require(cfg, "min_seconds", lambda v: is_number(v) and v >= 0, "seconds >= 0")
-    require(cfg, "include_reference", lambda v: isinstance(v, bool), "true or false")
-    require(
-        cfg,
-        "loudness",
-        lambda v: is_number(v) and LOUDNESS_RANGE_LUFS[0] < v < LOUDNESS_RANGE_LUFS[1],
-        f"a loudness in LUFS between {LOUDNESS_RANGE_LUFS[0]:g} and {LOUDNESS_RANGE_LUFS[1]:g}",
-    )
-    require(cfg, "peak_ceiling", lambda v: is_number(v) and v <= 0, "dBFS <= 0")
-    require(cfg, "sample_rate", lambda v: v is None or (is_int(v) and v > 0), "null or a rate in Hz > 0")
-    require(cfg, "strict", lambda v: isinstance(v, bool), "true or false")
-    for key in ("test_name", "webmushra_prefix", "beaqlejs_prefix"):
-        require(cfg, key, lambda v: v is None or isinstance(v, str), "null or a string")
+    """The export's keys (ExportListeningTestOptions' checks, then the rules between keys: the
+    targets, the systems' folders, webMUSHRA's strict limit)."""
+    validate(cfg, ExportListeningTestOptions)
+    kind = KINDS[require(cfg, "kind", lambda v: v in KINDS, " | ".join(KINDS))]  # the table is the stage's
     max_seconds = cfg.max_seconds
     if kind.page_type in webmushra.STRICT_PAGE_TYPES and cfg.strict:  # webMUSHRA's strict check: no stimulus over 12 s
         max_seconds = min(max_seconds or webmushra.MUSHRA_MAX_SECONDS, webmushra.MUSHRA_MAX_SECONDS)

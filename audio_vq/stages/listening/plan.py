@@ -18,7 +18,6 @@ from ...manifest import Utterance, spread_over_speakers
 log = logging.getLogger(__name__)
 
 SPLIT_PREFERENCE = ("test", "valid")  # split=auto: the first of these with usable utterances
-SPLIT_CHOICES = ("auto", "test", "valid", "train", "all")
 
 # Independent random streams drawn from the one `seed` key, so that e.g. asking for more
 # utterances does not change the blinding tokens of the ones already there.
