@@ -91,13 +91,17 @@ def load_with_rate(
     return np.ascontiguousarray(audio, dtype=np.float32), rate
 
 
-def load_segment(path: str | os.PathLike, start: int, frames: int) -> np.ndarray:
+def load_segment(path: str | os.PathLike, start: int, frames: int = -1, channel: int | None = None) -> np.ndarray:
     """Mono float32 samples [start, start + frames) of ``path`` at its own rate, (T,), decoding
-    only that part (fewer than ``frames`` at the end of the file). Same checks as :func:`load`."""
-    if start < 0 or frames < 1:
-        raise ValueError(f"segment start must be >= 0 and frames >= 1, got start={start}, frames={frames}")
+    only that part (fewer than ``frames`` at the end of the file; -1: to the end). ``channel``:
+    that channel alone (None: the channels averaged). Same checks as :func:`load`."""
+    if start < 0 or frames == 0 or frames < -1:
+        raise ValueError(f"segment start must be >= 0 and frames >= 1 (or -1), got start={start}, frames={frames}")
     data, _ = _decode(Path(path), start, frames)
-    return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
+    if channel is not None and not 0 <= channel < data.shape[1]:
+        raise AudioError(Path(path), f"no channel {channel} (the file has {data.shape[1]})")
+    mono = data.mean(axis=1) if channel is None else data[:, channel]
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def _decode(path: Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:

@@ -82,7 +82,8 @@ COMMANDS: dict[str, Command] = {
         shared="decode",
     ),
     "extract": Command(
-        "discrete units of every input: gslm | textless | jsonl | npz | zerospeech, + <output>.meta.json",
+        "discrete units of every input: gslm | textless | jsonl | npz | zerospeech | parquet | lhotse, "
+        "+ <output>.meta.json",
         "audio_vq.stages.extract:extract",
         example="audio-vq extract model=runs/demo/model input=exp/demo/data output=exp/demo/units.txt format=gslm",
         package=INFERENCE,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -49,6 +49,9 @@ class Utterance:
     split: str | None = None
     text: str | None = None
     alignment: str | None = None
+    # a scanner's: audio that is not a whole file (corpora.sources.AudioSource, a span of a
+    # recording or a table's row), which prepare writes out as a file; never in the manifest
+    source: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration(self) -> float:
@@ -57,12 +60,13 @@ class Utterance:
         return self.num_samples / self.sample_rate
 
     def to_json(self) -> str:
-        record = {k: v for k, v in asdict(self).items() if v is not None or k in _REQUIRED}
+        record = {k: v for k, v in asdict(replace(self, source=None)).items() if k in _FIELDS}
+        record = {k: v for k, v in record.items() if v is not None or k in _REQUIRED}
         return json.dumps(record, ensure_ascii=False)
 
 
 _REQUIRED = ("id", "path", "speaker", "num_samples", "sample_rate", "split")
-_FIELDS = {f.name for f in fields(Utterance)}
+_FIELDS = {f.name for f in fields(Utterance)} - {"source"}  # what a manifest line may hold
 
 
 def resolve(path: str | os.PathLike, base: str | os.PathLike) -> Path:
@@ -134,7 +138,7 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], rel
         )
         if problem:  # what read_manifest would refuse is never written
             raise ManifestError(f"{u.path}: cannot write a manifest entry whose {problem}")
-        rec = Utterance(**asdict(u))
+        rec = replace(u, source=None)
         if relative:
             rec.path = _relative_if_inside(rec.path, base)
             if rec.alignment:

@@ -689,6 +689,28 @@ class SyntheticCorpusOptions:
 
 
 @dataclass
+class LhotseCorpusOptions:
+    """corpus=lhotse: :func:`audio_vq.corpora.lhotse.scan`'s arguments."""
+
+    name: str = opt()
+    default_speaker: Optional[str] = opt()
+    use_file_splits: bool = opt()
+
+
+@dataclass
+class HFCorpusOptions:
+    """corpus=hf: :func:`audio_vq.corpora.hf.scan`'s arguments."""
+
+    name: str = opt()
+    audio_column: str = opt()
+    speaker_column: Optional[str] = opt()
+    id_column: Optional[str] = opt()
+    text_column: Optional[str] = opt()
+    default_speaker: Optional[str] = opt()
+    use_splits: bool = opt()
+
+
+@dataclass
 class VCTKCorpusOptions:
     """corpus=vctk: :func:`audio_vq.corpora.vctk.scan`'s arguments."""
 
@@ -772,6 +794,8 @@ GROUP_SCHEMAS: dict[tuple[str, str], type] = {
     ("corpus", "ljspeech"): LJSpeechCorpusOptions,
     ("corpus", "synthetic"): SyntheticCorpusOptions,
     ("corpus", "vctk"): VCTKCorpusOptions,
+    ("corpus", "lhotse"): LhotseCorpusOptions,
+    ("corpus", "hf"): HFCorpusOptions,
 }
 
 

@@ -30,10 +30,11 @@ def test_help_lists_commands_and_keys():
     assert r.returncode == 0
     for key in ("root:", "out:", "cache_audio:", "num_workers:", "holdout_speakers:", "fairseq_tsv:"):
         assert key in r.stdout
-    for option in ("vctk", "librispeech", "ljspeech", "folder", "synthetic"):
+    corpora = {"vctk", "librispeech", "ljspeech", "folder", "synthetic", "lhotse", "hf"}
+    for option in corpora:
         assert f"corpus={option}  (keys" in r.stdout
     assert "mic:" in r.stdout  # a corpus option's own keys are listed too
-    assert set(group_options("corpus")) == {"vctk", "librispeech", "ljspeech", "folder", "synthetic"}
+    assert set(group_options("corpus")) == corpora
 
 
 def test_errors_are_one_line_naming_the_key(tmp_path):

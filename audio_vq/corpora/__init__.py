@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 from ..manifest import Utterance
 from .common import CorpusError
 
-CORPORA = ("vctk", "librispeech", "ljspeech", "folder", "synthetic")
+CORPORA = ("vctk", "librispeech", "ljspeech", "folder", "synthetic", "lhotse", "hf")
 
 Scanner = Callable[..., Iterator[Utterance]]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -52,3 +53,13 @@ def read_text(path: Path) -> str | None:
         return " ".join(path.read_text(encoding="utf-8", errors="replace").split()) or None
     except OSError:
         return None
+
+
+# words of a file or folder name that say its split (lhotse's ..._cuts_dev-clean, HF's validation/)
+SPLIT_WORDS = {"train": "train", "dev": "valid", "valid": "valid", "validation": "valid", "test": "test"}
+
+
+def split_of(name: str) -> str | None:
+    """The split a name says (``dev-clean`` -> valid), or None when it says none or several."""
+    found = {SPLIT_WORDS[w] for w in re.split(r"[^a-z]+", name.lower()) if w in SPLIT_WORDS}
+    return found.pop() if len(found) == 1 else None

@@ -20,6 +20,7 @@ import itertools
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -172,6 +173,7 @@ def _written(output: Path, fmt: str) -> list[Path]:
 def _check(cfg: DictConfig) -> None:
     """The keys' own checks (ExtractOptions), then the rules between them."""
     validate(cfg)
+    writer_class(cfg.format).check_available()
     fixed = writer_class(cfg.format).deduplicated  # None: the format holds either form
     if cfg.deduplicate is None:
         cfg.deduplicate = bool(fixed)
@@ -357,12 +359,14 @@ def _merge(
         extra={"model": str(Path(cfg.model).expanduser().resolve()), "hop": extractor.hop, "fingerprint": fingerprint},
     )
     skipped: list[tuple[str, str]] = []
+    known = {s.id: s for s in sources}  # each utterance's speaker and file, for the formats that keep them
     writer = open_writer(output, meta, extractor.codebook if writer_class(cfg.format).needs_codebook else None)
     try:
         for record in tqdm(
             _read_parts(parts, num_blocks, skipped), total=len(sources), desc="merge", unit="utt", dynamic_ncols=True
         ):
-            writer.write(record)
+            source = known[record.id]
+            writer.write(replace(record, speaker=source.speaker, path=str(Path(source.path).expanduser().resolve())))
         meta.extra["skipped"] = len(skipped)
     except BaseException:
         writer.abort()
@@ -387,6 +391,7 @@ def _merge(
 def units_convert(cfg: DictConfig) -> int:
     """`audio-vq units-convert`: read a unit file in any format, write it in another."""
     validate(cfg)
+    writer_class(cfg.format).check_available()
     source = Path(cfg.input).expanduser()
     try:
         fmt_in = cfg.input_format or detect_format(source)

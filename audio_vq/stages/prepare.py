@@ -32,6 +32,7 @@ from .. import audio
 from ..atomic import atomic_write_text
 from ..config import ConfigError
 from ..corpora import CorpusError, get_scanner
+from ..corpora.sources import read_source
 from ..manifest import SKIPPED_NAME, SPLITS, Utterance, write_fairseq_tsv, write_manifest, write_skipped, write_speakers
 from ..options import validate
 from ..outputs import name_problem
@@ -77,8 +78,9 @@ def run(cfg: DictConfig) -> PrepareResult:
     if not found:
         raise CorpusError(f"{cfg.root}: no audio files found for corpus={cfg.corpus.name}")
 
-    cache_root = out / CACHE_DIR if cfg.cache_audio else None
-    decoded = decode_all(found, out / STATE_DIR / DECODE_LOG, cache_root, cfg.sample_rate, cfg.num_workers)
+    decoded = decode_all(
+        found, out / STATE_DIR / DECODE_LOG, out / CACHE_DIR, cfg.sample_rate, cfg.num_workers, cfg.cache_audio
+    )
     utterances = []
     for utt, d in zip(found, decoded):
         if d.error is None and d.num_samples < cfg.min_seconds * d.sample_rate:
@@ -88,7 +90,7 @@ def run(cfg: DictConfig) -> PrepareResult:
         if d.error is not None:
             skipped.append((utt.path, d.error))
             continue
-        utt.num_samples, utt.sample_rate, utt.path = d.num_samples, d.sample_rate, d.path
+        utt.num_samples, utt.sample_rate, utt.path, utt.source = d.num_samples, d.sample_rate, d.path, None
         utterances.append(utt)
     if not utterances:
         write_skipped(out, skipped)
@@ -135,16 +137,19 @@ def summary(result: PrepareResult, out: str | os.PathLike) -> str:
 def decode_all(
     utterances: list[Utterance],
     log_path: Path,
-    cache_root: Path | None,
+    cache_root: Path,
     sample_rate: int,
     num_workers: int,
+    cache_audio: bool = False,
     decode: Callable[[dict], Decoded] | None = None,
 ) -> list[Decoded]:
     """Decode every utterance's file (in worker processes), reusing results logged by an
     earlier run for files whose size and mtime have not changed. Returns one Decoded per
-    utterance, in order. ``decode`` replaces the per-file function (a picklable top-level
-    function taking a job dict), e.g. to wrap it."""
-    jobs = [_job(u, cache_root, sample_rate) for u in utterances]
+    utterance, in order. Copies at ``sample_rate`` go under ``cache_root``: of every file with
+    ``cache_audio``, and of every utterance whose audio is a source (not a file of its own).
+    ``decode`` replaces the per-file function (a picklable top-level function taking a job
+    dict), e.g. to wrap it."""
+    jobs = [_job(u, cache_root, sample_rate, cache_audio) for u in utterances]
     done = _read_log(log_path)
     results: dict[str, Decoded] = {
         j["key"]: done[j["key"]] for j in jobs if j["key"] in done and _still_valid(done[j["key"]])
@@ -235,22 +240,30 @@ def _unique_ids(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list[
     return unique, skipped
 
 
-def _job(u: Utterance, cache_root: Path | None, sample_rate: int) -> dict:
-    try:
-        st = os.stat(u.path)
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        stamp = "missing"
-    cache = str(cache_root / u.speaker / f"{u.id}.wav") if cache_root is not None else None
+def _job(u: Utterance, cache_root: Path, sample_rate: int, cache_audio: bool) -> dict:
+    """What decoding ``u`` takes: its file (or source: a span, a table's row, always written out
+    under ``cache_root``), where the cached copy goes, and the key of its answer."""
+    if u.source is not None:
+        stamp = u.source.stamp()
+    else:
+        try:
+            st = os.stat(u.path)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+    cache = str(cache_root / u.speaker / f"{u.id}.wav") if cache_audio or u.source is not None else None
     # The key changes whenever the answer could: another file state, cache target or rate.
     key = f"{u.path}|{stamp}|{cache}|{sample_rate if cache else ''}"
-    return {"key": key, "path": u.path, "cache": cache, "sample_rate": sample_rate}
+    return {"key": key, "path": u.path, "source": u.source, "cache": cache, "sample_rate": sample_rate}
 
 
 def _decode(job: dict) -> Decoded:
     """Decode one file fully (validating it); with a cache target, write the resampled copy."""
     try:
-        samples, rate = audio.load_with_rate(job["path"], sample_rate=None)
+        if job.get("source") is not None:
+            samples, rate = read_source(job["source"])
+        else:
+            samples, rate = audio.load_with_rate(job["path"], sample_rate=None)
         if job["cache"] is None:
             return Decoded(job["key"], len(samples), rate, job["path"])
         samples = audio.resample(samples, rate, job["sample_rate"])

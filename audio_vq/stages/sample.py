@@ -140,7 +140,12 @@ def sample(cfg: DictConfig) -> int:
                 (prior, start), bottom, dec.model.quantizer.level_ratios[0], names, frames, prompt, cfg
             )
         for name, c in zip(names, codes):  # c: (levels, frames)
-            records.append(Record(name, c[0] if len(c) == 1 else c, None, c.shape[1] * dec.model.hop))
+            wav = str((dec.out / f"{name}.wav").resolve())  # rendered below: lhotse and parquet point to it
+            records.append(
+                Record(
+                    name, c[0] if len(c) == 1 else c, None, c.shape[1] * dec.model.hop, speaker=cfg.speaker, path=wav
+                )
+            )
             p = 0 if prompt is None else prompt.shape[1]
             rows.append(
                 {
@@ -218,6 +223,7 @@ def _start_token(cfg: DictConfig, key: str, prior_speakers: dict[str, int]) -> i
 def _check(cfg: DictConfig) -> None:
     """The keys' own checks (SampleOptions), then that each prior directory exists."""
     validate(cfg)
+    WRITERS[cfg.format].check_available()
     for key in ("prior", "bottom_prior", "pitch_prior"):
         folder = cfg[key]
         if (folder is not None or key == "prior") and not Path(folder).expanduser().is_dir():

@@ -45,18 +45,20 @@ into place at ``close()``; meta.json is written last, so its presence means the 
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
 import shutil
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Iterable, Iterator
 
 import numpy as np
 
 from ..atomic import atomic_path, atomic_write_text
+from ..config import ConfigError
 from ..outputs import inside, name_problem
 from .extraction import deduplicate, expand
 
@@ -107,6 +109,8 @@ class Record:
     durations: np.ndarray | None = None  # (n,) frames per unit when deduplicated
     num_samples: int | None = None
     lossy: bool = False  # deduplicated without durations (gslm/jsonl/npz written deduplicated=true)
+    speaker: str | None = None  # what extract knows of the utterance (parquet and lhotse keep them)
+    path: str | None = None  # its audio file
 
     def frames(self) -> np.ndarray:
         """Frame-level codes."""
@@ -121,7 +125,7 @@ class Record:
         if self.durations is not None or self.lossy:
             return self
         units, durations = deduplicate(self.units)
-        return Record(self.id, units, durations, self.num_samples)
+        return replace(self, units=units, durations=durations)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,6 +271,10 @@ class UnitWriter:
         return bool(cls.suffix) and not path.is_dir() and path.suffix == cls.suffix
 
     @classmethod
+    def check_available(cls) -> None:
+        """ConfigError naming the extra to install when the format's package is missing."""
+
+    @classmethod
     def read(cls, path: Path, q: int, codebook: np.ndarray | None) -> Iterator[tuple[str, Record]]:
         """(where, record) in file order; q codebooks per utterance (the meta's, else 1)."""
         raise NotImplementedError
@@ -302,9 +310,7 @@ class UnitWriter:
         if not _has_levels(record.units, q):
             raise ValueError(f"utterance {record.id}: units of shape {record.units.shape} in a file of {q} codebook(s)")
         rec = (
-            record.deduplicated()
-            if self.meta.deduplicated
-            else Record(record.id, record.frames(), None, record.num_samples)
+            record.deduplicated() if self.meta.deduplicated else replace(record, units=record.frames(), durations=None)
         )
         self._write(rec)
         self.meta.num_utterances += 1
@@ -534,6 +540,174 @@ class ZerospeechWriter(UnitWriter):
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+class ParquetWriter(UnitWriter):
+    """A Parquet table, a row per utterance: id, speaker, units (a list of int16, or int32 when a
+    level has more than 32,768 symbols; Q lists with Q codebooks), durations when deduplicated,
+    num_samples and frame_rate: what ``datasets.load_dataset("parquet", ...)``, pandas and unit
+    LMs read as they are. Rows stream out in row groups (the ``hf`` extra: pyarrow)."""
+
+    name = "parquet"
+    suffix = ".parquet"
+    ROW_GROUP = 1024  # rows buffered before they are written as a row group
+
+    @classmethod
+    def check_available(cls):
+        _pyarrow()
+
+    @classmethod
+    def read(cls, path, q, codebook):
+        _, pq = _pyarrow()
+        try:
+            table = pq.ParquetFile(path)
+            batches = table.iter_batches(batch_size=cls.ROW_GROUP)
+            row = 0
+            for batch in batches:
+                for obj in batch.to_pylist():
+                    where = f"{path}: row {row}"
+                    if not isinstance(obj.get("id"), str):
+                        raise UnitFormatError(f"{where}: not a units row (no id)")
+                    known = {k: obj.get(k) for k in ("speaker", "path")}
+                    yield (
+                        where,
+                        _record(
+                            where, obj["id"], obj.get("units"), obj.get("durations"), q, obj.get("num_samples"), **known
+                        ),
+                    )
+                    row += 1
+        except OSError as e:
+            raise UnitFormatError(f"{path}: not a units .parquet ({' '.join(str(e).split())})") from None
+
+    def _begin(self):
+        pa, pq = _pyarrow()
+        sizes = level_sizes(self.meta)
+        small = all(k is not None and k <= 1 << 15 for k in sizes)  # every code fits in int16
+        code = pa.int16() if small else pa.int32()
+        units = pa.list_(code) if self.meta.num_codebooks == 1 else pa.list_(pa.list_(code))
+        columns = [("id", pa.string()), ("speaker", pa.string()), ("path", pa.string()), ("units", units)]
+        if self.meta.deduplicated:
+            columns.append(("durations", pa.list_(pa.int32())))
+        columns += [("num_samples", pa.int64()), ("frame_rate", pa.float64())]
+        self._schema = pa.schema(columns)
+        tmp = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
+        self._files.append(_RowGroups(pq.ParquetWriter(tmp, self._schema), self._schema, self.ROW_GROUP))
+        self._pending.append((tmp, self.output))
+
+    def _write(self, rec):
+        row = {"id": rec.id, "speaker": rec.speaker, "path": rec.path, "units": rec.units.tolist()}
+        if self.meta.deduplicated:
+            row["durations"] = rec.durations.tolist()
+        row.update(num_samples=rec.num_samples, frame_rate=self.meta.frame_rate)
+        self._files[0].write(row)
+
+
+class _RowGroups:
+    """Rows buffered into row groups of a pyarrow ParquetWriter; ``close`` writes the last."""
+
+    def __init__(self, writer, schema, size: int):
+        self.writer, self.schema, self.size, self.rows = writer, schema, size, []
+
+    def write(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            import pyarrow as pa
+
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+class LhotseWriter(UnitWriter):
+    """A lhotse CutSet (``.jsonl.gz``), a MonoCut per utterance: its recording (the audio file,
+    when known), a supervision with its speaker, and the units in the cut's custom fields
+    (``units``: a list, Q lists with Q codebooks; ``durations`` when deduplicated;
+    ``frame_rate``), read by ``lhotse.CutSet.from_file`` as ``cut.units`` (the ``lhotse`` extra)."""
+
+    name = "lhotse"
+    suffix = ".jsonl.gz"
+
+    @classmethod
+    def looks_like(cls, path):
+        return not path.is_dir() and path.name.endswith(cls.suffix)
+
+    @classmethod
+    def check_available(cls):
+        _lhotse()
+
+    @classmethod
+    def read(cls, path, q, codebook):
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    where = f"{path}:{lineno}"
+                    try:
+                        cut = json.loads(line)
+                        custom, uid = cut.get("custom") or {}, str(cut["id"])
+                    except (ValueError, KeyError, TypeError, AttributeError) as e:
+                        raise UnitFormatError(f"{where}: not a lhotse cut ({e})") from None
+                    speakers = [s.get("speaker") for s in cut.get("supervisions") or []]
+                    sources = ((cut.get("recording") or {}).get("sources") or [{}])[0]
+                    known = {"speaker": speakers[0] if speakers else None, "path": sources.get("source")}
+                    num_samples = custom.get("num_samples")
+                    yield (
+                        where,
+                        _record(where, uid, custom.get("units"), custom.get("durations"), q, num_samples, **known),
+                    )
+        except (OSError, EOFError) as e:
+            raise UnitFormatError(f"{path}: not a gzipped lhotse CutSet ({' '.join(str(e).split())})") from None
+
+    def _begin(self):
+        self._lhotse = _lhotse()
+        tmp = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
+        self._files.append(gzip.open(tmp, "wt", encoding="utf-8", newline="\n"))
+        self._pending.append((tmp, self.output))
+
+    def _write(self, rec):
+        lhotse = self._lhotse
+        recording = None
+        if rec.path is not None:
+            from ..audio import info as audio_info  # soundfile: loaded when a recording is described
+
+            found = audio_info(rec.path)
+            source = lhotse.AudioSource(type="file", channels=list(range(found.channels)), source=str(rec.path))
+            recording = lhotse.Recording(
+                rec.id, [source], found.sample_rate, found.num_samples, found.duration, list(range(found.channels))
+            )
+        duration = recording.duration if recording else (rec.num_samples or 0) / (self.meta.sample_rate or 1)
+        supervisions = [lhotse.SupervisionSegment(rec.id, rec.id, 0.0, duration, speaker=rec.speaker)]
+        custom = {"units": rec.units.tolist()}
+        if rec.durations is not None:
+            custom["durations"] = rec.durations.tolist()
+        custom.update(frame_rate=self.meta.frame_rate, num_samples=rec.num_samples)
+        cut = lhotse.MonoCut(rec.id, 0.0, duration, 0, supervisions=supervisions, recording=recording, custom=custom)
+        self._files[0].write(json.dumps(cut.to_dict()) + "\n")
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ConfigError("format=parquet needs pyarrow: pip install 'audio_vq[hf]'") from None
+    return pyarrow, pyarrow.parquet
+
+
+def _lhotse():
+    try:
+        import lhotse
+    except ImportError:
+        raise ConfigError("format=lhotse needs the lhotse package: pip install 'audio_vq[lhotse]'") from None
+    return lhotse
+
+
 FORMATS = tuple(WRITERS)
 
 
@@ -599,7 +773,7 @@ def read_units(
     q = meta.num_codebooks if meta is not None else 1
     records = _checked_ids(cls.read(p, q, codebook))
     if meta is not None and meta.deduplicated:
-        records = (Record(r.id, r.units, r.durations, r.num_samples, lossy=r.durations is None) for r in records)
+        records = (replace(r, lossy=r.durations is None) for r in records)
     return meta, records
 
 
@@ -719,17 +893,24 @@ def _read_jsonl(p: Path, q: int) -> Iterator[Record]:
                 uid, units = str(obj["id"]), obj["units"]
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise UnitFormatError(f"{where}: not a units record ({e})") from None
-            if not isinstance(units, list) or (d is not None and not isinstance(d, list)):
-                raise UnitFormatError(f"{where}: units and durations must be lists of integers")
-            expected = "units and durations must be lists of integers"
-            if q == 1:
-                codes = _int64(units, where, expected)
-            else:
-                expected = f"units must be {q} lists of integers (one per codebook) of one length"
-                if len(units) != q or not all(isinstance(row, list) and len(row) == len(units[0]) for row in units):
-                    raise UnitFormatError(f"{where}: {expected}")
-                codes = np.stack([_int64(row, where, expected) for row in units])
-            yield where, Record(uid, codes, None if d is None else _int64(d, where, expected), obj.get("num_samples"))
+            yield where, _record(where, uid, units, d, q, obj.get("num_samples"))
+
+
+def _record(where: str, uid: str, units, durations, q: int, num_samples=None, **known) -> Record:
+    """A record of units given as a list of integers (q lists with q codebooks) and durations
+    as one list or None; UnitFormatError naming ``where`` otherwise."""
+    if not isinstance(units, list) or (durations is not None and not isinstance(durations, list)):
+        raise UnitFormatError(f"{where}: units and durations must be lists of integers")
+    expected = "units and durations must be lists of integers"
+    if q == 1:
+        codes = _int64(units, where, expected)
+    else:
+        expected = f"units must be {q} lists of integers (one per codebook) of one length"
+        if len(units) != q or not all(isinstance(row, list) and len(row) == len(units[0]) for row in units):
+            raise UnitFormatError(f"{where}: {expected}")
+        codes = np.stack([_int64(row, where, expected) for row in units])
+    d = None if durations is None else _int64(durations, where, expected)
+    return Record(uid, codes, d, num_samples, **known)
 
 
 def _read_npz(p: Path, q: int) -> Iterator[Record]:

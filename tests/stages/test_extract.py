@@ -14,11 +14,11 @@ import soundfile as sf
 from audio_vq.config import ConfigError, compose
 from audio_vq.manifest import read_manifest
 from audio_vq.stages import decode, extract
-from audio_vq.units.formats import FORMATS, meta_path, read_units
+from audio_vq.units.formats import FORMATS, WRITERS, meta_path, read_units
 
 from tiny import INFERENCE, TINY_HOP
 
-SUFFIX = {"gslm": ".txt", "jsonl": ".jsonl", "npz": ".npz", "textless": "", "zerospeech": ""}
+SUFFIX = {name: writer.suffix for name, writer in WRITERS.items()}  # textless, zerospeech: none
 
 
 def model_dir(trained):
@@ -593,3 +593,27 @@ def test_a_prior_over_the_pitch_stream_has_bins_plus_one_symbols(pitch_units):
     out, _ = pitch_units
     corpus = load_units(str(out), False, level=1, condition_level=0)
     assert corpus.codebook_size == PITCH_BINS + 1 and corpus.conditions is not None
+
+
+def test_lhotse_and_parquet_outputs_carry_each_utterances_speaker_and_file(tiny_trained, reference, tmp_path):
+    """What the consumers read: lhotse's loader gets each cut's units, speaker and audio (the
+    manifest's file); `datasets` gets id, speaker, path and units per row. Catches the speaker
+    or file of another utterance (a merge that lost the order) and units that differ from gslm's."""
+    import datasets
+    import lhotse
+
+    want = frames_by_id(reference)
+    utts = {u.id: u for u in read_manifest(tiny_trained / "data")}
+    run_extract(tiny_trained, tmp_path / "cuts.jsonl.gz", "format=lhotse", "block_size=3")
+    for cut in lhotse.CutSet.from_file(tmp_path / "cuts.jsonl.gz"):
+        assert cut.units == want[cut.id] and cut.supervisions[0].speaker == utts[cut.id].speaker
+        assert cut.recording.sources[0].source == utts[cut.id].path
+        assert cut.load_audio().shape[1] == utts[cut.id].num_samples
+    run_extract(tiny_trained, tmp_path / "units.parquet", "format=parquet", "block_size=3")
+    rows = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "units.parquet"), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert rows["id"] == list(want) and rows["units"] == list(want.values())
+    assert rows["speaker"] == [utts[i].speaker for i in rows["id"]] and rows["path"] == [
+        utts[i].path for i in rows["id"]
+    ]

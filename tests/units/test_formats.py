@@ -9,6 +9,7 @@ import pytest
 
 from audio_vq.units.formats import (
     FORMATS,
+    WRITERS,
     Record,
     UnitFormatError,
     UnitsMeta,
@@ -25,7 +26,7 @@ RECORDS = [
     Record("java", np.array([5]), None, 16),  # fairseq's rstrip('.wav') would leave 'j'
     Record("x-9", np.array([0, 15, 15, 0]), None, 64),
 ]
-SUFFIX = {"gslm": ".txt", "jsonl": ".jsonl", "npz": ".npz", "textless": "", "zerospeech": ""}
+SUFFIX = {name: writer.suffix for name, writer in WRITERS.items()}  # textless, zerospeech: none
 LAYOUT_DEDUP = {"textless": True, "zerospeech": False}  # formats whose layout decides, whatever is asked
 
 
@@ -52,7 +53,7 @@ def test_every_format_round_trips(tmp_path, fmt, dedup):
         assert r.deduplicated().units.tolist() == want.deduplicated().units.tolist()
         if not r.lossy:
             assert r.frames().tolist() == want.frames().tolist()
-    if fmt in ("jsonl", "npz"):
+    if fmt in ("jsonl", "npz", "parquet", "lhotse"):
         assert [got[w.id].num_samples for w in RECORDS] == [380, 16, 64]
     lossy = fmt == "gslm" and dedup  # gslm has no place for durations
     assert all(r.lossy for r in got.values()) == lossy
@@ -333,3 +334,58 @@ def test_a_new_format_is_one_class(tmp_path, monkeypatch):
     assert meta.format == "tsv" and [(r.id, r.units.tolist()) for r in records] == [
         (r.id, r.units.tolist()) for r in RECORDS
     ]
+
+
+def test_parquet_is_read_as_it_is_by_datasets_and_pyarrow(tmp_path):
+    """The consumers a unit LM uses read the table without help: ids, speakers, files, units
+    (int16 when every code fits, int32 otherwise; a list per level with several codebooks) and
+    durations. Catches a schema they cannot read or a column out of step with its rows."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    records = [
+        Record(r.id, r.units, None, r.num_samples, speaker=f"s{i}", path=f"/a/{r.id}.wav")
+        for i, r in enumerate(RECORDS)
+    ]
+    out = tmp_path / "units.parquet"
+    write_units(out, records, UnitsMeta("parquet", 50.0, 16, 16_000, None, True))
+    rows = datasets.load_dataset("parquet", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert rows["id"] == [r.id for r in records] and rows["speaker"] == ["s0", "s1", "s2"]
+    assert rows["path"] == [r.path for r in records] and rows["num_samples"] == [380, 16, 64]
+    assert rows["units"] == [r.deduplicated().units.tolist() for r in records]
+    assert rows["durations"] == [r.deduplicated().durations.tolist() for r in records]
+    assert str(pq.read_schema(out).field("units").type) == "list<element: int16>"
+    big = tmp_path / "big.parquet"
+    write_units(big, [Record("a", np.array([40_000, 1]))], UnitsMeta("parquet", 50.0, 40_001, 16_000, None, False))
+    assert str(pq.read_schema(big).field("units").type) == "list<element: int32>"
+    assert "durations" not in pq.read_schema(big).names  # frame-level: no durations column
+    two = tmp_path / "two.parquet"
+    write_units(
+        two,
+        [Record("a", np.array([[1, 2], [3, 4]]))],
+        UnitsMeta("parquet", 50.0, 16, 16_000, None, False, num_codebooks=2),
+    )
+    assert pq.read_table(two).column("units").to_pylist() == [[[1, 2], [3, 4]]]
+
+
+def test_lhotse_cutset_is_read_by_lhotse(tmp_path):
+    """lhotse's own loader reads the CutSet: the units as ``cut.units``, the speaker as a
+    supervision's, the audio from the recording (the file itself). Catches a cut lhotse refuses
+    or a recording that does not describe its file."""
+    import lhotse
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(8000, dtype=np.float32), 16_000)
+    records = [
+        Record("a", np.array([1, 1, 2]), None, 8000, speaker="spk1", path=str(wav)),
+        Record("b", np.array([[3, 4], [5, 6]]).T[0], None, 640, speaker=None, path=None),
+    ]
+    out = tmp_path / "cuts.jsonl.gz"
+    write_units(out, records, UnitsMeta("lhotse", 50.0, 16, 16_000, None, True))
+    cuts = {c.id: c for c in lhotse.CutSet.from_file(out)}
+    assert cuts["a"].units == [1, 2] and cuts["a"].durations == [2, 1] and cuts["a"].frame_rate == 50.0
+    assert cuts["a"].supervisions[0].speaker == "spk1"
+    assert cuts["a"].recording.num_samples == 8000 and cuts["a"].load_audio().shape == (1, 8000)
+    assert not cuts["b"].has_recording and cuts["b"].duration == 640 / 16_000
+    assert detect_format(out) == "lhotse"
