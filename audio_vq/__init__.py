@@ -24,7 +24,8 @@ API = (
     "export_listening_test",
     "listening_results",
 )
-__all__ = ["__version__", "load_model", "Codec", *API]
+HUB = ("from_pretrained", "save_pretrained", "push_to_hub")  # models by name (audio_vq.hub, the hf extra)
+__all__ = ["__version__", "load_model", "Codec", *API, *HUB]
 
 
 def load_model(directory, device="cpu"):
@@ -39,6 +40,10 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
+    if name in HUB:
+        from . import hub
+
+        return getattr(hub, name)
     if name == "Codec":
         from .codec import Codec
 

@@ -110,6 +110,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise ModelDirError(f"{directory / WEIGHTS_NAME}: does not fit config.yaml ({_one_line(e)})") from None
     model.speaker_index = speakers
     model.config = config
+    model.directory = directory
     return model.to(device).eval()
 
 

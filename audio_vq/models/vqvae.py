@@ -195,6 +195,7 @@ class VQVAE(nn.Module):
         # set by checkpoint.load_model: the speaker names of the table and the run's config
         self.speaker_index: dict[str, int] = {}
         self.config: dict | None = None
+        self.directory = None  # the model directory it was loaded from (audio_vq.save_pretrained reads it)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], num_speakers: int, sample_rate: int = SAMPLE_RATE) -> "VQVAE":

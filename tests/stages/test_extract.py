@@ -617,3 +617,11 @@ def test_lhotse_and_parquet_outputs_carry_each_utterances_speaker_and_file(tiny_
     assert rows["speaker"] == [utts[i].speaker for i in rows["id"]] and rows["path"] == [
         utts[i].path for i in rows["id"]
     ]
+
+
+@pytest.mark.parametrize("fmt, module, extra", [("parquet", "pyarrow", "hf"), ("lhotse", "lhotse", "lhotse")])
+def test_a_format_whose_extra_is_missing_is_one_line_naming_it(tiny_trained, tmp_path, monkeypatch, fmt, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ConfigError, match=rf"format={fmt} needs .*pip install 'audio_vq\[{extra}\]'"):
+        run_extract(tiny_trained, tmp_path / "out", f"format={fmt}")
+    assert not (tmp_path / "out").exists()

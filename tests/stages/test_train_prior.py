@@ -16,7 +16,7 @@ from audio_vq.config import ConfigError, compose, compose_run
 from audio_vq.manifest import Utterance, write_manifest
 from audio_vq.stages import train_prior
 from audio_vq.units.corpus import held_out, load_units, split_roles
-from audio_vq.units.formats import FORMATS, Record, UnitsMeta, write_units
+from audio_vq.units.formats import FORMATS, WRITERS, Record, UnitsMeta, write_units
 
 TINY = [
     "prior.dim=16",
@@ -43,7 +43,7 @@ def records(n=12, k=16):
 
 
 def unit_file(tmp_path, fmt="gslm", meta=True):
-    path = tmp_path / {"gslm": "u.txt", "textless": "u", "jsonl": "u.jsonl", "npz": "u.npz", "zerospeech": "zs"}[fmt]
+    path = tmp_path / ("zs" if fmt == "zerospeech" else "u" + WRITERS[fmt].suffix)
     write_units(
         path,
         records(),
