@@ -389,6 +389,33 @@ COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 SCHEDULES = ("cosine", "constant")
 
 
+def _loggers() -> tuple:
+    from .loggers import LOGGERS
+
+    return tuple(LOGGERS)
+
+
+def _logger_list(v) -> bool:
+    return (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(name in _loggers() for name in v)
+
+
+@dataclass
+class WandbOptions:
+    """train.wandb: the Weights & Biases run (with train.loggers=[..., wandb])."""
+
+    project: str = opt(text("a project name"))
+    entity: Optional[str] = opt()
+    mode: str = opt(one_of(("offline", "online", "disabled")))
+
+
+@dataclass
+class MLflowOptions:
+    """train.mlflow: the MLflow run (with train.loggers=[..., mlflow])."""
+
+    tracking_uri: Optional[str] = opt()
+    experiment: str = opt(text("an experiment name"))
+
+
 def _memory_policies() -> tuple:
     from .memory import POLICIES
 
@@ -434,6 +461,9 @@ class TrainOptions:
     keep_checkpoints: int = opt(at_least(1))
     resume: bool = opt(a_flag())
     max_nonfinite: int = opt(at_least(1))
+    loggers: Any = opt(Check(_logger_list, _LazyText(lambda: "a list of " + " | ".join(_loggers()))))
+    wandb: WandbOptions = field(default_factory=WandbOptions)
+    mlflow: MLflowOptions = field(default_factory=MLflowOptions)
 
 
 WORKERS = Check(lambda v: v == "auto" or (is_int(v) and v >= 0), "auto or an integer >= 0")

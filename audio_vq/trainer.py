@@ -4,7 +4,7 @@ exports) is a :class:`Task`; stages/train.py's is the VQ-VAE's.
 
     for step in range(start, max_steps):
         batch  -> task.step_loss (autocast) -> skip if the loss is not finite -> backward -> clip -> Adam
-        every log_every: progress, TensorBoard, metrics.csv; valid_every: task.validate;
+        every log_every: progress and the loggers (train.loggers: loggers.py); valid_every: task.validate;
         checkpoint_every: training state + task.export (the model directory)
         a preemption signal (SIGTERM, SIGUSR1): checkpoint this step, raise Preempted (exit status 75)
 
@@ -13,8 +13,9 @@ lowest ``task.selection_metric`` instead of the last step's: each new best is ch
 exported at once (so the export always matches a checkpoint a resume can start from), the last
 step is validated too, and later checkpoints leave the export alone.
 
-A run folder holds ``config.yaml``, ``train.log``, ``metrics.csv``, ``tensorboard/``,
-``checkpoints/step_XXXXXXXX.pt`` (what an exact resume needs) and what the task exports.
+A run folder holds ``config.yaml``, ``train.log``, its loggers' files (by default
+``metrics.csv``, ``audio/`` and ``tensorboard/``), ``checkpoints/step_XXXXXXXX.pt`` (what an
+exact resume needs) and what the task exports.
 Resuming (``train.resume=true`` with the same run folder) restores the model, the optimizer,
 the schedule (and its horizon: a longer max_steps does not stretch it), the grad scaler, every
 RNG and the data position, so on a CPU a resumed run ends
@@ -24,12 +25,10 @@ of each epoch's batches; rank 0 alone writes, and holds the run folder's lock.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 import random
-import shutil
 import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from .atomic import atomic_write_text
 from .checkpoint import load_latest_training_state, save_training_state
 from .config import ConfigError, flatten
 from .distributed import Context, setup
+from .loggers import LOGGERS, forget, open_loggers, run_entries
 from .outputs import LOCK_NAME, exclusive, remove_temporaries
 from .preemption import PreemptionWatch, exit_cleanly_in_worker, next_batch
 from .processes import die_with_parent
@@ -60,11 +60,10 @@ WORKER_NICENESS = 5  # data workers yield the CPU to the training threads; prefe
 RUN_ENTRIES = (
     "config.yaml",
     "train.log",
-    "metrics.csv",
-    "tensorboard",
     "checkpoints",
     "pitch",
-)  # pitch/: a pitch model's F0 contours (contours.py)
+    *run_entries(),
+)  # pitch/: a pitch model's F0 contours (contours.py); the loggers' files (loggers.py)
 # The settings a resume may change: budgets, logging and resources. Every other key shapes the
 # weights (model, data, optimizer, schedule, seed), so changing it would silently mix two runs.
 RESUME_CHANGEABLE = (
@@ -84,6 +83,12 @@ RESUME_CHANGEABLE = (
     "train.memory",
     "train.activation_checkpointing",
     "train.schedule_steps",
+    "train.loggers",
+    "train.wandb.project",
+    "train.wandb.entity",
+    "train.wandb.mode",
+    "train.mlflow.tracking_uri",
+    "train.mlflow.experiment",
     "data.num_workers",
     "data.synthetic_dir",
     "device",
@@ -667,8 +672,7 @@ def _claim_run_folder(run_dir: Path, cfg: DictConfig, task: Task) -> None:
             f"hydra.run.dir={run_dir}: holds a trained run; continue it with train.resume=true, or give a new folder"
         )
     elif entries:  # a run stopped before its first checkpoint: start it over, without its old curves
-        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
-        (run_dir / "metrics.csv").unlink(missing_ok=True)
+        forget(run_dir)
 
 
 def _check_resume_config(saved_path: Path, cfg: DictConfig) -> None:
@@ -853,43 +857,37 @@ class _Window:
 
 
 class _Writer:
-    """metrics.csv, TensorBoard events, train.log and config.yaml of a run (rank 0 only)."""
+    """config.yaml, train.log and the loggers of a run (rank 0 only): each logger gets the same
+    rows (the task's columns, ``split`` and ``time_s``) and the same audio."""
 
     def __init__(self, run_dir: Path, cfg: DictConfig, fields: tuple[str, ...], resumed_at: int | None):
-        from torch.utils.tensorboard import SummaryWriter
-
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         handler = logging.FileHandler(run_dir / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("audio_vq").addHandler(handler)
         self.handler = handler
-        self.fields = fields
-        self.csv_path = run_dir / "metrics.csv"
-        self._truncate_csv(resumed_at)
-        self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at)
+        self.loggers = open_loggers(cfg.train.loggers, run_dir, cfg, fields, resumed_at)
         self.started = time.monotonic()
-
-    def _truncate_csv(self, resumed_at: int | None) -> None:
-        """A resumed run repeats the steps after its checkpoint: drop their old rows, so the
-        file holds each step once."""
-        if resumed_at is None or not self.csv_path.exists():
-            atomic_write_text(self.csv_path, ",".join(self.fields) + "\n")
-            return
-        with open(self.csv_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resumed_at]
-        text = [",".join(self.fields)] + [",".join(r.get(k) or "" for k in self.fields) for r in rows]
-        atomic_write_text(self.csv_path, "\n".join(text) + "\n")
 
     def scalars(self, row: dict, split: str) -> None:
         row = {**row, "split": split, "time_s": round(time.monotonic() - self.started, 3)}
-        for k, v in row.items():
-            if k not in ("step", "split") and isinstance(v, (int, float)):
-                self.tb.add_scalar(f"{split}/{k}", v, row["step"])
-        with open(self.csv_path, "a", newline="") as f:
-            csv.writer(f).writerow(["" if row.get(k) is None else row.get(k, "") for k in self.fields])
+        for logger in self.loggers:
+            logger.scalars(row["step"], split, row)
+
+    def audio(self, step: int, tag: str, wave, sample_rate: int) -> None:
+        """``wave``: (T,) float samples of a clip (``tag``: e.g. valid/generated)."""
+        for logger in self.loggers:
+            logger.audio(step, tag, np.asarray(wave, dtype=np.float32), sample_rate)
 
     def close(self) -> None:
-        self.tb.close()
+        for logger in self.loggers:
+            logger.close()
         logging.getLogger("audio_vq").removeHandler(self.handler)
         self.handler.close()
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """Each of ``train.loggers`` available (its extra installed): checked before any heavy work."""
+    for name in cfg.train.loggers:
+        LOGGERS[name].check_available()

@@ -32,6 +32,7 @@ from ..trainer import (
     EpochBatches,
     Task,
     TrainingError,
+    check_loggers,
     core_share,
     fit,
     init_loader_worker,
@@ -152,9 +153,9 @@ class VQVAETask(Task):
         f0 = [batch["f0"][0].numpy()] if "f0" in batch else None  # its own contour: a reconstruction
         wave = Generator(cpu_model, backend="auto", threads=1).generate([codes], [speaker], seed=step, f0=f0)[0]
         if not self.logged_original:
-            writer.tb.add_audio("valid/original", x[0].cpu().unsqueeze(0), step, rate)
+            writer.audio(step, "valid/original", x[0].float().cpu().numpy(), rate)
             self.logged_original = True
-        writer.tb.add_audio("valid/generated", torch.from_numpy(wave).unsqueeze(0), step, rate)
+        writer.audio(step, "valid/generated", wave, rate)
         model.train(was_training)
 
     def describe(self, model: VQVAE, ctx: Context) -> str:
@@ -203,6 +204,7 @@ def run(
 def _check_config(cfg: DictConfig) -> None:
     """Fail before any heavy work, with one line naming the key."""
     validate(cfg, TrainCommandOptions)
+    check_loggers(cfg)
     if cfg.data.manifest is None:  # the command line's train prepares the synthetic corpus then
         raise ConfigError("data.manifest=None: expected a manifest.jsonl path (or its folder)")
     manifest = Path(cfg.data.manifest).expanduser()

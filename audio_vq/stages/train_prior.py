@@ -26,7 +26,7 @@ from ..distributed import Context
 from ..memory import check_fits
 from ..models.prior import UnitPrior
 from ..options import TrainPriorOptions, validate
-from ..trainer import EpochBatches, Task, fit, init_loader_worker
+from ..trainer import EpochBatches, Task, check_loggers, fit, init_loader_worker
 from ..units.corpus import UnitCorpus, UnitCrops, collate_units, load_units, speakers_of, split_corpus
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,7 @@ def run(
 
 def _check_config(cfg: DictConfig) -> None:
     validate(cfg, TrainPriorOptions)
+    check_loggers(cfg)
 
 
 def _task(cfg: DictConfig) -> PriorTask:
