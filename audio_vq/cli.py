@@ -46,9 +46,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(name: str, overrides: list[str]) -> int:
+    from .commands import compose_command, execute
+    from .sweep import MULTIRUN_FLAGS, multirun
+
+    if any(a in MULTIRUN_FLAGS for a in overrides):  # Hydra's multirun: a job per combination of values
+        rest = [a for a in overrides if a not in MULTIRUN_FLAGS]
+        return report(name, lambda: multirun(name, rest))
+    return report(name, lambda: execute(name, *compose_command(name, overrides)))
+
+
+def report(name: str, run) -> int:
+    """``run()``'s exit status, and each error the user can act on as one line and a status."""
     from .audio import AudioError
     from .checkpoint import ModelDirError
-    from .commands import compose_command, execute
     from .config import ConfigError
     from .corpora import CorpusError
     from .manifest import ManifestError
@@ -57,7 +67,7 @@ def _run(name: str, overrides: list[str]) -> int:
     from .trainer import Preempted, TrainingError
 
     try:
-        return execute(name, *compose_command(name, overrides))
+        return run()
     except (ConfigError, CorpusError, ManifestError, AudioError, ModelDirError, OutputError) as e:
         print(f"{PROG} {name}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -102,11 +112,12 @@ def _one_line(e: OSError) -> str:
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: {PROG} <command> [key=value ...]", "", "commands:"]
+    lines = [f"usage: {PROG} <command> [-m] [key=value ...]", "", "commands:"]
     lines += [f"  {n:{width}s}  {c.summary}" for n, c in COMMANDS.items()]
     lines += [
         "",
         f"'{PROG} <command> --help' lists a command's keys and their defaults.",
+        f"'{PROG} <command> -m key=a,b ...' sweeps (train, train-prior, extract; Hydra's multirun and launchers).",
         f"'{PROG} --version' prints the version.",
     ]
     return "\n".join(lines)

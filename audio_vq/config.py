@@ -25,7 +25,7 @@ def compose(config_name: str, overrides: Sequence[str] = (), package: str = CONF
 
     Raises ConfigError for unknown keys, malformed overrides, missing required keys and, for a
     command with typed options (options.py), values out of range."""
-    return _checked(_compose(config_name, overrides, with_hydra=False, package=package))
+    return checked(_compose(config_name, overrides, with_hydra=False, package=package))
 
 
 def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictConfig, str]:
@@ -39,7 +39,7 @@ def compose_run(config_name: str, overrides: Sequence[str] = ()) -> tuple[DictCo
     folder = str(folder)
     with open_dict(cfg):
         del cfg["hydra"]
-    return _checked(cfg), folder
+    return checked(cfg), folder
 
 
 def _compose(config_name: str, overrides: Sequence[str], with_hydra: bool, package: str) -> DictConfig:
@@ -91,7 +91,7 @@ def _comma_list(override: str) -> str:
     return override
 
 
-def _checked(cfg: DictConfig) -> DictConfig:
+def checked(cfg: DictConfig) -> DictConfig:
     """``cfg`` with every required key given and every value in range."""
     from .options import validate
 

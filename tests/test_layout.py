@@ -10,7 +10,7 @@ import audio_vq
 
 PACKAGE = Path(audio_vq.__file__).parent
 STAGES = "audio_vq.stages"
-ABOVE_STAGES = {"audio_vq.cli", "audio_vq.commands", "audio_vq.api"}  # what drives the stages
+ABOVE_STAGES = {"audio_vq.cli", "audio_vq.commands", "audio_vq.api", "audio_vq.sweep"}  # what drives the stages
 
 
 def module_name(path: Path) -> str:
