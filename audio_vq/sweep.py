@@ -34,6 +34,7 @@ def multirun(name: str, overrides: list[str]) -> int:
     """Run command ``name`` as a Hydra multirun of ``overrides`` (sweep syntax); its exit status."""
     if name not in SWEEPS:
         raise ConfigError(f"-m: {name} does not sweep (sweeps: {', '.join(SWEEPS)})")
+    _check_launcher(overrides)
     if name == "extract":
         overrides = _shards(overrides)
     jobs = expand(overrides)
@@ -76,6 +77,17 @@ def _shards(overrides: list[str]) -> list[str]:
     if n < 2:
         raise ConfigError(f"extract -m: num_shards={n}: expected an integer >= 2 (one shard per job)")
     return [*overrides, f"shard=range(0,{n})"]
+
+
+def _check_launcher(overrides: list[str]) -> None:
+    """A submitit launcher named without its plugin installed: one line naming the extra."""
+    import importlib.util
+
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.strip() == "hydra/launcher" and value.strip().startswith("submitit"):
+            if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+                raise ConfigError(f"{o.strip()} needs hydra-submitit-launcher: pip install 'audio_vq[slurm]'")
 
 
 def _is_launcher(override: str) -> bool:

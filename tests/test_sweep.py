@@ -74,6 +74,18 @@ def test_a_bad_value_of_any_job_is_one_line_before_any_job_runs(units, tmp_path)
     assert r.returncode == 2 and "evaluate does not sweep" in r.stderr
 
 
+def test_a_launcher_whose_extra_is_missing_is_one_line(units, monkeypatch):
+    import importlib.util
+
+    from audio_vq.config import ConfigError
+    from audio_vq.sweep import multirun
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if "submitit" in n else real(n, *a))
+    with pytest.raises(ConfigError, match=r"hydra/launcher=submitit_slurm needs .*pip install 'audio_vq\[slurm\]'"):
+        multirun("train-prior", [f"units={units}", "hydra/launcher=submitit_slurm"])
+
+
 def test_extract_runs_as_an_array_job_of_shards_then_merges(tiny_trained, tmp_path):
     """Through submitit_local (hydra-submitit-launcher: a process per job, as SLURM's tasks):
     the merged units equal one process's, and each shard ran once."""
