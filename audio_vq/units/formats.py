@@ -644,14 +644,10 @@ class LhotseWriter(UnitWriter):
     def read(cls, path, q, codebook):
         try:
             with gzip.open(path, "rt", encoding="utf-8") as f:
-                for lineno, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    where = f"{path}:{lineno}"
+                for where, cut in _json_lines(f, path, "a lhotse cut"):
                     try:
-                        cut = json.loads(line)
                         custom, uid = cut.get("custom") or {}, str(cut["id"])
-                    except (ValueError, KeyError, TypeError, AttributeError) as e:
+                    except (KeyError, AttributeError) as e:
                         raise UnitFormatError(f"{where}: not a lhotse cut ({e})") from None
                     speakers = [s.get("speaker") for s in cut.get("supervisions") or []]
                     sources = ((cut.get("recording") or {}).get("sources") or [{}])[0]
@@ -881,17 +877,28 @@ def _read_textless(stem: Path) -> Iterator[Record]:
         yield f"{ids_path if ids_path.is_file() else units_path}:{i + 1}", Record(uid, u, d)
 
 
+def _json_lines(lines: Iterable[str], path: Path, what: str) -> Iterator[tuple[str, dict]]:
+    """(where, object) of each non-blank JSON line; UnitFormatError naming the line otherwise."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise UnitFormatError(f"{where}: not {what} ({e})") from None
+        if not isinstance(obj, dict):
+            raise UnitFormatError(f"{where}: not {what} (a JSON object per line)")
+        yield where, obj
+
+
 def _read_jsonl(p: Path, q: int) -> Iterator[Record]:
     with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
+        for where, obj in _json_lines(f, p, "a units record"):
             try:
-                obj = json.loads(line)
                 d = obj.get("durations")
                 uid, units = str(obj["id"]), obj["units"]
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
+            except KeyError as e:
                 raise UnitFormatError(f"{where}: not a units record ({e})") from None
             yield where, _record(where, uid, units, d, q, obj.get("num_samples"))
 
