@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -176,13 +176,54 @@ class UnitExtractor:
     def _encode_long(self, wave: np.ndarray) -> np.ndarray:
         """Windows of chunk_frames, each with context_frames of real audio on both sides (none
         past the utterance's ends), keeping only the window's own frames."""
-        frames, pieces = self.num_frames(len(wave)), []
-        for first in range(0, frames, self.chunk_frames):
-            last = min(first + self.chunk_frames, frames)
-            lo, hi = max(0, first - self.context_frames), min(frames, last + self.context_frames)
-            window = wave[lo * self.hop : hi * self.hop]
-            pieces.append(self._encode_padded([window])[0][:, first - lo : last - lo])
-        return np.concatenate(pieces, axis=1)
+        frames = self.num_frames(len(wave))
+        return np.concatenate(
+            [
+                self._window(wave, 0, first, min(first + self.chunk_frames, frames), frames)
+                for first in range(0, frames, self.chunk_frames)
+            ],
+            axis=1,
+        )
+
+    def _window(self, audio_: np.ndarray, start: int, first: int, last: int, frames: int | None) -> np.ndarray:
+        """Codes (Q, last - first) of frames [first, last), encoded with context_frames of the
+        audio on both sides (none before sample 0, nor past frame ``frames``, the end of the audio;
+        None: the audio goes on); ``audio_`` holds the audio from sample ``start`` on."""
+        lo, hi = max(0, first - self.context_frames), last + self.context_frames
+        hi = hi if frames is None else min(frames, hi)
+        window = audio_[lo * self.hop - start : hi * self.hop - start]
+        return self._encode_padded([window])[0][:, first - lo : last - lo]
+
+    @property
+    def lookahead_samples(self) -> int:
+        """How much audio past a frame a streaming encoder needs before that frame's code is
+        final: the encoder's right context (the algorithmic latency of :meth:`stream`, with its
+        window)."""
+        return self.context_frames * self.hop
+
+    @torch.no_grad()
+    def stream(self, chunks: Iterable[np.ndarray], window_frames: int | None = None) -> Iterator[np.ndarray]:
+        """Codes (Q, n) of a stream of mono float32 chunks (T_i,) at the model's rate, each as soon
+        as its look-ahead (:attr:`lookahead_samples`) has arrived; concatenated, they are the
+        codes :meth:`extract` gives the whole audio. ``window_frames``: frames encoded at a time
+        (rounded up to the coarsest level's span; default one span): fewer, less latency; more,
+        less compute. Memory stays bounded: audio before the window's left context is dropped."""
+        group = max(self.model.quantizer.level_ratios)
+        window = _round_up(max(1, int(window_frames or group)), group)
+        held, start, total, done = np.zeros(0, np.float32), 0, 0, 0
+        for chunk in chunks:
+            chunk = np.asarray(chunk, dtype=np.float32)
+            if chunk.ndim != 1:
+                raise ValueError(f"stream expects mono chunks (T,), got shape {chunk.shape}")
+            held, total = np.concatenate([held, chunk]), total + len(chunk)
+            while (done + window + self.context_frames) * self.hop <= total:  # its right context is here
+                yield self._window(held, start, done, done + window, None)
+                done += window
+                keep = max(0, (done - self.context_frames) * self.hop)  # the next window's left context on
+                held, start = held[keep - start :], keep
+        frames = self.num_frames(total)
+        for first in range(done, frames, window):  # the end: no more look-ahead to wait for
+            yield self._window(held, start, first, min(first + window, frames), frames)
 
 
 def _round_up(n: int, multiple: int) -> int:

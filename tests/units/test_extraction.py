@@ -86,3 +86,36 @@ def test_path_and_other_sample_rates(extractor, waves, tmp_path):
     assert at_8k.num_samples == len(waves[2][::2]) * 2
     with pytest.raises(ValueError, match="mono"):
         extractor.extract(np.zeros((2, 100), np.float32))
+
+
+@pytest.mark.parametrize("window_frames", [None, 3, 16])
+def test_streamed_codes_equal_the_whole_audios_and_wait_only_for_the_look_ahead(model_dir, waves, window_frames):
+    """Fed in uneven chunks, the stream gives exactly extract's codes, and each code as soon as
+    its look-ahead has arrived. Catches a window cut without its right context (codes that
+    change once more audio comes), a dropped or repeated frame at a chunk's edge, and a stream
+    that waits for the end."""
+    extractor = UnitExtractor.from_pretrained(model_dir)
+    x = np.concatenate(waves)
+    sizes = np.random.default_rng(0).integers(1, 700, len(x))
+    cuts = np.cumsum(sizes)[np.cumsum(sizes) < len(x)]
+    chunks = np.split(x, cuts)
+    received, emitted_by = 0, []  # frames emitted once each chunk had arrived
+    pieces = []
+
+    def feed():
+        nonlocal received
+        for chunk in chunks:
+            received += len(chunk)
+            yield chunk
+            emitted_by.append((received, sum(p.shape[1] for p in pieces)))
+
+    for codes in extractor.stream(feed(), window_frames):
+        pieces.append(codes)
+    assert np.array_equal(np.concatenate(pieces, axis=1), extractor.extract(x).codes)
+    group = max(extractor.model.quantizer.level_ratios)
+    window = -(-(window_frames or group) // group) * group
+    for samples, frames in emitted_by[:-1]:  # every frame whose look-ahead has arrived is out
+        ready = (samples - extractor.lookahead_samples) // TINY_HOP
+        assert frames >= ready - window + 1
+    with pytest.raises(ValueError, match="mono chunks"):
+        list(extractor.stream([np.zeros((2, 10), np.float32)]))
