@@ -75,7 +75,7 @@ def save_pretrained(
     handle = _handle(model)
     if save_directory.resolve() == handle.directory.resolve():
         raise ConfigError(f"{save_directory}: is the model directory itself; save to another folder")
-    card = {**_card(handle.directory, handle.config), **(model_card_kwargs or {})}
+    card = {**_card(handle), **(model_card_kwargs or {})}
     handle.save_pretrained(save_directory, config=handle.config, model_card_kwargs=card, **push_kwargs)
     return save_directory
 
@@ -84,7 +84,7 @@ def push_to_hub(model: Any, repo_id: str, *, model_card_kwargs: dict | None = No
     """Upload ``model`` (as :func:`save_pretrained` writes it) to the Hub repository ``repo_id``;
     ``kwargs``: huggingface_hub's (private, token, branch, commit_message, ...). The commit's URL."""
     handle = _handle(model)
-    card = {**_card(handle.directory, handle.config), **(model_card_kwargs or {})}
+    card = {**_card(handle), **(model_card_kwargs or {})}
     return handle.push_to_hub(repo_id, config=handle.config, model_card_kwargs=card, **kwargs)
 
 
@@ -99,10 +99,7 @@ def from_pretrained(name_or_path: str | os.PathLike, device: str = "cpu", **hub_
 
 
 def _load(directory: Path, device: str):
-    config = (
-        OmegaConf.to_container(OmegaConf.load(directory / CONFIG_NAME)) if (directory / CONFIG_NAME).is_file() else {}
-    )
-    if isinstance(config, dict) and "prior" in config and "model" not in config:
+    if _section(directory) == "prior":
         prior, config, speakers = load_prior(directory, device)
         prior.config, prior.speaker_index = config, speakers
         return prior
@@ -134,8 +131,8 @@ def _mixin() -> type:
         """A model directory as the Hub sees it: what it saves, how it loads."""
 
         def __init__(self, directory: Path):
-            config, _, _ = load_weights_dir(directory, _section(directory))  # verified before it travels
-            self.directory, self.config = directory, config
+            config, speakers, _ = load_weights_dir(directory, _section(directory))  # verified before it travels
+            self.directory, self.config, self.speakers = directory, config, speakers
             self._hub_mixin_config = None  # config.json: the run's config, passed by save_pretrained
 
         def _save_pretrained(self, save_directory: Path) -> None:
@@ -162,15 +159,21 @@ def _mixin() -> type:
 
 
 def _section(directory: Path) -> str:
+    """What a directory holds, by its config.yaml: ``prior`` (a prior's) or ``model`` (a VQ-VAE's)."""
     config = OmegaConf.load(directory / CONFIG_NAME) if (directory / CONFIG_NAME).is_file() else {}
+    return _kind(config)
+
+
+def _kind(config) -> str:
     return "prior" if "prior" in config and "model" not in config else "model"
 
 
-def _card(directory: Path, config: dict) -> dict:
-    """The model card's fields: what the model is, its config, its data and its metrics."""
-    is_prior = "prior" in config and "model" not in config
+def _card(handle) -> dict:
+    """The model card's fields of a verified directory (the mixin instance): what the model is,
+    its config, its data and its metrics."""
+    directory, config, speakers = handle.directory, handle.config, handle.speakers
+    is_prior = _kind(config) == "prior"
     section = config["prior" if is_prior else "model"]
-    speakers = load_weights_dir(directory, "prior" if is_prior else "model")[1]
     if is_prior:
         units = config.get("units") or {}
         summary = (
