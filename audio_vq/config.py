@@ -133,6 +133,17 @@ def resolve_device(device: str, local_rank: int = 0):
     return torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
 
 
+def optional_import(module: str, extra: str, user: str, error: type[Exception] = ConfigError):
+    """``module`` (an optional package's), or ``error`` in one line: ``<user> needs <module>: pip
+    install 'audio_vq[<extra>]'``. Every adapter of an optional extra imports through here."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise error(f"{user} needs {module}: pip install 'audio_vq[{extra}]'") from None
+
+
 def is_number(v: Any) -> bool:
     """A finite int or float (not a bool, not inf or nan)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

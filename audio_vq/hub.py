@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from .atomic import atomic_path
 from .checkpoint import CHECKSUM_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model, load_prior, load_weights_dir
-from .config import ConfigError
+from .config import ConfigError, optional_import
 from .manifest import SPEAKERS_NAME
 
 REPO_URL = "https://github.com/audio-vq/audio_vq"
@@ -120,10 +120,7 @@ def _handle(model: Any):
 @functools.cache
 def _mixin() -> type:
     """The ModelHubMixin class, made on first use (huggingface_hub is an optional extra)."""
-    try:
-        from huggingface_hub import ModelHubMixin
-    except ImportError:
-        raise ConfigError("models by name need huggingface_hub: pip install 'audio_vq[hf]'") from None
+    ModelHubMixin = optional_import("huggingface_hub", "hf", "models by name").ModelHubMixin
 
     class Pretrained(
         ModelHubMixin, library_name="audio_vq", tags=TAGS, repo_url=REPO_URL, model_card_template=MODEL_CARD

@@ -16,7 +16,6 @@ Defining a subclass registers it in :data:`LOGGERS`.
 from __future__ import annotations
 
 import csv
-import importlib
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write_text
-from .config import ConfigError, flatten
+from .config import flatten, optional_import
 
 LOGGERS: dict[str, type["Logger"]] = {}
 METRICS_CSV = "metrics.csv"
@@ -47,14 +46,8 @@ class Logger:
     @classmethod
     def check_available(cls) -> None:
         """ConfigError naming the extra when the logger's package is missing."""
-        if cls.package is None:
-            return
-        try:
-            importlib.import_module(cls.package)
-        except ImportError:
-            raise ConfigError(
-                f"train.loggers={cls.name} needs {cls.package}: pip install 'audio_vq[{cls.name}]'"
-            ) from None
+        if cls.package is not None:
+            optional_import(cls.package, cls.name, f"train.loggers={cls.name}")
 
     def __init__(self, run_dir: Path, cfg: DictConfig, fields: tuple[str, ...], resumed_at: int | None):
         self.run_dir, self.cfg, self.fields = run_dir, cfg, fields

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .commands import COMMANDS, compose_command, execute
-from .config import HYDRA_VERSION_BASE, ConfigError
+from .config import HYDRA_VERSION_BASE, ConfigError, optional_import
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 SWEEPS = ("train", "train-prior", "extract")
@@ -81,13 +81,10 @@ def _shards(overrides: list[str]) -> list[str]:
 
 def _check_launcher(overrides: list[str]) -> None:
     """A submitit launcher named without its plugin installed: one line naming the extra."""
-    import importlib.util
-
     for o in overrides:
         key, _, value = o.partition("=")
         if key.strip() == "hydra/launcher" and value.strip().startswith("submitit"):
-            if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
-                raise ConfigError(f"{o.strip()} needs hydra-submitit-launcher: pip install 'audio_vq[slurm]'")
+            optional_import("hydra_plugins.hydra_submitit_launcher", "slurm", o.strip())
 
 
 def _is_launcher(override: str) -> bool:

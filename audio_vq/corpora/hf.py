@@ -16,9 +16,10 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ..config import optional_import
 from ..manifest import Utterance
 from .common import CorpusError, check_root, split_of
-from .sources import TABLE_SUFFIXES, AudioSource
+from .sources import TABLE_SUFFIXES, AudioSource, read_table
 
 CORPUS = "hf"
 BATCH_ROWS = 256  # rows read at a time: a scan holds one batch of a table in memory
@@ -38,19 +39,11 @@ def scan(
     ``id_column`` (None: the audio file's stem, else ``<table>-<row>``); ``text_column`` (None:
     no text); ``use_splits``: train / valid / test from the DatasetDict's split names or the
     files' names (validation and dev -> valid)."""
-    _pyarrow()
+    optional_import("pyarrow", "hf", "corpus=hf", CorpusError)
     root = check_root(root, CORPUS)
     for split_name, table in _tables(root):
         split = split_of(split_name) if use_splits else None
         yield from _rows(table, split, audio_column, speaker_column, id_column, text_column, default_speaker)
-
-
-def _pyarrow():
-    try:
-        import pyarrow
-    except ImportError:
-        raise CorpusError("corpus=hf needs pyarrow: pip install 'audio_vq[hf]'") from None
-    return pyarrow
 
 
 def _tables(root: Path) -> Iterator[tuple[str, Path]]:
@@ -136,8 +129,6 @@ def _batches(table: Path, columns: list[str]):
             _check_columns(table, columns, names)
             yield from reader.iter_batches(batch_size=BATCH_ROWS, columns=columns)
             return
-        from .sources import read_table
-
         data = read_table(table)  # memory-mapped: the audio bytes are not read here
         _check_columns(table, columns, data.column_names)
         yield from data.select(columns).to_batches(max_chunksize=BATCH_ROWS)

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ..config import optional_import
 from ..manifest import Utterance
 from .common import CorpusError, split_of
 from .sources import AudioSource
@@ -32,19 +33,11 @@ def scan(
     """Utterances of the lhotse manifests at ``root`` (see the module). ``default_speaker``: for
     cuts whose supervisions name none (None: such a cut is reported, not used).
     ``use_file_splits``: take train / valid / test from the manifest's name."""
-    lhotse = _lhotse()
+    lhotse = optional_import("lhotse", "lhotse", "corpus=lhotse", CorpusError)
     for path, cuts in _cut_sets(Path(root).expanduser(), lhotse):
         split = split_of(path.name) if use_file_splits else None
         for cut in cuts:
             yield _utterance(cut, path, split, default_speaker, lhotse)
-
-
-def _lhotse():
-    try:
-        import lhotse
-    except ImportError:
-        raise CorpusError("corpus=lhotse needs the lhotse package: pip install 'audio_vq[lhotse]'") from None
-    return lhotse
 
 
 def _cut_sets(root: Path, lhotse) -> Iterator[tuple[Path, object]]:

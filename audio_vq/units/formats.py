@@ -58,7 +58,7 @@ from typing import ClassVar, Iterable, Iterator
 import numpy as np
 
 from ..atomic import atomic_path, atomic_write_text
-from ..config import ConfigError
+from ..config import optional_import
 from ..outputs import inside, name_problem
 from .extraction import deduplicate, expand
 
@@ -688,20 +688,13 @@ class LhotseWriter(UnitWriter):
 
 
 def _pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError:
-        raise ConfigError("format=parquet needs pyarrow: pip install 'audio_vq[hf]'") from None
-    return pyarrow, pyarrow.parquet
+    return optional_import("pyarrow", "hf", "format=parquet"), optional_import(
+        "pyarrow.parquet", "hf", "format=parquet"
+    )
 
 
 def _lhotse():
-    try:
-        import lhotse
-    except ImportError:
-        raise ConfigError("format=lhotse needs the lhotse package: pip install 'audio_vq[lhotse]'") from None
-    return lhotse
+    return optional_import("lhotse", "lhotse", "format=lhotse")
 
 
 FORMATS = tuple(WRITERS)
