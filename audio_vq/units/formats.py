@@ -299,11 +299,15 @@ class UnitWriter:
         self._begin()
 
     def _begin(self) -> None:
-        """Open the temporaries (text formats: one per file of :meth:`files`)."""
+        """Open a temporary beside each file of :meth:`files`, renamed over it at close()."""
         for final in self.files(self.output):
             tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-            self._files.append(open(tmp, "w", encoding="utf-8", newline="\n"))
+            self._files.append(self._open(tmp))
             self._pending.append((tmp, final))
+
+    def _open(self, tmp: Path):
+        """A temporary opened for writing (a text file; anything with ``close()``)."""
+        return open(tmp, "w", encoding="utf-8", newline="\n")
 
     def write(self, record: Record) -> None:
         q = self.meta.num_codebooks
@@ -587,10 +591,11 @@ class ParquetWriter(UnitWriter):
         if self.meta.deduplicated:
             columns.append(("durations", pa.list_(pa.int32())))
         columns += [("num_samples", pa.int64()), ("frame_rate", pa.float64())]
-        self._schema = pa.schema(columns)
-        tmp = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
-        self._files.append(_RowGroups(pq.ParquetWriter(tmp, self._schema), self._schema, self.ROW_GROUP))
-        self._pending.append((tmp, self.output))
+        self._schema, self._pq = pa.schema(columns), pq
+        super()._begin()
+
+    def _open(self, tmp):
+        return _RowGroups(self._pq.ParquetWriter(tmp, self._schema), self._schema, self.ROW_GROUP)
 
     def _write(self, rec):
         row = {"id": rec.id, "speaker": rec.speaker, "path": rec.path, "units": rec.units.tolist()}
@@ -662,9 +667,10 @@ class LhotseWriter(UnitWriter):
 
     def _begin(self):
         self._lhotse = _lhotse()
-        tmp = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
-        self._files.append(gzip.open(tmp, "wt", encoding="utf-8", newline="\n"))
-        self._pending.append((tmp, self.output))
+        super()._begin()
+
+    def _open(self, tmp):
+        return gzip.open(tmp, "wt", encoding="utf-8", newline="\n")
 
     def _write(self, rec):
         lhotse = self._lhotse
