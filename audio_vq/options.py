@@ -316,8 +316,12 @@ class SampleOptions(DecodeOptions):
     format: str = opt(one_of(_sample_formats))
 
 
-def _labels(v) -> bool:
-    return (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(isinstance(x, str) for x in v)
+def _list_of(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A check of a list (a config's or Python's) whose every item passes ``ok``."""
+    return lambda v: (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(ok(x) for x in v)
+
+
+_labels = _list_of(lambda x: isinstance(x, str))
 
 
 @dataclass
@@ -395,8 +399,7 @@ def _loggers() -> tuple:
     return tuple(LOGGERS)
 
 
-def _logger_list(v) -> bool:
-    return (OmegaConf.is_list(v) or isinstance(v, (list, tuple))) and all(name in _loggers() for name in v)
+_logger_list = _list_of(lambda name: name in _loggers())
 
 
 @dataclass
@@ -424,8 +427,8 @@ def _memory_policies() -> tuple:
 
 @dataclass
 class TrainOptions:
-    """The training loop's keys (configs/train/*.yaml), a component of train and train-prior;
-    the trainer checks them under ``train.`` whether the command is typed yet or not."""
+    """The training loop's keys (configs/train/*.yaml), a component of train and train-prior
+    (their ``train`` field)."""
 
     batch_size: int = opt(at_least(1))
     lr: float = opt(positive("a learning rate"))
