@@ -40,12 +40,11 @@ def multirun(name: str, overrides: list[str]) -> int:
     jobs = expand(overrides)
     for job in jobs:  # every job's values checked before any runs
         compose_command(name, [o for o in job if not _is_launcher(o)])
-    command = COMMANDS[name]
-    status = _launch(name, command, overrides)
-    if status == 0 and name == "extract":  # the shards are done: merge them
+    _launch(name, COMMANDS[name], overrides)  # a failed job ends the process with its status
+    if name == "extract":  # the shards are done: merge them
         plain = [o for o in jobs[0] if not _is_launcher(o) and not o.startswith("shard=")]
-        status = execute(name, *compose_command(name, [*plain, "merge=true"]))
-    return status
+        return execute(name, *compose_command(name, [*plain, "merge=true"]))
+    return 0
 
 
 def expand(overrides: list[str]) -> list[list[str]]:
@@ -91,7 +90,7 @@ def _is_launcher(override: str) -> bool:
     return override.startswith(("hydra/", "hydra.", "+hydra"))
 
 
-def _launch(name: str, command, overrides: list[str]) -> int:
+def _launch(name: str, command, overrides: list[str]) -> None:
     """Hydra's own entry point (``hydra.main``) in multirun mode, with this job function."""
     import hydra
 
@@ -104,7 +103,6 @@ def _launch(name: str, command, overrides: list[str]) -> int:
         )(Job(name))()
     finally:
         sys.argv = argv
-    return 0
 
 
 class Job:
