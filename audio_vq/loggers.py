@@ -183,6 +183,7 @@ class MLflowLogger(_Resumable):
     package = "mlflow"
     id_file = "mlflow_run_id"
     STORE, ARTIFACTS = "mlflow.db", "mlflow"
+    PARAMS_PER_BATCH, PARAM_CHARS = 100, 500  # MLflow's limits on a batch and a param's value
     entries = (STORE, ARTIFACTS, id_file)
 
     def __init__(self, run_dir, cfg, fields, resumed_at):
@@ -205,8 +206,11 @@ class MLflowLogger(_Resumable):
             )
             run = self.client.create_run(experiment_id, run_name=run_dir.name)
             saved = run.info.run_id
-            for key, value in self._config().items():  # MLflow's params: one per dotted key
-                self.client.log_param(saved, key, str(value)[:500])
+            from mlflow.entities import Param
+
+            params = [Param(key, str(value)[: self.PARAM_CHARS]) for key, value in self._config().items()]
+            for i in range(0, len(params), self.PARAMS_PER_BATCH):  # MLflow's params: one per dotted key
+                self.client.log_batch(saved, params=params[i : i + self.PARAMS_PER_BATCH])
         self.run_id = saved
         self._keep_id(saved)
 
